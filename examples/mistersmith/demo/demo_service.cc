@@ -1,0 +1,2 @@
+// Placeholder, replaced by the demo service.
+int main() { return 0; }

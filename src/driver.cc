@@ -1,0 +1,85 @@
+#include "driver.h"
+
+#include "probe.h"
+#include "units.h"
+
+namespace backstop {
+
+uint64_t DataLossReport::TotalRows() const {
+  uint64_t n = 0;
+  for (const auto& i : items) {
+    if (i.unit == "rows") n += i.total();
+  }
+  return n;
+}
+
+uint64_t DataLossReport::TotalMessages() const {
+  uint64_t n = 0;
+  for (const auto& i : items) {
+    if (i.unit == "messages") n += i.total();
+  }
+  return n;
+}
+
+std::string DataLossReport::Summary() const {
+  std::string parts;
+  for (const auto& i : items) {
+    if (i.total() == 0) continue;
+    if (!parts.empty()) parts += ", ";
+    parts += FormatThousands(i.total()) + " " + i.unit + " in " + i.object;
+  }
+  if (parts.empty()) return "Data loss: none";
+  return "Data loss: yes — " + parts;
+}
+
+void DataLossReport::Append(const DataLossReport& other) {
+  items.insert(items.end(), other.items.begin(), other.items.end());
+  ledger_files.insert(ledger_files.end(), other.ledger_files.begin(), other.ledger_files.end());
+}
+
+HealthResult Driver::Health(const ComponentSpec& c, DriverContext& ctx) {
+  if (!c.health.enabled()) {
+    HealthResult r;
+    r.state = HealthResult::State::kUnknown;
+    r.detail = "no health probe configured";
+    return r;
+  }
+  return RunProbe(c.health, ctx.env);
+}
+
+DriverRegistry& DriverRegistry::Global() {
+  static DriverRegistry* registry = [] {
+    auto* r = new DriverRegistry();
+    RegisterBuiltinDrivers(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+void DriverRegistry::Register(DriverInfo info) {
+  std::string name = info.name;
+  drivers_[name] = std::move(info);
+}
+
+const DriverInfo* DriverRegistry::Find(const std::string& name) const {
+  auto it = drivers_.find(name);
+  return it == drivers_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> DriverRegistry::Names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, info] : drivers_) out.push_back(name);
+  return out;
+}
+
+Result<std::unique_ptr<Driver>> DriverRegistry::Create(const std::string& name) const {
+  const DriverInfo* info = Find(name);
+  if (info == nullptr) {
+    std::string known;
+    for (const auto& n : Names()) known += (known.empty() ? "" : ", ") + n;
+    return Status::NotFound("unknown driver '" + name + "'; known drivers: " + known);
+  }
+  return info->factory();
+}
+
+}  // namespace backstop

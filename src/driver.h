@@ -1,0 +1,192 @@
+// Driver: how Backstop acts on one kind of component (a process service,
+// config files, a PostgreSQL database, NATS streams, an nginx front).
+//
+// A rollback is a sequence of driver calls made by the run engine (run.h):
+//   Snapshot          -> manifest entry stored in a restore point
+//   Prepare           -> expensive staging that leaves live state alone
+//   AssessLoss        -> what restoring would discard (the data-loss ledger)
+//   Stop / Start      -> services only
+//   Restore           -> make the live state equal the entry
+//   VerifyRestored    -> check the live state equals the entry
+// Every call that changes anything must be idempotent: after a crash the run
+// engine calls it again with the same arguments and the same run id.
+//
+// Manifest entries are JSON objects owned by the driver, with two conventions
+// the rest of Backstop relies on:
+//   "blobs":   array of sha256 hex digests of every store blob the entry needs
+//              (verified before any rollback touches anything);
+//   "release": for services, the release name (the seed's "image").
+//   "config_hash": "sha256:<hex>" over the component's config files, where it has any.
+//
+// Ownership: drivers are created by the DriverRegistry and owned by the caller.
+// Thread-safety: a Driver instance is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "env.h"
+#include "spec.h"
+#include "status.h"
+
+namespace backstop {
+
+class Store;
+
+// Receives progress lines of long steps ("pg_restore: 40%").
+using ProgressFn = std::function<void(const std::string& line)>;
+
+struct DriverContext {
+  Env* env = nullptr;
+  Store* store = nullptr;
+  const Spec* spec = nullptr;
+  std::string state_dir;  // drivers may keep files under <state_dir>/components/<name>/
+  std::string run_id;     // empty outside a run
+  std::string run_dir;    // <state_dir>/runs/<run_id>, for artifacts such as the ledger
+  bool dry_run = false;
+  ProgressFn progress;    // may be empty
+  void Progress(const std::string& line) const {
+    if (progress) progress(line);
+  }
+};
+
+struct HealthResult {
+  enum class State { kPass, kFail, kUnknown };
+  State state = State::kUnknown;
+  int64_t latency_ms = 0;
+  std::string detail;  // "HTTP 200", "connection refused", "accepting connections"
+  // Extra signals for triggers: "connect_time_ms", "disconnected_ms", "cpu_percent", ...
+  std::map<std::string, double> signals;
+  bool pass() const { return state == State::kPass; }
+};
+
+// What a restore would discard, per table or stream.
+struct DataLossItem {
+  std::string component;
+  std::string object;  // table or stream name
+  std::string unit;    // "rows" or "messages"
+  uint64_t inserted = 0;
+  uint64_t deleted = 0;
+  uint64_t changed = 0;
+  uint64_t total() const { return inserted + deleted + changed; }
+};
+
+struct DataLossReport {
+  std::vector<DataLossItem> items;
+  std::vector<std::string> ledger_files;  // JSONL files with the keys/sequences, in run_dir
+  uint64_t TotalRows() const;
+  uint64_t TotalMessages() const;
+  // "Data loss: none" or "Data loss: yes — 1,204 rows in tasks, 3 in agents".
+  std::string Summary() const;
+  void Append(const DataLossReport& other);
+};
+
+struct IntegrityCheck {
+  std::string name;  // "row count agents", "foreign key tasks_assigned_agent_id_fkey"
+  bool passed = false;
+  std::string detail;  // "expected 12, found 12"
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+
+  // Captures the component's current state into ctx.store; returns its manifest entry.
+  virtual Result<nlohmann::json> Snapshot(const ComponentSpec& c, DriverContext& ctx) = 0;
+  // The current state without storing anything (release, position...), for status and plans.
+  virtual Result<nlohmann::json> Describe(const ComponentSpec& c, DriverContext& ctx) = 0;
+
+  // True for components that run (they are stopped and started around a rollback).
+  virtual bool IsService() const { return false; }
+  virtual Status Stop(const ComponentSpec& c, DriverContext& ctx) { return Status::OK(); }
+  virtual Status Start(const ComponentSpec& c, DriverContext& ctx) { return Status::OK(); }
+
+  // Heavy work that does not change live state (e.g. restore into a shadow database).
+  virtual Status Prepare(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) {
+    return Status::OK();
+  }
+  virtual Result<DataLossReport> AssessLoss(const ComponentSpec& c, const nlohmann::json& entry,
+                                            DriverContext& ctx) {
+    return DataLossReport{};
+  }
+  // Makes live state equal `entry`. Idempotent for a given ctx.run_id.
+  virtual Status Restore(const ComponentSpec& c, const nlohmann::json& entry,
+                         DriverContext& ctx) = 0;
+  // Checks the live state against `entry` after Restore (checksums, counts).
+  virtual Status VerifyRestored(const ComponentSpec& c, const nlohmann::json& entry,
+                                DriverContext& ctx) {
+    return Status::OK();
+  }
+  // Health: by default the component's probe from the spec (probe.h).
+  virtual HealthResult Health(const ComponentSpec& c, DriverContext& ctx);
+  // Data integrity checks for `backstop verify --data`; `entry` may be null
+  // (then checks against a restore point are skipped).
+  virtual Result<std::vector<IntegrityCheck>> CheckIntegrity(const ComponentSpec& c,
+                                                             const nlohmann::json& entry,
+                                                             DriverContext& ctx) {
+    return std::vector<IntegrityCheck>{};
+  }
+  // Removes what Restore kept aside for run `run_id` (e.g. <db>_pre_rollback_<run>).
+  virtual Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) {
+    return Status::OK();
+  }
+};
+
+// The schema of one driver setting, used by the spec parser to validate and
+// convert the settings map before any driver code sees it.
+struct SettingSchema {
+  enum class Type {
+    kString,
+    kPath,        // a string; made absolute against the spec's directory
+    kInt,
+    kBool,
+    kDuration,    // "30s" -> milliseconds
+    kPercent,     // "5%" -> 5.0
+    kBytes,       // "512MB" -> bytes
+    kStringList,  // [a, b] (a single string is accepted as a one-element list)
+    kPathList,
+    kStringMap,   // {k: v} with string values
+    kObjectList,  // list of maps validated against `fields`
+  };
+  std::string key;
+  Type type = Type::kString;
+  bool required = false;
+  std::string help;  // what is expected, shown in errors
+  std::vector<std::string> allowed;  // for kString: the accepted values (empty: any)
+  std::vector<SettingSchema> fields;  // for kObjectList
+  nlohmann::json default_value;       // filled in when absent (null: none)
+};
+
+struct DriverInfo {
+  std::string name;
+  std::vector<std::string> kinds;  // component kinds this driver serves
+  std::string summary;
+  std::vector<SettingSchema> settings;
+  std::function<std::unique_ptr<Driver>()> factory;
+};
+
+// The explicit registry of drivers, looked up by name. Built once by
+// RegisterBuiltinDrivers() (driver_registry.cc) and read-only afterwards.
+class DriverRegistry {
+ public:
+  static DriverRegistry& Global();  // with every built-in driver registered
+  void Register(DriverInfo info);
+  const DriverInfo* Find(const std::string& name) const;
+  std::vector<std::string> Names() const;
+  // NotFound naming the known drivers when `name` is unknown.
+  Result<std::unique_ptr<Driver>> Create(const std::string& name) const;
+
+ private:
+  std::map<std::string, DriverInfo> drivers_;
+};
+
+// Lists every built-in driver; the one place a new driver is added.
+void RegisterBuiltinDrivers(DriverRegistry& registry);
+
+}  // namespace backstop

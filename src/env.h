@@ -1,0 +1,139 @@
+// Env: the seams through which Backstop touches the operating system.
+//
+// Everything that reads the time, touches the file system or starts a process
+// goes through an Env, so unit tests can substitute a fake clock (an hour of
+// trigger samples in a millisecond), a file system that fails on demand, or a
+// process runner that records what would have run.
+//
+// Ownership: Env::Default() returns a process-wide instance that is never
+// deleted. An Env built from parts does not own them.
+// Thread-safety: the real implementations are safe to call from any thread;
+// fakes document their own rules.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "status.h"
+
+namespace backstop {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Monotonic time, for durations and deadlines.
+  virtual int64_t NowMicros() = 0;
+  // Wall-clock time in microseconds since the Unix epoch, for records and reports.
+  virtual int64_t WallMicros() = 0;
+  virtual void SleepForMicros(int64_t micros) = 0;
+};
+
+struct FileInfo {
+  uint64_t size = 0;
+  uint32_t mode = 0;  // permission bits only (07777)
+  int64_t mtime_ns = 0;
+  uint64_t inode = 0;
+  bool is_dir = false;
+  bool is_symlink = false;  // lstat semantics: the link itself
+  bool is_regular = false;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+  virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  // Crash-safe replace: writes `path.tmp-<pid>-<n>`, fsyncs it, renames it over
+  // `path` and fsyncs the directory. Readers see the old or the new content, never a mix.
+  virtual Status WriteFileAtomic(const std::string& path, std::string_view data,
+                                 uint32_t mode = 0644) = 0;
+  // Appends and fsyncs (journals, logs that must survive a crash).
+  virtual Status AppendFile(const std::string& path, std::string_view data) = 0;
+  virtual Status CreateDirs(const std::string& path, uint32_t mode = 0755) = 0;
+  virtual bool Exists(const std::string& path) = 0;
+  // lstat(): a symlink is reported as itself.
+  virtual Result<FileInfo> Stat(const std::string& path) = 0;
+  // Names in `dir`, without "." and "..", sorted.
+  virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+  // Removes a file or an empty directory. A missing path is OK.
+  virtual Status Remove(const std::string& path) = 0;
+  // Removes a tree. A missing path is OK.
+  virtual Status RemoveAll(const std::string& path) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  virtual Status SyncDir(const std::string& dir) = 0;
+  virtual Result<std::string> ReadLink(const std::string& path) = 0;
+  // Points `link` at `target` atomically (temp symlink + rename + dir fsync).
+  virtual Status SymlinkAtomic(const std::string& target, const std::string& link) = 0;
+  virtual Status Chmod(const std::string& path, uint32_t mode) = 0;
+};
+
+struct ProcessOptions {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::string cwd;                // empty: inherit
+  std::map<std::string, std::string> env;  // added to (or overriding) the inherited environment
+  std::string stdin_data;
+  std::string output_file;  // when set, stdout and stderr are appended to it instead of captured
+  int64_t timeout_ms = 0;   // 0: no limit; on expiry the process group gets SIGKILL
+};
+
+struct ProcessResult {
+  int exit_code = -1;    // -1 when killed by a signal
+  int term_signal = 0;   // the signal that ended it, if any
+  bool timed_out = false;
+  std::string out;       // captured stdout (unless output_file)
+  std::string err;       // captured stderr (unless output_file)
+  bool success() const { return exit_code == 0 && !timed_out; }
+  // A one-line description: "exit 3: <last line of stderr>".
+  std::string Describe() const;
+};
+
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  // Runs to completion (or timeout). A failure to start is an error Status;
+  // a non-zero exit is reported in the ProcessResult.
+  virtual Result<ProcessResult> Run(const ProcessOptions& options) = 0;
+  // Starts a long-lived process in its own session, reparented away from the
+  // caller so that it survives the caller's exit. Output goes to
+  // options.output_file. Returns its pid, which is also its process group id.
+  virtual Result<pid_t> SpawnDetached(const ProcessOptions& options) = 0;
+  // True if `pid` exists and is not a zombie.
+  virtual bool IsAlive(pid_t pid) = 0;
+  // Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22),
+  // used to tell a recorded pid from a recycled one. NotFound if gone.
+  virtual Result<uint64_t> StartTicks(pid_t pid) = 0;
+  virtual Status Signal(pid_t pid, int signal, bool whole_group) = 0;
+};
+
+class Env {
+ public:
+  Env(Clock* clock, FileSystem* fs, ProcessRunner* processes)
+      : clock_(clock), fs_(fs), processes_(processes) {}
+  // The real operating system.
+  static Env* Default();
+
+  Clock* clock() const { return clock_; }
+  FileSystem* fs() const { return fs_; }
+  ProcessRunner* processes() const { return processes_; }
+
+ private:
+  Clock* clock_;
+  FileSystem* fs_;
+  ProcessRunner* processes_;
+};
+
+// Helpers shared by many modules.
+std::string JoinPath(std::string_view a, std::string_view b);
+std::string Dirname(std::string_view path);
+std::string Basename(std::string_view path);
+// Makes `path` absolute against `base` (when relative) and removes "." parts.
+std::string AbsolutePath(std::string_view path, std::string_view base);
+// Current working directory of this process.
+std::string CurrentDir();
+
+}  // namespace backstop

@@ -1,0 +1,587 @@
+// The real Env: POSIX file system, processes and clocks.
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "env.h"
+
+extern char** environ;
+
+namespace backstop {
+namespace {
+
+std::atomic<uint64_t> g_temp_counter{0};
+
+std::string TempNameFor(const std::string& path) {
+  return path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter);
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("write " + path, errno);
+    }
+    off += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+class PosixClock : public Clock {
+ public:
+  int64_t NowMicros() override {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  int64_t WallMicros() override {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  void SleepForMicros(int64_t micros) override {
+    if (micros > 0) std::this_thread::sleep_for(std::chrono::microseconds(micros));
+  }
+};
+
+class PosixFileSystem : public FileSystem {
+ public:
+  Result<std::string> ReadFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status::NotFound(path + ": no such file");
+      return Status::FromErrno("open " + path, errno);
+    }
+    std::string out;
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        ::close(fd);
+        return Status::FromErrno("read " + path, e);
+      }
+      if (n == 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+  }
+
+  Status WriteFileAtomic(const std::string& path, std::string_view data, uint32_t mode) override {
+    std::string tmp = TempNameFor(path);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return Status::FromErrno("create " + tmp, errno);
+    Status st = WriteAll(fd, data, tmp);
+    if (st.ok() && ::fchmod(fd, mode) != 0) st = Status::FromErrno("chmod " + tmp, errno);
+    if (st.ok() && ::fsync(fd) != 0) st = Status::FromErrno("fsync " + tmp, errno);
+    if (::close(fd) != 0 && st.ok()) st = Status::FromErrno("close " + tmp, errno);
+    if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+      st = Status::FromErrno("rename " + tmp + " to " + path, errno);
+    }
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    return SyncDir(Dirname(path));
+  }
+
+  Status AppendFile(const std::string& path, std::string_view data) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::FromErrno("open " + path, errno);
+    Status st = WriteAll(fd, data, path);
+    if (st.ok() && ::fsync(fd) != 0) st = Status::FromErrno("fsync " + path, errno);
+    ::close(fd);
+    return st;
+  }
+
+  Status CreateDirs(const std::string& path, uint32_t mode) override {
+    if (path.empty()) return Status::OK();
+    struct stat sb;
+    if (::stat(path.c_str(), &sb) == 0) {
+      if (S_ISDIR(sb.st_mode)) return Status::OK();
+      return Status::IOError(path + " exists and is not a directory");
+    }
+    std::string parent = Dirname(path);
+    if (parent != path) BACKSTOP_RETURN_IF_ERROR(CreateDirs(parent, mode));
+    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+      return Status::FromErrno("mkdir " + path, errno);
+    }
+    return Status::OK();
+  }
+
+  bool Exists(const std::string& path) override {
+    struct stat sb;
+    return ::lstat(path.c_str(), &sb) == 0;
+  }
+
+  Result<FileInfo> Stat(const std::string& path) override {
+    struct stat sb;
+    if (::lstat(path.c_str(), &sb) != 0) {
+      if (errno == ENOENT) return Status::NotFound(path + ": no such file");
+      return Status::FromErrno("stat " + path, errno);
+    }
+    FileInfo info;
+    info.size = static_cast<uint64_t>(sb.st_size);
+    info.mode = sb.st_mode & 07777;
+    info.mtime_ns = static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec;
+    info.inode = sb.st_ino;
+    info.is_dir = S_ISDIR(sb.st_mode);
+    info.is_symlink = S_ISLNK(sb.st_mode);
+    info.is_regular = S_ISREG(sb.st_mode);
+    return info;
+  }
+
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) return Status::NotFound(dir + ": no such directory");
+      return Status::FromErrno("opendir " + dir, errno);
+    }
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  Status Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) == 0 || errno == ENOENT) return Status::OK();
+    if (errno == EISDIR || errno == EPERM) {
+      if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return Status::OK();
+    }
+    return Status::FromErrno("remove " + path, errno);
+  }
+
+  Status RemoveAll(const std::string& path) override {
+    auto info = Stat(path);
+    if (!info.ok()) return info.status().IsNotFound() ? Status::OK() : info.status();
+    if (info->is_dir) {
+      auto names = ListDir(path);
+      if (!names.ok()) return names.status();
+      for (const auto& n : *names) BACKSTOP_RETURN_IF_ERROR(RemoveAll(JoinPath(path, n)));
+      if (::rmdir(path.c_str()) != 0 && errno != ENOENT) {
+        return Status::FromErrno("rmdir " + path, errno);
+      }
+      return Status::OK();
+    }
+    return Remove(path);
+  }
+
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Status::FromErrno("rename " + from + " to " + to, errno);
+    }
+    return Status::OK();
+  }
+
+  Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno("open directory " + dir, errno);
+    Status st;
+    if (::fsync(fd) != 0) st = Status::FromErrno("fsync directory " + dir, errno);
+    ::close(fd);
+    return st;
+  }
+
+  Result<std::string> ReadLink(const std::string& path) override {
+    char buf[4096];
+    ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+    if (n < 0) {
+      if (errno == ENOENT) return Status::NotFound(path + ": no such link");
+      return Status::FromErrno("readlink " + path, errno);
+    }
+    return std::string(buf, static_cast<size_t>(n));
+  }
+
+  Status SymlinkAtomic(const std::string& target, const std::string& link) override {
+    std::string tmp = TempNameFor(link);
+    if (::symlink(target.c_str(), tmp.c_str()) != 0) {
+      return Status::FromErrno("symlink " + tmp, errno);
+    }
+    if (::rename(tmp.c_str(), link.c_str()) != 0) {
+      int e = errno;
+      ::unlink(tmp.c_str());
+      return Status::FromErrno("rename " + tmp + " to " + link, e);
+    }
+    return SyncDir(Dirname(link));
+  }
+
+  Status Chmod(const std::string& path, uint32_t mode) override {
+    if (::chmod(path.c_str(), mode) != 0) return Status::FromErrno("chmod " + path, errno);
+    return Status::OK();
+  }
+};
+
+// Builds the envp for a child: the inherited environment with `extra` applied.
+std::vector<std::string> BuildEnvironment(const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    std::string key(kv.substr(0, eq));
+    if (extra.count(key) == 0) out.emplace_back(kv);
+  }
+  for (const auto& [k, v] : extra) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Runs in the child after fork(): only async-signal-safe calls until exec.
+[[noreturn]] void ExecChild(std::vector<char*>& argv, std::vector<char*>& envp, const char* cwd,
+                            int in_fd, int out_fd, int err_fd) {
+  if (in_fd >= 0) ::dup2(in_fd, 0);
+  if (out_fd >= 0) ::dup2(out_fd, 1);
+  if (err_fd >= 0) ::dup2(err_fd, 2);
+  // Reset signal dispositions the parent may have changed.
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGHUP}) ::sigaction(s, &sa, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (cwd != nullptr && ::chdir(cwd) != 0) {
+    const char msg[] = "backstop: cannot change to the working directory\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+    _exit(127);
+  }
+  environ = envp.data();
+  ::execvp(argv[0], argv.data());
+  const char msg[] = "backstop: cannot execute the command: ";
+  (void)!::write(2, msg, sizeof msg - 1);
+  (void)!::write(2, argv[0], std::strlen(argv[0]));
+  (void)!::write(2, "\n", 1);
+  _exit(127);
+}
+
+class PosixProcessRunner : public ProcessRunner {
+ public:
+  explicit PosixProcessRunner(Clock* clock) : clock_(clock) {}
+
+  Result<ProcessResult> Run(const ProcessOptions& o) override {
+    if (o.argv.empty()) return Status::InvalidArgument("empty command");
+    std::vector<std::string> argv_s = o.argv;
+    std::vector<std::string> env_s = BuildEnvironment(o.env);
+    auto argv = CStrings(argv_s);
+    auto envp = CStrings(env_s);
+
+    int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+    int log_fd = -1;
+    auto close_all = [&] {
+      for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1],
+                     log_fd}) {
+        if (fd >= 0) ::close(fd);
+      }
+    };
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe", errno);
+    if (!o.output_file.empty()) {
+      log_fd = ::open(o.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (log_fd < 0) {
+        int e = errno;
+        close_all();
+        return Status::FromErrno("open " + o.output_file, e);
+      }
+    } else if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+      int e = errno;
+      close_all();
+      return Status::FromErrno("pipe", e);
+    }
+
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      int e = errno;
+      close_all();
+      return Status::FromErrno("fork", e);
+    }
+    if (pid == 0) {
+      ::setpgid(0, 0);  // own group, so a timeout can kill the whole tree
+      int out = log_fd >= 0 ? log_fd : out_pipe[1];
+      int err = log_fd >= 0 ? log_fd : err_pipe[1];
+      ExecChild(argv, envp, o.cwd.empty() ? nullptr : o.cwd.c_str(), in_pipe[0], out, err);
+    }
+    ::setpgid(pid, pid);
+    ::close(in_pipe[0]);
+    in_pipe[0] = -1;
+    if (out_pipe[1] >= 0) ::close(out_pipe[1]), out_pipe[1] = -1;
+    if (err_pipe[1] >= 0) ::close(err_pipe[1]), err_pipe[1] = -1;
+
+    ProcessResult result;
+    size_t in_off = 0;
+    if (o.stdin_data.empty()) {
+      ::close(in_pipe[1]);
+      in_pipe[1] = -1;
+    } else {
+      ::fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+    }
+    const int64_t deadline =
+        o.timeout_ms > 0 ? clock_->NowMicros() + o.timeout_ms * 1000 : INT64_MAX;
+    bool killed = false;
+    while (out_pipe[0] >= 0 || err_pipe[0] >= 0 || in_pipe[1] >= 0) {
+      struct pollfd fds[3];
+      int n = 0;
+      int idx_out = -1, idx_err = -1, idx_in = -1;
+      if (out_pipe[0] >= 0) idx_out = n, fds[n++] = {out_pipe[0], POLLIN, 0};
+      if (err_pipe[0] >= 0) idx_err = n, fds[n++] = {err_pipe[0], POLLIN, 0};
+      if (in_pipe[1] >= 0) idx_in = n, fds[n++] = {in_pipe[1], POLLOUT, 0};
+      int64_t now = clock_->NowMicros();
+      if (now >= deadline && !killed) {
+        ::kill(-pid, SIGKILL);
+        killed = true;
+        result.timed_out = true;
+      }
+      int wait_ms = deadline == INT64_MAX ? 1000
+                                          : static_cast<int>(std::clamp<int64_t>(
+                                                (deadline - now) / 1000 + 1, 1, 1000));
+      int r = ::poll(fds, n, wait_ms);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      auto drain = [&](int idx, int& fd, std::string& sink) {
+        if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
+        char buf[1 << 14];
+        ssize_t k = ::read(fd, buf, sizeof buf);
+        if (k > 0) {
+          sink.append(buf, static_cast<size_t>(k));
+        } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
+          ::close(fd);
+          fd = -1;
+        }
+      };
+      drain(idx_out, out_pipe[0], result.out);
+      drain(idx_err, err_pipe[0], result.err);
+      if (idx_in >= 0 && (fds[idx_in].revents & (POLLOUT | POLLERR | POLLHUP))) {
+        ssize_t k = ::write(in_pipe[1], o.stdin_data.data() + in_off, o.stdin_data.size() - in_off);
+        if (k > 0) in_off += static_cast<size_t>(k);
+        if (k < 0 && errno != EAGAIN && errno != EINTR) in_off = o.stdin_data.size();
+        if (in_off >= o.stdin_data.size()) {
+          ::close(in_pipe[1]);
+          in_pipe[1] = -1;
+        }
+      }
+      if (killed && r == 0) break;  // pipes held open by an escaped grandchild
+    }
+    int status = 0;
+    for (;;) {
+      pid_t w = ::waitpid(pid, &status, killed ? 0 : WNOHANG);
+      if (w == pid) break;
+      if (w < 0 && errno != EINTR) break;
+      if (w == 0) {
+        if (clock_->NowMicros() >= deadline && !killed) {
+          ::kill(-pid, SIGKILL);
+          killed = true;
+          result.timed_out = true;
+          continue;
+        }
+        clock_->SleepForMicros(2000);
+      }
+    }
+    close_all();
+    if (WIFEXITED(status)) {
+      result.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      result.term_signal = WTERMSIG(status);
+    }
+    return result;
+  }
+
+  Result<pid_t> SpawnDetached(const ProcessOptions& o) override {
+    if (o.argv.empty()) return Status::InvalidArgument("empty command");
+    std::vector<std::string> argv_s = o.argv;
+    std::vector<std::string> env_s = BuildEnvironment(o.env);
+    auto argv = CStrings(argv_s);
+    auto envp = CStrings(env_s);
+    int log_fd = -1;
+    if (!o.output_file.empty()) {
+      log_fd = ::open(o.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (log_fd < 0) return Status::FromErrno("open " + o.output_file, errno);
+    }
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    // The grandchild's pid travels back through this pipe; an exec failure
+    // closes the CLOEXEC pipe with nothing more written.
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) {
+      int e = errno;
+      if (log_fd >= 0) ::close(log_fd);
+      if (null_fd >= 0) ::close(null_fd);
+      return Status::FromErrno("pipe", e);
+    }
+    pid_t child = ::fork();
+    if (child < 0) {
+      int e = errno;
+      ::close(report[0]);
+      ::close(report[1]);
+      if (log_fd >= 0) ::close(log_fd);
+      if (null_fd >= 0) ::close(null_fd);
+      return Status::FromErrno("fork", e);
+    }
+    if (child == 0) {
+      ::setsid();
+      pid_t grandchild = ::fork();
+      if (grandchild != 0) {
+        int32_t p = grandchild;
+        (void)!::write(report[1], &p, sizeof p);
+        _exit(grandchild < 0 ? 1 : 0);
+      }
+      ::setpgid(0, 0);
+      int out = log_fd >= 0 ? log_fd : null_fd;
+      ExecChild(argv, envp, o.cwd.empty() ? nullptr : o.cwd.c_str(), null_fd, out, out);
+    }
+    ::close(report[1]);
+    if (log_fd >= 0) ::close(log_fd);
+    if (null_fd >= 0) ::close(null_fd);
+    int32_t p = -1;
+    ssize_t got = 0;
+    do {
+      got = ::read(report[0], &p, sizeof p);
+    } while (got < 0 && errno == EINTR);
+    ::close(report[0]);
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got != sizeof p || p <= 0) return Status::IOError("could not start " + o.argv[0]);
+    return static_cast<pid_t>(p);
+  }
+
+  bool IsAlive(pid_t pid) override {
+    if (pid <= 0) return false;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) return false;
+    auto rp = line.rfind(')');
+    if (rp == std::string::npos || rp + 2 >= line.size()) return false;
+    char state = line[rp + 2];
+    return state != 'Z' && state != 'X';
+  }
+
+  Result<uint64_t> StartTicks(pid_t pid) override {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) return Status::NotFound("process " + std::to_string(pid));
+    auto rp = line.rfind(')');
+    if (rp == std::string::npos) return Status::NotFound("process " + std::to_string(pid));
+    std::istringstream rest(line.substr(rp + 2));
+    std::string field;
+    // Fields after the command: state is field 3; starttime is field 22.
+    for (int i = 3; i <= 22; ++i) {
+      if (!(rest >> field)) return Status::NotFound("process " + std::to_string(pid));
+    }
+    return static_cast<uint64_t>(std::stoull(field));
+  }
+
+  Status Signal(pid_t pid, int sig, bool whole_group) override {
+    if (pid <= 0) return Status::InvalidArgument("bad pid");
+    if (::kill(whole_group ? -pid : pid, sig) != 0) {
+      if (errno == ESRCH) return Status::NotFound("process " + std::to_string(pid) + " is gone");
+      return Status::FromErrno("kill " + std::to_string(pid), errno);
+    }
+    return Status::OK();
+  }
+
+ private:
+  Clock* clock_;
+};
+
+}  // namespace
+
+std::string ProcessResult::Describe() const {
+  std::string what;
+  if (timed_out) {
+    what = "timed out";
+  } else if (term_signal != 0) {
+    what = std::string("killed by signal ") + strsignal(term_signal);
+  } else {
+    what = "exit " + std::to_string(exit_code);
+  }
+  std::string tail = err.empty() ? out : err;
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+  auto nl = tail.rfind('\n');
+  if (nl != std::string::npos) tail = tail.substr(nl + 1);
+  if (!tail.empty()) what += ": " + tail;
+  return what;
+}
+
+Env* Env::Default() {
+  static PosixClock clock;
+  static PosixFileSystem fs;
+  static PosixProcessRunner runner(&clock);
+  static Env env(&clock, &fs, &runner);
+  return &env;
+}
+
+std::string JoinPath(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (!b.empty() && b.front() == '/') return std::string(b);
+  std::string out(a);
+  if (out.back() != '/') out += '/';
+  out += b;
+  return out;
+}
+
+std::string Dirname(std::string_view path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string_view::npos) return ".";
+  if (slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+std::string Basename(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  auto slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+std::string AbsolutePath(std::string_view path, std::string_view base) {
+  std::string joined = (!path.empty() && path.front() == '/') ? std::string(path)
+                                                                : JoinPath(base, path);
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(joined);
+  while (std::getline(in, part, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (const auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+std::string CurrentDir() {
+  char buf[4096];
+  if (::getcwd(buf, sizeof buf) == nullptr) return ".";
+  return buf;
+}
+
+}  // namespace backstop

@@ -1,0 +1,157 @@
+// The spec: backstop.yaml parsed into a validated model.
+//
+// One spec describes one environment: its components (kind, driver, driver
+// settings, health probe, depends_on) and the triggers, decision matrix,
+// drills and notifications. LoadSpec either returns a Spec that is complete
+// and consistent (every depends_on target exists, no cycles, every driver
+// setting of the right type), or a Status listing every error found, each as
+// "file:line:column: <key>: <what was wrong>; <what was expected>".
+//
+// Thread-safety: a Spec is an immutable value after loading.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "status.h"
+
+namespace backstop {
+
+struct SourcePos {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based
+  std::string ToString() const;  // "file:line:column"
+};
+
+struct SpecError {
+  SourcePos pos;
+  std::string key;      // dotted path: "components.webui.health.interval"
+  std::string message;  // what was wrong and what was expected
+  std::string ToString() const;
+};
+
+// A health probe. Exactly one of http, tcp, exec, grpc is set in the YAML.
+struct ProbeSpec {
+  enum class Type { kNone, kHttp, kTcp, kExec, kGrpc };
+  Type type = Type::kNone;
+  std::string target;                // http: URL; tcp and grpc: host:port
+  std::vector<std::string> command;  // exec: argv
+  std::string grpc_service;          // grpc: service name; "" asks about the server
+  int expect_status = 0;             // http: 0 means any 2xx
+  int64_t interval_ms = 30'000;      // the seed: 30s
+  int64_t timeout_ms = 10'000;       // the seed: 10s
+  int retries = 3;                   // consecutive failures before "unhealthy"; start gate attempts
+  int64_t start_period_ms = 30'000;  // how long a start may take before the gate gives up
+  SourcePos pos;
+  bool enabled() const { return type != Type::kNone; }
+  std::string Describe() const;  // "http http://127.0.0.1:3000/health"
+};
+
+struct ComponentSpec {
+  std::string name;
+  std::string kind;    // service | config | database | stream | traffic
+  std::string driver;  // a name in the DriverRegistry
+  std::vector<std::string> depends_on;
+  ProbeSpec health;
+  // Driver-specific keys, validated against the driver's schema. Durations
+  // are converted to milliseconds (integers), percentages to numbers,
+  // relative paths (schema type kPath) made absolute against the spec's directory.
+  nlohmann::json settings = nlohmann::json::object();
+  SourcePos pos;
+};
+
+struct TriggerSpec {
+  std::string name;
+  std::string component;  // empty: every component the signal applies to
+  std::string signal;     // health | latency | error_rate | cpu | memory | connect_time |
+                          // disconnected | unreachable
+  std::string metric;     // error_rate from a Prometheus counter: "errors_total/requests_total"
+  int consecutive = 0;    // 0: not a consecutive-count rule
+  std::optional<double> above;  // in the signal's unit: ms for times, percent for rates
+  std::optional<double> below;
+  int64_t for_ms = 0;
+  int64_t window_ms = 0;           // ratios over a window (error_rate)
+  int64_t keep_firing_for_ms = 0;  // hysteresis
+  std::string missing_data = "fail";  // fail | ignore | keep
+  std::string action;  // component_rollback | evaluate_and_rollback | immediate_rollback | alert
+  SourcePos pos;
+};
+
+struct DecisionRule {
+  std::string scenario;
+  std::vector<std::string> triggers;  // trigger names that select this row
+  std::string scope;                  // component | component_and_dependents | affected | all | fallback
+  std::string procedure;              // free text shown in plans and reports
+  int64_t recovery_min_ms = 0;
+  int64_t recovery_max_ms = 0;  // the recovery-time target
+  SourcePos pos;
+};
+
+struct DrillSpec {
+  std::string name;
+  std::string scenario;   // a DecisionRule scenario or a built-in fault
+  std::string component;  // empty: the drill picks (rotating)
+  std::string schedule;   // weekly | monthly | quarterly | annually | a cron expression
+  std::string environment;
+  SourcePos pos;
+};
+
+struct NotifySpec {
+  std::string name;
+  std::string type;  // webhook | command | log
+  std::string url;
+  std::vector<std::string> command;
+  std::vector<std::string> on;  // events: rollback_started, rollback_finished, rollback_failed,
+                                // trigger_firing, drill_finished
+  SourcePos pos;
+};
+
+struct Spec {
+  std::string path;      // absolute path of the spec file
+  std::string base_dir;  // its directory: relative paths in the spec resolve against it
+  std::string environment;
+  bool requires_confirm = false;  // `protected:`; defaults to true for "production"
+  std::string state_dir;          // default <base_dir>/.backstop
+  std::string store_path;         // default <state_dir>/store
+  // Largest data loss a rollback may cause without --accept-data-loss.
+  uint64_t max_data_loss_rows = 0;
+  uint64_t max_data_loss_messages = 0;
+  std::vector<std::string> component_order;  // as written in the file
+  std::map<std::string, ComponentSpec> components;
+  std::vector<TriggerSpec> triggers;  // the seed's defaults when the file names none
+  bool triggers_defaulted = false;
+  std::vector<DecisionRule> decision_matrix;  // the seed's table when the file has none
+  bool decision_matrix_defaulted = false;
+  std::vector<DrillSpec> drills;
+  std::vector<NotifySpec> notify;
+
+  const ComponentSpec* Find(const std::string& name) const;
+};
+
+class DriverRegistry;
+
+// Reads and validates `path` against the global driver registry. On failure
+// the Status message lists every error, one per line, with positions.
+Result<Spec> LoadSpec(const std::string& path);
+// Same, from text; `filename` is used in positions and to resolve relative
+// paths. `registry` supplies the driver names and their setting schemas.
+Result<Spec> ParseSpec(const std::string& text, const std::string& filename,
+                       const DriverRegistry& registry);
+// The errors alone (empty when the spec is valid), for `backstop check --output json`.
+std::vector<SpecError> CheckSpecText(const std::string& text, const std::string& filename,
+                                     const DriverRegistry& registry);
+
+// The seed's eight triggers and its decision matrix.
+std::vector<TriggerSpec> DefaultTriggers();
+std::vector<DecisionRule> DefaultDecisionMatrix();
+
+// Starter specs for `backstop init --example NAME`. NotFound for unknown names.
+Result<std::string> ExampleSpec(const std::string& name);
+
+}  // namespace backstop

@@ -1,0 +1,60 @@
+#include "units.h"
+
+#include <gtest/gtest.h>
+
+#include "status.h"
+
+namespace backstop {
+namespace {
+
+TEST(UnitsTest, ParsesDurations) {
+  EXPECT_EQ(ParseDurationMs("250ms"), 250);
+  EXPECT_EQ(ParseDurationMs("30s"), 30'000);
+  EXPECT_EQ(ParseDurationMs("5m"), 300'000);
+  EXPECT_EQ(ParseDurationMs("1h30m"), 5'400'000);
+  EXPECT_EQ(ParseDurationMs("1.5s"), 1'500);
+  EXPECT_FALSE(ParseDurationMs("30"));
+  EXPECT_FALSE(ParseDurationMs("5 minutes"));
+  EXPECT_FALSE(ParseDurationMs(""));
+  EXPECT_FALSE(ParseDurationMs("s"));
+}
+
+TEST(UnitsTest, ParsesPercentages) {
+  EXPECT_EQ(ParsePercent("5%"), 5.0);
+  EXPECT_EQ(ParsePercent("95.5%"), 95.5);
+  EXPECT_FALSE(ParsePercent("5"));
+  EXPECT_FALSE(ParsePercent("101%"));
+  EXPECT_FALSE(ParsePercent("-1%"));
+  EXPECT_FALSE(ParsePercent("%"));
+}
+
+TEST(UnitsTest, ParsesBytes) {
+  EXPECT_EQ(ParseBytes("512MB"), 512'000'000u);
+  EXPECT_EQ(ParseBytes("2GiB"), 2ull * 1024 * 1024 * 1024);
+  EXPECT_EQ(ParseBytes("100"), 100u);
+  EXPECT_FALSE(ParseBytes("lots"));
+}
+
+TEST(UnitsTest, FormatsForHumans) {
+  EXPECT_EQ(FormatDurationMs(850), "850 ms");
+  EXPECT_EQ(FormatDurationMs(2310), "2.31 s");
+  EXPECT_EQ(FormatDurationMs(245'000), "4m05s");
+  EXPECT_EQ(FormatDurationSpec(5'400'000), "1h30m");
+  EXPECT_EQ(FormatThousands(1204), "1,204");
+  EXPECT_EQ(FormatThousands(12), "12");
+  EXPECT_EQ(FormatRfc3339(1'700'000'000'123'000, true), "2023-11-14T22:13:20.123Z");
+}
+
+TEST(StatusTest, CarriesCodeAndContext) {
+  Status st = Status::NotFound("blob abc").WithContext("restore point rp-1");
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(st.IsNotFound());
+  EXPECT_EQ(st.ToString(), "not found: restore point rp-1: blob abc");
+  Result<int> r = Status::Corruption("bad");
+  EXPECT_FALSE(r.ok());
+  Result<int> v = 3;
+  EXPECT_EQ(*v, 3);
+}
+
+}  // namespace
+}  // namespace backstop
