@@ -49,6 +49,12 @@ struct DriverContext {
   std::string state_dir;  // drivers may keep files under <state_dir>/components/<name>/
   std::string run_id;     // empty outside a run
   std::string run_dir;    // <state_dir>/runs/<run_id>, for artifacts such as the ledger
+  // During Snapshot: the id of the restore point being taken, and its kind
+  // ("manual", "safety", "pre-deploy", "drill"). A safety snapshot is taken by
+  // a rollback just before it acts; a driver may make it cheaper by
+  // referring to what its own Restore keeps aside (e.g. the replaced database).
+  std::string restore_point_id;
+  std::string snapshot_kind;
   bool dry_run = false;
   ProgressFn progress;    // may be empty
   void Progress(const std::string& line) const {
@@ -123,6 +129,9 @@ class Driver {
                                 DriverContext& ctx) {
     return Status::OK();
   }
+  // After a failed start or health gate: what the operator should look at
+  // ("process exited with status 1; last log lines: ..."). Empty if nothing to add.
+  virtual std::string Diagnose(const ComponentSpec& c, DriverContext& ctx) { return ""; }
   // Health: by default the component's probe from the spec (probe.h).
   virtual HealthResult Health(const ComponentSpec& c, DriverContext& ctx);
   // Data integrity checks for `backstop verify --data`; `entry` may be null
