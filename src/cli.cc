@@ -1,18 +1,809 @@
 #include "cli.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "driver.h"
+#include "lock.h"
+#include "output.h"
+#include "plan.h"
+#include "restore_point.h"
+#include "run.h"
+#include "spec.h"
+#include "state_db.h"
+#include "store.h"
+#include "units.h"
 
 namespace backstop {
+namespace {
+
+// Exit codes, documented in the README.
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;   // the operation ran and failed (unhealthy, verify failed...)
+constexpr int kExitInvalid = 2;  // bad input: spec, flags, selectors
+constexpr int kExitRefused = 3;  // refused before acting: lock held, confirmation, data loss
+
+int ExitCodeFor(const Status& st) {
+  switch (st.code()) {
+    case Status::Code::kOk:
+      return kExitOk;
+    case Status::Code::kInvalidArgument:
+    case Status::Code::kNotFound:
+      return kExitInvalid;
+    case Status::Code::kAborted:
+    case Status::Code::kDataLoss:
+    case Status::Code::kCorruption:
+      return kExitRefused;
+    default:
+      return kExitFailed;
+  }
+}
+
+struct GlobalOptions {
+  std::string spec_path;
+  std::string output = "text";
+};
+
+std::string DefaultSpecPath() {
+  const char* env = std::getenv("BACKSTOP_SPEC");
+  return env && *env ? env : "backstop.yaml";
+}
+
+std::string CommandLine(int argc, char** argv) {
+  std::string out = "backstop";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    out += " " + (a.find(' ') == std::string::npos ? a : "'" + a + "'");
+  }
+  return out;
+}
+
+std::string Pad(const std::string& s, size_t width) {
+  // Pads by characters as displayed: count UTF-8 lead bytes only.
+  size_t shown = 0;
+  for (unsigned char ch : s) {
+    if ((ch & 0xC0) != 0x80) ++shown;
+  }
+  return shown >= width ? s + " " : s + std::string(width - shown, ' ');
+}
+
+std::string HealthWord(const HealthResult& h) {
+  switch (h.state) {
+    case HealthResult::State::kPass:
+      return "healthy";
+    case HealthResult::State::kFail:
+      return "unhealthy";
+    default:
+      return "unknown";
+  }
+}
+
+// Everything a command that acts on an environment needs, opened in order.
+struct Environment {
+  Spec spec;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<StateDb> state;
+  std::unique_ptr<RunEngine> engine;
+};
+
+Result<std::unique_ptr<Environment>> OpenEnvironment(const GlobalOptions& g, Output& out) {
+  auto e = std::make_unique<Environment>();
+  BACKSTOP_ASSIGN_OR_RETURN(e->spec, LoadSpec(g.spec_path));
+  Env* env = Env::Default();
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(e->spec.state_dir));
+  BACKSTOP_ASSIGN_OR_RETURN(e->store, Store::Open(env, e->spec.store_path));
+  BACKSTOP_ASSIGN_OR_RETURN(e->state, StateDb::Open(JoinPath(e->spec.state_dir, "state.db")));
+  e->engine = std::make_unique<RunEngine>(env, e->spec, *e->store, *e->state,
+                                          DriverRegistry::Global(), out);
+  return e;
+}
+
+int Fail(Output& out, const Status& st) {
+  out.Error("backstop: " + st.message());
+  if (out.json()) {
+    out.Json({{"ok", false}, {"error", st.message()}, {"code", Status::CodeName(st.code())}});
+  }
+  return ExitCodeFor(st);
+}
+
+// Runs every component's health probe concurrently.
+std::map<std::string, HealthResult> ProbeAll(Environment& e,
+                                             const std::vector<std::string>& names) {
+  std::map<std::string, std::future<HealthResult>> pending;
+  std::map<std::string, HealthResult> out;
+  for (const auto& name : names) {
+    const ComponentSpec* c = e.spec.Find(name);
+    auto driver = e.engine->DriverFor(*c);
+    if (!driver.ok()) {
+      HealthResult h;
+      h.state = HealthResult::State::kFail;
+      h.detail = driver.status().message();
+      out[name] = h;
+      continue;
+    }
+    Driver* d = *driver;
+    pending[name] = std::async(std::launch::async, [&e, c, d] {
+      DriverContext ctx = e.engine->Context();
+      return d->Health(*c, ctx);
+    });
+  }
+  for (auto& [name, f] : pending) out[name] = f.get();
+  return out;
+}
+
+std::string DescribeState(const ComponentSpec& c, const nlohmann::json& d) {
+  if (!d.is_object()) return "-";
+  std::string s;
+  if (d.contains("release")) {
+    s = d["release"].is_string() ? "release " + d["release"].get<std::string>() : "no release";
+    if (d.value("running", false)) {
+      s += " (running, pid " + std::to_string(d.value("pid", 0)) + ")";
+    } else if (c.kind == "service") {
+      s += " (stopped)";
+    }
+  } else if (d.contains("config_hash")) {
+    s = d["config_hash"].get<std::string>().substr(0, 19) + "…";
+  } else if (d.contains("summary") && d["summary"].is_string()) {
+    s = d["summary"].get<std::string>();
+  } else {
+    s = "ok";
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- commands
+
+int CmdInit(const GlobalOptions& g, Output& out, const std::string& example,
+            const std::string& path, bool force) {
+  auto text = ExampleSpec(example);
+  if (!text.ok()) return Fail(out, text.status());
+  Env* env = Env::Default();
+  if (env->fs()->Exists(path) && !force) {
+    return Fail(out, Status::InvalidArgument(path + " already exists; pass --force to overwrite "
+                                                    "it or --file to write elsewhere"));
+  }
+  Status st = env->fs()->WriteFileAtomic(path, *text, 0644);
+  if (!st.ok()) return Fail(out, st);
+  out.Line("wrote " + path + " (example " + example + "); check it with `backstop --spec " + path +
+           " check`");
+  out.Json({{"ok", true}, {"path", path}});
+  return kExitOk;
+}
+
+int CmdCheck(const GlobalOptions& g, Output& out) {
+  auto text = Env::Default()->fs()->ReadFile(g.spec_path);
+  if (!text.ok()) return Fail(out, text.status());
+  std::vector<SpecError> errors = CheckSpecText(*text, g.spec_path, DriverRegistry::Global());
+  if (out.json()) {
+    nlohmann::json errs = nlohmann::json::array();
+    for (const auto& e : errors) {
+      errs.push_back({{"file", e.pos.file},
+                      {"line", e.pos.line},
+                      {"column", e.pos.column},
+                      {"key", e.key},
+                      {"message", e.message}});
+    }
+    out.Json({{"ok", errors.empty()}, {"errors", errs}});
+  }
+  if (!errors.empty()) {
+    for (const auto& e : errors) out.Error(e.ToString());
+    out.Error(std::to_string(errors.size()) + " error" + (errors.size() == 1 ? "" : "s") + " in " +
+              g.spec_path);
+    return kExitInvalid;
+  }
+  auto spec = LoadSpec(g.spec_path);
+  if (!spec.ok()) return Fail(out, spec.status());
+  out.Line(g.spec_path + ": ok — environment " + spec->environment + ", " +
+           std::to_string(spec->components.size()) + " components, " +
+           std::to_string(spec->triggers.size()) + " triggers" +
+           (spec->triggers_defaulted ? " (the seed's defaults)" : "") + ", " +
+           std::to_string(spec->decision_matrix.size()) + " decision rules");
+  std::string order;
+  for (const auto& n : DependencyOrder(*spec)) order += (order.empty() ? "" : " → ") + n;
+  out.Line("start order: " + order);
+  return kExitOk;
+}
+
+int CmdStatus(const GlobalOptions& g, Output& out) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  std::vector<std::string> order = DependencyOrder(e.spec);
+  std::map<std::string, HealthResult> health = ProbeAll(e, order);
+  nlohmann::json doc;
+  doc["environment"] = e.spec.environment;
+  doc["components"] = nlohmann::json::array();
+  out.Line("Environment " + e.spec.environment + " (" + e.spec.path + ")");
+  out.Line(Pad("COMPONENT", 14) + Pad("KIND", 10) + Pad("DRIVER", 10) + Pad("STATE", 34) +
+           "HEALTH");
+  for (const auto& name : order) {
+    const ComponentSpec* c = e.spec.Find(name);
+    nlohmann::json described;
+    auto driver = e.engine->DriverFor(*c);
+    if (driver.ok()) {
+      DriverContext ctx = e.engine->Context();
+      auto d = (*driver)->Describe(*c, ctx);
+      described = d.ok() ? *d : nlohmann::json{{"summary", d.status().message()}};
+    }
+    const HealthResult& h = health[name];
+    std::string health_text = HealthWord(h);
+    if (!h.detail.empty()) health_text += " (" + h.detail + ")";
+    out.Line(Pad(name, 14) + Pad(c->kind, 10) + Pad(c->driver, 10) +
+             Pad(DescribeState(*c, described), 34) + health_text);
+    doc["components"].push_back({{"name", name},
+                                 {"kind", c->kind},
+                                 {"driver", c->driver},
+                                 {"state", described},
+                                 {"health", HealthWord(h)},
+                                 {"health_detail", h.detail},
+                                 {"latency_ms", h.latency_ms}});
+  }
+  nlohmann::json holder = EnvironmentLock::CurrentHolder(e.spec.state_dir);
+  if (!holder.is_null()) {
+    out.Line("In progress: run " + holder.value("run_id", std::string("?")) + " (pid " +
+             std::to_string(holder.value("pid", 0)) + ", `" + holder.value("command", "") + "`)");
+    doc["in_progress"] = holder;
+  }
+  auto unfinished = e.state->UnfinishedRuns();
+  doc["unfinished_runs"] = nlohmann::json::array();
+  if (unfinished.ok()) {
+    for (const auto& r : *unfinished) {
+      if (!holder.is_null() && holder.value("run_id", "") == r.id) continue;
+      auto steps = e.state->GetSteps(r.id);
+      std::string where;
+      if (steps.ok()) {
+        for (const auto& s : *steps) {
+          if (s.status != "done") {
+            where = "at step " + std::to_string(s.index + 1) + "/" + std::to_string(steps->size()) +
+                    " (" + s.description + ")";
+            break;
+          }
+        }
+      }
+      out.Line("UNFINISHED run " + r.id + " (`" + r.command + "`) was interrupted " + where +
+               ". Resume it: backstop rollback --resume " + r.id);
+      doc["unfinished_runs"].push_back({{"id", r.id}, {"command", r.command}, {"where", where}});
+    }
+  }
+  auto runs = e.state->ListRuns(1);
+  if (runs.ok() && !runs->empty()) {
+    const RunRecord& r = runs->front();
+    out.Line("Last run: " + r.id + " " + r.kind + " " + r.status + " (" +
+             FormatRfc3339(r.started_us) + ")");
+    doc["last_run"] = {{"id", r.id}, {"kind", r.kind}, {"status", r.status}};
+  }
+  auto latest = ResolveRestorePoint(*e.store, "latest");
+  if (latest.ok()) {
+    out.Line("Latest restore point: " + latest->id +
+             (latest->label.empty() ? "" : " (" + latest->label + ")") + " " +
+             FormatRfc3339(latest->created_wall_us));
+    doc["latest_restore_point"] = latest->id;
+  }
+  out.Json(doc);
+  return kExitOk;
+}
+
+int CmdSnapshot(const GlobalOptions& g, Output& out, const std::string& label,
+                const std::vector<std::string>& components, int argc, char** argv) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  Env* env = Env::Default();
+  // A snapshot must not interleave with a rollback of the same environment.
+  auto lock =
+      EnvironmentLock::Acquire(env, e.spec.state_dir, {{"command", CommandLine(argc, argv)}});
+  if (!lock.ok()) return Fail(out, lock.status());
+  int64_t t0 = env->clock()->NowMicros();
+  auto rp = TakeRestorePoint(*e.engine, e.spec, *e.store, components, label, "manual", "", "");
+  if (!rp.ok()) return Fail(out, rp.status().WithContext("snapshot"));
+  // Keep the stat cache even if this process is killed later.
+  (void)e.store->FlushCache();
+  int64_t ms = (env->clock()->NowMicros() - t0) / 1000;
+  out.Line("restore point " + rp->id + (label.empty() ? "" : " (" + label + ")") + " taken in " +
+           FormatDurationMs(ms));
+  for (const auto& [name, entry] : rp->components.items()) {
+    std::string what;
+    if (entry.contains("release")) {
+      what = entry["release"].is_string() ? "release " + entry["release"].get<std::string>()
+                                          : "no release";
+    }
+    if (entry.contains("config_hash")) {
+      what += (what.empty() ? "" : ", ") + entry["config_hash"].get<std::string>();
+    }
+    if (what.empty()) {
+      what = std::to_string(entry.value("blobs", nlohmann::json::array()).size()) + " blobs";
+    }
+    out.Line("  " + Pad(name, 14) + what);
+  }
+  out.Line("checksum " + rp->checksum);
+  out.Json({{"ok", true}, {"restore_point", rp->ToJson()}, {"duration_ms", ms}});
+  return kExitOk;
+}
+
+int CmdSnapshots(const GlobalOptions& g, Output& out) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  std::vector<std::string> errors;
+  std::vector<RestorePoint> rps = ListRestorePoints(*e.store, &errors);
+  nlohmann::json doc = nlohmann::json::array();
+  out.Line(Pad("ID", 38) + Pad("LABEL", 22) + Pad("KIND", 8) + Pad("TAKEN", 22) + "COMPONENTS");
+  for (const auto& rp : rps) {
+    std::string comps;
+    for (const auto& [name, entry] : rp.components.items()) {
+      comps += (comps.empty() ? "" : ",") + name;
+    }
+    out.Line(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) + Pad(rp.kind, 8) +
+             Pad(FormatRfc3339(rp.created_wall_us), 22) + comps);
+    doc.push_back({{"id", rp.id},
+                   {"label", rp.label},
+                   {"kind", rp.kind},
+                   {"timestamp", FormatRfc3339(rp.created_wall_us)},
+                   {"components", rp.components.size()}});
+  }
+  for (const auto& err : errors) out.Error("warning: " + err);
+  if (rps.empty()) out.Line("(no restore points yet: `backstop snapshot --label NAME` takes one)");
+  out.Json({{"restore_points", doc}, {"errors", errors}});
+  return kExitOk;
+}
+
+int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& selector) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  // Resolve without trusting the manifest's checksum: verification reports it.
+  auto id = ResolveRestorePointId(*e.store, selector, /*include_safety=*/true);
+  if (!id.ok()) return Fail(out, id.status());
+  auto rp = ReadRestorePoint(*e.store, *id, /*check_checksum=*/false);
+  if (!rp.ok()) return Fail(out, rp.status());
+  RestorePointCheck check = VerifyRestorePoint(*e.store, *rp);
+  nlohmann::json failures = nlohmann::json::array();
+  out.Line(std::string(check.manifest_ok ? Output::Ok() : Output::Fail()) + " manifest " + rp->id +
+           (check.manifest_ok ? " checksum matches" : ": " + check.manifest_detail));
+  size_t ok_count = 0;
+  for (const auto& b : check.blobs) {
+    if (b.state == BlobCheck::State::kOk) {
+      ++ok_count;
+      continue;
+    }
+    out.Line(std::string(Output::Fail()) + " " + BlobCheck::StateName(b.state) + " blob " +
+             b.digest + ": " + b.detail);
+    failures.push_back(
+        {{"digest", b.digest}, {"state", BlobCheck::StateName(b.state)}, {"detail", b.detail}});
+  }
+  out.Line(std::to_string(ok_count) + "/" + std::to_string(check.blobs.size()) + " blobs intact");
+  out.Json({{"ok", check.ok()},
+            {"restore_point", rp->id},
+            {"manifest_ok", check.manifest_ok},
+            {"manifest_detail", check.manifest_detail},
+            {"blobs", check.blobs.size()},
+            {"failures", failures}});
+  if (!check.ok()) {
+    out.Error("restore point " + rp->id + " is damaged; a rollback to it will be refused");
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+void PrintOutcome(Output& out, const RunOutcome& o) {
+  out.Line("");
+  std::string head = o.succeeded() ? std::string(Output::Ok()) + " Run " + o.run_id +
+                                         " succeeded in " + FormatDurationMs(o.duration_ms)
+                                   : std::string(Output::Fail()) + " Run " + o.run_id +
+                                         " FAILED after " + FormatDurationMs(o.duration_ms);
+  out.Line(head);
+  const nlohmann::json& s = o.summary;
+  out.Line("  Target:    " + s.value("target", std::string()));
+  std::string affected;
+  for (const auto& a : s.value("affected", std::vector<std::string>{})) {
+    affected += (affected.empty() ? "" : ", ") + a;
+  }
+  out.Line("  Affected:  " + affected);
+  out.Line("  " + s.value("data_loss_summary", std::string("Data loss: none")));
+  for (const auto& f : s.value("data_loss", nlohmann::json::object())
+                           .value("ledger_files", std::vector<std::string>{})) {
+    out.Line("             ledger: " + f);
+  }
+  if (s.contains("health") && s["health"].is_object()) {
+    for (const auto& [name, h] : s["health"].items()) {
+      out.Line("  Verified:  " + Pad(name, 14) + h.get<std::string>());
+    }
+  }
+  std::string safety = s.value("safety_restore_point", "");
+  if (!safety.empty()) {
+    out.Line("  Undo:      backstop rollback --all --to " + safety + " (safety restore point)");
+  }
+  if (!o.succeeded()) out.Error(o.error);
+  out.Json({{"ok", o.succeeded()}, {"run", o.run_id}, {"summary", s}});
+}
+
+int CmdPlan(const GlobalOptions& g, Output& out, const RollbackRequest& req) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  DriverContext ctx = e.engine->Context();
+  auto plan = PlanRollback(e.spec, req, *e.store, *e.state, DriverRegistry::Global(), ctx);
+  if (!plan.ok()) return Fail(out, plan.status());
+  out.Line(plan->Describe());
+  out.Json({{"ok", true}, {"plan", plan->ToJson()}});
+  return kExitOk;
+}
+
+struct RollbackFlags {
+  RollbackRequest request;
+  std::string env;
+  bool confirm = false;
+  bool dry_run = false;
+  bool accept_data_loss = false;
+  std::string resume;
+  std::string abandon;
+};
+
+int CmdRollback(const GlobalOptions& g, Output& out, const RollbackFlags& f,
+                const std::string& command) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  if (!f.env.empty() && f.env != e.spec.environment) {
+    return Fail(out, Status::InvalidArgument("--env " + f.env + " does not match the spec's " +
+                                             "environment '" + e.spec.environment + "' (" +
+                                             e.spec.path + ")"));
+  }
+  RunOptions options;
+  options.command = command;
+  options.accept_data_loss = f.accept_data_loss;
+  if (!f.abandon.empty()) {
+    Status st = e.engine->Abandon(f.abandon);
+    if (!st.ok()) return Fail(out, st);
+    out.Line("run " + f.abandon + " abandoned; check the components with `backstop status`");
+    out.Json({{"ok", true}});
+    return kExitOk;
+  }
+  if (!f.resume.empty()) {
+    auto outcome = e.engine->Resume(f.resume, options);
+    if (!outcome.ok()) return Fail(out, outcome.status());
+    PrintOutcome(out, *outcome);
+    return outcome->succeeded() ? kExitOk : kExitFailed;
+  }
+  DriverContext ctx = e.engine->Context();
+  auto plan = PlanRollback(e.spec, f.request, *e.store, *e.state, DriverRegistry::Global(), ctx);
+  if (!plan.ok()) return Fail(out, plan.status());
+  if (f.dry_run) {
+    out.Line(plan->Describe());
+    out.Line("(dry run: nothing was changed)");
+    out.Json({{"ok", true}, {"dry_run", true}, {"plan", plan->ToJson()}});
+    return kExitOk;
+  }
+  if (e.spec.requires_confirm && !f.confirm) {
+    out.Line(plan->Describe());
+    return Fail(out, Status::Aborted("environment '" + e.spec.environment +
+                                     "' is protected: this would roll back " +
+                                     std::to_string(plan->affected.size()) +
+                                     " component(s). Review the plan above and rerun with "
+                                     "--confirm"));
+  }
+  auto outcome = e.engine->Start(*plan, options);
+  if (!outcome.ok()) return Fail(out, outcome.status());
+  PrintOutcome(out, *outcome);
+  if (outcome->succeeded()) return kExitOk;
+  // A refusal before anything was touched (data loss) is a refusal, not a failure.
+  return outcome->summary.value("failed_step", 0) > 0 &&
+                 outcome->error.find("refusing:") != std::string::npos
+             ? kExitRefused
+             : kExitFailed;
+}
+
+int CmdDeploy(const GlobalOptions& g, Output& out, const std::string& component,
+              const std::string& release, const std::string& command) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  DriverContext ctx = e.engine->Context();
+  auto plan = PlanDeploy(e.spec, component, release, DriverRegistry::Global(), ctx);
+  if (!plan.ok()) return Fail(out, plan.status());
+  RunOptions options;
+  options.command = command;
+  auto outcome = e.engine->Start(*plan, options);
+  if (!outcome.ok()) return Fail(out, outcome.status());
+  PrintOutcome(out, *outcome);
+  return outcome->succeeded() ? kExitOk : kExitFailed;
+}
+
+int CmdHistory(const GlobalOptions& g, Output& out, const std::string& component) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  if (e.spec.Find(component) == nullptr) {
+    return Fail(out, Status::InvalidArgument("no component named '" + component + "'"));
+  }
+  auto history = e.state->History(component);
+  if (!history.ok()) return Fail(out, history.status());
+  out.Line(Pad("REVISION", 10) + Pad("UPDATED", 22) + Pad("STATUS", 12) + Pad("RELEASE", 12) +
+           "DESCRIPTION");
+  nlohmann::json doc = nlohmann::json::array();
+  for (const auto& h : *history) {
+    out.Line(Pad(std::to_string(h.revision), 10) + Pad(FormatRfc3339(h.at_us), 22) +
+             Pad(h.status, 12) + Pad(h.release, 12) + h.description);
+    doc.push_back({{"revision", h.revision},
+                   {"updated", FormatRfc3339(h.at_us)},
+                   {"status", h.status},
+                   {"release", h.release},
+                   {"run", h.run_id},
+                   {"description", h.description}});
+  }
+  if (history->empty()) out.Line("(no deploys recorded for " + component + ")");
+  out.Json({{"component", component}, {"history", doc}});
+  return kExitOk;
+}
+
+int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  std::vector<std::string> order = DependencyOrder(e.spec);
+  std::map<std::string, HealthResult> health = ProbeAll(e, order);
+  bool all_ok = true;
+  nlohmann::json doc = nlohmann::json::array();
+  for (const auto& name : order) {
+    const ComponentSpec* c = e.spec.Find(name);
+    const HealthResult& h = health[name];
+    // A component with no probe and no driver health has nothing to verify.
+    bool ok = h.state != HealthResult::State::kFail;
+    all_ok = all_ok && ok;
+    std::string what = c->health.enabled() ? c->health.Describe() : c->driver;
+    out.Line(std::string(ok ? Output::Ok() : Output::Fail()) + " " + Pad(name, 14) + Pad(what, 44) +
+             Pad(HealthWord(h) + (h.detail.empty() ? "" : ": " + h.detail), 40) +
+             std::to_string(h.latency_ms) + " ms");
+    doc.push_back({{"component", name},
+                   {"check", what},
+                   {"result", HealthWord(h)},
+                   {"detail", h.detail},
+                   {"latency_ms", h.latency_ms},
+                   {"ok", ok}});
+  }
+  nlohmann::json integrity = nlohmann::json::array();
+  if (data) {
+    auto latest = ResolveRestorePoint(*e.store, "latest");
+    for (const auto& name : order) {
+      const ComponentSpec* c = e.spec.Find(name);
+      if (c->kind != "database" && c->kind != "stream") continue;
+      auto driver = e.engine->DriverFor(*c);
+      if (!driver.ok()) continue;
+      DriverContext ctx = e.engine->Context();
+      nlohmann::json entry = latest.ok() && latest->components.contains(name)
+                                 ? latest->components[name]
+                                 : nlohmann::json();
+      auto checks = (*driver)->CheckIntegrity(*c, entry, ctx);
+      if (!checks.ok()) {
+        all_ok = false;
+        out.Line(std::string(Output::Fail()) + " " + Pad(name, 14) +
+                 "integrity: " + checks.status().message());
+        integrity.push_back(
+            {{"component", name}, {"ok", false}, {"detail", checks.status().message()}});
+        continue;
+      }
+      for (const auto& chk : *checks) {
+        all_ok = all_ok && chk.passed;
+        out.Line(std::string(chk.passed ? Output::Ok() : Output::Fail()) + " " + Pad(name, 14) +
+                 Pad(chk.name, 44) + chk.detail);
+        integrity.push_back(
+            {{"component", name}, {"check", chk.name}, {"ok", chk.passed}, {"detail", chk.detail}});
+      }
+    }
+  }
+  out.Line(all_ok ? "all checks passed" : "some checks FAILED");
+  out.Json({{"ok", all_ok}, {"components", doc}, {"integrity", integrity}});
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+int CmdRuns(const GlobalOptions& g, Output& out) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  auto runs = e.state->ListRuns(50);
+  if (!runs.ok()) return Fail(out, runs.status());
+  out.Line(Pad("RUN", 32) + Pad("KIND", 10) + Pad("STATUS", 11) + Pad("STARTED", 22) +
+           Pad("TOOK", 10) + "COMMAND");
+  nlohmann::json doc = nlohmann::json::array();
+  for (const auto& r : *runs) {
+    std::string took = r.ended_us > 0 ? FormatDurationMs((r.ended_us - r.started_us) / 1000) : "-";
+    out.Line(Pad(r.id, 32) + Pad(r.kind, 10) + Pad(r.status, 11) +
+             Pad(FormatRfc3339(r.started_us), 22) + Pad(took, 10) + r.command);
+    doc.push_back({{"id", r.id},
+                   {"kind", r.kind},
+                   {"status", r.status},
+                   {"started", FormatRfc3339(r.started_us)},
+                   {"command", r.command},
+                   {"summary", r.summary}});
+  }
+  out.Json({{"runs", doc}});
+  return kExitOk;
+}
+
+// Starts or stops services directly (operator convenience, outside any run):
+// in dependency order to start, reverse order to stop; under the lock.
+int CmdStartStop(const GlobalOptions& g, Output& out, bool start,
+                 const std::vector<std::string>& only, const std::string& command) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  auto lock = EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
+  if (!lock.ok()) return Fail(out, lock.status());
+  std::vector<std::string> order = DependencyOrder(e.spec);
+  if (!start) std::reverse(order.begin(), order.end());
+  for (const auto& name : only) {
+    if (e.spec.Find(name) == nullptr) {
+      return Fail(out, Status::InvalidArgument("no component named '" + name + "'"));
+    }
+  }
+  bool all_ok = true;
+  for (const auto& name : order) {
+    const ComponentSpec* c = e.spec.Find(name);
+    if (c->kind != "service") continue;
+    if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
+    auto driver = e.engine->DriverFor(*c);
+    if (!driver.ok()) return Fail(out, driver.status());
+    DriverContext ctx = e.engine->Context();
+    Status st = start ? (*driver)->Start(*c, ctx) : (*driver)->Stop(*c, ctx);
+    if (st.ok() && start) {
+      int attempts = 0;
+      HealthResult h = e.engine->WaitUntilHealthy(*c, ctx, &attempts);
+      if (h.state == HealthResult::State::kFail) {
+        st = Status::Unavailable("started but unhealthy: " + h.detail);
+      }
+    }
+    out.Line(std::string(st.ok() ? Output::Ok() : Output::Fail()) + " " +
+             (start ? "start " : "stop ") + name + (st.ok() ? "" : ": " + st.message()));
+    all_ok = all_ok && st.ok();
+  }
+  out.Json({{"ok", all_ok}});
+  return all_ok ? kExitOk : kExitFailed;
+}
+
+}  // namespace
 
 int RunCli(int argc, char** argv) {
-  CLI::App app{"backstop: restore points, triggers and verified rollbacks"};
+  CLI::App app{"backstop: restore points, rollback triggers and verified rollbacks"};
   app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  // Global options may also follow the command: `backstop verify --output json`.
+  app.fallthrough();
+  GlobalOptions g;
+  g.spec_path = DefaultSpecPath();
+  app.add_option("--spec,-f", g.spec_path,
+                 "The spec file (default: $BACKSTOP_SPEC or ./backstop.yaml)");
+  app.add_option("--output,-o", g.output, "Output format")->check(CLI::IsMember({"text", "json"}));
+
+  std::string init_example = "mistersmith", init_file = "backstop.yaml";
+  bool init_force = false;
+  auto* init = app.add_subcommand("init", "Write a starter spec");
+  init->add_option("--example", init_example, "Which example")->default_val("mistersmith");
+  init->add_option("--file", init_file, "Where to write it")->default_val("backstop.yaml");
+  init->add_flag("--force", init_force, "Overwrite an existing file");
+
+  auto* check = app.add_subcommand("check", "Validate the spec (errors as file:line:column)");
+  auto* status = app.add_subcommand("status", "Components, releases, health and unfinished runs");
+
+  std::string snap_label;
+  std::vector<std::string> snap_components;
+  auto* snapshot = app.add_subcommand("snapshot", "Take a restore point");
+  snapshot->add_option("--label,-l", snap_label, "A name to select it by later");
+  snapshot->add_option("--component,-c", snap_components, "Only these components (default: all)");
+
+  auto* snapshots = app.add_subcommand("snapshots", "List restore points, or verify one");
+  std::string verify_selector;
+  auto* snapshots_verify =
+      snapshots->add_subcommand("verify", "Re-hash every blob of a restore point");
+  snapshots_verify
+      ->add_option("RESTORE_POINT", verify_selector, "latest, previous, an id or a label")
+      ->required();
+
+  std::string deploy_component, deploy_release;
+  auto* deploy =
+      app.add_subcommand("deploy", "Switch a service to a release (recorded in its history)");
+  deploy->add_option("SERVICE", deploy_component)->required();
+  deploy->add_option("RELEASE", deploy_release)->required();
+
+  auto add_target_options = [](CLI::App* cmd, RollbackRequest& req) {
+    auto* all = cmd->add_flag("--all", req.all, "Every component");
+    auto* comp = cmd->add_option("--component,-c", req.component, "One component");
+    all->excludes(comp);
+    cmd->add_option("--to", req.to,
+                    "previous | latest | a restore point (id or label) | a release (services)");
+  };
+  auto* plan = app.add_subcommand("plan", "Print the steps of an operation without acting");
+  plan->require_subcommand(1);
+  RollbackRequest plan_req;
+  auto* plan_rollback = plan->add_subcommand("rollback", "The steps of a rollback");
+  add_target_options(plan_rollback, plan_req);
+
+  RollbackFlags rb;
+  auto* rollback = app.add_subcommand("rollback", "Roll back the environment or one component");
+  add_target_options(rollback, rb.request);
+  rollback->add_option("--env", rb.env, "Must match the spec's environment (a guard)");
+  rollback->add_flag("--confirm", rb.confirm, "Required for a protected (production) environment");
+  rollback->add_flag("--dry-run", rb.dry_run, "Print the plan; change nothing");
+  rollback->add_flag(
+      "--accept-data-loss", rb.accept_data_loss,
+      "Proceed even when the rollback discards more than the spec's data_loss limit");
+  rollback->add_option("--resume", rb.resume, "Complete an interrupted run");
+  rollback->add_option("--abandon", rb.abandon, "Give up an interrupted run (take over by hand)");
+
+  std::string history_component;
+  auto* history = app.add_subcommand("history", "The release history of a service");
+  history->add_option("SERVICE", history_component)->required();
+
+  bool verify_data = false;
+  auto* verify =
+      app.add_subcommand("verify", "Check every component's health (exit 0 only if all pass)");
+  verify->add_flag("--data", verify_data, "Also the data integrity checks");
+
+  auto* runs = app.add_subcommand("runs", "Recent runs");
+
+  std::vector<std::string> start_components, stop_components;
+  bool start_all = false, stop_all = false;
+  auto* start = app.add_subcommand("start", "Start services (dependency order), gated on health");
+  start->add_option("--component,-c", start_components, "Only these services");
+  start->add_flag("--all", start_all, "Every service");
+  auto* stop = app.add_subcommand("stop", "Stop services (reverse dependency order)");
+  stop->add_option("--component,-c", stop_components, "Only these services");
+  stop->add_flag("--all", stop_all, "Every service");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitInvalid;
   }
-  return 0;
+  Output out(g.output == "json");
+  std::string command = CommandLine(argc, argv);
+
+  if (*init) return CmdInit(g, out, init_example, init_file, init_force);
+  if (*check) return CmdCheck(g, out);
+  if (*status) return CmdStatus(g, out);
+  if (*snapshot) return CmdSnapshot(g, out, snap_label, snap_components, argc, argv);
+  if (*snapshots) {
+    if (*snapshots_verify) return CmdSnapshotsVerify(g, out, verify_selector);
+    return CmdSnapshots(g, out);
+  }
+  if (*deploy) return CmdDeploy(g, out, deploy_component, deploy_release, command);
+  if (*plan) {
+    if (!plan_req.all && plan_req.component.empty()) {
+      out.Error("backstop plan rollback: say what to roll back: --all or --component NAME");
+      return kExitInvalid;
+    }
+    return CmdPlan(g, out, plan_req);
+  }
+  if (*rollback) {
+    if (rb.resume.empty() && rb.abandon.empty() && !rb.request.all &&
+        rb.request.component.empty()) {
+      out.Error(
+          "backstop rollback: say what to roll back: --all, --component NAME, "
+          "--resume RUN or --abandon RUN");
+      return kExitInvalid;
+    }
+    return CmdRollback(g, out, rb, command);
+  }
+  if (*history) return CmdHistory(g, out, history_component);
+  if (*verify) return CmdVerify(g, out, verify_data);
+  if (*runs) return CmdRuns(g, out);
+  if (*start || *stop) {
+    bool is_start = static_cast<bool>(*start);
+    const auto& only = is_start ? start_components : stop_components;
+    if (only.empty() && !(is_start ? start_all : stop_all)) {
+      out.Error(std::string("backstop ") + (is_start ? "start" : "stop") +
+                ": say which: --all or --component NAME");
+      return kExitInvalid;
+    }
+    return CmdStartStop(g, out, is_start, only, command);
+  }
+  return kExitInvalid;
 }
 
 }  // namespace backstop

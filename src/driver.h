@@ -56,7 +56,7 @@ struct DriverContext {
   std::string restore_point_id;
   std::string snapshot_kind;
   bool dry_run = false;
-  ProgressFn progress;    // may be empty
+  ProgressFn progress;  // may be empty
   void Progress(const std::string& line) const {
     if (progress) progress(line);
   }
@@ -152,7 +152,7 @@ class Driver {
 struct SettingSchema {
   enum class Type {
     kString,
-    kPath,        // a string; made absolute against the spec's directory
+    kPath,  // a string; made absolute against the spec's directory
     kInt,
     kBool,
     kDuration,    // "30s" -> milliseconds
@@ -166,8 +166,8 @@ struct SettingSchema {
   std::string key;
   Type type = Type::kString;
   bool required = false;
-  std::string help;  // what is expected, shown in errors
-  std::vector<std::string> allowed;  // for kString: the accepted values (empty: any)
+  std::string help;                   // what is expected, shown in errors
+  std::vector<std::string> allowed;   // for kString: the accepted values (empty: any)
   std::vector<SettingSchema> fields;  // for kObjectList
   nlohmann::json default_value;       // filled in when absent (null: none)
 };

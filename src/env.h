@@ -73,8 +73,8 @@ class FileSystem {
 };
 
 struct ProcessOptions {
-  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
-  std::string cwd;                // empty: inherit
+  std::vector<std::string> argv;           // argv[0] is looked up in PATH when it has no '/'
+  std::string cwd;                         // empty: inherit
   std::map<std::string, std::string> env;  // added to (or overriding) the inherited environment
   std::string stdin_data;
   std::string output_file;  // when set, stdout and stderr are appended to it instead of captured
@@ -82,11 +82,11 @@ struct ProcessOptions {
 };
 
 struct ProcessResult {
-  int exit_code = -1;    // -1 when killed by a signal
-  int term_signal = 0;   // the signal that ended it, if any
+  int exit_code = -1;   // -1 when killed by a signal
+  int term_signal = 0;  // the signal that ended it, if any
   bool timed_out = false;
-  std::string out;       // captured stdout (unless output_file)
-  std::string err;       // captured stderr (unless output_file)
+  std::string out;  // captured stdout (unless output_file)
+  std::string err;  // captured stderr (unless output_file)
   bool success() const { return exit_code == 0 && !timed_out; }
   // A one-line description: "exit 3: <last line of stderr>".
   std::string Describe() const;

@@ -295,8 +295,8 @@ class PosixProcessRunner : public ProcessRunner {
     int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
     int log_fd = -1;
     auto close_all = [&] {
-      for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1],
-                     log_fd}) {
+      for (int fd :
+           {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], log_fd}) {
         if (fd >= 0) ::close(fd);
       }
     };
@@ -356,9 +356,10 @@ class PosixProcessRunner : public ProcessRunner {
         killed = true;
         result.timed_out = true;
       }
-      int wait_ms = deadline == INT64_MAX ? 1000
-                                          : static_cast<int>(std::clamp<int64_t>(
-                                                (deadline - now) / 1000 + 1, 1, 1000));
+      int wait_ms =
+          deadline == INT64_MAX
+              ? 1000
+              : static_cast<int>(std::clamp<int64_t>((deadline - now) / 1000 + 1, 1, 1000));
       int r = ::poll(fds, n, wait_ms);
       if (r < 0) {
         if (errno == EINTR) continue;
@@ -560,8 +561,8 @@ std::string Basename(std::string_view path) {
 }
 
 std::string AbsolutePath(std::string_view path, std::string_view base) {
-  std::string joined = (!path.empty() && path.front() == '/') ? std::string(path)
-                                                                : JoinPath(base, path);
+  std::string joined =
+      (!path.empty() && path.front() == '/') ? std::string(path) : JoinPath(base, path);
   std::vector<std::string> parts;
   std::string part;
   std::istringstream in(joined);

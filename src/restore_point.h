@@ -41,7 +41,8 @@ struct RestorePoint {
   // Every blob digest named by any component entry, deduplicated, sorted.
   std::vector<std::string> AllBlobs() const;
   nlohmann::json ToJson() const;  // includes the checksum
-  // The checksum the manifest should carry: sha256 over ToJson() minus "checksum", dumped canonically.
+  // The checksum the manifest should carry: sha256 over ToJson() minus "checksum", dumped
+  // canonically.
   std::string ComputeChecksum() const;
 };
 
@@ -56,14 +57,24 @@ Status WriteRestorePoint(Store& store, RestorePoint& rp);
 // the caller (VerifyRestorePoint) reports it.
 Result<RestorePoint> ReadRestorePoint(Store& store, const std::string& id,
                                       bool check_checksum = true);
-// Every readable manifest, oldest first. Unreadable ones are reported in `errors`.
+// Every readable manifest, oldest first (created time, then id). Unreadable
+// ones are reported in `errors`; modified ones (checksum mismatch) are listed
+// and also reported in `errors`, so that "latest" cannot silently skip them.
 std::vector<RestorePoint> ListRestorePoints(Store& store, std::vector<std::string>* errors);
 
 // Resolves a selector: "latest", "previous" (the one before latest), an id (or
 // a unique prefix of one), or a label (the newest with that label). Safety
 // restore points are skipped by latest/previous unless `include_safety`.
+// Precedence: latest/previous, exact id, label, unique id prefix (>= 6
+// characters). Corruption if the chosen manifest was modified; NotFound /
+// InvalidArgument (ambiguous prefix) messages list what exists.
 Result<RestorePoint> ResolveRestorePoint(Store& store, const std::string& selector,
                                          bool include_safety = false);
+// The same resolution, but a modified manifest is not an error: for
+// `backstop snapshots verify`, which reports the damage (ReadRestorePoint with
+// check_checksum=false, then VerifyRestorePoint).
+Result<std::string> ResolveRestorePointId(Store& store, const std::string& selector,
+                                          bool include_safety = false);
 
 struct RestorePointCheck {
   bool manifest_ok = true;

@@ -34,7 +34,9 @@ class Status {
   Status() = default;  // OK
 
   static Status OK() { return Status(); }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
@@ -71,8 +73,8 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {    // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status");
   }
 
@@ -97,10 +99,10 @@ class Result {
 }  // namespace backstop
 
 // Returns early from the enclosing function when `expr` is not OK.
-#define BACKSTOP_RETURN_IF_ERROR(expr)            \
-  do {                                            \
-    ::backstop::Status _st = (expr);              \
-    if (!_st.ok()) return _st;                    \
+#define BACKSTOP_RETURN_IF_ERROR(expr) \
+  do {                                 \
+    ::backstop::Status _st = (expr);   \
+    if (!_st.ok()) return _st;         \
   } while (0)
 
 #define BACKSTOP_CONCAT_INNER(a, b) a##b

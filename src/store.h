@@ -4,6 +4,8 @@
 //   blobs/<aa>/<sha256 hex>     a blob: header + zstd frame of the content
 //   restore-points/<id>.json    a manifest (restore_point.h), written last
 //   tmp/                        partial writes; safe to delete when no backstop runs
+//                               (Open removes entries untouched for a day)
+//   cache/file-digests.json     PutFile's stat cache (below); a hint, safe to delete
 // A blob is named by the sha256 of its uncompressed content, so putting the
 // same content twice costs one hash and no write. Every file is written as
 // temp + fsync + rename + directory fsync; a crash leaves either the old state
@@ -14,10 +16,25 @@
 //
 // Thread-safety: a Store may be used from several threads; concurrent Puts of
 // the same content are safe (the rename is atomic and the content equal).
+//
+// Stat cache: PutFile remembers, per absolute path, the (size, mtime_ns,
+// ctime_ns, inode, device) it saw and the digest it computed, in
+// cache/file-digests.json. An unchanged file is then not read again, which
+// makes an unchanged re-snapshot cost one stat() per file. An entry is trusted
+// only when every stat field matches and its blob still exists. A file whose
+// mtime or ctime is within 2 s of now (Env clock) is never cached: a write in
+// the same timestamp tick as our read could leave the stat fields unchanged
+// while the content changed (git's "racy clean" problem); such a file is simply
+// re-hashed next time. Any write changes ctime, which nobody can set by hand,
+// so even a tool that restores mtime (touch -r, rsync -t) is noticed. The
+// cache is only a hint: losing it costs a re-hash, nothing else.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +63,11 @@ class Store {
   // Adds `data`; returns its sha256 hex digest. Cheap when already present.
   Result<std::string> Put(std::string_view data);
   // Adds a file by streaming it (bounded memory, for dumps of any size).
+  // Regular files only (symlinks are followed). Uses the stat cache (above).
+  // Files up to 4 MiB are hashed before anything is written; larger ones are
+  // hashed and compressed in one pass (zstd on a worker thread), and the
+  // compressed copy is dropped if the blob turns out to exist. A file that
+  // changes while it is read is read again; Aborted after 3 attempts.
   Result<std::string> PutFile(const std::string& path);
   // Returns the content of `digest`, verified. NotFound, or Corruption naming what is wrong.
   Result<std::string> Get(const std::string& digest);
@@ -65,10 +87,48 @@ class Store {
   std::string ManifestDir() const;
   std::string BlobPath(const std::string& digest) const;
 
+  // --- Added after the first contract (all additive) ---
+
+  Env* env() const { return env_; }
+  // <root>/tmp: where partial writes live until they are renamed into place.
+  std::string TmpDir() const;
+  // Creates `path` (a file inside the store, e.g. a manifest) with `data`:
+  // written under tmp/, fsynced, linked into place only if `path` does not
+  // exist yet (atomic, also against other processes), directory fsynced.
+  // FailedPrecondition if `path` already exists; it is left unchanged.
+  Status CreateFileNoReplace(const std::string& path, std::string_view data, uint32_t mode = 0644);
+  // Writes the stat cache (see above) to cache/file-digests.json if it
+  // changed, atomically, merged with entries another process may have added.
+  // Also called by the destructor (errors there are ignored: it is a cache).
+  Status FlushCache();
+  // Test hook: how many files PutFile has opened and read (cache misses).
+  uint64_t files_hashed_for_test() const { return files_hashed_.load(); }
+
  private:
+  struct CachedDigest {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+    uint64_t inode = 0;
+    uint64_t device = 0;
+    std::string digest;
+  };
+
   Store(Env* env, std::string root) : env_(env), root_(std::move(root)) {}
+  Status PutFileOnce(const std::string& path, std::string* digest, bool* changed_while_reading);
+  Status CommitBlob(const std::string& tmp_path, const std::string& digest);
+  std::string NewTmpPath(const std::string& hint);
+  // Adds the entries of cache/file-digests.json that cache_ lacks. REQUIRES: cache_mu_ held.
+  void MergeCacheFromDiskLocked();
+  void RemoveStaleTmp();
+
   Env* env_;
   std::string root_;
+  std::atomic<uint64_t> files_hashed_{0};
+  std::atomic<uint64_t> tmp_counter_{0};
+  std::mutex cache_mu_;
+  std::map<std::string, CachedDigest> cache_;  // absolute path -> what PutFile saw; cache_mu_
+  bool cache_dirty_ = false;                   // guarded by cache_mu_
 };
 
 }  // namespace backstop

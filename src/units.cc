@@ -14,7 +14,8 @@ std::optional<int64_t> ParseDurationMs(std::string_view text) {
   bool any = false;
   while (i < text.size()) {
     size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+      ++i;
     if (i == start) return std::nullopt;
     double value = 0;
     try {
@@ -26,12 +27,18 @@ std::optional<int64_t> ParseDurationMs(std::string_view text) {
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(ustart, i - ustart);
     double factor;
-    if (unit == "ms") factor = 1;
-    else if (unit == "s") factor = 1000;
-    else if (unit == "m") factor = 60'000;
-    else if (unit == "h") factor = 3'600'000;
-    else if (unit == "d") factor = 86'400'000;
-    else return std::nullopt;
+    if (unit == "ms")
+      factor = 1;
+    else if (unit == "s")
+      factor = 1000;
+    else if (unit == "m")
+      factor = 60'000;
+    else if (unit == "h")
+      factor = 3'600'000;
+    else if (unit == "d")
+      factor = 86'400'000;
+    else
+      return std::nullopt;
     total += value * factor;
     any = true;
   }
@@ -57,7 +64,8 @@ std::optional<double> ParsePercent(std::string_view text) {
 
 std::optional<uint64_t> ParseBytes(std::string_view text) {
   size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
   if (i == 0) return std::nullopt;
   double v = 0;
   try {
@@ -68,16 +76,26 @@ std::optional<uint64_t> ParseBytes(std::string_view text) {
   std::string unit(text.substr(i));
   while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
   double f;
-  if (unit.empty() || unit == "B") f = 1;
-  else if (unit == "kB" || unit == "KB") f = 1e3;
-  else if (unit == "MB") f = 1e6;
-  else if (unit == "GB") f = 1e9;
-  else if (unit == "TB") f = 1e12;
-  else if (unit == "KiB") f = 1024.0;
-  else if (unit == "MiB") f = 1024.0 * 1024;
-  else if (unit == "GiB") f = 1024.0 * 1024 * 1024;
-  else if (unit == "TiB") f = 1024.0 * 1024 * 1024 * 1024;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    f = 1;
+  else if (unit == "kB" || unit == "KB")
+    f = 1e3;
+  else if (unit == "MB")
+    f = 1e6;
+  else if (unit == "GB")
+    f = 1e9;
+  else if (unit == "TB")
+    f = 1e12;
+  else if (unit == "KiB")
+    f = 1024.0;
+  else if (unit == "MiB")
+    f = 1024.0 * 1024;
+  else if (unit == "GiB")
+    f = 1024.0 * 1024 * 1024;
+  else if (unit == "TiB")
+    f = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return std::nullopt;
   return static_cast<uint64_t>(std::llround(v * f));
 }
 

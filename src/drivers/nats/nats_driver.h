@@ -1,0 +1,80 @@
+// The `nats` driver (kind `stream`): NATS JetStream streams.
+//
+// Restore point entry, one record per configured stream:
+//   {"url": "nats://…", "blobs": [<digest>…],
+//    "streams": {"ORDERS": {
+//        "blob": <sha256 of the snapshot: the S2-compressed tar the server streams>,
+//        "snapshot_bytes": N, "config": {…}, "state": {…}, "created": "…",
+//        "consumers": {"worker": {"config": {…}, "delivered": {…}, "ack_floor": {…}, …}},
+//        "position": {"first_seq": A, "last_seq": B, "messages": M, "bytes": Y}}}}
+//
+// Rollback (Restore), per stream, idempotent for a run id:
+//   1. the stream's current content is snapshotted into the store first and
+//      recorded in <run_dir>/nats-<component>-saved.json (a resumed run reuses
+//      that record instead of snapshotting what may already be restored);
+//   2. the stream is deleted;
+//   3. it is restored from the restore point ($JS.API.STREAM.RESTORE);
+//   4. message count, first and last sequence and the consumers are checked.
+//   If 3 or 4 fails, the half-made stream is deleted and the saved content is
+//   restored the same way; the error says what failed and that the previous
+//   content is back. A stream already equal to the restore point (with the
+//   saved record present) is left alone.
+//
+// Data-loss ledger (AssessLoss): <run_dir>/ledger-<component>.jsonl, one line
+// per message published after the restore point's last sequence
+//   {"stream","event":"published","sequence","subject","time","size"}
+// and one line per stream whose restore-point messages are partly gone
+//   {"stream","event":"deleted","count","restore_point_first_seq","first_seq_now"}.
+// If a stream's last sequence went backwards (deleted and re-created), every
+// current message counts as published and every restore-point message as deleted.
+//
+// Health: connect (connect_time_ms), $JS.API.INFO, the monitoring port's
+// /healthz (which includes the JetStream checks); disconnected_ms is the time
+// since this component was last seen connected, kept in the driver and in
+// <state_dir>/components/<name>/nats-health.json so a new process knows it.
+//
+// Thread-safety: one thread at a time (the Driver contract).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "driver.h"
+#include "drivers/nats/nats_client.h"
+
+namespace backstop::nats {
+
+// The registry entry: name "nats", kind "stream", the settings schema.
+DriverInfo NatsDriverInfo();
+
+class NatsDriver : public Driver {
+ public:
+  Result<nlohmann::json> Snapshot(const ComponentSpec& c, DriverContext& ctx) override;
+  Result<nlohmann::json> Describe(const ComponentSpec& c, DriverContext& ctx) override;
+  Status Prepare(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) override;
+  Result<DataLossReport> AssessLoss(const ComponentSpec& c, const nlohmann::json& entry,
+                                    DriverContext& ctx) override;
+  Status Restore(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) override;
+  Status VerifyRestored(const ComponentSpec& c, const nlohmann::json& entry,
+                        DriverContext& ctx) override;
+  HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override;
+  Result<std::vector<IntegrityCheck>> CheckIntegrity(const ComponentSpec& c,
+                                                     const nlohmann::json& entry,
+                                                     DriverContext& ctx) override;
+  Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) override;
+
+  // Test hook: applied when restoring from the restore point (never when
+  // putting the saved content back), e.g. to cut the transfer short.
+  void SetRestoreHooksForTest(const RestoreHooks& hooks) { restore_hooks_ = hooks; }
+
+  // <run_dir>/nats-<component>-saved.json
+  static std::string SavedRecordPath(const std::string& run_dir, const std::string& component);
+
+ private:
+  RestoreHooks restore_hooks_;
+  // Wall-clock time (µs) this instance last saw the server connected.
+  std::optional<int64_t> last_connected_wall_us_;
+};
+
+}  // namespace backstop::nats

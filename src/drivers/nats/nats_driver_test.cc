@@ -1,0 +1,554 @@
+// Integration tests of the nats driver against a real nats-server with
+// JetStream (src/testing/nats_server.h), started per test on free loopback ports.
+#include "drivers/nats/nats_driver.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "spec.h"
+#include "store.h"
+#include "testing/nats_server.h"
+#include "testing/test_env.h"
+
+namespace backstop::nats {
+namespace {
+
+using nlohmann::json;
+using testing::FakeClock;
+using testing::NatsServer;
+using testing::NatsTestClient;
+using testing::NatsTestMessage;
+using testing::TempDir;
+
+#define ASSERT_OK(expr)                                     \
+  do {                                                      \
+    const ::backstop::Status _s = (expr);                   \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
+  } while (0)
+
+// The value, or a test failure: the exception ends the test (GoogleTest
+// catches it) and still runs the destructors that stop the server.
+template <typename T>
+T ValueOrDie(Result<T> r) {
+  if (!r.ok()) throw std::runtime_error(r.status().ToString());
+  return std::move(r).value();
+}
+
+std::vector<json> ReadJsonl(const std::string& path) {
+  std::vector<json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+json StreamInfo(NatsTestClient& client, const std::string& stream) {
+  return json::parse(ValueOrDie(client.RawRequest("$JS.API.STREAM.INFO." + stream, "")));
+}
+
+json ConsumerInfo(NatsTestClient& client, const std::string& stream, const std::string& name) {
+  return json::parse(
+      ValueOrDie(client.RawRequest("$JS.API.CONSUMER.INFO." + stream + "." + name, "")));
+}
+
+class NatsDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = NatsServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    client_ = ValueOrDie(NatsTestClient::Connect(server_->url()));
+    env_ = std::make_unique<Env>(testing::MakeEnvWithClock(&clock_));
+    store_ = ValueOrDie(Store::Open(Env::Default(), dir_.Join("store")));
+    component_.name = "bus";
+    component_.kind = "stream";
+    component_.driver = "nats";
+    component_.settings = {{"url", server_->url()},
+                           {"monitor", server_->monitor_url()},
+                           {"streams", {"ORDERS"}},
+                           {"connect_timeout", 2000},
+                           {"request_timeout", 5000},
+                           // Small chunks: many of them, as with a large stream.
+                           {"chunk_size", 4096}};
+    ctx_ = MakeContext("run-1");
+  }
+
+  DriverContext MakeContext(const std::string& run_id) {
+    DriverContext ctx;
+    ctx.env = Env::Default();
+    ctx.store = store_.get();
+    ctx.state_dir = dir_.Join("state");
+    ctx.run_id = run_id;
+    ctx.run_dir = JoinPath(JoinPath(ctx.state_dir, "runs"), run_id);
+    ctx.progress = [this](const std::string& line) { progress_.push_back(line); };
+    return ctx;
+  }
+
+  // ORDERS with 200 messages on two subjects, message 5 deleted, and a durable
+  // consumer "worker" that has acked the first 50 (sequences 1..51).
+  void MakeOrders() {
+    ASSERT_OK(client_->AddStream("ORDERS", {"orders.>"}));
+    for (int i = 1; i <= 200; ++i) {
+      std::string subject = i % 3 == 0 ? "orders.paid" : "orders.new";
+      auto seq = client_->Publish(subject, "order-" + std::to_string(i));
+      ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+      ASSERT_EQ(*seq, static_cast<uint64_t>(i));
+    }
+    ASSERT_OK(client_->DeleteMessage("ORDERS", 5));
+    ASSERT_OK(client_->AddDurablePullConsumer("ORDERS", "worker", "", "ships orders"));
+    ASSERT_OK(client_->FetchAndAck("ORDERS", "worker", 50));
+  }
+
+  bool ProgressContains(const std::string& text) const {
+    for (const auto& line : progress_) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Env> env_;
+  std::unique_ptr<NatsServer> server_;
+  std::unique_ptr<NatsTestClient> client_;
+  std::unique_ptr<Store> store_;
+  ComponentSpec component_;
+  DriverContext ctx_;
+  std::vector<std::string> progress_;
+  NatsDriver driver_;
+};
+
+TEST_F(NatsDriverTest, RegistryKnowsTheDriver) {
+  const DriverInfo* info = DriverRegistry::Global().Find("nats");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->kinds, std::vector<std::string>{"stream"});
+  bool url_required = false;
+  for (const auto& s : info->settings) {
+    if (s.key == "url") url_required = s.required;
+  }
+  EXPECT_TRUE(url_required);
+  auto created = DriverRegistry::Global().Create("nats");
+  ASSERT_TRUE(created.ok());
+}
+
+TEST_F(NatsDriverTest, SnapshotRecordsPositionConsumersAndBlob) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  const json& rec = entry["streams"]["ORDERS"];
+  EXPECT_EQ(rec["position"]["last_seq"], 200);
+  EXPECT_EQ(rec["position"]["first_seq"], 1);
+  EXPECT_EQ(rec["position"]["messages"], 199);
+  EXPECT_GT(rec["position"]["bytes"].get<uint64_t>(), 0u);
+  ASSERT_TRUE(rec["consumers"].contains("worker"));
+  EXPECT_EQ(rec["consumers"]["worker"]["ack_floor"]["stream_seq"], 51);
+  EXPECT_EQ(rec["consumers"]["worker"]["config"]["description"], "ships orders");
+  ASSERT_EQ(entry["blobs"].size(), 1u);
+  EXPECT_EQ(entry["blobs"][0], rec["blob"]);
+  EXPECT_TRUE(store_->Has(rec["blob"].get<std::string>()));
+  EXPECT_EQ(store_->SizeOf(rec["blob"].get<std::string>()).value(),
+            rec["snapshot_bytes"].get<uint64_t>());
+  // Several 4 KiB chunks were needed: the transfer loop really ran.
+  EXPECT_GT(rec["snapshot_bytes"].get<uint64_t>(), 4096u);
+
+  json described = ValueOrDie(driver_.Describe(component_, ctx_));
+  EXPECT_EQ(described["streams"]["ORDERS"]["last_seq"], 200);
+  EXPECT_EQ(described["streams"]["ORDERS"]["consumers"], json::array({"worker"}));
+}
+
+TEST_F(NatsDriverTest, SnapshotOfMissingStreamNamesIt) {
+  auto entry = driver_.Snapshot(component_, ctx_);
+  ASSERT_FALSE(entry.ok());
+  EXPECT_TRUE(entry.status().IsNotFound());
+  EXPECT_NE(entry.status().message().find("ORDERS"), std::string::npos);
+  EXPECT_NE(entry.status().message().find("$JS.API.STREAM.INFO.ORDERS"), std::string::npos);
+  EXPECT_NE(entry.status().message().find("stream not found"), std::string::npos);
+}
+
+TEST_F(NatsDriverTest, RestorePreservesSequencesAndConsumersAndSavesCurrentContent) {
+  MakeOrders();
+  NatsTestMessage m17 = ValueOrDie(client_->GetMessage("ORDERS", 17));
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+
+  // The bad deploy: 30 more messages, the worker acks 20 more, a new consumer.
+  ASSERT_OK(client_->PublishMany("orders.bad", 30, 16, "bad"));
+  ASSERT_OK(client_->FetchAndAck("ORDERS", "worker", 20));
+  ASSERT_OK(client_->AddDurablePullConsumer("ORDERS", "late", "", ""));
+  ASSERT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 230);
+
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+
+  json info = StreamInfo(*client_, "ORDERS");
+  EXPECT_EQ(info["state"]["first_seq"], 1);
+  EXPECT_EQ(info["state"]["last_seq"], 200);
+  EXPECT_EQ(info["state"]["messages"], 199);
+  NatsTestMessage again = ValueOrDie(client_->GetMessage("ORDERS", 17));
+  EXPECT_EQ(again.subject, m17.subject);
+  EXPECT_EQ(again.data, m17.data);
+  EXPECT_FALSE(client_->GetMessage("ORDERS", 5).ok()) << "the deleted message came back";
+  EXPECT_FALSE(client_->GetMessage("ORDERS", 201).ok()) << "a message after the restore point";
+
+  json worker = ConsumerInfo(*client_, "ORDERS", "worker");
+  ASSERT_FALSE(worker.contains("error")) << worker.dump();
+  EXPECT_EQ(worker["ack_floor"]["stream_seq"], 51);
+  EXPECT_EQ(worker["config"]["description"], "ships orders");
+  EXPECT_EQ(worker["config"]["ack_policy"], "explicit");
+  json late = ConsumerInfo(*client_, "ORDERS", "late");
+  EXPECT_TRUE(late.contains("error")) << "a consumer made after the restore point survived";
+
+  ASSERT_OK(driver_.VerifyRestored(component_, entry, ctx_));
+  auto checks = ValueOrDie(driver_.CheckIntegrity(component_, entry, ctx_));
+  ASSERT_GE(checks.size(), 4u);
+  for (const auto& c : checks) EXPECT_TRUE(c.passed) << c.name << ": " << c.detail;
+
+  // The content the rollback replaced is in the store, recorded for the run.
+  std::string saved_path = NatsDriver::SavedRecordPath(ctx_.run_dir, "bus");
+  json saved = json::parse(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)));
+  const json& before = saved["streams"]["ORDERS"];
+  EXPECT_TRUE(before["existed"].get<bool>());
+  EXPECT_EQ(before["position"]["last_seq"], 230);
+  EXPECT_TRUE(store_->Has(before["blob"].get<std::string>()));
+  EXPECT_EQ(before["consumers"]["worker"]["ack_floor"]["stream_seq"], 71);
+
+  // Prune removes the record.
+  ASSERT_OK(driver_.Prune(component_, "run-1", ctx_));
+  EXPECT_FALSE(Env::Default()->fs()->Exists(saved_path));
+}
+
+TEST_F(NatsDriverTest, RestoreTwiceWithTheSameRunIdDoesNothingTheSecondTime) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.bad", 10, 16));
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  std::string saved_path = NatsDriver::SavedRecordPath(ctx_.run_dir, "bus");
+  std::string saved_first = ValueOrDie(Env::Default()->fs()->ReadFile(saved_path));
+
+  progress_.clear();
+  NatsDriver fresh;  // as after a crash: a new process
+  ASSERT_OK(fresh.Restore(component_, entry, ctx_));
+  EXPECT_TRUE(ProgressContains("already restored")) << "progress: " << progress_.size();
+  EXPECT_FALSE(ProgressContains("deleting stream"));
+  EXPECT_EQ(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)), saved_first)
+      << "the saved record was replaced by a snapshot of the restored stream";
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+}
+
+TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreUsesTheSavedRecord) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.bad", 10, 16));
+
+  // First attempt fails half-way (transfer cut short): the saved content is put back.
+  RestoreHooks cut;
+  cut.truncate_after_chunks = 1;
+  driver_.SetRestoreHooksForTest(cut);
+  Status failed = driver_.Restore(component_, entry, ctx_);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 210);
+  std::string saved_path = NatsDriver::SavedRecordPath(ctx_.run_dir, "bus");
+  std::string saved_first = ValueOrDie(Env::Default()->fs()->ReadFile(saved_path));
+
+  // A crash right after step 2 (stream deleted, nothing restored yet).
+  ASSERT_OK(client_->DeleteStream("ORDERS"));
+  NatsDriver resumed;
+  ASSERT_OK(resumed.Restore(component_, entry, ctx_));
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+  EXPECT_EQ(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)), saved_first);
+  json saved = json::parse(saved_first);
+  EXPECT_EQ(saved["streams"]["ORDERS"]["position"]["last_seq"], 210);
+}
+
+TEST_F(NatsDriverTest, CorruptSnapshotRejectedByServerLeavesOriginalStream) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.bad", 30, 16, "bad"));
+  NatsTestMessage m220 = ValueOrDie(client_->GetMessage("ORDERS", 220));
+
+  // A snapshot whose bytes are damaged in the middle, stored as a valid blob
+  // so that only the server can notice.
+  std::string digest = entry["streams"]["ORDERS"]["blob"].get<std::string>();
+  std::string bytes = ValueOrDie(store_->Get(digest));
+  ASSERT_GT(bytes.size(), 1000u);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] ^= 0x5a;
+  std::string broken = ValueOrDie(store_->Put(bytes));
+  json bad_entry = entry;
+  bad_entry["streams"]["ORDERS"]["blob"] = broken;
+  bad_entry["blobs"] = json::array({broken});
+
+  Status st = driver_.Restore(component_, bad_entry, ctx_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("ORDERS"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("$JS.API.STREAM.RESTORE.ORDERS"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("previous content is back"), std::string::npos) << st.message();
+
+  json info = StreamInfo(*client_, "ORDERS");
+  EXPECT_EQ(info["state"]["last_seq"], 230);
+  EXPECT_EQ(info["state"]["messages"], 229);
+  NatsTestMessage back = ValueOrDie(client_->GetMessage("ORDERS", 220));
+  EXPECT_EQ(back.subject, m220.subject);
+  EXPECT_EQ(back.data, m220.data);
+  json worker = ConsumerInfo(*client_, "ORDERS", "worker");
+  EXPECT_EQ(worker["ack_floor"]["stream_seq"], 51);
+
+  // The good restore point still works afterwards, in the same run.
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+}
+
+TEST_F(NatsDriverTest, TruncatedTransferLeavesOriginalStream) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.bad", 30, 16, "bad"));
+  RestoreHooks cut;
+  cut.truncate_after_chunks = 1;
+  driver_.SetRestoreHooksForTest(cut);
+  Status st = driver_.Restore(component_, entry, ctx_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("previous content is back"), std::string::npos) << st.message();
+  json info = StreamInfo(*client_, "ORDERS");
+  EXPECT_EQ(info["state"]["last_seq"], 230);
+  EXPECT_EQ(info["state"]["messages"], 229);
+  EXPECT_EQ(ValueOrDie(client_->GetMessage("ORDERS", 230)).data.substr(0, 6), "bad-29");
+}
+
+TEST_F(NatsDriverTest, VerificationFailureAfterRestoreRemovesItAndPutsOriginalBack) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.bad", 30, 16, "bad"));
+  // The server accepts the snapshot, but the result does not match what the
+  // entry promises: the restored stream must not stay.
+  json wrong = entry;
+  wrong["streams"]["ORDERS"]["position"]["last_seq"] = 199;
+  Status st = driver_.Restore(component_, wrong, ctx_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("expected 199 messages, sequences 1..199, found 199 messages, "
+                              "sequences 1..200"),
+            std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("previous content is back"), std::string::npos) << st.message();
+  json info = StreamInfo(*client_, "ORDERS");
+  EXPECT_EQ(info["state"]["last_seq"], 230);
+  EXPECT_EQ(info["state"]["messages"], 229);
+}
+
+TEST_F(NatsDriverTest, RestoreOfAStreamDeletedSinceTheRestorePoint) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->DeleteStream("ORDERS"));
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(loss.TotalMessages(), 0u);
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+  json saved = json::parse(
+      ValueOrDie(Env::Default()->fs()->ReadFile(NatsDriver::SavedRecordPath(ctx_.run_dir, "bus"))));
+  EXPECT_FALSE(saved["streams"]["ORDERS"]["existed"].get<bool>());
+}
+
+TEST_F(NatsDriverTest, LedgerListsExactlyTheMessagesAfterTheRestorePoint) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  std::string ledger_path = JoinPath(ctx_.run_dir, "ledger-bus.jsonl");
+
+  DataLossReport none = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  ASSERT_EQ(none.items.size(), 1u);
+  EXPECT_EQ(none.items[0].total(), 0u);
+  EXPECT_EQ(none.TotalMessages(), 0u);
+  EXPECT_TRUE(none.ledger_files.empty());
+  EXPECT_TRUE(ReadJsonl(ledger_path).empty());
+
+  std::vector<std::pair<uint64_t, std::string>> published;
+  for (int i = 0; i < 7; ++i) {
+    std::string subject = i % 2 ? "orders.refund" : "orders.new";
+    published.emplace_back(ValueOrDie(client_->Publish(subject, "late-" + std::to_string(i))),
+                           subject);
+  }
+  // One of the new messages is deleted again: it is not in the stream, so the
+  // rollback cannot lose it.
+  ASSERT_OK(client_->DeleteMessage("ORDERS", published[3].first));
+  published.erase(published.begin() + 3);
+  // Two of the restore point's messages are gone too (first_seq moves past 1).
+  ASSERT_OK(client_->DeleteMessage("ORDERS", 1));
+  ASSERT_OK(client_->DeleteMessage("ORDERS", 2));
+
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  ASSERT_EQ(loss.items.size(), 1u);
+  EXPECT_EQ(loss.items[0].object, "ORDERS");
+  EXPECT_EQ(loss.items[0].unit, "messages");
+  EXPECT_EQ(loss.items[0].inserted, 6u);
+  EXPECT_EQ(loss.items[0].deleted, 2u);
+  ASSERT_EQ(loss.ledger_files, std::vector<std::string>{ledger_path});
+
+  std::vector<json> lines = ReadJsonl(ledger_path);
+  std::vector<std::pair<uint64_t, std::string>> listed;
+  json deleted_line;
+  for (const auto& l : lines) {
+    EXPECT_EQ(l["stream"], "ORDERS");
+    if (l["event"] == "published") {
+      listed.emplace_back(l["sequence"].get<uint64_t>(), l["subject"].get<std::string>());
+      EXPECT_EQ(l["size"], 6);  // "late-N"
+      EXPECT_FALSE(l["time"].get<std::string>().empty());
+    } else {
+      deleted_line = l;
+    }
+  }
+  EXPECT_EQ(listed, published);
+  EXPECT_EQ(deleted_line["event"], "deleted");
+  EXPECT_EQ(deleted_line["count"], 2);
+  EXPECT_EQ(deleted_line["first_seq_now"], 3);
+}
+
+TEST_F(NatsDriverTest, LedgerOfARecreatedStreamCountsEverything) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->DeleteStream("ORDERS"));
+  ASSERT_OK(client_->AddStream("ORDERS", {"orders.>"}));
+  ASSERT_OK(client_->PublishMany("orders.new", 3, 8));
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  ASSERT_EQ(loss.items.size(), 1u);
+  EXPECT_EQ(loss.items[0].inserted, 3u);
+  EXPECT_EQ(loss.items[0].deleted, 199u);
+}
+
+TEST_F(NatsDriverTest, HealthReportsConnectionAndDisconnectionTime) {
+  ASSERT_OK(client_->AddStream("ORDERS", {"orders.>"}));
+  DriverContext ctx = ctx_;
+  ctx.env = env_.get();  // fake clock
+
+  HealthResult up = driver_.Health(component_, ctx);
+  EXPECT_TRUE(up.pass()) << up.detail;
+  EXPECT_EQ(up.signals.at("disconnected_ms"), 0);
+  EXPECT_TRUE(up.signals.count("connect_time_ms"));
+  EXPECT_NE(up.detail.find("/healthz"), std::string::npos) << up.detail;
+
+  client_.reset();
+  ASSERT_OK(server_->Stop());
+  clock_.AdvanceMs(1500);
+  HealthResult down = driver_.Health(component_, ctx);
+  EXPECT_EQ(down.state, HealthResult::State::kFail);
+  EXPECT_GE(down.signals.at("disconnected_ms"), 1500);
+  clock_.AdvanceMs(60'000);
+  HealthResult later = driver_.Health(component_, ctx);
+  EXPECT_EQ(later.signals.at("disconnected_ms") - down.signals.at("disconnected_ms"), 60'000);
+
+  // A new process knows when the server was last seen.
+  NatsDriver fresh;
+  HealthResult fresh_down = fresh.Health(component_, ctx);
+  EXPECT_EQ(fresh_down.signals.at("disconnected_ms"), later.signals.at("disconnected_ms"));
+
+  ASSERT_OK(server_->Restart());
+  HealthResult back = driver_.Health(component_, ctx);
+  EXPECT_TRUE(back.pass()) << back.detail;
+  EXPECT_EQ(back.signals.at("disconnected_ms"), 0);
+}
+
+TEST_F(NatsDriverTest, CheckIntegrityReportsMissingStreamAndConsumer) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.new", 2, 8));
+  auto checks = ValueOrDie(driver_.CheckIntegrity(component_, entry, ctx_));
+  std::map<std::string, bool> by_name;
+  for (const auto& c : checks) by_name[c.name] = c.passed;
+  EXPECT_TRUE(by_name.at("stream ORDERS exists"));
+  EXPECT_FALSE(by_name.at("message count ORDERS"));
+  EXPECT_FALSE(by_name.at("last sequence ORDERS"));
+  EXPECT_TRUE(by_name.at("consumer ORDERS/worker"));
+
+  ASSERT_OK(client_->DeleteStream("ORDERS"));
+  checks = ValueOrDie(driver_.CheckIntegrity(component_, json(), ctx_));
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_FALSE(checks[0].passed);
+  Status verify = driver_.VerifyRestored(component_, entry, ctx_);
+  EXPECT_FALSE(verify.ok());
+}
+
+TEST_F(NatsDriverTest, PrepareRefusesAMissingBlob) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(driver_.Prepare(component_, entry, ctx_));
+  json missing = entry;
+  missing["streams"]["ORDERS"]["blob"] = std::string(64, 'a');
+  EXPECT_TRUE(driver_.Prepare(component_, missing, ctx_).IsNotFound());
+}
+
+TEST(NatsSpecTest, SettingsParseWithDefaultsAndRequiredKeys) {
+  const std::string yaml =
+      "environment: test\n"
+      "components:\n"
+      "  bus:\n"
+      "    kind: stream\n"
+      "    driver: nats\n"
+      "    url: nats://127.0.0.1:4222\n"
+      "    streams: [A, B]\n"
+      "    request_timeout: 30s\n";
+  auto spec = ParseSpec(yaml, "/tmp/backstop.yaml", DriverRegistry::Global());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const json& s = spec->components.at("bus").settings;
+  EXPECT_EQ(s["streams"], json::array({"A", "B"}));
+  EXPECT_EQ(s["request_timeout"], 30000);
+  EXPECT_EQ(s["connect_timeout"], 5000);
+  EXPECT_EQ(s["chunk_size"], 131072);
+
+  auto missing = ParseSpec(
+      "environment: test\ncomponents:\n  bus:\n    kind: stream\n    driver: nats\n"
+      "    streams: [A]\n",
+      "/tmp/backstop.yaml", DriverRegistry::Global());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("url"), std::string::npos)
+      << missing.status().message();
+}
+
+TEST(NatsRedactTest, PasswordsAndTokensAreHidden) {
+  EXPECT_EQ(RedactUrl("nats://app:s3cret@10.0.0.5:4222"), "nats://app:***@10.0.0.5:4222");
+  EXPECT_EQ(RedactUrl("nats://tok3n@h:4222,nats://h2:4222"), "nats://***@h:4222,nats://h2:4222");
+  EXPECT_EQ(RedactUrl("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+}
+
+// About 100k messages through snapshot, restore and the ledger; prints the
+// throughput (measured, never asserted).
+TEST_F(NatsDriverTest, HundredThousandMessages) {
+  const int kMessages = 100'000;
+  ASSERT_OK(client_->AddStream("ORDERS", {"orders.>"}));
+  ASSERT_OK(client_->PublishMany("orders.new", kMessages, 128));
+  component_.settings["chunk_size"] = 131072;
+  auto t0 = std::chrono::steady_clock::now();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  auto t1 = std::chrono::steady_clock::now();
+  ASSERT_OK(client_->PublishMany("orders.new", kMessages / 10, 128));
+  auto t2 = std::chrono::steady_clock::now();
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  auto t3 = std::chrono::steady_clock::now();
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  auto t4 = std::chrono::steady_clock::now();
+  EXPECT_EQ(loss.TotalMessages(), static_cast<uint64_t>(kMessages / 10));
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], kMessages);
+  // Restore alone: the stream is absent, so nothing is saved first.
+  ASSERT_OK(client_->DeleteStream("ORDERS"));
+  DriverContext ctx2 = MakeContext("run-2");
+  auto t5 = std::chrono::steady_clock::now();
+  ASSERT_OK(driver_.Restore(component_, entry, ctx2));
+  auto t6 = std::chrono::steady_clock::now();
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["messages"], kMessages);
+  auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  auto rate = [&](double n, auto a, auto b) { return n / (ms(a, b) / 1000); };
+  std::printf(
+      "[nats throughput] snapshot of %d msgs of 128 B (%llu snapshot bytes, stored): %.1f ms, "
+      "%.0f msg/s\n"
+      "[nats throughput] ledger of %d msgs: %.1f ms, %.0f msg/s\n"
+      "[nats throughput] rollback (save %d current msgs, delete, restore %d, verify): %.1f ms, "
+      "%.0f restored msg/s\n"
+      "[nats throughput] restore alone of %d msgs (read blob, restore, verify): %.1f ms, %.0f "
+      "msg/s\n",
+      kMessages, static_cast<unsigned long long>(entry["streams"]["ORDERS"]["snapshot_bytes"]),
+      ms(t0, t1), rate(kMessages, t0, t1), kMessages / 10, ms(t2, t3), rate(kMessages / 10, t2, t3),
+      kMessages + kMessages / 10, kMessages, ms(t3, t4), rate(kMessages, t3, t4), kMessages,
+      ms(t5, t6), rate(kMessages, t5, t6));
+}
+
+}  // namespace
+}  // namespace backstop::nats

@@ -1,0 +1,1562 @@
+#include "drivers/postgres/postgres_driver.h"
+
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "drivers/postgres/pg_catalog.h"
+#include "drivers/postgres/pg_conn.h"
+#include "drivers/postgres/pg_ledger.h"
+#include "store.h"
+#include "units.h"
+
+namespace backstop::postgres {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char kFormat[] = "pg_dump-directory";
+// Candidate rows looked up in the restore point's copy per query.
+constexpr size_t kLookupBatch = 2000;
+// The xmin shortcut of the ledger is used while fewer xids than this have
+// been consumed since the restore point (age() is a 32-bit quantity).
+constexpr uint64_t kMaxXidDistance = 1ull << 30;
+// Tables whose ledger takes longer are named in the progress output.
+constexpr int64_t kSlowTableMs = 100;
+// Below this many rows written since the restore point (per the table
+// statistics), the ledger fetches a table's candidate rows in the same scan
+// that counts it.
+constexpr int64_t kOneScanMaxWrites = 20'000;
+
+struct Loaded {
+  PgSettings settings;
+  ConnParams params;
+  const std::string& db() const { return params.dbname(); }
+};
+
+Result<Loaded> Load(const ComponentSpec& c) {
+  auto s = ParsePgSettings(c.settings);
+  if (!s.ok()) return s.status().WithContext("component " + c.name);
+  auto p = ConnParams::Parse(s->connection);
+  if (!p.ok()) return p.status().WithContext("component " + c.name);
+  return Loaded{std::move(s).value(), std::move(p).value()};
+}
+
+Result<std::unique_ptr<PgConn>> ConnectTo(const Loaded& l, const std::string& dbname) {
+  return PgConn::Connect(l.params, dbname, l.settings.connect_timeout_ms);
+}
+
+Result<std::unique_ptr<PgConn>> ConnectAdmin(const Loaded& l) {
+  return ConnectTo(l, l.settings.admin_dbname);
+}
+
+Env* EnvOf(const DriverContext& ctx) { return ctx.env ? ctx.env : Env::Default(); }
+
+int64_t NowMs(const DriverContext& ctx) { return EnvOf(ctx)->clock()->NowMicros() / 1000; }
+
+std::string WorkDir(const DriverContext& ctx, const ComponentSpec& c) {
+  if (!ctx.state_dir.empty()) return JoinPath(ctx.state_dir, "components/" + c.name);
+  const char* t = std::getenv("TMPDIR");
+  return JoinPath(t && *t ? t : "/tmp", "backstop-pg-" + c.name);
+}
+
+std::string Sanitized(const std::string& id) {
+  std::string out;
+  for (char ch : id) out += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  return out;
+}
+
+std::string BinDir(const PgSettings& s, int server_version_num, Env* env) {
+  if (!s.bin_dir.empty()) return s.bin_dir;
+  std::string dir = "/usr/lib/postgresql/" + std::to_string(server_version_num / 10000) + "/bin";
+  if (env->fs()->Exists(JoinPath(dir, "pg_dump"))) return dir;
+  return "";  // PATH
+}
+
+std::string Tool(const std::string& bin_dir, const std::string& name) {
+  return bin_dir.empty() ? name : JoinPath(bin_dir, name);
+}
+
+std::string LastLines(const std::string& text, int n) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  std::string out;
+  size_t from = lines.size() > static_cast<size_t>(n) ? lines.size() - n : 0;
+  for (size_t i = from; i < lines.size(); ++i) out += (out.empty() ? "" : " | ") + lines[i];
+  return out;
+}
+
+Status RunTool(const DriverContext& ctx, const Loaded& l, std::vector<std::string> argv,
+               const std::string& what) {
+  ProcessOptions o;
+  o.argv = std::move(argv);
+  o.env = l.params.ChildEnv(l.settings.connect_timeout_ms);
+  auto r = EnvOf(ctx)->processes()->Run(o);
+  if (!r.ok())
+    return Status::IOError(what + ": cannot start " + o.argv[0] + ": " +
+                           l.params.Mask(r.status().message()));
+  if (!r->success()) {
+    std::string err = LastLines(r->err, 8);
+    if (err.empty()) err = LastLines(r->out, 4);
+    std::string how = r->timed_out     ? "timed out"
+                      : r->term_signal ? "killed by signal " + std::to_string(r->term_signal)
+                                       : "exit " + std::to_string(r->exit_code);
+    return Status::FailedPrecondition(what + " failed (" + how + "): " + l.params.Mask(err));
+  }
+  return Status::OK();
+}
+
+// Runs fn(0..n-1) on up to `threads` threads; returns the first error.
+Status ParallelFor(size_t n, int threads, const std::function<Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first;
+  auto worker = [&] {
+    for (;;) {
+      size_t i = next++;
+      if (i >= n) return;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!first.ok()) return;
+      }
+      Status st = fn(i);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first.ok()) first = st;
+      }
+    }
+  };
+  int t = std::max(1, std::min<int>(threads, static_cast<int>(n)));
+  std::vector<std::thread> pool;
+  for (int i = 1; i < t; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+  return first;
+}
+
+std::string CommentSql(PgConn& conn, const std::string& db, const std::optional<std::string>& c) {
+  return "COMMENT ON DATABASE " + QuoteIdent(db) + " IS " + (c ? conn.Literal(*c) : "NULL");
+}
+
+Status DropDatabase(PgConn& admin, const std::string& name) {
+  return admin.Run("DROP DATABASE IF EXISTS " + QuoteIdent(name) + " WITH (FORCE)");
+}
+
+Status SetAllowConnections(PgConn& admin, const std::string& name, bool allow) {
+  return admin.Run("ALTER DATABASE " + QuoteIdent(name) + " ALLOW_CONNECTIONS " +
+                   (allow ? "true" : "false"));
+}
+
+// Ends every session on `name` but ours, waiting up to 5 s for each to exit.
+Status TerminateSessions(PgConn& admin, const std::string& name) {
+  return admin.Run(
+      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+      "WHERE datname = $1 AND pid <> pg_backend_pid()",
+      {name});
+}
+
+// ALTER DATABASE RENAME waits ~5 s and fails while sessions remain: end them
+// first and retry a few times in case a client slipped in.
+Status RenameDatabase(PgConn& admin, const std::string& from, const std::string& to) {
+  Status st;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    BACKSTOP_RETURN_IF_ERROR(TerminateSessions(admin, from));
+    st = admin.Run("ALTER DATABASE " + QuoteIdent(from) + " RENAME TO " + QuoteIdent(to));
+    if (st.ok() || admin.last_sqlstate() != "55006") break;
+  }
+  if (!st.ok()) return st.WithContext("renaming database " + from + " to " + to);
+  return Status::OK();
+}
+
+Status CreateDatabaseLike(PgConn& admin, const std::string& name, const DatabaseInfo& props) {
+  std::string sql = "CREATE DATABASE " + QuoteIdent(name) + " WITH TEMPLATE template0";
+  if (!props.owner.empty()) sql += " OWNER " + QuoteIdent(props.owner);
+  if (!props.encoding.empty()) sql += " ENCODING " + admin.Literal(props.encoding);
+  if (props.locale_provider == "i" && admin.server_version() >= 150000) {
+    sql += " LOCALE_PROVIDER icu ICU_LOCALE " + admin.Literal(props.icu_locale);
+  }
+  if (!props.collate.empty()) sql += " LC_COLLATE " + admin.Literal(props.collate);
+  if (!props.ctype.empty()) sql += " LC_CTYPE " + admin.Literal(props.ctype);
+  Status st = admin.Run(sql);
+  if (!st.ok()) return st.WithContext("creating database " + name + " from template0");
+  return Status::OK();
+}
+
+Status RestoreDump(const DriverContext& ctx, const Loaded& l, const std::string& bin_dir,
+                   const std::string& dump_dir, const std::string& target) {
+  return RunTool(ctx, l,
+                 {Tool(bin_dir, "pg_restore"), "--format=directory",
+                  "--jobs=" + std::to_string(l.settings.jobs), "--exit-on-error", "--no-password",
+                  "--dbname=" + l.params.ForCommandLine(target), dump_dir},
+                 "pg_restore into database " + target);
+}
+
+// ---- the data-loss ledger ----
+
+// Streams JSON lines to a temporary file, renamed into place on Commit().
+class LedgerWriter {
+ public:
+  LedgerWriter(Env* env, std::string path) : env_(env), path_(std::move(path)) {}
+  ~LedgerWriter() {
+    if (f_) {
+      std::fclose(f_);
+      ::unlink(tmp_.c_str());
+    }
+  }
+  Status Open() {
+    if (path_.empty()) return Status::OK();
+    BACKSTOP_RETURN_IF_ERROR(env_->fs()->CreateDirs(Dirname(path_)));
+    tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
+    f_ = std::fopen(tmp_.c_str(), "w");
+    if (!f_) return Status::FromErrno("create " + tmp_, errno);
+    return Status::OK();
+  }
+  Status Line(const json& j) {
+    if (!f_) return Status::OK();
+    std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+    s += '\n';
+    if (std::fwrite(s.data(), 1, s.size(), f_) != s.size()) {
+      return Status::FromErrno("write " + tmp_, errno);
+    }
+    return Status::OK();
+  }
+  Status Commit() {
+    if (!f_) return Status::OK();
+    bool ok = std::fflush(f_) == 0 && ::fsync(fileno(f_)) == 0;
+    int e = errno;
+    std::fclose(f_);
+    f_ = nullptr;
+    if (!ok) return Status::FromErrno("write " + tmp_, e);
+    BACKSTOP_RETURN_IF_ERROR(env_->fs()->Rename(tmp_, path_));
+    return env_->fs()->SyncDir(Dirname(path_));
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  Env* env_;
+  std::string path_;
+  std::string tmp_;
+  FILE* f_ = nullptr;
+};
+
+// How one table is compared.
+struct TablePlan {
+  std::string display;
+  std::string live_sql, rp_sql;  // quoted table names ("" when the table is absent)
+  std::vector<std::string> key;  // key columns; empty: whole-row hashes
+  std::vector<KeyKind> kinds;
+  std::vector<std::string> key_types;       // format_type of each key column (restore point side)
+  std::string hash_expr;                    // md5 over the common columns
+  std::vector<std::string> added, removed;  // columns
+};
+
+std::string KeySelect(const TablePlan& p) {
+  if (p.key.empty()) return p.hash_expr;
+  std::string out;
+  for (const auto& k : p.key) out += (out.empty() ? "" : ", ") + ("t." + QuoteIdent(k));
+  return out + ", " + p.hash_expr;
+}
+
+std::string KeyOrder(const TablePlan& p) {
+  if (p.key.empty()) return p.hash_expr + " COLLATE \"C\"";
+  std::string out;
+  for (size_t i = 0; i < p.key.size(); ++i) {
+    std::string col = "t." + QuoteIdent(p.key[i]);
+    out += (i ? ", " : "") + (p.kinds[i] == KeyKind::kInteger ? col : col + "::text COLLATE \"C\"");
+  }
+  return out;
+}
+
+// Only the keys (for finding deleted rows without hashing anything).
+std::string KeysOnlySelect(const TablePlan& p) {
+  std::string out;
+  for (const auto& k : p.key) out += (out.empty() ? "" : ", ") + ("t." + QuoteIdent(k));
+  return out;
+}
+
+json KeyJson(const TablePlan& p, const KeyedRow& row) {
+  json key = json::object();
+  if (p.key.empty()) {
+    key["row_md5"] = row.key.empty() ? "" : row.key[0];
+    return key;
+  }
+  for (size_t i = 0; i < p.key.size() && i < row.key.size(); ++i) {
+    if (p.kinds[i] == KeyKind::kInteger) {
+      char* end = nullptr;
+      long long v = std::strtoll(row.key[i].c_str(), &end, 10);
+      if (end && *end == '\0') {
+        key[p.key[i]] = v;
+        continue;
+      }
+    }
+    key[p.key[i]] = row.key[i];
+  }
+  return key;
+}
+
+TablePlan PlanTable(const TableInfo* live, const TableInfo* rp) {
+  TablePlan p;
+  const TableInfo* any = rp ? rp : live;
+  p.display = any->Display();
+  if (live) p.live_sql = live->Sql();
+  if (rp) p.rp_sql = rp->Sql();
+  // Columns compared: the restore point's, in its order, that still exist live.
+  std::vector<std::string> common;
+  if (live && rp) {
+    for (const auto& c : rp->columns) {
+      if (live->Column(c.name)) {
+        common.push_back(c.name);
+      } else {
+        p.removed.push_back(c.name);
+      }
+    }
+    for (const auto& c : live->columns) {
+      if (!rp->Column(c.name)) p.added.push_back(c.name);
+    }
+  } else {
+    for (const auto& c : any->columns) common.push_back(c.name);
+  }
+  std::string row;
+  for (const auto& c : common) row += (row.empty() ? "" : ", ") + ("t." + QuoteIdent(c));
+  p.hash_expr = common.empty() ? "md5('')" : "md5(ROW(" + row + ")::text)";
+  auto all_in = [](const std::vector<std::string>& cols, const TableInfo* t) {
+    if (!t) return true;
+    for (const auto& c : cols) {
+      if (!t->Column(c)) return false;
+    }
+    return true;
+  };
+  if (rp && !rp->pk.empty() && all_in(rp->pk, live)) {
+    p.key = rp->pk;
+  } else if (live && !live->pk.empty() && all_in(live->pk, rp)) {
+    p.key = live->pk;
+  }
+  for (const auto& k : p.key) {
+    const ColumnInfo* lc = live ? live->Column(k) : nullptr;
+    const ColumnInfo* rc = rp ? rp->Column(k) : nullptr;
+    bool integer = (!lc || lc->is_integer) && (!rc || rc->is_integer);
+    p.kinds.push_back(integer ? KeyKind::kInteger : KeyKind::kText);
+    p.key_types.push_back(rc ? rc->type : lc->type);
+  }
+  return p;
+}
+
+std::string CopyOf(const std::string& select) { return "COPY (" + select + ") TO STDOUT"; }
+
+std::string FullSelect(const TablePlan& p, const std::string& table_sql,
+                       const std::string& where = "") {
+  return "SELECT " + KeySelect(p) + " FROM ONLY " + table_sql + " t" +
+         (where.empty() ? "" : " WHERE " + where) + " ORDER BY " + KeyOrder(p);
+}
+
+struct LedgerContext {
+  PgConn* live = nullptr;
+  PgConn* rp = nullptr;
+  LedgerWriter* writer =
+      nullptr;  // Set when the xmin shortcut applies: age() of the restore point's snapshot
+  // xmin (rows with age(xmin) <= it may be newer than the restore point; age()
+  // is stable within the live transaction), and the restore point's row
+  // counts and table oids.
+  std::optional<int64_t> horizon_age;
+  const json* row_counts = nullptr;
+  std::map<std::string, uint32_t> table_oids;
+  // Rows written per table (n_tup_ins + n_tup_upd + n_tup_del) at the restore
+  // point and now: a hint for choosing how to scan, never for the result.
+  std::map<std::string, int64_t> writes_at_rp, writes_now;
+};
+
+Status WriteChange(LedgerContext& lc, const TablePlan& p, RowChange change, const KeyedRow& row) {
+  return lc.writer->Line(
+      {{"table", p.display}, {"change", RowChangeName(change)}, {"key", KeyJson(p, row)}});
+}
+
+ChangeSink SinkFor(LedgerContext& lc, const TablePlan& p, bool deleted_only = false) {
+  return [&lc, &p, deleted_only](RowChange change, const KeyedRow& row) -> Status {
+    if (deleted_only && change != RowChange::kDeleted) return Status::OK();
+    return WriteChange(lc, p, change, row);
+  };
+}
+
+// Both sides streamed and merge-joined: O(rows), bounded memory.
+Result<MergeCounts> CompareFull(LedgerContext& lc, const TablePlan& p) {
+  size_t key_count = p.key.empty() ? 1 : p.key.size();
+  bool with_hash = !p.key.empty();
+  std::unique_ptr<RowSource> live_src, rp_src;
+  if (!p.live_sql.empty()) {
+    auto src = std::make_unique<CopyRowSource>(lc.live, key_count, with_hash);
+    BACKSTOP_RETURN_IF_ERROR(src->Begin(CopyOf(FullSelect(p, p.live_sql))));
+    live_src = std::move(src);
+  } else {
+    live_src = std::make_unique<VectorRowSource>(std::vector<KeyedRow>{});
+  }
+  if (!p.rp_sql.empty()) {
+    auto src = std::make_unique<CopyRowSource>(lc.rp, key_count, with_hash);
+    BACKSTOP_RETURN_IF_ERROR(src->Begin(CopyOf(FullSelect(p, p.rp_sql))));
+    rp_src = std::move(src);
+  } else {
+    rp_src = std::make_unique<VectorRowSource>(std::vector<KeyedRow>{});
+  }
+  std::vector<KeyKind> kinds = p.key.empty() ? std::vector<KeyKind>{KeyKind::kText} : p.kinds;
+  return MergeCompare(*live_src, *rp_src, kinds, with_hash, SinkFor(lc, p));
+}
+
+// Looks `batch` (live candidates, sorted) up in the restore point's copy and
+// merges: unknown keys are inserted rows, different hashes changed rows.
+Status LookupBatch(LedgerContext& lc, const TablePlan& p, std::vector<KeyedRow>& batch,
+                   MergeCounts* total) {
+  if (batch.empty()) return Status::OK();
+  std::string where;
+  Params params;
+  if (p.key.size() == 1) {
+    where = "t." + QuoteIdent(p.key[0]) + " = ANY($1::" + p.key_types[0] + "[])";
+  } else {
+    std::string cols, args;
+    for (size_t i = 0; i < p.key.size(); ++i) {
+      cols += (i ? ", " : "") + ("t." + QuoteIdent(p.key[i]));
+      args += (i ? ", " : "") + ("$" + std::to_string(i + 1) + "::" + p.key_types[i] + "[]");
+    }
+    where = "(" + cols + ") IN (SELECT * FROM unnest(" + args + "))";
+  }
+  for (size_t i = 0; i < p.key.size(); ++i) {
+    std::vector<std::string> values;
+    values.reserve(batch.size());
+    for (const auto& r : batch) values.push_back(r.key[i]);
+    params.push_back(ArrayLiteral(values));
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(PgResult r, lc.rp->Exec(FullSelect(p, p.rp_sql, where), params));
+  std::vector<KeyedRow> found(r.rows());
+  for (int i = 0; i < r.rows(); ++i) {
+    found[i].key.resize(p.key.size());
+    for (size_t k = 0; k < p.key.size(); ++k) found[i].key[k] = r.Get(i, static_cast<int>(k));
+    found[i].hash = r.Get(i, static_cast<int>(p.key.size()));
+  }
+  VectorRowSource live_src(std::move(batch)), rp_src(std::move(found));
+  BACKSTOP_ASSIGN_OR_RETURN(MergeCounts c,
+                            MergeCompare(live_src, rp_src, p.kinds, true, SinkFor(lc, p)));
+  total->inserted += c.inserted;
+  total->changed += c.changed;
+  total->unchanged += c.unchanged;
+  batch = {};
+  return Status::OK();
+}
+
+Result<std::optional<MergeCounts>> FinishIncremental(LedgerContext& lc, const TablePlan& p,
+                                                     int64_t rp_rows, int64_t old_rows,
+                                                     MergeCounts counts);
+
+// The xmin shortcut. Rows whose xmin precedes the restore point's snapshot
+// xmin were committed before the snapshot and not touched since, so they are
+// in the restore point unchanged; every other live row is a candidate, looked
+// up by key. Rows of the restore point missing live are found by count and,
+// only when there are some, by a key-only merge. Returns nullopt when the
+// table should be compared in full instead.
+//
+// `writes_hint` (table statistics: rows written since the restore point, -1
+// when unknown) only picks the strategy: when it is small, the count and the
+// candidates come from one scan (candidates returned as one JSON array);
+// otherwise a count scan is followed by a streamed scan of the candidates.
+Result<std::optional<MergeCounts>> CompareIncremental(LedgerContext& lc, const TablePlan& p,
+                                                      int64_t rp_rows, int64_t writes_hint) {
+  const std::string horizon = "age(t.xmin) <= " + std::to_string(*lc.horizon_age);
+  MergeCounts counts;
+  if (!p.key.empty() && writes_hint >= 0 && writes_hint <= kOneScanMaxWrites) {
+    std::string row;
+    for (const auto& k : p.key) row += "t." + QuoteIdent(k) + "::text, ";
+    const std::string cand = "t.\"__backstop_candidate\"";
+    BACKSTOP_ASSIGN_OR_RETURN(
+        PgResult r,
+        lc.live->Exec("SELECT count(*), count(*) FILTER (WHERE " + cand +
+                      "), json_agg(json_build_array(" + row + p.hash_expr + ") ORDER BY " +
+                      KeyOrder(p) + ") FILTER (WHERE " + cand + ") FROM (SELECT t.*, " + horizon +
+                      " AS " + cand.substr(2) + " FROM ONLY " + p.live_sql + " t OFFSET 0) t"));
+    int64_t candidates = r.GetInt(0, 1), old_rows = r.GetInt(0, 0) - candidates;
+    if (candidates == 0 && old_rows == rp_rows) return std::optional<MergeCounts>(counts);
+    json rows;
+    try {
+      rows = r.IsNull(0, 2) ? json::array() : json::parse(r.Get(0, 2));
+    } catch (const std::exception& e) {
+      return Status::Internal("ledger of table " + p.display +
+                              ": cannot parse the candidate rows: " + e.what());
+    }
+    std::vector<KeyedRow> batch;
+    for (const auto& a : rows) {
+      KeyedRow kr;
+      for (size_t i = 0; i < p.key.size(); ++i) kr.key.push_back(a.at(i).get<std::string>());
+      kr.hash = a.at(p.key.size()).get<std::string>();
+      batch.push_back(std::move(kr));
+      if (batch.size() >= kLookupBatch)
+        BACKSTOP_RETURN_IF_ERROR(LookupBatch(lc, p, batch, &counts));
+    }
+    BACKSTOP_RETURN_IF_ERROR(LookupBatch(lc, p, batch, &counts));
+    return FinishIncremental(lc, p, rp_rows, old_rows, counts);
+  }
+  // One scan, one age() per row: the table's rows and how many are candidates.
+  BACKSTOP_ASSIGN_OR_RETURN(PgResult r,
+                            lc.live->Exec("SELECT count(*) FILTER (WHERE " + horizon +
+                                          "), count(*) FROM ONLY " + p.live_sql + " t"));
+  int64_t candidates = r.GetInt(0, 0), old_rows = r.GetInt(0, 1) - candidates;
+  if (candidates == 0 && old_rows == rp_rows) return std::optional<MergeCounts>(counts);
+  // Without a key the candidates cannot be looked up; with very many of them
+  // a full merge is cheaper than lookups.
+  if (p.key.empty() || candidates > std::max<int64_t>(rp_rows / 2, 10'000)) {
+    return std::optional<MergeCounts>();
+  }
+  CopyRowSource cand(lc.live, p.key.size(), true);
+  BACKSTOP_RETURN_IF_ERROR(cand.Begin(CopyOf(FullSelect(p, p.live_sql, horizon))));
+  std::vector<KeyedRow> batch;
+  for (;;) {
+    KeyedRow row;
+    BACKSTOP_ASSIGN_OR_RETURN(bool more, cand.Next(&row));
+    if (!more) break;
+    batch.push_back(std::move(row));
+    if (batch.size() >= kLookupBatch) BACKSTOP_RETURN_IF_ERROR(LookupBatch(lc, p, batch, &counts));
+  }
+  BACKSTOP_RETURN_IF_ERROR(LookupBatch(lc, p, batch, &counts));
+  return FinishIncremental(lc, p, rp_rows, old_rows, counts);
+}
+
+// After the candidates: rows of the restore point that are gone live.
+Result<std::optional<MergeCounts>> FinishIncremental(LedgerContext& lc, const TablePlan& p,
+                                                     int64_t rp_rows, int64_t old_rows,
+                                                     MergeCounts counts) {
+  int64_t still_there = old_rows + static_cast<int64_t>(counts.changed + counts.unchanged);
+  int64_t deleted = rp_rows - still_there;
+  if (deleted < 0) {
+    return Status::Internal("ledger of table " + p.display + ": " + std::to_string(still_there) +
+                            " live rows match the restore point's " + std::to_string(rp_rows) +
+                            "; the restore point's row counts do not fit this table");
+  }
+  if (deleted > 0) {
+    // Key-only merge; inserted rows were already written above.
+    TablePlan keys = p;
+    keys.hash_expr.clear();
+    auto live_src = std::make_unique<CopyRowSource>(lc.live, p.key.size(), false);
+    auto rp_src = std::make_unique<CopyRowSource>(lc.rp, p.key.size(), false);
+    std::string order = KeyOrder(p);
+    BACKSTOP_RETURN_IF_ERROR(live_src->Begin(CopyOf("SELECT " + KeysOnlySelect(p) + " FROM ONLY " +
+                                                    p.live_sql + " t ORDER BY " + order)));
+    BACKSTOP_RETURN_IF_ERROR(rp_src->Begin(
+        CopyOf("SELECT " + KeysOnlySelect(p) + " FROM ONLY " + p.rp_sql + " t ORDER BY " + order)));
+    BACKSTOP_ASSIGN_OR_RETURN(MergeCounts k, MergeCompare(*live_src, *rp_src, p.kinds, false,
+                                                          SinkFor(lc, p, /*deleted_only=*/true)));
+    counts.deleted = k.deleted;
+  }
+  return std::optional<MergeCounts>(counts);
+}
+
+Result<DataLossItem> CompareTable(LedgerContext& lc, const std::string& component,
+                                  const TableInfo* live, const TableInfo* rp) {
+  TablePlan p = PlanTable(live, rp);
+  if (!p.added.empty() || !p.removed.empty()) {
+    BACKSTOP_RETURN_IF_ERROR(lc.writer->Line({{"table", p.display},
+                                              {"change", "columns"},
+                                              {"added_since", p.added},
+                                              {"removed_since", p.removed}}));
+  }
+  std::optional<MergeCounts> counts;
+  if (live && rp && lc.horizon_age && lc.row_counts) {
+    std::string q = rp->Qualified();
+    auto oid = lc.table_oids.find(q);
+    bool same_table = oid != lc.table_oids.end() && oid->second == live->oid;
+    bool unique_key = p.key.empty() || p.key == live->pk;
+    if (same_table && unique_key && lc.row_counts->contains(q)) {
+      int64_t hint = -1;
+      auto then = lc.writes_at_rp.find(q), now = lc.writes_now.find(q);
+      if (then != lc.writes_at_rp.end() && now != lc.writes_now.end() &&
+          now->second >= then->second) {
+        hint = now->second - then->second;
+      }
+      BACKSTOP_ASSIGN_OR_RETURN(
+          counts, CompareIncremental(lc, p, (*lc.row_counts)[q].get<int64_t>(), hint));
+    }
+  }
+  if (!counts) {
+    BACKSTOP_ASSIGN_OR_RETURN(MergeCounts full, CompareFull(lc, p));
+    counts = full;
+  }
+  if (p.key.empty() && (counts->inserted || counts->deleted)) {
+    BACKSTOP_RETURN_IF_ERROR(lc.writer->Line(
+        {{"table", p.display},
+         {"change", "unkeyed"},
+         {"detail", "table has no primary key; " + std::to_string(counts->inserted) +
+                        " rows written and " + std::to_string(counts->deleted) +
+                        " rows gone since the restore point (compared as whole rows)"}}));
+  }
+  DataLossItem item;
+  item.component = component;
+  item.object = p.display;
+  item.unit = "rows";
+  item.inserted = counts->inserted;
+  item.deleted = counts->deleted;
+  item.changed = counts->changed;
+  return item;
+}
+
+bool IsRetainedEntry(const json& entry) {
+  return entry.is_object() && entry.contains("retained_database") &&
+         entry["retained_database"].is_string();
+}
+
+std::string EntryRestorePointId(const json& entry) {
+  return entry.is_object() ? entry.value("restore_point_id", "") : "";
+}
+
+// Marker values cannot hold spaces (tokens are space-separated).
+std::string MarkerValue(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == ' ') {
+      out += "%20";
+    } else if (ch == '%') {
+      out += "%25";
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::string LikePrefix(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == '%' || ch == '_' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "%";
+}
+
+// The comments that say what a database managed by this driver is. They name
+// the live database too: one restore point covers every component, and two
+// components may live in the same cluster.
+std::string ShadowMarker(const std::string& db, const std::string& rp, const std::string& run,
+                         const std::string& from) {
+  return "backstop:shadow db=" + MarkerValue(db) + " rp=" + MarkerValue(rp) +
+         " run=" + Sanitized(run) + " from=" + MarkerValue(from) + " verified";
+}
+
+std::string StagedMarker(const std::string& db, const std::string& rp) {
+  return "backstop:staged db=" + MarkerValue(db) + " rp=" + MarkerValue(rp);
+}
+
+bool IsStagedCopy(const std::optional<std::string>& comment, const std::string& db,
+                  const std::string& rp) {
+  auto m = ParseMarker(comment, "staged");
+  return m.count("rp") && m["db"] == MarkerValue(db) && m["rp"] == MarkerValue(rp);
+}
+
+// A shadow verified by Prepare; `run` empty: of any run.
+bool IsVerifiedShadow(const std::optional<std::string>& comment, const std::string& db,
+                      const std::string& rp, const std::string& run) {
+  auto m = ParseMarker(comment, "shadow");
+  return m.count("verified") && m["db"] == MarkerValue(db) && m["rp"] == MarkerValue(rp) &&
+         (run.empty() || m["run"] == Sanitized(run));
+}
+
+std::string MarkerDecode(std::string v) {
+  for (size_t pos; (pos = v.find("%20")) != std::string::npos;) v.replace(pos, 3, " ");
+  for (size_t pos; (pos = v.find("%25")) != std::string::npos;) v.replace(pos, 3, "%");
+  return v;
+}
+
+std::string MarkerFrom(const std::optional<std::string>& comment) {
+  return MarkerDecode(ParseMarker(comment, "shadow")["from"]);
+}
+
+// ---- the driver ----
+
+class PostgresDriver : public Driver {
+ public:
+  Result<json> Snapshot(const ComponentSpec& c, DriverContext& ctx) override;
+  Result<json> Describe(const ComponentSpec& c, DriverContext& ctx) override;
+  Status Prepare(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Result<DataLossReport> AssessLoss(const ComponentSpec& c, const json& entry,
+                                    DriverContext& ctx) override;
+  Status Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Status VerifyRestored(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override;
+  Result<std::vector<IntegrityCheck>> CheckIntegrity(const ComponentSpec& c, const json& entry,
+                                                     DriverContext& ctx) override;
+  Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) override;
+
+ private:
+  Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
+  Status Stage(const Loaded& l, DriverContext& ctx, const std::string& bin_dir,
+               const std::string& dump_dir, const DatabaseInfo& props, json& entry);
+  Status PrepareRetained(const Loaded& l, const json& entry, DriverContext& ctx);
+  Status BuildFromDump(const ComponentSpec& c, const Loaded& l, PgConn& admin, const json& entry,
+                       DriverContext& ctx, const std::string& shadow);
+  Status VerifyShadow(const Loaded& l, PgConn& admin, const json& entry, const std::string& shadow);
+};
+
+Result<json> PostgresDriver::SafetySnapshot(const Loaded& l, DriverContext& ctx) {
+  json entry = {{"driver", "postgres"},
+                {"format", "retained-database"},
+                {"restore_point_id", ctx.restore_point_id},
+                {"database", l.db()},
+                {"retained_database", PreRollbackName(l.db(), ctx.run_id)},
+                {"blobs", json::array()}};
+  if (ctx.run_id.empty()) {
+    return Status::InvalidArgument("a safety snapshot of database " + l.db() +
+                                   " needs a run id (it names the retained database)");
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r,
+      live->Exec("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+                 "ELSE pg_current_wal_lsn() END::text, current_setting('server_version')"));
+  entry["position"] = {{"lsn", r.Get(0, 0)}};
+  entry["server_version"] = r.Get(0, 1);
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<ForeignKey> fks, ListForeignKeys(*live, l.settings));
+  json fk_json = json::array();
+  for (const auto& fk : fks) fk_json.push_back(fk.ToJson());
+  entry["foreign_keys"] = fk_json;
+  return entry;
+}
+
+Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  if (ctx.snapshot_kind == "safety") return SafetySnapshot(l, ctx);
+  if (ctx.store == nullptr) return Status::FailedPrecondition("postgres snapshot: no store");
+  Env* env = EnvOf(ctx);
+  const std::string& db = l.db();
+  int64_t t0 = NowMs(ctx);
+
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, db));
+  std::string system_id;
+  if (auto v = live->Value("SELECT system_identifier::text FROM pg_control_system()"); v.ok()) {
+    system_id = *v;
+  }
+  // One REPEATABLE READ snapshot, exported to pg_dump, so that the counts
+  // below describe exactly the rows of the dump.
+  BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  BACKSTOP_ASSIGN_OR_RETURN(std::string snapshot_id, live->Value("SELECT pg_export_snapshot()"));
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult info,
+      live->Exec("SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
+                 "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+                 "ELSE pg_current_wal_lsn() END::text, "
+                 "pg_database_size(current_database()), current_setting('server_version'), "
+                 "current_setting('server_version_num')::int"));
+  const int64_t size = info.GetInt(0, 2);
+  const int server_num = static_cast<int>(info.GetInt(0, 4));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> tables, ListTables(*live, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<ForeignKey> fks, ListForeignKeys(*live, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<std::string> roles, ListNeededRoles(*live));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo props, GetDatabase(*live, db));
+
+  json row_counts = json::object(), max_keys = json::object(), tables_json = json::array();
+  for (const auto& t : tables) {
+    bool int_key = t.pk.size() == 1 && t.Column(t.pk[0]) && t.Column(t.pk[0])->is_integer;
+    std::string sql = "SELECT count(*)" +
+                      (int_key ? ", max(" + QuoteIdent(t.pk[0]) + ")::text" : std::string()) +
+                      " FROM ONLY " + t.Sql();
+    BACKSTOP_ASSIGN_OR_RETURN(PgResult r, live->Exec(sql));
+    row_counts[t.Qualified()] = r.GetInt(0, 0);
+    if (int_key) {
+      max_keys[t.Qualified()] = r.IsNull(0, 1) ? json(nullptr) : json(r.GetInt(0, 1));
+    }
+    tables_json.push_back({{"schema", t.schema}, {"name", t.name}, {"oid", t.oid}, {"pk", t.pk}});
+  }
+  // Table statistics (rows written so far): a hint for the ledger's scans.
+  json table_writes = json::object();
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult writes,
+      live->Exec("SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del "
+                 "FROM pg_stat_user_tables WHERE schemaname = ANY($1::text[])",
+                 {ArrayLiteral(l.settings.schemas)}));
+  for (int i = 0; i < writes.rows(); ++i) table_writes[writes.Get(i, 0)] = writes.GetInt(i, 1);
+  json sequences = json::object();
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult seq, live->Exec("SELECT schemaname || '.' || sequencename, last_value::text "
+                               "FROM pg_sequences WHERE schemaname = ANY($1::text[]) ORDER BY 1",
+                               {ArrayLiteral(l.settings.schemas)}));
+  for (int i = 0; i < seq.rows(); ++i) {
+    sequences[seq.Get(i, 0)] = seq.IsNull(i, 1) ? json(nullptr) : json(seq.GetInt(i, 1));
+  }
+
+  const std::string work = WorkDir(ctx, c);
+  const std::string dump_dir = JoinPath(
+      work, "dump-" + Sanitized(ctx.restore_point_id.empty() ? "adhoc" : ctx.restore_point_id));
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->RemoveAll(dump_dir));  // a crashed earlier attempt
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(work, 0700));
+  const std::string bin_dir = BinDir(l.settings, server_num, env);
+  ctx.Progress("pg_dump of database " + db + " (" + FormatThousands(size / 1'000'000) + " MB)");
+  // -Z0: the store compresses (zstd) and deduplicates; gzip here would only cost time.
+  Status dumped = RunTool(
+      ctx, l,
+      {Tool(bin_dir, "pg_dump"), "--format=directory", "--jobs=" + std::to_string(l.settings.jobs),
+       "--compress=0", "--snapshot=" + snapshot_id, "--no-password", "--file=" + dump_dir,
+       "--dbname=" + l.params.ForCommandLine(db)},
+      "pg_dump of database " + db);
+  (void)live->Run("COMMIT");
+  live.reset();
+  if (!dumped.ok()) {
+    (void)env->fs()->RemoveAll(dump_dir);
+    return dumped;
+  }
+  int64_t t_dump = NowMs(ctx);
+
+  auto names = env->fs()->ListDir(dump_dir);
+  if (!names.ok()) return names.status();
+  std::vector<json> files(names->size());
+  Status put = ParallelFor(names->size(), l.settings.jobs, [&](size_t i) -> Status {
+    const std::string path = JoinPath(dump_dir, (*names)[i]);
+    auto st = env->fs()->Stat(path);
+    if (!st.ok()) return st.status();
+    auto digest = ctx.store->PutFile(path);
+    if (!digest.ok()) return digest.status().WithContext("storing " + path);
+    files[i] = {{"name", (*names)[i]}, {"digest", *digest}, {"size", st->size}};
+    return Status::OK();
+  });
+  if (!put.ok()) {
+    (void)env->fs()->RemoveAll(dump_dir);
+    return put;
+  }
+  int64_t t_store = NowMs(ctx);
+  std::set<std::string> blob_set;
+  for (const auto& f : files) blob_set.insert(f["digest"].get<std::string>());
+
+  json fk_json = json::array();
+  for (const auto& fk : fks) fk_json.push_back(fk.ToJson());
+  json entry = {
+      {"driver", "postgres"},
+      {"format", kFormat},
+      {"restore_point_id", ctx.restore_point_id},
+      {"database", db},
+      {"files", files},
+      {"blobs", std::vector<std::string>(blob_set.begin(), blob_set.end())},
+      {"position",
+       {{"lsn", info.Get(0, 1)},
+        {"row_counts", row_counts},
+        {"max_keys", max_keys},
+        {"sequences", sequences}}},
+      {"tables", tables_json},
+      {"foreign_keys", fk_json},
+      {"roles", roles},
+      {"database_properties", props.ToJson()},
+      {"size_bytes", size},
+      {"server_version", info.Get(0, 3)},
+      {"server_version_num", server_num},
+      {"xid",
+       {{"snapshot_xmin", info.Get(0, 0)},
+        {"system_identifier", system_id},
+        {"table_writes", table_writes}}},
+  };
+  json timings = {{"dump_ms", t_dump - t0}, {"store_ms", t_store - t_dump}};
+
+  bool stage =
+      l.settings.staged == "always" ||
+      (l.settings.staged == "auto" && static_cast<uint64_t>(size) <= l.settings.staged_max_size);
+  if (stage && !ctx.restore_point_id.empty() && !ctx.dry_run) {
+    Status st = Stage(l, ctx, bin_dir, dump_dir, props, entry);
+    if (!st.ok()) {
+      // The dump is in the store: the restore point stays valid, only slower to roll back to.
+      entry["staged_error"] = st.message();
+      ctx.Progress("staging database " + db +
+                   " failed (the restore point is still complete): " + st.message());
+    }
+    timings["stage_ms"] = NowMs(ctx) - t_store;
+  }
+  entry["timings"] = timings;
+  (void)env->fs()->RemoveAll(dump_dir);
+  return entry;
+}
+
+Status PostgresDriver::Stage(const Loaded& l, DriverContext& ctx, const std::string& bin_dir,
+                             const std::string& dump_dir, const DatabaseInfo& props, json& entry) {
+  const std::string name = StagedName(l.db(), ctx.restore_point_id);
+  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, name));  // a crashed earlier attempt
+  ctx.Progress("staging restore point " + ctx.restore_point_id + " into database " + name);
+  Status st = CreateDatabaseLike(*admin, name, props);
+  if (st.ok()) st = RestoreDump(ctx, l, bin_dir, dump_dir, name);
+  if (st.ok()) {
+    auto conn = ConnectTo(l, name);
+    if (!conn.ok()) {
+      st = conn.status();
+    } else {
+      auto checks =
+          RunChecks(**conn, entry, l.settings,
+                    {.row_counts = true, .foreign_keys = true, .orphans = false, .queries = false});
+      if (!checks.ok()) {
+        st = checks.status();
+      } else if (std::string f = DescribeFailures(*checks); !f.empty()) {
+        st = Status::FailedPrecondition("staged database " + name + " does not match: " + f);
+      }
+    }
+  }
+  if (st.ok()) st = SetAllowConnections(*admin, name, false);
+  if (st.ok())
+    st = admin->Run(CommentSql(*admin, name, StagedMarker(l.db(), ctx.restore_point_id)));
+  if (!st.ok()) {
+    (void)DropDatabase(*admin, name);
+    return st;
+  }
+  entry["staged_database"] = name;
+  return Status::OK();
+}
+
+Result<json> PostgresDriver::Describe(const ComponentSpec& c, DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r, live->Exec("SELECT current_setting('server_version'), "
+                             "pg_database_size(current_database()), "
+                             "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+                             "ELSE pg_current_wal_lsn() END::text"));
+  json out = {{"database", l.db()},
+              {"server_version", r.Get(0, 0)},
+              {"size_bytes", r.GetInt(0, 1)},
+              {"position", {{"lsn", r.Get(0, 2)}}}};
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> tables, ListTables(*live, l.settings));
+  json counts = json::object();
+  for (const auto& t : tables) {
+    BACKSTOP_ASSIGN_OR_RETURN(std::string n, live->Value("SELECT count(*) FROM ONLY " + t.Sql()));
+    counts[t.Qualified()] = std::stoll(n);
+  }
+  out["position"]["row_counts"] = counts;
+  // Databases this driver keeps aside, for status and prune.
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult kept, live->Exec("SELECT d.datname FROM pg_database d WHERE "
+                                "shobj_description(d.oid, 'pg_database') LIKE $1 ORDER BY 1",
+                                {LikePrefix("backstop:staged db=" + MarkerValue(l.db()) + " ")}));
+  json staged = json::array();
+  for (int i = 0; i < kept.rows(); ++i) staged.push_back(kept.Get(i, 0));
+  out["staged_databases"] = staged;
+  BACKSTOP_ASSIGN_OR_RETURN(PgResult retained,
+                            live->Exec("SELECT datname FROM pg_database WHERE datname LIKE $1 "
+                                       "ORDER BY 1",
+                                       {LikePrefix(PreRollbackName(l.db(), ""))}));
+  json rets = json::array();
+  for (int i = 0; i < retained.rows(); ++i) rets.push_back(retained.Get(i, 0));
+  out["retained_databases"] = rets;
+  return out;
+}
+
+Status PostgresDriver::VerifyShadow(const Loaded& l, PgConn& admin, const json& entry,
+                                    const std::string& shadow) {
+  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(admin, shadow, true));
+  BACKSTOP_ASSIGN_OR_RETURN(auto conn, ConnectTo(l, shadow));
+  BACKSTOP_ASSIGN_OR_RETURN(
+      std::vector<IntegrityCheck> checks,
+      RunChecks(*conn, entry, l.settings,
+                {.row_counts = true, .foreign_keys = true, .orphans = false, .queries = true}));
+  std::string failures = DescribeFailures(checks);
+  if (!failures.empty()) {
+    return Status::FailedPrecondition("verification of shadow database " + shadow +
+                                      " failed: " + failures);
+  }
+  return Status::OK();
+}
+
+Status PostgresDriver::BuildFromDump(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                     const json& entry, DriverContext& ctx,
+                                     const std::string& shadow) {
+  if (ctx.store == nullptr) return Status::FailedPrecondition("postgres prepare: no store");
+  Env* env = EnvOf(ctx);
+  if (entry.contains("roles")) {
+    std::vector<std::string> roles = entry["roles"].get<std::vector<std::string>>();
+    BACKSTOP_ASSIGN_OR_RETURN(std::vector<std::string> missing, MissingRoles(admin, roles));
+    if (!missing.empty()) {
+      std::string names;
+      for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+      return Status::FailedPrecondition("the dump of database " + l.db() +
+                                        " needs roles that do not exist on this server: " + names +
+                                        "; create them (CREATE ROLE ...) and retry");
+    }
+  }
+  const std::string dir =
+      JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(ctx.run_id.empty() ? "adhoc" : ctx.run_id));
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->RemoveAll(dir));
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(dir, 0700));
+  const json& files = entry["files"];
+  int64_t t0 = NowMs(ctx);
+  Status st = ParallelFor(files.size(), l.settings.jobs, [&](size_t i) -> Status {
+    std::string name = files[i].value("name", "");
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+      return Status::Corruption("restore point entry names a bad dump file: '" + name + "'");
+    }
+    Status s = ctx.store->GetToFile(files[i].value("digest", ""), JoinPath(dir, name), 0600);
+    return s.ok() ? s : s.WithContext("dump file " + name);
+  });
+  int64_t t1 = NowMs(ctx);
+  if (st.ok()) {
+    DatabaseInfo props = DatabaseInfo::FromJson(entry.value("database_properties", json()));
+    st = CreateDatabaseLike(admin, shadow, props);
+    if (st.ok()) {
+      ctx.Progress("pg_restore -j " + std::to_string(l.settings.jobs) + " into " + shadow);
+      int server_num = entry.value("server_version_num", admin.server_version());
+      st =
+          RestoreDump(ctx, l, BinDir(l.settings, std::max(server_num, admin.server_version()), env),
+                      dir, shadow);
+    }
+  }
+  (void)env->fs()->RemoveAll(dir);
+  if (st.ok()) {
+    ctx.Progress("shadow " + shadow + " restored from the dump (extract " +
+                 FormatDurationMs(t1 - t0) + ", pg_restore " + FormatDurationMs(NowMs(ctx) - t1) +
+                 ")");
+  }
+  return st;
+}
+
+Status PostgresDriver::PrepareRetained(const Loaded& l, const json& entry, DriverContext& ctx) {
+  const std::string retained = entry["retained_database"].get<std::string>();
+  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, retained));
+  if (!info.exists) {
+    BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live, GetDatabase(*admin, l.db()));
+    return Status::FailedPrecondition(
+        "retained database " + retained +
+        " does not exist: the rollback that took this safety "
+        "restore point " +
+        std::string(live.exists ? "never swapped the database (nothing to undo)"
+                                : "left no database") +
+        ", or it was pruned");
+  }
+  if (ctx.dry_run) {
+    ctx.Progress("would swap retained database " + retained + " back in as " + l.db());
+    return Status::OK();
+  }
+  // Connections are needed to assess the loss; it was closed when set aside.
+  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, retained, true));
+  BACKSTOP_ASSIGN_OR_RETURN(auto conn, ConnectTo(l, retained));
+  BACKSTOP_ASSIGN_OR_RETURN(
+      std::vector<IntegrityCheck> checks,
+      RunChecks(*conn, entry, l.settings,
+                {.row_counts = false, .foreign_keys = true, .orphans = false, .queries = false}));
+  std::string failures = DescribeFailures(checks);
+  if (!failures.empty()) {
+    return Status::FailedPrecondition("retained database " + retained +
+                                      " does not match: " + failures);
+  }
+  ctx.Progress("retained database " + retained + " is ready to be swapped back in");
+  return Status::OK();
+}
+
+Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  if (IsRetainedEntry(entry)) return PrepareRetained(l, entry, ctx);
+  if (!entry.is_object() || entry.value("format", "") != kFormat || !entry.contains("files")) {
+    return Status::InvalidArgument("component " + c.name +
+                                   ": the restore point entry is not a postgres dump entry");
+  }
+  if (ctx.run_id.empty()) return Status::InvalidArgument("postgres prepare needs a run id");
+  const std::string db = l.db();
+  const std::string rp = EntryRestorePointId(entry);
+  const std::string shadow = ShadowName(db, ctx.run_id);
+  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo existing, GetDatabase(*admin, shadow));
+  if (existing.exists && IsVerifiedShadow(existing.comment, db, rp, ctx.run_id)) {
+    ctx.Progress("shadow database " + shadow + " already prepared and verified");
+    return Status::OK();
+  }
+  std::string staged = entry.value("staged_database", "");
+  DatabaseInfo staged_info;
+  if (!staged.empty()) {
+    BACKSTOP_ASSIGN_OR_RETURN(staged_info, GetDatabase(*admin, staged));
+  }
+  bool staged_ready = staged_info.exists && IsStagedCopy(staged_info.comment, db, rp);
+  if (ctx.dry_run) {
+    ctx.Progress(std::string("would build shadow database ") + shadow + " from " +
+                 (staged_ready ? "staged database " + staged : "the dump") + " and verify it");
+    return Status::OK();
+  }
+  int64_t t0 = NowMs(ctx);
+  std::string from = "dump";
+  // A staged copy already renamed to the shadow by a crashed attempt of this run.
+  bool have_shadow = existing.exists && IsStagedCopy(existing.comment, db, rp);
+  if (have_shadow) {
+    from = "staged:" + staged;
+  } else if (existing.exists) {
+    ctx.Progress("dropping incomplete shadow database " + shadow + " left by an earlier attempt");
+    BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, shadow));
+  }
+  if (!have_shadow && staged_ready) {
+    // O(1) whatever the size: the staged copy becomes the shadow (and is consumed by the swap).
+    BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, staged, shadow));
+    from = "staged:" + staged;
+    have_shadow = true;
+  }
+  if (!have_shadow) {
+    // A verified shadow of this restore point left by a run that did not swap
+    // (refused for data loss, say): adopt it instead of restoring again.
+    BACKSTOP_ASSIGN_OR_RETURN(
+        PgResult r,
+        admin->Exec("SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d "
+                    "WHERE d.datname <> $1 AND shobj_description(d.oid, 'pg_database') LIKE $2",
+                    {shadow, LikePrefix("backstop:shadow db=" + MarkerValue(db) +
+                                        " rp=" + MarkerValue(rp) + " ")}));
+    for (int i = 0; i < r.rows() && !have_shadow; ++i) {
+      std::string name = r.Get(i, 0);
+      if (name == db) continue;
+      std::optional<std::string> comment = r.Get(i, 1);
+      if (!IsVerifiedShadow(comment, db, rp, "")) continue;
+      BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, name, false));
+      if (RenameDatabase(*admin, name, shadow).ok()) {
+        ctx.Progress("adopted shadow database " + name +
+                     ", verified by an earlier run that did "
+                     "not swap it in");
+        from = MarkerFrom(comment);
+        have_shadow = true;
+      }
+    }
+  }
+  if (!have_shadow) {
+    Status st = BuildFromDump(c, l, *admin, entry, ctx, shadow);
+    if (!st.ok()) {
+      (void)DropDatabase(*admin, shadow);
+      return st.WithContext("building shadow database " + shadow + " (live database " + db +
+                            " untouched)");
+    }
+  }
+  int64_t t1 = NowMs(ctx);
+  Status st = VerifyShadow(l, *admin, entry, shadow);
+  if (!st.ok()) {
+    (void)DropDatabase(*admin, shadow);
+    return st.WithContext("live database " + db + " untouched");
+  }
+  BACKSTOP_RETURN_IF_ERROR(
+      admin->Run(CommentSql(*admin, shadow, ShadowMarker(db, rp, ctx.run_id, from))));
+  ctx.Progress("shadow database " + shadow + " ready from " + from + " (build " +
+               FormatDurationMs(t1 - t0) + ", verify " + FormatDurationMs(NowMs(ctx) - t1) + ")");
+  return Status::OK();
+}
+
+Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const json& entry,
+                                                  DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  const std::string db = l.db();
+  DataLossReport report;
+  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live_info, GetDatabase(*admin, db));
+  if (!live_info.exists) {
+    ctx.Progress("database " + db + " does not exist: a rollback discards nothing");
+    return report;
+  }
+  // The restore point's side: the shadow (or, before Prepare, the staged copy),
+  // or for an undo the retained database.
+  std::string rp_db;
+  bool close_again = false;
+  if (IsRetainedEntry(entry)) {
+    rp_db = entry["retained_database"].get<std::string>();
+  } else {
+    std::string shadow = ctx.run_id.empty() ? "" : ShadowName(db, ctx.run_id);
+    std::string staged = entry.value("staged_database", "");
+    if (!shadow.empty()) {
+      BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo s, GetDatabase(*admin, shadow));
+      if (s.exists) rp_db = shadow;
+    }
+    if (rp_db.empty() && !staged.empty()) {
+      BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo s, GetDatabase(*admin, staged));
+      if (s.exists) {
+        rp_db = staged;
+        close_again = !s.allow_connections;
+      }
+    }
+    if (rp_db.empty()) {
+      return Status::FailedPrecondition(
+          "cannot assess the data loss of database " + db +
+          ": no copy of the restore point to compare with (Prepare builds " +
+          (shadow.empty() ? std::string("the shadow") : shadow) + ")");
+    }
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo rp_info, GetDatabase(*admin, rp_db));
+  if (!rp_info.exists) {
+    return Status::FailedPrecondition("database " + rp_db + " does not exist (pruned?)");
+  }
+  if (!rp_info.allow_connections) {
+    BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, rp_db, true));
+    close_again = close_again || !IsRetainedEntry(entry);
+  }
+  struct Reclose {
+    PgConn* admin;
+    std::string name;
+    bool active;
+    ~Reclose() {
+      if (active) {
+        (void)TerminateSessions(*admin, name);
+        (void)SetAllowConnections(*admin, name, false);
+      }
+    }
+  } reclose{admin.get(), rp_db, close_again};
+
+  int64_t t0 = NowMs(ctx);
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, db));
+  BACKSTOP_ASSIGN_OR_RETURN(auto rp, ConnectTo(l, rp_db));
+  BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  BACKSTOP_RETURN_IF_ERROR(rp->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> live_tables, ListTables(*live, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> rp_tables, ListTables(*rp, l.settings));
+
+  LedgerContext lc;
+  lc.live = live.get();
+  lc.rp = rp.get();
+  // The xmin shortcut needs the very database (and cluster) the restore point
+  // was taken from, and a snapshot xmin still comparable with 32-bit xids.
+  if (!IsRetainedEntry(entry) && entry.contains("xid") && entry.contains("position")) {
+    std::string xmin_s = entry["xid"].value("snapshot_xmin", "");
+    std::string sysid = entry["xid"].value("system_identifier", "");
+    uint32_t oid = entry.value("database_properties", json::object()).value("oid", 0u);
+    auto now = live->Exec(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, "
+        "(SELECT system_identifier::text FROM pg_control_system())");
+    if (now.ok() && !xmin_s.empty() && !sysid.empty() && now->Get(0, 1) == sysid &&
+        oid == live_info.oid) {
+      uint64_t xmin = std::stoull(xmin_s), xmax_now = std::stoull(now->Get(0, 0));
+      auto age = live->Value("SELECT age('" + std::to_string(xmin & 0xffffffffu) + "'::xid)");
+      if (xmax_now >= xmin && xmax_now - xmin < kMaxXidDistance && age.ok() &&
+          std::stoll(*age) >= 0) {
+        lc.horizon_age = std::stoll(*age);
+        lc.row_counts = &entry["position"]["row_counts"];
+        for (const auto& t : entry.value("tables", json::array())) {
+          lc.table_oids[t.value("schema", "") + "." + t.value("name", "")] = t.value("oid", 0u);
+        }
+        const json writes_at_rp = entry["xid"].value("table_writes", json::object());
+        for (const auto& [q, n] : writes_at_rp.items()) {
+          if (n.is_number_integer()) lc.writes_at_rp[q] = n.get<int64_t>();
+        }
+        auto writes = live->Exec(
+            "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del "
+            "FROM pg_stat_user_tables WHERE schemaname = ANY($1::text[])",
+            {ArrayLiteral(l.settings.schemas)});
+        if (!writes.ok()) return writes.status();
+        for (int i = 0; i < writes->rows(); ++i) {
+          lc.writes_now[writes->Get(i, 0)] = writes->GetInt(i, 1);
+        }
+      }
+    } else if (!now.ok()) {
+      // pg_control_system() may be revoked: compare in full.
+      (void)live->Run("ROLLBACK");
+      BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    }
+  }
+
+  const std::string ledger_path =
+      ctx.run_dir.empty() ? "" : JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
+  LedgerWriter writer(EnvOf(ctx), ledger_path);
+  BACKSTOP_RETURN_IF_ERROR(writer.Open());
+  lc.writer = &writer;
+
+  std::map<std::string, std::pair<const TableInfo*, const TableInfo*>> all;
+  for (const auto& t : live_tables) all[t.Qualified()].first = &t;
+  for (const auto& t : rp_tables) all[t.Qualified()].second = &t;
+  for (const auto& [name, sides] : all) {
+    int64_t t_table = NowMs(ctx);
+    auto item = CompareTable(lc, c.name, sides.first, sides.second);
+    if (!item.ok()) return item.status().WithContext("data-loss ledger of " + db);
+    if (item->total() > 0) report.items.push_back(*item);
+    if (int64_t ms = NowMs(ctx) - t_table; ms >= kSlowTableMs) {
+      ctx.Progress("ledger of table " + item->object + ": " + FormatDurationMs(ms));
+    }
+  }
+  BACKSTOP_RETURN_IF_ERROR(writer.Commit());
+  if (!ledger_path.empty()) report.ledger_files.push_back(ledger_path);
+  (void)live->Run("COMMIT");
+  (void)rp->Run("COMMIT");
+  ctx.Progress("data-loss ledger of " + db + " against " + rp_db + " (" +
+               (lc.horizon_age ? "rows written since the restore point" : "every row compared") +
+               "): " + report.Summary() + " in " + FormatDurationMs(NowMs(ctx) - t0));
+  return report;
+}
+
+Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  if (ctx.run_id.empty()) return Status::InvalidArgument("postgres restore needs a run id");
+  const std::string db = l.db();
+  const bool retained = IsRetainedEntry(entry);
+  const std::string source =
+      retained ? entry["retained_database"].get<std::string>() : ShadowName(db, ctx.run_id);
+  const std::string aside = PreRollbackName(db, ctx.run_id);
+  if (source == aside || source == db) {
+    return Status::FailedPrecondition("restore point entry of " + db + " names database " + source +
+                                      ", which this run would replace");
+  }
+  // The comment the database had when the restore point was taken (the
+  // shadow carries Backstop's marker instead).
+  std::optional<std::string> comment;
+  if (!retained)
+    comment = DatabaseInfo::FromJson(entry.value("database_properties", json())).comment;
+
+  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo L, GetDatabase(*admin, db));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo S, GetDatabase(*admin, source));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
+
+  auto finish = [&]() -> Status {
+    BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, db, true));
+    if (!retained) BACKSTOP_RETURN_IF_ERROR(admin->Run(CommentSql(*admin, db, comment)));
+    return Status::OK();
+  };
+  if (L.exists && !S.exists && A.exists) {
+    ctx.Progress("database " + db + " already swapped (previous database kept as " + aside + ")");
+    return ctx.dry_run ? Status::OK() : finish();
+  }
+  if (!L.exists && S.exists && A.exists) {
+    // Interrupted between the two renames: complete the swap.
+    if (ctx.dry_run) return Status::OK();
+    ctx.Progress("completing an interrupted swap: " + source + " -> " + db);
+    BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, source, db));
+    return finish();
+  }
+  if (!S.exists) {
+    return Status::FailedPrecondition(
+        "cannot swap database " + db + ": " + source + " does not exist" +
+        (A.exists ? " while " + aside + " does; put it back with ALTER DATABASE " +
+                        QuoteIdent(aside) + " RENAME TO " + QuoteIdent(db)
+                  : std::string(retained ? " (pruned?)" : "; Prepare builds it")));
+  }
+  if (A.exists) {
+    return Status::FailedPrecondition("cannot swap database " + db + ": " + aside +
+                                      " already exists while " + source + " still does");
+  }
+  if (!retained) {
+    if (!IsVerifiedShadow(S.comment, db, EntryRestorePointId(entry), ctx.run_id)) {
+      return Status::FailedPrecondition("shadow database " + source +
+                                        " was not verified by Prepare of this run; run Prepare");
+    }
+  }
+  if (ctx.dry_run) {
+    ctx.Progress("would rename " + db + " -> " + aside + " and " + source + " -> " + db);
+    return Status::OK();
+  }
+  if (!L.exists) {
+    ctx.Progress("database " + db + " does not exist: " + source + " takes its name");
+    BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, source, db));
+    return finish();
+  }
+
+  int64_t t0 = NowMs(ctx);
+  // Nobody may use the shadow or the live database while names change.
+  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, source, false));
+  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, db, false));
+  Status st = RenameDatabase(*admin, db, aside);
+  if (!st.ok()) {
+    (void)SetAllowConnections(*admin, db, true);
+    return st.WithContext("swapping in " + source + " (database " + db + " left in place)");
+  }
+  st = RenameDatabase(*admin, source, db);
+  if (!st.ok()) {
+    Status back = RenameDatabase(*admin, aside, db);
+    if (back.ok()) back = SetAllowConnections(*admin, db, true);
+    if (!back.ok()) {
+      return Status::FailedPrecondition(
+          "swapping in " + source + " failed (" + st.message() + ") and putting " + db +
+          " back failed too (" + back.message() + "); run: ALTER DATABASE " + QuoteIdent(aside) +
+          " RENAME TO " + QuoteIdent(db) + "; ALTER DATABASE " + QuoteIdent(db) +
+          " ALLOW_CONNECTIONS true");
+    }
+    return st.WithContext("swapping in " + source + " (database " + db + " put back)");
+  }
+  BACKSTOP_RETURN_IF_ERROR(finish());
+  ctx.Progress("swapped " + source + " in as " + db + " in " + FormatDurationMs(NowMs(ctx) - t0) +
+               "; previous database kept as " + aside + " until prune");
+  return Status::OK();
+}
+
+Status PostgresDriver::VerifyRestored(const ComponentSpec& c, const json& entry,
+                                      DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
+  BACKSTOP_ASSIGN_OR_RETURN(
+      std::vector<IntegrityCheck> checks,
+      RunChecks(*live, entry, l.settings,
+                {.row_counts = true, .foreign_keys = true, .orphans = false, .queries = false}));
+  std::string failures = DescribeFailures(checks);
+  if (!failures.empty()) {
+    return Status::FailedPrecondition("database " + l.db() +
+                                      " does not match the restore point: " + failures);
+  }
+  return Status::OK();
+}
+
+Result<std::vector<IntegrityCheck>> PostgresDriver::CheckIntegrity(const ComponentSpec& c,
+                                                                   const json& entry,
+                                                                   DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
+  return RunChecks(*live, entry, l.settings,
+                   {.row_counts = true, .foreign_keys = true, .orphans = true, .queries = true});
+}
+
+HealthResult PostgresDriver::Health(const ComponentSpec& c, DriverContext& ctx) {
+  HealthResult h;
+  auto l = Load(c);
+  if (!l.ok()) {
+    h.state = HealthResult::State::kUnknown;
+    h.detail = l.status().message();
+    return h;
+  }
+  Clock* clock = EnvOf(ctx)->clock();
+  int64_t t0 = clock->NowMicros();
+  auto conn = ConnectTo(*l, l->db());
+  int64_t elapsed_ms = (clock->NowMicros() - t0) / 1000;
+  h.latency_ms = elapsed_ms;
+  h.signals["connect_time_ms"] = static_cast<double>(elapsed_ms);
+  if (conn.ok()) {
+    h.state = HealthResult::State::kPass;
+    h.detail = "accepting connections";
+    h.signals["accepting"] = 1;
+    return h;
+  }
+  // Like pg_isready: did the server answer at all, and how?
+  auto kv = l->params.KeywordsFor(l->db(), l->settings.connect_timeout_ms);
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : kv) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGPing ping = PQpingParams(keys.data(), values.data(), 0);
+  std::string msg = conn.status().message();
+  h.state = HealthResult::State::kFail;
+  h.signals["accepting"] = 0;
+  switch (ping) {
+    case PQPING_NO_RESPONSE:
+      h.detail = "no response: " + msg;
+      h.signals["responding"] = 0;
+      break;
+    case PQPING_NO_ATTEMPT:
+      h.state = HealthResult::State::kUnknown;
+      h.detail = "bad connection parameters: " + msg;
+      break;
+    case PQPING_REJECT:  // starting up, shutting down, in recovery
+    case PQPING_OK:      // the server answered but refused this session
+    default:
+      h.detail = "rejecting connections: " + msg;
+      h.signals["responding"] = 1;
+      break;
+  }
+  return h;
+}
+
+Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
+                             DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  const std::string db = l.db();
+  const std::string aside = PreRollbackName(db, run_id);
+  const std::string shadow = ShadowName(db, run_id);
+  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo S, GetDatabase(*admin, shadow));
+  if (ctx.dry_run) {
+    if (A.exists) ctx.Progress("would drop " + aside);
+    if (S.exists) ctx.Progress("would remove unused shadow " + shadow);
+    return Status::OK();
+  }
+  if (A.exists) {
+    BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, aside));
+    ctx.Progress("dropped " + aside);
+  }
+  if (S.exists) {
+    // A shadow made from a staged copy that was never swapped in goes back to
+    // being the staged copy, so the restore point stays fast to roll back to.
+    auto m = ParseMarker(S.comment, "shadow");
+    auto staged_m = ParseMarker(S.comment, "staged");
+    std::string rp, staged_name;
+    if (m.count("verified") && m["db"] == MarkerValue(db)) {
+      rp = MarkerDecode(m["rp"]);
+      std::string from = MarkerFrom(S.comment);
+      if (from.rfind("staged:", 0) == 0) staged_name = from.substr(7);
+    } else if (staged_m.count("rp") && staged_m["db"] == MarkerValue(db)) {
+      // Renamed from the staged copy by a Prepare that crashed before verifying it.
+      rp = MarkerDecode(staged_m["rp"]);
+      staged_name = StagedName(db, rp);
+    }
+    bool put_back = false;
+    if (!staged_name.empty() && !rp.empty()) {
+      BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo existing, GetDatabase(*admin, staged_name));
+      if (!existing.exists) {
+        BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, shadow, false));
+        BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, shadow, staged_name));
+        BACKSTOP_RETURN_IF_ERROR(admin->Run(CommentSql(*admin, staged_name, StagedMarker(db, rp))));
+        ctx.Progress("unused shadow " + shadow + " renamed back to staged database " + staged_name);
+        put_back = true;
+      }
+    }
+    if (!put_back) {
+      BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, shadow));
+      ctx.Progress("dropped unused shadow " + shadow);
+    }
+  }
+  (void)EnvOf(ctx)->fs()->RemoveAll(JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(run_id)));
+  return Status::OK();
+}
+
+}  // namespace
+
+namespace {
+
+SettingSchema Setting(std::string key, SettingSchema::Type type, bool required, std::string help,
+                      nlohmann::json default_value = nullptr, std::vector<std::string> allowed = {},
+                      std::vector<SettingSchema> fields = {}) {
+  SettingSchema s;
+  s.key = std::move(key);
+  s.type = type;
+  s.required = required;
+  s.help = std::move(help);
+  s.allowed = std::move(allowed);
+  s.fields = std::move(fields);
+  s.default_value = std::move(default_value);
+  return s;
+}
+
+}  // namespace
+
+DriverInfo PostgresDriverInfo() {
+  using T = SettingSchema::Type;
+  DriverInfo info;
+  info.name = "postgres";
+  info.kinds = {"database"};
+  info.summary =
+      "PostgreSQL database: pg_dump restore points (optionally staged), rollback into a "
+      "verified shadow database swapped in by rename, data-loss ledger by primary key";
+  info.settings = {
+      Setting("connection", T::kString, true,
+              "libpq conninfo of the live database, e.g. \"host=127.0.0.1 port=5432 "
+              "dbname=mistersmith user=mistersmith\""),
+      Setting("admin_dbname", T::kString, false,
+              "database to connect to for CREATE/ALTER/DROP DATABASE", "postgres"),
+      Setting("schemas", T::kStringList, false, "schemas whose tables are counted and compared",
+              nlohmann::json::array({"public"})),
+      Setting("tables", T::kStringList, false,
+              "tables to count and compare (\"table\" or \"schema.table\"); default every "
+              "ordinary table of the schemas"),
+      Setting("integrity", T::kObjectList, false,
+              "checks run on the shadow before the swap and by verify --data", nullptr, {},
+              {Setting("name", T::kString, true, "what the check is called"),
+               Setting("sql", T::kString, true,
+                       "a query; the first column of its first row is compared"),
+               Setting("expect", T::kString, true, "the expected value, as text")}),
+      Setting("staged", T::kString, false,
+              "restore each dump into a staging database right away (rollback then only "
+              "swaps it in): auto (databases up to staged_max_size), always, never",
+              "auto", {"auto", "always", "never"}),
+      Setting("staged_max_size", T::kBytes, false, "largest database that auto stages", "2GB"),
+      Setting("jobs", T::kInt, false, "parallel jobs of pg_dump and pg_restore", 2),
+      Setting("bin_dir", T::kPath, false,
+              "directory of pg_dump and pg_restore; default /usr/lib/postgresql/<server "
+              "major>/bin if present, else PATH"),
+      Setting("connect_timeout", T::kDuration, false, "libpq connect timeout", "10s"),
+  };
+  info.factory = [] { return std::unique_ptr<Driver>(new PostgresDriver()); };
+  return info;
+}
+
+}  // namespace backstop::postgres

@@ -1,0 +1,378 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <set>
+
+#include "restore_point.h"
+#include "state_db.h"
+#include "store.h"
+
+namespace backstop {
+namespace {
+
+bool IsService(const ComponentSpec& c) { return c.kind == "service"; }
+bool HoldsData(const ComponentSpec& c) { return c.kind == "database" || c.kind == "stream"; }
+
+PlanStep Step(std::string action, std::string component, std::string description,
+              nlohmann::json args = nlohmann::json::object()) {
+  return PlanStep{std::move(action), std::move(component), std::move(description), std::move(args)};
+}
+
+std::string DescribeRestorePoint(const RestorePoint& rp) {
+  std::string s = "restore point " + rp.id;
+  if (!rp.label.empty()) s += " (" + rp.label + ")";
+  return s;
+}
+
+// Releases a service can be switched to, as its driver reports them.
+Result<nlohmann::json> DescribeComponent(const ComponentSpec& c, const DriverRegistry& registry,
+                                         DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(auto driver, registry.Create(c.driver));
+  return driver->Describe(c, ctx);
+}
+
+bool ListsRelease(const nlohmann::json& described, const std::string& release) {
+  if (!described.contains("releases") || !described["releases"].is_array()) return false;
+  for (const auto& r : described["releases"]) {
+    if (r.is_string() && r.get<std::string>() == release) return true;
+  }
+  return false;
+}
+
+// The release a service ran before its current one, from the recorded history.
+Result<std::string> PreviousRelease(const ComponentSpec& c, const std::string& current,
+                                    StateDb& state) {
+  BACKSTOP_ASSIGN_OR_RETURN(auto history, state.History(c.name));
+  for (auto it = history.rbegin(); it != history.rend(); ++it) {
+    if (it->release != current && it->status != "failed") return it->release;
+  }
+  return Status::NotFound("no release of " + c.name + " before " +
+                          (current.empty() ? std::string("the current one") : current) +
+                          " is recorded in its history; name one with --to VERSION or a "
+                          "restore point with --to latest");
+}
+
+void AddCommonTail(const Spec& spec, Plan& plan, const std::vector<std::string>& services_to_cycle,
+                   const std::vector<std::string>& restored) {
+  std::vector<std::string> stop_order(services_to_cycle.rbegin(), services_to_cycle.rend());
+  for (const auto& name : stop_order) {
+    plan.steps.push_back(Step("stop", name, "stop " + name + " (reverse dependency order)"));
+  }
+  for (const auto& name : restored) {
+    const ComponentSpec* c = spec.Find(name);
+    std::string what = IsService(*c) ? "switch " + name + " to release " +
+                                           plan.entries[name].value("release", std::string("?"))
+                                     : "restore " + name + " (" + c->driver + ")";
+    plan.steps.push_back(Step("restore", name, what));
+  }
+  for (const auto& name : services_to_cycle) {
+    plan.steps.push_back(
+        Step("start", name, "start " + name + " and wait until its health check passes"));
+  }
+  for (const auto& name : plan.affected) {
+    plan.steps.push_back(Step("verify", name, "verify " + name));
+  }
+  std::vector<std::string> changed_services;
+  for (const auto& name : restored) {
+    if (IsService(*spec.Find(name))) changed_services.push_back(name);
+  }
+  if (!changed_services.empty()) {
+    nlohmann::json args;
+    args["components"] = changed_services;
+    plan.steps.push_back(
+        Step("record-history", "", "record the new releases in the history", args));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> DependencyOrder(const Spec& spec) {
+  std::vector<std::string> order;
+  std::set<std::string> placed;
+  // Repeatedly place the first (in file order) component whose dependencies
+  // are all placed: deterministic and stable for a valid (acyclic) spec.
+  while (order.size() < spec.component_order.size()) {
+    bool progressed = false;
+    for (const auto& name : spec.component_order) {
+      if (placed.count(name)) continue;
+      const ComponentSpec* c = spec.Find(name);
+      bool ready = std::all_of(c->depends_on.begin(), c->depends_on.end(),
+                               [&](const std::string& d) { return placed.count(d) > 0; });
+      if (ready) {
+        order.push_back(name);
+        placed.insert(name);
+        progressed = true;
+        break;
+      }
+    }
+    if (!progressed) break;  // a cycle: cannot happen for a validated spec
+  }
+  return order;
+}
+
+std::vector<std::string> Dependents(const Spec& spec, const std::string& name) {
+  std::set<std::string> found{name};
+  bool grew = true;
+  while (grew) {
+    grew = false;
+    for (const auto& [n, c] : spec.components) {
+      if (found.count(n)) continue;
+      for (const auto& d : c.depends_on) {
+        if (found.count(d)) {
+          found.insert(n);
+          grew = true;
+          break;
+        }
+      }
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& n : DependencyOrder(spec)) {
+    if (n != name && found.count(n)) out.push_back(n);
+  }
+  return out;
+}
+
+Result<Plan> PlanRollback(const Spec& spec, const RollbackRequest& request, Store& store,
+                          StateDb& state, const DriverRegistry& registry, DriverContext& ctx) {
+  Plan plan;
+  plan.kind = "rollback";
+  const std::vector<std::string> order = DependencyOrder(spec);
+
+  if (request.all) {
+    plan.scope = "all";
+    std::string selector = request.to.empty() ? "latest" : request.to;
+    BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ResolveRestorePoint(store, selector));
+    plan.restore_point_id = rp.id;
+    plan.target = DescribeRestorePoint(rp);
+    for (const auto& name : order) {
+      if (!rp.components.contains(name)) {
+        plan.notes.push_back(name + " is not in " + rp.id + " (added since?): left as it is");
+        continue;
+      }
+      const nlohmann::json& entry = rp.components[name];
+      if (IsService(*spec.Find(name)) && entry.value("release", nlohmann::json()).is_null()) {
+        plan.notes.push_back(name + " had no release deployed in " + rp.id + ": left as it is");
+        continue;
+      }
+      plan.affected.push_back(name);
+      plan.entries[name] = entry;
+    }
+    if (plan.affected.empty()) {
+      return Status::FailedPrecondition(rp.id + " holds none of the spec's components");
+    }
+    std::vector<std::string> services;
+    for (const auto& name : plan.affected) {
+      if (IsService(*spec.Find(name))) services.push_back(name);
+    }
+    plan.steps.push_back(Step("verify-restore-point", "",
+                              "verify every blob of " + rp.id + " (refuse a damaged one)"));
+    plan.steps.push_back(
+        Step("safety-snapshot", "", "take a safety restore point of the current state"));
+    for (const auto& name : plan.affected) {
+      if (HoldsData(*spec.Find(name))) {
+        plan.steps.push_back(Step("prepare", name, "prepare " + name + " (stage the restore)"));
+      }
+    }
+    for (const auto& name : plan.affected) {
+      if (HoldsData(*spec.Find(name))) {
+        plan.steps.push_back(
+            Step("assess-loss", name, "count what rolling back " + name + " discards"));
+      }
+    }
+    AddCommonTail(spec, plan, services, plan.affected);
+    return plan;
+  }
+
+  // One component.
+  const ComponentSpec* c = spec.Find(request.component);
+  if (c == nullptr) {
+    std::string known;
+    for (const auto& n : spec.component_order) known += (known.empty() ? "" : ", ") + n;
+    return Status::InvalidArgument("no component named '" + request.component +
+                                   "' in the spec; components: " + known);
+  }
+  plan.scope = "component";
+  plan.component = c->name;
+
+  if (IsService(*c)) {
+    BACKSTOP_ASSIGN_OR_RETURN(nlohmann::json described, DescribeComponent(*c, registry, ctx));
+    std::string current =
+        described.value("release", nlohmann::json()).is_string() ? described["release"] : "";
+    std::string to = request.to.empty() ? "previous" : request.to;
+    std::string release;
+    nlohmann::json entry;
+    if (to == "previous") {
+      BACKSTOP_ASSIGN_OR_RETURN(release, PreviousRelease(*c, current, state));
+      entry = {{"release", release}};
+      plan.target = "release " + release + " (the one before " +
+                    (current.empty() ? std::string("the current") : current) + ")";
+    } else if (ListsRelease(described, to)) {
+      release = to;
+      entry = {{"release", release}};
+      plan.target = "release " + release;
+    } else {
+      auto rp = ResolveRestorePoint(store, to);
+      if (!rp.ok()) {
+        std::string releases;
+        if (described.contains("releases")) {
+          for (const auto& r : described["releases"]) releases += " " + r.get<std::string>();
+        }
+        return Status::InvalidArgument("'" + to + "' is neither a release of " + c->name +
+                                       " (releases:" + releases + ") nor a restore point (" +
+                                       rp.status().message() + ")");
+      }
+      if (!rp->components.contains(c->name)) {
+        return Status::NotFound(rp->id + " does not contain " + c->name);
+      }
+      entry = rp->components[c->name];
+      if (entry.value("release", nlohmann::json()).is_null()) {
+        return Status::FailedPrecondition(c->name + " had no release deployed in " + rp->id);
+      }
+      plan.restore_point_id = rp->id;
+      plan.target = DescribeRestorePoint(*rp);
+    }
+    plan.affected = {c->name};
+    plan.entries[c->name] = entry;
+    if (!plan.restore_point_id.empty()) {
+      plan.steps.push_back(Step("verify-restore-point", "",
+                                "verify the blobs of " + c->name + " in " + plan.restore_point_id));
+    }
+    plan.steps.push_back(Step("safety-snapshot", "", "take a safety restore point of " + c->name));
+    AddCommonTail(spec, plan, {c->name}, {c->name});
+    return plan;
+  }
+
+  // A data or config component: restored from a restore point; the services
+  // that depend on it are stopped around the restore and started again.
+  std::string selector = request.to.empty() ? "latest" : request.to;
+  BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ResolveRestorePoint(store, selector));
+  if (!rp.components.contains(c->name)) {
+    return Status::NotFound(rp.id + " does not contain " + c->name);
+  }
+  plan.restore_point_id = rp.id;
+  plan.target = DescribeRestorePoint(rp);
+  plan.entries[c->name] = rp.components[c->name];
+  std::vector<std::string> services;
+  for (const auto& d : Dependents(spec, c->name)) {
+    if (IsService(*spec.Find(d))) services.push_back(d);
+  }
+  plan.affected.push_back(c->name);
+  for (const auto& s : services) plan.affected.push_back(s);
+  if (!services.empty()) {
+    std::string list;
+    for (const auto& s : services) list += (list.empty() ? "" : ", ") + s;
+    plan.notes.push_back("dependent services restarted around the restore (releases unchanged): " +
+                         list);
+  }
+  plan.steps.push_back(
+      Step("verify-restore-point", "", "verify the blobs of " + c->name + " in " + rp.id));
+  nlohmann::json safety_args;
+  safety_args["components"] = {c->name};
+  plan.steps.push_back(
+      Step("safety-snapshot", "", "take a safety restore point of " + c->name, safety_args));
+  if (HoldsData(*c)) {
+    plan.steps.push_back(Step("prepare", c->name, "prepare " + c->name + " (stage the restore)"));
+    plan.steps.push_back(
+        Step("assess-loss", c->name, "count what rolling back " + c->name + " discards"));
+  }
+  AddCommonTail(spec, plan, services, {c->name});
+  return plan;
+}
+
+Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const std::string& release,
+                        const DriverRegistry& registry, DriverContext& ctx) {
+  const ComponentSpec* c = spec.Find(component);
+  if (c == nullptr) return Status::InvalidArgument("no component named '" + component + "'");
+  if (!IsService(*c)) {
+    return Status::InvalidArgument(component + " is a " + c->kind +
+                                   " component; only services are deployed by release");
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(nlohmann::json described, DescribeComponent(*c, registry, ctx));
+  if (!ListsRelease(described, release)) {
+    std::string releases;
+    if (described.contains("releases")) {
+      for (const auto& r : described["releases"]) releases += " " + r.get<std::string>();
+    }
+    return Status::NotFound(component + " has no release '" + release +
+                            "'; releases:" + (releases.empty() ? " none" : releases));
+  }
+  Plan plan;
+  plan.kind = "deploy";
+  plan.scope = "component";
+  plan.component = component;
+  plan.target = "release " + release;
+  plan.affected = {component};
+  plan.entries[component] = {{"release", release}};
+  plan.steps.push_back(Step("stop", component, "stop " + component));
+  plan.steps.push_back(
+      Step("restore", component, "switch " + component + " to release " + release));
+  nlohmann::json args;
+  args["components"] = {component};
+  plan.steps.push_back(
+      Step("record-history", "", "record release " + release + " in the history", args));
+  plan.steps.push_back(
+      Step("start", component, "start " + component + " and wait until its health check passes"));
+  plan.steps.push_back(Step("verify", component, "verify " + component));
+  return plan;
+}
+
+nlohmann::json Plan::ToJson() const {
+  nlohmann::json j;
+  j["kind"] = kind;
+  j["scope"] = scope;
+  j["component"] = component;
+  j["target"] = target;
+  j["restore_point"] = restore_point_id;
+  j["affected"] = affected;
+  j["notes"] = notes;
+  j["entries"] = entries;
+  j["steps"] = nlohmann::json::array();
+  for (const auto& s : steps) {
+    j["steps"].push_back({{"action", s.action},
+                          {"component", s.component},
+                          {"description", s.description},
+                          {"args", s.args}});
+  }
+  return j;
+}
+
+Result<Plan> Plan::FromJson(const nlohmann::json& j) {
+  try {
+    Plan p;
+    p.kind = j.at("kind").get<std::string>();
+    p.scope = j.at("scope").get<std::string>();
+    p.component = j.value("component", "");
+    p.target = j.value("target", "");
+    p.restore_point_id = j.value("restore_point", "");
+    p.affected = j.at("affected").get<std::vector<std::string>>();
+    p.notes = j.value("notes", std::vector<std::string>{});
+    p.entries = j.value("entries", nlohmann::json::object());
+    for (const auto& s : j.at("steps")) {
+      p.steps.push_back(Step(s.at("action").get<std::string>(), s.value("component", ""),
+                             s.value("description", ""),
+                             s.value("args", nlohmann::json::object())));
+    }
+    return p;
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("stored plan cannot be read: ") + e.what());
+  }
+}
+
+std::string Plan::Describe() const {
+  std::string out = kind == "deploy"
+                        ? "Deploy " + component + " to " + target + "\n"
+                        : "Roll back " +
+                              (scope == "all" ? std::string("the whole environment") : component) +
+                              " to " + target + "\n";
+  std::string affected_list;
+  for (const auto& a : affected) affected_list += (affected_list.empty() ? "" : ", ") + a;
+  out += "Affected: " + affected_list + "\n";
+  for (const auto& n : notes) out += "Note: " + n + "\n";
+  for (size_t i = 0; i < steps.size(); ++i) {
+    out += "  " + std::to_string(i + 1) + ". " + steps[i].description + "\n";
+  }
+  return out;
+}
+
+}  // namespace backstop

@@ -1,0 +1,579 @@
+#include "run.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <random>
+#include <set>
+
+#include "lock.h"
+#include "units.h"
+
+namespace backstop {
+namespace {
+
+std::string RandomHex(int digits) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < digits; ++i) out.push_back(kHex[rng() & 15]);
+  return out;
+}
+
+// The test hook that turns a run into a crash at a chosen point:
+// BACKSTOP_CRASH_AT_STEP_FOR_TEST=N kills this process with SIGKILL right after
+// step N (1-based) is journaled done; "N:before-done" kills it after step N
+// acted but before the journal says so (the step must then be idempotent).
+void MaybeCrashForTest(int step_number, bool journaled) {
+  const char* spec = std::getenv("BACKSTOP_CRASH_AT_STEP_FOR_TEST");
+  if (spec == nullptr || *spec == '\0') return;
+  std::string s(spec);
+  bool before_done = s.find(":before-done") != std::string::npos;
+  int n = std::atoi(s.c_str());
+  if (n == step_number && before_done != journaled) ::raise(SIGKILL);
+}
+
+std::string HealthLine(const HealthResult& h) {
+  std::string state = h.state == HealthResult::State::kPass   ? "healthy"
+                      : h.state == HealthResult::State::kFail ? "unhealthy"
+                                                              : "unknown";
+  std::string out = state;
+  if (!h.detail.empty()) out += " (" + h.detail + ")";
+  return out;
+}
+
+nlohmann::json LossToJson(const DataLossReport& r) {
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& i : r.items) {
+    items.push_back({{"component", i.component},
+                     {"object", i.object},
+                     {"unit", i.unit},
+                     {"inserted", i.inserted},
+                     {"deleted", i.deleted},
+                     {"changed", i.changed}});
+  }
+  return {{"items", items}, {"ledger_files", r.ledger_files}};
+}
+
+DataLossReport LossFromJson(const nlohmann::json& j) {
+  DataLossReport r;
+  if (!j.is_object()) return r;
+  for (const auto& i : j.value("items", nlohmann::json::array())) {
+    DataLossItem item;
+    item.component = i.value("component", "");
+    item.object = i.value("object", "");
+    item.unit = i.value("unit", "");
+    item.inserted = i.value("inserted", uint64_t{0});
+    item.deleted = i.value("deleted", uint64_t{0});
+    item.changed = i.value("changed", uint64_t{0});
+    r.items.push_back(item);
+  }
+  r.ledger_files = j.value("ledger_files", std::vector<std::string>{});
+  return r;
+}
+
+}  // namespace
+
+// What the steps of one run have learned so far; rebuilt from the journal on resume.
+struct RunEngine::Progress {
+  std::map<std::string, DataLossReport> assessed;  // per component, before stopping
+  std::map<std::string, DataLossReport> final;     // per component, at the restore
+  std::map<std::string, std::string> health;       // per component, from verify
+  std::string safety_restore_point;
+  int64_t started_mono_us = 0;
+
+  DataLossReport Loss() const {
+    DataLossReport total;
+    std::set<std::string> seen;
+    for (const auto& [c, r] : final) {
+      total.Append(r);
+      seen.insert(c);
+    }
+    for (const auto& [c, r] : assessed) {
+      if (!seen.count(c)) total.Append(r);
+    }
+    return total;
+  }
+  // Folds a journaled step result back in (resume).
+  void Absorb(const std::string& action, const std::string& component,
+              const nlohmann::json& result) {
+    if (!result.is_object()) return;
+    if (action == "assess-loss")
+      assessed[component] = LossFromJson(result.value("loss", nlohmann::json()));
+    if (action == "restore" && result.contains("loss"))
+      final[component] = LossFromJson(result["loss"]);
+    if (action == "verify") health[component] = result.value("health", "");
+    if (action == "safety-snapshot") safety_restore_point = result.value("restore_point", "");
+  }
+};
+
+RunEngine::RunEngine(Env* env, const Spec& spec, Store& store, StateDb& state,
+                     const DriverRegistry& registry, Output& out)
+    : env_(env), spec_(spec), store_(store), state_(state), registry_(registry), out_(out) {}
+
+RunEngine::~RunEngine() = default;
+
+std::string RunEngine::NewRunId() {
+  return "run-" + FormatCompactUtc(env_->clock()->WallMicros()) + "-" + RandomHex(6);
+}
+
+DriverContext RunEngine::Context(const std::string& run_id) {
+  DriverContext ctx;
+  ctx.env = env_;
+  ctx.store = &store_;
+  ctx.spec = &spec_;
+  ctx.state_dir = spec_.state_dir;
+  ctx.run_id = run_id;
+  if (!run_id.empty()) ctx.run_dir = JoinPath(JoinPath(spec_.state_dir, "runs"), run_id);
+  ctx.progress = [this](const std::string& line) { out_.Line("           " + line); };
+  return ctx;
+}
+
+Result<Driver*> RunEngine::DriverFor(const ComponentSpec& c) {
+  auto it = drivers_.find(c.name);
+  if (it != drivers_.end()) return it->second.get();
+  BACKSTOP_ASSIGN_OR_RETURN(auto driver, registry_.Create(c.driver));
+  Driver* raw = driver.get();
+  drivers_[c.name] = std::move(driver);
+  return raw;
+}
+
+HealthResult RunEngine::WaitUntilHealthy(const ComponentSpec& c, DriverContext& ctx,
+                                         int* attempts) {
+  auto driver = DriverFor(c);
+  if (!driver.ok()) {
+    HealthResult r;
+    r.state = HealthResult::State::kFail;
+    r.detail = driver.status().message();
+    return r;
+  }
+  Clock* clock = env_->clock();
+  const ProbeSpec& probe = c.health;
+  const int64_t deadline = clock->NowMicros() + probe.start_period_ms * 1000;
+  // Poll briskly while waiting for a start: a tenth of the probe interval,
+  // between 100 ms and 1 s.
+  const int64_t poll_ms = std::clamp<int64_t>(probe.interval_ms / 10, 100, 1000);
+  HealthResult last;
+  int n = 0;
+  for (;;) {
+    last = (*driver)->Health(c, ctx);
+    ++n;
+    if (last.state != HealthResult::State::kFail) break;  // pass, or nothing to probe
+    if (clock->NowMicros() >= deadline) break;
+    if (n == 1 || n % 10 == 0) ctx.Progress("waiting for " + c.name + ": " + last.detail);
+    clock->SleepForMicros(poll_ms * 1000);
+  }
+  if (attempts != nullptr) *attempts = n;
+  return last;
+}
+
+Status RunEngine::CheckDataLossLimit(const Progress& progress, const RunOptions& options) const {
+  DataLossReport loss = progress.Loss();
+  uint64_t rows = loss.TotalRows();
+  uint64_t messages = loss.TotalMessages();
+  if (options.accept_data_loss) return Status::OK();
+  if (rows <= spec_.max_data_loss_rows && messages <= spec_.max_data_loss_messages) {
+    return Status::OK();
+  }
+  return Status::DataLoss(
+      "refusing: this rollback would discard " + FormatThousands(rows) + " rows and " +
+      FormatThousands(messages) + " messages (" + loss.Summary() + "); the spec allows " +
+      FormatThousands(spec_.max_data_loss_rows) + " rows and " +
+      FormatThousands(spec_.max_data_loss_messages) +
+      " messages (data_loss). Nothing was stopped or changed. Read the ledger, then rerun with "
+      "--accept-data-loss to proceed");
+}
+
+Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
+                              const RunOptions& options, Progress& progress, std::string* detail,
+                              nlohmann::json* result) {
+  const PlanStep& step = plan.steps[static_cast<size_t>(index)];
+  DriverContext ctx = Context(run.id);
+  BACKSTOP_RETURN_IF_ERROR(env_->fs()->CreateDirs(ctx.run_dir));
+  const ComponentSpec* c = step.component.empty() ? nullptr : spec_.Find(step.component);
+  if (!step.component.empty() && c == nullptr) {
+    return Status::FailedPrecondition("component " + step.component +
+                                      " is no longer in the spec; the plan cannot continue");
+  }
+  Driver* driver = nullptr;
+  if (c != nullptr) {
+    BACKSTOP_ASSIGN_OR_RETURN(driver, DriverFor(*c));
+  }
+  const nlohmann::json entry =
+      c != nullptr && plan.entries.contains(c->name) ? plan.entries[c->name] : nlohmann::json();
+
+  if (step.action == "verify-restore-point") {
+    BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ReadRestorePoint(store_, plan.restore_point_id));
+    // Only the blobs of what this plan restores matter.
+    RestorePoint subset = rp;
+    subset.components = nlohmann::json::object();
+    for (const auto& [name, e] : plan.entries.items()) {
+      if (rp.components.contains(name)) subset.components[name] = rp.components[name];
+    }
+    std::vector<std::string> blobs = subset.AllBlobs();
+    std::vector<std::string> bad;
+    for (const auto& digest : blobs) {
+      BlobCheck check = store_.Check(digest);
+      if (check.state != BlobCheck::State::kOk) {
+        bad.push_back(std::string(BlobCheck::StateName(check.state)) + " blob " + digest + ": " +
+                      check.detail);
+      }
+    }
+    if (!bad.empty()) {
+      std::string list;
+      for (const auto& b : bad) list += "\n  " + b;
+      return Status::Corruption("restore point " + rp.id + " is damaged; refusing to roll back " +
+                                "(nothing was touched):" + list);
+    }
+    *detail = FormatThousands(blobs.size()) + " blobs verified";
+    (*result)["blobs"] = blobs.size();
+    return Status::OK();
+  }
+
+  if (step.action == "safety-snapshot") {
+    // Deterministic id: a resumed step finds the restore point it already wrote.
+    std::string id = "rp-" + run.id.substr(4) + "-safety";
+    auto existing = ReadRestorePoint(store_, id);
+    if (existing.ok()) {
+      *detail = id + " (already taken)";
+    } else {
+      std::vector<std::string> components =
+          step.args.value("components", std::vector<std::string>{});
+      if (components.empty()) components = plan.affected;
+      BACKSTOP_ASSIGN_OR_RETURN(
+          RestorePoint rp, TakeRestorePoint(*this, spec_, store_, components, "before " + run.id,
+                                            "safety", run.id, id));
+      *detail = rp.id;
+    }
+    BACKSTOP_RETURN_IF_ERROR(state_.SetSafetyRestorePoint(run.id, id));
+    progress.safety_restore_point = id;
+    (*result)["restore_point"] = id;
+    return Status::OK();
+  }
+
+  if (step.action == "prepare") {
+    BACKSTOP_RETURN_IF_ERROR(driver->Prepare(*c, entry, ctx).WithContext("prepare " + c->name));
+    *detail = "staged";
+    return Status::OK();
+  }
+
+  if (step.action == "assess-loss") {
+    BACKSTOP_ASSIGN_OR_RETURN(DataLossReport loss, driver->AssessLoss(*c, entry, ctx));
+    for (auto& item : loss.items) {
+      if (item.component.empty()) item.component = c->name;
+    }
+    progress.assessed[c->name] = loss;
+    (*result)["loss"] = LossToJson(loss);
+    *detail = loss.Summary();
+    return CheckDataLossLimit(progress, options);
+  }
+
+  if (step.action == "stop") {
+    BACKSTOP_RETURN_IF_ERROR(driver->Stop(*c, ctx).WithContext("stop " + c->name));
+    *detail = "stopped";
+    return Status::OK();
+  }
+
+  if (step.action == "restore") {
+    if (c->kind == "database" || c->kind == "stream") {
+      // The authoritative ledger: taken with the dependent services stopped,
+      // immediately before the live data is replaced.
+      auto loss = driver->AssessLoss(*c, entry, ctx);
+      if (loss.ok()) {
+        for (auto& item : loss->items) {
+          if (item.component.empty()) item.component = c->name;
+        }
+        progress.final[c->name] = *loss;
+        (*result)["loss"] = LossToJson(*loss);
+      } else {
+        ctx.Progress("could not recount the data loss before restoring: " +
+                     loss.status().message());
+      }
+    }
+    BACKSTOP_RETURN_IF_ERROR(driver->Restore(*c, entry, ctx).WithContext("restore " + c->name));
+    if (entry.contains("release") && entry["release"].is_string()) {
+      *detail = "release " + entry["release"].get<std::string>();
+    } else {
+      *detail = "restored";
+    }
+    return Status::OK();
+  }
+
+  if (step.action == "start") {
+    BACKSTOP_RETURN_IF_ERROR(driver->Start(*c, ctx).WithContext("start " + c->name));
+    int attempts = 0;
+    HealthResult h = WaitUntilHealthy(*c, ctx, &attempts);
+    (*result)["health_attempts"] = attempts;
+    if (h.state == HealthResult::State::kFail) {
+      std::string diagnosis = driver->Diagnose(*c, ctx);
+      return Status::Unavailable(c->name + " started but its health check did not pass within " +
+                                 FormatDurationMs(c->health.start_period_ms) + " (" +
+                                 std::to_string(attempts) + " probes; last: " + h.detail + ")" +
+                                 (diagnosis.empty() ? "" : "\n" + diagnosis));
+    }
+    *detail = HealthLine(h) + " after " + std::to_string(attempts) + " probe" +
+              (attempts == 1 ? "" : "s");
+    return Status::OK();
+  }
+
+  if (step.action == "verify") {
+    if (!entry.is_null()) {
+      BACKSTOP_RETURN_IF_ERROR(
+          driver->VerifyRestored(*c, entry, ctx).WithContext("verify " + c->name));
+    }
+    int attempts = 0;
+    HealthResult h = WaitUntilHealthy(*c, ctx, &attempts);
+    progress.health[c->name] = HealthLine(h);
+    (*result)["health"] = HealthLine(h);
+    (*result)["latency_ms"] = h.latency_ms;
+    if (h.state == HealthResult::State::kFail) {
+      return Status::Unavailable(c->name + " is not healthy after the rollback: " + h.detail);
+    }
+    *detail = HealthLine(h);
+    return Status::OK();
+  }
+
+  if (step.action == "record-history") {
+    for (const auto& name : step.args.value("components", std::vector<std::string>{})) {
+      const nlohmann::json& e = plan.entries[name];
+      if (!e.contains("release") || !e["release"].is_string()) continue;
+      // Idempotent: a resumed step does not record the revision twice.
+      BACKSTOP_ASSIGN_OR_RETURN(auto history, state_.History(name));
+      if (!history.empty() && history.back().run_id == run.id) continue;
+      HistoryRecord h;
+      h.component = name;
+      h.release = e["release"].get<std::string>();
+      h.status = "deployed";
+      h.at_us = env_->clock()->WallMicros();
+      h.run_id = run.id;
+      h.description = plan.kind == "deploy" ? "Deploy " + h.release
+                                            : "Rollback to " + plan.target + " (" + run.id + ")";
+      BACKSTOP_RETURN_IF_ERROR(state_.AddHistory(h));
+    }
+    *detail = "recorded";
+    return Status::OK();
+  }
+
+  return Status::Internal("unknown plan step '" + step.action + "'");
+}
+
+Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
+                                    const RunOptions& options) {
+  Progress progress;
+  progress.started_mono_us = env_->clock()->NowMicros();
+  BACKSTOP_ASSIGN_OR_RETURN(auto steps, state_.GetSteps(run.id));
+  for (const auto& s : steps) {
+    if (s.status == "done") progress.Absorb(s.action, s.component, s.result);
+  }
+
+  const int total = static_cast<int>(plan.steps.size());
+  Status failure;
+  int failed_index = -1;
+  for (int i = 0; i < total; ++i) {
+    const StepRecord& record = steps[static_cast<size_t>(i)];
+    const PlanStep& step = plan.steps[static_cast<size_t>(i)];
+    std::string counter = std::to_string(i + 1) + "/" + std::to_string(total);
+    if (record.status == "done") {
+      out_.Line("  [" + counter + "] " + Output::Ok() + " " + step.description +
+                " (done before the resume)");
+      continue;
+    }
+    int64_t t0 = env_->clock()->NowMicros();
+    double since = (t0 - progress.started_mono_us) / 1e6;
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "%7.2fs", since);
+    out_.Line(std::string(stamp) + " [" + counter + "] " + step.description +
+              (record.status == "started" ? " (again: it was interrupted)" : ""));
+    BACKSTOP_RETURN_IF_ERROR(state_.MarkStepStarted(run.id, i, env_->clock()->WallMicros()));
+
+    std::string detail;
+    nlohmann::json result = nlohmann::json::object();
+    Status st = ExecuteStep(run, plan, i, options, progress, &detail, &result);
+    int64_t took_ms = (env_->clock()->NowMicros() - t0) / 1000;
+    MaybeCrashForTest(i + 1, /*journaled=*/false);
+    if (!st.ok()) {
+      (void)state_.MarkStepFailed(run.id, i, env_->clock()->WallMicros(), st.message());
+      out_.Line(std::string("          ") + Output::Fail() + " " + step.description + " failed (" +
+                FormatDurationMs(took_ms) + ")");
+      failure = st;
+      failed_index = i;
+      break;
+    }
+    BACKSTOP_RETURN_IF_ERROR(
+        state_.MarkStepDone(run.id, i, env_->clock()->WallMicros(), detail, result));
+    out_.Line(std::string("          ") + Output::Ok() + " " + detail + " (" +
+              FormatDurationMs(took_ms) + ")");
+    MaybeCrashForTest(i + 1, /*journaled=*/true);
+  }
+
+  // Summary, from the journal so a resumed run reports its whole history.
+  BACKSTOP_ASSIGN_OR_RETURN(RunRecord fresh, state_.GetRun(run.id));
+  int64_t ended_us = env_->clock()->WallMicros();
+  DataLossReport loss = progress.Loss();
+  nlohmann::json summary;
+  summary["kind"] = plan.kind;
+  summary["target"] = plan.target;
+  summary["affected"] = plan.affected;
+  summary["data_loss"] = LossToJson(loss);
+  summary["data_loss_summary"] = loss.Summary();
+  summary["health"] = progress.health;
+  summary["safety_restore_point"] = fresh.safety_restore_point;
+  summary["duration_ms"] = (ended_us - fresh.started_us) / 1000;
+
+  RunOutcome outcome;
+  outcome.run_id = run.id;
+  outcome.duration_ms = (ended_us - fresh.started_us) / 1000;
+  if (failure.ok()) {
+    outcome.status = "succeeded";
+  } else {
+    outcome.status = "failed";
+    const PlanStep& step = plan.steps[static_cast<size_t>(failed_index)];
+    bool touched = false;  // did any step before the failure change the live state?
+    for (int i = 0; i < failed_index; ++i) {
+      const std::string& a = plan.steps[static_cast<size_t>(i)].action;
+      if (a == "stop" || a == "restore" || a == "start") touched = true;
+    }
+    outcome.error = "step " + std::to_string(failed_index + 1) + " (" + step.description +
+                    ") failed: " + failure.message();
+    if (!touched) {
+      outcome.error += "\nNo component was changed by this run.";
+    } else {
+      outcome.error +=
+          "\nThe run stopped part-way. Fix the cause, then `backstop rollback --resume " + run.id +
+          "` retries from step " + std::to_string(failed_index + 1) +
+          " (or `backstop rollback --abandon " + run.id + "` to take over by hand).";
+    }
+    summary["failed_step"] = failed_index + 1;
+    if (plan.kind == "deploy") {
+      for (const auto& name : plan.affected) {
+        (void)state_.SetHistoryStatus(name, run.id, "failed");
+      }
+    }
+  }
+  summary["status"] = outcome.status;
+  summary["error"] = outcome.error;
+  outcome.summary = summary;
+  // A failure that changed nothing ends the run; one that changed something
+  // stays resumable only when the operator chooses: it is recorded as failed
+  // either way, and --resume accepts failed runs too.
+  BACKSTOP_RETURN_IF_ERROR(
+      state_.FinishRun(run.id, outcome.status, ended_us, outcome.error, summary));
+  return outcome;
+}
+
+Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options) {
+  RunRecord run;
+  run.id = NewRunId();
+  run.kind = plan.kind;
+  run.status = "running";
+  run.command = options.command;
+  run.triggered_by = options.triggered_by;
+  run.trigger_detail = options.trigger_detail;
+  run.plan = plan.ToJson();
+  run.restore_point = plan.restore_point_id;
+  run.started_us = env_->clock()->WallMicros();
+  run.pid = static_cast<int>(::getpid());
+
+  BACKSTOP_ASSIGN_OR_RETURN(
+      auto lock, EnvironmentLock::Acquire(env_, spec_.state_dir,
+                                          {{"run_id", run.id}, {"command", options.command}}));
+  BACKSTOP_ASSIGN_OR_RETURN(auto unfinished, state_.UnfinishedRuns());
+  if (!unfinished.empty()) {
+    const RunRecord& u = unfinished.front();
+    return Status::Aborted("run " + u.id + " (" + u.command +
+                           ") did not finish: it was interrupted. Complete it with `backstop "
+                           "rollback --resume " +
+                           u.id +
+                           "`, or give it up with `backstop rollback "
+                           "--abandon " +
+                           u.id + "` before starting another run");
+  }
+  std::vector<StepRecord> steps;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    StepRecord s;
+    s.run_id = run.id;
+    s.index = static_cast<int>(i);
+    s.action = plan.steps[i].action;
+    s.component = plan.steps[i].component;
+    s.description = plan.steps[i].description;
+    steps.push_back(s);
+  }
+  BACKSTOP_RETURN_IF_ERROR(state_.CreateRun(run, steps));
+  out_.Line("Run " + run.id + ": " + (plan.kind == "deploy" ? "deploy " : "rollback of ") +
+            (plan.scope == "all" ? std::string("the whole environment") : plan.component) + " to " +
+            plan.target);
+  for (const auto& n : plan.notes) out_.Line("  note: " + n);
+  return Drive(run, plan, options);
+}
+
+Result<RunOutcome> RunEngine::Resume(const std::string& selector, const RunOptions& options) {
+  BACKSTOP_ASSIGN_OR_RETURN(std::string run_id, state_.ResolveRunId(selector));
+  BACKSTOP_ASSIGN_OR_RETURN(
+      auto lock, EnvironmentLock::Acquire(env_, spec_.state_dir,
+                                          {{"run_id", run_id}, {"command", options.command}}));
+  BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state_.GetRun(run_id));
+  if (run.status == "succeeded") {
+    return Status::FailedPrecondition("run " + run_id + " already succeeded; nothing to resume");
+  }
+  if (run.status == "abandoned") {
+    return Status::FailedPrecondition("run " + run_id + " was abandoned; start a new run instead");
+  }
+  if (run.status == "failed") {
+    // Another run may have acted since: resuming an old failure would be unsafe.
+    BACKSTOP_ASSIGN_OR_RETURN(auto latest, state_.ListRuns(1));
+    if (!latest.empty() && latest.front().id != run_id) {
+      return Status::FailedPrecondition("run " + run_id + " failed and run " + latest.front().id +
+                                        " has run since; start a new run instead");
+    }
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(Plan plan, Plan::FromJson(run.plan));
+  BACKSTOP_RETURN_IF_ERROR(state_.SetRunStatus(run_id, "running"));
+  out_.Line("Resuming run " + run_id + " (" + run.command + ")");
+  return Drive(run, plan, options);
+}
+
+Status RunEngine::Abandon(const std::string& selector) {
+  BACKSTOP_ASSIGN_OR_RETURN(std::string run_id, state_.ResolveRunId(selector));
+  BACKSTOP_ASSIGN_OR_RETURN(auto lock,
+                            EnvironmentLock::Acquire(env_, spec_.state_dir,
+                                                     {{"run_id", run_id}, {"command", "abandon"}}));
+  BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state_.GetRun(run_id));
+  if (run.status == "succeeded") {
+    return Status::FailedPrecondition("run " + run_id + " succeeded; nothing to abandon");
+  }
+  return state_.FinishRun(run_id, "abandoned", env_->clock()->WallMicros(),
+                          run.error.empty() ? "abandoned by the operator" : run.error, run.summary);
+}
+
+Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store& store,
+                                      const std::vector<std::string>& components,
+                                      const std::string& label, const std::string& kind,
+                                      const std::string& run_id, const std::string& id) {
+  Env* env = engine.Context().env;
+  RestorePoint rp;
+  rp.created_wall_us = env->clock()->WallMicros();
+  rp.id = id.empty() ? NewRestorePointId(rp.created_wall_us) : id;
+  rp.label = label;
+  rp.kind = kind;
+  rp.run_id = run_id;
+  rp.environment = spec.environment;
+  std::vector<std::string> names = components.empty() ? DependencyOrder(spec) : components;
+  for (const auto& name : names) {
+    const ComponentSpec* c = spec.Find(name);
+    if (c == nullptr) return Status::InvalidArgument("no component named '" + name + "'");
+    BACKSTOP_ASSIGN_OR_RETURN(Driver * driver, engine.DriverFor(*c));
+    DriverContext ctx = engine.Context(run_id);
+    ctx.restore_point_id = rp.id;
+    ctx.snapshot_kind = kind;
+    BACKSTOP_ASSIGN_OR_RETURN(nlohmann::json entry, driver->Snapshot(*c, ctx));
+    entry["kind"] = c->kind;
+    entry["driver"] = c->driver;
+    rp.components[name] = entry;
+  }
+  BACKSTOP_RETURN_IF_ERROR(WriteRestorePoint(store, rp));
+  return rp;
+}
+
+}  // namespace backstop

@@ -1,0 +1,95 @@
+// RunEngine: executes a Plan as a journaled, resumable, single-flight run.
+//
+// Each step is marked started in the state database before it acts and done
+// (or failed) after, so a run killed at any point is resumed by re-running the
+// step that was in flight (every step is idempotent) and skipping the ones that
+// are done. The environment lock is held for the whole run; a new run is
+// refused while an unfinished one exists, so a crash is never papered over.
+// A run succeeds only when its verify steps pass.
+//
+// Ownership: the engine borrows everything passed to its constructor; they must
+// outlive it. Thread-safety: one thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "driver.h"
+#include "env.h"
+#include "output.h"
+#include "plan.h"
+#include "restore_point.h"
+#include "spec.h"
+#include "state_db.h"
+#include "store.h"
+
+namespace backstop {
+
+struct RunOptions {
+  bool accept_data_loss = false;
+  std::string command;  // as typed, for the journal and reports
+  std::string triggered_by = "manual";
+  nlohmann::json trigger_detail;
+};
+
+struct RunOutcome {
+  std::string run_id;
+  std::string status;  // succeeded | failed
+  std::string error;   // what failed and what to do, when failed
+  int64_t duration_ms = 0;
+  nlohmann::json summary;  // also stored in the run record
+  bool succeeded() const { return status == "succeeded"; }
+};
+
+class RunEngine {
+ public:
+  RunEngine(Env* env, const Spec& spec, Store& store, StateDb& state,
+            const DriverRegistry& registry, Output& out);
+  ~RunEngine();
+
+  // Journals `plan` as a new run and executes it. Refused (Aborted) when
+  // another process holds the environment lock or an unfinished run exists.
+  // A run that starts and then fails returns a RunOutcome with status failed.
+  Result<RunOutcome> Start(const Plan& plan, const RunOptions& options);
+  // Continues an unfinished run from its first step that is not done.
+  Result<RunOutcome> Resume(const std::string& run_id, const RunOptions& options);
+  // Marks an unfinished run abandoned (the operator takes over by hand).
+  Status Abandon(const std::string& run_id);
+
+  // A context for driver calls outside a run (status, verify, snapshot).
+  DriverContext Context(const std::string& run_id = "");
+  // The driver of a component, created on first use and kept (drivers may hold state).
+  Result<Driver*> DriverFor(const ComponentSpec& c);
+
+  // Polls the component's health until it passes or its start period ends.
+  HealthResult WaitUntilHealthy(const ComponentSpec& c, DriverContext& ctx, int* attempts);
+
+ private:
+  struct Progress;
+  Result<RunOutcome> Drive(const RunRecord& run, const Plan& plan, const RunOptions& options);
+  Status ExecuteStep(const RunRecord& run, const Plan& plan, int index, const RunOptions& options,
+                     Progress& progress, std::string* detail, nlohmann::json* result);
+  Status CheckDataLossLimit(const Progress& progress, const RunOptions& options) const;
+  std::string NewRunId();
+
+  Env* env_;
+  const Spec& spec_;
+  Store& store_;
+  StateDb& state_;
+  const DriverRegistry& registry_;
+  Output& out_;
+  std::map<std::string, std::unique_ptr<Driver>> drivers_;
+};
+
+// Takes a restore point of `components` (all when empty) and writes its
+// manifest after every blob. Used by `backstop snapshot` and by the engine's
+// safety step. `id` empty: a fresh id.
+Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store& store,
+                                      const std::vector<std::string>& components,
+                                      const std::string& label, const std::string& kind,
+                                      const std::string& run_id, const std::string& id);
+
+}  // namespace backstop

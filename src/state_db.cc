@@ -1,0 +1,404 @@
+#include "state_db.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace backstop {
+namespace {
+
+// A prepared statement that finalizes itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  bool prepared() const { return rc_ == SQLITE_OK; }
+  Stmt& Bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, int v) { return Bind(i, static_cast<int64_t>(v)); }
+  // SQLITE_ROW or SQLITE_DONE; anything else is an error.
+  int Step() { return sqlite3_step(stmt_); }
+  std::string Text(int col) const {
+    const unsigned char* t = sqlite3_column_text(stmt_, col);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  Status Error(const std::string& what) const {
+    return Status::IOError("state database: " + what + ": " + sqlite3_errmsg(db_));
+  }
+  // Runs a statement that returns no rows.
+  Status Run(const std::string& what) {
+    if (!prepared()) return Error(what);
+    int rc = Step();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error(what);
+    return Status::OK();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+nlohmann::json ParseJsonOr(const std::string& text, nlohmann::json fallback) {
+  if (text.empty()) return fallback;
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? fallback : j;
+}
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  command TEXT NOT NULL DEFAULT '',
+  triggered_by TEXT NOT NULL DEFAULT 'manual',
+  trigger_detail TEXT NOT NULL DEFAULT 'null',
+  plan TEXT NOT NULL DEFAULT '{}',
+  restore_point TEXT NOT NULL DEFAULT '',
+  safety_restore_point TEXT NOT NULL DEFAULT '',
+  started_us INTEGER NOT NULL,
+  ended_us INTEGER NOT NULL DEFAULT 0,
+  pid INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS steps (
+  run_id TEXT NOT NULL REFERENCES runs(id),
+  idx INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  component TEXT NOT NULL DEFAULT '',
+  description TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  started_us INTEGER NOT NULL DEFAULT 0,
+  ended_us INTEGER NOT NULL DEFAULT 0,
+  detail TEXT NOT NULL DEFAULT '',
+  result TEXT NOT NULL DEFAULT 'null',
+  PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS history (
+  component TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  release TEXT NOT NULL,
+  status TEXT NOT NULL,
+  at_us INTEGER NOT NULL,
+  run_id TEXT NOT NULL DEFAULT '',
+  description TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (component, revision)
+);
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+)sql";
+
+constexpr const char* kRunColumns =
+    "id, kind, status, command, triggered_by, trigger_detail, plan, restore_point, "
+    "safety_restore_point, started_us, ended_us, pid, error, summary";
+
+RunRecord ReadRun(const Stmt& s) {
+  RunRecord r;
+  r.id = s.Text(0);
+  r.kind = s.Text(1);
+  r.status = s.Text(2);
+  r.command = s.Text(3);
+  r.triggered_by = s.Text(4);
+  r.trigger_detail = ParseJsonOr(s.Text(5), nullptr);
+  r.plan = ParseJsonOr(s.Text(6), nlohmann::json::object());
+  r.restore_point = s.Text(7);
+  r.safety_restore_point = s.Text(8);
+  r.started_us = s.Int(9);
+  r.ended_us = s.Int(10);
+  r.pid = static_cast<int>(s.Int(11));
+  r.error = s.Text(12);
+  r.summary = ParseJsonOr(s.Text(13), nlohmann::json::object());
+  return r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Status::IOError("cannot open state database " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<StateDb> state(new StateDb(db));
+  BACKSTOP_RETURN_IF_ERROR(state->Exec("PRAGMA journal_mode=WAL"));
+  BACKSTOP_RETURN_IF_ERROR(state->Exec("PRAGMA synchronous=FULL"));
+  BACKSTOP_RETURN_IF_ERROR(state->Exec("PRAGMA foreign_keys=ON"));
+  BACKSTOP_RETURN_IF_ERROR(state->Exec(kSchema));
+  return state;
+}
+
+StateDb::~StateDb() { sqlite3_close(db_); }
+
+Status StateDb::Exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Status::IOError("state database: " + msg);
+  }
+  return Status::OK();
+}
+
+Status StateDb::CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps) {
+  BACKSTOP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](Status st) {
+    (void)Exec("ROLLBACK");
+    return st;
+  };
+  {
+    Stmt s(db_,
+           "INSERT INTO runs (id, kind, status, command, triggered_by, trigger_detail, plan, "
+           "restore_point, safety_restore_point, started_us, ended_us, pid, error, summary) "
+           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    s.Bind(1, run.id).Bind(2, run.kind).Bind(3, run.status).Bind(4, run.command);
+    s.Bind(5, run.triggered_by).Bind(6, run.trigger_detail.dump()).Bind(7, run.plan.dump());
+    s.Bind(8, run.restore_point).Bind(9, run.safety_restore_point).Bind(10, run.started_us);
+    s.Bind(11, run.ended_us).Bind(12, run.pid).Bind(13, run.error).Bind(14, run.summary.dump());
+    Status st = s.Run("insert run " + run.id);
+    if (!st.ok()) return fail(st);
+  }
+  for (const auto& step : steps) {
+    Stmt s(db_,
+           "INSERT INTO steps (run_id, idx, action, component, description, status) "
+           "VALUES (?,?,?,?,?,?)");
+    s.Bind(1, run.id).Bind(2, step.index).Bind(3, step.action).Bind(4, step.component);
+    s.Bind(5, step.description).Bind(6, step.status);
+    Status st = s.Run("insert step");
+    if (!st.ok()) return fail(st);
+  }
+  return Exec("COMMIT");
+}
+
+Result<RunRecord> StateDb::GetRun(const std::string& id) {
+  std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?";
+  Stmt s(db_, sql.c_str());
+  if (!s.prepared()) return s.Error("read run");
+  s.Bind(1, id);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return Status::NotFound("no run with id " + id);
+  if (rc != SQLITE_ROW) return s.Error("read run " + id);
+  return ReadRun(s);
+}
+
+Result<std::vector<RunRecord>> StateDb::ListRuns(int limit) {
+  std::string sql =
+      std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY started_us DESC, id DESC LIMIT ?";
+  Stmt s(db_, sql.c_str());
+  if (!s.prepared()) return s.Error("list runs");
+  s.Bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
+  std::vector<RunRecord> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadRun(s));
+  if (rc != SQLITE_DONE) return s.Error("list runs");
+  return out;
+}
+
+Result<std::vector<RunRecord>> StateDb::UnfinishedRuns() {
+  std::string sql = std::string("SELECT ") + kRunColumns +
+                    " FROM runs WHERE status = 'running' ORDER BY started_us";
+  Stmt s(db_, sql.c_str());
+  if (!s.prepared()) return s.Error("list unfinished runs");
+  std::vector<RunRecord> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadRun(s));
+  if (rc != SQLITE_DONE) return s.Error("list unfinished runs");
+  return out;
+}
+
+Result<std::vector<StepRecord>> StateDb::GetSteps(const std::string& run_id) {
+  Stmt s(db_,
+         "SELECT idx, action, component, description, status, attempts, started_us, ended_us, "
+         "detail, result FROM steps WHERE run_id = ? ORDER BY idx");
+  if (!s.prepared()) return s.Error("read steps");
+  s.Bind(1, run_id);
+  std::vector<StepRecord> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    StepRecord r;
+    r.run_id = run_id;
+    r.index = static_cast<int>(s.Int(0));
+    r.action = s.Text(1);
+    r.component = s.Text(2);
+    r.description = s.Text(3);
+    r.status = s.Text(4);
+    r.attempts = static_cast<int>(s.Int(5));
+    r.started_us = s.Int(6);
+    r.ended_us = s.Int(7);
+    r.detail = s.Text(8);
+    r.result = ParseJsonOr(s.Text(9), nullptr);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return s.Error("read steps");
+  return out;
+}
+
+Status StateDb::MarkStepStarted(const std::string& run_id, int index, int64_t now_us) {
+  Stmt s(db_,
+         "UPDATE steps SET status = 'started', attempts = attempts + 1, started_us = ?, "
+         "detail = '' WHERE run_id = ? AND idx = ?");
+  s.Bind(1, now_us).Bind(2, run_id).Bind(3, index);
+  return s.Run("mark step started");
+}
+
+Status StateDb::MarkStepDone(const std::string& run_id, int index, int64_t now_us,
+                             const std::string& detail, const nlohmann::json& result) {
+  Stmt s(db_,
+         "UPDATE steps SET status = 'done', ended_us = ?, detail = ?, result = ? "
+         "WHERE run_id = ? AND idx = ?");
+  s.Bind(1, now_us).Bind(2, detail).Bind(3, result.dump()).Bind(4, run_id).Bind(5, index);
+  return s.Run("mark step done");
+}
+
+Status StateDb::MarkStepFailed(const std::string& run_id, int index, int64_t now_us,
+                               const std::string& detail) {
+  Stmt s(db_,
+         "UPDATE steps SET status = 'failed', ended_us = ?, detail = ? "
+         "WHERE run_id = ? AND idx = ?");
+  s.Bind(1, now_us).Bind(2, detail).Bind(3, run_id).Bind(4, index);
+  return s.Run("mark step failed");
+}
+
+Status StateDb::SetSafetyRestorePoint(const std::string& run_id, const std::string& rp_id) {
+  Stmt s(db_, "UPDATE runs SET safety_restore_point = ? WHERE id = ?");
+  s.Bind(1, rp_id).Bind(2, run_id);
+  return s.Run("record safety restore point");
+}
+
+Status StateDb::SetRunStatus(const std::string& run_id, const std::string& status) {
+  Stmt s(db_, "UPDATE runs SET status = ? WHERE id = ?");
+  s.Bind(1, status).Bind(2, run_id);
+  return s.Run("set run status");
+}
+
+Status StateDb::FinishRun(const std::string& run_id, const std::string& status, int64_t now_us,
+                          const std::string& error, const nlohmann::json& summary) {
+  Stmt s(db_, "UPDATE runs SET status = ?, ended_us = ?, error = ?, summary = ? WHERE id = ?");
+  s.Bind(1, status).Bind(2, now_us).Bind(3, error).Bind(4, summary.dump()).Bind(5, run_id);
+  return s.Run("finish run");
+}
+
+Result<std::string> StateDb::ResolveRunId(const std::string& selector) {
+  if (selector == "latest" || selector == "last") {
+    auto runs = ListRuns(1);
+    if (!runs.ok()) return runs.status();
+    if (runs->empty()) return Status::NotFound("no run has been recorded yet");
+    return runs->front().id;
+  }
+  Stmt s(db_, "SELECT id FROM runs WHERE id = ? OR substr(id, 1, length(?)) = ? ORDER BY id");
+  s.Bind(1, selector).Bind(2, selector).Bind(3, selector);
+  std::vector<std::string> ids;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    ids.push_back(s.Text(0));
+    if (ids.back() == selector) return selector;
+  }
+  if (rc != SQLITE_DONE) return s.Error("resolve run");
+  if (ids.empty()) {
+    return Status::NotFound("no run matches '" + selector + "'; `backstop runs` lists them");
+  }
+  if (ids.size() > 1) {
+    std::string all;
+    for (const auto& id : ids) all += " " + id;
+    return Status::InvalidArgument("'" + selector + "' matches several runs:" + all);
+  }
+  return ids.front();
+}
+
+Status StateDb::AddHistory(const HistoryRecord& record) {
+  BACKSTOP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  // The revision being replaced is no longer the deployed one.
+  {
+    Stmt s(db_,
+           "UPDATE history SET status = 'superseded' WHERE component = ? AND status = 'deployed'");
+    s.Bind(1, record.component);
+    Status st = s.Run("update history");
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+  }
+  Stmt s(db_,
+         "INSERT INTO history (component, revision, release, status, at_us, run_id, description) "
+         "VALUES (?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM history WHERE component = ?), "
+         "?, ?, ?, ?, ?)");
+  s.Bind(1, record.component).Bind(2, record.component).Bind(3, record.release);
+  s.Bind(4, record.status).Bind(5, record.at_us).Bind(6, record.run_id).Bind(7, record.description);
+  Status st = s.Run("add history");
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::vector<HistoryRecord>> StateDb::History(const std::string& component) {
+  Stmt s(db_,
+         "SELECT component, revision, release, status, at_us, run_id, description FROM history "
+         "WHERE component = ? ORDER BY revision");
+  if (!s.prepared()) return s.Error("read history");
+  s.Bind(1, component);
+  std::vector<HistoryRecord> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    HistoryRecord h;
+    h.component = s.Text(0);
+    h.revision = static_cast<int>(s.Int(1));
+    h.release = s.Text(2);
+    h.status = s.Text(3);
+    h.at_us = s.Int(4);
+    h.run_id = s.Text(5);
+    h.description = s.Text(6);
+    out.push_back(std::move(h));
+  }
+  if (rc != SQLITE_DONE) return s.Error("read history");
+  return out;
+}
+
+Status StateDb::SetHistoryStatus(const std::string& component, const std::string& run_id,
+                                 const std::string& status) {
+  Stmt s(db_, "UPDATE history SET status = ? WHERE component = ? AND run_id = ?");
+  s.Bind(1, status).Bind(2, component).Bind(3, run_id);
+  return s.Run("update history");
+}
+
+Status StateDb::Put(const std::string& key, const std::string& value) {
+  Stmt s(db_,
+         "INSERT INTO kv (key, value) VALUES (?, ?) "
+         "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  s.Bind(1, key).Bind(2, value);
+  return s.Run("write " + key);
+}
+
+Result<std::optional<std::string>> StateDb::Get(const std::string& key) {
+  Stmt s(db_, "SELECT value FROM kv WHERE key = ?");
+  if (!s.prepared()) return s.Error("read " + key);
+  s.Bind(1, key);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(s.Text(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return s.Error("read " + key);
+}
+
+}  // namespace backstop

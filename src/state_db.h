@@ -1,0 +1,116 @@
+// StateDb: the SQLite state database of one environment (<state_dir>/state.db).
+//
+// It is the journal of every run (rollback, deploy, drill): the plan, and each
+// step marked started before it acts and done (or failed) after, so a run
+// killed at any point can be resumed and `backstop status` can always say
+// which run is unfinished. It also keeps the release history of services
+// (`backstop history`, like `helm history`) and small key/value state for the
+// watch daemon.
+//
+// Durability: WAL journal with synchronous=FULL: a Mark* call has reached the
+// disk when it returns.
+// Thread-safety: one StateDb per thread (SQLite connections are not shared);
+// several processes may open the same file (SQLite locking, busy timeout 5 s).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "status.h"
+
+struct sqlite3;
+
+namespace backstop {
+
+struct RunRecord {
+  std::string id;                       // "run-20261126T021947Z-ab12cd"
+  std::string kind;                     // rollback | deploy | drill
+  std::string status;                   // running | succeeded | failed | abandoned
+  std::string command;                  // the command line, for reports
+  std::string triggered_by = "manual";  // manual | trigger:<name> | drill:<name>
+  nlohmann::json trigger_detail;        // the samples that fired a trigger, etc.
+  nlohmann::json plan;                  // Plan::ToJson(); a resume replays it
+  std::string restore_point;            // the target restore point id (may be empty)
+  std::string safety_restore_point;
+  int64_t started_us = 0;  // wall clock
+  int64_t ended_us = 0;
+  int pid = 0;
+  std::string error;
+  nlohmann::json summary;  // data loss, per-component results
+  bool finished() const { return status != "running"; }
+};
+
+struct StepRecord {
+  std::string run_id;
+  int index = 0;
+  std::string action;
+  std::string component;
+  std::string description;
+  std::string status = "pending";  // pending | started | done | failed
+  int attempts = 0;                // how many times it was started (> 1 after a resume)
+  int64_t started_us = 0;
+  int64_t ended_us = 0;
+  std::string detail;
+  nlohmann::json result;
+};
+
+struct HistoryRecord {
+  std::string component;
+  int revision = 0;
+  std::string release;
+  std::string status;  // deployed | superseded | failed | rolled back
+  int64_t at_us = 0;
+  std::string run_id;
+  std::string description;
+};
+
+class StateDb {
+ public:
+  // Opens (creating and migrating if needed) the database at `path`.
+  static Result<std::unique_ptr<StateDb>> Open(const std::string& path);
+  ~StateDb();
+  StateDb(const StateDb&) = delete;
+  StateDb& operator=(const StateDb&) = delete;
+
+  // Runs and steps.
+  Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps);
+  Result<RunRecord> GetRun(const std::string& id);
+  // Newest first; `limit` 0 means all.
+  Result<std::vector<RunRecord>> ListRuns(int limit);
+  Result<std::vector<RunRecord>> UnfinishedRuns();
+  Result<std::vector<StepRecord>> GetSteps(const std::string& run_id);
+  Status MarkStepStarted(const std::string& run_id, int index, int64_t now_us);
+  Status MarkStepDone(const std::string& run_id, int index, int64_t now_us,
+                      const std::string& detail, const nlohmann::json& result);
+  Status MarkStepFailed(const std::string& run_id, int index, int64_t now_us,
+                        const std::string& detail);
+  Status SetSafetyRestorePoint(const std::string& run_id, const std::string& rp_id);
+  Status SetRunStatus(const std::string& run_id, const std::string& status);
+  Status FinishRun(const std::string& run_id, const std::string& status, int64_t now_us,
+                   const std::string& error, const nlohmann::json& summary);
+  // Resolves "latest" or a unique prefix of a run id.
+  Result<std::string> ResolveRunId(const std::string& selector);
+
+  // Release history.
+  Status AddHistory(const HistoryRecord& record);  // assigns the next revision
+  Result<std::vector<HistoryRecord>> History(const std::string& component);
+  // Sets the status of the revision `run_id` recorded for `component` (e.g. "failed").
+  Status SetHistoryStatus(const std::string& component, const std::string& run_id,
+                          const std::string& status);
+
+  // Small key/value state (watch daemon).
+  Status Put(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> Get(const std::string& key);
+
+ private:
+  explicit StateDb(sqlite3* db) : db_(db) {}
+  Status Exec(const std::string& sql);
+  sqlite3* db_;
+};
+
+}  // namespace backstop

@@ -1,0 +1,175 @@
+# Shared helpers for Backstop's black-box tests: each test is a bash script
+# that runs the real binaries in a fresh temporary directory and cleans up
+# every process it started, whatever happens.
+#
+# Environment (set by CTest, see cmake/BackstopTest.cmake):
+#   BACKSTOP_BIN, DEMO_SERVICE_BIN, BACKSTOP_SOURCE_DIR, BACKSTOP_BUILD_DIR
+set -euo pipefail
+
+: "${BACKSTOP_BIN:?run through ctest, or set BACKSTOP_BIN}"
+: "${DEMO_SERVICE_BIN:?run through ctest, or set DEMO_SERVICE_BIN}"
+
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/backstop-${TEST_NAME}-XXXXXX")
+chmod 755 "$WORK"
+CLEANUP_CMDS=()
+FAILURES=0
+
+log() { printf '[%s] %s\n' "$TEST_NAME" "$*"; }
+fail() {
+  printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2
+  FAILURES=$((FAILURES + 1))
+}
+die() {
+  printf '[%s] FATAL: %s\n' "$TEST_NAME" "$*" >&2
+  exit 1
+}
+
+on_exit() {
+  local rc=$?
+  local i
+  for ((i = ${#CLEANUP_CMDS[@]} - 1; i >= 0; i--)); do
+    eval "${CLEANUP_CMDS[$i]}" >/dev/null 2>&1 || true
+  done
+  # Any service a test started through Backstop: its pid is in a process.json.
+  if [[ -d "$WORK" ]]; then
+    while IFS= read -r f; do
+      local pid
+      pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$f" | head -n1)
+      [[ -n "$pid" ]] && kill -9 -- "-$pid" "$pid" 2>/dev/null || true
+    done < <(find "$WORK" -name process.json 2>/dev/null)
+  fi
+  if ((rc == 0 && FAILURES > 0)); then rc=1; fi
+  if ((rc == 0)); then
+    [[ -n "${BACKSTOP_KEEP_TEST_DIRS:-}" ]] || rm -rf "$WORK"
+    log "PASS"
+  else
+    log "failed (exit $rc); files kept in $WORK"
+  fi
+  exit "$rc"
+}
+trap on_exit EXIT
+
+at_exit() { CLEANUP_CMDS+=("$*"); }
+
+# A free TCP port on 127.0.0.1 (nothing answers there now).
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# Runs a command, recording its exit code in $RC and its output in $OUT / $ERR.
+run() {
+  set +e
+  "$@" >"$WORK/.out" 2>"$WORK/.err"
+  RC=$?
+  set -e
+  OUT=$(cat "$WORK/.out")
+  ERR=$(cat "$WORK/.err")
+}
+
+bs() { run "$BACKSTOP_BIN" --spec "$SPEC" "$@"; }
+
+expect_rc() {
+  local want=$1
+  shift
+  if [[ "$RC" != "$want" ]]; then
+    fail "$* : exit $RC, expected $want"
+    printf '%s\n--- stderr ---\n%s\n' "$OUT" "$ERR" | sed 's/^/    | /' >&2
+  fi
+}
+
+expect_contains() {
+  local haystack=$1 needle=$2 what=${3:-output}
+  if [[ "$haystack" != *"$needle"* ]]; then
+    fail "$what does not contain '$needle'"
+    printf '%s\n' "$haystack" | sed 's/^/    | /' >&2
+  fi
+}
+
+expect_eq() {
+  if [[ "$1" != "$2" ]]; then fail "${3:-value}: got '$1', expected '$2'"; fi
+}
+
+# Waits until `cmd` succeeds (up to $1 seconds).
+wait_for() {
+  local secs=$1
+  shift
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < end)) || return 1
+    sleep 0.05
+  done
+}
+
+http_get() { curl -fsS --max-time 5 --noproxy '*' "$1"; }
+
+# The release a demo service on 127.0.0.1:PORT reports.
+service_version() {
+  http_get "http://127.0.0.1:$1/version" | tr -d '\n' | sed -n 's/.*"version": *"\([^"]*\)".*/\1/p'
+}
+
+# make_release ROOT ROLE VERSION HEALTHY [START_DELAY_MS]
+# Writes ROOT/releases/VERSION as a demo-service release.
+make_release() {
+  local root=$1 role=$2 version=$3 healthy=$4 delay=${5:-0}
+  "$DEMO_SERVICE_BIN" make-release --role "$role" --version "$version" --healthy "$healthy" \
+    --dir "$root/releases/$version" >/dev/null
+  if [[ "$delay" != 0 ]]; then
+    cat >"$root/releases/$version/release.json" <<JSON
+{"role": "$role", "version": "$version", "healthy": $healthy, "error_rate": 0.0,
+ "ignore_sigterm": false, "start_delay_ms": $delay}
+JSON
+  fi
+}
+
+# write_services_spec [START_DELAY_MS] [START_PERIOD]: two demo services (orchestrator <- webui) and a config
+# file, in a non-protected environment. Sets SPEC, ORCH_PORT, WEBUI_PORT.
+write_services_spec() {
+  local delay=${1:-0} start_period=${2:-4s}
+  ORCH_PORT=$(free_port)
+  WEBUI_PORT=$(free_port)
+  while [[ "$WEBUI_PORT" == "$ORCH_PORT" ]]; do WEBUI_PORT=$(free_port); done
+  for v in v1 v2; do
+    local healthy=true
+    [[ $v == v2 ]] && healthy=false
+    make_release "$WORK/orchestrator" orchestrator "$v" "$healthy" "$delay"
+    make_release "$WORK/webui" webui "$v" "$healthy" "$delay"
+  done
+  mkdir -p "$WORK/etc"
+  echo '{"mode": "v1"}' >"$WORK/etc/app.json"
+  SPEC="$WORK/backstop.yaml"
+  cat >"$SPEC" <<YAML
+environment: test
+components:
+  config:
+    kind: config
+    driver: files
+    files: [etc/app.json]
+  orchestrator:
+    kind: service
+    driver: process
+    releases: orchestrator/releases
+    command: [bin/orchestrator]
+    env: { PORT: "$ORCH_PORT" }
+    stop_timeout: 5s
+    health: { http: "http://127.0.0.1:$ORCH_PORT/health", interval: 1s, timeout: 1s, retries: 3, start_period: $start_period }
+    depends_on: [config]
+  webui:
+    kind: service
+    driver: process
+    releases: webui/releases
+    command: [bin/webui]
+    env: { PORT: "$WEBUI_PORT" }
+    stop_timeout: 5s
+    health: { http: "http://127.0.0.1:$WEBUI_PORT/health", interval: 1s, timeout: 1s, retries: 3, start_period: $start_period }
+    depends_on: [orchestrator]
+YAML
+}

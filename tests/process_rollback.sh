@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The foundation loop against real child processes: v1 healthy -> restore
+# point -> deploy v2 (unhealthy) -> verify fails -> rollback -> v1, healthy.
+source "$(dirname "$0")/lib.sh"
+write_services_spec
+
+bs check
+expect_rc 0 check
+
+bs deploy orchestrator v1
+expect_rc 0 deploy orchestrator v1
+bs deploy webui v1
+expect_rc 0 deploy webui v1
+expect_eq "$(service_version "$ORCH_PORT")" v1 "orchestrator version"
+
+bs snapshot --label before-v2
+expect_rc 0 snapshot
+expect_contains "$OUT" "before-v2"
+
+echo '{"mode": "v2"}' >"$WORK/etc/app.json"
+bs deploy orchestrator v2
+expect_rc 1 "deploy orchestrator v2 (unhealthy)"
+expect_contains "$OUT$ERR" "health check did not pass"
+
+bs verify
+expect_rc 1 "verify with v2"
+expect_contains "$OUT" "unhealthy"
+
+bs history orchestrator
+expect_contains "$OUT" "failed"
+
+bs plan rollback --all
+expect_rc 0 plan
+expect_contains "$OUT" "stop webui"
+
+bs rollback --all
+expect_rc 0 "rollback --all"
+expect_contains "$OUT" "succeeded"
+expect_contains "$OUT" "Data loss: none"
+
+bs verify
+expect_rc 0 "verify after rollback"
+expect_eq "$(service_version "$ORCH_PORT")" v1 "orchestrator version after rollback"
+expect_eq "$(cat "$WORK/etc/app.json")" '{"mode": "v1"}' "config restored"
+expect_eq "$(readlink "$WORK/orchestrator/current")" "$WORK/orchestrator/releases/v1" "current symlink"
+
+# The rollback can itself be undone: its safety restore point holds v2.
+bs snapshots
+expect_contains "$OUT" "safety"
+
+# A component rollback to the previous release, by history.
+bs deploy webui v2
+expect_rc 1 "deploy webui v2"
+bs rollback --component webui
+expect_rc 0 "rollback --component webui (previous release)"
+bs history webui
+expect_contains "$OUT" "Rollback to release v1"
+
+bs verify --output json
+expect_rc 0 "verify json"
+expect_contains "$OUT" '"ok": true'
+
+bs stop --all
+expect_rc 0 "stop --all"
