@@ -139,22 +139,35 @@ std::map<std::string, HealthResult> ProbeAll(Environment& e,
 
 std::string DescribeState(const ComponentSpec& c, const nlohmann::json& d) {
   if (!d.is_object()) return "-";
-  std::string s;
+  if (d.contains("summary") && d["summary"].is_string()) return d["summary"];
   if (d.contains("release")) {
-    s = d["release"].is_string() ? "release " + d["release"].get<std::string>() : "no release";
+    std::string s =
+        d["release"].is_string() ? "release " + d["release"].get<std::string>() : "no release";
     if (d.value("running", false)) {
       s += " (running, pid " + std::to_string(d.value("pid", 0)) + ")";
     } else if (c.kind == "service") {
       s += " (stopped)";
     }
-  } else if (d.contains("config_hash")) {
-    s = d["config_hash"].get<std::string>().substr(0, 19) + "…";
-  } else if (d.contains("summary") && d["summary"].is_string()) {
-    s = d["summary"].get<std::string>();
-  } else {
-    s = "ok";
+    return s;
   }
-  return s;
+  if (d.contains("config_hash") && d["config_hash"].is_string()) {
+    return d["config_hash"].get<std::string>().substr(0, 19) + "…";
+  }
+  if (d.contains("server_version")) {
+    std::string s = "PostgreSQL " + d.value("server_version", std::string("?"));
+    if (d.contains("size_bytes") && d["size_bytes"].is_number()) {
+      s += ", " + FormatThousands(d["size_bytes"].get<uint64_t>() / 1024) + " kB";
+    }
+    return s;
+  }
+  if (d.contains("streams") && d["streams"].is_object()) {
+    uint64_t messages = 0;
+    for (const auto& [name, st] : d["streams"].items())
+      messages += st.value("messages", uint64_t{0});
+    return std::to_string(d["streams"].size()) + " streams, " + FormatThousands(messages) +
+           " messages";
+  }
+  return "ok";
 }
 
 // ---------------------------------------------------------------- commands
@@ -199,14 +212,14 @@ int CmdCheck(const GlobalOptions& g, Output& out) {
   }
   auto spec = LoadSpec(g.spec_path);
   if (!spec.ok()) return Fail(out, spec.status());
-  out.Line(g.spec_path + ": ok — environment " + spec->environment + ", " +
+  out.Text(g.spec_path + ": ok — environment " + spec->environment + ", " +
            std::to_string(spec->components.size()) + " components, " +
            std::to_string(spec->triggers.size()) + " triggers" +
            (spec->triggers_defaulted ? " (the seed's defaults)" : "") + ", " +
            std::to_string(spec->decision_matrix.size()) + " decision rules");
   std::string order;
   for (const auto& n : DependencyOrder(*spec)) order += (order.empty() ? "" : " → ") + n;
-  out.Line("start order: " + order);
+  out.Text("start order: " + order);
   return kExitOk;
 }
 
@@ -219,8 +232,8 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
   nlohmann::json doc;
   doc["environment"] = e.spec.environment;
   doc["components"] = nlohmann::json::array();
-  out.Line("Environment " + e.spec.environment + " (" + e.spec.path + ")");
-  out.Line(Pad("COMPONENT", 14) + Pad("KIND", 10) + Pad("DRIVER", 10) + Pad("STATE", 34) +
+  out.Text("Environment " + e.spec.environment + " (" + e.spec.path + ")");
+  out.Text(Pad("COMPONENT", 14) + Pad("KIND", 10) + Pad("DRIVER", 10) + Pad("STATE", 34) +
            "HEALTH");
   for (const auto& name : order) {
     const ComponentSpec* c = e.spec.Find(name);
@@ -234,7 +247,7 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
     const HealthResult& h = health[name];
     std::string health_text = HealthWord(h);
     if (!h.detail.empty()) health_text += " (" + h.detail + ")";
-    out.Line(Pad(name, 14) + Pad(c->kind, 10) + Pad(c->driver, 10) +
+    out.Text(Pad(name, 14) + Pad(c->kind, 10) + Pad(c->driver, 10) +
              Pad(DescribeState(*c, described), 34) + health_text);
     doc["components"].push_back({{"name", name},
                                  {"kind", c->kind},
@@ -246,7 +259,7 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
   }
   nlohmann::json holder = EnvironmentLock::CurrentHolder(e.spec.state_dir);
   if (!holder.is_null()) {
-    out.Line("In progress: run " + holder.value("run_id", std::string("?")) + " (pid " +
+    out.Text("In progress: run " + holder.value("run_id", std::string("?")) + " (pid " +
              std::to_string(holder.value("pid", 0)) + ", `" + holder.value("command", "") + "`)");
     doc["in_progress"] = holder;
   }
@@ -266,7 +279,7 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
           }
         }
       }
-      out.Line("UNFINISHED run " + r.id + " (`" + r.command + "`) was interrupted " + where +
+      out.Text("UNFINISHED run " + r.id + " (`" + r.command + "`) was interrupted " + where +
                ". Resume it: backstop rollback --resume " + r.id);
       doc["unfinished_runs"].push_back({{"id", r.id}, {"command", r.command}, {"where", where}});
     }
@@ -274,13 +287,13 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
   auto runs = e.state->ListRuns(1);
   if (runs.ok() && !runs->empty()) {
     const RunRecord& r = runs->front();
-    out.Line("Last run: " + r.id + " " + r.kind + " " + r.status + " (" +
+    out.Text("Last run: " + r.id + " " + r.kind + " " + r.status + " (" +
              FormatRfc3339(r.started_us) + ")");
     doc["last_run"] = {{"id", r.id}, {"kind", r.kind}, {"status", r.status}};
   }
   auto latest = ResolveRestorePoint(*e.store, "latest");
   if (latest.ok()) {
-    out.Line("Latest restore point: " + latest->id +
+    out.Text("Latest restore point: " + latest->id +
              (latest->label.empty() ? "" : " (" + latest->label + ")") + " " +
              FormatRfc3339(latest->created_wall_us));
     doc["latest_restore_point"] = latest->id;
@@ -333,13 +346,13 @@ int CmdSnapshots(const GlobalOptions& g, Output& out) {
   std::vector<std::string> errors;
   std::vector<RestorePoint> rps = ListRestorePoints(*e.store, &errors);
   nlohmann::json doc = nlohmann::json::array();
-  out.Line(Pad("ID", 38) + Pad("LABEL", 22) + Pad("KIND", 8) + Pad("TAKEN", 22) + "COMPONENTS");
+  out.Text(Pad("ID", 38) + Pad("LABEL", 22) + Pad("KIND", 8) + Pad("TAKEN", 22) + "COMPONENTS");
   for (const auto& rp : rps) {
     std::string comps;
     for (const auto& [name, entry] : rp.components.items()) {
       comps += (comps.empty() ? "" : ",") + name;
     }
-    out.Line(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) + Pad(rp.kind, 8) +
+    out.Text(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) + Pad(rp.kind, 8) +
              Pad(FormatRfc3339(rp.created_wall_us), 22) + comps);
     doc.push_back({{"id", rp.id},
                    {"label", rp.label},
@@ -348,7 +361,7 @@ int CmdSnapshots(const GlobalOptions& g, Output& out) {
                    {"components", rp.components.size()}});
   }
   for (const auto& err : errors) out.Error("warning: " + err);
-  if (rps.empty()) out.Line("(no restore points yet: `backstop snapshot --label NAME` takes one)");
+  if (rps.empty()) out.Text("(no restore points yet: `backstop snapshot --label NAME` takes one)");
   out.Json({{"restore_points", doc}, {"errors", errors}});
   return kExitOk;
 }
@@ -364,7 +377,7 @@ int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& s
   if (!rp.ok()) return Fail(out, rp.status());
   RestorePointCheck check = VerifyRestorePoint(*e.store, *rp);
   nlohmann::json failures = nlohmann::json::array();
-  out.Line(std::string(check.manifest_ok ? Output::Ok() : Output::Fail()) + " manifest " + rp->id +
+  out.Text(std::string(check.manifest_ok ? Output::Ok() : Output::Fail()) + " manifest " + rp->id +
            (check.manifest_ok ? " checksum matches" : ": " + check.manifest_detail));
   size_t ok_count = 0;
   for (const auto& b : check.blobs) {
@@ -372,12 +385,12 @@ int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& s
       ++ok_count;
       continue;
     }
-    out.Line(std::string(Output::Fail()) + " " + BlobCheck::StateName(b.state) + " blob " +
+    out.Text(std::string(Output::Fail()) + " " + BlobCheck::StateName(b.state) + " blob " +
              b.digest + ": " + b.detail);
     failures.push_back(
         {{"digest", b.digest}, {"state", BlobCheck::StateName(b.state)}, {"detail", b.detail}});
   }
-  out.Line(std::to_string(ok_count) + "/" + std::to_string(check.blobs.size()) + " blobs intact");
+  out.Text(std::to_string(ok_count) + "/" + std::to_string(check.blobs.size()) + " blobs intact");
   out.Json({{"ok", check.ok()},
             {"restore_point", rp->id},
             {"manifest_ok", check.manifest_ok},
@@ -392,32 +405,32 @@ int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& s
 }
 
 void PrintOutcome(Output& out, const RunOutcome& o) {
-  out.Line("");
+  out.Text("");
   std::string head = o.succeeded() ? std::string(Output::Ok()) + " Run " + o.run_id +
                                          " succeeded in " + FormatDurationMs(o.duration_ms)
                                    : std::string(Output::Fail()) + " Run " + o.run_id +
                                          " FAILED after " + FormatDurationMs(o.duration_ms);
-  out.Line(head);
+  out.Text(head);
   const nlohmann::json& s = o.summary;
-  out.Line("  Target:    " + s.value("target", std::string()));
+  out.Text("  Target:    " + s.value("target", std::string()));
   std::string affected;
   for (const auto& a : s.value("affected", std::vector<std::string>{})) {
     affected += (affected.empty() ? "" : ", ") + a;
   }
-  out.Line("  Affected:  " + affected);
-  out.Line("  " + s.value("data_loss_summary", std::string("Data loss: none")));
+  out.Text("  Affected:  " + affected);
+  out.Text("  " + s.value("data_loss_summary", std::string("Data loss: none")));
   for (const auto& f : s.value("data_loss", nlohmann::json::object())
                            .value("ledger_files", std::vector<std::string>{})) {
-    out.Line("             ledger: " + f);
+    out.Text("             ledger: " + f);
   }
   if (s.contains("health") && s["health"].is_object()) {
     for (const auto& [name, h] : s["health"].items()) {
-      out.Line("  Verified:  " + Pad(name, 14) + h.get<std::string>());
+      out.Text("  Verified:  " + Pad(name, 14) + h.get<std::string>());
     }
   }
   std::string safety = s.value("safety_restore_point", "");
   if (!safety.empty()) {
-    out.Line("  Undo:      backstop rollback --all --to " + safety + " (safety restore point)");
+    out.Text("  Undo:      backstop rollback --all --to " + safety + " (safety restore point)");
   }
   if (!o.succeeded()) out.Error(o.error);
   out.Json({{"ok", o.succeeded()}, {"run", o.run_id}, {"summary", s}});
@@ -430,7 +443,7 @@ int CmdPlan(const GlobalOptions& g, Output& out, const RollbackRequest& req) {
   DriverContext ctx = e.engine->Context();
   auto plan = PlanRollback(e.spec, req, *e.store, *e.state, DriverRegistry::Global(), ctx);
   if (!plan.ok()) return Fail(out, plan.status());
-  out.Line(plan->Describe());
+  out.Text(plan->Describe());
   out.Json({{"ok", true}, {"plan", plan->ToJson()}});
   return kExitOk;
 }
@@ -524,11 +537,11 @@ int CmdHistory(const GlobalOptions& g, Output& out, const std::string& component
   }
   auto history = e.state->History(component);
   if (!history.ok()) return Fail(out, history.status());
-  out.Line(Pad("REVISION", 10) + Pad("UPDATED", 22) + Pad("STATUS", 12) + Pad("RELEASE", 12) +
+  out.Text(Pad("REVISION", 10) + Pad("UPDATED", 22) + Pad("STATUS", 12) + Pad("RELEASE", 12) +
            "DESCRIPTION");
   nlohmann::json doc = nlohmann::json::array();
   for (const auto& h : *history) {
-    out.Line(Pad(std::to_string(h.revision), 10) + Pad(FormatRfc3339(h.at_us), 22) +
+    out.Text(Pad(std::to_string(h.revision), 10) + Pad(FormatRfc3339(h.at_us), 22) +
              Pad(h.status, 12) + Pad(h.release, 12) + h.description);
     doc.push_back({{"revision", h.revision},
                    {"updated", FormatRfc3339(h.at_us)},
@@ -537,7 +550,7 @@ int CmdHistory(const GlobalOptions& g, Output& out, const std::string& component
                    {"run", h.run_id},
                    {"description", h.description}});
   }
-  if (history->empty()) out.Line("(no deploys recorded for " + component + ")");
+  if (history->empty()) out.Text("(no deploys recorded for " + component + ")");
   out.Json({{"component", component}, {"history", doc}});
   return kExitOk;
 }
@@ -557,7 +570,7 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
     bool ok = h.state != HealthResult::State::kFail;
     all_ok = all_ok && ok;
     std::string what = c->health.enabled() ? c->health.Describe() : c->driver;
-    out.Line(std::string(ok ? Output::Ok() : Output::Fail()) + " " + Pad(name, 14) + Pad(what, 44) +
+    out.Text(std::string(ok ? Output::Ok() : Output::Fail()) + " " + Pad(name, 14) + Pad(what, 44) +
              Pad(HealthWord(h) + (h.detail.empty() ? "" : ": " + h.detail), 40) +
              std::to_string(h.latency_ms) + " ms");
     doc.push_back({{"component", name},
@@ -582,7 +595,7 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
       auto checks = (*driver)->CheckIntegrity(*c, entry, ctx);
       if (!checks.ok()) {
         all_ok = false;
-        out.Line(std::string(Output::Fail()) + " " + Pad(name, 14) +
+        out.Text(std::string(Output::Fail()) + " " + Pad(name, 14) +
                  "integrity: " + checks.status().message());
         integrity.push_back(
             {{"component", name}, {"ok", false}, {"detail", checks.status().message()}});
@@ -590,14 +603,14 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
       }
       for (const auto& chk : *checks) {
         all_ok = all_ok && chk.passed;
-        out.Line(std::string(chk.passed ? Output::Ok() : Output::Fail()) + " " + Pad(name, 14) +
+        out.Text(std::string(chk.passed ? Output::Ok() : Output::Fail()) + " " + Pad(name, 14) +
                  Pad(chk.name, 44) + chk.detail);
         integrity.push_back(
             {{"component", name}, {"check", chk.name}, {"ok", chk.passed}, {"detail", chk.detail}});
       }
     }
   }
-  out.Line(all_ok ? "all checks passed" : "some checks FAILED");
+  out.Text(all_ok ? "all checks passed" : "some checks FAILED");
   out.Json({{"ok", all_ok}, {"components", doc}, {"integrity", integrity}});
   return all_ok ? kExitOk : kExitFailed;
 }
@@ -608,12 +621,12 @@ int CmdRuns(const GlobalOptions& g, Output& out) {
   Environment& e = **opened;
   auto runs = e.state->ListRuns(50);
   if (!runs.ok()) return Fail(out, runs.status());
-  out.Line(Pad("RUN", 32) + Pad("KIND", 10) + Pad("STATUS", 11) + Pad("STARTED", 22) +
+  out.Text(Pad("RUN", 32) + Pad("KIND", 10) + Pad("STATUS", 11) + Pad("STARTED", 22) +
            Pad("TOOK", 10) + "COMMAND");
   nlohmann::json doc = nlohmann::json::array();
   for (const auto& r : *runs) {
     std::string took = r.ended_us > 0 ? FormatDurationMs((r.ended_us - r.started_us) / 1000) : "-";
-    out.Line(Pad(r.id, 32) + Pad(r.kind, 10) + Pad(r.status, 11) +
+    out.Text(Pad(r.id, 32) + Pad(r.kind, 10) + Pad(r.status, 11) +
              Pad(FormatRfc3339(r.started_us), 22) + Pad(took, 10) + r.command);
     doc.push_back({{"id", r.id},
                    {"kind", r.kind},

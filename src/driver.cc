@@ -26,7 +26,9 @@ std::string DataLossReport::Summary() const {
   for (const auto& i : items) {
     if (i.total() == 0) continue;
     if (!parts.empty()) parts += ", ";
-    parts += FormatThousands(i.total()) + " " + i.unit + " in " + i.object;
+    std::string unit = i.unit;
+    if (i.total() == 1 && !unit.empty() && unit.back() == 's') unit.pop_back();
+    parts += FormatThousands(i.total()) + " " + unit + " in " + i.object;
   }
   if (parts.empty()) return "Data loss: none";
   return "Data loss: yes — " + parts;

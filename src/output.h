@@ -19,8 +19,13 @@ class Output {
   explicit Output(bool json = false, FILE* out = stdout, FILE* err = stderr)
       : json_(json), out_(out), err_(err) {}
   bool json() const { return json_; }
-  // Progress and human-readable results.
+  // Progress: on stdout in text mode, on stderr in json mode.
   void Line(const std::string& text);
+  // A human-readable result (tables, summaries): text mode only, since json
+  // mode prints the same content as the JSON document.
+  void Text(const std::string& text) {
+    if (!json_) Line(text);
+  }
   // Errors and warnings, always on stderr.
   void Error(const std::string& text);
   // The machine-readable result (json mode only; ignored otherwise).

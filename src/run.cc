@@ -570,6 +570,18 @@ Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store
     BACKSTOP_ASSIGN_OR_RETURN(nlohmann::json entry, driver->Snapshot(*c, ctx));
     entry["kind"] = c->kind;
     entry["driver"] = c->driver;
+    // The baseline this restore point was taken against: whether the component
+    // was healthy and how fast it answered. evaluate_and_rollback only rolls
+    // back to a restore point whose baseline was good on the firing signal,
+    // and `verify --performance` compares against it.
+    HealthResult h = driver->Health(*c, ctx);
+    nlohmann::json baseline = {{"health", h.state == HealthResult::State::kPass   ? "pass"
+                                          : h.state == HealthResult::State::kFail ? "fail"
+                                                                                  : "unknown"},
+                               {"latency_ms", h.latency_ms},
+                               {"detail", h.detail}};
+    for (const auto& [signal, value] : h.signals) baseline["signals"][signal] = value;
+    entry["baseline"] = baseline;
     rp.components[name] = entry;
   }
   BACKSTOP_RETURN_IF_ERROR(WriteRestorePoint(store, rp));

@@ -1,0 +1,74 @@
+# Starts and stops real PostgreSQL and nats-server instances in a directory,
+# on loopback ports, for the demo and the black-box tests. Source it; needs root
+# (PostgreSQL refuses to run as root, so it runs as the postgres user).
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+# pick_port: a free TCP port on 127.0.0.1.
+pick_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# start_postgres DIR PORT: initdb + start; the superuser is "postgres" (trust auth).
+start_postgres() {
+  local dir=$1 port=$2
+  mkdir -p "$dir/data" "$dir/sock"
+  chown -R postgres:postgres "$dir"
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
+    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" \
+    start >/dev/null || { cat "$dir/server.log" >&2; return 1; }
+}
+
+stop_postgres() {
+  local dir=$1
+  [[ -f "$dir/data/postmaster.pid" ]] || return 0
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# psql_as DIR PORT DB SQL...: runs SQL as the superuser.
+psql_as() {
+  local port=$1 db=$2
+  shift 2
+  runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
+}
+
+# start_nats DIR PORT MONITOR_PORT: nats-server with JetStream, in the background.
+start_nats() {
+  local dir=$1 port=$2 monitor=$3
+  mkdir -p "$dir/js"
+  nats-server -a 127.0.0.1 -js -sd "$dir/js" -p "$port" -m "$monitor" -l "$dir/nats.log" &
+  echo $! >"$dir/nats.pid"
+  local end=$((SECONDS + 10))
+  until curl -fsS --noproxy '*' "http://127.0.0.1:$monitor/healthz" >/dev/null 2>&1; do
+    if ((SECONDS > end)); then
+      cat "$dir/nats.log" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+stop_nats() {
+  local dir=$1
+  [[ -f "$dir/nats.pid" ]] || return 0
+  local pid
+  pid=$(cat "$dir/nats.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$dir/nats.pid"
+}

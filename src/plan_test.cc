@@ -1,0 +1,223 @@
+#include "plan.h"
+
+#include <gtest/gtest.h>
+
+#include "restore_point.h"
+#include "state_db.h"
+#include "store.h"
+#include "testing/test_env.h"
+
+namespace backstop {
+namespace {
+
+// A driver that only answers Describe: the planner asks services for their releases.
+class DescribeOnlyDriver : public Driver {
+ public:
+  Result<nlohmann::json> Snapshot(const ComponentSpec&, DriverContext&) override {
+    return nlohmann::json::object();
+  }
+  Result<nlohmann::json> Describe(const ComponentSpec& c, DriverContext&) override {
+    if (c.kind != "service") return nlohmann::json::object();
+    return nlohmann::json{{"release", "v3"}, {"releases", {"v1", "v2", "v3"}}};
+  }
+  Status Restore(const ComponentSpec&, const nlohmann::json&, DriverContext&) override {
+    return Status::OK();
+  }
+};
+
+DriverRegistry FakeRegistry() {
+  DriverRegistry registry;
+  for (const char* name : {"process", "files", "postgres", "nats"}) {
+    DriverInfo info;
+    info.name = name;
+    info.kinds = {"service", "config", "database", "stream"};
+    info.factory = [] { return std::make_unique<DescribeOnlyDriver>(); };
+    registry.Register(info);
+  }
+  return registry;
+}
+
+// Five components, written in the file in an order that is NOT a valid start
+// order, so the planner's ordering (and its tie-breaking) is what is tested.
+Spec FiveComponentSpec() {
+  Spec spec;
+  spec.environment = "test";
+  auto add = [&](std::string name, std::string kind, std::string driver,
+                 std::vector<std::string> deps) {
+    ComponentSpec c;
+    c.name = name;
+    c.kind = kind;
+    c.driver = driver;
+    c.depends_on = deps;
+    spec.component_order.push_back(name);
+    spec.components[name] = c;
+  };
+  add("webui", "service", "process", {"orchestrator"});
+  add("orchestrator", "service", "process", {"postgres", "nats", "config"});
+  add("config", "config", "files", {});
+  add("nats", "stream", "nats", {});
+  add("postgres", "database", "postgres", {});
+  return spec;
+}
+
+std::vector<std::string> Actions(const Plan& plan) {
+  std::vector<std::string> out;
+  for (const auto& s : plan.steps) {
+    out.push_back(s.component.empty() ? s.action : s.action + " " + s.component);
+  }
+  return out;
+}
+
+class PlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = Store::Open(Env::Default(), dir_.Join("store"));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    auto state = StateDb::Open(dir_.Join("state.db"));
+    ASSERT_TRUE(state.ok());
+    state_ = std::move(*state);
+    ctx_.env = Env::Default();
+    ctx_.store = store_.get();
+    ctx_.spec = &spec_;
+    RestorePoint rp;
+    rp.created_wall_us = 1'000'000;
+    rp.id = "rp-test-1";
+    rp.label = "good";
+    rp.environment = "test";
+    rp.components = {{"webui", {{"release", "v1"}}},
+                     {"orchestrator", {{"release", "v1"}}},
+                     {"config", {{"config_hash", "sha256:x"}}},
+                     {"nats", {{"streams", nlohmann::json::object()}}},
+                     {"postgres", {{"position", nlohmann::json::object()}}}};
+    ASSERT_TRUE(WriteRestorePoint(*store_, rp).ok());
+  }
+
+  testing::TempDir dir_;
+  Spec spec_ = FiveComponentSpec();
+  DriverRegistry registry_ = FakeRegistry();
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<StateDb> state_;
+  DriverContext ctx_;
+};
+
+TEST_F(PlanTest, DependencyOrderPutsDependenciesFirstAndBreaksTiesByFileOrder) {
+  EXPECT_EQ(DependencyOrder(spec_),
+            (std::vector<std::string>{"config", "nats", "postgres", "orchestrator", "webui"}));
+  EXPECT_EQ(Dependents(spec_, "postgres"), (std::vector<std::string>{"orchestrator", "webui"}));
+  EXPECT_EQ(Dependents(spec_, "webui"), std::vector<std::string>{});
+}
+
+TEST_F(PlanTest, RollbackAllFollowsTheSeedsOrder) {
+  RollbackRequest req;
+  req.all = true;
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->restore_point_id, "rp-test-1");
+  EXPECT_EQ(Actions(*plan),
+            (std::vector<std::string>{
+                "verify-restore-point", "safety-snapshot",    "prepare nats",
+                "prepare postgres",     "assess-loss nats",   "assess-loss postgres",
+                "stop webui",           "stop orchestrator",  "restore config",
+                "restore nats",         "restore postgres",   "restore orchestrator",
+                "restore webui",        "start orchestrator", "start webui",
+                "verify config",        "verify nats",        "verify postgres",
+                "verify orchestrator",  "verify webui",       "record-history",
+            }));
+  // The plan survives the journal round trip unchanged.
+  auto again = Plan::FromJson(plan->ToJson());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(Actions(*again), Actions(*plan));
+  EXPECT_EQ(again->entries, plan->entries);
+}
+
+TEST_F(PlanTest, DatabaseRollbackCyclesItsDependentServicesOnly) {
+  RollbackRequest req;
+  req.component = "postgres";
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->affected, (std::vector<std::string>{"postgres", "orchestrator", "webui"}));
+  EXPECT_EQ(Actions(*plan), (std::vector<std::string>{
+                                "verify-restore-point",
+                                "safety-snapshot",
+                                "prepare postgres",
+                                "assess-loss postgres",
+                                "stop webui",
+                                "stop orchestrator",
+                                "restore postgres",
+                                "start orchestrator",
+                                "start webui",
+                                "verify postgres",
+                                "verify orchestrator",
+                                "verify webui",
+                            }));
+}
+
+TEST_F(PlanTest, ServiceRollbackToAReleaseTouchesOnlyThatService) {
+  RollbackRequest req;
+  req.component = "orchestrator";
+  req.to = "v2";
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->target, "release v2");
+  EXPECT_EQ(Actions(*plan), (std::vector<std::string>{"safety-snapshot", "stop orchestrator",
+                                                      "restore orchestrator", "start orchestrator",
+                                                      "verify orchestrator", "record-history"}));
+}
+
+TEST_F(PlanTest, ServiceRollbackWithoutTargetUsesThePreviousReleaseFromHistory) {
+  RollbackRequest req;
+  req.component = "orchestrator";
+  auto none = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("--to"), std::string::npos);
+
+  for (const char* release : {"v1", "v2", "v3"}) {
+    HistoryRecord h;
+    h.component = "orchestrator";
+    h.release = release;
+    h.status = "deployed";
+    ASSERT_TRUE(state_->AddHistory(h).ok());
+  }
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->entries["orchestrator"]["release"], "v2");
+}
+
+TEST_F(PlanTest, ServiceRollbackToARestorePointUsesItsRelease) {
+  RollbackRequest req;
+  req.component = "webui";
+  req.to = "good";
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->restore_point_id, "rp-test-1");
+  EXPECT_EQ(plan->entries["webui"]["release"], "v1");
+  EXPECT_EQ(Actions(*plan).front(), "verify-restore-point");
+}
+
+TEST_F(PlanTest, UnknownTargetsAreClearErrors) {
+  RollbackRequest req;
+  req.component = "nope";
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("webui"), std::string::npos);  // lists what exists
+
+  req.component = "webui";
+  req.to = "v9";
+  plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("v1 v2 v3"), std::string::npos) << plan.status().message();
+}
+
+TEST_F(PlanTest, DeployPlan) {
+  auto plan = PlanDeploy(spec_, "webui", "v2", registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(Actions(*plan),
+            (std::vector<std::string>{"stop webui", "restore webui", "record-history",
+                                      "start webui", "verify webui"}));
+  EXPECT_FALSE(PlanDeploy(spec_, "webui", "v9", registry_, ctx_).ok());
+  EXPECT_FALSE(PlanDeploy(spec_, "postgres", "v1", registry_, ctx_).ok());
+}
+
+}  // namespace
+}  // namespace backstop
