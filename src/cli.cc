@@ -505,11 +505,12 @@ int CmdRollback(const GlobalOptions& g, Output& out, const RollbackFlags& f,
   if (!outcome.ok()) return Fail(out, outcome.status());
   PrintOutcome(out, *outcome);
   if (outcome->succeeded()) return kExitOk;
-  // A refusal before anything was touched (data loss) is a refusal, not a failure.
-  return outcome->summary.value("failed_step", 0) > 0 &&
-                 outcome->error.find("refusing:") != std::string::npos
-             ? kExitRefused
-             : kExitFailed;
+  // A refusal before anything was touched (data loss over the limit, a damaged
+  // restore point) is a refusal, not a failure.
+  bool refused = !outcome->changed_anything && (outcome->failure == Status::Code::kDataLoss ||
+                                                outcome->failure == Status::Code::kCorruption ||
+                                                outcome->failure == Status::Code::kAborted);
+  return refused ? kExitRefused : kExitFailed;
 }
 
 int CmdDeploy(const GlobalOptions& g, Output& out, const std::string& component,

@@ -430,11 +430,13 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   } else {
     outcome.status = "failed";
     const PlanStep& step = plan.steps[static_cast<size_t>(failed_index)];
-    bool touched = false;  // did any step before the failure change the live state?
-    for (int i = 0; i < failed_index; ++i) {
+    bool touched = false;  // did the failed step or any before it change the live state?
+    for (int i = 0; i <= failed_index; ++i) {
       const std::string& a = plan.steps[static_cast<size_t>(i)].action;
       if (a == "stop" || a == "restore" || a == "start") touched = true;
     }
+    outcome.failure = failure.code();
+    outcome.changed_anything = touched;
     outcome.error = "step " + std::to_string(failed_index + 1) + " (" + step.description +
                     ") failed: " + failure.message();
     if (!touched) {

@@ -1,0 +1,58 @@
+# Builds the mistersmith world in a directory: PostgreSQL and nats-server with
+# the procedures' schema, seed rows and streams; releases v1 (healthy) and v2
+# (unhealthy, with a migration that writes rows and publishes messages) of the
+# orchestrator and the web UI; config files. Exports what
+# examples/mistersmith/backstop.yaml reads. Used by the demo and the tests.
+#
+# REQUIRES: servers.sh sourced; DEMO_SERVICE and DEMO_SEED set to the built binaries.
+
+# setup_mistersmith WORK: starts the servers and writes everything; sets DB, NATS_URL.
+setup_mistersmith() {
+  local work=$1
+  PGPORT=$(pick_port)
+  NATS_PORT=$(pick_port)
+  NATS_MONITOR_PORT=$(pick_port)
+  ORCHESTRATOR_PORT=$(pick_port)
+  WEBUI_PORT=$(pick_port)
+  start_postgres "$work/pg" "$PGPORT"
+  psql_as "$PGPORT" postgres -c "CREATE ROLE mistersmith LOGIN SUPERUSER" \
+    -c "CREATE DATABASE mistersmith OWNER mistersmith"
+  start_nats "$work/nats" "$NATS_PORT" "$NATS_MONITOR_PORT"
+  DB="host=127.0.0.1 port=$PGPORT dbname=mistersmith user=mistersmith"
+  NATS_URL="nats://127.0.0.1:$NATS_PORT"
+  "$DEMO_SEED" init --database "$DB" --nats "$NATS_URL"
+
+  local role
+  for role in orchestrator webui; do
+    "$DEMO_SERVICE" make-release --role $role --version v1 --healthy true \
+      --dir "$work/$role/releases/v1" >/dev/null
+    "$DEMO_SERVICE" make-release --role $role --version v2 --healthy false \
+      --dir "$work/$role/releases/v2" >/dev/null
+  done
+  # v2 of the orchestrator runs a migration on start that writes to the
+  # database and publishes messages: the data a rollback must account for.
+  cat >"$work/orchestrator/releases/v2/bin/orchestrator" <<SH
+#!/bin/sh
+"$DEMO_SEED" migrate-v2 --database "$DB" --nats "$NATS_URL" --rows 25 --messages 40 || exit 1
+exec "$DEMO_SERVICE" serve "\$@"
+SH
+  chmod 755 "$work/orchestrator/releases/v2/bin/orchestrator"
+  mkdir -p "$work/config"
+  echo '{"orchestrator": {"max_agents": 12, "schema": 1}}' >"$work/config/config.json"
+  echo '# nginx front for the web UI (v1)' >"$work/config/nginx.conf"
+
+  export MISTERSMITH_ROOT="$work" BACKSTOP_STATE_DIR="$work/state"
+  export BACKSTOP_ENVIRONMENT=${BACKSTOP_ENVIRONMENT:-production}
+  export PGPORT PGHOST=127.0.0.1 PGDATABASE=mistersmith PGUSER=mistersmith
+  export NATS_PORT NATS_MONITOR_PORT ORCHESTRATOR_PORT WEBUI_PORT
+  export HEALTH_INTERVAL=${HEALTH_INTERVAL:-1s} HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-1s}
+  export HEALTH_RETRIES=${HEALTH_RETRIES:-3} HEALTH_START_PERIOD=${HEALTH_START_PERIOD:-5s}
+}
+
+# teardown_mistersmith WORK SPEC BACKSTOP: stops the services and the servers.
+teardown_mistersmith() {
+  local work=$1 spec=$2 backstop=$3
+  [[ -x "$backstop" && -n "$spec" ]] && "$backstop" --spec "$spec" stop --all >/dev/null 2>&1
+  stop_postgres "$work/pg"
+  stop_nats "$work/nats"
+}

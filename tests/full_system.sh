@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The whole mistersmith system against real PostgreSQL and nats-server:
+# - a rollback whose data loss exceeds the spec's limit is refused before
+#   anything is stopped, and proceeds with --accept-data-loss;
+# - a run killed in the middle of the database swap resumes to a verified end;
+# - the ledger lists exactly the rows and messages written after the restore point;
+# - a restore point with a damaged blob is refused before any component is touched.
+source "$(dirname "$0")/lib.sh"
+source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
+source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
+DEMO_SERVICE=$DEMO_SERVICE_BIN
+DEMO_SEED=$(dirname "$DEMO_SERVICE_BIN")/demo-seed
+SPEC="$BACKSTOP_SOURCE_DIR/examples/mistersmith/backstop.yaml"
+export BACKSTOP_ENVIRONMENT=staging
+setup_mistersmith "$WORK" >"$WORK/setup.log"
+at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+table_digest() {  # a digest of every table's content, ordered
+  psql_as "$PGPORT" mistersmith -At -c \
+    "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM (
+       SELECT 'a'||a::text FROM agents a UNION ALL SELECT 't'||t::text FROM tasks t
+       UNION ALL SELECT 'd'||d::text FROM discoveries d UNION ALL SELECT 'h'||h::text FROM hive_sessions h) t(t)"
+}
+orchestrator_pid() { sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$WORK/state/components/orchestrator/process.json"; }
+
+bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
+bs deploy webui v1; expect_rc 0 "deploy webui v1"
+bs snapshot --label good; expect_rc 0 snapshot
+good_digest=$(table_digest)
+
+bs deploy orchestrator v2; expect_rc 1 "deploy orchestrator v2 (unhealthy, writes data)"
+v2_digest=$(table_digest)
+[[ "$v2_digest" != "$good_digest" ]] || fail "the v2 migration changed nothing"
+v2_pid=$(orchestrator_pid)
+
+# 1. Over the data-loss limit: refused, nothing stopped or changed.
+MAX_DATA_LOSS_ROWS=5 bs rollback --all --to good
+expect_rc 3 "rollback over the data-loss limit"
+expect_contains "$OUT$ERR" "refusing" "refusal"
+expect_contains "$OUT$ERR" "--accept-data-loss" "refusal"
+expect_eq "$(orchestrator_pid)" "$v2_pid" "orchestrator pid after the refusal"
+kill -0 "$v2_pid" || fail "the refusal stopped the orchestrator"
+expect_eq "$(table_digest)" "$v2_digest" "database after the refusal"
+
+# 2. Killed right after the database swap acted, before the journal says so.
+bs plan rollback --all --to good --output json
+restore_pg=$(json "[i+1 for i,s in enumerate(d['plan']['steps']) if s['action']=='restore' and s['component']=='postgres'][0]" <<<"$OUT")
+log "restore postgres is step $restore_pg"
+set +e
+BACKSTOP_CRASH_AT_STEP_FOR_TEST="$restore_pg:before-done" MAX_DATA_LOSS_ROWS=5 \
+  "$BACKSTOP_BIN" --spec "$SPEC" rollback --all --to good --accept-data-loss >"$WORK/crash.out" 2>&1
+rc=$?
+set -e
+expect_eq "$rc" 137 "exit of the killed run"
+run_id=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
+bs status
+expect_contains "$OUT" "UNFINISHED run $run_id" "status after the kill"
+bs rollback --resume "$run_id"
+expect_rc 0 "resume"
+expect_contains "$OUT" "succeeded"
+
+bs verify --data
+expect_rc 0 "verify --data after the rollback"
+expect_eq "$(table_digest)" "$good_digest" "database content equals the restore point's"
+counts=$("$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL")
+expect_eq "$counts" "agents=12 tasks=200 discoveries=50 hive_sessions=5 MisterSmith-Tasks=100 MisterSmith-Results=60" "counts"
+
+# 3. The ledger: exactly what v2 wrote (25 + 1 inserted, 3 changed, 2 deleted rows; 40 messages).
+ledger_pg="$WORK/state/runs/$run_id/ledger-postgres.jsonl"
+ledger_nats="$WORK/state/runs/$run_id/ledger-nats.jsonl"
+expect_eq "$(grep -c '"table":"tasks"' "$ledger_pg" | tr -d ' ')" 28 "task rows in the ledger"
+expect_eq "$(grep -c '"change":"inserted"' "$ledger_pg")" 26 "inserted rows in the ledger"
+expect_eq "$(grep -c '"change":"changed"' "$ledger_pg")" 3 "changed rows in the ledger"
+expect_eq "$(grep -c '"change":"deleted"' "$ledger_pg")" 2 "deleted rows in the ledger"
+expect_eq "$(wc -l <"$ledger_pg" | tr -d ' ')" 31 "ledger rows"
+expect_eq "$(grep -c '"event":"published"' "$ledger_nats")" 40 "published messages in the ledger"
+expect_eq "$(grep -c '"subject":"mistersmith.tasks.v2"' "$ledger_nats")" 20 "task messages in the ledger"
+bs runs --output json
+expect_contains "$OUT" "Data loss: yes" "run summary"
+
+# The replaced database is kept (the rollback destroyed nothing).
+kept=$(psql_as "$PGPORT" postgres -At -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'mistersmith_pre_rollback_%'")
+expect_eq "$kept" 1 "databases kept aside"
+
+# 4. A damaged blob: refused before any component is touched.
+bs snapshots verify good; expect_rc 0 "snapshots verify good"
+pg_blob=$(python3 - "$WORK/state/store" <<'PY'
+import json, glob, sys
+for f in glob.glob(sys.argv[1] + "/restore-points/*.json"):
+    rp = json.load(open(f))
+    if rp.get("label") == "good":
+        print(rp["components"]["postgres"]["blobs"][0])
+PY
+)
+blob_file="$WORK/state/store/blobs/${pg_blob:0:2}/$pg_blob"
+[[ -f "$blob_file" ]] || die "blob file $blob_file not found"
+printf '\xff' | dd of="$blob_file" bs=1 seek=40 conv=notrunc status=none
+bs snapshots verify good
+expect_rc 1 "snapshots verify of a damaged restore point"
+expect_contains "$OUT" "$pg_blob" "verify names the damaged blob"
+bs deploy orchestrator v2; expect_rc 1 "deploy v2 again"
+pid_before=$(orchestrator_pid)
+digest_before=$(table_digest)
+bs rollback --all --to good --accept-data-loss
+expect_rc 3 "rollback to a damaged restore point"
+expect_contains "$ERR" "damaged" "refusal"
+expect_contains "$ERR" "No component was changed" "refusal"
+expect_eq "$(orchestrator_pid)" "$pid_before" "orchestrator untouched"
+expect_eq "$(table_digest)" "$digest_before" "database untouched"
