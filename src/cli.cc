@@ -13,12 +13,15 @@
 #include "lock.h"
 #include "output.h"
 #include "plan.h"
+#include "prune.h"
 #include "restore_point.h"
+#include "rules.h"
 #include "run.h"
 #include "spec.h"
 #include "state_db.h"
 #include "store.h"
 #include "units.h"
+#include "watch.h"
 
 namespace backstop {
 namespace {
@@ -568,7 +571,7 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
     const ComponentSpec* c = e.spec.Find(name);
     const HealthResult& h = health[name];
     // A component with no probe and no driver health has nothing to verify.
-    bool ok = h.state != HealthResult::State::kFail;
+    bool ok = HealthAcceptable(*c, h);
     all_ok = all_ok && ok;
     std::string what = c->health.enabled() ? c->health.Describe() : c->driver;
     out.Text(std::string(ok ? Output::Ok() : Output::Fail()) + " " + Pad(name, 14) + Pad(what, 44) +
@@ -668,7 +671,7 @@ int CmdStartStop(const GlobalOptions& g, Output& out, bool start,
     if (st.ok() && start) {
       int attempts = 0;
       HealthResult h = e.engine->WaitUntilHealthy(*c, ctx, &attempts);
-      if (h.state == HealthResult::State::kFail) {
+      if (!HealthAcceptable(*c, h)) {
         st = Status::Unavailable("started but unhealthy: " + h.detail);
       }
     }
@@ -679,6 +682,124 @@ int CmdStartStop(const GlobalOptions& g, Output& out, bool start,
   out.Json({{"ok", all_ok}});
   return all_ok ? kExitOk : kExitFailed;
 }
+
+int CmdPrune(const GlobalOptions& g, Output& out, const PruneOptions& options,
+             const std::string& command) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  auto lock = EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
+  if (!lock.ok()) return Fail(out, lock.status());
+  auto report = PruneEnvironment(*e.engine, e.spec, *e.store, *e.state, options);
+  if (!report.ok()) return Fail(out, report.status());
+  for (const auto& a : report->actions) out.Text((options.dry_run ? "would " : "") + a);
+  for (const auto& err : report->errors) out.Error("warning: " + err);
+  if (report->actions.empty()) out.Text("nothing to prune");
+  out.Json({{"ok", report->errors.empty()},
+            {"dry_run", options.dry_run},
+            {"actions", report->actions},
+            {"errors", report->errors},
+            {"blobs_deleted", report->blobs_deleted},
+            {"bytes_freed", report->bytes_freed}});
+  return report->errors.empty() ? kExitOk : kExitFailed;
+}
+
+// ---- test-rules (rules.h; owned by the rules engine) ----
+// `backstop test-rules FILE`: replays the file's sample series against the
+// trigger rules. Exit 0 all expectations met, 1 some failed, 2 bad file.
+int CmdTestRules(Output& out, const std::string& file) {
+  auto result = RunRuleTests(file);
+  if (!result.ok()) return Fail(out, result.status());
+  for (const auto& f : result->failures) out.Text(std::string(Output::Fail()) + " " + f);
+  const bool ok = result->failures.empty();
+  out.Text(std::to_string(result->cases) + " test cases, " +
+           std::to_string(result->expectations) + " expectations: " +
+           (ok ? "all passed" : std::to_string(result->failures.size()) + " FAILED"));
+  out.Json({{"ok", ok},
+            {"cases", result->cases},
+            {"expectations", result->expectations},
+            {"failures", result->failures}});
+  return ok ? kExitOk : kExitFailed;
+}
+// ---- end test-rules ----
+
+// ---- watch (watch.h; owned by the watch daemon) ----
+// `backstop watch [--once] [--dry-run] ...` runs the daemon; `backstop watch
+// pause|resume` sets the pause flag in the state database, which a running
+// daemon re-reads every second (and before every action).
+struct WatchFlags {
+  WatchOptions options;
+  std::string cooldown = "10m";
+  std::string duration;
+  std::string reason;
+  CLI::App* cmd = nullptr;
+  CLI::App* pause = nullptr;
+  CLI::App* resume = nullptr;
+};
+
+void AddWatchCommand(CLI::App& app, WatchFlags& f) {
+  f.cmd = app.add_subcommand(
+      "watch", "Probe every component, evaluate the triggers, roll back automatically; HTTP API");
+  WatchOptions& o = f.options;
+  f.cmd->add_flag("--once", o.once, "Probe every component once, evaluate, print and exit");
+  f.cmd->add_flag("--dry-run", o.dry_run, "Decide and log, never act");
+  f.cmd->add_option("--listen", o.listen, "API address ADDR:PORT, or off")->default_val(o.listen);
+  f.cmd->add_option("--token-file", o.token_file,
+                    "API token file (else $BACKSTOP_API_TOKEN, else <state_dir>/api-token)");
+  f.cmd->add_option("--cooldown", f.cooldown, "Least time between rollbacks of one component")
+      ->default_val(f.cooldown);
+  f.cmd
+      ->add_option("--max-per-hour", o.max_rollbacks_per_hour,
+                   "Most automatic rollbacks in any hour")
+      ->default_val(o.max_rollbacks_per_hour);
+  f.cmd->add_option("--log-format", o.log_format, "text or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->default_val(o.log_format);
+  f.cmd->add_option("--workers", o.workers, "Threads for blocking probes (exec, gRPC, drivers)")
+      ->default_val(o.workers);
+  f.cmd->add_option("--duration", f.duration, "Stop after this long (tests, benchmarks)");
+  f.pause = f.cmd->add_subcommand("pause", "Pause automatic actions (survives restarts)");
+  f.pause->add_option("--reason", f.reason, "Why, for the log and the status");
+  f.resume = f.cmd->add_subcommand("resume", "Resume automatic actions");
+}
+
+int CmdWatchPause(const GlobalOptions& g, Output& out, bool pause, const std::string& reason) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  PauseState state;
+  state.paused = pause;
+  state.reason = reason;
+  state.by = "cli";
+  state.at_wall_us = Env::Default()->clock()->WallMicros();
+  Status st = WritePauseState(*e.state, state);
+  if (!st.ok()) return Fail(out, st);
+  out.Line(pause ? "automatic actions paused (a running `backstop watch` holds from now on)"
+                 : "automatic actions resumed");
+  out.Json({{"ok", true}, {"pause", state.ToJson()}});
+  return kExitOk;
+}
+
+int DispatchWatch(const GlobalOptions& g, Output& out, WatchFlags& f, const std::string& command) {
+  if (*f.pause) return CmdWatchPause(g, out, true, f.reason);
+  if (*f.resume) return CmdWatchPause(g, out, false, "");
+  auto cooldown = ParseDurationMs(f.cooldown);
+  if (!cooldown)
+    return Fail(out, Status::InvalidArgument("--cooldown " + f.cooldown + ": not a duration"));
+  f.options.cooldown_ms = *cooldown;
+  if (!f.duration.empty()) {
+    auto d = ParseDurationMs(f.duration);
+    if (!d)
+      return Fail(out, Status::InvalidArgument("--duration " + f.duration + ": not a duration"));
+    f.options.duration_ms = *d;
+  }
+  f.options.command = command;
+  f.options.json_output = out.json();
+  auto spec = LoadSpec(g.spec_path);
+  if (!spec.ok()) return Fail(out, spec.status());
+  return RunWatchCommand(Env::Default(), *spec, DriverRegistry::Global(), f.options, out);
+}
+// ---- end watch ----
 
 }  // namespace
 
@@ -760,6 +881,17 @@ int RunCli(int argc, char** argv) {
 
   auto* runs = app.add_subcommand("runs", "Recent runs");
 
+  PruneOptions prune_options;
+  auto* prune = app.add_subcommand(
+      "prune", "Release what old rollbacks kept aside, old restore points and unused blobs");
+  prune->add_option("--keep-runs", prune_options.keep_runs,
+                    "Newest runs whose replaced databases/releases are kept")
+      ->default_val(3);
+  prune->add_option("--keep-restore-points", prune_options.keep_restore_points,
+                    "Newest restore points kept (labelled ones are always kept)")
+      ->default_val(10);
+  prune->add_flag("--dry-run", prune_options.dry_run, "Say what would be released");
+
   std::vector<std::string> start_components, stop_components;
   bool start_all = false, stop_all = false;
   auto* start = app.add_subcommand("start", "Start services (dependency order), gated on health");
@@ -768,6 +900,14 @@ int RunCli(int argc, char** argv) {
   auto* stop = app.add_subcommand("stop", "Stop services (reverse dependency order)");
   stop->add_option("--component,-c", stop_components, "Only these services");
   stop->add_flag("--all", stop_all, "Every service");
+
+  std::string test_rules_file;  // test-rules (rules.h)
+  app.add_subcommand("test-rules", "Replay sample series against the trigger rules")
+      ->add_option("FILE", test_rules_file, "A rule test file (docs/rules.md)")
+      ->required();
+
+  WatchFlags watch_flags;  // watch (watch.h)
+  AddWatchCommand(app, watch_flags);
 
   try {
     app.parse(argc, argv);
@@ -807,6 +947,9 @@ int RunCli(int argc, char** argv) {
   if (*history) return CmdHistory(g, out, history_component);
   if (*verify) return CmdVerify(g, out, verify_data);
   if (*runs) return CmdRuns(g, out);
+  if (app.got_subcommand("test-rules")) return CmdTestRules(out, test_rules_file);
+  if (*watch_flags.cmd) return DispatchWatch(g, out, watch_flags, command);
+  if (*prune) return CmdPrune(g, out, prune_options, command);
   if (*start || *stop) {
     bool is_start = static_cast<bool>(*start);
     const auto& only = is_start ? start_components : stop_components;

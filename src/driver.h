@@ -113,6 +113,19 @@ class Driver {
   virtual Status Stop(const ComponentSpec& c, DriverContext& ctx) { return Status::OK(); }
   virtual Status Start(const ComponentSpec& c, DriverContext& ctx) { return Status::OK(); }
 
+  // The blobs a Restore of `entry` will read, re-hashed before a rollback is
+  // allowed to start. Default: every blob the entry names. A driver that will
+  // restore from a verified staged copy may need none.
+  virtual std::vector<std::string> BlobsNeeded(const ComponentSpec& c, const nlohmann::json& entry,
+                                               DriverContext& ctx) {
+    std::vector<std::string> out;
+    if (entry.contains("blobs") && entry["blobs"].is_array()) {
+      for (const auto& b : entry["blobs"]) {
+        if (b.is_string()) out.push_back(b.get<std::string>());
+      }
+    }
+    return out;
+  }
   // Heavy work that does not change live state (e.g. restore into a shadow database).
   virtual Status Prepare(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) {
     return Status::OK();
@@ -143,6 +156,12 @@ class Driver {
   }
   // Removes what Restore kept aside for run `run_id` (e.g. <db>_pre_rollback_<run>).
   virtual Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) {
+    return Status::OK();
+  }
+  // The restore point holding `entry` is being deleted: release what the
+  // driver keeps outside the store for it (e.g. a staged database).
+  virtual Status DiscardSnapshot(const ComponentSpec& c, const nlohmann::json& entry,
+                                 DriverContext& ctx) {
     return Status::OK();
   }
 };

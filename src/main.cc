@@ -1,4 +1,12 @@
 // backstop: the command-line entry point. All behaviour lives in cli.cc.
 #include "cli.h"
+#ifdef BACKSTOP_WITH_GRPC
+#include "grpc/grpc_probe.h"
+#endif
 
-int main(int argc, char** argv) { return backstop::RunCli(argc, argv); }
+int main(int argc, char** argv) {
+#ifdef BACKSTOP_WITH_GRPC
+  backstop::grpc_probe::RegisterGrpcProbe();
+#endif
+  return backstop::RunCli(argc, argv);
+}

@@ -400,4 +400,12 @@ RestorePointCheck VerifyRestorePoint(Store& store, const RestorePoint& rp) {
   return result;
 }
 
+Status DeleteRestorePoint(Store& store, const std::string& id) {
+  FileSystem* fs = store.env()->fs();
+  std::string path = ManifestPath(store, id);
+  if (!fs->Exists(path)) return Status::NotFound("no restore point " + id);
+  BACKSTOP_RETURN_IF_ERROR(fs->Remove(path));
+  return fs->SyncDir(store.ManifestDir());
+}
+
 }  // namespace backstop

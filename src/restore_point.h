@@ -76,6 +76,9 @@ Result<RestorePoint> ResolveRestorePoint(Store& store, const std::string& select
 Result<std::string> ResolveRestorePointId(Store& store, const std::string& selector,
                                           bool include_safety = false);
 
+// Deletes a manifest (its blobs stay until garbage-collected by `backstop prune`).
+Status DeleteRestorePoint(Store& store, const std::string& id);
+
 struct RestorePointCheck {
   bool manifest_ok = true;
   std::string manifest_detail;

@@ -160,7 +160,7 @@ HealthResult RunEngine::WaitUntilHealthy(const ComponentSpec& c, DriverContext& 
   for (;;) {
     last = (*driver)->Health(c, ctx);
     ++n;
-    if (last.state != HealthResult::State::kFail) break;  // pass, or nothing to probe
+    if (HealthAcceptable(c, last)) break;
     if (clock->NowMicros() >= deadline) break;
     if (n == 1 || n % 10 == 0) ctx.Progress("waiting for " + c.name + ": " + last.detail);
     clock->SleepForMicros(poll_ms * 1000);
@@ -206,13 +206,19 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
 
   if (step.action == "verify-restore-point") {
     BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ReadRestorePoint(store_, plan.restore_point_id));
-    // Only the blobs of what this plan restores matter.
-    RestorePoint subset = rp;
-    subset.components = nlohmann::json::object();
+    // Only the blobs this plan's restores will read matter.
+    std::set<std::string> needed;
+    size_t named = 0;
     for (const auto& [name, e] : plan.entries.items()) {
-      if (rp.components.contains(name)) subset.components[name] = rp.components[name];
+      if (!rp.components.contains(name)) continue;
+      const ComponentSpec* comp = spec_.Find(name);
+      if (comp == nullptr) continue;
+      BACKSTOP_ASSIGN_OR_RETURN(Driver * d, DriverFor(*comp));
+      const nlohmann::json& stored = rp.components[name];
+      named += stored.value("blobs", nlohmann::json::array()).size();
+      for (const auto& digest : d->BlobsNeeded(*comp, stored, ctx)) needed.insert(digest);
     }
-    std::vector<std::string> blobs = subset.AllBlobs();
+    std::vector<std::string> blobs(needed.begin(), needed.end());
     std::vector<std::string> bad;
     for (const auto& digest : blobs) {
       BlobCheck check = store_.Check(digest);
@@ -228,6 +234,10 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
                                 "(nothing was touched):" + list);
     }
     *detail = FormatThousands(blobs.size()) + " blobs verified";
+    if (named > blobs.size()) {
+      *detail += " (" + FormatThousands(named - blobs.size()) +
+                 " not needed: restored from a staged copy)";
+    }
     (*result)["blobs"] = blobs.size();
     return Status::OK();
   }
@@ -260,6 +270,13 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
   }
 
   if (step.action == "assess-loss") {
+    if (options.accept_data_loss) {
+      // This early count only exists to refuse before anything is stopped;
+      // the operator accepted the loss, and the restore step still writes the
+      // authoritative ledger just before the data is replaced.
+      *detail = "skipped (--accept-data-loss): the ledger is taken at the restore";
+      return Status::OK();
+    }
     BACKSTOP_ASSIGN_OR_RETURN(DataLossReport loss, driver->AssessLoss(*c, entry, ctx));
     for (auto& item : loss.items) {
       if (item.component.empty()) item.component = c->name;
@@ -306,7 +323,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     int attempts = 0;
     HealthResult h = WaitUntilHealthy(*c, ctx, &attempts);
     (*result)["health_attempts"] = attempts;
-    if (h.state == HealthResult::State::kFail) {
+    if (!HealthAcceptable(*c, h)) {
       std::string diagnosis = driver->Diagnose(*c, ctx);
       return Status::Unavailable(c->name + " started but its health check did not pass within " +
                                  FormatDurationMs(c->health.start_period_ms) + " (" +
@@ -328,7 +345,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     progress.health[c->name] = HealthLine(h);
     (*result)["health"] = HealthLine(h);
     (*result)["latency_ms"] = h.latency_ms;
-    if (h.state == HealthResult::State::kFail) {
+    if (!HealthAcceptable(*c, h)) {
       return Status::Unavailable(c->name + " is not healthy after the rollback: " + h.detail);
     }
     *detail = HealthLine(h);
@@ -547,6 +564,15 @@ Status RunEngine::Abandon(const std::string& selector) {
   }
   return state_.FinishRun(run_id, "abandoned", env_->clock()->WallMicros(),
                           run.error.empty() ? "abandoned by the operator" : run.error, run.summary);
+}
+
+bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h) {
+  switch (h.state) {
+    case HealthResult::State::kPass: return true;
+    case HealthResult::State::kFail: return false;
+    case HealthResult::State::kUnknown: return !c.health.enabled();
+  }
+  return false;
 }
 
 Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store& store,

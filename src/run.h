@@ -86,6 +86,11 @@ class RunEngine {
   std::map<std::string, std::unique_ptr<Driver>> drivers_;
 };
 
+// Whether a health result counts as healthy for `c`: a pass, or "unknown"
+// only when the component has no probe of its own (nothing to check). A
+// configured probe that cannot run (bad URL, gRPC not built in) is a failure.
+bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h);
+
 // Takes a restore point of `components` (all when empty) and writes its
 // manifest after every blob. Used by `backstop snapshot` and by the engine's
 // safety step. `id` empty: a fresh id.

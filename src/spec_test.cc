@@ -105,6 +105,7 @@ class ExampleSpecTest : public ::testing::Test {
                             "BACKSTOP_STATE_DIR",
                             "MISTERSMITH_ROOT",
                             "ORCHESTRATOR_PORT",
+                            "ORCHESTRATOR_GRPC_PORT",
                             "WEBUI_PORT",
                             "HEALTH_INTERVAL",
                             "HEALTH_TIMEOUT",
@@ -151,8 +152,9 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   EXPECT_EQ(orch->settings.at("command"), nlohmann::json::array({"bin/orchestrator"}));
   EXPECT_EQ(orch->settings.at("env").at("PORT"), "50051");
   EXPECT_EQ(orch->settings.at("stop_timeout"), 10000);
-  EXPECT_EQ(orch->health.type, ProbeSpec::Type::kHttp);
-  EXPECT_EQ(orch->health.target, "http://127.0.0.1:50051/health");
+  EXPECT_EQ(orch->settings.at("env").at("GRPC_PORT"), "50051");
+  EXPECT_EQ(orch->health.type, ProbeSpec::Type::kGrpc);
+  EXPECT_EQ(orch->health.target, "127.0.0.1:50051");
   EXPECT_EQ(orch->health.interval_ms, 30000);
   EXPECT_EQ(orch->health.timeout_ms, 10000);
   EXPECT_EQ(orch->health.retries, 3);
@@ -213,6 +215,7 @@ TEST_F(ExampleSpecTest, TheDemoOverridesPortsPathsAndIntervals) {
   setenv("BACKSTOP_ENVIRONMENT", "demo", 1);
   setenv("MISTERSMITH_ROOT", "/tmp/demo-root", 1);
   setenv("ORCHESTRATOR_PORT", "41001", 1);
+  setenv("ORCHESTRATOR_GRPC_PORT", "41002", 1);
   setenv("HEALTH_INTERVAL", "1s", 1);
   setenv("HEALTH_TIMEOUT", "500ms", 1);
   setenv("HEALTH_START_PERIOD", "5s", 1);
@@ -224,7 +227,8 @@ TEST_F(ExampleSpecTest, TheDemoOverridesPortsPathsAndIntervals) {
   const ComponentSpec* orch = spec->Find("orchestrator");
   EXPECT_EQ(orch->settings.at("releases"), "/tmp/demo-root/orchestrator/releases");
   EXPECT_EQ(orch->settings.at("env").at("PORT"), "41001");
-  EXPECT_EQ(orch->health.target, "http://127.0.0.1:41001/health");
+  EXPECT_EQ(orch->settings.at("env").at("GRPC_PORT"), "41002");
+  EXPECT_EQ(orch->health.target, "127.0.0.1:41002");
   EXPECT_EQ(orch->health.interval_ms, 1000);
   EXPECT_EQ(orch->health.timeout_ms, 500);
   EXPECT_EQ(orch->health.start_period_ms, 5000);

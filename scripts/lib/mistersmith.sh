@@ -9,11 +9,10 @@
 # setup_mistersmith WORK: starts the servers and writes everything; sets DB, NATS_URL.
 setup_mistersmith() {
   local work=$1
-  PGPORT=$(pick_port)
-  NATS_PORT=$(pick_port)
-  NATS_MONITOR_PORT=$(pick_port)
-  ORCHESTRATOR_PORT=$(pick_port)
-  WEBUI_PORT=$(pick_port)
+  local ports
+  mapfile -t ports < <(pick_ports 6)
+  PGPORT=${ports[0]} NATS_PORT=${ports[1]} NATS_MONITOR_PORT=${ports[2]}
+  ORCHESTRATOR_PORT=${ports[3]} ORCHESTRATOR_GRPC_PORT=${ports[4]} WEBUI_PORT=${ports[5]}
   start_postgres "$work/pg" "$PGPORT"
   psql_as "$PGPORT" postgres -c "CREATE ROLE mistersmith LOGIN SUPERUSER" \
     -c "CREATE DATABASE mistersmith OWNER mistersmith"
@@ -44,7 +43,7 @@ SH
   export MISTERSMITH_ROOT="$work" BACKSTOP_STATE_DIR="$work/state"
   export BACKSTOP_ENVIRONMENT=${BACKSTOP_ENVIRONMENT:-production}
   export PGPORT PGHOST=127.0.0.1 PGDATABASE=mistersmith PGUSER=mistersmith
-  export NATS_PORT NATS_MONITOR_PORT ORCHESTRATOR_PORT WEBUI_PORT
+  export NATS_PORT NATS_MONITOR_PORT ORCHESTRATOR_PORT ORCHESTRATOR_GRPC_PORT WEBUI_PORT
   export HEALTH_INTERVAL=${HEALTH_INTERVAL:-1s} HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-1s}
   export HEALTH_RETRIES=${HEALTH_RETRIES:-3} HEALTH_START_PERIOD=${HEALTH_START_PERIOD:-5s}
 }

@@ -18,6 +18,19 @@ pick_port() {
   return 1
 }
 
+# pick_ports N: N distinct free ports, one per line.
+pick_ports() {
+  local -A seen=()
+  local p n=0
+  while ((n < $1)); do
+    p=$(pick_port) || return 1
+    [[ -n "${seen[$p]:-}" ]] && continue
+    seen[$p]=1
+    echo "$p"
+    n=$((n + 1))
+  done
+}
+
 # start_postgres DIR PORT: initdb + start; the superuser is "postgres" (trust auth).
 start_postgres() {
   local dir=$1 port=$2

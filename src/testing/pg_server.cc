@@ -9,8 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
-#include <random>
 
 #include "env.h"
 
@@ -53,6 +54,31 @@ Result<ProcessResult> RunAsPostgres(std::vector<std::string> argv, int64_t timeo
   return Env::Default()->processes()->Run(o);
 }
 
+std::string TempBase() {
+  const char* base = std::getenv("TMPDIR");
+  return base && *base ? base : "/tmp";
+}
+
+// A test that crashes skips the destructor and leaves its server running:
+// stop and remove the servers whose owning test process is gone.
+void ReapOrphans(const std::string& bin_dir) {
+  FileSystem* fs = Env::Default()->fs();
+  auto names = fs->ListDir(TempBase());
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    if (name.rfind("backstop-pgserver-", 0) != 0) continue;
+    std::string dir = JoinPath(TempBase(), name);
+    auto owner = fs->ReadFile(JoinPath(dir, "owner.pid"));
+    if (!owner.ok()) continue;
+    pid_t pid = static_cast<pid_t>(std::atoi(owner->c_str()));
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    (void)RunAsPostgres(
+        {JoinPath(bin_dir, "pg_ctl"), "-D", JoinPath(dir, "data"), "-m", "immediate", "-w", "stop"},
+        60'000);
+    (void)fs->RemoveAll(dir);
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PgServer>> PgServer::Start(const Options& options) {
@@ -64,11 +90,13 @@ Result<std::unique_ptr<PgServer>> PgServer::Start(const Options& options) {
     return Status::NotFound("PostgreSQL server binaries not found in " + s->bin_dir_ +
                             " (apt-get install postgresql)");
   }
-  const char* base = std::getenv("TMPDIR");
-  std::string templ = std::string(base && *base ? base : "/tmp") + "/backstop-pgserver-XXXXXX";
+  ReapOrphans(s->bin_dir_);
+  std::string templ = TempBase() + "/backstop-pgserver-XXXXXX";
   char* made = ::mkdtemp(templ.data());
   if (made == nullptr) return Status::FromErrno("mkdtemp", errno);
   s->dir_ = made;
+  BACKSTOP_RETURN_IF_ERROR(Env::Default()->fs()->WriteFileAtomic(
+      JoinPath(s->dir_, "owner.pid"), std::to_string(::getpid()) + "\n"));
   // The parent of the data directory must be traversable by postgres.
   ::chmod(s->dir_.c_str(), 0755);
   BACKSTOP_RETURN_IF_ERROR(Chown(s->dir_, "postgres"));

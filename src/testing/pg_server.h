@@ -5,8 +5,9 @@
 // `postgres` user (runuser) and the data and socket directories are owned by
 // it. Authentication is `trust` on loopback; the superuser is `postgres`.
 // The destructor stops the server (pg_ctl stop -m fast) and removes the
-// directory. Binaries come from /usr/lib/postgresql/15/bin (or
-// $BACKSTOP_PG_BIN_DIR).
+// directory; Start() also stops servers left behind by test processes that
+// crashed (their pid is recorded in <dir>/owner.pid). Binaries come from /usr/lib/postgresql/15/bin
+// (or $BACKSTOP_PG_BIN_DIR).
 //
 // Thread-safety: Start/Stop from one thread; Exec may be used from several
 // threads (each call opens its own connection).

@@ -11,8 +11,18 @@
 //   GET /metrics  Prometheus text: demo_requests_total, demo_errors_total, demo_up
 //   GET /         a small HTML page; every request counts, a fraction error_rate
 //                 of them (spread evenly, deterministically) answer 500
+//   POST /admin/health {"healthy": false}   turns the health off (or back on)
+//                 at run time, answering {"healthy": ...}; SIGUSR1 toggles it
 // The port comes from --port or the PORT environment variable; --host picks
 // the address (127.0.0.1 by default).
+//
+// gRPC (when built with -DBACKSTOP_WITH_GRPC=ON, the default): with
+// --grpc-port N or GRPC_PORT set, it also serves the standard gRPC health
+// service (grpc.health.v1, grpc++'s own implementation) on that port, as the
+// real orchestrator does on 50051: the server ("") and the service
+// "mistersmith.<role>" answer SERVING while healthy, NOT_SERVING otherwise.
+// /health, /version and gRPC always agree: one flag, set from release.json at
+// start and switched by POST /admin/health or SIGUSR1.
 //
 // `make-release --role R --version V --healthy true|false --dir DIR` writes a
 // release directory: DIR/release.json and DIR/bin/R, a shell script that
@@ -40,6 +50,10 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#ifdef DEMO_WITH_GRPC
+#include "demo_grpc.h"
+#endif
 
 namespace {
 
@@ -248,6 +262,90 @@ std::string HtmlEscape(const std::string& s) {
   return out;
 }
 
+// The service's health, as /health and the gRPC health service report it.
+// Starts as release.json says; POST /admin/health and SIGUSR1 change it.
+// Thread-safety: all methods may be called from any thread.
+class HealthSwitch {
+ public:
+  explicit HealthSwitch(const Release& rel)
+      : healthy_(rel.healthy),
+        reason_(rel.unhealthy_reason.empty() ? "release " + rel.version + " is marked unhealthy"
+                                             : rel.unhealthy_reason) {}
+  bool healthy() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return healthy_;
+  }
+  std::string reason() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reason_;
+  }
+#ifdef DEMO_WITH_GRPC
+  void Attach(DemoGrpcHealth* grpc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    grpc_ = grpc;
+  }
+#endif
+  void Set(bool healthy, const std::string& how) {
+    std::lock_guard<std::mutex> lock(mu_);
+    SetLocked(healthy, how);
+  }
+  void Toggle(const std::string& how) {
+    std::lock_guard<std::mutex> lock(mu_);
+    SetLocked(!healthy_, how);
+  }
+
+ private:
+  void SetLocked(bool healthy, const std::string& how) {
+    healthy_ = healthy;
+    if (!healthy) reason_ = "health switched off at run time (" + how + ")";
+#ifdef DEMO_WITH_GRPC
+    if (grpc_ != nullptr) grpc_->SetServing(healthy);
+#endif
+    Log(std::string("health switched ") + (healthy ? "on" : "off") + " by " + how);
+  }
+
+  std::mutex mu_;
+  bool healthy_;
+  std::string reason_;
+#ifdef DEMO_WITH_GRPC
+  DemoGrpcHealth* grpc_ = nullptr;
+#endif
+};
+
+// --grpc-port or GRPC_PORT; 0 when neither is set.
+bool GrpcPort(std::map<std::string, std::string>& flags, int http_port, int* grpc_port,
+              std::string* error) {
+  std::string text = flags.count("grpc-port") ? flags["grpc-port"] : "";
+  if (text.empty()) {
+    const char* env = std::getenv("GRPC_PORT");
+    text = env != nullptr ? env : "";
+  }
+  *grpc_port = 0;
+  if (text.empty()) return true;
+  try {
+    *grpc_port = std::stoi(text);
+  } catch (const std::exception&) {
+    *error = "bad gRPC port '" + text + "'";
+    return false;
+  }
+  if (*grpc_port <= 0 || *grpc_port > 65535) {
+    *error = "bad gRPC port '" + text + "'";
+    return false;
+  }
+  if (*grpc_port == http_port) {
+    *error = "the gRPC port (GRPC_PORT / --grpc-port) equals the HTTP port " + text +
+             ": give the gRPC health server a port of its own";
+    return false;
+  }
+#ifndef DEMO_WITH_GRPC
+  *error =
+      "GRPC_PORT / --grpc-port is set, but this demo-service was built without gRPC "
+      "(configure with -DBACKSTOP_WITH_GRPC=ON)";
+  return false;
+#endif
+  return true;
+}
+
 int Serve(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   std::string error;
@@ -266,17 +364,22 @@ int Serve(int argc, char** argv) {
   }
   const std::string host = flags.count("host") ? flags["host"] : "127.0.0.1";
   const std::string release_path = flags.count("release") ? flags["release"] : "release.json";
+  int grpc_port = 0;
+  if (!GrpcPort(flags, port, &grpc_port, &error)) return Fail(error);
 
   Release rel;
   if (!ReadRelease(release_path, &rel, &error)) return Fail(error);
+  HealthSwitch health(rel);
 
-  // SIGTERM and SIGINT are taken by a dedicated thread (sigwait), so they must
-  // be blocked before any other thread starts.
+  // SIGTERM, SIGINT and SIGUSR1 (health toggle) are taken by a dedicated
+  // thread (sigwait), so they must be blocked before any other thread starts.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   if (!rel.ignore_sigterm) sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t handled_signals = stop_signals;
+  sigaddset(&handled_signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &handled_signals, nullptr);
   if (rel.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -290,22 +393,32 @@ int Serve(int argc, char** argv) {
   server.set_keep_alive_timeout(1);  // so a stop is not held up by idle clients
   Counters counters;
   server.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
-    if (rel.healthy) {
+    if (health.healthy()) {
       res.set_content("ok\n", "text/plain");
     } else {
       res.status = 503;
-      std::string reason = rel.unhealthy_reason.empty()
-                               ? "release " + rel.version + " is marked unhealthy"
-                               : rel.unhealthy_reason;
-      res.set_content("unhealthy: " + reason + "\n", "text/plain");
+      res.set_content("unhealthy: " + health.reason() + "\n", "text/plain");
     }
+  });
+  server.Post("/admin/health", [&](const httplib::Request& req, httplib::Response& res) {
+    bool healthy = false;
+    try {
+      healthy = nlohmann::json::parse(req.body).at("healthy").get<bool>();
+    } catch (const std::exception&) {
+      res.status = 400;
+      res.set_content("expected a JSON body such as {\"healthy\": false}\n", "text/plain");
+      return;
+    }
+    health.Set(healthy, "POST /admin/health");
+    res.set_content(nlohmann::json({{"healthy", healthy}}).dump() + "\n", "application/json");
   });
   server.Get("/version", [&](const httplib::Request&, httplib::Response& res) {
     nlohmann::json j = {{"role", rel.role},
                         {"version", rel.version},
                         {"pid", static_cast<int>(getpid())},
                         {"port", port},
-                        {"healthy", rel.healthy}};
+                        {"healthy", health.healthy()}};
+    if (grpc_port != 0) j["grpc_port"] = grpc_port;
     res.set_content(j.dump() + "\n", "application/json");
   });
   server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
@@ -339,17 +452,35 @@ int Serve(int argc, char** argv) {
                 std::strerror(errno));
   }
 
+#ifdef DEMO_WITH_GRPC
+  std::unique_ptr<DemoGrpcHealth> grpc;
+  if (grpc_port != 0) {
+    grpc =
+        DemoGrpcHealth::Start(host, grpc_port, "mistersmith." + rel.role, health.healthy(), &error);
+    if (grpc == nullptr) return Fail(error);
+    health.Attach(grpc.get());
+  }
+#endif
+
   std::atomic<bool> stopping{false};
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (!stopping.exchange(true)) {
-      Log(rel.role + " " + rel.version + " stopping on " + strsignal(sig));
-      server.stop();
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&handled_signals, &sig) != 0) continue;
+      if (sig == SIGUSR1) {
+        health.Toggle("SIGUSR1");
+        continue;
+      }
+      if (!stopping.exchange(true)) {
+        Log(rel.role + " " + rel.version + " stopping on " + strsignal(sig));
+        server.stop();
+      }
+      return;
     }
   });
 
   Log(rel.role + " " + rel.version + " listening on " + host + ":" + std::to_string(port) +
+      (grpc_port != 0 ? " (gRPC health on port " + std::to_string(grpc_port) + ")" : "") +
       (rel.healthy ? "" : " (unhealthy release)"));
   bool ok = server.listen_after_bind();
   if (!stopping.exchange(true)) {
@@ -357,6 +488,12 @@ int Serve(int argc, char** argv) {
     pthread_kill(signal_thread.native_handle(), SIGINT);
   }
   signal_thread.join();
+#ifdef DEMO_WITH_GRPC
+  if (grpc != nullptr) {
+    health.Attach(nullptr);
+    grpc->Stop();
+  }
+#endif
   Log(rel.role + " " + rel.version + " stopped");
   return ok ? 0 : 1;
 }
@@ -367,7 +504,8 @@ int main(int argc, char** argv) {
   std::string command = argc > 1 ? argv[1] : "";
   if (command == "serve") return Serve(argc, argv);
   if (command == "make-release") return MakeRelease(argc, argv);
-  std::cerr << "usage: demo-service serve [--port N] [--host ADDR] [--release FILE]\n"
+  std::cerr << "usage: demo-service serve [--port N] [--host ADDR] [--release FILE] "
+               "[--grpc-port N]\n"
                "       demo-service make-release --role R --version V --healthy true|false "
                "--dir DIR\n"
                "         [--error-rate X] [--ignore-sigterm true] [--start-delay-ms N]\n";

@@ -100,6 +100,9 @@ Result<PgSettings> ParsePgSettings(const nlohmann::json& s) {
         out.staged_max_size = *b;
       }
     }
+    if (s.contains("staged_keep") && s["staged_keep"].is_number()) {
+      out.staged_keep = std::max(1, s["staged_keep"].get<int>());
+    }
     if (s.contains("jobs") && s["jobs"].is_number()) {
       out.jobs = std::max(1, s["jobs"].get<int>());
     }
@@ -286,6 +289,9 @@ nlohmann::json DatabaseInfo::ToJson() const {
                       {"locale_provider", locale_provider},
                       {"icu_locale", icu_locale}};
   j["comment"] = comment ? nlohmann::json(*comment) : nlohmann::json(nullptr);
+  j["connection_limit"] = connection_limit;
+  j["acl"] = acl;
+  j["settings"] = settings;
   return j;
 }
 
@@ -302,6 +308,9 @@ DatabaseInfo DatabaseInfo::FromJson(const nlohmann::json& j) {
   d.icu_locale = j.value("icu_locale", "");
   if (j.contains("comment") && j["comment"].is_string())
     d.comment = j["comment"].get<std::string>();
+  d.connection_limit = j.value("connection_limit", -1);
+  d.acl = j.value("acl", "");
+  if (j.contains("settings") && j["settings"].is_array()) d.settings = j["settings"];
   return d;
 }
 
@@ -311,7 +320,10 @@ Result<DatabaseInfo> GetDatabase(PgConn& conn, const std::string& name) {
       conn.Exec("SELECT d.oid, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), "
                 "d.datcollate, d.datctype, to_jsonb(d) ->> 'datlocprovider', "
                 "to_jsonb(d) ->> 'daticulocale', shobj_description(d.oid, 'pg_database'), "
-                "d.datallowconn "
+                "d.datallowconn, d.datconnlimit, coalesce(d.datacl::text, ''), "
+                "(SELECT json_agg(json_build_object('role', CASE WHEN s.setrole = 0 THEN NULL "
+                "  ELSE pg_get_userbyid(s.setrole) END, 'config', s.setconfig) "
+                "  ORDER BY s.setrole) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) "
                 "FROM pg_database d WHERE d.datname = $1",
                 {name}));
   DatabaseInfo d;
@@ -326,7 +338,150 @@ Result<DatabaseInfo> GetDatabase(PgConn& conn, const std::string& name) {
   d.icu_locale = r.Get(0, 6);
   if (!r.IsNull(0, 7)) d.comment = r.Get(0, 7);
   d.allow_connections = r.Get(0, 8) == "t";
+  d.connection_limit = static_cast<int>(r.GetInt(0, 9));
+  d.acl = r.Get(0, 10);
+  if (!r.IsNull(0, 11)) {
+    BACKSTOP_ASSIGN_OR_RETURN(d.settings, ParseJsonColumn(r.Get(0, 11), "database settings"));
+  }
   return d;
+}
+
+namespace {
+
+// Variables whose value is a list of names (pg_dump's GUC_LIST_QUOTE set):
+// "a, \"B c\"" must become SET x TO 'a', 'B c', not one string.
+bool IsListVariable(const std::string& name) {
+  static const char* const kLists[] = {"search_path", "temp_tablespaces",
+                                       "session_preload_libraries", "shared_preload_libraries",
+                                       "local_preload_libraries"};
+  for (const char* l : kLists) {
+    if (name == l) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> SplitNameList(const std::string& v) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < v.size()) {
+    while (i < v.size() && (v[i] == ' ' || v[i] == ',')) ++i;
+    if (i >= v.size()) break;
+    std::string item;
+    if (v[i] == '"') {
+      for (++i; i < v.size(); ++i) {
+        if (v[i] == '"') {
+          if (i + 1 < v.size() && v[i + 1] == '"') {
+            item += '"';
+            ++i;
+          } else {
+            ++i;
+            break;
+          }
+        } else {
+          item += v[i];
+        }
+      }
+    } else {
+      while (i < v.size() && v[i] != ',') item += v[i++];
+      while (!item.empty() && item.back() == ' ') item.pop_back();
+    }
+    out.push_back(item);
+  }
+  return out;
+}
+
+std::string Unquote(const std::string& s, char escape) {
+  if (s.size() < 2 || s.front() != '"' || s.back() != '"') return s;
+  std::string out;
+  for (size_t i = 1; i + 1 < s.size(); ++i) {
+    if (s[i] == escape && i + 2 < s.size()) ++i;
+    out += s[i];
+  }
+  return out;
+}
+
+// One aclitem "grantee=privs/grantor" as GRANT statements on database `db`.
+std::vector<std::string> GrantsFor(const std::string& db, std::string item) {
+  std::vector<std::string> out;
+  size_t slash = item.rfind('/');
+  if (slash != std::string::npos) item = item.substr(0, slash);
+  size_t eq = item.rfind('=');
+  if (eq == std::string::npos) return out;
+  std::string grantee = Unquote(item.substr(0, eq), '"'), privs = item.substr(eq + 1);
+  std::string to = grantee.empty() ? "PUBLIC" : QuoteIdent(grantee);
+  for (size_t i = 0; i < privs.size(); ++i) {
+    const char* what = privs[i] == 'C'   ? "CREATE"
+                       : privs[i] == 'T' ? "TEMPORARY"
+                       : privs[i] == 'c' ? "CONNECT"
+                                         : nullptr;
+    if (what == nullptr) continue;
+    bool grant_option = i + 1 < privs.size() && privs[i + 1] == '*';
+    out.push_back(std::string("GRANT ") + what + " ON DATABASE " + QuoteIdent(db) + " TO " + to +
+                  (grant_option ? " WITH GRANT OPTION" : ""));
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ApplyDatabaseProperties(PgConn& admin, const std::string& name, const DatabaseInfo& props) {
+  const std::string db = QuoteIdent(name);
+  if (props.connection_limit != -1) {
+    BACKSTOP_RETURN_IF_ERROR(admin.Run("ALTER DATABASE " + db + " CONNECTION LIMIT " +
+                                       std::to_string(props.connection_limit)));
+  }
+  for (const auto& s : props.settings) {
+    std::string prefix = "ALTER ";
+    if (s.contains("role") && s["role"].is_string()) {
+      prefix += "ROLE " + QuoteIdent(s["role"].get<std::string>()) + " IN ";
+    }
+    prefix += "DATABASE " + db + " SET ";
+    for (const auto& c : s.value("config", nlohmann::json::array())) {
+      std::string kv = c.is_string() ? c.get<std::string>() : "";
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos) continue;
+      std::string var = kv.substr(0, eq), value = kv.substr(eq + 1), values;
+      if (IsListVariable(var)) {
+        for (const auto& item : SplitNameList(value)) {
+          values += (values.empty() ? "" : ", ") + admin.Literal(item);
+        }
+        if (values.empty()) values = "''";
+      } else {
+        values = admin.Literal(value);
+      }
+      BACKSTOP_RETURN_IF_ERROR(admin.Run(prefix + QuoteIdent(var) + " TO " + values));
+    }
+  }
+  if (props.acl.size() >= 2) {
+    // An explicit ACL replaces the default (PUBLIC may CONNECT and use TEMP).
+    BACKSTOP_RETURN_IF_ERROR(admin.Run("REVOKE ALL ON DATABASE " + db + " FROM PUBLIC"));
+    std::string body = props.acl.substr(1, props.acl.size() - 2);  // strip { }
+    std::vector<std::string> items;
+    std::string cur;
+    bool quoted = false;
+    for (size_t i = 0; i < body.size(); ++i) {
+      char ch = body[i];
+      if (quoted && ch == '\\' && i + 1 < body.size()) {
+        cur += ch;
+        cur += body[++i];
+        continue;
+      }
+      if (ch == '"') quoted = !quoted;
+      if (ch == ',' && !quoted) {
+        items.push_back(cur);
+        cur.clear();
+      } else {
+        cur += ch;
+      }
+    }
+    if (!cur.empty()) items.push_back(cur);
+    for (const auto& it : items) {
+      for (const auto& g : GrantsFor(name, Unquote(it, '\\'))) {
+        BACKSTOP_RETURN_IF_ERROR(admin.Run(g));
+      }
+    }
+  }
+  return Status::OK();
 }
 
 std::string DerivedName(const std::string& db, const std::string& suffix_in) {

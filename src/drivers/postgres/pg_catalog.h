@@ -34,6 +34,7 @@ struct PgSettings {
   std::vector<IntegrityQuery> integrity;
   std::string staged = "auto";  // auto | always | never
   uint64_t staged_max_size = 2ull << 30;
+  int staged_keep = 2;  // staged databases kept per live database (newest first)
   int jobs = 2;
   std::string bin_dir;  // empty: /usr/lib/postgresql/<server major>/bin, else PATH
   int64_t connect_timeout_ms = 10'000;
@@ -99,12 +100,21 @@ struct DatabaseInfo {
   std::string icu_locale;
   std::optional<std::string> comment;
   bool allow_connections = true;
+  // Properties pg_dump only writes with --create, which cannot restore under
+  // another name: the connection limit, the database's ACL ("{=Tc/app,...}",
+  // "" for the default) and its settings ([{"role": null|name, "config":
+  // ["search_path=...", ...]}]).
+  int connection_limit = -1;
+  std::string acl;
+  nlohmann::json settings = nlohmann::json::array();
   nlohmann::json ToJson() const;
   static DatabaseInfo FromJson(const nlohmann::json& j);
 };
 
 // Looks `name` up in pg_database (any connection of the cluster will do).
 Result<DatabaseInfo> GetDatabase(PgConn& conn, const std::string& name);
+// Gives database `name` the connection limit, settings and ACL of `props`.
+Status ApplyDatabaseProperties(PgConn& admin, const std::string& name, const DatabaseInfo& props);
 
 // `db` + `suffix`, shortened with a hash when longer than PostgreSQL's
 // 63-byte identifier limit (which would otherwise truncate it silently).

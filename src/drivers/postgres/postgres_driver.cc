@@ -48,6 +48,11 @@ Result<Loaded> Load(const ComponentSpec& c) {
   if (!s.ok()) return s.status().WithContext("component " + c.name);
   auto p = ConnParams::Parse(s->connection);
   if (!p.ok()) return p.status().WithContext("component " + c.name);
+  if (s->admin_dbname == p->dbname()) {
+    return Status::InvalidArgument(
+        "component " + c.name + ": admin_dbname must name another database than the live one (" +
+        p->dbname() + "): a database cannot be renamed from a session inside it");
+  }
   return Loaded{std::move(s).value(), std::move(p).value()};
 }
 
@@ -607,6 +612,21 @@ Result<DataLossItem> CompareTable(LedgerContext& lc, const std::string& componen
   return item;
 }
 
+// Restore leaves <run_dir>/postgres-<component>.swapped once it has set the
+// live database aside, so that an undo can tell "never swapped" (nothing to
+// undo) from "swapped, then pruned" (cannot undo).
+std::string SwapMarkerPath(const DriverContext& ctx, const std::string& component,
+                           const std::string& run_id) {
+  if (ctx.state_dir.empty() || run_id.empty()) return "";
+  return JoinPath(ctx.state_dir, "runs/" + run_id + "/postgres-" + component + ".swapped");
+}
+
+bool NeverSwapped(const DriverContext& ctx, const ComponentSpec& c, const json& entry) {
+  if (entry.value("database_existed", true) == false) return true;
+  std::string path = SwapMarkerPath(ctx, c.name, entry.value("run_id", ""));
+  return !path.empty() && !EnvOf(ctx)->fs()->Exists(path);
+}
+
 bool IsRetainedEntry(const json& entry) {
   return entry.is_object() && entry.contains("retained_database") &&
          entry["retained_database"].is_string();
@@ -697,7 +717,8 @@ class PostgresDriver : public Driver {
   Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
   Status Stage(const Loaded& l, DriverContext& ctx, const std::string& bin_dir,
                const std::string& dump_dir, const DatabaseInfo& props, json& entry);
-  Status PrepareRetained(const Loaded& l, const json& entry, DriverContext& ctx);
+  Status PrepareRetained(const ComponentSpec& c, const Loaded& l, const json& entry,
+                         DriverContext& ctx);
   Status BuildFromDump(const ComponentSpec& c, const Loaded& l, PgConn& admin, const json& entry,
                        DriverContext& ctx, const std::string& shadow);
   Status VerifyShadow(const Loaded& l, PgConn& admin, const json& entry, const std::string& shadow);
@@ -709,10 +730,21 @@ Result<json> PostgresDriver::SafetySnapshot(const Loaded& l, DriverContext& ctx)
                 {"restore_point_id", ctx.restore_point_id},
                 {"database", l.db()},
                 {"retained_database", PreRollbackName(l.db(), ctx.run_id)},
+                {"run_id", ctx.run_id},
                 {"blobs", json::array()}};
   if (ctx.run_id.empty()) {
     return Status::InvalidArgument("a safety snapshot of database " + l.db() +
                                    " needs a run id (it names the retained database)");
+  }
+  {
+    // A rollback may be what brings back a database that was dropped: then
+    // there is nothing to set aside, and nothing to undo later.
+    BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+    BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live_info, GetDatabase(*admin, l.db()));
+    if (!live_info.exists) {
+      entry["database_existed"] = false;
+      return entry;
+    }
   }
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
   BACKSTOP_ASSIGN_OR_RETURN(
@@ -885,6 +917,7 @@ Status PostgresDriver::Stage(const Loaded& l, DriverContext& ctx, const std::str
   ctx.Progress("staging restore point " + ctx.restore_point_id + " into database " + name);
   Status st = CreateDatabaseLike(*admin, name, props);
   if (st.ok()) st = RestoreDump(ctx, l, bin_dir, dump_dir, name);
+  if (st.ok()) st = ApplyDatabaseProperties(*admin, name, props);
   if (st.ok()) {
     auto conn = ConnectTo(l, name);
     if (!conn.ok()) {
@@ -908,6 +941,21 @@ Status PostgresDriver::Stage(const Loaded& l, DriverContext& ctx, const std::str
     return st;
   }
   entry["staged_database"] = name;
+  // Each staged copy is a whole database: keep the newest few only (their
+  // restore points stay complete, they just roll back from the dump).
+  auto older = admin->Exec(
+      "SELECT d.datname FROM pg_database d WHERE d.datname <> $1 AND "
+      "shobj_description(d.oid, 'pg_database') LIKE $2 ORDER BY d.oid DESC OFFSET $3",
+      {name, LikePrefix("backstop:staged db=" + MarkerValue(l.db()) + " "),
+       std::to_string(std::max(0, l.settings.staged_keep - 1))});
+  if (older.ok()) {
+    for (int i = 0; i < older->rows(); ++i) {
+      if (DropDatabase(*admin, older->Get(i, 0)).ok()) {
+        ctx.Progress("dropped older staged database " + older->Get(i, 0) + " (staged_keep " +
+                     std::to_string(l.settings.staged_keep) + ")");
+      }
+    }
+  }
   return Status::OK();
 }
 
@@ -1005,6 +1053,8 @@ Status PostgresDriver::BuildFromDump(const ComponentSpec& c, const Loaded& l, Pg
           RestoreDump(ctx, l, BinDir(l.settings, std::max(server_num, admin.server_version()), env),
                       dir, shadow);
     }
+    // After the data: a setting such as default_transaction_read_only must not hinder pg_restore.
+    if (st.ok()) st = ApplyDatabaseProperties(admin, shadow, props);
   }
   (void)env->fs()->RemoveAll(dir);
   if (st.ok()) {
@@ -1015,19 +1065,20 @@ Status PostgresDriver::BuildFromDump(const ComponentSpec& c, const Loaded& l, Pg
   return st;
 }
 
-Status PostgresDriver::PrepareRetained(const Loaded& l, const json& entry, DriverContext& ctx) {
+Status PostgresDriver::PrepareRetained(const ComponentSpec& c, const Loaded& l, const json& entry,
+                                       DriverContext& ctx) {
   const std::string retained = entry["retained_database"].get<std::string>();
   BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, retained));
   if (!info.exists) {
-    BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live, GetDatabase(*admin, l.db()));
+    if (NeverSwapped(ctx, c, entry)) {
+      ctx.Progress("nothing to undo for database " + l.db() + ": run " +
+                   entry.value("run_id", "?") + " never set it aside");
+      return Status::OK();
+    }
     return Status::FailedPrecondition(
-        "retained database " + retained +
-        " does not exist: the rollback that took this safety "
-        "restore point " +
-        std::string(live.exists ? "never swapped the database (nothing to undo)"
-                                : "left no database") +
-        ", or it was pruned");
+        "cannot undo: retained database " + retained + " (the database " + l.db() +
+        " replaced by run " + entry.value("run_id", "?") + ") no longer exists; was it pruned?");
   }
   if (ctx.dry_run) {
     ctx.Progress("would swap retained database " + retained + " back in as " + l.db());
@@ -1051,7 +1102,7 @@ Status PostgresDriver::PrepareRetained(const Loaded& l, const json& entry, Drive
 
 Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
-  if (IsRetainedEntry(entry)) return PrepareRetained(l, entry, ctx);
+  if (IsRetainedEntry(entry)) return PrepareRetained(c, l, entry, ctx);
   if (!entry.is_object() || entry.value("format", "") != kFormat || !entry.contains("files")) {
     return Status::InvalidArgument("component " + c.name +
                                    ": the restore point entry is not a postgres dump entry");
@@ -1079,10 +1130,14 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
   }
   int64_t t0 = NowMs(ctx);
   std::string from = "dump";
-  // A staged copy already renamed to the shadow by a crashed attempt of this run.
+  // A staged copy (or an adopted shadow) already renamed to the shadow by a
+  // crashed attempt of this run: verify it rather than restore again.
   bool have_shadow = existing.exists && IsStagedCopy(existing.comment, db, rp);
   if (have_shadow) {
     from = "staged:" + staged;
+  } else if (existing.exists && IsVerifiedShadow(existing.comment, db, rp, "")) {
+    from = MarkerFrom(existing.comment);
+    have_shadow = true;
   } else if (existing.exists) {
     ctx.Progress("dropping incomplete shadow database " + shadow + " left by an earlier attempt");
     BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, shadow));
@@ -1110,8 +1165,7 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
       BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, name, false));
       if (RenameDatabase(*admin, name, shadow).ok()) {
         ctx.Progress("adopted shadow database " + name +
-                     ", verified by an earlier run that did "
-                     "not swap it in");
+                     ", verified by an earlier run that did not swap it in");
         from = MarkerFrom(comment);
         have_shadow = true;
       }
@@ -1155,6 +1209,8 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
   bool close_again = false;
   if (IsRetainedEntry(entry)) {
     rp_db = entry["retained_database"].get<std::string>();
+    BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo r, GetDatabase(*admin, rp_db));
+    if (!r.exists && NeverSwapped(ctx, c, entry)) return report;  // nothing to undo
   } else {
     std::string shadow = ctx.run_id.empty() ? "" : ShadowName(db, ctx.run_id);
     std::string staged = entry.value("staged_database", "");
@@ -1298,21 +1354,33 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo S, GetDatabase(*admin, source));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
 
-  auto finish = [&]() -> Status {
+  const std::string marker = SwapMarkerPath(ctx, c.name, ctx.run_id);
+  auto finish = [&](bool set_aside) -> Status {
     BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, db, true));
     if (!retained) BACKSTOP_RETURN_IF_ERROR(admin->Run(CommentSql(*admin, db, comment)));
+    if (set_aside && !marker.empty()) {
+      Env* env = EnvOf(ctx);
+      BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(marker)));
+      BACKSTOP_RETURN_IF_ERROR(env->fs()->WriteFileAtomic(
+          marker, json{{"database", db}, {"retained_database", aside}}.dump() + "\n"));
+    }
     return Status::OK();
   };
   if (L.exists && !S.exists && A.exists) {
     ctx.Progress("database " + db + " already swapped (previous database kept as " + aside + ")");
-    return ctx.dry_run ? Status::OK() : finish();
+    return ctx.dry_run ? Status::OK() : finish(true);
   }
   if (!L.exists && S.exists && A.exists) {
     // Interrupted between the two renames: complete the swap.
     if (ctx.dry_run) return Status::OK();
     ctx.Progress("completing an interrupted swap: " + source + " -> " + db);
     BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, source, db));
-    return finish();
+    return finish(true);
+  }
+  if (retained && !S.exists && !A.exists && L.exists && NeverSwapped(ctx, c, entry)) {
+    ctx.Progress("nothing to undo for database " + db + ": run " + entry.value("run_id", "?") +
+                 " never set it aside");
+    return Status::OK();
   }
   if (!S.exists) {
     return Status::FailedPrecondition(
@@ -1338,7 +1406,7 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
   if (!L.exists) {
     ctx.Progress("database " + db + " does not exist: " + source + " takes its name");
     BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, source, db));
-    return finish();
+    return finish(false);
   }
 
   int64_t t0 = NowMs(ctx);
@@ -1363,7 +1431,7 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
     }
     return st.WithContext("swapping in " + source + " (database " + db + " put back)");
   }
-  BACKSTOP_RETURN_IF_ERROR(finish());
+  BACKSTOP_RETURN_IF_ERROR(finish(true));
   ctx.Progress("swapped " + source + " in as " + db + " in " + FormatDurationMs(NowMs(ctx) - t0) +
                "; previous database kept as " + aside + " until prune");
   return Status::OK();
@@ -1549,6 +1617,10 @@ DriverInfo PostgresDriverInfo() {
               "swaps it in): auto (databases up to staged_max_size), always, never",
               "auto", {"auto", "always", "never"}),
       Setting("staged_max_size", T::kBytes, false, "largest database that auto stages", "2GB"),
+      Setting("staged_keep", T::kInt, false,
+              "how many staged databases to keep (the newest); older restore points then roll "
+              "back from their dump",
+              2),
       Setting("jobs", T::kInt, false, "parallel jobs of pg_dump and pg_restore", 2),
       Setting("bin_dir", T::kPath, false,
               "directory of pg_dump and pg_restore; default /usr/lib/postgresql/<server "

@@ -1,0 +1,747 @@
+// Integration tests of the postgres driver against a real PostgreSQL 15
+// started by testing::PgServer in a temporary directory.
+#include "drivers/postgres/postgres_driver.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "hash.h"
+#include "store.h"
+#include "testing/pg_server.h"
+#include "testing/test_env.h"
+
+namespace backstop::postgres {
+namespace {
+
+using json = nlohmann::json;
+using testing::PgServer;
+using testing::TempDir;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE agents (id serial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE tasks (
+  id bigserial PRIMARY KEY,
+  assigned_agent_id int REFERENCES agents(id),
+  title text NOT NULL,
+  payload jsonb);
+CREATE TABLE tags (task_id bigint REFERENCES tasks(id), tag text, PRIMARY KEY (task_id, tag));
+CREATE TABLE notes (body text);
+INSERT INTO agents (name) SELECT 'agent-' || g FROM generate_series(1, 50) g;
+INSERT INTO tasks (assigned_agent_id, title, payload)
+  SELECT 1 + g % 50, 'task-' || g, jsonb_build_object('n', g, 'tab', E'a\tb')
+  FROM generate_series(1, 2000) g;
+INSERT INTO tags SELECT id, t FROM tasks, unnest(ARRAY['red', 'blue']) t WHERE id <= 300;
+INSERT INTO notes SELECT 'note ' || g FROM generate_series(1, 20) g;
+)sql";
+
+class PostgresDriverTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto s = PgServer::Start();
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_ = s->release();
+    ASSERT_TRUE(server_->CreateUser("app", /*createdb=*/true).ok());
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    db_ = "shop_" + std::to_string(++counter_);
+    ASSERT_TRUE(server_->CreateDb(db_, "app").ok());
+    ASSERT_TRUE(server_->Exec(db_, kSchema, "app").ok());
+    auto store = Store::Open(Env::Default(), tmp_.Join("store"));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    settings_ = {
+        {"connection", server_->ConnInfo(db_, "app")},
+        {"jobs", 2},
+        {"staged", "never"},
+        {"integrity",
+         {{{"name", "orphaned tasks"},
+           {"sql",
+            "SELECT count(*) FROM tasks t LEFT JOIN agents a ON t.assigned_agent_id = a.id "
+            "WHERE t.assigned_agent_id IS NOT NULL AND a.id IS NULL"},
+           {"expect", "0"}}}}};
+    auto d = DriverRegistry::Global().Create("postgres");
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    driver_ = std::move(d).value();
+  }
+
+  ComponentSpec Component() const {
+    ComponentSpec c;
+    c.name = "db";
+    c.kind = "database";
+    c.driver = "postgres";
+    c.settings = settings_;
+    return c;
+  }
+
+  DriverContext Ctx(const std::string& run_id, const std::string& rp_id = "",
+                    const std::string& kind = "manual") {
+    DriverContext ctx;
+    ctx.env = Env::Default();
+    ctx.store = store_.get();
+    ctx.state_dir = tmp_.Join("state");
+    ctx.run_id = run_id;
+    ctx.run_dir = run_id.empty() ? "" : tmp_.Join("state/runs/" + run_id);
+    ctx.restore_point_id = rp_id;
+    ctx.snapshot_kind = kind;
+    ctx.progress = [this](const std::string& line) {
+      std::cerr << "  progress: " << line << "\n";
+      progress_ += line + "\n";
+    };
+    return ctx;
+  }
+
+  json Snap(const std::string& rp_id, const std::string& run_id = "",
+            const std::string& kind = "manual") {
+    DriverContext ctx = Ctx(run_id, rp_id, kind);
+    auto e = driver_->Snapshot(Component(), ctx);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    return e.ok() ? *e : json();
+  }
+
+  std::string Sql(const std::string& sql, const std::string& db = "") {
+    auto r = server_->Exec(db.empty() ? db_ : db, sql, "postgres");
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : "";
+  }
+
+  // Everything a client could read: every table's rows and the sequences.
+  std::string Fingerprint(const std::string& db) {
+    std::string out;
+    for (const char* t : {"agents", "tasks", "tags", "notes"}) {
+      out += t + std::string(":") +
+             Sql(std::string("SELECT count(*) || '/' || md5(coalesce(string_agg(t::text, E'\\n' "
+                             "ORDER BY t::text), '')) FROM ") +
+                     t + " t",
+                 db) +
+             "\n";
+    }
+    out +=
+        Sql("SELECT string_agg(sequencename || '=' || coalesce(last_value::text, 'null'), ',' "
+            "ORDER BY sequencename) FROM pg_sequences",
+            db);
+    return out;
+  }
+
+  // pg_dump --data-only of `db`, hashed: equal means byte-for-byte the same data.
+  std::string DataDumpHash(const std::string& db) {
+    auto out = server_->RunClient(
+        {"pg_dump", "--data-only", "--no-password", "--restrict-key=fixedkey", "-d", db});
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? Sha256Hex(*out) : "";
+  }
+
+  std::vector<json> ReadLedger(const std::string& run_id) {
+    std::vector<json> lines;
+    std::ifstream f(tmp_.Join("state/runs/" + run_id + "/ledger-db.jsonl"));
+    std::string line;
+    while (std::getline(f, line)) lines.push_back(json::parse(line));
+    return lines;
+  }
+
+  static std::set<std::string> RowChanges(const std::vector<json>& ledger) {
+    std::set<std::string> out;
+    for (const auto& l : ledger) {
+      std::string change = l["change"];
+      if (change == "inserted" || change == "deleted" || change == "changed") {
+        out.insert(l["table"].get<std::string>() + " " + change + " " + l["key"].dump());
+      }
+    }
+    return out;
+  }
+
+  static const DataLossItem* Item(const DataLossReport& r, const std::string& table) {
+    for (const auto& i : r.items) {
+      if (i.object == table) return &i;
+    }
+    return nullptr;
+  }
+
+  static PgServer* server_;
+  static int counter_;
+  TempDir tmp_;
+  std::string db_;
+  json settings_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Driver> driver_;
+  std::string progress_;  // every progress line so far
+};
+
+PgServer* PostgresDriverTest::server_ = nullptr;
+int PostgresDriverTest::counter_ = 0;
+
+TEST_F(PostgresDriverTest, SnapshotRecordsPositionCountsKeysForeignKeysAndBlobs) {
+  json e = Snap("rp-20260101T000000Z-aaaaaa");
+  ASSERT_TRUE(e.is_object());
+  EXPECT_EQ(e["position"]["row_counts"]["public.tasks"], 2000);
+  EXPECT_EQ(e["position"]["row_counts"]["public.tags"], 600);
+  EXPECT_EQ(e["position"]["row_counts"]["public.notes"], 20);
+  EXPECT_EQ(e["position"]["max_keys"]["public.agents"], 50);
+  EXPECT_EQ(e["position"]["sequences"]["public.tasks_id_seq"], 2000);
+  EXPECT_FALSE(e["position"]["lsn"].get<std::string>().empty());
+  EXPECT_EQ(e["foreign_keys"].size(), 2u);
+  EXPECT_NE(std::find(e["roles"].begin(), e["roles"].end(), "app"), e["roles"].end());
+  EXPECT_FALSE(e.contains("staged_database"));
+  ASSERT_FALSE(e["blobs"].empty());
+  for (const auto& b : e["blobs"]) EXPECT_TRUE(store_->Has(b.get<std::string>()));
+  bool has_toc = false;
+  for (const auto& f : e["files"]) has_toc |= f["name"] == "toc.dat";
+  EXPECT_TRUE(has_toc);
+  // The password never reaches the entry.
+  EXPECT_EQ(e.dump().find("password"), std::string::npos);
+
+  Sql("INSERT INTO notes VALUES ('one more')");
+  DriverContext ctx = Ctx("");
+  auto d = driver_->Describe(Component(), ctx);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ((*d)["position"]["row_counts"]["public.notes"], 21);
+  EXPECT_EQ((*d)["server_version"].get<std::string>().rfind("15", 0), 0u);
+}
+
+TEST_F(PostgresDriverTest, RollbackWithForeignKeysSequencesAndAnActiveClient) {
+  json e = Snap("rp-1");
+  const std::string before = Fingerprint(db_);
+  const std::string before_dump = DataDumpHash(db_);
+  Sql("INSERT INTO agents (name) VALUES ('late agent');"
+      "INSERT INTO tasks (assigned_agent_id, title) SELECT 51, 'new ' || g FROM generate_series(1, "
+      "5) g;"
+      "DELETE FROM tags WHERE task_id = 7; DELETE FROM tasks WHERE id IN (7, 1500, 1501);"
+      "UPDATE tasks SET title = 'renamed' WHERE id IN (10, 11);"
+      "SELECT setval('tasks_id_seq', 9000);");
+  const std::string after_bad_deploy = Fingerprint(db_);
+  ASSERT_NE(before, after_bad_deploy);
+
+  // An application connection that stays open in a transaction.
+  PGconn* client = PQconnectdb(server_->ConnInfo(db_, "app").c_str());
+  ASSERT_EQ(PQstatus(client), CONNECTION_OK);
+  PQclear(PQexec(client, "BEGIN; SELECT count(*) FROM tasks;"));
+
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  json safety = Snap("rp-safety", "run1", "safety");
+  EXPECT_EQ(safety["retained_database"], db_ + "_pre_rollback_run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  ASSERT_NE(Item(*loss, "tasks"), nullptr);
+  EXPECT_EQ(Item(*loss, "tasks")->inserted, 5u);
+  EXPECT_EQ(Item(*loss, "tasks")->deleted, 3u);
+  EXPECT_EQ(Item(*loss, "tasks")->changed, 2u);
+  EXPECT_EQ(Item(*loss, "agents")->inserted, 1u);
+  EXPECT_EQ(Item(*loss, "tags")->deleted, 2u);
+
+  Status st = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  st = driver_->VerifyRestored(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+
+  EXPECT_EQ(Fingerprint(db_), before);
+  EXPECT_EQ(DataDumpHash(db_), before_dump);
+  // Sequences continue where they were, not where the bad deploy left them.
+  EXPECT_EQ(Sql("SELECT nextval('tasks_id_seq')"), "2001");
+  // The client was disconnected; the replaced database is kept intact.
+  PGresult* r = PQexec(client, "SELECT 1");
+  EXPECT_NE(PQresultStatus(r), PGRES_TUPLES_OK);
+  PQclear(r);
+  PQfinish(client);
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run1"));
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + db_ + "'"), "t");
+  EXPECT_EQ(
+      Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + db_ + "_pre_rollback_run1'"),
+      "f");
+  Sql("ALTER DATABASE " + db_ + "_pre_rollback_run1 ALLOW_CONNECTIONS true", "postgres");
+  EXPECT_EQ(Fingerprint(db_ + "_pre_rollback_run1"), after_bad_deploy);
+
+  auto checks = driver_->CheckIntegrity(c, e, ctx);
+  ASSERT_TRUE(checks.ok()) << checks.status().ToString();
+  bool saw_orphans = false, saw_query = false;
+  for (const auto& ch : *checks) {
+    EXPECT_TRUE(ch.passed) << ch.name << ": " << ch.detail;
+    saw_orphans |= ch.name.rfind("orphans ", 0) == 0;
+    saw_query |= ch.name == "orphaned tasks";
+  }
+  EXPECT_TRUE(saw_orphans);
+  EXPECT_TRUE(saw_query);
+
+  ASSERT_TRUE(driver_->Prune(c, "run1", ctx).ok());
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_pre_rollback_run1"));
+  EXPECT_TRUE(server_->DatabaseExists(db_));
+}
+
+TEST_F(PostgresDriverTest, DamagedDumpFailsPrepareAndLeavesLiveByteForByte) {
+  // (The server trusts loopback, so the password is ignored; it must still
+  // never show up in an entry, an error or a progress line.)
+  const std::string password = "Sup3rSecretPw";
+  settings_["connection"] = settings_["connection"].get<std::string>() + " password=" + password;
+  json e = Snap("rp-1");
+  EXPECT_EQ(e.dump().find(password), std::string::npos);
+  // Find the data file of `tasks` and break one row in its middle: the file is
+  // a valid blob (right digest for its content) but pg_restore fails half-way.
+  bool damaged = false;
+  for (auto& f : e["files"]) {
+    auto content = store_->Get(f["digest"].get<std::string>());
+    ASSERT_TRUE(content.ok());
+    size_t pos = content->find("\ttask-1000\t");
+    if (pos == std::string::npos) continue;
+    size_t line = content->rfind('\n', pos) + 1;
+    std::string broken = content->substr(0, line) + "not-a-number" + content->substr(pos);
+    auto digest = store_->Put(broken);
+    ASSERT_TRUE(digest.ok());
+    f["digest"] = *digest;
+    damaged = true;
+  }
+  ASSERT_TRUE(damaged);
+  Sql("INSERT INTO agents (name) VALUES ('written after the restore point')");
+  const std::string live_before = DataDumpHash(db_);
+  const std::string fp_before = Fingerprint(db_);
+
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  Status st = driver_->Prepare(c, e, ctx);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("pg_restore"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("untouched"), std::string::npos) << st.message();
+  EXPECT_EQ(st.message().find(password), std::string::npos);
+  EXPECT_EQ(progress_.find(password), std::string::npos);
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run1"));
+  EXPECT_EQ(DataDumpHash(db_), live_before);
+  EXPECT_EQ(Fingerprint(db_), fp_before);
+  // Restore refuses without a verified shadow.
+  EXPECT_FALSE(driver_->Restore(c, e, ctx).ok());
+  EXPECT_EQ(DataDumpHash(db_), live_before);
+
+  // A blob corrupted on disk is caught while extracting (hash check), same outcome.
+  json e2 = Snap("rp-2");
+  std::string digest = e2["files"][0]["digest"];
+  {
+    std::fstream f(store_->BlobPath(digest), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x7f');
+  }
+  DriverContext ctx2 = Ctx("run2");
+  st = driver_->Prepare(c, e2, ctx2);
+  ASSERT_FALSE(st.ok());
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run2"));
+  EXPECT_EQ(DataDumpHash(db_), live_before);
+}
+
+TEST_F(PostgresDriverTest, LedgerListsExactlyTheRowsWrittenSinceTheRestorePoint) {
+  // A transaction that started before the restore point and commits after
+  // it (from a savepoint): its row is not in the dump, so it must be listed.
+  PGconn* early = PQconnectdb(server_->ConnInfo(db_, "app").c_str());
+  ASSERT_EQ(PQstatus(early), CONNECTION_OK);
+  PQclear(PQexec(early,
+                 "BEGIN; SAVEPOINT s; INSERT INTO tasks (id, title) VALUES (90001, 'early');"
+                 "RELEASE s;"));
+  json e = Snap("rp-1");
+  PQclear(PQexec(early, "COMMIT"));
+  PQfinish(early);
+  ASSERT_EQ(e["position"]["row_counts"]["public.tasks"], 2000);
+
+  Sql("INSERT INTO tasks (id, title) VALUES (90002, 'late'), (90003, 'late');"
+      "DELETE FROM tags WHERE task_id = 3 AND tag = 'red';"
+      "INSERT INTO tags VALUES (3, 'green'), (4, 'tab\there');"
+      "DELETE FROM tags WHERE task_id IN (20, 21); DELETE FROM tasks WHERE id IN (20, 21);"
+      "UPDATE tasks SET payload = '{\"x\": 1}' WHERE id = 5;"
+      "UPDATE tasks SET title = title WHERE id = 6;"  // rewritten, same content: no change
+      "INSERT INTO notes VALUES ('unkeyed note');"
+      "UPDATE agents SET name = 'agent-2-renamed' WHERE id = 2;");
+
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  std::set<std::string> expected = {
+      "tasks inserted {\"id\":90001}",
+      "tasks inserted {\"id\":90002}",
+      "tasks inserted {\"id\":90003}",
+      "tasks deleted {\"id\":20}",
+      "tasks deleted {\"id\":21}",
+      "tasks changed {\"id\":5}",
+      "tags deleted {\"tag\":\"red\",\"task_id\":3}",
+      "tags deleted {\"tag\":\"blue\",\"task_id\":20}",
+      "tags deleted {\"tag\":\"red\",\"task_id\":20}",
+      "tags deleted {\"tag\":\"blue\",\"task_id\":21}",
+      "tags deleted {\"tag\":\"red\",\"task_id\":21}",
+      "tags inserted {\"tag\":\"green\",\"task_id\":3}",
+      "tags inserted {\"tag\":\"tab\\there\",\"task_id\":4}",
+      "agents changed {\"id\":2}",
+  };
+  std::vector<json> ledger = ReadLedger("run1");
+  std::set<std::string> got = RowChanges(ledger);
+  // The table without a key reports its whole-row difference.
+  std::set<std::string> unkeyed;
+  for (const auto& l : ledger) {
+    if (l["table"] == "notes" && l["change"] == "inserted") unkeyed.insert(l.dump());
+  }
+  EXPECT_EQ(unkeyed.size(), 1u);
+  for (auto it = got.begin(); it != got.end();) {
+    it = it->rfind("notes ", 0) == 0 ? got.erase(it) : std::next(it);
+  }
+  EXPECT_EQ(got, expected);
+  ASSERT_NE(Item(*loss, "tasks"), nullptr);
+  EXPECT_EQ(Item(*loss, "tasks")->inserted, 3u);
+  EXPECT_EQ(Item(*loss, "tasks")->deleted, 2u);
+  EXPECT_EQ(Item(*loss, "tasks")->changed, 1u);
+  EXPECT_EQ(Item(*loss, "notes")->inserted, 1u);
+  EXPECT_EQ(loss->TotalRows(), 15u);
+  ASSERT_EQ(loss->ledger_files.size(), 1u);
+
+  // The full comparison (no xmin shortcut) finds exactly the same rows.
+  json full = e;
+  full.erase("xid");
+  DriverContext ctx_full = Ctx("run1full");
+  ASSERT_TRUE(driver_->Prepare(c, full, ctx_full).ok());
+  auto loss_full = driver_->AssessLoss(c, full, ctx_full);
+  ASSERT_TRUE(loss_full.ok()) << loss_full.status().ToString();
+  EXPECT_EQ(RowChanges(ReadLedger("run1full")), RowChanges(ledger));
+  EXPECT_EQ(loss_full->TotalRows(), loss->TotalRows());
+
+  // Without the table statistics hint the candidates are streamed in a second
+  // scan instead of fetched with the count: same rows again.
+  json two_scans = e;
+  two_scans["xid"].erase("table_writes");
+  DriverContext ctx_two = Ctx("run1two");
+  ASSERT_TRUE(driver_->Prepare(c, two_scans, ctx_two).ok());
+  auto loss_two = driver_->AssessLoss(c, two_scans, ctx_two);
+  ASSERT_TRUE(loss_two.ok()) << loss_two.status().ToString();
+  EXPECT_EQ(RowChanges(ReadLedger("run1two")), RowChanges(ledger));
+}
+
+TEST_F(PostgresDriverTest, LedgerIsEmptyWhenNothingChanged) {
+  json e = Snap("rp-1");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  EXPECT_TRUE(loss->items.empty());
+  EXPECT_EQ(loss->Summary(), "Data loss: none");
+  EXPECT_TRUE(ReadLedger("run1").empty());
+  json full = e;
+  full.erase("xid");
+  auto loss_full = driver_->AssessLoss(c, full, ctx);
+  ASSERT_TRUE(loss_full.ok());
+  EXPECT_TRUE(loss_full->items.empty());
+}
+
+TEST_F(PostgresDriverTest, StagedRestorePointIsSwappedIn) {
+  settings_["staged"] = "always";
+  json e = Snap("rp-20260101T000000Z-bbbbbb");
+  ASSERT_TRUE(e.contains("staged_database")) << e.dump();
+  const std::string staged = e["staged_database"];
+  EXPECT_EQ(staged, db_ + "_bs_staged_20260101t000000z_bbbbbb");
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + staged + "'"), "f");
+  const std::string before = Fingerprint(db_);
+  Sql("DELETE FROM tags; DELETE FROM tasks WHERE id > 100;");
+
+  ComponentSpec c = Component();
+  // A run that prepares but never swaps (refused, say): Prune gives the staged copy back.
+  DriverContext ctx0 = Ctx("run0");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx0).ok());
+  EXPECT_FALSE(server_->DatabaseExists(staged));
+  ASSERT_TRUE(driver_->Prune(c, "run0", ctx0).ok());
+  EXPECT_TRUE(server_->DatabaseExists(staged));
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run0"));
+
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  EXPECT_FALSE(server_->DatabaseExists(staged));  // consumed: renamed to the shadow
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  EXPECT_EQ(Item(*loss, "tasks")->deleted, 1900u);
+  EXPECT_EQ(Item(*loss, "tags")->deleted, 600u);
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx).ok());
+  EXPECT_EQ(Fingerprint(db_), before);
+
+  // The staged copy is gone; a second rollback to the same point restores from the dump.
+  Sql("DELETE FROM notes");
+  DriverContext ctx2 = Ctx("run2");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx2).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx2).ok());
+  EXPECT_EQ(Fingerprint(db_), before);
+}
+
+TEST_F(PostgresDriverTest, SafetySnapshotUndoesTheRollback) {
+  json e = Snap("rp-1");
+  const std::string at_rp = Fingerprint(db_);
+  Sql("INSERT INTO agents (name) VALUES ('kept by undo'); DELETE FROM notes;");
+  const std::string bad = Fingerprint(db_);
+  ComponentSpec c = Component();
+
+  DriverContext ctx1 = Ctx("run1");
+  json safety1 = Snap("rp-s1", "run1", "safety");
+  EXPECT_TRUE(safety1["blobs"].empty());
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx1).ok());
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+
+  // Undo: restore the safety entry of run1 in run2.
+  DriverContext ctx2 = Ctx("run2");
+  json safety2 = Snap("rp-s2", "run2", "safety");
+  ASSERT_TRUE(driver_->Prepare(c, safety1, ctx2).ok());
+  auto loss = driver_->AssessLoss(c, safety1, ctx2);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  EXPECT_EQ(Item(*loss, "agents")->deleted, 1u);  // the undo brings the agent back
+  EXPECT_EQ(Item(*loss, "notes")->inserted, 20u);
+  Status st = driver_->Restore(c, safety1, ctx2);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_TRUE(driver_->VerifyRestored(c, safety1, ctx2).ok());
+  EXPECT_EQ(Fingerprint(db_), bad);
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_pre_rollback_run1"));  // swapped back in
+  Sql("ALTER DATABASE " + db_ + "_pre_rollback_run2 ALLOW_CONNECTIONS true", "postgres");
+  EXPECT_EQ(Fingerprint(db_ + "_pre_rollback_run2"), at_rp);
+  // And the undo can itself be undone.
+  DriverContext ctx3 = Ctx("run3");
+  ASSERT_TRUE(driver_->Prepare(c, safety2, ctx3).ok());
+  ASSERT_TRUE(driver_->Restore(c, safety2, ctx3).ok());
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+  // A safety entry whose rollback never swapped has nothing to undo.
+  json never = Snap("rp-s9", "run9", "safety");
+  DriverContext ctx10 = Ctx("run10");
+  ASSERT_TRUE(driver_->Prepare(c, never, ctx10).ok());
+  auto none = driver_->AssessLoss(c, never, ctx10);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->items.empty());
+  ASSERT_TRUE(driver_->Restore(c, never, ctx10).ok());
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+  // One that swapped but whose retained database was pruned cannot be undone.
+  DriverContext ctx11 = Ctx("run11");
+  json safety11 = Snap("rp-s11", "run11", "safety");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx11).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx11).ok());
+  ASSERT_TRUE(driver_->Prune(c, "run11", ctx11).ok());
+  DriverContext ctx12 = Ctx("run12");
+  Status p = driver_->Prepare(c, safety11, ctx12);
+  EXPECT_FALSE(p.ok());
+  EXPECT_NE(p.message().find("pruned"), std::string::npos) << p.message();
+  EXPECT_FALSE(driver_->Restore(c, safety11, ctx12).ok());
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+}
+
+TEST_F(PostgresDriverTest, PrepareAndRestoreAreIdempotentAcrossCrashes) {
+  json e = Snap("rp-1");
+  const std::string at_rp = Fingerprint(db_);
+  Sql("UPDATE tasks SET title = 'bad' WHERE id < 10");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  const std::string shadow = db_ + "_bs_shadow_run1";
+
+  // A half-built shadow from a crashed attempt is dropped and rebuilt.
+  Sql("CREATE DATABASE " + shadow + " OWNER app", "postgres");
+  Sql("CREATE TABLE junk (x int)", shadow);
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  EXPECT_EQ(Sql("SELECT count(*) FROM pg_tables WHERE tablename = 'junk'", shadow), "0");
+  const std::string oid = Sql("SELECT oid FROM pg_database WHERE datname = '" + shadow + "'");
+  // Prepared and verified already: the second call keeps it.
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  EXPECT_EQ(Sql("SELECT oid FROM pg_database WHERE datname = '" + shadow + "'"), oid);
+
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+  ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx).ok());
+
+  // Crash between the two renames: live renamed aside, shadow not yet renamed.
+  Sql("UPDATE tasks SET title = 'bad again' WHERE id < 10");
+  DriverContext ctx2 = Ctx("run2");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx2).ok());
+  Sql("ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS false", "postgres");
+  Sql("ALTER DATABASE " + db_ + " RENAME TO " + db_ + "_pre_rollback_run2", "postgres");
+  ASSERT_FALSE(server_->DatabaseExists(db_));
+  Status st = driver_->Restore(c, e, ctx2);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + db_ + "'"), "t");
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run2"));
+  EXPECT_TRUE(server_->DatabaseExists(db_ + "_pre_rollback_run2"));
+
+  // Crash after refusing connections, before the first rename.
+  DriverContext ctx3 = Ctx("run3");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx3).ok());
+  Sql("ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS false", "postgres");
+  ASSERT_TRUE(driver_->Restore(c, e, ctx3).ok());
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + db_ + "'"), "t");
+  EXPECT_TRUE(server_->DatabaseExists(db_ + "_pre_rollback_run3"));
+}
+
+TEST_F(PostgresDriverTest, ShadowsOfAnotherDatabaseWithTheSameRestorePointAreNotAdopted) {
+  // One restore point covers every component; two databases may share a cluster.
+  const std::string other = db_ + "_other";
+  ASSERT_TRUE(server_->CreateDb(other, "app").ok());
+  ASSERT_TRUE(server_->Exec(other, "CREATE TABLE only_here (id int PRIMARY KEY)", "app").ok());
+  json settings_a = settings_;
+  settings_["connection"] = server_->ConnInfo(other, "app");
+  settings_["integrity"] = json::array();
+  json e_other = Snap("rp-same");
+  ComponentSpec c_other = Component();
+  settings_ = settings_a;
+  json e = Snap("rp-same");
+  ComponentSpec c = Component();
+
+  DriverContext ctx1 = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c_other, e_other, ctx1).ok());  // left unswapped
+  DriverContext ctx2 = Ctx("run2");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx2).ok());
+  EXPECT_TRUE(server_->DatabaseExists(other + "_bs_shadow_run1"));
+  EXPECT_EQ(Sql("SELECT count(*) FROM tasks", db_ + "_bs_shadow_run2"), "2000");
+}
+
+TEST_F(PostgresDriverTest, OnlyTheNewestStagedCopiesAreKept) {
+  settings_["staged"] = "always";
+  settings_["staged_keep"] = 2;
+  json e1 = Snap("rp-20260101T000001Z-aaaaa1");
+  json e2 = Snap("rp-20260101T000002Z-aaaaa2");
+  json e3 = Snap("rp-20260101T000003Z-aaaaa3");
+  EXPECT_FALSE(server_->DatabaseExists(e1["staged_database"]));
+  EXPECT_TRUE(server_->DatabaseExists(e2["staged_database"]));
+  EXPECT_TRUE(server_->DatabaseExists(e3["staged_database"]));
+  // The oldest restore point still rolls back, from its dump.
+  const std::string at_rp = Fingerprint(db_);
+  Sql("DELETE FROM notes");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e1, ctx).ok());
+  ASSERT_TRUE(driver_->Restore(c, e1, ctx).ok());
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+}
+
+TEST_F(PostgresDriverTest, RollbackBringsBackADroppedDatabase) {
+  json e = Snap("rp-1");
+  const std::string at_rp = Fingerprint(db_);
+  Sql("DROP DATABASE " + db_ + " WITH (FORCE)", "postgres");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  json safety = Snap("rp-s1", "run1", "safety");
+  EXPECT_EQ(safety["database_existed"], false);
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  EXPECT_TRUE(loss->items.empty());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx).ok());
+  EXPECT_EQ(Fingerprint(db_), at_rp);
+}
+
+TEST_F(PostgresDriverTest, DatabaseSettingsLimitAndPrivilegesSurviveTheSwap) {
+  const std::string reader = "reader_" + db_;
+  Sql("CREATE ROLE " + reader + " LOGIN");
+  Sql("ALTER DATABASE " + db_ + " CONNECTION LIMIT 30");
+  Sql("ALTER DATABASE " + db_ + " SET search_path TO \"$user\", public, \"Odd Name\"", "postgres");
+  Sql("ALTER DATABASE " + db_ + " SET work_mem TO '8MB'", "postgres");
+  Sql("ALTER ROLE app IN DATABASE " + db_ + " SET statement_timeout TO '5min'", "postgres");
+  // As the owner, so that the grantor is the owner as when the driver re-grants.
+  ASSERT_TRUE(server_->Exec(db_, "REVOKE ALL ON DATABASE " + db_ + " FROM PUBLIC", "app").ok());
+  ASSERT_TRUE(server_->Exec(db_, "GRANT CONNECT ON DATABASE " + db_ + " TO " + reader, "app").ok());
+  auto props = [&] {
+    return Sql("SELECT datconnlimit || ' ' || datacl::text FROM pg_database WHERE datname = '" +
+               db_ + "'") +
+           "\n" +
+           Sql("SELECT string_agg(coalesce(pg_get_userbyid(nullif(setrole, 0)), '-') || ' ' || "
+               "setconfig::text, '; ' ORDER BY setrole) FROM pg_db_role_setting "
+               "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = '" +
+               db_ + "')");
+  };
+  const std::string before = props();
+  ASSERT_NE(before.find(reader + "=c/app"), std::string::npos) << before;
+  ComponentSpec c = Component();
+  json cold = Snap("rp-1");
+  DriverContext ctx1 = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, cold, ctx1).ok());
+  ASSERT_TRUE(driver_->Restore(c, cold, ctx1).ok());
+  EXPECT_EQ(props(), before);
+
+  settings_["staged"] = "always";
+  c = Component();
+  json staged = Snap("rp-2");
+  ASSERT_TRUE(staged.contains("staged_database"));
+  DriverContext ctx2 = Ctx("run2");
+  ASSERT_TRUE(driver_->Prepare(c, staged, ctx2).ok());
+  ASSERT_TRUE(driver_->Restore(c, staged, ctx2).ok());
+  EXPECT_EQ(props(), before);
+}
+
+TEST_F(PostgresDriverTest, HealthDistinguishesAcceptingRejectingAndNoResponse) {
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("");
+  HealthResult h = driver_->Health(c, ctx);
+  EXPECT_TRUE(h.pass()) << h.detail;
+  EXPECT_EQ(h.detail, "accepting connections");
+  EXPECT_TRUE(h.signals.count("connect_time_ms"));
+
+  Sql("ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS false", "postgres");
+  h = driver_->Health(c, ctx);
+  EXPECT_FALSE(h.pass());
+  EXPECT_EQ(h.detail.rfind("rejecting connections", 0), 0u) << h.detail;
+  Sql("ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS true", "postgres");
+
+  json s = settings_;
+  s["connection"] = "host=127.0.0.1 port=1 dbname=x user=app password=topsecretpw";
+  c.settings = s;
+  h = driver_->Health(c, ctx);
+  EXPECT_FALSE(h.pass());
+  EXPECT_EQ(h.detail.rfind("no response", 0), 0u) << h.detail;
+  EXPECT_EQ(h.detail.find("topsecretpw"), std::string::npos);
+}
+
+// Timings on pgbench -i -s 10 (1 M rows), cold and staged. Not a pass/fail
+// test of speed (it only checks the rollbacks are correct); run it by hand:
+//   postgres_driver_test --gtest_also_run_disabled_tests --gtest_filter='*Pgbench*'
+TEST_F(PostgresDriverTest, DISABLED_PgbenchScale10Timings) {
+  const std::string db = "pgbench_s10";
+  ASSERT_TRUE(server_->CreateDb(db, "app").ok());
+  auto init = server_->RunClient({"pgbench", "-i", "-s", "10", "-q", db}, "app");
+  ASSERT_TRUE(init.ok()) << init.status().ToString();
+  settings_ = {{"connection", server_->ConnInfo(db, "app")}, {"jobs", 2}};
+  ComponentSpec c = Component();
+  auto now_ms = [] { return Env::Default()->clock()->NowMicros() / 1000; };
+  auto churn = [&] {
+    auto r = server_->RunClient({"pgbench", "-t", "200", "-c", "2", "-n", db}, "app");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  for (const std::string mode : {"never", "always"}) {
+    settings_["staged"] = mode;
+    c = Component();
+    std::string rp = "rp-bench-" + mode;
+    int64_t t0 = now_ms();
+    json e = Snap(rp);
+    int64_t t_snap = now_ms() - t0;
+    churn();
+    const std::string before =
+        Sql("SELECT sum(abalance) || '/' || count(*) FROM pgbench_accounts", db);
+    DriverContext ctx = Ctx("bench-" + mode);
+    t0 = now_ms();
+    ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+    int64_t t_prepare = now_ms() - t0;
+    t0 = now_ms();
+    auto loss = driver_->AssessLoss(c, e, ctx);
+    ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+    int64_t t_loss = now_ms() - t0;
+    t0 = now_ms();
+    ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+    int64_t t_restore = now_ms() - t0;
+    t0 = now_ms();
+    ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx).ok());
+    int64_t t_verify = now_ms() - t0;
+    EXPECT_NE(Sql("SELECT sum(abalance) || '/' || count(*) FROM pgbench_accounts", db), before);
+    std::cout << "staged=" << mode << " size=" << e["size_bytes"].get<int64_t>() / 1'000'000
+              << "MB snapshot=" << t_snap << "ms prepare=" << t_prepare
+              << "ms assess_loss=" << t_loss << "ms (" << loss->Summary()
+              << ") restore(swap)=" << t_restore << "ms verify=" << t_verify
+              << "ms total=" << t_prepare + t_loss + t_restore + t_verify << "ms\n";
+  }
+}
+
+}  // namespace
+}  // namespace backstop::postgres

@@ -1,0 +1,219 @@
+#include "signals.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "testing/test_env.h"
+
+namespace backstop {
+namespace {
+
+TEST(PrometheusTextTest, ParsesSamplesLabelsAndComments) {
+  const std::string text =
+      "# HELP http_requests_total Requests.\n"
+      "# TYPE http_requests_total counter\n"
+      "http_requests_total{method=\"get\",code=\"200\"} 1027 1395066363000\n"
+      "http_requests_total{method=\"post\",code=\"500\"} 3\n"
+      "\n"
+      "  up 1\n"
+      "weird{path=\"a\\\"b\\\\c\\nd\",} +Inf\r\n"
+      "nan_metric NaN\n"
+      "neg -1.5e3";
+  auto parsed = ParsePrometheusText(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_EQ(parsed->size(), 6u);
+  EXPECT_EQ((*parsed)[0].name, "http_requests_total");
+  EXPECT_EQ((*parsed)[0].labels.at("method"), "get");
+  EXPECT_EQ((*parsed)[0].labels.at("code"), "200");
+  EXPECT_EQ((*parsed)[0].value, 1027);
+  EXPECT_EQ((*parsed)[2].name, "up");
+  EXPECT_EQ((*parsed)[3].labels.at("path"), "a\"b\\c\nd");
+  EXPECT_TRUE(std::isinf((*parsed)[3].value));
+  EXPECT_TRUE(std::isnan((*parsed)[4].value));
+  EXPECT_EQ((*parsed)[5].value, -1500);
+}
+
+TEST(PrometheusTextTest, RejectsMalformedLinesWithTheLineNumber) {
+  for (const char* bad :
+       {"ok 1\n9starts_with_digit 1\n", "ok 1\nmetric{a=\"x} 1\n", "ok 1\nmetric not_a_number\n",
+        "ok 1\nmetric{a=x} 1\n", "ok 1\nmetric 1 2 3\n"}) {
+    auto parsed = ParsePrometheusText(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_NE(parsed.status().message().find("line 2"), std::string::npos)
+        << parsed.status().message();
+  }
+}
+
+TEST(MetricRatioTest, ParsesAndValidates) {
+  auto r = ParseMetricRatio("errors_total/requests_total");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->errors, "errors_total");
+  EXPECT_EQ(r->total, "requests_total");
+  EXPECT_FALSE(ParseMetricRatio("errors_total").ok());
+  EXPECT_FALSE(ParseMetricRatio("/requests_total").ok());
+  EXPECT_FALSE(ParseMetricRatio("errors total/requests").ok());
+}
+
+TEST(SumMetricTest, ExactNameFirstThenSuffix) {
+  auto parsed = ParsePrometheusText(
+      "demo_errors_total 4\nother_errors_total 1\nerrors_total{a=\"1\"} 2\nerrors_total{a=\"2\"} "
+      "3\n"
+      "demo_requests_total 100\n");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(SumMetric(*parsed, "errors_total"), 5);      // exact name wins, summed over label sets
+  EXPECT_EQ(SumMetric(*parsed, "requests_total"), 100);  // only demo_requests_total ends so
+  EXPECT_EQ(SumMetric(*parsed, "demo_errors_total"), 4);
+  EXPECT_FALSE(SumMetric(*parsed, "latency_seconds").has_value());
+}
+
+TEST(MetricsUrlTest, OriginOfTheHealthUrl) {
+  ComponentSpec c;
+  c.health.type = ProbeSpec::Type::kHttp;
+  c.health.target = "http://127.0.0.1:3000/health?x=1";
+  EXPECT_EQ(MetricsUrlFor(c), "http://127.0.0.1:3000/metrics");
+  c.health.target = "http://[::1]:8080";
+  EXPECT_EQ(MetricsUrlFor(c), "http://[::1]:8080/metrics");
+  c.health.target = "https://svc.example:8443/a/b/healthz";
+  EXPECT_EQ(MetricsUrlFor(c), "https://svc.example:8443/metrics");
+  c.health.type = ProbeSpec::Type::kTcp;
+  c.health.target = "127.0.0.1:5432";
+  EXPECT_EQ(MetricsUrlFor(c), "");
+}
+
+HealthResult Health(HealthResult::State state, int64_t latency_ms) {
+  HealthResult h;
+  h.state = state;
+  h.latency_ms = latency_ms;
+  return h;
+}
+
+const Sample* Find(const std::vector<Sample>& samples, const std::string& signal) {
+  for (const auto& s : samples) {
+    if (s.signal == signal) return &s;
+  }
+  return nullptr;
+}
+
+TEST(SignalDeriverTest, HealthLatencyReachabilityAndErrorRateFromProbes) {
+  SignalDeriver d;
+  auto pass = d.FromHealth("svc", Health(HealthResult::State::kPass, 12), true, true, 100, true);
+  ASSERT_NE(Find(pass, "health"), nullptr);
+  EXPECT_EQ(Find(pass, "health")->value, 1);
+  EXPECT_FALSE(Find(pass, "health")->missing);
+  EXPECT_EQ(Find(pass, "latency")->value, 12);
+  EXPECT_EQ(Find(pass, "unreachable")->value, 1);
+  EXPECT_EQ(Find(pass, "error_rate")->counter_total, 1);
+  EXPECT_EQ(Find(pass, "error_rate")->counter_errors, 0);
+
+  auto fail = d.FromHealth("svc", Health(HealthResult::State::kFail, 1000), false, true, 200, true);
+  EXPECT_EQ(Find(fail, "health")->value, 0);
+  EXPECT_EQ(Find(fail, "unreachable")->value, 0);
+  EXPECT_EQ(Find(fail, "error_rate")->counter_total, 2);
+  EXPECT_EQ(Find(fail, "error_rate")->counter_errors, 1);
+  EXPECT_EQ(Find(fail, "error_rate")->value, 100);
+  EXPECT_EQ(Find(fail, "health")->t_us, 200);
+
+  // A probe that could not run at all is missing data, not a failure.
+  auto unknown =
+      d.FromHealth("svc", Health(HealthResult::State::kUnknown, 0), false, true, 300, true);
+  ASSERT_NE(Find(unknown, "health"), nullptr);
+  EXPECT_TRUE(Find(unknown, "health")->missing);
+  EXPECT_EQ(Find(unknown, "latency"), nullptr);
+  EXPECT_EQ(Find(unknown, "error_rate"), nullptr);
+
+  // No unreachable signal where reachability means nothing (exec probes), no
+  // error_rate from probes when it comes from /metrics.
+  auto exec = d.FromHealth("job", Health(HealthResult::State::kPass, 3), true, false, 400, false);
+  EXPECT_EQ(Find(exec, "unreachable"), nullptr);
+  EXPECT_EQ(Find(exec, "error_rate"), nullptr);
+}
+
+TEST(SignalDeriverTest, DriverSignalsBecomeRuleSignals) {
+  SignalDeriver d;
+  HealthResult h = Health(HealthResult::State::kFail, 31'000);
+  h.signals["connect_time_ms"] = 31'000;
+  h.signals["disconnected_ms"] = 65'000;
+  h.signals["cpu_percent"] = 93.5;
+  h.signals["memory_percent"] = 12;
+  auto s = d.FromHealth("x", h, false, true, 1, false);
+  EXPECT_EQ(Find(s, "connect_time")->value, 31'000);
+  EXPECT_EQ(Find(s, "disconnected")->value, 65'000);
+  EXPECT_EQ(Find(s, "cpu")->value, 93.5);
+  EXPECT_EQ(Find(s, "memory")->value, 12);
+}
+
+TEST(SignalDeriverTest, ErrorRateFromMetricsCounters) {
+  SignalDeriver d;
+  MetricRatio r{"errors_total", "requests_total"};
+  std::string problem;
+  Sample a =
+      d.FromMetrics("svc", r, true, "demo_requests_total 100\ndemo_errors_total 2\n", 10, &problem);
+  EXPECT_FALSE(a.missing) << problem;
+  EXPECT_EQ(a.counter_total, 100);
+  EXPECT_EQ(a.counter_errors, 2);
+  EXPECT_DOUBLE_EQ(a.value, 2.0);
+  Sample b = d.FromMetrics("svc", r, true, "demo_requests_total 200\ndemo_errors_total 22\n", 20,
+                           &problem);
+  EXPECT_DOUBLE_EQ(b.value, 20.0);  // 20 errors in the last 100 requests
+  // A restart resets the counters: the rate counts from zero.
+  Sample c =
+      d.FromMetrics("svc", r, true, "demo_requests_total 10\ndemo_errors_total 1\n", 30, &problem);
+  EXPECT_DOUBLE_EQ(c.value, 10.0);
+  // No new requests: no errors either.
+  Sample idle =
+      d.FromMetrics("svc", r, true, "demo_requests_total 10\ndemo_errors_total 1\n", 40, &problem);
+  EXPECT_DOUBLE_EQ(idle.value, 0.0);
+
+  Sample absent = d.FromMetrics("svc", r, true, "demo_requests_total 10\n", 50, &problem);
+  EXPECT_TRUE(absent.missing);
+  EXPECT_NE(problem.find("errors_total"), std::string::npos);
+  Sample garbage = d.FromMetrics("svc", r, true, "not a metrics page {\n", 60, &problem);
+  EXPECT_TRUE(garbage.missing);
+  Sample unfetched = d.FromMetrics("svc", r, false, "", 70, &problem);
+  EXPECT_TRUE(unfetched.missing);
+}
+
+uint64_t OwnStartTicks() {
+  std::ifstream f("/proc/self/stat");
+  std::string line;
+  std::getline(f, line);
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) rest >> field;
+  return std::stoull(field);
+}
+
+TEST(ProcessSamplerTest, ReadsTheRecordedProcess) {
+  testing::TempDir dir;
+  const std::string record = dir.Join("components/svc/process.json");
+  ProcessSampler sampler;
+  EXPECT_FALSE(sampler.Read(dir.path(), "svc", 1'000'000).recorded);
+
+  testing::WriteFileOrDie(record, "{\"pid\": " + std::to_string(::getpid()) +
+                                      ", \"start_ticks\": " + std::to_string(OwnStartTicks()) +
+                                      "}");
+  auto first = sampler.Read(dir.path(), "svc", 1'000'000);
+  EXPECT_TRUE(first.recorded);
+  EXPECT_TRUE(first.alive);
+  EXPECT_GT(first.memory_bytes, 0);
+  EXPECT_GT(first.memory_percent, 0);
+  EXPECT_FALSE(first.cpu_percent.has_value()) << "CPU needs two readings";
+  auto second = sampler.Read(dir.path(), "svc", 2'000'000);
+  ASSERT_TRUE(second.cpu_percent.has_value());
+  EXPECT_GE(*second.cpu_percent, 0);
+
+  // A recycled pid (another start time) is not the service.
+  testing::WriteFileOrDie(
+      record, "{\"pid\": " + std::to_string(::getpid()) +
+                  ", \"start_ticks\": " + std::to_string(OwnStartTicks() + 12345) + "}");
+  auto recycled = sampler.Read(dir.path(), "svc", 3'000'000);
+  EXPECT_TRUE(recycled.recorded);
+  EXPECT_FALSE(recycled.alive);
+}
+
+}  // namespace
+}  // namespace backstop

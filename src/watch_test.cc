@@ -1,0 +1,390 @@
+// The watch daemon's parts that need no rollback: the logger (formats,
+// redaction), the pause flag in the state database, `--once` against real
+// loopback servers, and the running daemon's API (pause through the API with
+// the token, refusal without it) — the automatic rollback itself is covered
+// by tests/watch_autorollback.sh with real services.
+#include "watch.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <stdio.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "testing/test_env.h"
+
+namespace backstop {
+namespace {
+
+std::string ReadAll(FILE* f) {
+  std::fflush(f);
+  std::rewind(f);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  return out;
+}
+
+TEST(WatchLoggerTest, JsonLinesHaveTsLevelMsgFields) {
+  FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  WatchLogger log(/*json=*/true, f);
+  log.Warn("trigger firing", {{"trigger", "health_check_failures"}, {"n", 3}});
+  log.Info("plain");
+  std::string text = ReadAll(f);
+  std::fclose(f);
+  std::istringstream lines(text);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("ts") && j.contains("level") && j.contains("msg") &&
+                j.contains("fields"))
+        << line;
+    EXPECT_TRUE(j["fields"].is_object());
+    ++count;
+  }
+  ASSERT_EQ(count, 2);
+  auto first = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  EXPECT_EQ(first["level"], "warn");
+  EXPECT_EQ(first["msg"], "trigger firing");
+  EXPECT_EQ(first["fields"]["n"], 3);
+}
+
+TEST(WatchLoggerTest, TextFormatAndSecretsRedacted) {
+  FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  WatchLogger log(/*json=*/false, f);
+  log.AddSecret("hunter2-secret-token");
+  log.Info("starting", {{"component", "webui"}, {"reason", "two words"}});
+  log.Error("leaked hunter2-secret-token in a message",
+            {{"header", "Bearer hunter2-secret-token"}});
+  std::string text = ReadAll(f);
+  std::fclose(f);
+  EXPECT_NE(text.find(" INFO  starting component=webui reason=\"two words\""), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("hunter2-secret-token"), std::string::npos) << text;
+  EXPECT_NE(text.find("[redacted]"), std::string::npos);
+}
+
+TEST(WatchLoggerTest, CredentialsInDriverOutputAreRedacted) {
+  FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  WatchLogger log(/*json=*/false, f);
+  log.Info("run: connecting to host=127.0.0.1 user=app password=s3cr3t dbname=x");
+  log.Info("run: nats://alice:pa55word@127.0.0.1:4222 and http://127.0.0.1:8222/healthz");
+  std::string text = ReadAll(f);
+  std::fclose(f);
+  EXPECT_EQ(text.find("s3cr3t"), std::string::npos) << text;
+  EXPECT_EQ(text.find("pa55word"), std::string::npos) << text;
+  EXPECT_NE(text.find("dbname=x"), std::string::npos) << text;
+  EXPECT_NE(text.find("nats://alice:[redacted]@127.0.0.1:4222"), std::string::npos) << text;
+  EXPECT_NE(text.find("http://127.0.0.1:8222/healthz"), std::string::npos) << text;
+}
+
+TEST(PauseStateTest, RoundTripsThroughTheStateDatabase) {
+  testing::TempDir dir;
+  auto db = StateDb::Open(dir.Join("state.db"));
+  ASSERT_TRUE(db.ok());
+  auto none = ReadPauseState(**db);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->paused);
+  PauseState s;
+  s.paused = true;
+  s.reason = "incident 7";
+  s.by = "cli";
+  s.at_wall_us = 1'790'000'000'000'000;
+  ASSERT_TRUE(WritePauseState(**db, s).ok());
+  // Another connection (another process in real life) sees it.
+  auto other = StateDb::Open(dir.Join("state.db"));
+  ASSERT_TRUE(other.ok());
+  auto read = ReadPauseState(**other);
+  ASSERT_TRUE(read.ok());
+  EXPECT_TRUE(read->paused);
+  EXPECT_EQ(read->reason, "incident 7");
+  EXPECT_EQ(read->by, "cli");
+  EXPECT_EQ(read->at_wall_us, s.at_wall_us);
+}
+
+// Two HTTP services on loopback: one healthy, one answering 503.
+class Services {
+ public:
+  Services() {
+    good_.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("ok\n", "text/plain");
+    });
+    good_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      // Every scrape sees 100 more requests, 25 of them errors: a 25% error rate.
+      const int n = ++scrapes_;
+      res.set_content("app_requests_total " + std::to_string(100 * n) + "\napp_errors_total " +
+                          std::to_string(25 * n) + "\n",
+                      "text/plain");
+    });
+    bad_.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 503;
+      res.set_content("down\n", "text/plain");
+    });
+    good_port_ = good_.bind_to_any_port("127.0.0.1");
+    bad_port_ = bad_.bind_to_any_port("127.0.0.1");
+    good_thread_ = std::thread([this] { good_.listen_after_bind(); });
+    bad_thread_ = std::thread([this] { bad_.listen_after_bind(); });
+    while (!good_.is_running() || !bad_.is_running()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  ~Services() {
+    good_.stop();
+    bad_.stop();
+    good_thread_.join();
+    bad_thread_.join();
+  }
+  int good_port() const { return good_port_; }
+  int bad_port() const { return bad_port_; }
+
+ private:
+  httplib::Server good_, bad_;
+  std::atomic<int> scrapes_{0};
+  std::thread good_thread_, bad_thread_;
+  int good_port_ = 0, bad_port_ = 0;
+};
+
+Result<Spec> MakeSpec(const testing::TempDir& dir, const Services& s, const std::string& extra) {
+  const std::string path = dir.Join("backstop.yaml");
+  std::string text =
+      "environment: test\n"
+      "components:\n"
+      "  good:\n"
+      "    kind: config\n"
+      "    driver: files\n"
+      "    files: [a.json]\n"
+      "    health: { http: \"http://127.0.0.1:" +
+      std::to_string(s.good_port()) +
+      "/health\", interval: 100ms, timeout: 100ms }\n"
+      "  bad:\n"
+      "    kind: config\n"
+      "    driver: files\n"
+      "    files: [b.json]\n"
+      "    health: { http: \"http://127.0.0.1:" +
+      std::to_string(s.bad_port()) + "/health\", interval: 100ms, timeout: 100ms }\n" + extra;
+  testing::WriteFileOrDie(dir.Join("a.json"), "{}");
+  testing::WriteFileOrDie(dir.Join("b.json"), "{}");
+  testing::WriteFileOrDie(path, text);
+  return LoadSpec(path);
+}
+
+TEST(WatcherTest, OnceProbesEverythingAndReports) {
+  Services services;
+  testing::TempDir dir;
+  auto spec = MakeSpec(dir, services, "");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  FILE* logf = std::tmpfile();
+  WatchLogger log(false, logf);
+  WatchOptions options;
+  options.once = true;
+  Watcher w(Env::Default(), *spec, DriverRegistry::Global(), options, &log);
+  bool healthy = true;
+  auto doc = w.Once(&healthy);
+  std::fclose(logf);
+  ASSERT_TRUE(doc.ok()) << doc.status().message();
+  EXPECT_FALSE(healthy);
+  std::map<std::string, nlohmann::json> by_name;
+  for (const auto& c : (*doc)["components"]) by_name[c["name"]] = c;
+  EXPECT_EQ(by_name["good"]["health"], "pass");
+  EXPECT_EQ(by_name["bad"]["health"], "fail");
+  EXPECT_EQ(by_name["bad"]["detail"], "HTTP 503");
+  EXPECT_EQ(by_name["bad"]["reachable"], true);
+  bool saw_pending = false;
+  for (const auto& t : (*doc)["triggers"]) {
+    if (t["trigger"] == "health_check_failures" && t["component"] == "bad") {
+      EXPECT_EQ(t["state"], "pending");
+      EXPECT_EQ(t["consecutive_bad"], 1);
+      saw_pending = true;
+    }
+  }
+  EXPECT_TRUE(saw_pending);
+}
+
+// Runs the daemon on a thread; the API on a free port, the token given.
+class DaemonThread {
+ public:
+  DaemonThread(const Spec& spec, const testing::TempDir& dir) : logf_(std::tmpfile()) {
+    testing::WriteFileOrDie(dir.Join("token"), "daemon-test-token-123\n");
+    log_ = std::make_unique<WatchLogger>(true, logf_);
+    WatchOptions options;
+    options.listen = "127.0.0.1:0";
+    options.token_file = dir.Join("token");
+    watcher_ = std::make_unique<Watcher>(Env::Default(), spec, DriverRegistry::Global(), options,
+                                         log_.get());
+    thread_ = std::thread([this] { status_ = watcher_->Run(); });
+    for (int i = 0; i < 2000 && watcher_->api_port() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", watcher_->api_port());
+    client_->set_read_timeout(10);
+  }
+  ~DaemonThread() {
+    if (thread_.joinable()) Stop();
+    std::fclose(logf_);
+  }
+  // Stops the daemon; returns its log.
+  std::string Stop() {
+    watcher_->Stop();
+    thread_.join();
+    return ReadAll(logf_);
+  }
+  int port() const { return watcher_->api_port(); }
+  httplib::Client& client() { return *client_; }
+  const Status& status() const { return status_; }
+  // Polls /api/v1/status until `pred` holds (or about 10 s).
+  nlohmann::json WaitForStatus(const std::function<bool(const nlohmann::json&)>& pred) {
+    nlohmann::json status;
+    for (int i = 0; i < 1000; ++i) {
+      auto res = client_->Get("/api/v1/status");
+      if (res && res->status == 200) {
+        status = nlohmann::json::parse(res->body);
+        if (pred(status)) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return status;
+  }
+
+ private:
+  FILE* logf_;
+  std::unique_ptr<WatchLogger> log_;
+  std::unique_ptr<Watcher> watcher_;
+  std::thread thread_;
+  Status status_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST(WatcherTest, ErrorRateFromTheMetricsPageWhenATriggerNamesIt) {
+  Services services;
+  testing::TempDir dir;
+  auto spec = MakeSpec(dir, services,
+                       "triggers:\n"
+                       "  - { name: errors, component: good, signal: error_rate, metric: "
+                       "errors_total/requests_total, above: 5%, action: alert }\n");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  DaemonThread daemon(*spec, dir);
+  ASSERT_GT(daemon.port(), 0);
+  auto trigger_state = [](const nlohmann::json& status) {
+    for (const auto& t : status["triggers"]) {
+      if (t["trigger"] == "errors") return t.value("state", std::string());
+    }
+    return std::string("absent");
+  };
+  // 25% of the requests counted by the service's own counters fail: above 5%, it fires.
+  nlohmann::json status =
+      daemon.WaitForStatus([&](const nlohmann::json& s) { return trigger_state(s) == "firing"; });
+  EXPECT_EQ(trigger_state(status), "firing") << status.dump(2);
+  for (const auto& c : status["components"]) {
+    if (c["name"] == "good") {
+      EXPECT_EQ(c["metrics_url"],
+                "http://127.0.0.1:" + std::to_string(services.good_port()) + "/metrics");
+      EXPECT_EQ(c["health"], "pass") << "the probes themselves pass; the error rate is the app's";
+    }
+  }
+  // action alert: decided, never acted.
+  status = daemon.WaitForStatus([](const nlohmann::json& s) {
+    for (const auto& d : s["decisions"]) {
+      if (d["trigger"] == "errors") return true;
+    }
+    return false;
+  });
+  bool decided = false;
+  for (const auto& d : status["decisions"]) {
+    if (d["trigger"] != "errors") continue;
+    decided = true;
+    EXPECT_NE(d["outcome"], "acted") << d.dump();
+  }
+  EXPECT_TRUE(decided);
+  daemon.Stop();
+  EXPECT_TRUE(daemon.status().ok()) << daemon.status().message();
+}
+
+TEST(WatcherTest, RunningDaemonServesTheApiAndHonoursTheToken) {
+  Services services;
+  testing::TempDir dir;
+  auto spec = MakeSpec(dir, services, "");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  testing::WriteFileOrDie(dir.Join("token"), "daemon-test-token-123\n");
+  FILE* logf = std::tmpfile();
+  WatchLogger log(true, logf);
+  WatchOptions options;
+  options.listen = "127.0.0.1:0";
+  options.token_file = dir.Join("token");
+  Watcher w(Env::Default(), *spec, DriverRegistry::Global(), options, &log);
+  Status run_status;
+  std::thread daemon([&] { run_status = w.Run(); });
+  for (int i = 0; i < 2000 && w.api_port() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(w.api_port(), 0);
+  httplib::Client client("127.0.0.1", w.api_port());
+  client.set_read_timeout(10);
+
+  auto refused = client.Post("/api/v1/pause", "{}", "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  httplib::Headers auth = {{"Authorization", "Bearer daemon-test-token-123"}};
+  auto paused = client.Post("/api/v1/pause", auth, R"({"reason": "test"})", "application/json");
+  ASSERT_TRUE(paused);
+  EXPECT_EQ(paused->status, 200) << paused->body;
+  // The flag is in the state database, where `backstop watch pause` also writes it.
+  auto db = StateDb::Open(JoinPath(spec->state_dir, "state.db"));
+  ASSERT_TRUE(db.ok());
+  auto state = ReadPauseState(**db);
+  ASSERT_TRUE(state.ok());
+  EXPECT_TRUE(state->paused);
+  EXPECT_EQ(state->reason, "test");
+
+  // Status shows both components once probed, and the paused flag.
+  nlohmann::json status;
+  for (int i = 0; i < 400; ++i) {
+    auto res = client.Get("/api/v1/status");
+    ASSERT_TRUE(res);
+    status = nlohmann::json::parse(res->body);
+    bool all = true;
+    for (const auto& c : status["components"]) all = all && c["health"] != "pending";
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(status["paused"], true);
+  for (const auto& c : status["components"]) {
+    EXPECT_EQ(c["health"], c["name"] == "good" ? "pass" : "fail") << c.dump();
+  }
+  auto unknown =
+      client.Post("/api/v1/rollback", auth, R"({"component": "nope"})", "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("backstop_probe_success{component=\"good\"} 1"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("backstop_probe_success{component=\"bad\"} 0"), std::string::npos);
+  EXPECT_NE(metrics->body.find("backstop_watch_paused 1"), std::string::npos);
+  // The bad component's health trigger fires after three probes; the decision is in the status.
+  for (int i = 0; i < 1000 && status["decisions"].empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    status = nlohmann::json::parse(client.Get("/api/v1/status")->body);
+  }
+  ASSERT_FALSE(status["decisions"].empty());
+  EXPECT_EQ(status["decisions"][0]["component"], "bad");
+  EXPECT_EQ(status["decisions"][0]["outcome"], "held");
+
+  w.Stop();
+  daemon.join();
+  EXPECT_TRUE(run_status.ok()) << run_status.message();
+  const std::string logs = ReadAll(logf);
+  std::fclose(logf);
+  EXPECT_EQ(logs.find("daemon-test-token-123"), std::string::npos);
+  // No restore point: the bad component's firing trigger was held, and said why.
+  EXPECT_NE(logs.find("no restore point"), std::string::npos) << logs;
+}
+
+}  // namespace
+}  // namespace backstop
