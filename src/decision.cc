@@ -285,6 +285,47 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
                        "' in the spec (was it removed?): holding and alerting");
   }
 
+  // A database or stream that cannot be reached is not fixed by restoring its
+  // data (the restore needs the server). What a rollback can fix is a change
+  // to the services that use it (a bad release exhausting connections, say):
+  // roll those back, and only if they changed; otherwise hold and alert. A
+  // decision-matrix row with scope "all" is the operator saying otherwise.
+  const bool holds_data = comp->kind == "database" || comp->kind == "stream";
+  const std::string& signal = trigger.signal.empty() ? event.signal : trigger.signal;
+  const bool connectivity = signal == "health" || signal == "unreachable" ||
+                            signal == "connect_time" || signal == "disconnected";
+  if (holds_data && connectivity && d.scope != "all") {
+    std::set<std::string> services;
+    for (const auto& dep : Dependents(spec, event.component)) {
+      const ComponentSpec* c = spec.Find(dep);
+      if (c == nullptr || c->kind != "service" || !target.components.contains(dep)) continue;
+      std::string why;
+      auto rel = context.current_releases.find(dep);
+      auto hash = context.current_config_hashes.find(dep);
+      if (rel != context.current_releases.end() &&
+          AlreadyOnRestorePoint(target.components[dep], rel->second,
+                                hash == context.current_config_hashes.end() ? "" : hash->second,
+                                &why)) {
+        continue;
+      }
+      services.insert(dep);
+    }
+    if (services.empty()) {
+      return Hold(d, who + ": " + event.reason + "; " + event.component + " is a " + comp->kind +
+                         " and restoring its data does not fix a server that cannot be "
+                         "reached, and no service that depends on it changed since restore "
+                         "point " +
+                         target.id + ": holding and alerting; check the server");
+    }
+    d.components = InDependencyOrder(spec, services);
+    d.act = true;
+    d.reason = who + ": " + event.reason + "; " + action + ": " + event.component +
+               " is unreachable, which a data restore cannot fix; rolling back the services "
+               "that depend on it and changed since restore point " +
+               target.id + ": " + Join(d.components);
+    return d;
+  }
+
   // The components the scope names.
   std::set<std::string> names{event.component};
   if (d.scope == "component_and_dependents") {

@@ -362,3 +362,36 @@ TEST(BaselineHealthy, JudgesOnHealthWhenTheValueWasNotRecorded) {
 
 }  // namespace
 }  // namespace backstop
+
+namespace backstop {
+namespace {
+
+// An unreachable database is not fixed by restoring its data: Backstop rolls
+// back the services that use it if they changed, and otherwise holds.
+TEST(Decide, UnreachableDataComponentRollsBackChangedDependentServicesOnly) {
+  DecisionContext ctx;
+  ctx.current_releases = {{"api", "v2"}, {"web", "w1"}, {"worker", "k1"}};
+  RollbackDecision d =
+      Decide(Firing("database_timeout", "db"), TestSpec(), TestRestorePoint(), ctx);
+  EXPECT_TRUE(d.act) << d.reason;
+  EXPECT_EQ(d.components, std::vector<std::string>{"api"});
+  EXPECT_NE(d.reason.find("a data restore cannot fix"), std::string::npos) << d.reason;
+
+  ctx.current_releases["api"] = "v1";
+  d = Decide(Firing("database_timeout", "db"), TestSpec(), TestRestorePoint(), ctx);
+  EXPECT_FALSE(d.act);
+  EXPECT_NE(d.reason.find("check the server"), std::string::npos) << d.reason;
+
+  ctx.current_releases["worker"] = "k2";
+  d = Decide(Firing("nats_disconnection", "bus"), TestSpec(), TestRestorePoint(), ctx);
+  EXPECT_TRUE(d.act) << d.reason;
+  EXPECT_EQ(d.components, std::vector<std::string>{"worker"});
+
+  // Data integrity still restores the data itself.
+  d = Decide(Firing("data_integrity", "db"), TestSpec(), TestRestorePoint(), ctx);
+  EXPECT_TRUE(d.act);
+  EXPECT_EQ(d.components.front(), "db");
+}
+
+}  // namespace
+}  // namespace backstop

@@ -197,6 +197,9 @@ struct DriverInfo {
   std::string summary;
   std::vector<SettingSchema> settings;
   std::function<std::unique_ptr<Driver>()> factory;
+  // Driver::Health does more than run the spec's probe (pg_isready-like checks,
+  // JetStream checks): the watch daemon must call it rather than probe alone.
+  bool own_health = false;
 };
 
 // The explicit registry of drivers, looked up by name. Built once by

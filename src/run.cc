@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "lock.h"
 #include "units.h"
@@ -219,12 +221,22 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
       for (const auto& digest : d->BlobsNeeded(*comp, stored, ctx)) needed.insert(digest);
     }
     std::vector<std::string> blobs(needed.begin(), needed.end());
+    // Re-hash on every core: a dump is many large blobs.
+    std::vector<BlobCheck> checks(blobs.size());
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t i = next++; i < blobs.size(); i = next++) checks[i] = store_.Check(blobs[i]);
+    };
+    size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < std::min(threads, blobs.size()); ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
     std::vector<std::string> bad;
-    for (const auto& digest : blobs) {
-      BlobCheck check = store_.Check(digest);
+    for (const auto& check : checks) {
       if (check.state != BlobCheck::State::kOk) {
-        bad.push_back(std::string(BlobCheck::StateName(check.state)) + " blob " + digest + ": " +
-                      check.detail);
+        bad.push_back(std::string(BlobCheck::StateName(check.state)) + " blob " + check.digest +
+                      ": " + check.detail);
       }
     }
     if (!bad.empty()) {
@@ -568,9 +580,12 @@ Status RunEngine::Abandon(const std::string& selector) {
 
 bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h) {
   switch (h.state) {
-    case HealthResult::State::kPass: return true;
-    case HealthResult::State::kFail: return false;
-    case HealthResult::State::kUnknown: return !c.health.enabled();
+    case HealthResult::State::kPass:
+      return true;
+    case HealthResult::State::kFail:
+      return false;
+    case HealthResult::State::kUnknown:
+      return !c.health.enabled();
   }
   return false;
 }

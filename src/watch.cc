@@ -36,7 +36,10 @@ constexpr size_t kProbeBatch = 64;
 
 // Drivers whose Health is their own (it does not just run the spec's probe):
 // they are probed by calling Driver::Health in the worker pool.
-bool HasOwnHealth(const ComponentSpec& c) { return c.driver == "postgres" || c.driver == "nats"; }
+bool HasOwnHealth(const ComponentSpec& c) {
+  const DriverInfo* info = DriverRegistry::Global().Find(c.driver);
+  return info != nullptr && info->own_health;
+}
 
 std::string ModeOf(const ProbeSpec& p) {
   switch (p.type) {
@@ -988,9 +991,12 @@ void Watcher::WriteDaemonInfo() {
                          {"dry_run", options_.dry_run}};
   int port = api_port();
   if (port > 0) {
-    std::string host, unused_port_text;
-    int unused = 0;
-    (void)ParseListenAddress(options_.listen, &host, &unused);
+    std::string host;
+    int configured_port = 0;  // may be 0; `port` is the bound one
+    (void)ParseListenAddress(options_.listen, &host, &configured_port);
+    // 0.0.0.0 / :: listen everywhere; loopback reaches them.
+    if (host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     info["api"] = "http://" + host + ":" + std::to_string(port);
   } else {
@@ -1028,12 +1034,13 @@ Status Watcher::Run() {
     }
     log_->Info("api listening", {{"address", aopts.host + ":" + std::to_string(api_->port())},
                                  {"token_from", source}});
-    const bool loopback = aopts.host.rfind("127.", 0) == 0 || aopts.host == "::1" ||
-                          aopts.host == "localhost";
+    const bool loopback =
+        aopts.host.rfind("127.", 0) == 0 || aopts.host == "::1" || aopts.host == "localhost";
     if (!loopback) {
-      log_->Warn("the API listens beyond loopback: reads are open to anyone who can reach it; "
-                 "actions still need the token",
-                 {{"address", aopts.host}});
+      log_->Warn(
+          "the API listens beyond loopback: reads are open to anyone who can reach it; "
+          "actions still need the token",
+          {{"address", aopts.host}});
     }
   }
   WriteDaemonInfo();

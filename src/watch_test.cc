@@ -311,21 +311,9 @@ TEST(WatcherTest, RunningDaemonServesTheApiAndHonoursTheToken) {
   testing::TempDir dir;
   auto spec = MakeSpec(dir, services, "");
   ASSERT_TRUE(spec.ok()) << spec.status().message();
-  testing::WriteFileOrDie(dir.Join("token"), "daemon-test-token-123\n");
-  FILE* logf = std::tmpfile();
-  WatchLogger log(true, logf);
-  WatchOptions options;
-  options.listen = "127.0.0.1:0";
-  options.token_file = dir.Join("token");
-  Watcher w(Env::Default(), *spec, DriverRegistry::Global(), options, &log);
-  Status run_status;
-  std::thread daemon([&] { run_status = w.Run(); });
-  for (int i = 0; i < 2000 && w.api_port() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_GT(w.api_port(), 0);
-  httplib::Client client("127.0.0.1", w.api_port());
-  client.set_read_timeout(10);
+  DaemonThread daemon(*spec, dir);
+  ASSERT_GT(daemon.port(), 0);
+  httplib::Client& client = daemon.client();
 
   auto refused = client.Post("/api/v1/pause", "{}", "application/json");
   ASSERT_TRUE(refused);
@@ -343,16 +331,12 @@ TEST(WatcherTest, RunningDaemonServesTheApiAndHonoursTheToken) {
   EXPECT_EQ(state->reason, "test");
 
   // Status shows both components once probed, and the paused flag.
-  nlohmann::json status;
-  for (int i = 0; i < 400; ++i) {
-    auto res = client.Get("/api/v1/status");
-    ASSERT_TRUE(res);
-    status = nlohmann::json::parse(res->body);
-    bool all = true;
-    for (const auto& c : status["components"]) all = all && c["health"] != "pending";
-    if (all) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  nlohmann::json status = daemon.WaitForStatus([](const nlohmann::json& s) {
+    for (const auto& c : s["components"]) {
+      if (c["health"] == "pending") return false;
+    }
+    return true;
+  });
   EXPECT_EQ(status["paused"], true);
   for (const auto& c : status["components"]) {
     EXPECT_EQ(c["health"], c["name"] == "good" ? "pass" : "fail") << c.dump();
@@ -367,22 +351,19 @@ TEST(WatcherTest, RunningDaemonServesTheApiAndHonoursTheToken) {
       << metrics->body;
   EXPECT_NE(metrics->body.find("backstop_probe_success{component=\"bad\"} 0"), std::string::npos);
   EXPECT_NE(metrics->body.find("backstop_watch_paused 1"), std::string::npos);
-  // The bad component's health trigger fires after three probes; the decision is in the status.
-  for (int i = 0; i < 1000 && status["decisions"].empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    status = nlohmann::json::parse(client.Get("/api/v1/status")->body);
-  }
+  // The bad component's health trigger fires after three probes; with no
+  // restore point the decision is to hold, and it says why.
+  status = daemon.WaitForStatus([](const nlohmann::json& s) { return !s["decisions"].empty(); });
   ASSERT_FALSE(status["decisions"].empty());
   EXPECT_EQ(status["decisions"][0]["component"], "bad");
   EXPECT_EQ(status["decisions"][0]["outcome"], "held");
+  EXPECT_NE(status["decisions"][0]["why"].get<std::string>().find("no restore point"),
+            std::string::npos)
+      << status["decisions"][0].dump();
 
-  w.Stop();
-  daemon.join();
-  EXPECT_TRUE(run_status.ok()) << run_status.message();
-  const std::string logs = ReadAll(logf);
-  std::fclose(logf);
+  const std::string logs = daemon.Stop();
+  EXPECT_TRUE(daemon.status().ok()) << daemon.status().message();
   EXPECT_EQ(logs.find("daemon-test-token-123"), std::string::npos);
-  // No restore point: the bad component's firing trigger was held, and said why.
   EXPECT_NE(logs.find("no restore point"), std::string::npos) << logs;
 }
 

@@ -416,6 +416,7 @@ SettingSchema Setting(std::string key, Type type, bool required, std::string hel
 DriverInfo NatsDriverInfo() {
   DriverInfo info;
   info.name = "nats";
+  info.own_health = true;
   info.kinds = {"stream"};
   info.summary =
       "NATS JetStream streams: snapshots with consumers through the JetStream API, rollback that "
