@@ -191,6 +191,12 @@ struct SettingSchema {
   nlohmann::json default_value;       // filled in when absent (null: none)
 };
 
+// One setting in one expression, for DriverInfo::settings lists.
+SettingSchema MakeSetting(std::string key, SettingSchema::Type type, bool required,
+                          std::string help, nlohmann::json default_value = nullptr,
+                          std::vector<std::string> allowed = {},
+                          std::vector<SettingSchema> fields = {});
+
 struct DriverInfo {
   std::string name;
   std::vector<std::string> kinds;  // component kinds this driver serves

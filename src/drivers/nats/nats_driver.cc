@@ -398,21 +398,6 @@ Status SaveJsonFile(FileSystem* fs, const std::string& path, const json& j) {
 
 // --- Registration -----------------------------------------------------------------
 
-namespace {
-
-SettingSchema Setting(std::string key, Type type, bool required, std::string help,
-                      json default_value = nullptr) {
-  SettingSchema s;
-  s.key = std::move(key);
-  s.type = type;
-  s.required = required;
-  s.help = std::move(help);
-  s.default_value = std::move(default_value);
-  return s;
-}
-
-}  // namespace
-
 DriverInfo NatsDriverInfo() {
   DriverInfo info;
   info.name = "nats";
@@ -422,20 +407,23 @@ DriverInfo NatsDriverInfo() {
       "NATS JetStream streams: snapshots with consumers through the JetStream API, rollback that "
       "saves the current content first, data-loss ledger of messages, connection health";
   info.settings = {
-      Setting("url", Type::kString, true, "the NATS server URL, e.g. nats://127.0.0.1:4222"),
-      Setting("monitor", Type::kString, false,
-              "the monitoring port's URL, e.g. http://127.0.0.1:8222 (its /healthz is checked)"),
-      Setting("streams", Type::kStringList, true,
-              "the JetStream streams to snapshot and restore, e.g. [ORDERS, EVENTS]"),
-      Setting("connect_timeout", Type::kDuration, false,
-              "how long a connection attempt may take, e.g. 5s", "5s"),
-      Setting("request_timeout", Type::kDuration, false,
-              "how long to wait for a JetStream API reply or a snapshot chunk, e.g. 10s", "10s"),
-      Setting("chunk_size", Type::kInt, false,
-              "snapshot and restore chunk size in bytes (below the server's max_payload)", 131072),
-      Setting("credentials", Type::kPath, false, "a NATS .creds file (JWT and NKey seed)"),
-      Setting("user", Type::kString, false, "user name for the NATS connection"),
-      Setting("password", Type::kString, false, "password for the NATS connection"),
+      MakeSetting("url", Type::kString, true, "the NATS server URL, e.g. nats://127.0.0.1:4222"),
+      MakeSetting(
+          "monitor", Type::kString, false,
+          "the monitoring port's URL, e.g. http://127.0.0.1:8222 (its /healthz is checked)"),
+      MakeSetting("streams", Type::kStringList, true,
+                  "the JetStream streams to snapshot and restore, e.g. [ORDERS, EVENTS]"),
+      MakeSetting("connect_timeout", Type::kDuration, false,
+                  "how long a connection attempt may take, e.g. 5s", "5s"),
+      MakeSetting("request_timeout", Type::kDuration, false,
+                  "how long to wait for a JetStream API reply or a snapshot chunk, e.g. 10s",
+                  "10s"),
+      MakeSetting("chunk_size", Type::kInt, false,
+                  "snapshot and restore chunk size in bytes (below the server's max_payload)",
+                  131072),
+      MakeSetting("credentials", Type::kPath, false, "a NATS .creds file (JWT and NKey seed)"),
+      MakeSetting("user", Type::kString, false, "user name for the NATS connection"),
+      MakeSetting("password", Type::kString, false, "password for the NATS connection"),
   };
   info.factory = [] { return std::make_unique<NatsDriver>(); };
   return info;

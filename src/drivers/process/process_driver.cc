@@ -965,15 +965,10 @@ class ProcessDriver : public Driver {
 std::vector<SettingSchema> Schema() {
   using T = SettingSchema::Type;
   std::vector<SettingSchema> v;
-  auto add = [&](std::string key, T type, bool required, std::string help,
-                 json default_value = nullptr) {
-    SettingSchema s;
-    s.key = std::move(key);
-    s.type = type;
-    s.required = required;
-    s.help = std::move(help);
-    s.default_value = std::move(default_value);
-    v.push_back(std::move(s));
+  auto add = [&v](std::string key, T type, bool required, std::string help,
+                  json default_value = nullptr) {
+    v.push_back(
+        MakeSetting(std::move(key), type, required, std::move(help), std::move(default_value)));
   };
   add("releases", T::kPath, true,
       "directory with one subdirectory per release (e.g. /srv/app/releases/v1)");
