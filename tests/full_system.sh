@@ -4,6 +4,7 @@
 #   anything is stopped, and proceeds with --accept-data-loss;
 # - a run killed in the middle of the database swap resumes to a verified end;
 # - the ledger lists exactly the rows and messages written after the restore point;
+# - one data component rolls back alone, and prune releases what rollbacks kept;
 # - a restore point with a damaged blob is refused before any component is touched.
 source "$(dirname "$0")/lib.sh"
 source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
@@ -83,7 +84,30 @@ expect_contains "$OUT" "Data loss: yes" "run summary"
 kept=$(psql_as "$PGPORT" postgres -At -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'mistersmith_pre_rollback_%'")
 expect_eq "$kept" 1 "databases kept aside"
 
-# 4. A damaged blob: refused before any component is touched.
+# 4. One data component at a time: the database alone (its dependent services
+#    are restarted around the swap, the streams are left alone), then the streams.
+"$DEMO_SEED" migrate-v2 --database "$DB" --nats "$NATS_URL" --rows 5 --messages 6 >/dev/null
+pid_before=$(orchestrator_pid)
+bs rollback --component postgres --to good --accept-data-loss
+expect_rc 0 "rollback --component postgres"
+[[ "$(orchestrator_pid)" != "$pid_before" ]] || fail "the orchestrator was not restarted around the database swap"
+expect_eq "$(table_digest)" "$good_digest" "database after the component rollback"
+expect_eq "$("$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL")" \
+  "agents=12 tasks=200 discoveries=50 hive_sessions=5 MisterSmith-Tasks=103 MisterSmith-Results=63" \
+  "streams untouched by the database rollback"
+bs rollback --component nats --to good --accept-data-loss
+expect_rc 0 "rollback --component nats"
+expect_eq "$("$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL")" \
+  "agents=12 tasks=200 discoveries=50 hive_sessions=5 MisterSmith-Tasks=100 MisterSmith-Results=60" \
+  "streams after the component rollback"
+bs prune --keep-runs 0 --keep-restore-points 1
+expect_rc 0 prune
+kept=$(psql_as "$PGPORT" postgres -At -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'mistersmith_pre_rollback_%'")
+expect_eq "$kept" 0 "databases kept aside after prune"
+bs snapshots verify good
+expect_rc 0 "the labelled restore point and its blobs survive prune"
+
+# 5. A damaged blob: refused before any component is touched.
 bs snapshots verify good; expect_rc 0 "snapshots verify good"
 pg_blob=$(python3 - "$WORK/state/store" <<'PY'
 import json, glob, sys
