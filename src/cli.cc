@@ -293,6 +293,13 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
     out.Text("Last run: " + r.id + " " + r.kind + " " + r.status + " (" +
              FormatRfc3339(r.started_us) + ")");
     doc["last_run"] = {{"id", r.id}, {"kind", r.kind}, {"status", r.status}};
+    // A run that failed after changing something left the environment
+    // part-way: say so as loudly as an interrupted one.
+    if (r.status == "failed" && r.error.find("--resume") != std::string::npos) {
+      out.Text("FAILED PART-WAY: " + r.error.substr(0, r.error.find('\n')));
+      out.Text("  " + r.error.substr(r.error.find('\n') + 1));
+      doc["last_run"]["error"] = r.error;
+    }
   }
   auto latest = ResolveRestorePoint(*e.store, "latest");
   if (latest.ok()) {
@@ -712,8 +719,8 @@ int CmdTestRules(Output& out, const std::string& file) {
   if (!result.ok()) return Fail(out, result.status());
   for (const auto& f : result->failures) out.Text(std::string(Output::Fail()) + " " + f);
   const bool ok = result->failures.empty();
-  out.Text(std::to_string(result->cases) + " test cases, " +
-           std::to_string(result->expectations) + " expectations: " +
+  out.Text(std::to_string(result->cases) + " test cases, " + std::to_string(result->expectations) +
+           " expectations: " +
            (ok ? "all passed" : std::to_string(result->failures.size()) + " FAILED"));
   out.Json({{"ok", ok},
             {"cases", result->cases},
@@ -884,11 +891,13 @@ int RunCli(int argc, char** argv) {
   PruneOptions prune_options;
   auto* prune = app.add_subcommand(
       "prune", "Release what old rollbacks kept aside, old restore points and unused blobs");
-  prune->add_option("--keep-runs", prune_options.keep_runs,
-                    "Newest runs whose replaced databases/releases are kept")
+  prune
+      ->add_option("--keep-runs", prune_options.keep_runs,
+                   "Newest runs whose replaced databases/releases are kept")
       ->default_val(3);
-  prune->add_option("--keep-restore-points", prune_options.keep_restore_points,
-                    "Newest restore points kept (labelled ones are always kept)")
+  prune
+      ->add_option("--keep-restore-points", prune_options.keep_restore_points,
+                   "Newest restore points kept (labelled ones are always kept)")
       ->default_val(10);
   prune->add_flag("--dry-run", prune_options.dry_run, "Say what would be released");
 

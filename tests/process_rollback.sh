@@ -60,5 +60,20 @@ bs verify --output json
 expect_rc 0 "verify json"
 expect_contains "$OUT" '"ok": true'
 
+# A rollback that fails part-way (to a release that never becomes healthy)
+# is shown by status, can be retried with --resume, and abandoned.
+bs rollback --component orchestrator --to v2
+expect_rc 1 "rollback to an unhealthy release"
+failed_run=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' <<<"$OUT" | head -n1)
+bs status
+expect_contains "$OUT" "FAILED PART-WAY" "status after a failed rollback"
+expect_contains "$OUT" "--resume $failed_run" "status after a failed rollback"
+bs rollback --resume "$failed_run"
+expect_rc 1 "resume of a rollback that still cannot succeed"
+bs rollback --abandon "$failed_run"
+expect_rc 0 "abandon"
+bs rollback --component orchestrator --to v1
+expect_rc 0 "rollback to v1 after abandoning"
+
 bs stop --all
 expect_rc 0 "stop --all"
