@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <csignal>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -811,6 +812,9 @@ int DispatchWatch(const GlobalOptions& g, Output& out, WatchFlags& f, const std:
 }  // namespace
 
 int RunCli(int argc, char** argv) {
+  // A reader that goes away (`backstop rollback | head`) must not kill a
+  // rollback half-way: ignore SIGPIPE; writes to a closed pipe just fail.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"backstop: restore points, rollback triggers and verified rollbacks"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
