@@ -8,7 +8,6 @@ source "$(dirname "$0")/lib.sh"
 
 HTTP_PORT=$(free_port)
 GRPC_PORT=$(free_port)
-while [[ "$GRPC_PORT" == "$HTTP_PORT" ]]; do GRPC_PORT=$(free_port); done
 make_release "$WORK/orchestrator" orchestrator v1 true
 make_release "$WORK/orchestrator" orchestrator v2 false
 SPEC="$WORK/backstop.yaml"

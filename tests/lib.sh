@@ -52,18 +52,10 @@ trap on_exit EXIT
 
 at_exit() { CLEANUP_CMDS+=("$*"); }
 
-# A free TCP port on 127.0.0.1 (nothing answers there now).
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/ports.sh"
+
+# A free TCP port on 127.0.0.1, reserved for this test.
+free_port() { pick_port || die "no free port found"; }
 
 # Runs a command, recording its exit code in $RC and its output in $OUT / $ERR.
 run() {
@@ -136,7 +128,6 @@ write_services_spec() {
   local delay=${1:-0} start_period=${2:-4s}
   ORCH_PORT=$(free_port)
   WEBUI_PORT=$(free_port)
-  while [[ "$WEBUI_PORT" == "$ORCH_PORT" ]]; do WEBUI_PORT=$(free_port); done
   for v in v1 v2; do
     local healthy=true
     [[ $v == v2 ]] && healthy=false

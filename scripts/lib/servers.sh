@@ -4,32 +4,7 @@
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
-# pick_port: a free TCP port on 127.0.0.1.
-pick_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  return 1
-}
-
-# pick_ports N: N distinct free ports, one per line.
-pick_ports() {
-  local -A seen=()
-  local p n=0
-  while ((n < $1)); do
-    p=$(pick_port) || return 1
-    [[ -n "${seen[$p]:-}" ]] && continue
-    seen[$p]=1
-    echo "$p"
-    n=$((n + 1))
-  done
-}
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 # start_postgres DIR PORT: initdb + start; the superuser is "postgres" (trust auth).
 start_postgres() {

@@ -16,27 +16,10 @@
 #include <thread>
 
 #include "env.h"
+#include "testing/ports.h"
 
 namespace backstop::testing {
 namespace {
-
-Result<int> PickFreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return Status::FromErrno("socket", errno);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Status::FromErrno("bind 127.0.0.1:0", err);
-  }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return static_cast<int>(ntohs(addr.sin_port));
-}
 
 size_t Discard(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
 
@@ -74,8 +57,8 @@ Result<std::unique_ptr<NatsServer>> NatsServer::Start() {
   server->dir_ = made;
   Status last;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    BACKSTOP_ASSIGN_OR_RETURN(server->port_, PickFreePort());
-    BACKSTOP_ASSIGN_OR_RETURN(server->monitor_port_, PickFreePort());
+    BACKSTOP_ASSIGN_OR_RETURN(server->port_, ReserveLoopbackPort());
+    BACKSTOP_ASSIGN_OR_RETURN(server->monitor_port_, ReserveLoopbackPort());
     if (server->port_ == server->monitor_port_) continue;
     last = server->Launch();
     if (last.ok()) return server;

@@ -14,27 +14,10 @@
 #include <cstdlib>
 
 #include "env.h"
+#include "testing/ports.h"
 
 namespace backstop::testing {
 namespace {
-
-Result<int> FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return Status::FromErrno("socket", errno);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Status::FromErrno("bind", e);
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return static_cast<int>(ntohs(addr.sin_port));
-}
 
 Status Chown(const std::string& path, const std::string& user) {
   passwd* pw = ::getpwnam(user.c_str());
@@ -110,7 +93,7 @@ Result<std::unique_ptr<PgServer>> PgServer::Start(const Options& options) {
   BACKSTOP_RETURN_IF_ERROR(Chown(JoinPath(s->dir_, "sock"), "postgres"));
   Status last;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    BACKSTOP_ASSIGN_OR_RETURN(s->port_, FreePort());
+    BACKSTOP_ASSIGN_OR_RETURN(s->port_, ReserveLoopbackPort());
     last = s->StartServer();
     if (last.ok()) return s;
   }
