@@ -39,7 +39,7 @@ bool SomethingListens(int port) {
 
 // True if the reservation of `path` is older than kReclaimAfterSeconds.
 bool Stale(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   return std::time(nullptr) - st.st_mtime > kReclaimAfterSeconds;
 }
