@@ -623,6 +623,15 @@ Result<std::string> Store::Get(const std::string& digest) {
 }
 
 Status Store::GetToFile(const std::string& digest, const std::string& path, uint32_t mode) {
+  return GetToFileImpl(digest, path, mode, /*durable=*/true);
+}
+
+Status Store::GetToScratchFile(const std::string& digest, const std::string& path, uint32_t mode) {
+  return GetToFileImpl(digest, path, mode, /*durable=*/false);
+}
+
+Status Store::GetToFileImpl(const std::string& digest, const std::string& path, uint32_t mode,
+                            bool durable) {
   if (!IsSha256Hex(digest)) {
     return Status::InvalidArgument("'" + digest + "' is not a sha256 hex digest");
   }
@@ -647,11 +656,22 @@ Status Store::GetToFile(const std::string& digest, const std::string& path, uint
   BACKSTOP_RETURN_IF_ERROR(sink_status);
   BACKSTOP_RETURN_IF_ERROR(CheckToStatus(c, root_).WithContext("not restoring " + path));
   if (::fchmod(fd.get(), mode & 07777) != 0) return Status::FromErrno("chmod " + tmp, errno);
-  if (::fsync(fd.get()) != 0) return Status::FromErrno("fsync " + tmp, errno);
+  if (durable && ::fsync(fd.get()) != 0) return Status::FromErrno("fsync " + tmp, errno);
   BACKSTOP_RETURN_IF_ERROR(fd.Close(tmp));
   BACKSTOP_RETURN_IF_ERROR(fs->Rename(tmp, path));
   guard.Dismiss();
-  return fs->SyncDir(dir);
+  return durable ? fs->SyncDir(dir) : Status::OK();
+}
+
+Status Store::StreamContent(const std::string& digest,
+                            const std::function<Status(std::string_view)>& sink) {
+  if (!IsSha256Hex(digest)) {
+    return Status::InvalidArgument("'" + digest + "' is not a sha256 hex digest");
+  }
+  Status sink_status;
+  BlobCheck c = StreamBlob(BlobPath(digest), digest, sink, &sink_status);
+  BACKSTOP_RETURN_IF_ERROR(sink_status);
+  return CheckToStatus(c, root_);
 }
 
 Result<uint64_t> Store::SizeOf(const std::string& digest) {

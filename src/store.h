@@ -32,6 +32,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -101,6 +102,19 @@ class Store {
   // changed, atomically, merged with entries another process may have added.
   // Also called by the destructor (errors there are ignored: it is a cache).
   Status FlushCache();
+  // Like GetToFile, for scratch copies a crash may lose (a dump extracted for
+  // pg_restore, redone after a crash): the same verification while streaming,
+  // and `path` appears by rename only once complete and verified, but neither
+  // the file nor its directory is fsynced.
+  Status GetToScratchFile(const std::string& digest, const std::string& path, uint32_t mode);
+  // Passes the content of `digest` to `sink` chunk by chunk while decoding
+  // and hashing it (bounded memory), e.g. into a pipe read by another
+  // program. Unlike Get, the content is only known good when this returns OK:
+  // the receiver must treat what it got as tentative until then (NotFound,
+  // Corruption naming what is wrong, or the sink's own error, which stops
+  // the stream).
+  Status StreamContent(const std::string& digest,
+                       const std::function<Status(std::string_view)>& sink);
   // Test hook: how many files PutFile has opened and read (cache misses).
   uint64_t files_hashed_for_test() const { return files_hashed_.load(); }
 
@@ -117,6 +131,8 @@ class Store {
   Store(Env* env, std::string root) : env_(env), root_(std::move(root)) {}
   Status PutFileOnce(const std::string& path, std::string* digest, bool* changed_while_reading);
   Status CommitBlob(const std::string& tmp_path, const std::string& digest);
+  Status GetToFileImpl(const std::string& digest, const std::string& path, uint32_t mode,
+                       bool durable);
   std::string NewTmpPath(const std::string& hint);
   // Adds the entries of cache/file-digests.json that cache_ lacks. REQUIRES: cache_mu_ held.
   void MergeCacheFromDiskLocked();

@@ -428,6 +428,44 @@ TEST_F(StoreTest, GetToFileOfACorruptBlobLeavesTheTargetUntouched) {
   EXPECT_EQ(ListNames(dir_.Join("live")), std::vector<std::string>{"config.bin"});
 }
 
+TEST_F(StoreTest, ScratchCopiesAndStreamsAreVerifiedLikeGetToFile) {
+  const std::string content = Compressible(6 << 20);
+  std::string digest = PutOrDie(content);
+  std::string dst = dir_.Join("scratch/dump.dat");
+  ASSERT_TRUE(store_->GetToScratchFile(digest, dst, 0600).ok());
+  EXPECT_TRUE(ReadRaw(dst) == content);
+  EXPECT_EQ(StatOf(dst).st_mode & 07777, 0600u);
+  std::string streamed;
+  ASSERT_TRUE(store_
+                  ->StreamContent(digest,
+                                  [&](std::string_view chunk) {
+                                    streamed.append(chunk);
+                                    return Status::OK();
+                                  })
+                  .ok());
+  EXPECT_TRUE(streamed == content);
+  // A sink error stops the stream and is returned.
+  Status st = store_->StreamContent(
+      digest, [](std::string_view) { return Status::Aborted("reader went away"); });
+  EXPECT_EQ(st.code(), Status::Code::kAborted);
+
+  // Damaged: the scratch target is left untouched; the stream ends in Corruption.
+  EditBlob(digest, [](std::string& raw) { raw[raw.size() - 100] ^= 0x01; });
+  WriteFileOrDie(dst, "previous\n", 0600);
+  EXPECT_EQ(store_->GetToScratchFile(digest, dst, 0600).code(), Status::Code::kCorruption);
+  EXPECT_EQ(ReadRaw(dst), "previous\n");
+  EXPECT_EQ(ListNames(dir_.Join("scratch")), std::vector<std::string>{"dump.dat"});
+  size_t got = 0;
+  st = store_->StreamContent(digest, [&](std::string_view chunk) {
+    got += chunk.size();
+    return Status::OK();
+  });
+  EXPECT_EQ(st.code(), Status::Code::kCorruption) << st.ToString();
+  EXPECT_GT(got, 0u);  // what was streamed is only tentative until the end
+  EXPECT_EQ(store_->StreamContent("nothex", [](std::string_view) { return Status::OK(); }).code(),
+            Status::Code::kInvalidArgument);
+}
+
 // ---- Leftovers of a crash ----
 
 TEST_F(StoreTest, LeftoversFromACrashConfuseNothing) {

@@ -2,13 +2,22 @@
 # bench/db_rollback: the seed's database rollback against Backstop's, in one run.
 #
 #   bench/db_rollback/run.sh [BUILD_DIR] [SCALE...]      (root; default scale 10)
+#   ROUNDS=3 bench/db_rollback/run.sh ...                 (each scale ROUNDS times)
 #
 # For each pgbench scale and each procedure in turn: a restore point (untimed:
 # a plain pg_dump for the seed; a Backstop restore point with staging off,
 # "cold", or on, "staged"), the same writes (pgbench transactions, as a bad
-# deploy would make), then the rollback, timed, while a client polls
-# `count(*)` every 10 ms. Reported per procedure: the total time and the
-# longest time the client got no correct answer.
+# deploy would make), then the rollback, timed. Each procedure runs twice:
+# "quiet" (nothing else on the server) and "polled" (a client polls
+# `count(*)` of the 1M-row table every 10 ms). The polling client is heavy: each
+# count is a parallel scan of the whole table, so it takes a core or more for
+# as long as the database answers, which slows a rollback that keeps it
+# answering (Backstop's) and not one that takes it away (the seed's). Both
+# totals are reported, with their ratio to the seed's under the same
+# condition, and the longest time the polling client got no correct answer.
+# After each round, the steps of both polled Backstop runs with their times
+# and the drivers' detail lines (lines starting with '#'), and the machine's
+# load average; at the end, the median of each column over the rounds.
 #
 # The seed's procedure (section 3.3): terminate sessions, dropdb, createdb,
 # psql < dump. `dropdb --force` is used so a reconnecting client cannot make
@@ -20,6 +29,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 shift || true
 scales=("$@")
 ((${#scales[@]})) || scales=(10)
+ROUNDS=${ROUNDS:-1}
 BACKSTOP="$build/backstop"
 POLLER="$build/bench/db-poller"
 [[ -x "$BACKSTOP" && -x "$POLLER" ]] || { echo "build first: $BACKSTOP, $POLLER" >&2; exit 2; }
@@ -55,14 +65,25 @@ disturb() {
   runuser -u postgres -- pgbench -h 127.0.0.1 -p "$PORT" -U postgres -n -c 2 -t 250 bench >/dev/null 2>&1
 }
 
-# measure NAME COMMAND...: polls while COMMAND runs; prints "total_ms gap_ms".
+# measure NAME MODE COMMAND...: runs COMMAND, with a client polling every
+# 10 ms when MODE is "polled"; prints "total_ms gap_ms" (gap "-" when quiet).
 measure() {
-  local name=$1
-  shift
+  local name=$1 mode=$2
+  shift 2
+  # Every procedure starts from the same state: no checkpoint left over from
+  # the writes of the one before (untimed).
+  "${PSQL[@]}" -d postgres -c CHECKPOINT
+  local t0 t1
+  if [[ $mode == quiet ]]; then
+    t0=$(now_ms)
+    "$@" >"$WORK/$name-quiet.log" 2>&1 || { echo "$name failed:" >&2; cat "$WORK/$name-quiet.log" >&2; exit 1; }
+    t1=$(now_ms)
+    echo "$((t1 - t0)) -"
+    return
+  fi
   coproc POLL { "$POLLER" "$CONN" "$EXPECTED" 10; }
   local poll_out=${POLL[0]} poll_in=${POLL[1]} poll_pid=$POLL_PID
   sleep 0.3
-  local t0 t1
   t0=$(now_ms)
   "$@" >"$WORK/$name.log" 2>&1 || { echo "$name failed:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
   t1=$(now_ms)
@@ -88,7 +109,15 @@ backstop_rollback() {  # NAME
   "$BACKSTOP" --spec "$WORK/$1.yaml" rollback --component db --to latest --accept-data-loss
 }
 
-printf '%-8s %-28s %12s %14s %10s\n' scale procedure total_ms no_answer_ms vs_seed
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2)}'; }
+row() {  # SCALE NAME QUIET POLLED GAP SEED_QUIET SEED_POLLED
+  printf '%-6s %-30s %9s %9s %8s %10s %10s\n' "$1" "$2" "$3" "$4" "$5" \
+    "$(awk "BEGIN{printf \"%.2f\", $3/$6}")" "$(awk "BEGIN{printf \"%.2f\", $4/$7}")"
+}
+
+echo "# $(nproc) cores, $(uname -sr), load $(load) at $(date -u +%FT%TZ); $ROUNDS round(s) per scale"
+printf '%-6s %-30s %9s %9s %8s %10s %10s\n' scale procedure quiet_ms polled_ms gap_ms quiet/seed polled/seed
 for scale in "${scales[@]}"; do
   "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench" 2>/dev/null
   runuser -u postgres -- pgbench -h 127.0.0.1 -p "$PORT" -U postgres -i -q -s "$scale" bench >/dev/null 2>&1
@@ -97,28 +126,43 @@ for scale in "${scales[@]}"; do
   write_spec cold never
   write_spec staged always
   rm -rf "$WORK/state-cold" "$WORK/state-staged"
-
-  # Each procedure: its restore point (untimed), the same writes, the rollback (timed).
-  runuser -u postgres -- pg_dump -h 127.0.0.1 -p "$PORT" -U postgres -Fp bench >"$WORK/dump.sql"
-  disturb
-  read -r seed_total seed_gap < <(measure seed seed_rollback)
-  printf '%-8s %-28s %12s %14s %10s\n' "$scale" "seed (drop + reload)" "$seed_total" "$seed_gap" "1.00"
-
-  "$BACKSTOP" --spec "$WORK/cold.yaml" snapshot --label bench >/dev/null
-  disturb
-  read -r cold_total cold_gap < <(measure cold backstop_rollback cold)
-  printf '%-8s %-28s %12s %14s %10s\n' "$scale" "backstop, cold restore point" "$cold_total" "$cold_gap" \
-    "$(awk "BEGIN{printf \"%.2f\", $cold_total/$seed_total}")"
-
-  "$BACKSTOP" --spec "$WORK/staged.yaml" snapshot --label bench >/dev/null
-  disturb
-  read -r staged_total staged_gap < <(measure staged backstop_rollback staged)
-  printf '%-8s %-28s %12s %14s %10s\n' "$scale" "backstop, staged restore point" "$staged_total" "$staged_gap" \
-    "$(awk "BEGIN{printf \"%.2f\", $staged_total/$seed_total}")"
   echo "# scale $scale: $EXPECTED rows in pgbench_accounts, database $size"
-  for v in cold staged; do grep -E "^ *[0-9.]+s \[|✓" "$WORK/$v.log" | sed "s/^/#   $v: /"; done
+  : >"$WORK/results"
+  for ((round = 1; round <= ROUNDS; round++)); do
+    echo "# round $round, load $(load)"
+    # Each procedure, quiet then polled: its restore point (untimed), the
+    # same writes, the rollback (timed).
+    runuser -u postgres -- pg_dump -h 127.0.0.1 -p "$PORT" -U postgres -Fp bench >"$WORK/dump.sql"
+    declare -A quiet=() polled=() gap=()
+    for proc in seed cold staged; do
+      for mode in quiet polled; do
+        [[ $proc == seed ]] || "$BACKSTOP" --spec "$WORK/$proc.yaml" snapshot >/dev/null
+        disturb
+        if [[ $proc == seed ]]; then cmd=(seed_rollback); else cmd=(backstop_rollback "$proc"); fi
+        read -r total g < <(measure "$proc" "$mode" "${cmd[@]}")
+        if [[ $mode == quiet ]]; then quiet[$proc]=$total; else polled[$proc]=$total gap[$proc]=$g; fi
+      done
+    done
+    row "$scale" "seed (drop + reload)" "${quiet[seed]}" "${polled[seed]}" "${gap[seed]}" "${quiet[seed]}" "${polled[seed]}"
+    row "$scale" "backstop, cold restore point" "${quiet[cold]}" "${polled[cold]}" "${gap[cold]}" "${quiet[seed]}" "${polled[seed]}"
+    row "$scale" "backstop, staged restore point" "${quiet[staged]}" "${polled[staged]}" "${gap[staged]}" "${quiet[seed]}" "${polled[seed]}"
+    for proc in seed cold staged; do printf '%s %s %s ' "${quiet[$proc]}" "${polled[$proc]}" "${gap[$proc]}"; done >>"$WORK/results"
+    echo >>"$WORK/results"
+    # The steps (with their times) and the drivers' detail lines of both runs.
+    for v in cold staged; do
+      grep -E "^ *[0-9.]+s \[|✓|^           [^ ]" "$WORK/$v.log" | grep -v "^  *Undo:" | sed "s/^/#   $v: /"
+    done
+    echo "# load $(load)"
 
-  # Release what the rollbacks kept aside before the next scale.
-  "$BACKSTOP" --spec "$WORK/cold.yaml" prune --keep-runs 0 >/dev/null || true
-  "$BACKSTOP" --spec "$WORK/staged.yaml" prune --keep-runs 0 >/dev/null || true
+    # Release what the rollbacks kept aside (and old restore points) before the next round.
+    "$BACKSTOP" --spec "$WORK/cold.yaml" prune --keep-runs 0 --keep-restore-points 0 >/dev/null || true
+    "$BACKSTOP" --spec "$WORK/staged.yaml" prune --keep-runs 0 --keep-restore-points 0 >/dev/null || true
+  done
+  if ((ROUNDS > 1)); then
+    col() { awk -v c="$1" '{print $c}' "$WORK/results" | median; }
+    echo "# median of $ROUNDS rounds:"
+    row "$scale" "seed (drop + reload)" "$(col 1)" "$(col 2)" "$(col 3)" "$(col 1)" "$(col 2)"
+    row "$scale" "backstop, cold restore point" "$(col 4)" "$(col 5)" "$(col 6)" "$(col 1)" "$(col 2)"
+    row "$scale" "backstop, staged restore point" "$(col 7)" "$(col 8)" "$(col 9)" "$(col 1)" "$(col 2)"
+  fi
 done

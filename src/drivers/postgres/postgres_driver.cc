@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "drivers/postgres/pg_catalog.h"
 #include "drivers/postgres/pg_conn.h"
+#include "drivers/postgres/pg_dump_feed.h"
 #include "drivers/postgres/pg_ledger.h"
 #include "store.h"
 #include "units.h"
@@ -36,6 +38,9 @@ constexpr int64_t kSlowTableMs = 100;
 // statistics), the ledger fetches a table's candidate rows in the same scan
 // that counts it.
 constexpr int64_t kOneScanMaxWrites = 20'000;
+// An admin connection idle longer than this is not reused (a watch daemon
+// keeps its drivers for days).
+constexpr auto kAdminIdle = std::chrono::seconds(30);
 
 struct Loaded {
   PgSettings settings;
@@ -107,10 +112,11 @@ std::string LastLines(const std::string& text, int n) {
 }
 
 Status RunTool(const DriverContext& ctx, const Loaded& l, std::vector<std::string> argv,
-               const std::string& what) {
+               const std::string& what, const std::map<std::string, std::string>& extra_env = {}) {
   ProcessOptions o;
   o.argv = std::move(argv);
   o.env = l.params.ChildEnv(l.settings.connect_timeout_ms);
+  for (const auto& [k, v] : extra_env) o.env[k] = v;
   auto r = EnvOf(ctx)->processes()->Run(o);
   if (!r.ok())
     return Status::IOError(what + ": cannot start " + o.argv[0] + ": " +
@@ -167,12 +173,47 @@ Status SetAllowConnections(PgConn& admin, const std::string& name, bool allow) {
                    (allow ? "true" : "false"));
 }
 
-// Ends every session on `name` but ours, waiting up to 5 s for each to exit.
-Status TerminateSessions(PgConn& admin, const std::string& name) {
-  return admin.Run(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-      "WHERE datname = $1 AND pid <> pg_backend_pid()",
-      {name});
+// Ends every session on `name` but ours (and `keep_pid`'s), waiting up to
+// 5 s for them to exit. pg_terminate_backend(pid, timeout) would wait in
+// steps of 100 ms, and so would ALTER DATABASE RENAME if a session were still
+// exiting: on the swap, that is 100 ms more of refused connections. So the
+// sessions are signalled at once and watched every millisecond instead.
+Status TerminateSessions(PgConn& admin, const std::string& name, int keep_pid = 0) {
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r, admin.Exec("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = $1 AND pid <> pg_backend_pid() AND pid <> $2::int",
+                             {name, std::to_string(keep_pid)}));
+  if (r.rows() == 0) return Status::OK();
+  std::vector<std::string> pids;
+  for (int i = 0; i < r.rows(); ++i) pids.push_back(r.Get(i, 0));
+  const std::string pid_array = ArrayLiteral(pids);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    BACKSTOP_ASSIGN_OR_RETURN(
+        std::string left,
+        admin.Value("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+                    {pid_array}));
+    if (left == "0") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Sessions still there: ALTER/DROP DATABASE report them (SQLSTATE 55006).
+  return Status::OK();
+}
+
+// Connects to `name`, a database the driver keeps closed (ALLOW_CONNECTIONS
+// false: a shadow, a staged or retained copy), and closes it again at once:
+// it is open only for the few milliseconds of this connect, and any other
+// session that slipped in meanwhile is ended. So nobody but the driver can
+// change a verified copy between its verification and the swap.
+Result<std::unique_ptr<PgConn>> ConnectToClosed(PgConn& admin, const Loaded& l,
+                                                const std::string& name) {
+  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(admin, name, true));
+  auto conn = PgConn::Connect(l.params, name, l.settings.connect_timeout_ms);
+  Status closed = SetAllowConnections(admin, name, false);
+  if (!conn.ok()) return conn.status();
+  BACKSTOP_RETURN_IF_ERROR(closed);
+  BACKSTOP_RETURN_IF_ERROR(TerminateSessions(admin, name, PQbackendPID((*conn)->raw())));
+  return conn;
 }
 
 // ALTER DATABASE RENAME waits ~5 s and fails while sessions remain: end them
@@ -202,13 +243,46 @@ Status CreateDatabaseLike(PgConn& admin, const std::string& name, const Database
   return Status::OK();
 }
 
+// What the cumulative statistics say of database `name` (PostgreSQL 14 and
+// later): how many sessions were ever opened on it, how many are open now,
+// when its statistics were last reset. A backend writes its statistics before
+// it leaves pg_stat_activity, so once no session is open the count includes
+// every session that ever was; a crash or a reset of the statistics zeroes
+// it (never the other way round).
+struct SessionStats {
+  uint32_t oid = 0;
+  int64_t sessions = 0;
+  int64_t open = 0;
+  std::string stats_reset;
+};
+
+Result<SessionStats> GetSessionStats(PgConn& admin, const std::string& name) {
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r, admin.Exec("SELECT d.oid::bigint, s.sessions, s.numbackends, "
+                             "coalesce(s.stats_reset::text, '') FROM pg_database d "
+                             "JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = $1",
+                             {name}));
+  if (r.rows() != 1) return Status::NotFound("no statistics for database " + name);
+  SessionStats out;
+  out.oid = static_cast<uint32_t>(r.GetInt(0, 0));
+  out.sessions = r.GetInt(0, 1);
+  out.open = r.GetInt(0, 2);
+  out.stats_reset = r.Get(0, 3);
+  return out;
+}
+
+// pg_restore's sessions commit without waiting for the WAL flush: the target
+// is a shadow or staged database nobody uses until it is verified, and a
+// crash before that rebuilds it, so a lost commit costs nothing. (A
+// conninfo `options` setting takes precedence over PGOPTIONS.)
 Status RestoreDump(const DriverContext& ctx, const Loaded& l, const std::string& bin_dir,
                    const std::string& dump_dir, const std::string& target) {
   return RunTool(ctx, l,
                  {Tool(bin_dir, "pg_restore"), "--format=directory",
                   "--jobs=" + std::to_string(l.settings.jobs), "--exit-on-error", "--no-password",
                   "--dbname=" + l.params.ForCommandLine(target), dump_dir},
-                 "pg_restore into database " + target);
+                 "pg_restore into database " + target,
+                 {{"PGOPTIONS", "-c synchronous_commit=off"}});
 }
 
 // ---- the data-loss ledger ----
@@ -473,56 +547,45 @@ Result<std::optional<MergeCounts>> FinishIncremental(LedgerContext& lc, const Ta
 //
 // `writes_hint` (table statistics: rows written since the restore point, -1
 // when unknown) only picks the strategy: when it is small, the count and the
-// candidates come from one scan (candidates returned as one JSON array);
+// candidates' ctids come from one scan and the candidates are fetched by ctid;
 // otherwise a count scan is followed by a streamed scan of the candidates.
 Result<std::optional<MergeCounts>> CompareIncremental(LedgerContext& lc, const TablePlan& p,
                                                       int64_t rp_rows, int64_t writes_hint) {
   const std::string horizon = "age(t.xmin) <= " + std::to_string(*lc.horizon_age);
   MergeCounts counts;
+  int64_t candidates = 0, old_rows = 0;
+  std::string candidate_filter;  // selects the candidate rows live
   if (!p.key.empty() && writes_hint >= 0 && writes_hint <= kOneScanMaxWrites) {
-    std::string row;
-    for (const auto& k : p.key) row += "t." + QuoteIdent(k) + "::text, ";
-    const std::string cand = "t.\"__backstop_candidate\"";
+    // The scan collects only the candidates' ctids: naming the whole row
+    // here would make it build every one of them (twice the time at 1M
+    // rows). They are then fetched by ctid, which is stable within this
+    // REPEATABLE READ transaction.
     BACKSTOP_ASSIGN_OR_RETURN(
-        PgResult r,
-        lc.live->Exec("SELECT count(*), count(*) FILTER (WHERE " + cand +
-                      "), json_agg(json_build_array(" + row + p.hash_expr + ") ORDER BY " +
-                      KeyOrder(p) + ") FILTER (WHERE " + cand + ") FROM (SELECT t.*, " + horizon +
-                      " AS " + cand.substr(2) + " FROM ONLY " + p.live_sql + " t OFFSET 0) t"));
-    int64_t candidates = r.GetInt(0, 1), old_rows = r.GetInt(0, 0) - candidates;
+        PgResult r, lc.live->Exec("SELECT count(*), count(*) FILTER (WHERE c), "
+                                  "array_agg(ctid) FILTER (WHERE c)::text FROM (SELECT t.ctid, " +
+                                  horizon + " AS c FROM ONLY " + p.live_sql + " t OFFSET 0) t"));
+    candidates = r.GetInt(0, 1);
+    old_rows = r.GetInt(0, 0) - candidates;
     if (candidates == 0 && old_rows == rp_rows) return std::optional<MergeCounts>(counts);
-    json rows;
-    try {
-      rows = r.IsNull(0, 2) ? json::array() : json::parse(r.Get(0, 2));
-    } catch (const std::exception& e) {
-      return Status::Internal("ledger of table " + p.display +
-                              ": cannot parse the candidate rows: " + e.what());
+    // Server-made tid literals ("(page,item)"), so safe to inline: COPY takes no parameters.
+    candidate_filter = r.IsNull(0, 2) ? "false" : "t.ctid = ANY('" + r.Get(0, 2) + "'::tid[])";
+  } else {
+    // One scan, one age() per row: the table's rows and how many are candidates.
+    BACKSTOP_ASSIGN_OR_RETURN(PgResult r,
+                              lc.live->Exec("SELECT count(*) FILTER (WHERE " + horizon +
+                                            "), count(*) FROM ONLY " + p.live_sql + " t"));
+    candidates = r.GetInt(0, 0);
+    old_rows = r.GetInt(0, 1) - candidates;
+    if (candidates == 0 && old_rows == rp_rows) return std::optional<MergeCounts>(counts);
+    // Without a key the candidates cannot be looked up; with very many of them
+    // a full merge is cheaper than lookups.
+    if (p.key.empty() || candidates > std::max<int64_t>(rp_rows / 2, 10'000)) {
+      return std::optional<MergeCounts>();
     }
-    std::vector<KeyedRow> batch;
-    for (const auto& a : rows) {
-      KeyedRow kr;
-      for (size_t i = 0; i < p.key.size(); ++i) kr.key.push_back(a.at(i).get<std::string>());
-      kr.hash = a.at(p.key.size()).get<std::string>();
-      batch.push_back(std::move(kr));
-      if (batch.size() >= kLookupBatch)
-        BACKSTOP_RETURN_IF_ERROR(LookupBatch(lc, p, batch, &counts));
-    }
-    BACKSTOP_RETURN_IF_ERROR(LookupBatch(lc, p, batch, &counts));
-    return FinishIncremental(lc, p, rp_rows, old_rows, counts);
-  }
-  // One scan, one age() per row: the table's rows and how many are candidates.
-  BACKSTOP_ASSIGN_OR_RETURN(PgResult r,
-                            lc.live->Exec("SELECT count(*) FILTER (WHERE " + horizon +
-                                          "), count(*) FROM ONLY " + p.live_sql + " t"));
-  int64_t candidates = r.GetInt(0, 0), old_rows = r.GetInt(0, 1) - candidates;
-  if (candidates == 0 && old_rows == rp_rows) return std::optional<MergeCounts>(counts);
-  // Without a key the candidates cannot be looked up; with very many of them
-  // a full merge is cheaper than lookups.
-  if (p.key.empty() || candidates > std::max<int64_t>(rp_rows / 2, 10'000)) {
-    return std::optional<MergeCounts>();
+    candidate_filter = horizon;
   }
   CopyRowSource cand(lc.live, p.key.size(), true);
-  BACKSTOP_RETURN_IF_ERROR(cand.Begin(CopyOf(FullSelect(p, p.live_sql, horizon))));
+  BACKSTOP_RETURN_IF_ERROR(cand.Begin(CopyOf(FullSelect(p, p.live_sql, candidate_filter))));
   std::vector<KeyedRow> batch;
   for (;;) {
     KeyedRow row;
@@ -621,6 +684,22 @@ std::string SwapMarkerPath(const DriverContext& ctx, const std::string& componen
   return JoinPath(ctx.state_dir, "runs/" + run_id + "/postgres-" + component + ".swapped");
 }
 
+// Prepare leaves <run_dir>/postgres-<component>.verified once it has verified
+// the shadow and closed it to everyone else: which database (oid, cluster) it
+// verified, for which restore point. VerifyRestored proves with it that the
+// live database after the swap is that very database.
+std::string IdentityPath(const DriverContext& ctx, const std::string& component,
+                         const std::string& run_id) {
+  if (ctx.state_dir.empty() || run_id.empty()) return "";
+  return JoinPath(ctx.state_dir, "runs/" + run_id + "/postgres-" + component + ".verified");
+}
+
+// The cluster's system identifier; "" when pg_control_system() is not allowed.
+std::string SystemIdentifier(PgConn& conn) {
+  auto v = conn.Value("SELECT system_identifier::text FROM pg_control_system()");
+  return v.ok() ? *v : "";
+}
+
 bool NeverSwapped(const DriverContext& ctx, const ComponentSpec& c, const json& entry) {
   if (entry.value("database_existed", true) == false) return true;
   std::string path = SwapMarkerPath(ctx, c.name, entry.value("run_id", ""));
@@ -697,6 +776,38 @@ std::string MarkerFrom(const std::optional<std::string>& comment) {
   return MarkerDecode(ParseMarker(comment, "shadow")["from"]);
 }
 
+// True when `name` is the staged copy Stage verified (entry.staged_verified)
+// and no session has been opened on it since: same oid, no session open, the
+// same number of sessions ever opened, statistics never reset. Its row counts
+// and foreign keys are then those Stage verified. Otherwise false, with the
+// reason in *why_not (PostgreSQL before 14 has no session count).
+bool StagedCopyUntouched(PgConn& admin, const std::string& name, const json& entry,
+                         std::string* why_not) {
+  if (!entry.contains("staged_verified") || !entry["staged_verified"].is_object()) {
+    *why_not = "the restore point recorded no session count for it";
+    return false;
+  }
+  const json& rec = entry["staged_verified"];
+  auto now = GetSessionStats(admin, name);
+  if (!now.ok()) {
+    *why_not = "cannot read its statistics: " + now.status().message();
+    return false;
+  }
+  if (now->oid != rec.value("oid", 0u)) {
+    *why_not = "it is not the database Stage verified (oid " + std::to_string(now->oid) + ")";
+    return false;
+  }
+  if (now->open != 0 || now->sessions != rec.value("sessions", int64_t{-1}) ||
+      now->stats_reset != rec.value("stats_reset", "")) {
+    *why_not = "sessions were opened on it since it was verified (" +
+               std::to_string(now->sessions) + " ever, " + std::to_string(now->open) + " open; " +
+               std::to_string(rec.value("sessions", int64_t{-1})) +
+               " when verified), or its statistics were reset";
+    return false;
+  }
+  return true;
+}
+
 // ---- the driver ----
 
 class PostgresDriver : public Driver {
@@ -712,6 +823,9 @@ class PostgresDriver : public Driver {
   Result<std::vector<IntegrityCheck>> CheckIntegrity(const ComponentSpec& c, const json& entry,
                                                      DriverContext& ctx) override;
   Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) override;
+  std::vector<std::string> BlobsNeeded(const ComponentSpec& c, const json& entry,
+                                       DriverContext& ctx) override;
+  Status DiscardSnapshot(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
 
  private:
   Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
@@ -721,8 +835,43 @@ class PostgresDriver : public Driver {
                          DriverContext& ctx);
   Status BuildFromDump(const ComponentSpec& c, const Loaded& l, PgConn& admin, const json& entry,
                        DriverContext& ctx, const std::string& shadow);
-  Status VerifyShadow(const Loaded& l, PgConn& admin, const json& entry, const std::string& shadow);
+  // `recount`: false for a staged copy proven untouched since Stage counted it.
+  Status VerifyShadow(const Loaded& l, PgConn& admin, const json& entry, const std::string& shadow,
+                      bool recount);
+  // `counted`: whether Prepare counted the rows itself (else Stage did).
+  Status RecordIdentity(const ComponentSpec& c, const Loaded& l, PgConn& admin, DriverContext& ctx,
+                        const std::string& shadow, const std::string& rp, const std::string& from,
+                        bool counted);
+  // True when the live database is the shadow Prepare of this run verified;
+  // otherwise false with the reason in *why_not.
+  bool ProveIdentity(const ComponentSpec& c, const Loaded& l, PgConn& live, const json& entry,
+                     DriverContext& ctx, std::string* why_not);
+  // The connection to the admin database, kept between the calls of a run
+  // (each new session costs the server a process: ~5 ms). Made again when it
+  // was idle longer than kAdminIdleMs, no longer answers, or the settings
+  // changed. The pointer is valid until the next call.
+  Result<PgConn*> Admin(const Loaded& l);
+
+  std::unique_ptr<PgConn> admin_;
+  std::string admin_key_;
+  std::chrono::steady_clock::time_point admin_used_;
 };
+
+Result<PgConn*> PostgresDriver::Admin(const Loaded& l) {
+  const std::string key =
+      l.params.Display() + "\n" + l.settings.admin_dbname + "\n" + l.params.password();
+  const auto now = std::chrono::steady_clock::now();
+  if (admin_ && admin_key_ == key && now - admin_used_ < kAdminIdle &&
+      admin_->Run("SELECT 1").ok()) {
+    admin_used_ = now;
+    return admin_.get();
+  }
+  admin_.reset();
+  BACKSTOP_ASSIGN_OR_RETURN(admin_, ConnectAdmin(l));
+  admin_key_ = key;
+  admin_used_ = now;
+  return admin_.get();
+}
 
 Result<json> PostgresDriver::SafetySnapshot(const Loaded& l, DriverContext& ctx) {
   json entry = {{"driver", "postgres"},
@@ -739,7 +888,7 @@ Result<json> PostgresDriver::SafetySnapshot(const Loaded& l, DriverContext& ctx)
   {
     // A rollback may be what brings back a database that was dropped: then
     // there is nothing to set aside, and nothing to undo later.
-    BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+    BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
     BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live_info, GetDatabase(*admin, l.db()));
     if (!live_info.exists) {
       entry["database_existed"] = false;
@@ -912,14 +1061,16 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
 Status PostgresDriver::Stage(const Loaded& l, DriverContext& ctx, const std::string& bin_dir,
                              const std::string& dump_dir, const DatabaseInfo& props, json& entry) {
   const std::string name = StagedName(l.db(), ctx.restore_point_id);
-  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
   BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, name));  // a crashed earlier attempt
   ctx.Progress("staging restore point " + ctx.restore_point_id + " into database " + name);
   Status st = CreateDatabaseLike(*admin, name, props);
   if (st.ok()) st = RestoreDump(ctx, l, bin_dir, dump_dir, name);
   if (st.ok()) st = ApplyDatabaseProperties(*admin, name, props);
   if (st.ok()) {
-    auto conn = ConnectTo(l, name);
+    // Closed from here on: the verification below is the last session on it
+    // until a rollback (ConnectToClosed ends any other).
+    auto conn = ConnectToClosed(*admin, l, name);
     if (!conn.ok()) {
       st = conn.status();
     } else {
@@ -933,7 +1084,9 @@ Status PostgresDriver::Stage(const Loaded& l, DriverContext& ctx, const std::str
       }
     }
   }
-  if (st.ok()) st = SetAllowConnections(*admin, name, false);
+  // Our session has ended; wait until its backend has exited (and so
+  // written its statistics) before reading the session count below.
+  if (st.ok()) st = TerminateSessions(*admin, name);
   if (st.ok())
     st = admin->Run(CommentSql(*admin, name, StagedMarker(l.db(), ctx.restore_point_id)));
   if (!st.ok()) {
@@ -941,6 +1094,12 @@ Status PostgresDriver::Stage(const Loaded& l, DriverContext& ctx, const std::str
     return st;
   }
   entry["staged_database"] = name;
+  // The copy as verified: Prepare skips recounting it when no session has
+  // been opened on it since (StagedCopyUntouched).
+  if (auto stats = GetSessionStats(*admin, name); stats.ok() && stats->open == 0) {
+    entry["staged_verified"] = {
+        {"oid", stats->oid}, {"sessions", stats->sessions}, {"stats_reset", stats->stats_reset}};
+  }
   // Each staged copy is a whole database: keep the newest few only (their
   // restore points stay complete, they just roll back from the dump).
   auto older = admin->Exec(
@@ -997,13 +1156,13 @@ Result<json> PostgresDriver::Describe(const ComponentSpec& c, DriverContext& ctx
 }
 
 Status PostgresDriver::VerifyShadow(const Loaded& l, PgConn& admin, const json& entry,
-                                    const std::string& shadow) {
-  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(admin, shadow, true));
-  BACKSTOP_ASSIGN_OR_RETURN(auto conn, ConnectTo(l, shadow));
+                                    const std::string& shadow, bool recount) {
+  // The shadow stays closed to everyone else from now on (ConnectToClosed).
+  BACKSTOP_ASSIGN_OR_RETURN(auto conn, ConnectToClosed(admin, l, shadow));
   BACKSTOP_ASSIGN_OR_RETURN(
       std::vector<IntegrityCheck> checks,
       RunChecks(*conn, entry, l.settings,
-                {.row_counts = true, .foreign_keys = true, .orphans = false, .queries = true}));
+                {.row_counts = recount, .foreign_keys = true, .orphans = false, .queries = true}));
   std::string failures = DescribeFailures(checks);
   if (!failures.empty()) {
     return Status::FailedPrecondition("verification of shadow database " + shadow +
@@ -1032,30 +1191,46 @@ Status PostgresDriver::BuildFromDump(const ComponentSpec& c, const Loaded& l, Pg
       JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(ctx.run_id.empty() ? "adhoc" : ctx.run_id));
   BACKSTOP_RETURN_IF_ERROR(env->fs()->RemoveAll(dir));
   BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(dir, 0700));
-  const json& files = entry["files"];
+  std::vector<DumpFile> files;
+  for (const auto& f : entry["files"]) {
+    files.push_back({f.value("name", ""), f.value("digest", ""), f.value("size", uint64_t{0})});
+  }
   int64_t t0 = NowMs(ctx);
-  Status st = ParallelFor(files.size(), l.settings.jobs, [&](size_t i) -> Status {
-    std::string name = files[i].value("name", "");
-    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-      return Status::Corruption("restore point entry names a bad dump file: '" + name + "'");
-    }
-    Status s = ctx.store->GetToFile(files[i].value("digest", ""), JoinPath(dir, name), 0600);
-    return s.ok() ? s : s.WithContext("dump file " + name);
-  });
+  // The large data files are streamed into pg_restore through named pipes
+  // (decoded and verified while it loads them), the rest extracted first.
+  std::unique_ptr<DumpFeeder> feeder;
+  Status st;
+  if (auto made = DumpFeeder::Create(ctx.store, dir, files,
+                                     {.extract_threads = std::max(1, l.settings.jobs)});
+      made.ok()) {
+    feeder = std::move(made).value();
+  } else {
+    st = made.status();
+  }
   int64_t t1 = NowMs(ctx);
   if (st.ok()) {
     DatabaseInfo props = DatabaseInfo::FromJson(entry.value("database_properties", json()));
     st = CreateDatabaseLike(admin, shadow, props);
     if (st.ok()) {
-      ctx.Progress("pg_restore -j " + std::to_string(l.settings.jobs) + " into " + shadow);
+      ctx.Progress("pg_restore -j " + std::to_string(l.settings.jobs) + " into " + shadow + " (" +
+                   std::to_string(feeder->streamed()) + " dump files streamed, " +
+                   std::to_string(feeder->extracted()) + " extracted)");
       int server_num = entry.value("server_version_num", admin.server_version());
+      feeder->Start();
       st =
           RestoreDump(ctx, l, BinDir(l.settings, std::max(server_num, admin.server_version()), env),
                       dir, shadow);
+      // Every stream must have reached its end with the right hash, whatever
+      // pg_restore made of it. A damaged blob explains a failed pg_restore.
+      Status fed = feeder->Finish();
+      if (!fed.ok() && (st.ok() || fed.code() == Status::Code::kCorruption)) {
+        st = st.ok() ? fed : fed.WithContext("pg_restore failed (" + st.message() + ")");
+      }
     }
     // After the data: a setting such as default_transaction_read_only must not hinder pg_restore.
     if (st.ok()) st = ApplyDatabaseProperties(admin, shadow, props);
   }
+  feeder.reset();  // joins its threads before the directory goes
   (void)env->fs()->RemoveAll(dir);
   if (st.ok()) {
     ctx.Progress("shadow " + shadow + " restored from the dump (extract " +
@@ -1068,7 +1243,7 @@ Status PostgresDriver::BuildFromDump(const ComponentSpec& c, const Loaded& l, Pg
 Status PostgresDriver::PrepareRetained(const ComponentSpec& c, const Loaded& l, const json& entry,
                                        DriverContext& ctx) {
   const std::string retained = entry["retained_database"].get<std::string>();
-  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, retained));
   if (!info.exists) {
     if (NeverSwapped(ctx, c, entry)) {
@@ -1111,10 +1286,19 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
   const std::string db = l.db();
   const std::string rp = EntryRestorePointId(entry);
   const std::string shadow = ShadowName(db, ctx.run_id);
-  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo existing, GetDatabase(*admin, shadow));
   if (existing.exists && IsVerifiedShadow(existing.comment, db, rp, ctx.run_id)) {
     ctx.Progress("shadow database " + shadow + " already prepared and verified");
+    // A crash may have come between the marker and the identity record. The
+    // shadow was closed before the marker was set; if it is still closed,
+    // nobody has used it since. Otherwise no record: VerifyRestored recounts.
+    if (std::string path = IdentityPath(ctx, c.name, ctx.run_id); !ctx.dry_run && !path.empty() &&
+                                                                  !EnvOf(ctx)->fs()->Exists(path) &&
+                                                                  !existing.allow_connections) {
+      BACKSTOP_RETURN_IF_ERROR(
+          RecordIdentity(c, l, *admin, ctx, shadow, rp, MarkerFrom(existing.comment), true));
+    }
     return Status::OK();
   }
   std::string staged = entry.value("staged_database", "");
@@ -1180,16 +1364,98 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
     }
   }
   int64_t t1 = NowMs(ctx);
-  Status st = VerifyShadow(l, *admin, entry, shadow);
+  bool recount = true;
+  if (from.rfind("staged:", 0) == 0) {
+    std::string why_not;
+    recount = !StagedCopyUntouched(*admin, shadow, entry, &why_not);
+    ctx.Progress(recount ? "recounting the rows of the staged copy: " + why_not
+                         : "staged copy untouched since it was verified (no session opened on "
+                           "it since): row counts not recounted");
+  }
+  Status st = VerifyShadow(l, *admin, entry, shadow, recount);
   if (!st.ok()) {
     (void)DropDatabase(*admin, shadow);
     return st.WithContext("live database " + db + " untouched");
   }
   BACKSTOP_RETURN_IF_ERROR(
       admin->Run(CommentSql(*admin, shadow, ShadowMarker(db, rp, ctx.run_id, from))));
+  BACKSTOP_RETURN_IF_ERROR(RecordIdentity(c, l, *admin, ctx, shadow, rp, from, recount));
   ctx.Progress("shadow database " + shadow + " ready from " + from + " (build " +
                FormatDurationMs(t1 - t0) + ", verify " + FormatDurationMs(NowMs(ctx) - t1) + ")");
   return Status::OK();
+}
+
+Status PostgresDriver::RecordIdentity(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                      DriverContext& ctx, const std::string& shadow,
+                                      const std::string& rp, const std::string& from,
+                                      bool counted) {
+  const std::string path = IdentityPath(ctx, c.name, ctx.run_id);
+  if (path.empty()) return Status::OK();  // outside a run: VerifyRestored recounts
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(admin, shadow));
+  if (!info.exists) return Status::Internal("shadow database " + shadow + " vanished");
+  json record = {
+      {"database", l.db()},
+      {"verified_database", shadow},
+      {"oid", info.oid},
+      {"system_identifier", SystemIdentifier(admin)},
+      {"restore_point_id", rp},
+      {"run_id", ctx.run_id},
+      {"from", from},
+      {"checks", counted
+                     ? "row counts, foreign keys, integrity queries"
+                     : "foreign keys, integrity queries (row counts: by Stage, untouched since)"}};
+  Env* env = EnvOf(ctx);
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(path)));
+  return env->fs()->WriteFileAtomic(path, record.dump() + "\n");
+}
+
+bool PostgresDriver::ProveIdentity(const ComponentSpec& c, const Loaded& l, PgConn& live,
+                                   const json& entry, DriverContext& ctx, std::string* why_not) {
+  const std::string path = IdentityPath(ctx, c.name, ctx.run_id);
+  if (path.empty()) {
+    *why_not = "no run directory";
+    return false;
+  }
+  auto text = EnvOf(ctx)->fs()->ReadFile(path);
+  if (!text.ok()) {
+    *why_not = "Prepare of run " + ctx.run_id + " recorded no verified shadow (" +
+               text.status().message() + ")";
+    return false;
+  }
+  json record;
+  try {
+    record = json::parse(*text);
+  } catch (const std::exception& e) {
+    *why_not = "unreadable " + path + ": " + e.what();
+    return false;
+  }
+  if (!record.is_object() || record.value("database", "") != l.db() ||
+      record.value("run_id", "") != ctx.run_id ||
+      record.value("restore_point_id", "") != EntryRestorePointId(entry)) {
+    *why_not = path + " is about another database, run or restore point";
+    return false;
+  }
+  const std::string sysid = record.value("system_identifier", "");
+  if (sysid.empty()) {
+    *why_not = "the cluster's system identifier was not readable when the shadow was verified";
+    return false;
+  }
+  auto now = live.Exec(
+      "SELECT d.oid::bigint, (SELECT system_identifier::text FROM pg_control_system()) "
+      "FROM pg_database d WHERE d.datname = current_database()");
+  if (!now.ok() || now->rows() != 1) {
+    *why_not = "cannot read the live database's oid: " +
+               (now.ok() ? std::string("no row") : now.status().message());
+    return false;
+  }
+  const uint32_t oid = record.value("oid", 0u);
+  if (now->Get(0, 1) != sysid || static_cast<uint32_t>(now->GetInt(0, 0)) != oid) {
+    *why_not = "the live database (oid " + now->Get(0, 0) + ") is not the shadow " +
+               record.value("verified_database", "?") + " verified by Prepare (oid " +
+               std::to_string(oid) + ")";
+    return false;
+  }
+  return true;
 }
 
 Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const json& entry,
@@ -1197,7 +1463,7 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
   const std::string db = l.db();
   DataLossReport report;
-  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live_info, GetDatabase(*admin, db));
   if (!live_info.exists) {
     ctx.Progress("database " + db + " does not exist: a rollback discards nothing");
@@ -1206,7 +1472,6 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
   // The restore point's side: the shadow (or, before Prepare, the staged copy),
   // or for an undo the retained database.
   std::string rp_db;
-  bool close_again = false;
   if (IsRetainedEntry(entry)) {
     rp_db = entry["retained_database"].get<std::string>();
     BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo r, GetDatabase(*admin, rp_db));
@@ -1220,10 +1485,7 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
     }
     if (rp_db.empty() && !staged.empty()) {
       BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo s, GetDatabase(*admin, staged));
-      if (s.exists) {
-        rp_db = staged;
-        close_again = !s.allow_connections;
-      }
+      if (s.exists) rp_db = staged;
     }
     if (rp_db.empty()) {
       return Status::FailedPrecondition(
@@ -1236,25 +1498,20 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
   if (!rp_info.exists) {
     return Status::FailedPrecondition("database " + rp_db + " does not exist (pruned?)");
   }
-  if (!rp_info.allow_connections) {
-    BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, rp_db, true));
-    close_again = close_again || !IsRetainedEntry(entry);
-  }
-  struct Reclose {
-    PgConn* admin;
-    std::string name;
-    bool active;
-    ~Reclose() {
-      if (active) {
-        (void)TerminateSessions(*admin, name);
-        (void)SetAllowConnections(*admin, name, false);
-      }
-    }
-  } reclose{admin.get(), rp_db, close_again};
-
   int64_t t0 = NowMs(ctx);
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, db));
-  BACKSTOP_ASSIGN_OR_RETURN(auto rp, ConnectTo(l, rp_db));
+  std::unique_ptr<PgConn> rp;
+  if (IsRetainedEntry(entry)) {
+    // PrepareRetained opened it (the swap closes it again).
+    if (!rp_info.allow_connections) {
+      BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, rp_db, true));
+    }
+    BACKSTOP_ASSIGN_OR_RETURN(rp, ConnectTo(l, rp_db));
+  } else {
+    // A verified shadow or a staged copy stays closed to everyone else
+    // (VerifyRestored relies on it: see Prepare).
+    BACKSTOP_ASSIGN_OR_RETURN(rp, ConnectToClosed(*admin, l, rp_db));
+  }
   BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   BACKSTOP_RETURN_IF_ERROR(rp->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> live_tables, ListTables(*live, l.settings));
@@ -1349,7 +1606,7 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
   if (!retained)
     comment = DatabaseInfo::FromJson(entry.value("database_properties", json())).comment;
 
-  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo L, GetDatabase(*admin, db));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo S, GetDatabase(*admin, source));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
@@ -1441,10 +1698,29 @@ Status PostgresDriver::VerifyRestored(const ComponentSpec& c, const json& entry,
                                       DriverContext& ctx) {
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
+  // Prepare verified the shadow in full (row counts, foreign keys, integrity
+  // queries) and kept it closed to everyone else until the swap. When the
+  // live database provably is that shadow (same oid in the same cluster),
+  // recounting every table would only re-read what was verified, and would
+  // count rows the restarted services wrote since as a mismatch. Otherwise
+  // (an undo, a run without a record, a database swapped by hand since) the
+  // rows are recounted. `backstop verify --data` always checks in full.
+  std::string why_not;
+  const bool counted =
+      entry.is_object() && entry.contains("position") && entry["position"].contains("row_counts");
+  const bool identity =
+      counted && !IsRetainedEntry(entry) && ProveIdentity(c, l, *live, entry, ctx, &why_not);
+  if (identity) {
+    ctx.Progress("database " + l.db() +
+                 " is the shadow Prepare verified (same oid): row counts not recounted");
+  } else if (counted) {
+    ctx.Progress("recounting the rows of " + l.db() + ": " + why_not);
+  }
   BACKSTOP_ASSIGN_OR_RETURN(
       std::vector<IntegrityCheck> checks,
-      RunChecks(*live, entry, l.settings,
-                {.row_counts = true, .foreign_keys = true, .orphans = false, .queries = false}));
+      RunChecks(
+          *live, entry, l.settings,
+          {.row_counts = !identity, .foreign_keys = true, .orphans = false, .queries = false}));
   std::string failures = DescribeFailures(checks);
   if (!failures.empty()) {
     return Status::FailedPrecondition("database " + l.db() +
@@ -1520,7 +1796,7 @@ Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
   const std::string db = l.db();
   const std::string aside = PreRollbackName(db, run_id);
   const std::string shadow = ShadowName(db, run_id);
-  BACKSTOP_ASSIGN_OR_RETURN(auto admin, ConnectAdmin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo S, GetDatabase(*admin, shadow));
   if (ctx.dry_run) {
@@ -1567,6 +1843,63 @@ Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
   return Status::OK();
 }
 
+std::vector<std::string> PostgresDriver::BlobsNeeded(const ComponentSpec& c, const json& entry,
+                                                     DriverContext& ctx) {
+  std::vector<std::string> all = Driver::BlobsNeeded(c, entry, ctx);
+  if (all.empty() || IsRetainedEntry(entry) || !entry.is_object()) return all;
+  // Prepare restores from the staged copy when it is intact (its marker names
+  // this database and restore point), or keeps this run's shadow when it is
+  // already there (a resumed run): then no dump blob is read. If the copy
+  // vanished between this call and Prepare, Prepare extracts the dump after
+  // all, and every blob is verified while it is extracted (a damaged one
+  // fails Prepare, before anything live is touched).
+  auto l = Load(c);
+  if (!l.ok()) return all;
+  auto admin_or = Admin(*l);
+  if (!admin_or.ok()) return all;
+  PgConn* admin = *admin_or;
+  const std::string db = l->db(), rp = EntryRestorePointId(entry);
+  if (!ctx.run_id.empty()) {
+    auto shadow = GetDatabase(*admin, ShadowName(db, ctx.run_id));
+    if (shadow.ok() && shadow->exists &&
+        (IsVerifiedShadow(shadow->comment, db, rp, ctx.run_id) ||
+         IsStagedCopy(shadow->comment, db, rp))) {
+      return {};
+    }
+  }
+  const std::string staged = entry.value("staged_database", "");
+  if (staged.empty()) return all;
+  auto info = GetDatabase(*admin, staged);
+  if (!info.ok() || !info->exists || !IsStagedCopy(info->comment, db, rp)) return all;
+  return {};
+}
+
+Status PostgresDriver::DiscardSnapshot(const ComponentSpec& c, const json& entry,
+                                       DriverContext& ctx) {
+  if (!entry.is_object() || IsRetainedEntry(entry)) return Status::OK();
+  const std::string staged = entry.value("staged_database", "");
+  if (staged.empty()) return Status::OK();
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, staged));
+  // Only the copy this entry staged: the name alone could belong to anything.
+  if (!info.exists || !IsStagedCopy(info.comment, l.db(), EntryRestorePointId(entry))) {
+    return Status::OK();
+  }
+  if (ctx.dry_run) {
+    ctx.Progress("would drop staged database " + staged);
+    return Status::OK();
+  }
+  Status st = DropDatabase(*admin, staged);
+  if (!st.ok()) {
+    return st.WithContext("dropping staged database " + staged + " of restore point " +
+                          EntryRestorePointId(entry) + " (drop it by hand: DROP DATABASE " +
+                          QuoteIdent(staged) + ")");
+  }
+  ctx.Progress("dropped staged database " + staged);
+  return Status::OK();
+}
+
 }  // namespace
 
 namespace {
@@ -1591,6 +1924,7 @@ DriverInfo PostgresDriverInfo() {
   using T = SettingSchema::Type;
   DriverInfo info;
   info.name = "postgres";
+  info.own_health = true;
   info.kinds = {"database"};
   info.summary =
       "PostgreSQL database: pg_dump restore points (optionally staged), rollback into a "

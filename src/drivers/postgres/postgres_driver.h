@@ -11,11 +11,18 @@
 // snapshot time, about 1.3 s per 160 MB here, and the disk space of a second
 // database), the dump is also restored right away into <db>_bs_staged_<rp>
 // with ALLOW_CONNECTIONS false; only the newest `staged_keep` copies are kept.
+// Stage verifies the copy (row counts, FKs) in its last session and records
+// in the entry ("staged_verified") the copy's oid and how many sessions were
+// ever opened on it (pg_stat_database.sessions, PostgreSQL 14+). Deleting the
+// restore point (`backstop prune`) drops its staged copy (DiscardSnapshot).
 // A safety snapshot (ctx.snapshot_kind == "safety") only records the name
 // Restore will give the replaced database, <db>_pre_rollback_<run>; restoring
 // that entry (undo) swaps the retained database back in.
 //
 // Rollback:
+//   BlobsNeeded none when the staged copy is intact (its marker names this
+//               database and restore point) or this run's shadow exists:
+//               Prepare then reads no dump blob. Otherwise every dump blob.
 //   Prepare     builds <db>_bs_shadow_<run> from the staged database or from
 //               the dump (template0 + pg_restore -j, then the database's
 //               connection limit, settings and ACL, which pg_dump only writes
@@ -24,6 +31,23 @@
 //               database is only ever read. A verified shadow carries the
 //               comment "backstop:shadow db=.. rp=.. run=.. from=.. verified"
 //               (a staged copy: "backstop:staged db=.. rp=..").
+//               From the dump: toc.dat and small files are extracted as
+//               scratch files (no fsync: a crash redoes Prepare); the large
+//               data files are streamed from the store into pg_restore through
+//               named pipes, decoded and hash-checked while it loads them (a
+//               damaged blob fails Prepare at the end of its stream, the
+//               shadow is dropped). pg_restore runs with synchronous_commit
+//               off: nobody uses the shadow until it is verified.
+//               From a staged copy proven untouched since Stage verified it
+//               (same oid, no session opened on it since, statistics never
+//               reset: a crash or a reset zeroes the count, so it can only
+//               err towards recounting), the row counts are not recounted;
+//               FKs and the spec's integrity queries are checked as always.
+//               The shadow is closed to everyone but the driver from its
+//               verification to the swap: the driver opens a closed copy only
+//               for the milliseconds of its own connect and then ends any
+//               other session (ConnectToClosed). Prepare records what it
+//               verified (oid, cluster) in <run_dir>/postgres-<c>.verified.
 //               The staged copy is renamed, not cloned: a rename takes ~1 ms
 //               whatever the size, CREATE DATABASE .. TEMPLATE .. FILE_COPY took
 //               400 ms at 160 MB and grows with it. So the swap consumes the
@@ -47,7 +71,16 @@
 //   Restore     the swap: refuse connections, terminate sessions, rename live
 //               -> <db>_pre_rollback_<run>, shadow -> live, allow connections.
 //               A failure midway puts the names back. Re-running it after a
-//               crash at any point completes the swap.
+//               crash at any point completes the swap. Sessions are signalled
+//               and watched every millisecond (pg_terminate_backend's own
+//               wait, like ALTER DATABASE's, sleeps in 100 ms steps).
+//   VerifyRestored  when the live database provably is the shadow Prepare
+//               verified (same oid in the same cluster, from the record
+//               above), only the FKs are checked: the rows were verified
+//               before the swap, and services restarted since may have
+//               written. Otherwise (an undo, no record, a database swapped by
+//               hand) the rows are recounted. `verify --data`
+//               (CheckIntegrity) always checks everything.
 //   Prune       drops <db>_pre_rollback_<run>; an unused shadow made from a
 //               staged copy is renamed back to the staged name.
 //
