@@ -20,19 +20,10 @@ namespace backstop {
 namespace {
 
 using testing::FakeClock;
+using testing::RandomBytes;
 using testing::TempDir;
 using testing::WriteFileOrDie;
 using State = BlobCheck::State;
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string out(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(out.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return out;
-}
 
 // Text-like content that zstd shrinks a lot.
 std::string Compressible(size_t n) {

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <random>
 
 namespace backstop::testing {
 
@@ -32,6 +35,16 @@ void WriteFileOrDie(const std::string& path, const std::string& content, uint32_
   ASSERT_TRUE(st.ok()) << st.ToString();
   st = fs->WriteFileAtomic(path, content, mode);
   ASSERT_TRUE(st.ok()) << st.ToString();
+}
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(out.data() + i, &v, std::min<size_t>(8, n - i));
+  }
+  return out;
 }
 
 }  // namespace backstop::testing

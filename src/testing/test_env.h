@@ -48,4 +48,7 @@ Env MakeEnvWithClock(Clock* clock);
 // Writes `content` to `path`, creating parent directories. Aborts the test on failure.
 void WriteFileOrDie(const std::string& path, const std::string& content, uint32_t mode = 0644);
 
+// `n` pseudo-random bytes, the same for the same `seed` (incompressible test content).
+std::string RandomBytes(size_t n, uint64_t seed);
+
 }  // namespace backstop::testing

@@ -16,17 +16,8 @@
 namespace backstop::postgres {
 namespace {
 
+using testing::RandomBytes;
 using testing::TempDir;
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string out(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(out.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return out;
-}
 
 // Reads `path` like pg_restore does (blocking open, read to the end), or
 // only `limit` bytes before closing it.
