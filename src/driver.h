@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,14 @@ class Driver {
   // Makes live state equal `entry`. Idempotent for a given ctx.run_id.
   virtual Status Restore(const ComponentSpec& c, const nlohmann::json& entry,
                          DriverContext& ctx) = 0;
+  // After a successful Restore called right after AssessLoss on this instance:
+  // the data-loss report, when Restore had to take it again (e.g. writes
+  // reached the data between the ledger and the moment it was replaced), so
+  // that the run reports what was really discarded. nullopt: AssessLoss's
+  // report stands.
+  virtual std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) {
+    return std::nullopt;
+  }
   // Checks the live state against `entry` after Restore (checksums, counts).
   virtual Status VerifyRestored(const ComponentSpec& c, const nlohmann::json& entry,
                                 DriverContext& ctx) {

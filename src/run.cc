@@ -322,6 +322,13 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
       }
     }
     BACKSTOP_RETURN_IF_ERROR(driver->Restore(*c, entry, ctx).WithContext("restore " + c->name));
+    if (auto revised = driver->LossRevisedByRestore(*c)) {
+      for (auto& item : revised->items) {
+        if (item.component.empty()) item.component = c->name;
+      }
+      progress.final[c->name] = *revised;
+      (*result)["loss"] = LossToJson(*revised);
+    }
     if (entry.contains("release") && entry["release"].is_string()) {
       *detail = "release " + entry["release"].get<std::string>();
     } else {

@@ -808,6 +808,29 @@ bool StagedCopyUntouched(PgConn& admin, const std::string& name, const json& ent
   return true;
 }
 
+// What has been written to the tables of `schemas` in the connected
+// database, as far as the cumulative statistics and the catalog tell: per
+// table its oid, its file (TRUNCATE and rewrites change it), its columns and
+// its counts of inserted, updated and deleted rows. Two equal stamps, the
+// second read once every other session has ended (a backend flushes its
+// statistics before it leaves pg_stat_activity), mean no row was written in
+// between; statistics that lag can only make them differ. Empty when
+// track_counts is off: then nothing can be told.
+Result<std::string> WriteStamp(PgConn& conn, const PgSettings& settings) {
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.Exec("SELECT current_setting('track_counts')::bool, coalesce(string_agg(concat_ws(':', "
+                "c.oid, c.relfilenode, md5((SELECT string_agg(a.attname || a.atttypid || "
+                "a.attisdropped, ',' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = "
+                "c.oid AND a.attnum > 0)), pg_stat_get_tuples_inserted(c.oid), "
+                "pg_stat_get_tuples_updated(c.oid), pg_stat_get_tuples_deleted(c.oid)), ',' "
+                "ORDER BY c.oid), '') FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                "c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])",
+                {ArrayLiteral(settings.schemas)}));
+  if (r.rows() != 1 || r.Get(0, 0) != "t") return std::string();
+  return "tables:" + r.Get(0, 1);
+}
+
 // ---- the driver ----
 
 class PostgresDriver : public Driver {
@@ -852,9 +875,30 @@ class PostgresDriver : public Driver {
   // changed. The pointer is valid until the next call.
   Result<PgConn*> Admin(const Loaded& l);
 
+  // The ledger; `live_in_window` is a connection to the live database that
+  // Restore keeps while every other session is locked out (nullptr: connect).
+  Result<DataLossReport> TakeLedger(const ComponentSpec& c, const json& entry, DriverContext& ctx,
+                                    PgConn* live_in_window);
+  // Inside the swap's window, with connections refused: ends every session
+  // on the live database but `guard`'s, then takes the ledger again on
+  // `guard` if any table was written since AssessLoss took it.
+  Status CheckLateWrites(const ComponentSpec& c, const Loaded& l, PgConn& admin, PgConn& guard,
+                         const json& entry, DriverContext& ctx);
+  std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
+    return revised_loss_;
+  }
+
   std::unique_ptr<PgConn> admin_;
   std::string admin_key_;
   std::chrono::steady_clock::time_point admin_used_;
+  // The last ledger AssessLoss took in a run: for which run, and the write
+  // stamp of the live database read just before its snapshot.
+  struct LedgerTaken {
+    std::string run_id;
+    std::string write_stamp;
+  };
+  std::optional<LedgerTaken> ledger_taken_;
+  std::optional<DataLossReport> revised_loss_;  // by the last Restore
 };
 
 Result<PgConn*> PostgresDriver::Admin(const Loaded& l) {
@@ -1460,6 +1504,12 @@ bool PostgresDriver::ProveIdentity(const ComponentSpec& c, const Loaded& l, PgCo
 
 Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const json& entry,
                                                   DriverContext& ctx) {
+  return TakeLedger(c, entry, ctx, nullptr);
+}
+
+Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const json& entry,
+                                                  DriverContext& ctx, PgConn* live_in_window) {
+  if (!live_in_window) ledger_taken_.reset();
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
   const std::string db = l.db();
   DataLossReport report;
@@ -1499,7 +1549,18 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
     return Status::FailedPrecondition("database " + rp_db + " does not exist (pruned?)");
   }
   int64_t t0 = NowMs(ctx);
-  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, db));
+  std::unique_ptr<PgConn> own_live;
+  PgConn* live = live_in_window;
+  if (!live) {
+    BACKSTOP_ASSIGN_OR_RETURN(own_live, ConnectTo(l, db));
+    live = own_live.get();
+  }
+  // Read before the ledger's snapshot: a write that snapshot misses commits
+  // after it, so reaches the statistics after this (see WriteStamp).
+  std::string write_stamp;
+  if (!live_in_window) {
+    BACKSTOP_ASSIGN_OR_RETURN(write_stamp, WriteStamp(*live, l.settings));
+  }
   std::unique_ptr<PgConn> rp;
   if (IsRetainedEntry(entry)) {
     // PrepareRetained opened it (the swap closes it again).
@@ -1518,7 +1579,7 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> rp_tables, ListTables(*rp, l.settings));
 
   LedgerContext lc;
-  lc.live = live.get();
+  lc.live = live;
   lc.rp = rp.get();
   // The xmin shortcut needs the very database (and cluster) the restore point
   // was taken from, and a snapshot xmin still comparable with 32-bit xids.
@@ -1585,10 +1646,42 @@ Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const 
   ctx.Progress("data-loss ledger of " + db + " against " + rp_db + " (" +
                (lc.horizon_age ? "rows written since the restore point" : "every row compared") +
                "): " + report.Summary() + " in " + FormatDurationMs(NowMs(ctx) - t0));
+  if (!live_in_window && !ctx.run_id.empty()) ledger_taken_ = LedgerTaken{ctx.run_id, write_stamp};
   return report;
 }
 
+Status PostgresDriver::CheckLateWrites(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                       PgConn& guard, const json& entry, DriverContext& ctx) {
+  const std::string db = l.db();
+  const int guard_pid = PQbackendPID(guard.raw());
+  std::string left = "0";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    BACKSTOP_RETURN_IF_ERROR(TerminateSessions(admin, db, guard_pid));
+    BACKSTOP_ASSIGN_OR_RETURN(
+        left, admin.Value("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> "
+                          "pg_backend_pid() AND pid <> $2::int",
+                          {db, std::to_string(guard_pid)}));
+    if (left == "0") break;
+  }
+  if (left != "0") {
+    return Status::Unavailable(left + " session(s) on database " + db +
+                               " did not end when terminated; nothing was swapped");
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(std::string now, WriteStamp(guard, l.settings));
+  if (!now.empty() && now == ledger_taken_->write_stamp) return Status::OK();
+  ctx.Progress(now.empty() ? "table statistics are off (track_counts) on " + db +
+                                 ": cannot tell whether rows were written after the ledger; "
+                                 "taking it again with connections refused"
+                           : "rows of " + db +
+                                 " were written after the ledger was taken: taking it again "
+                                 "with connections refused");
+  BACKSTOP_ASSIGN_OR_RETURN(DataLossReport report, TakeLedger(c, entry, ctx, &guard));
+  revised_loss_ = std::move(report);
+  return Status::OK();
+}
+
 Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
+  revised_loss_.reset();
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
   if (ctx.run_id.empty()) return Status::InvalidArgument("postgres restore needs a run id");
   const std::string db = l.db();
@@ -1666,10 +1759,29 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
     return finish(false);
   }
 
+  // Rows written to the live database after AssessLoss took the ledger would
+  // be discarded unlisted. A session opened now, before connections are
+  // refused, checks once every other one has ended that nothing was written
+  // since, and takes the ledger again if something was (CheckLateWrites).
+  std::unique_ptr<PgConn> guard;
+  if (ledger_taken_ && ledger_taken_->run_id == ctx.run_id) {
+    BACKSTOP_ASSIGN_OR_RETURN(guard, ConnectTo(l, db));
+  }
   int64_t t0 = NowMs(ctx);
   // Nobody may use the shadow or the live database while names change.
   BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, source, false));
   BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, db, false));
+  if (guard) {
+    Status checked = CheckLateWrites(c, l, *admin, *guard, entry, ctx);
+    guard.reset();
+    // The ledger taken again may have opened a retained source.
+    if (checked.ok()) checked = SetAllowConnections(*admin, source, false);
+    if (!checked.ok()) {
+      (void)SetAllowConnections(*admin, db, true);
+      return checked.WithContext("checking for writes after the ledger (database " + db +
+                                 " left in place)");
+    }
+  }
   Status st = RenameDatabase(*admin, db, aside);
   if (!st.ok()) {
     (void)SetAllowConnections(*admin, db, true);

@@ -71,7 +71,16 @@
 //   Restore     the swap: refuse connections, terminate sessions, rename live
 //               -> <db>_pre_rollback_<run>, shadow -> live, allow connections.
 //               A failure midway puts the names back. Re-running it after a
-//               crash at any point completes the swap. Sessions are signalled
+//               crash at any point completes the swap.
+//               Late writes: when AssessLoss took the ledger just before (the
+//               run's restore step), Restore opens a session on the live
+//               database before refusing connections and, once every other
+//               session has ended, compares the tables' write stamp (row
+//               counters, file, columns) with the one read before the
+//               ledger's snapshot. If anything was written in between (or
+//               track_counts is off), the ledger is taken again on that
+//               session, with everyone else locked out, and the run reports
+//               the revised loss (LossRevisedByRestore). Sessions are signalled
 //               and watched every millisecond (pg_terminate_backend's own
 //               wait, like ALTER DATABASE's, sleeps in 100 ms steps).
 //   VerifyRestored  when the live database provably is the shadow Prepare

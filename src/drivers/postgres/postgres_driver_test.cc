@@ -419,6 +419,62 @@ TEST_F(PostgresDriverTest, LedgerListsExactlyTheRowsWrittenSinceTheRestorePoint)
   EXPECT_EQ(RowChanges(ReadLedger("run1two")), RowChanges(ledger));
 }
 
+TEST_F(PostgresDriverTest, RowsWrittenBetweenTheLedgerAndTheSwapAreListed) {
+  json e = Snap("rp-1");
+  Sql("INSERT INTO tasks (id, title) VALUES (90001, 'before the ledger')");
+  ComponentSpec c = Component();
+
+  // Nothing written after the ledger: its report stands.
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  EXPECT_EQ(Item(*loss, "tasks")->inserted, 1u);
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  EXPECT_FALSE(driver_->LossRevisedByRestore(c).has_value());
+  EXPECT_EQ(RowChanges(ReadLedger("run1")),
+            (std::set<std::string>{"tasks inserted {\"id\":90001}"}));
+
+  // A writer the run does not know about commits after the ledger and keeps
+  // its session open until the swap ends it: the swap finds the write and
+  // lists it.
+  Sql("INSERT INTO tasks (id, title) VALUES (90002, 'before the ledger')");
+  DriverContext ctx2 = Ctx("run2");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx2).ok());
+  loss = driver_->AssessLoss(c, e, ctx2);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  EXPECT_EQ(Item(*loss, "tasks")->inserted, 1u);
+  PGconn* writer = PQconnectdb(server_->ConnInfo(db_, "app").c_str());
+  ASSERT_EQ(PQstatus(writer), CONNECTION_OK);
+  PQclear(PQexec(writer,
+                 "INSERT INTO tasks (id, title) VALUES (90003, 'after the ledger');"
+                 "DELETE FROM tags WHERE task_id = 7;"));
+  ASSERT_TRUE(driver_->Restore(c, e, ctx2).ok());
+  PQfinish(writer);
+  auto revised = driver_->LossRevisedByRestore(c);
+  ASSERT_TRUE(revised.has_value());
+  EXPECT_EQ(Item(*revised, "tasks")->inserted, 2u);
+  ASSERT_NE(Item(*revised, "tags"), nullptr);
+  EXPECT_EQ(Item(*revised, "tags")->inserted + Item(*revised, "tags")->deleted, 2u);
+  std::set<std::string> got = RowChanges(ReadLedger("run2"));
+  EXPECT_TRUE(got.count("tasks inserted {\"id\":90002}")) << ::testing::PrintToString(got);
+  EXPECT_TRUE(got.count("tasks inserted {\"id\":90003}")) << ::testing::PrintToString(got);
+  ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx2).ok());
+
+  // TRUNCATE bumps no row counter; the table's new file gives it away.
+  Sql("INSERT INTO notes VALUES ('a note')");
+  DriverContext ctx3 = Ctx("run3");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx3).ok());
+  loss = driver_->AssessLoss(c, e, ctx3);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  Sql("TRUNCATE agents CASCADE");
+  ASSERT_TRUE(driver_->Restore(c, e, ctx3).ok());
+  revised = driver_->LossRevisedByRestore(c);
+  ASSERT_TRUE(revised.has_value());
+  ASSERT_NE(Item(*revised, "agents"), nullptr);
+  EXPECT_GT(Item(*revised, "agents")->deleted, 0u);
+}
+
 TEST_F(PostgresDriverTest, LedgerIsEmptyWhenNothingChanged) {
   json e = Snap("rp-1");
   ComponentSpec c = Component();
