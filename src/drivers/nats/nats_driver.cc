@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -229,6 +230,29 @@ class LedgerWriter {
   FILE* f_ = nullptr;
   uint64_t lines_ = 0;
 };
+
+// The lines of an existing ledger file (none when it does not exist).
+std::vector<json> ReadLedgerLines(const std::string& path) {
+  std::vector<json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// A ledger line for a message published after the restore point.
+json PublishedLine(const std::string& stream, const MessageMeta& m) {
+  return {{"stream", stream},
+          {"event", "published"},
+          {"sequence", m.sequence},
+          {"subject", m.subject},
+          {"time", FormatRfc3339(m.time_ns / 1000, true)},
+          {"size", m.size}};
+}
 
 // --- Capture and restore of one stream ------------------------------------------
 
@@ -491,16 +515,27 @@ Status NatsDriver::Prepare(const ComponentSpec& c, const json& entry, DriverCont
 
 Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json& entry,
                                               DriverContext& ctx) {
+  ledger_taken_.reset();
   BACKSTOP_ASSIGN_OR_RETURN(NatsSettings settings, ReadSettings(c));
   BACKSTOP_ASSIGN_OR_RETURN(auto streams, EntryStreams(entry, c.name));
   BACKSTOP_ASSIGN_OR_RETURN(auto conn, Connect(settings));
   std::unique_ptr<LedgerWriter> ledger;
   std::string ledger_path;
+  // Streams an earlier attempt of this run already restored (resumed run):
+  // what they discarded is gone from the server, so their lines are kept
+  // from the ledger that attempt wrote.
+  std::vector<json> earlier_lines;
+  json saved;
   if (!ctx.run_dir.empty()) {
     BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->CreateDirs(ctx.run_dir));
     ledger_path = JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
+    earlier_lines = ReadLedgerLines(ledger_path);
+    saved = LoadJsonFile(ctx.env->fs(), SavedRecordPath(ctx.run_dir, c.name));
     BACKSTOP_ASSIGN_OR_RETURN(ledger, LedgerWriter::Open(ledger_path));
   }
+  LedgerTaken taken;
+  taken.run_id = ctx.run_id;
+  taken.path = ledger_path;
   DataLossReport report;
   for (const auto& [stream, rec] : streams) {
     DataLossItem item;
@@ -516,6 +551,22 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     if (!info.ok()) return info.status().WithContext("stream " + stream);
     Position then = PositionOf(rec["position"]);
     Position now = PositionOf((*info)["state"]);
+    const bool restored_earlier = saved.contains("streams") && saved["streams"].is_object() &&
+                                  saved["streams"].contains(stream) && SamePosition(now, then);
+    if (restored_earlier) {
+      for (const auto& l : earlier_lines) {
+        if (l.value("stream", "") != stream) continue;
+        if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
+        if (l.value("event", "") == "published") {
+          ++item.inserted;
+        } else {
+          item.deleted += l.value("count", uint64_t{0});
+        }
+      }
+      report.items.push_back(item);
+      continue;
+    }
+    taken.listed_to[stream] = now.last_seq;
     // The sequence went backwards: the stream was deleted and re-created.
     bool recreated = now.last_seq < then.last_seq;
     uint64_t from = recreated ? now.first_seq : then.last_seq + 1;
@@ -523,12 +574,7 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     Status walk = ForEachMessage(*conn, stream, from, now.last_seq, [&](const MessageMeta& m) {
       ++published;
       if (!ledger) return Status::OK();
-      return ledger->Write({{"stream", stream},
-                            {"event", "published"},
-                            {"sequence", m.sequence},
-                            {"subject", m.subject},
-                            {"time", FormatRfc3339(m.time_ns / 1000, true)},
-                            {"size", m.size}});
+      return ledger->Write(PublishedLine(stream, m));
     });
     if (!walk.ok()) return walk.WithContext("ledger of stream " + stream);
     uint64_t deleted = 0;
@@ -555,12 +601,49 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     BACKSTOP_RETURN_IF_ERROR(ledger->Commit(ctx.env->fs()));
     if (any) report.ledger_files.push_back(ledger_path);
   }
+  if (!ctx.run_id.empty()) {
+    taken.report = report;
+    ledger_taken_ = std::move(taken);
+  }
   return report;
+}
+
+Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::string& stream,
+                                               uint64_t last_seq, DriverContext& ctx) {
+  if (!ledger_taken_ || ledger_taken_->run_id != ctx.run_id) return uint64_t{0};
+  auto it = ledger_taken_->listed_to.find(stream);
+  if (it == ledger_taken_->listed_to.end() || last_seq <= it->second) return uint64_t{0};
+  std::vector<json> late;
+  BACKSTOP_RETURN_IF_ERROR(
+      ForEachMessage(conn, stream, it->second + 1, last_seq, [&](const MessageMeta& m) {
+        late.push_back(PublishedLine(stream, m));
+        return Status::OK();
+      }));
+  it->second = last_seq;
+  if (late.empty()) return uint64_t{0};
+  ctx.Progress("nats: " + std::to_string(late.size()) + " message(s) reached stream " + stream +
+               " after the ledger was taken: listed");
+  DataLossReport& r = ledger_taken_->report;
+  if (!ledger_taken_->path.empty()) {
+    // The whole ledger again, atomically: a resumed run reads it back.
+    std::vector<json> lines = ReadLedgerLines(ledger_taken_->path);
+    BACKSTOP_ASSIGN_OR_RETURN(auto w, LedgerWriter::Open(ledger_taken_->path));
+    for (const auto& l : lines) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
+    for (const auto& l : late) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
+    BACKSTOP_RETURN_IF_ERROR(w->Commit(ctx.env->fs()));
+    if (r.ledger_files.empty()) r.ledger_files.push_back(ledger_taken_->path);
+  }
+  for (auto& item : r.items) {
+    if (item.object == stream) item.inserted += late.size();
+  }
+  revised_loss_ = r;
+  return static_cast<uint64_t>(late.size());
 }
 
 // --- Restore ----------------------------------------------------------------------
 
 Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
+  revised_loss_.reset();
   BACKSTOP_ASSIGN_OR_RETURN(NatsSettings settings, ReadSettings(c));
   BACKSTOP_ASSIGN_OR_RETURN(auto streams, EntryStreams(entry, c.name));
   if (ctx.run_dir.empty()) {
@@ -605,7 +688,7 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
                                SamePosition(now, PositionOf(prev["position"]));
       if (!was_saved_content && now.last_seq != target.last_seq) save = true;
     }
-    if (save) {
+    auto save_current = [&]() -> Status {
       json record;
       if (exists) {
         auto captured = CaptureStream(*conn, settings, stream, c, ctx);
@@ -627,7 +710,38 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
       }
       record["saved_at"] = FormatRfc3339(ctx.env->clock()->WallMicros(), true);
       saved["streams"][stream] = record;
-      BACKSTOP_RETURN_IF_ERROR(SaveJsonFile(fs, saved_path, saved));
+      have_saved = true;
+      return SaveJsonFile(fs, saved_path, saved);
+    };
+    if (save) BACKSTOP_RETURN_IF_ERROR(save_current());
+    if (save && after_save_hook_) after_save_hook_(stream);
+
+    // Messages published after the save would go with the stream, in
+    // neither the saved content nor the ledger: the stream must still hold
+    // exactly what was saved when it is deleted, else it is saved again.
+    // Those published after the ledger was taken are added to it.
+    if (exists && !SamePosition(now, target)) {
+      for (int attempt = 0;; ++attempt) {
+        auto again = GetStreamInfo(*conn, stream);
+        if (!again.ok()) return again.status().WithContext("stream " + stream);
+        now = PositionOf((*again)["state"]);
+        const json& rec_saved = saved["streams"][stream];
+        if (rec_saved.contains("position") &&
+            SamePosition(now, PositionOf(rec_saved["position"]))) {
+          break;
+        }
+        if (attempt == 3) {
+          return Status::Aborted("stream " + stream + " keeps receiving messages (" +
+                                 now.Describe() +
+                                 "); stop its publishers, then resume the run (the stream was "
+                                 "not changed)");
+        }
+        ctx.Progress("nats: stream " + stream +
+                     " received messages after it was saved: saving it again");
+        BACKSTOP_RETURN_IF_ERROR(save_current());
+      }
+      auto late = ListLatePublishes(*conn, stream, now.last_seq, ctx);
+      if (!late.ok()) return late.status().WithContext("ledger of stream " + stream);
     }
     const json& saved_rec = saved["streams"][stream];
 

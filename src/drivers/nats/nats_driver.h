@@ -12,6 +12,10 @@
 //   1. the stream's current content is snapshotted into the store first and
 //      recorded in <run_dir>/nats-<component>-saved.json (a resumed run reuses
 //      that record instead of snapshotting what may already be restored);
+//      if the stream moved on after the save (a publisher the run did not
+//      stop), it is saved again (up to 3 times, then the run stops, asking
+//      for the publishers to be stopped), and the messages published after
+//      the ledger was taken are added to it (LossRevisedByRestore);
 //   2. the stream is deleted;
 //   3. it is restored from the restore point ($JS.API.STREAM.RESTORE);
 //   4. message count, first and last sequence and the consumers are checked.
@@ -27,6 +31,8 @@
 //   {"stream","event":"deleted","count","restore_point_first_seq","first_seq_now"}.
 // If a stream's last sequence went backwards (deleted and re-created), every
 // current message counts as published and every restore-point message as deleted.
+// A stream an earlier attempt of the same run already restored keeps the lines
+// that attempt's ledger listed for it (what it discarded is gone from the server).
 //
 // Health: connect (connect_time_ms), $JS.API.INFO, the monitoring port's
 // /healthz (which includes the JetStream checks); disconnected_ms is the time
@@ -37,6 +43,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -68,11 +76,38 @@ class NatsDriver : public Driver {
   // putting the saved content back), e.g. to cut the transfer short.
   void SetRestoreHooksForTest(const RestoreHooks& hooks) { restore_hooks_ = hooks; }
 
+  // Test hook: called after the current content of a stream was saved,
+  // before the stream is deleted (e.g. to publish in that window).
+  void SetAfterSaveHookForTest(std::function<void(const std::string& stream)> hook) {
+    after_save_hook_ = std::move(hook);
+  }
+
   // <run_dir>/nats-<component>-saved.json
   static std::string SavedRecordPath(const std::string& run_dir, const std::string& component);
 
+  std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
+    return revised_loss_;
+  }
+
  private:
+  // Lists the messages of `stream` after those the last ledger of this run
+  // listed, up to `last_seq`, adding them to the ledger file and to the
+  // revised report. Returns how many.
+  Result<uint64_t> ListLatePublishes(Connection& conn, const std::string& stream, uint64_t last_seq,
+                                     DriverContext& ctx);
+
+  // The last ledger AssessLoss wrote in a run: up to which sequence it listed
+  // each stream's messages, its report and its file.
+  struct LedgerTaken {
+    std::string run_id;
+    std::map<std::string, uint64_t> listed_to;
+    DataLossReport report;
+    std::string path;
+  };
+  std::optional<LedgerTaken> ledger_taken_;
+  std::optional<DataLossReport> revised_loss_;  // by the last Restore
   RestoreHooks restore_hooks_;
+  std::function<void(const std::string&)> after_save_hook_;
   // Wall-clock time (µs) this instance last saw the server connected.
   std::optional<int64_t> last_connected_wall_us_;
 };

@@ -403,6 +403,50 @@ TEST_F(NatsDriverTest, LedgerListsExactlyTheMessagesAfterTheRestorePoint) {
   EXPECT_EQ(deleted_line["first_seq_now"], 3);
 }
 
+TEST_F(NatsDriverTest, MessagesPublishedAfterTheLedgerOrTheSaveAreListedAndSaved) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  std::string ledger_path = JoinPath(ctx_.run_dir, "ledger-bus.jsonl");
+  ASSERT_OK(client_->Publish("orders.new", "before-ledger").status());  // 201
+
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(loss.items[0].inserted, 1u);
+  // After the ledger, before the rollback saves the stream: 202.
+  ASSERT_OK(client_->Publish("orders.late", "after-ledger").status());
+  // After the save, before the stream is deleted: 203 (the stream is saved again).
+  int hook_calls = 0;
+  driver_.SetAfterSaveHookForTest([&](const std::string&) {
+    if (hook_calls++ == 0) ASSERT_OK(client_->Publish("orders.late", "after-save").status());
+  });
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  EXPECT_EQ(hook_calls, 1);
+  EXPECT_TRUE(ProgressContains("saving it again")) << ::testing::PrintToString(progress_);
+
+  auto revised = driver_.LossRevisedByRestore(component_);
+  ASSERT_TRUE(revised.has_value());
+  EXPECT_EQ(revised->items[0].inserted, 3u);
+  std::vector<uint64_t> listed;
+  for (const auto& l : ReadJsonl(ledger_path)) {
+    if (l["event"] == "published") listed.push_back(l["sequence"].get<uint64_t>());
+  }
+  EXPECT_EQ(listed, (std::vector<uint64_t>{201, 202, 203}));
+
+  // The saved content holds every one of them.
+  json saved = json::parse(
+      ValueOrDie(Env::Default()->fs()->ReadFile(NatsDriver::SavedRecordPath(ctx_.run_dir, "bus"))));
+  EXPECT_EQ(saved["streams"]["ORDERS"]["position"]["last_seq"], 203);
+
+  // A resumed restore step takes the ledger again: the stream is already
+  // restored, so its lines are kept, not lost.
+  DataLossReport again = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(again.items[0].inserted, 3u);
+  std::vector<uint64_t> relisted;
+  for (const auto& l : ReadJsonl(ledger_path)) {
+    if (l["event"] == "published") relisted.push_back(l["sequence"].get<uint64_t>());
+  }
+  EXPECT_EQ(relisted, listed);
+}
+
 TEST_F(NatsDriverTest, LedgerOfARecreatedStreamCountsEverything) {
   MakeOrders();
   json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
