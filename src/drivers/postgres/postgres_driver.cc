@@ -831,6 +831,39 @@ Result<std::string> WriteStamp(PgConn& conn, const PgSettings& settings) {
   return "tables:" + r.Get(0, 1);
 }
 
+// The report of a ledger file this run already wrote (one line per row:
+// table, change, key).
+Result<DataLossReport> ReportFromLedger(const std::string& component, const std::string& path) {
+  DataLossReport report;
+  auto text = Env::Default()->fs()->ReadFile(path);
+  if (!text.ok()) {
+    if (text.status().IsNotFound()) return report;  // it found nothing to list
+    return text.status();
+  }
+  std::map<std::string, DataLossItem> items;
+  size_t start = 0;
+  while (start < text->size()) {
+    size_t end = text->find('\n', start);
+    if (end == std::string::npos) end = text->size();
+    json l = json::parse(text->substr(start, end - start), nullptr, false);
+    start = end + 1;
+    if (l.is_discarded() || !l.is_object()) continue;
+    DataLossItem& item = items[l.value("table", "")];
+    item.component = component;
+    item.object = l.value("table", "");
+    item.unit = "rows";
+    const std::string change = l.value("change", "");
+    if (change == "inserted") ++item.inserted;
+    if (change == "deleted") ++item.deleted;
+    if (change == "changed") ++item.changed;
+  }
+  for (auto& [name, item] : items) {
+    if (item.total() > 0) report.items.push_back(item);
+  }
+  if (!report.items.empty()) report.ledger_files.push_back(path);
+  return report;
+}
+
 // ---- the driver ----
 
 class PostgresDriver : public Driver {
@@ -1519,6 +1552,19 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
     ctx.Progress("database " + db + " does not exist: a rollback discards nothing");
     return report;
   }
+  const std::string ledger_path =
+      ctx.run_dir.empty() ? "" : JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
+  if (!ctx.run_id.empty() && !live_in_window) {
+    // A resumed run whose swap already happened: what it discarded is in
+    // <db>_pre_rollback_<run> and in the ledger taken before the swap.
+    BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo aside,
+                              GetDatabase(*admin, PreRollbackName(db, ctx.run_id)));
+    if (aside.exists) {
+      ctx.Progress("database " + db + " was already swapped by this run: its ledger stands");
+      if (ledger_path.empty()) return report;
+      return ReportFromLedger(c.name, ledger_path);
+    }
+  }
   // The restore point's side: the shadow (or, before Prepare, the staged copy),
   // or for an undo the retained database.
   std::string rp_db;
@@ -1621,8 +1667,6 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
     }
   }
 
-  const std::string ledger_path =
-      ctx.run_dir.empty() ? "" : JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
   LedgerWriter writer(EnvOf(ctx), ledger_path);
   BACKSTOP_RETURN_IF_ERROR(writer.Open());
   lc.writer = &writer;

@@ -461,6 +461,13 @@ TEST_F(PostgresDriverTest, RowsWrittenBetweenTheLedgerAndTheSwapAreListed) {
   EXPECT_TRUE(got.count("tasks inserted {\"id\":90003}")) << ::testing::PrintToString(got);
   ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx2).ok());
 
+  // The restore step of a resumed run takes the ledger again after the swap:
+  // the ledger taken before it stands.
+  auto resumed = driver_->AssessLoss(c, e, ctx2);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->TotalRows(), revised->TotalRows());
+  EXPECT_EQ(RowChanges(ReadLedger("run2")), got);
+
   // TRUNCATE bumps no row counter; the table's new file gives it away.
   Sql("INSERT INTO notes VALUES ('a note')");
   DriverContext ctx3 = Ctx("run3");
