@@ -2,8 +2,8 @@
 # kill -9 at every step of a full-system rollback (PostgreSQL, NATS, config,
 # services), after the step acted but before its journal entry says so, then
 # `--resume`: every time the run completes, verified, and nothing is lost —
-# the database and the streams equal the restore point's and the replaced
-# database is kept.
+# the database and the streams equal the restore point's, the replaced
+# database is kept, and the summary reports what the rollback discarded.
 source "$(dirname "$0")/lib.sh"
 source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
 source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
@@ -40,6 +40,10 @@ for ((n = 1; n <= steps; n++)); do
   run_id=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
   bs rollback --resume "$run_id"
   expect_rc 0 "resume ($where)"
+  # What the rollback discarded is reported whichever step the crash hit:
+  # the rows the v2 migration wrote and the messages it published.
+  expect_contains "$OUT" "rows in tasks" "data loss in the summary ($where)"
+  expect_contains "$OUT" "messages in MisterSmith-" "data loss in the summary ($where)"
   bs verify --data
   expect_rc 0 "verify --data ($where)"
   expect_eq "$("$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL")" "$good_counts" "counts ($where)"
