@@ -738,6 +738,7 @@ int CmdTestRules(Output& out, const std::string& file) {
 struct WatchFlags {
   WatchOptions options;
   std::string cooldown = "10m";
+  std::string integrity_interval = "5m";
   std::string duration;
   std::string reason;
   CLI::App* cmd = nullptr;
@@ -765,6 +766,11 @@ void AddWatchCommand(CLI::App& app, WatchFlags& f) {
       ->default_val(o.log_format);
   f.cmd->add_option("--workers", o.workers, "Threads for blocking probes (exec, gRPC, drivers)")
       ->default_val(o.workers);
+  f.cmd
+      ->add_option("--integrity-interval", f.integrity_interval,
+                   "How often to check the data components' invariants for the integrity "
+                   "signal (0 or off: never)")
+      ->default_val(f.integrity_interval);
   f.cmd->add_option("--duration", f.duration, "Stop after this long (tests, benchmarks)");
   f.pause = f.cmd->add_subcommand("pause", "Pause automatic actions (survives restarts)");
   f.pause->add_option("--reason", f.reason, "Why, for the log and the status");
@@ -795,6 +801,14 @@ int DispatchWatch(const GlobalOptions& g, Output& out, WatchFlags& f, const std:
   if (!cooldown)
     return Fail(out, Status::InvalidArgument("--cooldown " + f.cooldown + ": not a duration"));
   f.options.cooldown_ms = *cooldown;
+  const bool integrity_off = f.integrity_interval == "0" || f.integrity_interval == "off";
+  auto integrity =
+      integrity_off ? std::optional<int64_t>(0) : ParseDurationMs(f.integrity_interval);
+  if (!integrity) {
+    return Fail(out, Status::InvalidArgument("--integrity-interval " + f.integrity_interval +
+                                             ": not a duration (e.g. 5m, 30s, 0)"));
+  }
+  f.options.integrity_interval_ms = *integrity;
   if (!f.duration.empty()) {
     auto d = ParseDurationMs(f.duration);
     if (!d)

@@ -163,6 +163,15 @@ class Driver {
                                                              DriverContext& ctx) {
     return std::vector<IntegrityCheck>{};
   }
+  // The checks that must hold whatever was written since the restore point
+  // (foreign keys present, no orphaned rows, the spec's integrity queries;
+  // not row counts): what `backstop watch` runs on a schedule to feed the
+  // `integrity` signal. `entry` may be null. Default: none.
+  virtual Result<std::vector<IntegrityCheck>> CheckInvariants(const ComponentSpec& c,
+                                                              const nlohmann::json& entry,
+                                                              DriverContext& ctx) {
+    return std::vector<IntegrityCheck>{};
+  }
   // Removes what Restore kept aside for run `run_id` (e.g. <db>_pre_rollback_<run>).
   virtual Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) {
     return Status::OK();

@@ -26,6 +26,14 @@ constexpr const char* kRulesKey = "watch.rules";
 constexpr const char* kPausedKey = "watch.paused";
 constexpr const char* kActionsKey = "watch.actions";
 constexpr const char* kMetricsSuffix = "#metrics";
+constexpr const char* kIntegritySuffix = "#integrity";
+
+// The component a suffixed target ("db#integrity") belongs to, or "".
+std::string ComponentOfTarget(const std::string& target, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  if (target.size() <= n || target.compare(target.size() - n, n, suffix) != 0) return "";
+  return target.substr(0, target.size() - n);
+}
 // Trigger state is saved at once on every state change; counts and counter
 // histories (which change with every sample) at most this often.
 constexpr int64_t kRulesSaveEveryUs = 30'000'000;
@@ -243,6 +251,7 @@ struct Watcher::ComponentView {
   std::string metrics_url;
   std::optional<MetricRatio> ratio;
   std::string metrics_problem;
+  std::string integrity;  // the last invariant check, for status ("" : none)
   uint64_t total = 0;
   uint64_t failures = 0;
   Histogram latency{ProbeLatencyBounds()};
@@ -361,10 +370,12 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
       view->mode = ModeOf(c->health);
       view->probe = c->health.Describe();
     } else {
+      AddIntegrityTarget(*c, targets);
       views_[name] = std::move(view);
-      continue;  // nothing to probe (e.g. config files)
+      continue;  // nothing else to probe (e.g. config files)
     }
     targets.push_back(std::move(t));
+    AddIntegrityTarget(*c, targets);
     // error_rate from the service's own counters, when a trigger names them.
     for (const auto& trig : engine_->TriggersFor(name)) {
       if (trig.signal != "error_rate" || trig.metric.empty()) continue;
@@ -407,6 +418,50 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
   return targets;
 }
 
+void Watcher::AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets) {
+  if (options_.integrity_interval_ms <= 0) return;
+  bool watched = false;
+  for (const auto& trig : engine_->TriggersFor(c.name)) watched |= trig.signal == "integrity";
+  if (!watched) return;
+  auto driver = registry_.Create(c.driver);
+  if (!driver.ok()) return;
+  Driver* d = driver->get();
+  integrity_drivers_[c.name] = std::move(*driver);
+  ProbeTarget t;
+  t.name = c.name + kIntegritySuffix;
+  t.probe.interval_ms = options_.integrity_interval_ms;
+  t.probe.timeout_ms = options_.integrity_interval_ms;
+  const ComponentSpec* cp = &c;
+  t.blocking = [this, d, cp] {
+    DriverContext ctx;
+    ctx.env = env_;
+    ctx.store = store_.get();
+    ctx.spec = &spec_;
+    ctx.state_dir = spec_.state_dir;
+    HealthResult r;
+    nlohmann::json entry;  // the latest restore point's, for the foreign keys it had
+    if (auto rp = ResolveRestorePoint(*store_, "latest"); rp.ok()) {
+      if (rp->components.contains(cp->name)) entry = rp->components[cp->name];
+    }
+    auto checks = d->CheckInvariants(*cp, entry, ctx);
+    if (!checks.ok()) {
+      r.state = HealthResult::State::kUnknown;
+      r.detail = "integrity checks could not run: " + checks.status().message();
+      return r;
+    }
+    std::string failed;
+    for (const auto& check : *checks) {
+      if (check.passed) continue;
+      failed += (failed.empty() ? "" : "; ") + check.name + ": " + check.detail;
+    }
+    r.state = failed.empty() ? HealthResult::State::kPass : HealthResult::State::kFail;
+    r.detail = failed.empty() ? std::to_string(checks->size()) + " integrity checks passed"
+                              : "integrity check failed: " + failed;
+    return r;
+  };
+  targets.push_back(std::move(t));
+}
+
 void Watcher::OnOutcome(ProbeOutcome&& outcome) {
   std::lock_guard<std::mutex> lock(mu_);
   outcomes_.push_back(std::move(outcome));
@@ -440,6 +495,32 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
       engine_->Observe(s);
       rules_dirty_ = true;
     }
+    return;
+  }
+  if (std::string comp = ComponentOfTarget(o.name, kIntegritySuffix); !comp.empty()) {
+    auto vit = views_.find(comp);
+    if (vit == views_.end()) return;
+    const bool ran = !o.timed_out && o.health.state != HealthResult::State::kUnknown;
+    const std::string detail = o.timed_out ? "integrity checks timed out" : o.health.detail;
+    bool suppressed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      vit->second->integrity = detail + " (" + FormatRfc3339(wall, true) + ")";
+      suppressed = suppressed_.count(comp) > 0;
+    }
+    if (!ran) {
+      log_->Warn("no integrity sample", {{"component", comp}, {"why", detail}});
+      return;
+    }
+    if (suppressed) return;
+    Sample s;
+    s.component = comp;
+    s.signal = "integrity";
+    s.t_us = t_us;
+    s.value = o.health.pass() ? 1 : 0;
+    s.detail = detail;
+    engine_->Observe(s);
+    rules_dirty_ = true;
     return;
   }
   auto it = views_.find(o.name);
@@ -1198,6 +1279,7 @@ nlohmann::json Watcher::StatusLocked() {
         c["metrics_url"] = v.metrics_url;
         if (!v.metrics_problem.empty()) c["metrics_problem"] = v.metrics_problem;
       }
+      if (!v.integrity.empty()) c["integrity"] = v.integrity;
     }
     components.push_back(c);
   }

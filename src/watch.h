@@ -22,6 +22,13 @@
 //     rollbacks per hour (default 3), both persisted in the state database
 //   - no restore point: hold; a component already on its restore point's
 //     release: hold (Decide's safety rule)
+//
+// The `integrity` signal: every integrity_interval_ms, the invariants of each
+// data component a trigger watches for it (foreign keys, orphaned rows, the
+// spec's integrity queries; Driver::CheckInvariants) are checked in the worker
+// pool, against the latest restore point's entry. A check that cannot run
+// (database down, timeout) gives no sample: unreachability has its own
+// triggers, and a slow check must not roll a database back.
 // A firing trigger held by a gate that later opens (resumed, the other run
 // ended, the lock was released, the cooldown or the hourly cap expired) is
 // decided again while it still fires; so is one found firing in the saved
@@ -79,10 +86,13 @@ struct WatchOptions {
   int max_rollbacks_per_hour = 3;         // automatic ones
   std::string log_format = "text";        // text | json (one object per line)
   int workers = 4;                        // threads for blocking probes
-  int64_t duration_ms = 0;                // stop after this long; 0: until Stop()
-  int64_t tick_ms = 50;                   // rule evaluation between samples
-  std::string command;                    // as typed, for run records
-  bool json_output = false;               // --output json (for --once)
+  // How often the data components' invariants (Driver::CheckInvariants) are
+  // checked for the `integrity` signal, when a trigger uses it; 0: never.
+  int64_t integrity_interval_ms = 5 * 60 * 1000;
+  int64_t duration_ms = 0;   // stop after this long; 0: until Stop()
+  int64_t tick_ms = 50;      // rule evaluation between samples
+  std::string command;       // as typed, for run records
+  bool json_output = false;  // --output json (for --once)
 };
 
 // Log lines: text ("<ts> LEVEL msg key=value ...") or JSON lines
@@ -170,6 +180,9 @@ class Watcher final : public ApiBackend {
 
   Status Open();
   std::vector<ProbeTarget> BuildTargets(bool spread);
+  // Adds `c`'s invariant checks ("<name>#integrity") when a trigger watches
+  // its integrity signal.
+  void AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets);
   void OnOutcome(ProbeOutcome&& outcome);
   void HandleOutcome(ProbeOutcome& outcome, int64_t now_us);
   void HandleEvents(const std::vector<TriggerEvent>& events, bool may_act);
@@ -201,7 +214,8 @@ class Watcher final : public ApiBackend {
   std::unique_ptr<RuleEngine> engine_;
   SignalDeriver deriver_;
   ProcessSampler sampler_;
-  std::map<std::string, std::unique_ptr<Driver>> health_drivers_;  // used by worker threads
+  std::map<std::string, std::unique_ptr<Driver>> health_drivers_;     // used by worker threads
+  std::map<std::string, std::unique_ptr<Driver>> integrity_drivers_;  // the same, own instances
   std::unique_ptr<Prober> prober_;
   std::unique_ptr<ApiServer> api_;
   std::map<std::pair<std::string, std::string>, Held> held_;  // (trigger, component)

@@ -11,8 +11,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
+#include "output.h"
+#include "restore_point.h"
+#include "run.h"
+#include "state_db.h"
+#include "store.h"
+#include "testing/pg_server.h"
 #include "testing/test_env.h"
 
 namespace backstop {
@@ -368,4 +375,121 @@ TEST(WatcherTest, RunningDaemonServesTheApiAndHonoursTheToken) {
 }
 
 }  // namespace
+// The integrity signal: the database's invariants (here the spec's integrity
+// query) are checked on a schedule by a real `postgres` driver against a real
+// server; a broken invariant fires data_integrity, and the decision matrix's
+// "Database corruption" row picks the scope.
+TEST(WatcherTest, BrokenDatabaseInvariantFiresDataIntegrity) {
+  auto server = testing::PgServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  ASSERT_TRUE((*server)->CreateDb("shop").ok());
+  ASSERT_TRUE((*server)
+                  ->Exec("shop",
+                         "CREATE TABLE agents (id int PRIMARY KEY);"
+                         "CREATE TABLE tasks (id int PRIMARY KEY, agent_id int);"
+                         "INSERT INTO agents VALUES (1); INSERT INTO tasks VALUES (1, 1);")
+                  .ok());
+  testing::TempDir dir;
+  const std::string path = dir.Join("backstop.yaml");
+  testing::WriteFileOrDie(
+      path,
+      "environment: test\n"
+      "components:\n"
+      "  db:\n"
+      "    kind: database\n"
+      "    driver: postgres\n"
+      "    connection: \"" +
+          (*server)->ConnInfo("shop") +
+          "\"\n"
+          "    integrity:\n"
+          "      - name: orphaned tasks\n"
+          "        sql: SELECT count(*) FROM tasks t LEFT JOIN agents a ON a.id = "
+          "t.agent_id WHERE a.id IS NULL\n"
+          "        expect: 0\n"
+          "    health: { tcp: \"127.0.0.1:" +
+          std::to_string((*server)->port()) + "\", interval: 200ms }\n");
+  auto spec = LoadSpec(path);
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  {
+    // A restore point to roll back to (its entry also lists the foreign keys).
+    ASSERT_TRUE(Env::Default()->fs()->CreateDirs(spec->state_dir).ok());
+    auto store = Store::Open(Env::Default(), spec->store_path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto state = StateDb::Open(JoinPath(spec->state_dir, "state.db"));
+    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    std::FILE* quiet = std::tmpfile();
+    Output out(false, quiet, quiet);
+    RunEngine engine(Env::Default(), *spec, **store, **state, DriverRegistry::Global(), out);
+    auto rp = TakeRestorePoint(engine, *spec, **store, {}, "good", "manual", "", "");
+    std::fclose(quiet);
+    ASSERT_TRUE(rp.ok()) << rp.status().ToString();
+  }
+
+  FILE* logf = std::tmpfile();
+  WatchLogger log(true, logf);
+  WatchOptions options;
+  options.listen = "off";
+  options.dry_run = true;
+  options.integrity_interval_ms = 200;
+  Watcher w(Env::Default(), *spec, DriverRegistry::Global(), options, &log);
+  Status run_status;
+  std::thread daemon([&] { run_status = w.Run(); });
+  auto wait_for = [&](const std::function<bool(const nlohmann::json&)>& pred) {
+    nlohmann::json status;
+    for (int i = 0; i < 1000; ++i) {
+      status = w.GetStatus();
+      if (pred(status)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return status;
+  };
+  auto integrity_of = [](const nlohmann::json& status) {
+    for (const auto& c : status["components"]) {
+      if (c["name"] == "db") return c.value("integrity", std::string());
+    }
+    return std::string();
+  };
+  auto trigger_state = [](const nlohmann::json& status) {
+    for (const auto& t : status["triggers"]) {
+      if (t["trigger"] == "data_integrity" && t["component"] == "db") {
+        return t.value("state", std::string());
+      }
+    }
+    return std::string("absent");
+  };
+
+  nlohmann::json status = wait_for([&](const nlohmann::json& s) {
+    return integrity_of(s).find("checks passed") != std::string::npos;
+  });
+  EXPECT_NE(integrity_of(status).find("checks passed"), std::string::npos) << status.dump(2);
+  EXPECT_EQ(trigger_state(status), "ok");
+
+  // A task whose agent does not exist: the invariant breaks.
+  auto inserted = (*server)->Exec("shop", "INSERT INTO tasks VALUES (2, 99)");
+  EXPECT_TRUE(inserted.ok()) << inserted.status().ToString();
+  status = wait_for([&](const nlohmann::json& s) { return trigger_state(s) == "firing"; });
+  EXPECT_EQ(trigger_state(status), "firing") << status.dump(2);
+  EXPECT_NE(integrity_of(status).find("orphaned tasks"), std::string::npos) << status.dump(2);
+  status = wait_for([](const nlohmann::json& s) {
+    for (const auto& d : s["decisions"]) {
+      if (d["trigger"] == "data_integrity") return true;
+    }
+    return false;
+  });
+  bool decided = false;
+  for (const auto& d : status["decisions"]) {
+    if (d["trigger"] != "data_integrity") continue;
+    decided = true;
+    EXPECT_EQ(d.value("decision", nlohmann::json::object()).value("scenario", ""),
+              "Database corruption")
+        << d.dump(2);
+    EXPECT_NE(d["outcome"], "acted") << "dry run";
+  }
+  EXPECT_TRUE(decided) << status.dump(2);
+  w.Stop();
+  daemon.join();
+  std::fclose(logf);
+  EXPECT_TRUE(run_status.ok()) << run_status.message();
+}
+
 }  // namespace backstop
