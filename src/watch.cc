@@ -359,11 +359,7 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
       view->probe = c->driver + " driver health" +
                     (c->health.enabled() ? " (" + c->health.Describe() + ")" : "");
       t.blocking = [this, d, c] {
-        DriverContext ctx;
-        ctx.env = env_;
-        ctx.store = store_.get();
-        ctx.spec = &spec_;
-        ctx.state_dir = spec_.state_dir;
+        DriverContext ctx = DaemonDriverContext();
         return d->Health(*c, ctx);
       };
     } else if (c->health.enabled()) {
@@ -418,6 +414,15 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
   return targets;
 }
 
+DriverContext Watcher::DaemonDriverContext() {
+  DriverContext ctx;
+  ctx.env = env_;
+  ctx.store = store_.get();
+  ctx.spec = &spec_;
+  ctx.state_dir = spec_.state_dir;
+  return ctx;
+}
+
 void Watcher::AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets) {
   if (options_.integrity_interval_ms <= 0) return;
   bool watched = false;
@@ -433,11 +438,7 @@ void Watcher::AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget
   t.probe.timeout_ms = options_.integrity_interval_ms;
   const ComponentSpec* cp = &c;
   t.blocking = [this, d, cp] {
-    DriverContext ctx;
-    ctx.env = env_;
-    ctx.store = store_.get();
-    ctx.spec = &spec_;
-    ctx.state_dir = spec_.state_dir;
+    DriverContext ctx = DaemonDriverContext();
     HealthResult r;
     nlohmann::json entry;  // the latest restore point's, for the foreign keys it had
     if (auto rp = ResolveRestorePoint(*store_, "latest"); rp.ok()) {
@@ -575,11 +576,7 @@ DecisionContext Watcher::BuildDecisionContext() {
     if (c->kind != "service") continue;
     auto driver = registry_.Create(c->driver);
     if (!driver.ok()) continue;
-    DriverContext dctx;
-    dctx.env = env_;
-    dctx.store = store_.get();
-    dctx.spec = &spec_;
-    dctx.state_dir = spec_.state_dir;
+    DriverContext dctx = DaemonDriverContext();
     auto described = (*driver)->Describe(*c, dctx);
     if (!described.ok()) continue;
     if (described->contains("release") && (*described)["release"].is_string()) {
@@ -1016,11 +1013,7 @@ void Watcher::ProcessApiJobs() {
     // the reason instead of accepted and then failing in the background.
     bool plannable = true;
     for (const auto& req : job->requests) {
-      DriverContext ctx;
-      ctx.env = env_;
-      ctx.store = store_.get();
-      ctx.spec = &spec_;
-      ctx.state_dir = spec_.state_dir;
+      DriverContext ctx = DaemonDriverContext();
       auto plan = PlanRollback(spec_, req, *store_, *db_, registry_, ctx);
       if (!plan.ok()) {
         promise->set_value({422, "cannot plan this rollback: " + plan.status().message()});

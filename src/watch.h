@@ -183,6 +183,8 @@ class Watcher final : public ApiBackend {
   // Adds `c`'s invariant checks ("<name>#integrity") when a trigger watches
   // its integrity signal.
   void AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets);
+  // For driver calls outside a run (health, invariants, Describe).
+  DriverContext DaemonDriverContext();
   void OnOutcome(ProbeOutcome&& outcome);
   void HandleOutcome(ProbeOutcome& outcome, int64_t now_us);
   void HandleEvents(const std::vector<TriggerEvent>& events, bool may_act);
