@@ -173,16 +173,49 @@ Status SetAllowConnections(PgConn& admin, const std::string& name, bool allow) {
                    (allow ? "true" : "false"));
 }
 
-// Ends every session on `name` but ours (and `keep_pid`'s), waiting up to
-// 5 s for them to exit. pg_terminate_backend(pid, timeout) would wait in
-// steps of 100 ms, and so would ALTER DATABASE RENAME if a session were still
-// exiting: on the swap, that is 100 ms more of refused connections. So the
-// sessions are signalled at once and watched every millisecond instead.
+// The client sessions on database $1 other than ours and pid $2. Background
+// workers are left out: autovacuum workers cannot be signalled by a role
+// that is not superuser (pg_terminate_backend raises an error), and ALTER /
+// DROP DATABASE end them by themselves. A role without pg_read_all_stats
+// sees no backend_type for other roles' sessions; there, a session with a
+// role is a client's, one without (autovacuum) is not.
+constexpr const char* kOtherClientSessions =
+    "FROM pg_stat_activity a WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND "
+    "a.pid <> $2::int AND (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND "
+    "a.usesysid IS NOT NULL))";
+// Of those, the ones the connected role may end (PostgreSQL's own rule:
+// superuser, or a member of the session's role or of pg_signal_backend, and
+// only a superuser ends a superuser's session).
+constexpr const char* kMaySignal =
+    "((SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR ("
+    "a.usesysid IS NOT NULL AND NOT (SELECT rolsuper FROM pg_roles r WHERE r.oid = a.usesysid) "
+    "AND (pg_has_role(a.usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER'))))";
+
+// Ends every client session on `name` but ours (and `keep_pid`'s), waiting
+// up to 5 s for them to exit. pg_terminate_backend(pid, timeout) would wait
+// in steps of 100 ms, and so would ALTER DATABASE RENAME if a session were
+// still exiting: on the swap, that is 100 ms more of refused connections. So
+// the sessions are signalled at once and watched every millisecond instead.
+// FailedPrecondition, ending none, when a session is one the role may not
+// end: ALTER DATABASE would only wait for it and fail.
 Status TerminateSessions(PgConn& admin, const std::string& name, int keep_pid = 0) {
+  const Params params = {name, std::to_string(keep_pid)};
   BACKSTOP_ASSIGN_OR_RETURN(
-      PgResult r, admin.Exec("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = $1 AND pid <> pg_backend_pid() AND pid <> $2::int",
-                             {name, std::to_string(keep_pid)}));
+      PgResult blocked,
+      admin.Exec(
+          std::string("SELECT count(*), coalesce(string_agg(DISTINCT a.usename, ', '), '') ") +
+              kOtherClientSessions + " AND NOT " + kMaySignal,
+          params));
+  if (blocked.GetInt(0, 0) > 0) {
+    return Status::FailedPrecondition(
+        blocked.Get(0, 0) + " session(s) of role " + blocked.Get(0, 1) + " on database " + name +
+        " cannot be ended by the role Backstop connects as: end them, or connect as a superuser "
+        "or a member of pg_signal_backend");
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(PgResult r,
+                            admin.Exec(std::string("SELECT a.pid, pg_terminate_backend(a.pid) ") +
+                                           kOtherClientSessions + " AND " + kMaySignal,
+                                       params));
   if (r.rows() == 0) return Status::OK();
   std::vector<std::string> pids;
   for (int i = 0; i < r.rows(); ++i) pids.push_back(r.Get(i, 0));
@@ -196,7 +229,6 @@ Status TerminateSessions(PgConn& admin, const std::string& name, int keep_pid = 
     if (left == "0") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  // Sessions still there: ALTER/DROP DATABASE report them (SQLSTATE 55006).
   return Status::OK();
 }
 
@@ -1703,15 +1735,14 @@ Status PostgresDriver::CheckLateWrites(const ComponentSpec& c, const Loaded& l, 
   std::string left = "0";
   for (int attempt = 0; attempt < 3; ++attempt) {
     BACKSTOP_RETURN_IF_ERROR(TerminateSessions(admin, db, guard_pid));
-    BACKSTOP_ASSIGN_OR_RETURN(
-        left, admin.Value("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> "
-                          "pg_backend_pid() AND pid <> $2::int",
-                          {db, std::to_string(guard_pid)}));
+    BACKSTOP_ASSIGN_OR_RETURN(left,
+                              admin.Value(std::string("SELECT count(*) ") + kOtherClientSessions,
+                                          {db, std::to_string(guard_pid)}));
     if (left == "0") break;
   }
   if (left != "0") {
     return Status::Unavailable(left + " session(s) on database " + db +
-                               " did not end when terminated; nothing was swapped");
+                               " did not end within 5 s of being terminated; nothing was swapped");
   }
   BACKSTOP_ASSIGN_OR_RETURN(std::string now, WriteStamp(guard, l.settings));
   if (!now.empty() && now == ledger_taken_->write_stamp) return Status::OK();

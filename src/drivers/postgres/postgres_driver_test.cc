@@ -594,6 +594,32 @@ TEST_F(PostgresDriverTest, SafetySnapshotUndoesTheRollback) {
   EXPECT_EQ(Fingerprint(db_), at_rp);
 }
 
+// Backstop connects as "app" (not a superuser). A superuser's session on the
+// live database cannot be ended by it: the swap is refused at once, saying
+// whose session it is, and the live database stays as it was.
+TEST_F(PostgresDriverTest, SessionsTheRoleCannotEndRefuseTheSwapAtOnce) {
+  json e = Snap("rp-1");
+  Sql("UPDATE tasks SET title = 'bad' WHERE id < 10");
+  const std::string live_before = Fingerprint(db_);
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  PGconn* dba = PQconnectdb(server_->ConnInfo(db_, "postgres").c_str());
+  ASSERT_EQ(PQstatus(dba), CONNECTION_OK);
+  Status st = driver_->Restore(c, e, ctx);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("of role postgres"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("left in place"), std::string::npos) << st.ToString();
+  EXPECT_EQ(PQstatus(dba), CONNECTION_OK);
+  PQfinish(dba);
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + db_ + "'"), "t");
+  EXPECT_EQ(Fingerprint(db_), live_before);
+  // Once that session is gone, the same run completes.
+  st = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(Fingerprint(db_), live_before);
+}
+
 TEST_F(PostgresDriverTest, PrepareAndRestoreAreIdempotentAcrossCrashes) {
   json e = Snap("rp-1");
   const std::string at_rp = Fingerprint(db_);
@@ -615,8 +641,10 @@ TEST_F(PostgresDriverTest, PrepareAndRestoreAreIdempotentAcrossCrashes) {
   ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
   EXPECT_EQ(Sql("SELECT oid FROM pg_database WHERE datname = '" + shadow + "'"), oid);
 
-  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
-  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  Status restored = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  restored = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
   EXPECT_EQ(Fingerprint(db_), at_rp);
   ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx).ok());
 
