@@ -1033,53 +1033,5 @@ TEST_F(PostgresDriverTest, LargeDumpFilesAreStreamedIntoPgRestore) {
   EXPECT_EQ(DataDumpHash(db_), live_before);
 }
 
-// Timings on pgbench -i -s 10 (1 M rows), cold and staged. Not a pass/fail
-// test of speed (it only checks the rollbacks are correct); run it by hand:
-//   postgres_driver_test --gtest_also_run_disabled_tests --gtest_filter='*Pgbench*'
-TEST_F(PostgresDriverTest, DISABLED_PgbenchScale10Timings) {
-  const std::string db = "pgbench_s10";
-  ASSERT_TRUE(server_->CreateDb(db, "app").ok());
-  auto init = server_->RunClient({"pgbench", "-i", "-s", "10", "-q", db}, "app");
-  ASSERT_TRUE(init.ok()) << init.status().ToString();
-  settings_ = {{"connection", server_->ConnInfo(db, "app")}, {"jobs", 2}};
-  ComponentSpec c = Component();
-  auto now_ms = [] { return Env::Default()->clock()->NowMicros() / 1000; };
-  auto churn = [&] {
-    auto r = server_->RunClient({"pgbench", "-t", "200", "-c", "2", "-n", db}, "app");
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-  };
-  for (const std::string mode : {"never", "always"}) {
-    settings_["staged"] = mode;
-    c = Component();
-    std::string rp = "rp-bench-" + mode;
-    int64_t t0 = now_ms();
-    json e = Snap(rp);
-    int64_t t_snap = now_ms() - t0;
-    churn();
-    const std::string before =
-        Sql("SELECT sum(abalance) || '/' || count(*) FROM pgbench_accounts", db);
-    DriverContext ctx = Ctx("bench-" + mode);
-    t0 = now_ms();
-    ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
-    int64_t t_prepare = now_ms() - t0;
-    t0 = now_ms();
-    auto loss = driver_->AssessLoss(c, e, ctx);
-    ASSERT_TRUE(loss.ok()) << loss.status().ToString();
-    int64_t t_loss = now_ms() - t0;
-    t0 = now_ms();
-    ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
-    int64_t t_restore = now_ms() - t0;
-    t0 = now_ms();
-    ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx).ok());
-    int64_t t_verify = now_ms() - t0;
-    EXPECT_NE(Sql("SELECT sum(abalance) || '/' || count(*) FROM pgbench_accounts", db), before);
-    std::cout << "staged=" << mode << " size=" << e["size_bytes"].get<int64_t>() / 1'000'000
-              << "MB snapshot=" << t_snap << "ms prepare=" << t_prepare
-              << "ms assess_loss=" << t_loss << "ms (" << loss->Summary()
-              << ") restore(swap)=" << t_restore << "ms verify=" << t_verify
-              << "ms total=" << t_prepare + t_loss + t_restore + t_verify << "ms\n";
-  }
-}
-
 }  // namespace
 }  // namespace backstop::postgres
