@@ -80,9 +80,13 @@
 //               ledger's snapshot. If anything was written in between (or
 //               track_counts is off), the ledger is taken again on that
 //               session, with everyone else locked out, and the run reports
-//               the revised loss (LossRevisedByRestore). Sessions are signalled
-//               and watched every millisecond (pg_terminate_backend's own
-//               wait, like ALTER DATABASE's, sleeps in 100 ms steps).
+//               the revised loss (LossRevisedByRestore). Client sessions are
+//               signalled and watched every millisecond (pg_terminate_backend's
+//               own wait, like ALTER DATABASE's, sleeps in 100 ms steps);
+//               autovacuum is left to ALTER DATABASE. A session the role may
+//               not end (a superuser's, for a role that is neither superuser
+//               nor in pg_signal_backend) refuses the swap at once, naming
+//               its role; the live database stays in place.
 //   VerifyRestored  when the live database provably is the shadow Prepare
 //               verified (same oid in the same cluster, from the record
 //               above), only the FKs are checked: the rows were verified
