@@ -200,17 +200,24 @@ constexpr const char* kMaySignal =
 // end: ALTER DATABASE would only wait for it and fail.
 Status TerminateSessions(PgConn& admin, const std::string& name, int keep_pid = 0) {
   const Params params = {name, std::to_string(keep_pid)};
-  BACKSTOP_ASSIGN_OR_RETURN(
-      PgResult blocked,
-      admin.Exec(
-          std::string("SELECT count(*), coalesce(string_agg(DISTINCT a.usename, ', '), '') ") +
-              kOtherClientSessions + " AND NOT " + kMaySignal,
-          params));
-  if (blocked.GetInt(0, 0) > 0) {
-    return Status::FailedPrecondition(
-        blocked.Get(0, 0) + " session(s) of role " + blocked.Get(0, 1) + " on database " + name +
-        " cannot be ended by the role Backstop connects as: end them, or connect as a superuser "
-        "or a member of pg_signal_backend");
+  // A client that has just disconnected is still listed while its backend
+  // exits: such sessions get a moment to go before the refusal.
+  const auto patience = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    BACKSTOP_ASSIGN_OR_RETURN(
+        PgResult blocked,
+        admin.Exec(
+            std::string("SELECT count(*), coalesce(string_agg(DISTINCT a.usename, ', '), '') ") +
+                kOtherClientSessions + " AND NOT " + kMaySignal,
+            params));
+    if (blocked.GetInt(0, 0) == 0) break;
+    if (std::chrono::steady_clock::now() >= patience) {
+      return Status::FailedPrecondition(
+          blocked.Get(0, 0) + " session(s) of role " + blocked.Get(0, 1) + " on database " + name +
+          " cannot be ended by the role Backstop connects as: end them, or connect as a "
+          "superuser or a member of pg_signal_backend");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   BACKSTOP_ASSIGN_OR_RETURN(PgResult r,
                             admin.Exec(std::string("SELECT a.pid, pg_terminate_backend(a.pid) ") +

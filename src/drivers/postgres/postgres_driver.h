@@ -85,8 +85,9 @@
 //               own wait, like ALTER DATABASE's, sleeps in 100 ms steps);
 //               autovacuum is left to ALTER DATABASE. A session the role may
 //               not end (a superuser's, for a role that is neither superuser
-//               nor in pg_signal_backend) refuses the swap at once, naming
-//               its role; the live database stays in place.
+//               nor in pg_signal_backend) and that does not leave within 2 s
+//               refuses the swap, naming its role; the live database stays
+//               in place.
 //   VerifyRestored  when the live database provably is the shadow Prepare
 //               verified (same oid in the same cluster, from the record
 //               above), only the FKs are checked: the rows were verified
