@@ -71,6 +71,13 @@ struct HealthResult {
   // Extra signals for triggers: "connect_time_ms", "disconnected_ms", "cpu_percent", ...
   std::map<std::string, double> signals;
   bool pass() const { return state == State::kPass; }
+  static HealthResult Make(State state, int64_t latency_ms, std::string detail) {
+    HealthResult r;
+    r.state = state;
+    r.latency_ms = latency_ms;
+    r.detail = std::move(detail);
+    return r;
+  }
 };
 
 // What a restore would discard, per table or stream.
@@ -99,6 +106,11 @@ struct IntegrityCheck {
   bool passed = false;
   std::string detail;  // "expected 12, found 12"
 };
+
+// The objects of a JSON-lines file (a data-loss ledger), blank lines
+// skipped: empty when the file does not exist; Corruption naming the line
+// when one is not JSON.
+Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::string& path);
 
 class Driver {
  public:

@@ -37,14 +37,6 @@ int64_t ElapsedMs(Env* env, int64_t start_us) {
   return us <= 0 ? 0 : (us + 500) / 1000;
 }
 
-HealthResult Make(State state, int64_t latency_ms, std::string detail) {
-  HealthResult r;
-  r.state = state;
-  r.latency_ms = latency_ms;
-  r.detail = std::move(detail);
-  return r;
-}
-
 // --- HTTP -------------------------------------------------------------------
 
 void InitCurlOnce() {
@@ -73,7 +65,7 @@ HealthResult HttpProbe(const ProbeSpec& probe, Env* env) {
   InitCurlOnce();
   thread_local ThreadCurl curl;
   CURL* h = curl.get();
-  if (h == nullptr) return Make(State::kUnknown, 0, "cannot create a libcurl handle");
+  if (h == nullptr) return HealthResult::Make(State::kUnknown, 0, "cannot create a libcurl handle");
   curl_easy_reset(h);
   char errbuf[CURL_ERROR_SIZE];
   errbuf[0] = '\0';
@@ -108,9 +100,10 @@ HealthResult HttpProbe(const ProbeSpec& probe, Env* env) {
       detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     }
     if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
-      return Make(State::kUnknown, latency, "bad probe URL '" + probe.target + "': " + detail);
+      return HealthResult::Make(State::kUnknown, latency,
+                                "bad probe URL '" + probe.target + "': " + detail);
     }
-    HealthResult r = Make(State::kFail, latency, std::move(detail));
+    HealthResult r = HealthResult::Make(State::kFail, latency, std::move(detail));
     r.signals["http_status"] = 0;
     return r;
   }
@@ -162,8 +155,9 @@ bool SplitHostPort(std::string target, std::string* host, std::string* port) {
 HealthResult TcpProbe(const ProbeSpec& probe, Env* env) {
   std::string host, port;
   if (!SplitHostPort(probe.target, &host, &port)) {
-    return Make(State::kUnknown, 0,
-                "bad tcp probe target '" + probe.target + "'; expected host:port or [v6]:port");
+    return HealthResult::Make(
+        State::kUnknown, 0,
+        "bad tcp probe target '" + probe.target + "'; expected host:port or [v6]:port");
   }
   const int64_t timeout_ms = probe.timeout_ms > 0 ? probe.timeout_ms : 10'000;
   const int64_t start = env->clock()->NowMicros();
@@ -177,8 +171,8 @@ HealthResult TcpProbe(const ProbeSpec& probe, Env* env) {
   struct addrinfo* addrs = nullptr;
   int gai = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &addrs);
   if (gai != 0) {
-    return Make(State::kFail, ElapsedMs(env, start),
-                "cannot resolve host " + host + ": " + gai_strerror(gai));
+    return HealthResult::Make(State::kFail, ElapsedMs(env, start),
+                              "cannot resolve host " + host + ": " + gai_strerror(gai));
   }
 
   std::string last_error = "no address for " + host;
@@ -212,8 +206,8 @@ HealthResult TcpProbe(const ProbeSpec& probe, Env* env) {
     if (err == 0) {
       ::freeaddrinfo(addrs);
       int64_t latency = ElapsedMs(env, start);
-      HealthResult r =
-          Make(State::kPass, latency, "connected in " + std::to_string(latency) + " ms");
+      HealthResult r = HealthResult::Make(State::kPass, latency,
+                                          "connected in " + std::to_string(latency) + " ms");
       r.signals["connect_time_ms"] = static_cast<double>(latency);
       return r;
     }
@@ -231,13 +225,14 @@ HealthResult TcpProbe(const ProbeSpec& probe, Env* env) {
   if (timed_out && last_error.rfind("timed out", 0) != 0) {
     last_error += " (and timed out on another address)";
   }
-  return Make(State::kFail, ElapsedMs(env, start), last_error);
+  return HealthResult::Make(State::kFail, ElapsedMs(env, start), last_error);
 }
 
 // --- exec -------------------------------------------------------------------
 
 HealthResult ExecProbe(const ProbeSpec& probe, Env* env) {
-  if (probe.command.empty()) return Make(State::kUnknown, 0, "exec probe without a command");
+  if (probe.command.empty())
+    return HealthResult::Make(State::kUnknown, 0, "exec probe without a command");
   ProcessOptions opts;
   opts.argv = probe.command;
   opts.timeout_ms = probe.timeout_ms > 0 ? probe.timeout_ms : 10'000;
@@ -245,13 +240,15 @@ HealthResult ExecProbe(const ProbeSpec& probe, Env* env) {
   Result<ProcessResult> run = env->processes()->Run(opts);
   const int64_t latency = ElapsedMs(env, start);
   if (!run.ok()) {
-    return Make(State::kUnknown, latency,
-                "cannot run the probe command: " + run.status().message());
+    return HealthResult::Make(State::kUnknown, latency,
+                              "cannot run the probe command: " + run.status().message());
   }
   const ProcessResult& r = *run;
   if (r.timed_out)
-    return Make(State::kFail, latency, "timed out after " + FormatTimeout(opts.timeout_ms));
-  HealthResult out = Make(r.success() ? State::kPass : State::kFail, latency, r.Describe());
+    return HealthResult::Make(State::kFail, latency,
+                              "timed out after " + FormatTimeout(opts.timeout_ms));
+  HealthResult out =
+      HealthResult::Make(r.success() ? State::kPass : State::kFail, latency, r.Describe());
   out.signals["exit_code"] = r.exit_code;
   return out;
 }
@@ -272,13 +269,13 @@ HealthResult RunProbe(const ProbeSpec& probe, Env* env) {
         std::lock_guard<std::mutex> lock(g_grpc_mu);
         fn = g_grpc_probe;
       }
-      if (fn == nullptr) return Make(State::kUnknown, 0, "gRPC probe not built in");
+      if (fn == nullptr) return HealthResult::Make(State::kUnknown, 0, "gRPC probe not built in");
       return (*fn)(probe);
     }
     case ProbeSpec::Type::kNone:
       break;
   }
-  return Make(State::kUnknown, 0, "no health probe configured");
+  return HealthResult::Make(State::kUnknown, 0, "no health probe configured");
 }
 
 HealthResult WaitHealthy(const ProbeSpec& probe, Env* env, int64_t poll_ms, int* attempts,

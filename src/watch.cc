@@ -475,10 +475,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
   // duration counts from when the condition was first observed to hold.
   const int64_t t_us = o.started_us > 0 ? std::min(o.started_us, now_us) : now_us;
   const int64_t wall = env_->clock()->WallMicros();
-  if (o.name.size() > std::strlen(kMetricsSuffix) &&
-      o.name.compare(o.name.size() - std::strlen(kMetricsSuffix), std::string::npos,
-                     kMetricsSuffix) == 0) {
-    const std::string comp = o.name.substr(0, o.name.size() - std::strlen(kMetricsSuffix));
+  if (std::string comp = ComponentOfTarget(o.name, kMetricsSuffix); !comp.empty()) {
     auto it = views_.find(comp);
     if (it == views_.end() || !it->second->ratio) return;
     std::string problem;

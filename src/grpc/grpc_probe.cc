@@ -156,14 +156,6 @@ grpc::Status CallCheck(const std::shared_ptr<grpc::Channel>& channel, const std:
   return stub->Check(&context, request, response);
 }
 
-HealthResult Make(State state, int64_t latency_ms, std::string detail) {
-  HealthResult r;
-  r.state = state;
-  r.latency_ms = latency_ms;
-  r.detail = std::move(detail);
-  return r;
-}
-
 HealthResult FromResponse(const ProbeSpec& probe, const HealthCheckResponse& response,
                           int64_t latency_ms) {
   const auto status = response.status();
@@ -224,7 +216,7 @@ HealthResult FromError(const ProbeSpec& probe, const grpc::Status& status, int64
       detail = "health check failed: " + CodeName(status.error_code());
       if (!status.error_message().empty()) detail += ": " + status.error_message();
   }
-  HealthResult r = Make(State::kFail, latency_ms, std::move(detail));
+  HealthResult r = HealthResult::Make(State::kFail, latency_ms, std::move(detail));
   r.signals["grpc_code"] = static_cast<double>(status.error_code());
   return r;
 }

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -230,19 +229,6 @@ class LedgerWriter {
   FILE* f_ = nullptr;
   uint64_t lines_ = 0;
 };
-
-// The lines of an existing ledger file (none when it does not exist).
-std::vector<json> ReadLedgerLines(const std::string& path) {
-  std::vector<json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_discarded()) out.push_back(std::move(j));
-  }
-  return out;
-}
 
 // A ledger line for a message published after the restore point.
 json PublishedLine(const std::string& stream, const MessageMeta& m) {
@@ -529,7 +515,7 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
   if (!ctx.run_dir.empty()) {
     BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->CreateDirs(ctx.run_dir));
     ledger_path = JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
-    earlier_lines = ReadLedgerLines(ledger_path);
+    BACKSTOP_ASSIGN_OR_RETURN(earlier_lines, ReadJsonLines(ctx.env->fs(), ledger_path));
     saved = LoadJsonFile(ctx.env->fs(), SavedRecordPath(ctx.run_dir, c.name));
     BACKSTOP_ASSIGN_OR_RETURN(ledger, LedgerWriter::Open(ledger_path));
   }
@@ -626,7 +612,8 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
   DataLossReport& r = ledger_taken_->report;
   if (!ledger_taken_->path.empty()) {
     // The whole ledger again, atomically: a resumed run reads it back.
-    std::vector<json> lines = ReadLedgerLines(ledger_taken_->path);
+    BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> lines,
+                              ReadJsonLines(ctx.env->fs(), ledger_taken_->path));
     BACKSTOP_ASSIGN_OR_RETURN(auto w, LedgerWriter::Open(ledger_taken_->path));
     for (const auto& l : lines) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
     for (const auto& l : late) BACKSTOP_RETURN_IF_ERROR(w->Write(l));

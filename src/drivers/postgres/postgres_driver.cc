@@ -872,21 +872,13 @@ Result<std::string> WriteStamp(PgConn& conn, const PgSettings& settings) {
 
 // The report of a ledger file this run already wrote (one line per row:
 // table, change, key).
-Result<DataLossReport> ReportFromLedger(const std::string& component, const std::string& path) {
+Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& component,
+                                        const std::string& path) {
   DataLossReport report;
-  auto text = Env::Default()->fs()->ReadFile(path);
-  if (!text.ok()) {
-    if (text.status().IsNotFound()) return report;  // it found nothing to list
-    return text.status();
-  }
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> lines, ReadJsonLines(fs, path));
   std::map<std::string, DataLossItem> items;
-  size_t start = 0;
-  while (start < text->size()) {
-    size_t end = text->find('\n', start);
-    if (end == std::string::npos) end = text->size();
-    json l = json::parse(text->substr(start, end - start), nullptr, false);
-    start = end + 1;
-    if (l.is_discarded() || !l.is_object()) continue;
+  for (const json& l : lines) {
+    if (!l.is_object()) continue;
     DataLossItem& item = items[l.value("table", "")];
     item.component = component;
     item.object = l.value("table", "");
@@ -1603,7 +1595,7 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
     if (aside.exists) {
       ctx.Progress("database " + db + " was already swapped by this run: its ledger stands");
       if (ledger_path.empty()) return report;
-      return ReportFromLedger(c.name, ledger_path);
+      return ReportFromLedger(EnvOf(ctx)->fs(), c.name, ledger_path);
     }
   }
   // The restore point's side: the shadow (or, before Prepare, the staged copy),
@@ -2111,24 +2103,6 @@ Status PostgresDriver::DiscardSnapshot(const ComponentSpec& c, const json& entry
 
 }  // namespace
 
-namespace {
-
-SettingSchema Setting(std::string key, SettingSchema::Type type, bool required, std::string help,
-                      nlohmann::json default_value = nullptr, std::vector<std::string> allowed = {},
-                      std::vector<SettingSchema> fields = {}) {
-  SettingSchema s;
-  s.key = std::move(key);
-  s.type = type;
-  s.required = required;
-  s.help = std::move(help);
-  s.allowed = std::move(allowed);
-  s.fields = std::move(fields);
-  s.default_value = std::move(default_value);
-  return s;
-}
-
-}  // namespace
-
 DriverInfo PostgresDriverInfo() {
   using T = SettingSchema::Type;
   DriverInfo info;
@@ -2139,36 +2113,36 @@ DriverInfo PostgresDriverInfo() {
       "PostgreSQL database: pg_dump restore points (optionally staged), rollback into a "
       "verified shadow database swapped in by rename, data-loss ledger by primary key";
   info.settings = {
-      Setting("connection", T::kString, true,
-              "libpq conninfo of the live database, e.g. \"host=127.0.0.1 port=5432 "
-              "dbname=mistersmith user=mistersmith\""),
-      Setting("admin_dbname", T::kString, false,
-              "database to connect to for CREATE/ALTER/DROP DATABASE", "postgres"),
-      Setting("schemas", T::kStringList, false, "schemas whose tables are counted and compared",
-              nlohmann::json::array({"public"})),
-      Setting("tables", T::kStringList, false,
-              "tables to count and compare (\"table\" or \"schema.table\"); default every "
-              "ordinary table of the schemas"),
-      Setting("integrity", T::kObjectList, false,
-              "checks run on the shadow before the swap and by verify --data", nullptr, {},
-              {Setting("name", T::kString, true, "what the check is called"),
-               Setting("sql", T::kString, true,
-                       "a query; the first column of its first row is compared"),
-               Setting("expect", T::kString, true, "the expected value, as text")}),
-      Setting("staged", T::kString, false,
-              "restore each dump into a staging database right away (rollback then only "
-              "swaps it in): auto (databases up to staged_max_size), always, never",
-              "auto", {"auto", "always", "never"}),
-      Setting("staged_max_size", T::kBytes, false, "largest database that auto stages", "2GB"),
-      Setting("staged_keep", T::kInt, false,
-              "how many staged databases to keep (the newest); older restore points then roll "
-              "back from their dump",
-              2),
-      Setting("jobs", T::kInt, false, "parallel jobs of pg_dump and pg_restore", 2),
-      Setting("bin_dir", T::kPath, false,
-              "directory of pg_dump and pg_restore; default /usr/lib/postgresql/<server "
-              "major>/bin if present, else PATH"),
-      Setting("connect_timeout", T::kDuration, false, "libpq connect timeout", "10s"),
+      MakeSetting("connection", T::kString, true,
+                  "libpq conninfo of the live database, e.g. \"host=127.0.0.1 port=5432 "
+                  "dbname=mistersmith user=mistersmith\""),
+      MakeSetting("admin_dbname", T::kString, false,
+                  "database to connect to for CREATE/ALTER/DROP DATABASE", "postgres"),
+      MakeSetting("schemas", T::kStringList, false, "schemas whose tables are counted and compared",
+                  nlohmann::json::array({"public"})),
+      MakeSetting("tables", T::kStringList, false,
+                  "tables to count and compare (\"table\" or \"schema.table\"); default every "
+                  "ordinary table of the schemas"),
+      MakeSetting("integrity", T::kObjectList, false,
+                  "checks run on the shadow before the swap and by verify --data", nullptr, {},
+                  {MakeSetting("name", T::kString, true, "what the check is called"),
+                   MakeSetting("sql", T::kString, true,
+                               "a query; the first column of its first row is compared"),
+                   MakeSetting("expect", T::kString, true, "the expected value, as text")}),
+      MakeSetting("staged", T::kString, false,
+                  "restore each dump into a staging database right away (rollback then only "
+                  "swaps it in): auto (databases up to staged_max_size), always, never",
+                  "auto", {"auto", "always", "never"}),
+      MakeSetting("staged_max_size", T::kBytes, false, "largest database that auto stages", "2GB"),
+      MakeSetting("staged_keep", T::kInt, false,
+                  "how many staged databases to keep (the newest); older restore points then roll "
+                  "back from their dump",
+                  2),
+      MakeSetting("jobs", T::kInt, false, "parallel jobs of pg_dump and pg_restore", 2),
+      MakeSetting("bin_dir", T::kPath, false,
+                  "directory of pg_dump and pg_restore; default /usr/lib/postgresql/<server "
+                  "major>/bin if present, else PATH"),
+      MakeSetting("connect_timeout", T::kDuration, false, "libpq connect timeout", "10s"),
   };
   info.factory = [] { return std::unique_ptr<Driver>(new PostgresDriver()); };
   return info;
