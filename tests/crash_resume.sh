@@ -40,17 +40,8 @@ for mode in done before-done; do
     where="kill at step $n ($mode)"
     spec_value=$n
     [[ $mode == before-done ]] && spec_value="$n:before-done"
-    set +e
-    BACKSTOP_CRASH_AT_STEP_FOR_TEST=$spec_value "$BACKSTOP_BIN" --spec "$SPEC" rollback --all --to good \
-      >"$WORK/crash.out" 2>&1
-    rc=$?
-    set -e
-    if [[ $rc != 137 ]]; then
-      fail "$where: expected the run to be killed (137), got $rc"
-      sed 's/^/    | /' "$WORK/crash.out" >&2
-      continue
-    fi
-    run_id=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
+    crash_at "$spec_value" rollback --all --to good || continue
+    run_id=$CRASH_RUN_ID
     bs status
     expect_contains "$OUT" "UNFINISHED run $run_id" "status after $where"
     bs rollback --all --to good

@@ -27,17 +27,8 @@ log "the plan has $steps steps"
 for ((n = 1; n <= steps; n++)); do
   where="kill after step $n acted"
   bs deploy orchestrator v2; expect_rc 1 "deploy v2 ($where)"
-  set +e
-  ( BACKSTOP_CRASH_AT_STEP_FOR_TEST="$n:before-done" exec "$BACKSTOP_BIN" --spec "$SPEC" \
-      rollback --all --to good >"$WORK/crash.out" 2>&1 )
-  rc=$?
-  set -e
-  if [[ $rc != 137 ]]; then
-    fail "$where: expected the run to be killed (137), got $rc"
-    sed 's/^/    | /' "$WORK/crash.out" >&2
-    continue
-  fi
-  run_id=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
+  crash_at "$n:before-done" rollback --all --to good || continue
+  run_id=$CRASH_RUN_ID
   bs rollback --resume "$run_id"
   expect_rc 0 "resume ($where)"
   # What the rollback discarded is reported whichever step the crash hit:

@@ -69,6 +69,25 @@ run() {
 
 bs() { run "$BACKSTOP_BIN" --spec "$SPEC" "$@"; }
 
+# crash_at AT ARGS...: runs `backstop ARGS` with the crash hook set to AT ("N"
+# or "N:before-done"). When the hook killed it (exit 137), sets CRASH_RUN_ID to
+# its run and returns 0; otherwise records a failure, shows its output and
+# returns 1 (callers `|| continue`).
+crash_at() {
+  local at=$1 rc
+  shift
+  set +e
+  BACKSTOP_CRASH_AT_STEP_FOR_TEST=$at "$BACKSTOP_BIN" --spec "$SPEC" "$@" >"$WORK/crash.out" 2>&1
+  rc=$?
+  set -e
+  if [[ $rc != 137 ]]; then
+    fail "crash at step $at: expected the run to be killed (137), got $rc"
+    sed 's/^/    | /' "$WORK/crash.out" >&2
+    return 1
+  fi
+  CRASH_RUN_ID=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
+}
+
 expect_rc() {
   local want=$1
   shift
