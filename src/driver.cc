@@ -30,13 +30,69 @@ std::string DataLossReport::Summary() const {
     if (i.total() == 1 && !unit.empty() && unit.back() == 's') unit.pop_back();
     parts += FormatThousands(i.total()) + " " + unit + " in " + i.object;
   }
-  if (parts.empty()) return "Data loss: none";
-  return "Data loss: yes — " + parts;
+  std::string rewound;
+  for (const auto& r : rewinds) {
+    if (r.count() == 0) continue;
+    if (!rewound.empty()) rewound += ", ";
+    rewound += FormatThousands(r.count()) + " " + r.unit + " by " + r.object;
+  }
+  std::string out = parts.empty() ? "Data loss: none" : "Data loss: yes — " + parts;
+  if (!rewound.empty()) out += "; positions moved back: " + rewound;
+  return out;
 }
 
 void DataLossReport::Append(const DataLossReport& other) {
   items.insert(items.end(), other.items.begin(), other.items.end());
+  rewinds.insert(rewinds.end(), other.rewinds.begin(), other.rewinds.end());
   ledger_files.insert(ledger_files.end(), other.ledger_files.begin(), other.ledger_files.end());
+}
+
+nlohmann::json DataLossReport::ToJson() const {
+  nlohmann::json j_items = nlohmann::json::array();
+  for (const auto& i : items) {
+    j_items.push_back({{"component", i.component},
+                       {"object", i.object},
+                       {"unit", i.unit},
+                       {"inserted", i.inserted},
+                       {"deleted", i.deleted},
+                       {"changed", i.changed}});
+  }
+  nlohmann::json j_rewinds = nlohmann::json::array();
+  for (const auto& r : rewinds) {
+    j_rewinds.push_back({{"component", r.component},
+                         {"object", r.object},
+                         {"unit", r.unit},
+                         {"from", r.from},
+                         {"to", r.to},
+                         {"count", r.count()}});
+  }
+  return {{"items", j_items}, {"rewinds", j_rewinds}, {"ledger_files", ledger_files}};
+}
+
+DataLossReport DataLossReport::FromJson(const nlohmann::json& j) {
+  DataLossReport r;
+  if (!j.is_object()) return r;
+  for (const auto& i : j.value("items", nlohmann::json::array())) {
+    DataLossItem item;
+    item.component = i.value("component", "");
+    item.object = i.value("object", "");
+    item.unit = i.value("unit", "");
+    item.inserted = i.value("inserted", uint64_t{0});
+    item.deleted = i.value("deleted", uint64_t{0});
+    item.changed = i.value("changed", uint64_t{0});
+    r.items.push_back(item);
+  }
+  for (const auto& i : j.value("rewinds", nlohmann::json::array())) {
+    PositionRewind rw;
+    rw.component = i.value("component", "");
+    rw.object = i.value("object", "");
+    rw.unit = i.value("unit", "");
+    rw.from = i.value("from", int64_t{0});
+    rw.to = i.value("to", int64_t{0});
+    r.rewinds.push_back(rw);
+  }
+  r.ledger_files = j.value("ledger_files", std::vector<std::string>{});
+  return r;
 }
 
 SettingSchema MakeSetting(std::string key, SettingSchema::Type type, bool required,

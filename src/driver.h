@@ -91,14 +91,56 @@ struct DataLossItem {
   uint64_t total() const { return inserted + deleted + changed; }
 };
 
+// A position that a restore moves back, so that something already handed out
+// will be handed out again: a consumer's ack floor (messages redelivered) or a
+// database sequence (values issued again, so keys in the ledger will name
+// other rows later). Not data discarded, but a consequence the operator must
+// know about; listed in the ledger and the summary.
+struct PositionRewind {
+  std::string component;
+  std::string object;  // "STREAM/consumer" or "schema.sequence"
+  std::string unit;    // "messages redelivered" or "values reissued"
+  int64_t from = 0;    // live position before the restore
+  int64_t to = 0;      // position after the restore
+  uint64_t count() const { return from > to ? static_cast<uint64_t>(from - to) : 0; }
+};
+
 struct DataLossReport {
   std::vector<DataLossItem> items;
+  std::vector<PositionRewind> rewinds;
   std::vector<std::string> ledger_files;  // JSONL files with the keys/sequences, in run_dir
   uint64_t TotalRows() const;
   uint64_t TotalMessages() const;
-  // "Data loss: none" or "Data loss: yes — 1,204 rows in tasks, 3 in agents".
+  // "Data loss: none" or "Data loss: yes — 1,204 rows in tasks, 3 in agents";
+  // rewinds follow: "; positions moved back: 20 messages redelivered by
+  // ORDERS/billing, 5 values reissued by public.entries_id_seq".
   std::string Summary() const;
   void Append(const DataLossReport& other);
+  // The journal's and `--output json`'s form; FromJson accepts what ToJson wrote.
+  nlohmann::json ToJson() const;
+  static DataLossReport FromJson(const nlohmann::json& j);
+};
+
+// `backstop salvage RUN --component C --object T`: the data a rollback
+// discarded, read back from where the run kept it aside (the replaced
+// database, the saved stream content), exported as JSON lines and, with
+// `apply`, written back into the live component.
+struct SalvageRequest {
+  std::string run_id;       // the rollback whose discarded data is wanted
+  std::string run_dir;      // <state_dir>/runs/<run_id>: its ledgers and saved content
+  std::string object;       // table ("public.orders" or "orders") or stream name
+  std::string where;        // optional SQL condition on the discarded rows (postgres)
+  std::vector<nlohmann::json> keys;  // optional: only these ledger keys / sequences
+  std::string output_path;  // the export file (JSON lines, one row or message each)
+  bool apply = false;       // write the chosen rows/messages back into the live component
+};
+
+struct SalvageResult {
+  uint64_t exported = 0;   // rows or messages written to output_path
+  uint64_t applied = 0;    // written back (apply only)
+  // Apply: rows that could not go back as they are (key now taken by another
+  // row, FK missing), each with why. Non-empty conflicts mean nothing was applied.
+  std::vector<std::string> conflicts;
 };
 
 struct IntegrityCheck {
@@ -183,6 +225,21 @@ class Driver {
                                                               const nlohmann::json& entry,
                                                               DriverContext& ctx) {
     return std::vector<IntegrityCheck>{};
+  }
+  // Exports (and with req.apply, writes back) what run req.run_id discarded
+  // from this component. Unimplemented for drivers that discard no data.
+  virtual Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                        DriverContext& ctx) {
+    return Status::FailedPrecondition("component " + c.name +
+                                      " discards no data in a rollback; nothing to salvage");
+  }
+  // What a restore point's `entry` needs outside the store (a staged or a
+  // retained database): OK when all of it is there, FailedPrecondition naming
+  // what is missing otherwise. `snapshots verify` and the rollback's first
+  // step call it; default: nothing outside the store.
+  virtual Status CheckRestorable(const ComponentSpec& c, const nlohmann::json& entry,
+                                 DriverContext& ctx) {
+    return Status::OK();
   }
   // Removes what Restore kept aside for run `run_id` (e.g. <db>_pre_rollback_<run>).
   virtual Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) {

@@ -46,36 +46,6 @@ std::string HealthLine(const HealthResult& h) {
   return out;
 }
 
-nlohmann::json LossToJson(const DataLossReport& r) {
-  nlohmann::json items = nlohmann::json::array();
-  for (const auto& i : r.items) {
-    items.push_back({{"component", i.component},
-                     {"object", i.object},
-                     {"unit", i.unit},
-                     {"inserted", i.inserted},
-                     {"deleted", i.deleted},
-                     {"changed", i.changed}});
-  }
-  return {{"items", items}, {"ledger_files", r.ledger_files}};
-}
-
-DataLossReport LossFromJson(const nlohmann::json& j) {
-  DataLossReport r;
-  if (!j.is_object()) return r;
-  for (const auto& i : j.value("items", nlohmann::json::array())) {
-    DataLossItem item;
-    item.component = i.value("component", "");
-    item.object = i.value("object", "");
-    item.unit = i.value("unit", "");
-    item.inserted = i.value("inserted", uint64_t{0});
-    item.deleted = i.value("deleted", uint64_t{0});
-    item.changed = i.value("changed", uint64_t{0});
-    r.items.push_back(item);
-  }
-  r.ledger_files = j.value("ledger_files", std::vector<std::string>{});
-  return r;
-}
-
 }  // namespace
 
 // What the steps of one run have learned so far; rebuilt from the journal on resume.
@@ -103,9 +73,9 @@ struct RunEngine::Progress {
               const nlohmann::json& result) {
     if (!result.is_object()) return;
     if (action == "assess-loss")
-      assessed[component] = LossFromJson(result.value("loss", nlohmann::json()));
+      assessed[component] = DataLossReport::FromJson(result.value("loss", nlohmann::json()));
     if (action == "restore" && result.contains("loss"))
-      final[component] = LossFromJson(result["loss"]);
+      final[component] = DataLossReport::FromJson(result["loss"]);
     if (action == "verify") health[component] = result.value("health", "");
     if (action == "safety-snapshot") safety_restore_point = result.value("restore_point", "");
   }
@@ -294,7 +264,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
       if (item.component.empty()) item.component = c->name;
     }
     progress.assessed[c->name] = loss;
-    (*result)["loss"] = LossToJson(loss);
+    (*result)["loss"] = loss.ToJson();
     *detail = loss.Summary();
     return CheckDataLossLimit(progress, options);
   }
@@ -315,7 +285,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
           if (item.component.empty()) item.component = c->name;
         }
         progress.final[c->name] = *loss;
-        (*result)["loss"] = LossToJson(*loss);
+        (*result)["loss"] = loss->ToJson();
       } else {
         ctx.Progress("could not recount the data loss before restoring: " +
                      loss.status().message());
@@ -327,7 +297,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
         if (item.component.empty()) item.component = c->name;
       }
       progress.final[c->name] = *revised;
-      (*result)["loss"] = LossToJson(*revised);
+      (*result)["loss"] = revised->ToJson();
     }
     if (entry.contains("release") && entry["release"].is_string()) {
       *detail = "release " + entry["release"].get<std::string>();
@@ -452,7 +422,7 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   summary["kind"] = plan.kind;
   summary["target"] = plan.target;
   summary["affected"] = plan.affected;
-  summary["data_loss"] = LossToJson(loss);
+  summary["data_loss"] = loss.ToJson();
   summary["data_loss_summary"] = loss.Summary();
   summary["health"] = progress.health;
   summary["safety_restore_point"] = fresh.safety_restore_point;

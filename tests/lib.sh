@@ -88,6 +88,32 @@ crash_at() {
   CRASH_RUN_ID=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
 }
 
+# crash_in POINT ARGS...: like crash_at, but kills at a named crash point
+# inside a step (src/crash_point.h: "NAME" or "NAME#N").
+crash_in() {
+  local point=$1 rc
+  shift
+  set +e
+  BACKSTOP_CRASH_POINT_FOR_TEST=$point "$BACKSTOP_BIN" --spec "$SPEC" "$@" >"$WORK/crash.out" 2>&1
+  rc=$?
+  set -e
+  if [[ $rc != 137 ]]; then
+    fail "crash in $point: expected the run to be killed (137), got $rc"
+    sed 's/^/    | /' "$WORK/crash.out" >&2
+    return 1
+  fi
+  CRASH_RUN_ID=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
+}
+
+# crash_points_reached FILE ARGS...: runs `backstop ARGS` uninterrupted while
+# logging every crash point it passes into FILE (one name a line, repeats kept).
+crash_points_reached() {
+  local file=$1
+  shift
+  : >"$file"
+  BACKSTOP_CRASH_POINTS_LOG_FOR_TEST=$file bs "$@"
+}
+
 expect_rc() {
   local want=$1
   shift
