@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "crash_point.h"
+
 namespace backstop::nats {
 namespace {
 
@@ -384,6 +386,9 @@ Result<json> RestoreStreamFromFile(Connection& conn, const std::string& stream, 
     }
     sent += n;
     ++chunks;
+    // A kill here leaves a half-made stream on the server (the restore is
+    // not finished): the resumed run must delete it and start again.
+    CrashPointForTest("nats.restore-chunk");
   }
   // The server finishes the restore before replying to the end marker: give
   // it time in proportion to the size (at least 20 MB/s) on top of the timeout.

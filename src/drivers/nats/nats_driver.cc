@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 
+#include "crash_point.h"
 #include "probe.h"
 #include "store.h"
 #include "units.h"
@@ -529,29 +530,39 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     item.object = stream;
     item.unit = "messages";
     auto info = GetStreamInfo(*conn, stream);
-    if (info.status().IsNotFound()) {
-      // Nothing live to discard: the restore brings the stream back.
-      report.items.push_back(item);
-      continue;
+    if (!info.ok() && !info.status().IsNotFound()) {
+      return info.status().WithContext("stream " + stream);
     }
-    if (!info.ok()) return info.status().WithContext("stream " + stream);
-    Position then = PositionOf(rec["position"]);
-    Position now = PositionOf((*info)["state"]);
-    const bool restored_earlier = saved.contains("streams") && saved["streams"].is_object() &&
-                                  saved["streams"].contains(stream) && SamePosition(now, then);
-    if (restored_earlier) {
+    if (saved.contains("streams") && saved["streams"].is_object() &&
+        saved["streams"].contains(stream)) {
+      // An earlier attempt of this run saved the stream and may have deleted
+      // or replaced it since (a kill after the delete, during the restore):
+      // what it discards is no longer on the server but in the saved
+      // content, so the lines that attempt's ledger listed stand.
+      uint64_t listed_to = PositionOf(rec["position"]).last_seq;
       for (const auto& l : earlier_lines) {
         if (l.value("stream", "") != stream) continue;
         if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
         if (l.value("event", "") == "published") {
           ++item.inserted;
-        } else {
+          listed_to = std::max(listed_to, l.value("sequence", uint64_t{0}));
+        } else if (l.value("event", "") != "rewound") {
           item.deleted += l.value("count", uint64_t{0});
         }
       }
+      // Messages that reach a stream still live after that ledger are
+      // listed by the restore (ListLatePublishes) from here on.
+      if (info.ok()) taken.listed_to[stream] = listed_to;
       report.items.push_back(item);
       continue;
     }
+    if (info.status().IsNotFound()) {
+      // Nothing live to discard: the restore brings the stream back.
+      report.items.push_back(item);
+      continue;
+    }
+    Position then = PositionOf(rec["position"]);
+    Position now = PositionOf((*info)["state"]);
     taken.listed_to[stream] = now.last_seq;
     // The sequence went backwards: the stream was deleted and re-created.
     bool recreated = now.last_seq < then.last_seq;
@@ -586,6 +597,7 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     bool any = ledger->lines() > 0;
     BACKSTOP_RETURN_IF_ERROR(ledger->Commit(ctx.env->fs()));
     if (any) report.ledger_files.push_back(ledger_path);
+    CrashPointForTest("nats.after-ledger");
   }
   if (!ctx.run_id.empty()) {
     taken.report = report;
@@ -698,7 +710,9 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
       record["saved_at"] = FormatRfc3339(ctx.env->clock()->WallMicros(), true);
       saved["streams"][stream] = record;
       have_saved = true;
-      return SaveJsonFile(fs, saved_path, saved);
+      BACKSTOP_RETURN_IF_ERROR(SaveJsonFile(fs, saved_path, saved));
+      CrashPointForTest("nats.after-save");
+      return Status::OK();
     };
     if (save) BACKSTOP_RETURN_IF_ERROR(save_current());
     if (save && after_save_hook_) after_save_hook_(stream);
@@ -737,6 +751,7 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
     if (exists) {
       ctx.Progress("nats: deleting stream " + stream + " (" + now.Describe() + ", saved)");
       BACKSTOP_RETURN_IF_ERROR(DeleteIfPresent(*conn, stream));
+      CrashPointForTest("nats.after-delete");
     }
 
     // (3) and (4): restore from the restore point and verify.
@@ -746,6 +761,7 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
       return PutBack(*conn, settings, stream, saved_rec, st, c, ctx)
           .WithContext("component " + c.name);
     }
+    CrashPointForTest("nats.after-restore");
   }
   return Status::OK();
 }

@@ -264,6 +264,36 @@ TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreUsesTheSavedRecord
   EXPECT_EQ(saved["streams"]["ORDERS"]["position"]["last_seq"], 210);
 }
 
+// A kill between deleting the stream and restoring it: the resumed run takes
+// the ledger again, finds no stream, and must still list what the first
+// attempt's ledger listed (those messages now exist only in the saved content).
+TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreKeepsTheLedger) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.bad", 10, 16));
+  std::string ledger_path = JoinPath(ctx_.run_dir, "ledger-bus.jsonl");
+  DataLossReport first = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(first.TotalMessages(), 10u);
+  std::vector<json> lines_first = ReadJsonl(ledger_path);
+  ASSERT_EQ(lines_first.size(), 10u);
+
+  // The save is recorded, then the process dies right after the delete.
+  RestoreHooks cut;
+  cut.truncate_after_chunks = 1;
+  driver_.SetRestoreHooksForTest(cut);
+  ASSERT_FALSE(driver_.Restore(component_, entry, ctx_).ok());
+  ASSERT_OK(client_->DeleteStream("ORDERS"));
+
+  NatsDriver resumed;
+  DataLossReport again = ValueOrDie(resumed.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(again.TotalMessages(), 10u);
+  EXPECT_EQ(again.ledger_files, std::vector<std::string>{ledger_path});
+  EXPECT_EQ(ReadJsonl(ledger_path), lines_first);
+  ASSERT_OK(resumed.Restore(component_, entry, ctx_));
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+  EXPECT_EQ(ReadJsonl(ledger_path), lines_first);
+}
+
 TEST_F(NatsDriverTest, CorruptSnapshotRejectedByServerLeavesOriginalStream) {
   MakeOrders();
   json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
