@@ -241,6 +241,53 @@ json PublishedLine(const std::string& stream, const MessageMeta& m) {
           {"size", m.size}};
 }
 
+// The consumers whose ack floor the restore moves back: each one's messages
+// between the restore point's ack floor and the live one will be delivered
+// again. By stream sequence, which does not count redeliveries.
+Result<std::vector<PositionRewind>> ConsumerRewinds(Connection& conn, const std::string& stream,
+                                                    const json& rec, const std::string& component) {
+  std::vector<PositionRewind> out;
+  if (!rec.contains("consumers") || !rec["consumers"].is_object()) return out;
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ListConsumers(conn, stream));
+  for (const auto& ci : live) {
+    std::string name = ci.value("name", std::string());
+    auto then = rec["consumers"].find(name);
+    if (name.empty() || then == rec["consumers"].end()) continue;
+    uint64_t floor_now = U64(ci.value("ack_floor", json::object()), "stream_seq");
+    uint64_t floor_then = U64(then->value("ack_floor", json::object()), "stream_seq");
+    if (floor_now <= floor_then) continue;
+    PositionRewind r;
+    r.component = component;
+    r.object = stream + "/" + name;
+    r.unit = "messages redelivered";
+    r.from = static_cast<int64_t>(floor_now);
+    r.to = static_cast<int64_t>(floor_then);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// A ledger line for a consumer's ack floor moved back, and back again.
+json RewoundLine(const std::string& stream, const PositionRewind& r) {
+  return {{"stream", stream},
+          {"event", "rewound"},
+          {"consumer", r.object.substr(stream.size() + 1)},
+          {"unit", r.unit},
+          {"ack_floor_now", r.from},
+          {"ack_floor_restored", r.to},
+          {"count", r.count()}};
+}
+
+PositionRewind RewindOfLine(const json& line, const std::string& component) {
+  PositionRewind r;
+  r.component = component;
+  r.object = line.value("stream", "") + "/" + line.value("consumer", "");
+  r.unit = line.value("unit", "messages redelivered");
+  r.from = line.value("ack_floor_now", int64_t{0});
+  r.to = line.value("ack_floor_restored", int64_t{0});
+  return r;
+}
+
 // --- Capture and restore of one stream ------------------------------------------
 
 // Snapshots `stream` into the store; returns its record (see nats_driver.h).
@@ -543,10 +590,13 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
       for (const auto& l : earlier_lines) {
         if (l.value("stream", "") != stream) continue;
         if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
-        if (l.value("event", "") == "published") {
+        const std::string event = l.value("event", "");
+        if (event == "published") {
           ++item.inserted;
           listed_to = std::max(listed_to, l.value("sequence", uint64_t{0}));
-        } else if (l.value("event", "") != "rewound") {
+        } else if (event == "rewound") {
+          report.rewinds.push_back(RewindOfLine(l, c.name));
+        } else {
           item.deleted += l.value("count", uint64_t{0});
         }
       }
@@ -592,6 +642,11 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     item.inserted = published;
     item.deleted = deleted;
     report.items.push_back(item);
+    BACKSTOP_ASSIGN_OR_RETURN(auto rewinds, ConsumerRewinds(*conn, stream, rec, c.name));
+    for (const auto& r : rewinds) {
+      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(RewoundLine(stream, r)));
+      report.rewinds.push_back(r);
+    }
   }
   if (ledger) {
     bool any = ledger->lines() > 0;

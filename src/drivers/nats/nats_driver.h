@@ -29,6 +29,10 @@
 //   {"stream","event":"published","sequence","subject","time","size"}
 // and one line per stream whose restore-point messages are partly gone
 //   {"stream","event":"deleted","count","restore_point_first_seq","first_seq_now"}.
+// and one line per durable consumer whose ack floor the restore moves back
+//   {"stream","event":"rewound","consumer","unit":"messages redelivered",
+//    "ack_floor_now","ack_floor_restored","count"}
+// (also DataLossReport::rewinds, object "STREAM/consumer").
 // If a stream's last sequence went backwards (deleted and re-created), every
 // current message counts as published and every restore-point message as deleted.
 // A stream an earlier attempt of the same run already restored keeps the lines

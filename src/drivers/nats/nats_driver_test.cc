@@ -477,6 +477,41 @@ TEST_F(NatsDriverTest, MessagesPublishedAfterTheLedgerOrTheSaveAreListedAndSaved
   EXPECT_EQ(relisted, listed);
 }
 
+TEST_F(NatsDriverTest, ConsumerAckFloorsMovedBackAreListedAsRewinds) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  uint64_t floor_then = ConsumerInfo(*client_, "ORDERS", "worker")["ack_floor"]["stream_seq"];
+  ASSERT_OK(client_->FetchAndAck("ORDERS", "worker", 30));
+  uint64_t floor_now = ConsumerInfo(*client_, "ORDERS", "worker")["ack_floor"]["stream_seq"];
+  ASSERT_EQ(floor_now, floor_then + 30);
+  std::string ledger_path = JoinPath(ctx_.run_dir, "ledger-bus.jsonl");
+
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(loss.TotalMessages(), 0u);
+  ASSERT_EQ(loss.rewinds.size(), 1u);
+  EXPECT_EQ(loss.rewinds[0].component, "bus");
+  EXPECT_EQ(loss.rewinds[0].object, "ORDERS/worker");
+  EXPECT_EQ(loss.rewinds[0].unit, "messages redelivered");
+  EXPECT_EQ(loss.rewinds[0].count(), 30u);
+  EXPECT_NE(loss.Summary().find("30 messages redelivered by ORDERS/worker"), std::string::npos)
+      << loss.Summary();
+  std::vector<json> lines = ReadJsonl(ledger_path);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["event"], "rewound");
+  EXPECT_EQ(lines[0]["consumer"], "worker");
+  EXPECT_EQ(lines[0]["count"], 30);
+  EXPECT_EQ(loss.ledger_files, std::vector<std::string>{ledger_path});
+
+  // Restored, then the ledger taken again by a resumed step: the rewind stays.
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  EXPECT_EQ(ConsumerInfo(*client_, "ORDERS", "worker")["ack_floor"]["stream_seq"], floor_then);
+  NatsDriver resumed;
+  DataLossReport again = ValueOrDie(resumed.AssessLoss(component_, entry, ctx_));
+  ASSERT_EQ(again.rewinds.size(), 1u);
+  EXPECT_EQ(again.rewinds[0].count(), 30u);
+  EXPECT_EQ(ReadJsonl(ledger_path), lines);
+}
+
 TEST_F(NatsDriverTest, LedgerOfARecreatedStreamCountsEverything) {
   MakeOrders();
   json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
