@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 
 #include "crash_point.h"
+#include "hash.h"
 #include "probe.h"
 #include "store.h"
 #include "units.h"
@@ -288,11 +290,68 @@ PositionRewind RewindOfLine(const json& line, const std::string& component) {
   return r;
 }
 
+// A message's identity when contents are compared: a digest of its
+// subject, headers and data (each length-prefixed), with its sequence.
+std::string MessageDigest(const MessageMeta& m) {
+  Sha256 h;
+  auto add = [&h](std::string_view part) {
+    h.Update(std::to_string(part.size()) + ":");
+    h.Update(part);
+  };
+  add(m.subject);
+  for (const auto& [key, value] : m.headers) {
+    add(key);
+    add(value);
+  }
+  add(m.data);
+  return h.FinishHex().substr(0, 32);
+}
+
+// A discarded message as `backstop salvage` exports it.
+json DiscardedLine(const std::string& stream, const MessageMeta& m) {
+  json headers = json::array();
+  for (const auto& [key, value] : m.headers) headers.push_back({key, value});
+  return {{"stream", stream},     {"sequence", m.sequence},
+          {"subject", m.subject}, {"time", FormatRfc3339(m.time_ns / 1000, true)},
+          {"headers", headers},   {"data", Base64Encode(m.data)}};
+}
+
+// The restore point's message index (see CaptureStream), read in sequence
+// order alongside a walk of the live stream.
+class IndexReader {
+ public:
+  explicit IndexReader(const std::string& path) : in_(path) { Next(); }
+  // The digest the restore point held at `seq`, or empty when it held no
+  // message there. Calls come in increasing `seq` order.
+  std::string DigestAt(uint64_t seq) {
+    while (have_ && seq_ < seq) Next();
+    return have_ && seq_ == seq ? digest_ : std::string();
+  }
+  // How many of the restore point's messages have a sequence <= `seq`.
+  uint64_t CountThrough(uint64_t seq) {
+    while (have_ && seq_ <= seq) Next();
+    return passed_;
+  }
+
+ private:
+  void Next() {
+    if (have_) ++passed_;
+    have_ = static_cast<bool>(in_ >> seq_ >> digest_);
+  }
+  std::ifstream in_;
+  bool have_ = false;
+  uint64_t seq_ = 0;
+  uint64_t passed_ = 0;
+  std::string digest_;
+};
+
 // --- Capture and restore of one stream ------------------------------------------
 
 // Snapshots `stream` into the store; returns its record (see nats_driver.h).
+// With `with_index`, also stores the index of its messages ("index_blob").
 Result<json> CaptureStream(Connection& conn, const NatsSettings& settings,
-                           const std::string& stream, const ComponentSpec& c, DriverContext& ctx) {
+                           const std::string& stream, const ComponentSpec& c, DriverContext& ctx,
+                           bool with_index) {
   if (ctx.store == nullptr) return Status::InvalidArgument("nats snapshot: no store");
   auto info = GetStreamInfo(conn, stream);
   if (info.status().IsNotFound()) {
@@ -310,6 +369,33 @@ Result<json> CaptureStream(Connection& conn, const NatsSettings& settings,
   BACKSTOP_ASSIGN_OR_RETURN(auto consumers, ListConsumers(conn, stream));
   auto digest = ctx.store->PutFile(tmp.path());
   if (!digest.ok()) return digest.status().WithContext("storing the snapshot of stream " + stream);
+  Position pos = PositionOf(snap->state);
+
+  // The index of the snapshot's messages (sequence and digest, one a line),
+  // so that a later rollback compares contents rather than sequence numbers.
+  // Complete only if no message went between the snapshot and this walk.
+  std::optional<std::string> index_digest;
+  if (with_index) {
+    TempFile index(ctx.env->fs(), TempName(dir, stream, "index"));
+    std::ofstream out(index.path(), std::ios::trunc);
+    uint64_t indexed = 0;
+    Status walk = ForEachMessage(
+        conn, stream, pos.first_seq, pos.last_seq,
+        [&](const MessageMeta& m) {
+          out << m.sequence << ' ' << MessageDigest(m) << '\n';
+          ++indexed;
+          return Status::OK();
+        },
+        /*with_payload=*/true);
+    out.close();
+    if (!walk.ok()) return walk.WithContext("message index of stream " + stream);
+    if (!out) return Status::IOError("writing the message index of stream " + stream);
+    if (indexed == pos.messages) {
+      auto stored = ctx.store->PutFile(index.path());
+      if (!stored.ok()) return stored.status().WithContext("storing the index of stream " + stream);
+      index_digest = *stored;
+    }
+  }
 
   json cons = json::object();
   for (const auto& ci : consumers) {
@@ -322,14 +408,15 @@ Result<json> CaptureStream(Connection& conn, const NatsSettings& settings,
     }
     cons[name] = rec;
   }
-  Position pos = PositionOf(snap->state);
-  return json{{"blob", *digest},
+  json rec = {{"blob", *digest},
               {"snapshot_bytes", snap->bytes},
               {"config", snap->config},
               {"state", snap->state},
               {"created", info->value("created", std::string())},
               {"consumers", cons},
               {"position", pos.ToJson()}};
+  if (index_digest) rec["index_blob"] = *index_digest;
+  return rec;
 }
 
 // Names of the record's consumers that the live stream lacks.
@@ -491,6 +578,10 @@ std::string NatsDriver::SavedRecordPath(const std::string& run_dir, const std::s
   return JoinPath(run_dir, "nats-" + component + "-saved.json");
 }
 
+std::string NatsDriver::DiscardedPath(const std::string& run_dir, const std::string& component) {
+  return JoinPath(run_dir, "nats-" + component + "-discarded.jsonl");
+}
+
 // --- Snapshot, Describe, Prepare ------------------------------------------------
 
 Result<json> NatsDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
@@ -499,8 +590,10 @@ Result<json> NatsDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
   json entry = {
       {"url", conn->display_url()}, {"streams", json::object()}, {"blobs", json::array()}};
   for (const auto& stream : settings.streams) {
-    BACKSTOP_ASSIGN_OR_RETURN(json rec, CaptureStream(*conn, settings, stream, c, ctx));
+    BACKSTOP_ASSIGN_OR_RETURN(json rec, CaptureStream(*conn, settings, stream, c, ctx,
+                                                      /*with_index=*/true));
     entry["blobs"].push_back(rec["blob"]);
+    if (rec.contains("index_blob")) entry["blobs"].push_back(rec["index_blob"]);
     entry["streams"][stream] = std::move(rec);
   }
   return entry;
@@ -559,17 +652,23 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
   // what they discarded is gone from the server, so their lines are kept
   // from the ledger that attempt wrote.
   std::vector<json> earlier_lines;
+  std::vector<json> earlier_discarded;
+  std::unique_ptr<LedgerWriter> discarded;  // the messages themselves, for salvage
   json saved;
   if (!ctx.run_dir.empty()) {
     BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->CreateDirs(ctx.run_dir));
     ledger_path = JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
+    const std::string discarded_path = NatsDriver::DiscardedPath(ctx.run_dir, c.name);
     BACKSTOP_ASSIGN_OR_RETURN(earlier_lines, ReadJsonLines(ctx.env->fs(), ledger_path));
+    BACKSTOP_ASSIGN_OR_RETURN(earlier_discarded, ReadJsonLines(ctx.env->fs(), discarded_path));
     saved = LoadJsonFile(ctx.env->fs(), SavedRecordPath(ctx.run_dir, c.name));
     BACKSTOP_ASSIGN_OR_RETURN(ledger, LedgerWriter::Open(ledger_path));
+    BACKSTOP_ASSIGN_OR_RETURN(discarded, LedgerWriter::Open(discarded_path));
   }
   LedgerTaken taken;
   taken.run_id = ctx.run_id;
   taken.path = ledger_path;
+  if (!ctx.run_dir.empty()) taken.discarded_path = NatsDriver::DiscardedPath(ctx.run_dir, c.name);
   DataLossReport report;
   for (const auto& [stream, rec] : streams) {
     DataLossItem item;
@@ -600,6 +699,11 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
           item.deleted += l.value("count", uint64_t{0});
         }
       }
+      for (const auto& l : earlier_discarded) {
+        if (discarded && l.value("stream", "") == stream) {
+          BACKSTOP_RETURN_IF_ERROR(discarded->Write(l));
+        }
+      }
       // Messages that reach a stream still live after that ledger are
       // listed by the restore (ListLatePublishes) from here on.
       if (info.ok()) taken.listed_to[stream] = listed_to;
@@ -614,26 +718,60 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     Position then = PositionOf(rec["position"]);
     Position now = PositionOf((*info)["state"]);
     taken.listed_to[stream] = now.last_seq;
-    // The sequence went backwards: the stream was deleted and re-created.
-    bool recreated = now.last_seq < then.last_seq;
-    uint64_t from = recreated ? now.first_seq : then.last_seq + 1;
-    uint64_t published = 0;
-    Status walk = ForEachMessage(*conn, stream, from, now.last_seq, [&](const MessageMeta& m) {
+    uint64_t published = 0;  // live messages the restore discards
+    uint64_t deleted = 0;    // restore-point messages the live stream no longer holds
+    std::string deleted_event = "deleted";
+    auto discard = [&](const MessageMeta& m) -> Status {
       ++published;
-      if (!ledger) return Status::OK();
-      return ledger->Write(PublishedLine(stream, m));
-    });
-    if (!walk.ok()) return walk.WithContext("ledger of stream " + stream);
-    uint64_t deleted = 0;
-    if (recreated) {
-      deleted = then.messages;
+      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(PublishedLine(stream, m)));
+      if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Write(DiscardedLine(stream, m)));
+      return Status::OK();
+    };
+    if (rec.contains("index_blob") && rec["index_blob"].is_string()) {
+      // Contents compared, message by message: a live message the restore
+      // point holds at the same sequence with the same digest is kept, any
+      // other is discarded (a live stream that is a prefix of the restore
+      // point's discards nothing, whatever the sequences say).
+      BACKSTOP_ASSIGN_OR_RETURN(std::string dir, WorkDir(ctx, c.name));
+      TempFile index_file(ctx.env->fs(), TempName(dir, stream, "index"));
+      std::string index_blob = rec["index_blob"].get<std::string>();
+      Status got = ctx.store->GetToFile(index_blob, index_file.path(), 0600);
+      if (!got.ok()) return got.WithContext("message index " + index_blob + " of stream " + stream);
+      IndexReader index(index_file.path());
+      uint64_t kept = 0;
+      Status walk = ForEachMessage(
+          *conn, stream, now.first_seq, now.last_seq,
+          [&](const MessageMeta& m) {
+            if (index.DigestAt(m.sequence) == MessageDigest(m)) {
+              ++kept;
+              return Status::OK();
+            }
+            return discard(m);
+          },
+          /*with_payload=*/true);
+      if (!walk.ok()) return walk.WithContext("ledger of stream " + stream);
+      uint64_t held = index.CountThrough(now.last_seq);
+      deleted = held > kept ? held - kept : 0;
     } else {
-      uint64_t old_present = now.messages > published ? now.messages - published : 0;
-      deleted = then.messages > old_present ? then.messages - old_present : 0;
+      // A restore point without an index (taken by an older Backstop):
+      // sequences are trusted. If the last sequence went backwards, the
+      // stream was deleted and re-created.
+      bool recreated = now.last_seq < then.last_seq;
+      if (recreated) deleted_event = "recreated";
+      uint64_t from = recreated ? now.first_seq : then.last_seq + 1;
+      Status walk = ForEachMessage(*conn, stream, from, now.last_seq, discard,
+                                   /*with_payload=*/discarded != nullptr);
+      if (!walk.ok()) return walk.WithContext("ledger of stream " + stream);
+      if (recreated) {
+        deleted = then.messages;
+      } else {
+        uint64_t old_present = now.messages > published ? now.messages - published : 0;
+        deleted = then.messages > old_present ? then.messages - old_present : 0;
+      }
     }
     if (deleted > 0 && ledger) {
       BACKSTOP_RETURN_IF_ERROR(ledger->Write({{"stream", stream},
-                                              {"event", recreated ? "recreated" : "deleted"},
+                                              {"event", deleted_event},
                                               {"count", deleted},
                                               {"restore_point_first_seq", then.first_seq},
                                               {"restore_point_last_seq", then.last_seq},
@@ -648,6 +786,7 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
       report.rewinds.push_back(r);
     }
   }
+  if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Commit(ctx.env->fs()));
   if (ledger) {
     bool any = ledger->lines() > 0;
     BACKSTOP_RETURN_IF_ERROR(ledger->Commit(ctx.env->fs()));
@@ -667,11 +806,15 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
   auto it = ledger_taken_->listed_to.find(stream);
   if (it == ledger_taken_->listed_to.end() || last_seq <= it->second) return uint64_t{0};
   std::vector<json> late;
-  BACKSTOP_RETURN_IF_ERROR(
-      ForEachMessage(conn, stream, it->second + 1, last_seq, [&](const MessageMeta& m) {
+  std::vector<json> late_messages;
+  BACKSTOP_RETURN_IF_ERROR(ForEachMessage(
+      conn, stream, it->second + 1, last_seq,
+      [&](const MessageMeta& m) {
         late.push_back(PublishedLine(stream, m));
+        late_messages.push_back(DiscardedLine(stream, m));
         return Status::OK();
-      }));
+      },
+      /*with_payload=*/true));
   it->second = last_seq;
   if (late.empty()) return uint64_t{0};
   ctx.Progress("nats: " + std::to_string(late.size()) + " message(s) reached stream " + stream +
@@ -684,6 +827,13 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
     BACKSTOP_ASSIGN_OR_RETURN(auto w, LedgerWriter::Open(ledger_taken_->path));
     for (const auto& l : lines) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
     for (const auto& l : late) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
+    // The messages first: a ledger line never lacks its message.
+    const std::string& discarded_path = ledger_taken_->discarded_path;
+    BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> kept, ReadJsonLines(ctx.env->fs(), discarded_path));
+    BACKSTOP_ASSIGN_OR_RETURN(auto d, LedgerWriter::Open(discarded_path));
+    for (const auto& l : kept) BACKSTOP_RETURN_IF_ERROR(d->Write(l));
+    for (const auto& l : late_messages) BACKSTOP_RETURN_IF_ERROR(d->Write(l));
+    BACKSTOP_RETURN_IF_ERROR(d->Commit(ctx.env->fs()));
     BACKSTOP_RETURN_IF_ERROR(w->Commit(ctx.env->fs()));
     if (r.ledger_files.empty()) r.ledger_files.push_back(ledger_taken_->path);
   }
@@ -745,7 +895,7 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
     auto save_current = [&]() -> Status {
       json record;
       if (exists) {
-        auto captured = CaptureStream(*conn, settings, stream, c, ctx);
+        auto captured = CaptureStream(*conn, settings, stream, c, ctx, /*with_index=*/false);
         if (!captured.ok()) {
           return captured.status().WithContext("saving the current content of stream " + stream +
                                                " before the rollback (nothing was changed)");

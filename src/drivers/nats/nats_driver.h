@@ -88,6 +88,10 @@ class NatsDriver : public Driver {
 
   // <run_dir>/nats-<component>-saved.json
   static std::string SavedRecordPath(const std::string& run_dir, const std::string& component);
+  // <run_dir>/nats-<component>-discarded.jsonl: every message the ledger
+  // lists as discarded, whole (subject, sequence, headers, data in base64,
+  // time), written with the ledger; what Salvage exports and republishes.
+  static std::string DiscardedPath(const std::string& run_dir, const std::string& component);
 
   std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
     return revised_loss_;
@@ -107,6 +111,7 @@ class NatsDriver : public Driver {
     std::map<std::string, uint64_t> listed_to;
     DataLossReport report;
     std::string path;
+    std::string discarded_path;
   };
   std::optional<LedgerTaken> ledger_taken_;
   std::optional<DataLossReport> revised_loss_;  // by the last Restore

@@ -149,8 +149,11 @@ TEST_F(NatsDriverTest, SnapshotRecordsPositionConsumersAndBlob) {
   ASSERT_TRUE(rec["consumers"].contains("worker"));
   EXPECT_EQ(rec["consumers"]["worker"]["ack_floor"]["stream_seq"], 51);
   EXPECT_EQ(rec["consumers"]["worker"]["config"]["description"], "ships orders");
-  ASSERT_EQ(entry["blobs"].size(), 1u);
+  // The snapshot and the index of its messages (sequence and digest).
+  ASSERT_EQ(entry["blobs"].size(), 2u);
   EXPECT_EQ(entry["blobs"][0], rec["blob"]);
+  EXPECT_EQ(entry["blobs"][1], rec["index_blob"]);
+  EXPECT_TRUE(store_->Has(rec["index_blob"].get<std::string>()));
   EXPECT_TRUE(store_->Has(rec["blob"].get<std::string>()));
   EXPECT_EQ(store_->SizeOf(rec["blob"].get<std::string>()).value(),
             rec["snapshot_bytes"].get<uint64_t>());
@@ -520,8 +523,46 @@ TEST_F(NatsDriverTest, LedgerOfARecreatedStreamCountsEverything) {
   ASSERT_OK(client_->PublishMany("orders.new", 3, 8));
   DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
   ASSERT_EQ(loss.items.size(), 1u);
+  // Every live message differs from the restore point's at its sequence.
   EXPECT_EQ(loss.items[0].inserted, 3u);
-  EXPECT_EQ(loss.items[0].deleted, 199u);
+  // Sequences 1..3 of the restore point are no longer held; those past the
+  // live stream's end come back without anything being discarded.
+  EXPECT_EQ(loss.items[0].deleted, 3u);
+}
+
+// Undoing a rollback: the target (here the content before it) holds MORE
+// messages than live, and live is an exact prefix of it: nothing is
+// discarded, whatever the sequences say.
+TEST_F(NatsDriverTest, LiveStreamThatIsAPrefixOfTheTargetDiscardsNothing) {
+  MakeOrders();
+  json before = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 40, 16, "more"));
+  DriverContext snap2 = MakeContext("snap-2");
+  json longer = ValueOrDie(driver_.Snapshot(component_, snap2));
+  ASSERT_OK(driver_.Restore(component_, before, ctx_));
+  ASSERT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+
+  DriverContext undo = MakeContext("run-undo");
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, longer, undo));
+  ASSERT_EQ(loss.items.size(), 1u);
+  EXPECT_EQ(loss.items[0].total(), 0u) << loss.Summary();
+  EXPECT_EQ(loss.Summary(), "Data loss: none");
+  for (const auto& l : ReadJsonl(JoinPath(undo.run_dir, "ledger-bus.jsonl"))) {
+    ADD_FAILURE() << "unexpected ledger line " << l.dump();
+  }
+
+  // Diverged: after the restore, other messages took sequences 201.. that
+  // the target holds with other content: those are discarded, by content.
+  ASSERT_OK(client_->PublishMany("orders.other", 5, 16, "other"));
+  DataLossReport diverged = ValueOrDie(driver_.AssessLoss(component_, longer, undo));
+  EXPECT_EQ(diverged.items[0].inserted, 5u);
+  EXPECT_EQ(diverged.items[0].deleted, 5u);  // 201..205 of the target come back
+  std::vector<uint64_t> listed;
+  for (const auto& l : ReadJsonl(JoinPath(undo.run_dir, "ledger-bus.jsonl"))) {
+    if (l["event"] == "published") listed.push_back(l["sequence"].get<uint64_t>());
+    EXPECT_NE(l["event"], "recreated");
+  }
+  EXPECT_EQ(listed, (std::vector<uint64_t>{201, 202, 203, 204, 205}));
 }
 
 TEST_F(NatsDriverTest, HealthReportsConnectionAndDisconnectionTime) {
