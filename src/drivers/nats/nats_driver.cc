@@ -844,6 +844,134 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
   return static_cast<uint64_t>(late.size());
 }
 
+// --- Salvage ----------------------------------------------------------------------
+
+namespace {
+
+// The sequences a salvage request chose, or nullopt for all.
+Result<std::optional<std::set<uint64_t>>> ChosenSequences(const std::vector<json>& keys) {
+  if (keys.empty()) return std::optional<std::set<uint64_t>>();
+  std::set<uint64_t> out;
+  for (const auto& k : keys) {
+    const json& v = k.is_object() && k.contains("sequence") ? k["sequence"] : k;
+    if (v.is_number_integer() && v.get<int64_t>() > 0) {
+      out.insert(v.get<uint64_t>());
+    } else if (v.is_string() && !v.get<std::string>().empty() &&
+               v.get<std::string>().find_first_not_of("0123456789") == std::string::npos) {
+      out.insert(std::stoull(v.get<std::string>()));
+    } else {
+      return Status::InvalidArgument("key " + k.dump() +
+                                     ": expected a message sequence, e.g. 205 or "
+                                     "{\"sequence\": 205}");
+    }
+  }
+  return std::optional<std::set<uint64_t>>(std::move(out));
+}
+
+}  // namespace
+
+Result<SalvageResult> NatsDriver::Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                          DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(NatsSettings settings, ReadSettings(c));
+  if (req.run_dir.empty() || req.object.empty()) {
+    return Status::InvalidArgument("component " + c.name +
+                                   ": salvage needs the run and the stream (object)");
+  }
+  if (req.output_path.empty()) {
+    return Status::InvalidArgument("component " + c.name +
+                                   ": salvage needs a file to export the messages to");
+  }
+  FileSystem* fs = ctx.env->fs();
+  const std::string path = DiscardedPath(req.run_dir, c.name);
+  if (!fs->Exists(path)) {
+    return Status::NotFound("run " + req.run_id + " kept no discarded messages of component " +
+                            c.name + " (" + path +
+                            " is missing: the run discarded none, or an older Backstop ran it)");
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> lines, ReadJsonLines(fs, path));
+  BACKSTOP_ASSIGN_OR_RETURN(auto chosen, ChosenSequences(req.keys));
+
+  std::vector<json> picked;
+  std::set<std::string> streams_seen;
+  for (const auto& l : lines) {
+    streams_seen.insert(l.value("stream", ""));
+    if (l.value("stream", "") != req.object) continue;
+    if (chosen && !chosen->count(l.value("sequence", uint64_t{0}))) continue;
+    picked.push_back(l);
+  }
+  if (picked.empty() && !streams_seen.count(req.object) &&
+      std::find(settings.streams.begin(), settings.streams.end(), req.object) ==
+          settings.streams.end()) {
+    return Status::NotFound("component " + c.name + " has no stream " + req.object +
+                            "; its streams: " + JoinNames(settings.streams));
+  }
+  if (chosen) {
+    std::set<uint64_t> found;
+    for (const auto& l : picked) found.insert(l.value("sequence", uint64_t{0}));
+    for (uint64_t seq : *chosen) {
+      if (!found.count(seq)) {
+        return Status::NotFound("stream " + req.object + ": run " + req.run_id +
+                                " discarded no message with sequence " + std::to_string(seq));
+      }
+    }
+  }
+
+  std::string text;
+  for (const auto& l : picked) text += l.dump() + "\n";
+  BACKSTOP_RETURN_IF_ERROR(fs->WriteFileAtomic(req.output_path, text, 0600));
+  SalvageResult result;
+  result.exported = picked.size();
+  if (!req.apply || picked.empty()) return result;
+
+  // Everything checked before the first publish.
+  struct Outgoing {
+    uint64_t sequence;
+    std::string subject;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string data;
+  };
+  std::vector<Outgoing> out;
+  for (const auto& l : picked) {
+    Outgoing o;
+    o.sequence = l.value("sequence", uint64_t{0});
+    o.subject = l.value("subject", "");
+    auto data = Base64Decode(l.value("data", ""));
+    if (!data.ok() || o.subject.empty()) {
+      return Status::Corruption(
+          path + ": the message with sequence " + std::to_string(o.sequence) + " is damaged (" +
+          (data.ok() ? "no subject" : data.status().message()) + "); nothing was republished");
+    }
+    o.data = std::move(*data);
+    for (const auto& h : l.value("headers", json::array())) {
+      if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) {
+        o.headers.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
+      }
+    }
+    out.push_back(std::move(o));
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(auto conn, Connect(settings));
+  auto info = GetStreamInfo(*conn, req.object);
+  if (!info.ok()) {
+    return info.status().WithContext("stream " + req.object + " (nothing was republished)");
+  }
+  std::string published;
+  for (const auto& o : out) {
+    auto seq = PublishToStream(*conn, o.subject, o.headers, o.data);
+    if (!seq.ok()) {
+      result.conflicts.push_back("sequence " + std::to_string(o.sequence) + " (" + o.subject +
+                                 "): " + seq.status().message() +
+                                 "; stopped there; republished before it: " +
+                                 (published.empty() ? std::string("none") : published));
+      return result;
+    }
+    ++result.applied;
+    published += (published.empty() ? "" : ", ") + std::to_string(o.sequence);
+    ctx.Progress("nats: republished message " + std::to_string(o.sequence) + " of run " +
+                 req.run_id + " to " + req.object + " as sequence " + std::to_string(*seq));
+  }
+  return result;
+}
+
 // --- Restore ----------------------------------------------------------------------
 
 Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) {

@@ -75,6 +75,15 @@ class NatsDriver : public Driver {
                                                      const nlohmann::json& entry,
                                                      DriverContext& ctx) override;
   Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) override;
+  // Exports the messages run req.run_id discarded from stream req.object
+  // (from DiscardedPath, written before the restore), optionally only the
+  // sequences in req.keys (numbers, or {"sequence": N}); with req.apply,
+  // republishes them to the live stream in sequence order. Messages cannot
+  // go back in one transaction: everything is checked first (the stream
+  // exists, each message decodes), then a failed publish stops the apply,
+  // naming it and the sequences already republished.
+  Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                DriverContext& ctx) override;
 
   // Test hook: applied when restoring from the restore point (never when
   // putting the saved content back), e.g. to cut the transfer short.

@@ -565,6 +565,50 @@ TEST_F(NatsDriverTest, LiveStreamThatIsAPrefixOfTheTargetDiscardsNothing) {
   EXPECT_EQ(listed, (std::vector<uint64_t>{201, 202, 203, 204, 205}));
 }
 
+TEST_F(NatsDriverTest, SalvageExportsAndRepublishesTheDiscardedMessages) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_OK(client_->Publish("orders.late", "late-" + std::to_string(i)).status());
+  }
+  ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  ASSERT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+
+  SalvageRequest req;
+  req.run_id = ctx_.run_id;
+  req.run_dir = ctx_.run_dir;
+  req.object = "ORDERS";
+  req.output_path = dir_.Join("export.jsonl");
+  SalvageResult all = ValueOrDie(driver_.Salvage(component_, req, ctx_));
+  EXPECT_EQ(all.exported, 3u);
+  std::vector<json> exported = ReadJsonl(req.output_path);
+  ASSERT_EQ(exported.size(), 3u);
+  EXPECT_EQ(exported[1]["sequence"], 202);
+  EXPECT_EQ(exported[1]["subject"], "orders.late");
+  EXPECT_EQ(ValueOrDie(Base64Decode(exported[1]["data"].get<std::string>())), "late-2");
+  EXPECT_FALSE(exported[1]["time"].get<std::string>().empty());
+
+  // A sequence the run did not discard is named, nothing is written.
+  req.keys = {json(150)};
+  EXPECT_TRUE(driver_.Salvage(component_, req, ctx_).status().IsNotFound());
+  req.output_path = dir_.Join("chosen.jsonl");
+  req.keys = {json(202)};
+  req.apply = true;
+  SalvageResult applied = ValueOrDie(driver_.Salvage(component_, req, ctx_));
+  EXPECT_EQ(applied.exported, 1u);
+  EXPECT_EQ(applied.applied, 1u);
+  EXPECT_TRUE(applied.conflicts.empty());
+  EXPECT_EQ(ReadJsonl(req.output_path).size(), 1u);
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 201);
+  NatsTestMessage back = ValueOrDie(client_->GetMessage("ORDERS", 201));
+  EXPECT_EQ(back.subject, "orders.late");
+  EXPECT_EQ(back.data, "late-2");
+
+  req.object = "NOPE";
+  EXPECT_TRUE(driver_.Salvage(component_, req, ctx_).status().IsNotFound());
+}
+
 TEST_F(NatsDriverTest, HealthReportsConnectionAndDisconnectionTime) {
   ASSERT_OK(client_->AddStream("ORDERS", {"orders.>"}));
   DriverContext ctx = ctx_;
