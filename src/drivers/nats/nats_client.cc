@@ -1,11 +1,14 @@
 #include "drivers/nats/nats_client.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+
+#include "crash_point.h"
 
 namespace backstop::nats {
 namespace {
@@ -384,6 +387,9 @@ Result<json> RestoreStreamFromFile(Connection& conn, const std::string& stream, 
     }
     sent += n;
     ++chunks;
+    // A kill here leaves a half-made stream on the server (the restore is
+    // not finished): the resumed run must delete it and start again.
+    CrashPointForTest("nats.restore-chunk");
   }
   // The server finishes the restore before replying to the end marker: give
   // it time in proportion to the size (at least 20 MB/s) on top of the timeout.
@@ -402,7 +408,8 @@ Result<json> RestoreStreamFromFile(Connection& conn, const std::string& stream, 
 }
 
 Status ForEachMessage(Connection& conn, const std::string& stream, uint64_t from_seq,
-                      uint64_t to_seq, const std::function<Status(const MessageMeta&)>& fn) {
+                      uint64_t to_seq, const std::function<Status(const MessageMeta&)>& fn,
+                      bool with_payload) {
   if (from_seq == 0) from_seq = 1;
   if (from_seq > to_seq) return Status::OK();
   // Find the first message at or after from_seq: the range may hold none
@@ -429,7 +436,7 @@ Status ForEachMessage(Connection& conn, const std::string& stream, uint64_t from
   so.Ordered = true;
   so.Config.DeliverPolicy = js_DeliverByStartSequence;
   so.Config.OptStartSeq = start;
-  so.Config.HeadersOnly = true;
+  so.Config.HeadersOnly = !with_payload;
   natsSubscription* sub_raw = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   // nats.c requires a subject; ">" (every subject of the stream) passes the
@@ -466,16 +473,79 @@ Status ForEachMessage(Connection& conn, const std::string& stream, uint64_t from
     m.subject = subj == nullptr ? "" : subj;
     m.time_ns = meta->Timestamp;
     const char* size = nullptr;
-    if (natsMsgHeader_Get(msg.get(), JSMsgSize, &size) == NATS_OK && size != nullptr) {
+    if (!with_payload && natsMsgHeader_Get(msg.get(), JSMsgSize, &size) == NATS_OK &&
+        size != nullptr) {
       m.size = std::strtoull(size, nullptr, 10);
     } else {
       m.size = MsgData(msg.get()).size();
+    }
+    if (with_payload) {
+      m.data = std::string(MsgData(msg.get()));
+      const char** keys = nullptr;
+      int nkeys = 0;
+      if (natsMsgHeader_Keys(msg.get(), &keys, &nkeys) == NATS_OK) {
+        for (int k = 0; k < nkeys; ++k) {
+          const char** values = nullptr;
+          int nvalues = 0;
+          if (natsMsgHeader_Values(msg.get(), keys[k], &values, &nvalues) != NATS_OK) continue;
+          for (int v = 0; v < nvalues; ++v) m.headers.emplace_back(keys[k], values[v]);
+          free(values);
+        }
+        free(keys);
+      }
     }
     BACKSTOP_RETURN_IF_ERROR(fn(m));
     last_seen = seq;
     if (seq >= to_seq || meta->NumPending == 0) break;
   }
   return Status::OK();
+}
+
+Result<uint64_t> PublishToStream(Connection& conn, const std::string& subject,
+                                 const std::vector<std::pair<std::string, std::string>>& headers,
+                                 const std::string& data) {
+  natsMsg* raw = nullptr;
+  natsStatus s =
+      natsMsg_Create(&raw, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+  if (s != NATS_OK) return NatsCallError("message for " + subject, s);
+  MsgPtr msg(raw);
+  for (const auto& [key, value] : headers) {
+    s = natsMsgHeader_Add(msg.get(), key.c_str(), value.c_str());
+    if (s != NATS_OK) return NatsCallError("header " + key + " of a message for " + subject, s);
+  }
+  natsMsg* raw_ack = nullptr;
+  s = natsConnection_RequestMsg(&raw_ack, conn.raw(), msg.get(), conn.options().request_timeout_ms);
+  MsgPtr ack(raw_ack);
+  if (s == NATS_NO_RESPONDERS) {
+    return Status::NotFound("publishing to " + subject + ": no stream takes this subject");
+  }
+  if (s != NATS_OK) return NatsCallError("publishing to " + subject, s);
+  BACKSTOP_ASSIGN_OR_RETURN(json reply, ParseApiReply("publish " + subject, MsgData(ack.get())));
+  return reply.value("seq", uint64_t{0});
+}
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Result<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0)
+    return Status::InvalidArgument("not base64 (length not a multiple of 4)");
+  std::string out(3 * (text.size() / 4), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return Status::InvalidArgument("not base64");
+  size_t len = static_cast<size_t>(n);
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;
+  out.resize(len);
+  return out;
 }
 
 }  // namespace backstop::nats

@@ -17,6 +17,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -114,19 +116,34 @@ Result<nlohmann::json> RestoreStreamFromFile(Connection& conn, const std::string
                                              const nlohmann::json& state, const std::string& path,
                                              int64_t chunk_size, const RestoreHooks& hooks = {});
 
-// One stored message as seen by the ledger (payload not transferred).
+// One stored message as seen by the ledger; `headers` and `data` are filled
+// only when the walk asked for payloads.
 struct MessageMeta {
   uint64_t sequence = 0;
   std::string subject;
   int64_t time_ns = 0;  // stored time, ns since the epoch
   uint64_t size = 0;    // payload bytes
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string data;
 };
 
 // Calls `fn` for each message of `stream` with from_seq <= sequence <= to_seq,
 // in order, through an ephemeral ordered push consumer delivering headers only
-// (bounded memory). A message-less range costs one request. Stops at the first
-// non-OK Status returned by `fn`.
+// unless `with_payload` (memory bounded by one message either way). A
+// message-less range costs one request. Stops at the first non-OK Status
+// returned by `fn`.
 Status ForEachMessage(Connection& conn, const std::string& stream, uint64_t from_seq,
-                      uint64_t to_seq, const std::function<Status(const MessageMeta&)>& fn);
+                      uint64_t to_seq, const std::function<Status(const MessageMeta&)>& fn,
+                      bool with_payload = false);
+
+// Publishes one message through JetStream (waits for the stream's ack) and
+// returns the sequence the stream gave it.
+Result<uint64_t> PublishToStream(Connection& conn, const std::string& subject,
+                                 const std::vector<std::pair<std::string, std::string>>& headers,
+                                 const std::string& data);
+
+std::string Base64Encode(std::string_view bytes);
+// InvalidArgument when `text` is not base64.
+Result<std::string> Base64Decode(std::string_view text);
 
 }  // namespace backstop::nats

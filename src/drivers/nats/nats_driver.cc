@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 
+#include "crash_point.h"
+#include "hash.h"
 #include "probe.h"
 #include "store.h"
 #include "units.h"
@@ -240,11 +243,115 @@ json PublishedLine(const std::string& stream, const MessageMeta& m) {
           {"size", m.size}};
 }
 
+// The consumers whose ack floor the restore moves back: each one's messages
+// between the restore point's ack floor and the live one will be delivered
+// again. By stream sequence, which does not count redeliveries.
+Result<std::vector<PositionRewind>> ConsumerRewinds(Connection& conn, const std::string& stream,
+                                                    const json& rec, const std::string& component) {
+  std::vector<PositionRewind> out;
+  if (!rec.contains("consumers") || !rec["consumers"].is_object()) return out;
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ListConsumers(conn, stream));
+  for (const auto& ci : live) {
+    std::string name = ci.value("name", std::string());
+    auto then = rec["consumers"].find(name);
+    if (name.empty() || then == rec["consumers"].end()) continue;
+    uint64_t floor_now = U64(ci.value("ack_floor", json::object()), "stream_seq");
+    uint64_t floor_then = U64(then->value("ack_floor", json::object()), "stream_seq");
+    if (floor_now <= floor_then) continue;
+    PositionRewind r;
+    r.component = component;
+    r.object = stream + "/" + name;
+    r.unit = "messages redelivered";
+    r.from = static_cast<int64_t>(floor_now);
+    r.to = static_cast<int64_t>(floor_then);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// A ledger line for a consumer's ack floor moved back, and back again.
+json RewoundLine(const std::string& stream, const PositionRewind& r) {
+  return {{"stream", stream},
+          {"event", "rewound"},
+          {"consumer", r.object.substr(stream.size() + 1)},
+          {"unit", r.unit},
+          {"ack_floor_now", r.from},
+          {"ack_floor_restored", r.to},
+          {"count", r.count()}};
+}
+
+PositionRewind RewindOfLine(const json& line, const std::string& component) {
+  PositionRewind r;
+  r.component = component;
+  r.object = line.value("stream", "") + "/" + line.value("consumer", "");
+  r.unit = line.value("unit", "messages redelivered");
+  r.from = line.value("ack_floor_now", int64_t{0});
+  r.to = line.value("ack_floor_restored", int64_t{0});
+  return r;
+}
+
+// A message's identity when contents are compared: a digest of its
+// subject, headers and data (each length-prefixed), with its sequence.
+std::string MessageDigest(const MessageMeta& m) {
+  Sha256 h;
+  auto add = [&h](std::string_view part) {
+    h.Update(std::to_string(part.size()) + ":");
+    h.Update(part);
+  };
+  add(m.subject);
+  for (const auto& [key, value] : m.headers) {
+    add(key);
+    add(value);
+  }
+  add(m.data);
+  return h.FinishHex().substr(0, 32);
+}
+
+// A discarded message as `backstop salvage` exports it.
+json DiscardedLine(const std::string& stream, const MessageMeta& m) {
+  json headers = json::array();
+  for (const auto& [key, value] : m.headers) headers.push_back({key, value});
+  return {{"stream", stream},     {"sequence", m.sequence},
+          {"subject", m.subject}, {"time", FormatRfc3339(m.time_ns / 1000, true)},
+          {"headers", headers},   {"data", Base64Encode(m.data)}};
+}
+
+// The restore point's message index (see CaptureStream), read in sequence
+// order alongside a walk of the live stream.
+class IndexReader {
+ public:
+  explicit IndexReader(const std::string& path) : in_(path) { Next(); }
+  // The digest the restore point held at `seq`, or empty when it held no
+  // message there. Calls come in increasing `seq` order.
+  std::string DigestAt(uint64_t seq) {
+    while (have_ && seq_ < seq) Next();
+    return have_ && seq_ == seq ? digest_ : std::string();
+  }
+  // How many of the restore point's messages have a sequence <= `seq`.
+  uint64_t CountThrough(uint64_t seq) {
+    while (have_ && seq_ <= seq) Next();
+    return passed_;
+  }
+
+ private:
+  void Next() {
+    if (have_) ++passed_;
+    have_ = static_cast<bool>(in_ >> seq_ >> digest_);
+  }
+  std::ifstream in_;
+  bool have_ = false;
+  uint64_t seq_ = 0;
+  uint64_t passed_ = 0;
+  std::string digest_;
+};
+
 // --- Capture and restore of one stream ------------------------------------------
 
 // Snapshots `stream` into the store; returns its record (see nats_driver.h).
+// With `with_index`, also stores the index of its messages ("index_blob").
 Result<json> CaptureStream(Connection& conn, const NatsSettings& settings,
-                           const std::string& stream, const ComponentSpec& c, DriverContext& ctx) {
+                           const std::string& stream, const ComponentSpec& c, DriverContext& ctx,
+                           bool with_index) {
   if (ctx.store == nullptr) return Status::InvalidArgument("nats snapshot: no store");
   auto info = GetStreamInfo(conn, stream);
   if (info.status().IsNotFound()) {
@@ -262,6 +369,33 @@ Result<json> CaptureStream(Connection& conn, const NatsSettings& settings,
   BACKSTOP_ASSIGN_OR_RETURN(auto consumers, ListConsumers(conn, stream));
   auto digest = ctx.store->PutFile(tmp.path());
   if (!digest.ok()) return digest.status().WithContext("storing the snapshot of stream " + stream);
+  Position pos = PositionOf(snap->state);
+
+  // The index of the snapshot's messages (sequence and digest, one a line),
+  // so that a later rollback compares contents rather than sequence numbers.
+  // Complete only if no message went between the snapshot and this walk.
+  std::optional<std::string> index_digest;
+  if (with_index) {
+    TempFile index(ctx.env->fs(), TempName(dir, stream, "index"));
+    std::ofstream out(index.path(), std::ios::trunc);
+    uint64_t indexed = 0;
+    Status walk = ForEachMessage(
+        conn, stream, pos.first_seq, pos.last_seq,
+        [&](const MessageMeta& m) {
+          out << m.sequence << ' ' << MessageDigest(m) << '\n';
+          ++indexed;
+          return Status::OK();
+        },
+        /*with_payload=*/true);
+    out.close();
+    if (!walk.ok()) return walk.WithContext("message index of stream " + stream);
+    if (!out) return Status::IOError("writing the message index of stream " + stream);
+    if (indexed == pos.messages) {
+      auto stored = ctx.store->PutFile(index.path());
+      if (!stored.ok()) return stored.status().WithContext("storing the index of stream " + stream);
+      index_digest = *stored;
+    }
+  }
 
   json cons = json::object();
   for (const auto& ci : consumers) {
@@ -274,14 +408,15 @@ Result<json> CaptureStream(Connection& conn, const NatsSettings& settings,
     }
     cons[name] = rec;
   }
-  Position pos = PositionOf(snap->state);
-  return json{{"blob", *digest},
+  json rec = {{"blob", *digest},
               {"snapshot_bytes", snap->bytes},
               {"config", snap->config},
               {"state", snap->state},
               {"created", info->value("created", std::string())},
               {"consumers", cons},
               {"position", pos.ToJson()}};
+  if (index_digest) rec["index_blob"] = *index_digest;
+  return rec;
 }
 
 // Names of the record's consumers that the live stream lacks.
@@ -443,6 +578,10 @@ std::string NatsDriver::SavedRecordPath(const std::string& run_dir, const std::s
   return JoinPath(run_dir, "nats-" + component + "-saved.json");
 }
 
+std::string NatsDriver::DiscardedPath(const std::string& run_dir, const std::string& component) {
+  return JoinPath(run_dir, "nats-" + component + "-discarded.jsonl");
+}
+
 // --- Snapshot, Describe, Prepare ------------------------------------------------
 
 Result<json> NatsDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
@@ -451,8 +590,10 @@ Result<json> NatsDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
   json entry = {
       {"url", conn->display_url()}, {"streams", json::object()}, {"blobs", json::array()}};
   for (const auto& stream : settings.streams) {
-    BACKSTOP_ASSIGN_OR_RETURN(json rec, CaptureStream(*conn, settings, stream, c, ctx));
+    BACKSTOP_ASSIGN_OR_RETURN(json rec, CaptureStream(*conn, settings, stream, c, ctx,
+                                                      /*with_index=*/true));
     entry["blobs"].push_back(rec["blob"]);
+    if (rec.contains("index_blob")) entry["blobs"].push_back(rec["index_blob"]);
     entry["streams"][stream] = std::move(rec);
   }
   return entry;
@@ -511,17 +652,23 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
   // what they discarded is gone from the server, so their lines are kept
   // from the ledger that attempt wrote.
   std::vector<json> earlier_lines;
+  std::vector<json> earlier_discarded;
+  std::unique_ptr<LedgerWriter> discarded;  // the messages themselves, for salvage
   json saved;
   if (!ctx.run_dir.empty()) {
     BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->CreateDirs(ctx.run_dir));
     ledger_path = JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
+    const std::string discarded_path = NatsDriver::DiscardedPath(ctx.run_dir, c.name);
     BACKSTOP_ASSIGN_OR_RETURN(earlier_lines, ReadJsonLines(ctx.env->fs(), ledger_path));
+    BACKSTOP_ASSIGN_OR_RETURN(earlier_discarded, ReadJsonLines(ctx.env->fs(), discarded_path));
     saved = LoadJsonFile(ctx.env->fs(), SavedRecordPath(ctx.run_dir, c.name));
     BACKSTOP_ASSIGN_OR_RETURN(ledger, LedgerWriter::Open(ledger_path));
+    BACKSTOP_ASSIGN_OR_RETURN(discarded, LedgerWriter::Open(discarded_path));
   }
   LedgerTaken taken;
   taken.run_id = ctx.run_id;
   taken.path = ledger_path;
+  if (!ctx.run_dir.empty()) taken.discarded_path = NatsDriver::DiscardedPath(ctx.run_dir, c.name);
   DataLossReport report;
   for (const auto& [stream, rec] : streams) {
     DataLossItem item;
@@ -529,50 +676,102 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     item.object = stream;
     item.unit = "messages";
     auto info = GetStreamInfo(*conn, stream);
+    if (!info.ok() && !info.status().IsNotFound()) {
+      return info.status().WithContext("stream " + stream);
+    }
+    if (saved.contains("streams") && saved["streams"].is_object() &&
+        saved["streams"].contains(stream)) {
+      // An earlier attempt of this run saved the stream and may have deleted
+      // or replaced it since (a kill after the delete, during the restore):
+      // what it discards is no longer on the server but in the saved
+      // content, so the lines that attempt's ledger listed stand.
+      uint64_t listed_to = PositionOf(rec["position"]).last_seq;
+      for (const auto& l : earlier_lines) {
+        if (l.value("stream", "") != stream) continue;
+        if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
+        const std::string event = l.value("event", "");
+        if (event == "published") {
+          ++item.inserted;
+          listed_to = std::max(listed_to, l.value("sequence", uint64_t{0}));
+        } else if (event == "rewound") {
+          report.rewinds.push_back(RewindOfLine(l, c.name));
+        } else {
+          item.deleted += l.value("count", uint64_t{0});
+        }
+      }
+      for (const auto& l : earlier_discarded) {
+        if (discarded && l.value("stream", "") == stream) {
+          BACKSTOP_RETURN_IF_ERROR(discarded->Write(l));
+        }
+      }
+      // Messages that reach a stream still live after that ledger are
+      // listed by the restore (ListLatePublishes) from here on.
+      if (info.ok()) taken.listed_to[stream] = listed_to;
+      report.items.push_back(item);
+      continue;
+    }
     if (info.status().IsNotFound()) {
       // Nothing live to discard: the restore brings the stream back.
       report.items.push_back(item);
       continue;
     }
-    if (!info.ok()) return info.status().WithContext("stream " + stream);
     Position then = PositionOf(rec["position"]);
     Position now = PositionOf((*info)["state"]);
-    const bool restored_earlier = saved.contains("streams") && saved["streams"].is_object() &&
-                                  saved["streams"].contains(stream) && SamePosition(now, then);
-    if (restored_earlier) {
-      for (const auto& l : earlier_lines) {
-        if (l.value("stream", "") != stream) continue;
-        if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
-        if (l.value("event", "") == "published") {
-          ++item.inserted;
-        } else {
-          item.deleted += l.value("count", uint64_t{0});
-        }
-      }
-      report.items.push_back(item);
-      continue;
-    }
     taken.listed_to[stream] = now.last_seq;
-    // The sequence went backwards: the stream was deleted and re-created.
-    bool recreated = now.last_seq < then.last_seq;
-    uint64_t from = recreated ? now.first_seq : then.last_seq + 1;
-    uint64_t published = 0;
-    Status walk = ForEachMessage(*conn, stream, from, now.last_seq, [&](const MessageMeta& m) {
+    uint64_t published = 0;  // live messages the restore discards
+    uint64_t deleted = 0;    // restore-point messages the live stream no longer holds
+    std::string deleted_event = "deleted";
+    auto discard = [&](const MessageMeta& m) -> Status {
       ++published;
-      if (!ledger) return Status::OK();
-      return ledger->Write(PublishedLine(stream, m));
-    });
-    if (!walk.ok()) return walk.WithContext("ledger of stream " + stream);
-    uint64_t deleted = 0;
-    if (recreated) {
-      deleted = then.messages;
+      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(PublishedLine(stream, m)));
+      if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Write(DiscardedLine(stream, m)));
+      return Status::OK();
+    };
+    if (rec.contains("index_blob") && rec["index_blob"].is_string()) {
+      // Contents compared, message by message: a live message the restore
+      // point holds at the same sequence with the same digest is kept, any
+      // other is discarded (a live stream that is a prefix of the restore
+      // point's discards nothing, whatever the sequences say).
+      BACKSTOP_ASSIGN_OR_RETURN(std::string dir, WorkDir(ctx, c.name));
+      TempFile index_file(ctx.env->fs(), TempName(dir, stream, "index"));
+      std::string index_blob = rec["index_blob"].get<std::string>();
+      Status got = ctx.store->GetToFile(index_blob, index_file.path(), 0600);
+      if (!got.ok()) return got.WithContext("message index " + index_blob + " of stream " + stream);
+      IndexReader index(index_file.path());
+      uint64_t kept = 0;
+      Status walk = ForEachMessage(
+          *conn, stream, now.first_seq, now.last_seq,
+          [&](const MessageMeta& m) {
+            if (index.DigestAt(m.sequence) == MessageDigest(m)) {
+              ++kept;
+              return Status::OK();
+            }
+            return discard(m);
+          },
+          /*with_payload=*/true);
+      if (!walk.ok()) return walk.WithContext("ledger of stream " + stream);
+      uint64_t held = index.CountThrough(now.last_seq);
+      deleted = held > kept ? held - kept : 0;
     } else {
-      uint64_t old_present = now.messages > published ? now.messages - published : 0;
-      deleted = then.messages > old_present ? then.messages - old_present : 0;
+      // A restore point without an index (taken by an older Backstop):
+      // sequences are trusted. If the last sequence went backwards, the
+      // stream was deleted and re-created.
+      bool recreated = now.last_seq < then.last_seq;
+      if (recreated) deleted_event = "recreated";
+      uint64_t from = recreated ? now.first_seq : then.last_seq + 1;
+      Status walk = ForEachMessage(*conn, stream, from, now.last_seq, discard,
+                                   /*with_payload=*/discarded != nullptr);
+      if (!walk.ok()) return walk.WithContext("ledger of stream " + stream);
+      if (recreated) {
+        deleted = then.messages;
+      } else {
+        uint64_t old_present = now.messages > published ? now.messages - published : 0;
+        deleted = then.messages > old_present ? then.messages - old_present : 0;
+      }
     }
     if (deleted > 0 && ledger) {
       BACKSTOP_RETURN_IF_ERROR(ledger->Write({{"stream", stream},
-                                              {"event", recreated ? "recreated" : "deleted"},
+                                              {"event", deleted_event},
                                               {"count", deleted},
                                               {"restore_point_first_seq", then.first_seq},
                                               {"restore_point_last_seq", then.last_seq},
@@ -581,11 +780,18 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     item.inserted = published;
     item.deleted = deleted;
     report.items.push_back(item);
+    BACKSTOP_ASSIGN_OR_RETURN(auto rewinds, ConsumerRewinds(*conn, stream, rec, c.name));
+    for (const auto& r : rewinds) {
+      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(RewoundLine(stream, r)));
+      report.rewinds.push_back(r);
+    }
   }
+  if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Commit(ctx.env->fs()));
   if (ledger) {
     bool any = ledger->lines() > 0;
     BACKSTOP_RETURN_IF_ERROR(ledger->Commit(ctx.env->fs()));
     if (any) report.ledger_files.push_back(ledger_path);
+    CrashPointForTest("nats.after-ledger");
   }
   if (!ctx.run_id.empty()) {
     taken.report = report;
@@ -600,11 +806,15 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
   auto it = ledger_taken_->listed_to.find(stream);
   if (it == ledger_taken_->listed_to.end() || last_seq <= it->second) return uint64_t{0};
   std::vector<json> late;
-  BACKSTOP_RETURN_IF_ERROR(
-      ForEachMessage(conn, stream, it->second + 1, last_seq, [&](const MessageMeta& m) {
+  std::vector<json> late_messages;
+  BACKSTOP_RETURN_IF_ERROR(ForEachMessage(
+      conn, stream, it->second + 1, last_seq,
+      [&](const MessageMeta& m) {
         late.push_back(PublishedLine(stream, m));
+        late_messages.push_back(DiscardedLine(stream, m));
         return Status::OK();
-      }));
+      },
+      /*with_payload=*/true));
   it->second = last_seq;
   if (late.empty()) return uint64_t{0};
   ctx.Progress("nats: " + std::to_string(late.size()) + " message(s) reached stream " + stream +
@@ -617,6 +827,13 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
     BACKSTOP_ASSIGN_OR_RETURN(auto w, LedgerWriter::Open(ledger_taken_->path));
     for (const auto& l : lines) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
     for (const auto& l : late) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
+    // The messages first: a ledger line never lacks its message.
+    const std::string& discarded_path = ledger_taken_->discarded_path;
+    BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> kept, ReadJsonLines(ctx.env->fs(), discarded_path));
+    BACKSTOP_ASSIGN_OR_RETURN(auto d, LedgerWriter::Open(discarded_path));
+    for (const auto& l : kept) BACKSTOP_RETURN_IF_ERROR(d->Write(l));
+    for (const auto& l : late_messages) BACKSTOP_RETURN_IF_ERROR(d->Write(l));
+    BACKSTOP_RETURN_IF_ERROR(d->Commit(ctx.env->fs()));
     BACKSTOP_RETURN_IF_ERROR(w->Commit(ctx.env->fs()));
     if (r.ledger_files.empty()) r.ledger_files.push_back(ledger_taken_->path);
   }
@@ -625,6 +842,134 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
   }
   revised_loss_ = r;
   return static_cast<uint64_t>(late.size());
+}
+
+// --- Salvage ----------------------------------------------------------------------
+
+namespace {
+
+// The sequences a salvage request chose, or nullopt for all.
+Result<std::optional<std::set<uint64_t>>> ChosenSequences(const std::vector<json>& keys) {
+  if (keys.empty()) return std::optional<std::set<uint64_t>>();
+  std::set<uint64_t> out;
+  for (const auto& k : keys) {
+    const json& v = k.is_object() && k.contains("sequence") ? k["sequence"] : k;
+    if (v.is_number_integer() && v.get<int64_t>() > 0) {
+      out.insert(v.get<uint64_t>());
+    } else if (v.is_string() && !v.get<std::string>().empty() &&
+               v.get<std::string>().find_first_not_of("0123456789") == std::string::npos) {
+      out.insert(std::stoull(v.get<std::string>()));
+    } else {
+      return Status::InvalidArgument("key " + k.dump() +
+                                     ": expected a message sequence, e.g. 205 or "
+                                     "{\"sequence\": 205}");
+    }
+  }
+  return std::optional<std::set<uint64_t>>(std::move(out));
+}
+
+}  // namespace
+
+Result<SalvageResult> NatsDriver::Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                          DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(NatsSettings settings, ReadSettings(c));
+  if (req.run_dir.empty() || req.object.empty()) {
+    return Status::InvalidArgument("component " + c.name +
+                                   ": salvage needs the run and the stream (object)");
+  }
+  if (req.output_path.empty()) {
+    return Status::InvalidArgument("component " + c.name +
+                                   ": salvage needs a file to export the messages to");
+  }
+  FileSystem* fs = ctx.env->fs();
+  const std::string path = DiscardedPath(req.run_dir, c.name);
+  if (!fs->Exists(path)) {
+    return Status::NotFound("run " + req.run_id + " kept no discarded messages of component " +
+                            c.name + " (" + path +
+                            " is missing: the run discarded none, or an older Backstop ran it)");
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> lines, ReadJsonLines(fs, path));
+  BACKSTOP_ASSIGN_OR_RETURN(auto chosen, ChosenSequences(req.keys));
+
+  std::vector<json> picked;
+  std::set<std::string> streams_seen;
+  for (const auto& l : lines) {
+    streams_seen.insert(l.value("stream", ""));
+    if (l.value("stream", "") != req.object) continue;
+    if (chosen && !chosen->count(l.value("sequence", uint64_t{0}))) continue;
+    picked.push_back(l);
+  }
+  if (picked.empty() && !streams_seen.count(req.object) &&
+      std::find(settings.streams.begin(), settings.streams.end(), req.object) ==
+          settings.streams.end()) {
+    return Status::NotFound("component " + c.name + " has no stream " + req.object +
+                            "; its streams: " + JoinNames(settings.streams));
+  }
+  if (chosen) {
+    std::set<uint64_t> found;
+    for (const auto& l : picked) found.insert(l.value("sequence", uint64_t{0}));
+    for (uint64_t seq : *chosen) {
+      if (!found.count(seq)) {
+        return Status::NotFound("stream " + req.object + ": run " + req.run_id +
+                                " discarded no message with sequence " + std::to_string(seq));
+      }
+    }
+  }
+
+  std::string text;
+  for (const auto& l : picked) text += l.dump() + "\n";
+  BACKSTOP_RETURN_IF_ERROR(fs->WriteFileAtomic(req.output_path, text, 0600));
+  SalvageResult result;
+  result.exported = picked.size();
+  if (!req.apply || picked.empty()) return result;
+
+  // Everything checked before the first publish.
+  struct Outgoing {
+    uint64_t sequence;
+    std::string subject;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string data;
+  };
+  std::vector<Outgoing> out;
+  for (const auto& l : picked) {
+    Outgoing o;
+    o.sequence = l.value("sequence", uint64_t{0});
+    o.subject = l.value("subject", "");
+    auto data = Base64Decode(l.value("data", ""));
+    if (!data.ok() || o.subject.empty()) {
+      return Status::Corruption(
+          path + ": the message with sequence " + std::to_string(o.sequence) + " is damaged (" +
+          (data.ok() ? "no subject" : data.status().message()) + "); nothing was republished");
+    }
+    o.data = std::move(*data);
+    for (const auto& h : l.value("headers", json::array())) {
+      if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) {
+        o.headers.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
+      }
+    }
+    out.push_back(std::move(o));
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(auto conn, Connect(settings));
+  auto info = GetStreamInfo(*conn, req.object);
+  if (!info.ok()) {
+    return info.status().WithContext("stream " + req.object + " (nothing was republished)");
+  }
+  std::string published;
+  for (const auto& o : out) {
+    auto seq = PublishToStream(*conn, o.subject, o.headers, o.data);
+    if (!seq.ok()) {
+      result.conflicts.push_back("sequence " + std::to_string(o.sequence) + " (" + o.subject +
+                                 "): " + seq.status().message() +
+                                 "; stopped there; republished before it: " +
+                                 (published.empty() ? std::string("none") : published));
+      return result;
+    }
+    ++result.applied;
+    published += (published.empty() ? "" : ", ") + std::to_string(o.sequence);
+    ctx.Progress("nats: republished message " + std::to_string(o.sequence) + " of run " +
+                 req.run_id + " to " + req.object + " as sequence " + std::to_string(*seq));
+  }
+  return result;
 }
 
 // --- Restore ----------------------------------------------------------------------
@@ -678,7 +1023,7 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
     auto save_current = [&]() -> Status {
       json record;
       if (exists) {
-        auto captured = CaptureStream(*conn, settings, stream, c, ctx);
+        auto captured = CaptureStream(*conn, settings, stream, c, ctx, /*with_index=*/false);
         if (!captured.ok()) {
           return captured.status().WithContext("saving the current content of stream " + stream +
                                                " before the rollback (nothing was changed)");
@@ -698,7 +1043,9 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
       record["saved_at"] = FormatRfc3339(ctx.env->clock()->WallMicros(), true);
       saved["streams"][stream] = record;
       have_saved = true;
-      return SaveJsonFile(fs, saved_path, saved);
+      BACKSTOP_RETURN_IF_ERROR(SaveJsonFile(fs, saved_path, saved));
+      CrashPointForTest("nats.after-save");
+      return Status::OK();
     };
     if (save) BACKSTOP_RETURN_IF_ERROR(save_current());
     if (save && after_save_hook_) after_save_hook_(stream);
@@ -737,6 +1084,7 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
     if (exists) {
       ctx.Progress("nats: deleting stream " + stream + " (" + now.Describe() + ", saved)");
       BACKSTOP_RETURN_IF_ERROR(DeleteIfPresent(*conn, stream));
+      CrashPointForTest("nats.after-delete");
     }
 
     // (3) and (4): restore from the restore point and verify.
@@ -746,6 +1094,7 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
       return PutBack(*conn, settings, stream, saved_rec, st, c, ctx)
           .WithContext("component " + c.name);
     }
+    CrashPointForTest("nats.after-restore");
   }
   return Status::OK();
 }

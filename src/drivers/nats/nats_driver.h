@@ -29,6 +29,10 @@
 //   {"stream","event":"published","sequence","subject","time","size"}
 // and one line per stream whose restore-point messages are partly gone
 //   {"stream","event":"deleted","count","restore_point_first_seq","first_seq_now"}.
+// and one line per durable consumer whose ack floor the restore moves back
+//   {"stream","event":"rewound","consumer","unit":"messages redelivered",
+//    "ack_floor_now","ack_floor_restored","count"}
+// (also DataLossReport::rewinds, object "STREAM/consumer").
 // If a stream's last sequence went backwards (deleted and re-created), every
 // current message counts as published and every restore-point message as deleted.
 // A stream an earlier attempt of the same run already restored keeps the lines
@@ -71,6 +75,15 @@ class NatsDriver : public Driver {
                                                      const nlohmann::json& entry,
                                                      DriverContext& ctx) override;
   Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) override;
+  // Exports the messages run req.run_id discarded from stream req.object
+  // (from DiscardedPath, written before the restore), optionally only the
+  // sequences in req.keys (numbers, or {"sequence": N}); with req.apply,
+  // republishes them to the live stream in sequence order. Messages cannot
+  // go back in one transaction: everything is checked first (the stream
+  // exists, each message decodes), then a failed publish stops the apply,
+  // naming it and the sequences already republished.
+  Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                DriverContext& ctx) override;
 
   // Test hook: applied when restoring from the restore point (never when
   // putting the saved content back), e.g. to cut the transfer short.
@@ -84,6 +97,10 @@ class NatsDriver : public Driver {
 
   // <run_dir>/nats-<component>-saved.json
   static std::string SavedRecordPath(const std::string& run_dir, const std::string& component);
+  // <run_dir>/nats-<component>-discarded.jsonl: every message the ledger
+  // lists as discarded, whole (subject, sequence, headers, data in base64,
+  // time), written with the ledger; what Salvage exports and republishes.
+  static std::string DiscardedPath(const std::string& run_dir, const std::string& component);
 
   std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
     return revised_loss_;
@@ -103,6 +120,7 @@ class NatsDriver : public Driver {
     std::map<std::string, uint64_t> listed_to;
     DataLossReport report;
     std::string path;
+    std::string discarded_path;
   };
   std::optional<LedgerTaken> ledger_taken_;
   std::optional<DataLossReport> revised_loss_;  // by the last Restore

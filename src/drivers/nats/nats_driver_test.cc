@@ -149,8 +149,11 @@ TEST_F(NatsDriverTest, SnapshotRecordsPositionConsumersAndBlob) {
   ASSERT_TRUE(rec["consumers"].contains("worker"));
   EXPECT_EQ(rec["consumers"]["worker"]["ack_floor"]["stream_seq"], 51);
   EXPECT_EQ(rec["consumers"]["worker"]["config"]["description"], "ships orders");
-  ASSERT_EQ(entry["blobs"].size(), 1u);
+  // The snapshot and the index of its messages (sequence and digest).
+  ASSERT_EQ(entry["blobs"].size(), 2u);
   EXPECT_EQ(entry["blobs"][0], rec["blob"]);
+  EXPECT_EQ(entry["blobs"][1], rec["index_blob"]);
+  EXPECT_TRUE(store_->Has(rec["index_blob"].get<std::string>()));
   EXPECT_TRUE(store_->Has(rec["blob"].get<std::string>()));
   EXPECT_EQ(store_->SizeOf(rec["blob"].get<std::string>()).value(),
             rec["snapshot_bytes"].get<uint64_t>());
@@ -262,6 +265,36 @@ TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreUsesTheSavedRecord
   EXPECT_EQ(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)), saved_first);
   json saved = json::parse(saved_first);
   EXPECT_EQ(saved["streams"]["ORDERS"]["position"]["last_seq"], 210);
+}
+
+// A kill between deleting the stream and restoring it: the resumed run takes
+// the ledger again, finds no stream, and must still list what the first
+// attempt's ledger listed (those messages now exist only in the saved content).
+TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreKeepsTheLedger) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.bad", 10, 16));
+  std::string ledger_path = JoinPath(ctx_.run_dir, "ledger-bus.jsonl");
+  DataLossReport first = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(first.TotalMessages(), 10u);
+  std::vector<json> lines_first = ReadJsonl(ledger_path);
+  ASSERT_EQ(lines_first.size(), 10u);
+
+  // The save is recorded, then the process dies right after the delete.
+  RestoreHooks cut;
+  cut.truncate_after_chunks = 1;
+  driver_.SetRestoreHooksForTest(cut);
+  ASSERT_FALSE(driver_.Restore(component_, entry, ctx_).ok());
+  ASSERT_OK(client_->DeleteStream("ORDERS"));
+
+  NatsDriver resumed;
+  DataLossReport again = ValueOrDie(resumed.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(again.TotalMessages(), 10u);
+  EXPECT_EQ(again.ledger_files, std::vector<std::string>{ledger_path});
+  EXPECT_EQ(ReadJsonl(ledger_path), lines_first);
+  ASSERT_OK(resumed.Restore(component_, entry, ctx_));
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+  EXPECT_EQ(ReadJsonl(ledger_path), lines_first);
 }
 
 TEST_F(NatsDriverTest, CorruptSnapshotRejectedByServerLeavesOriginalStream) {
@@ -447,6 +480,41 @@ TEST_F(NatsDriverTest, MessagesPublishedAfterTheLedgerOrTheSaveAreListedAndSaved
   EXPECT_EQ(relisted, listed);
 }
 
+TEST_F(NatsDriverTest, ConsumerAckFloorsMovedBackAreListedAsRewinds) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  uint64_t floor_then = ConsumerInfo(*client_, "ORDERS", "worker")["ack_floor"]["stream_seq"];
+  ASSERT_OK(client_->FetchAndAck("ORDERS", "worker", 30));
+  uint64_t floor_now = ConsumerInfo(*client_, "ORDERS", "worker")["ack_floor"]["stream_seq"];
+  ASSERT_EQ(floor_now, floor_then + 30);
+  std::string ledger_path = JoinPath(ctx_.run_dir, "ledger-bus.jsonl");
+
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  EXPECT_EQ(loss.TotalMessages(), 0u);
+  ASSERT_EQ(loss.rewinds.size(), 1u);
+  EXPECT_EQ(loss.rewinds[0].component, "bus");
+  EXPECT_EQ(loss.rewinds[0].object, "ORDERS/worker");
+  EXPECT_EQ(loss.rewinds[0].unit, "messages redelivered");
+  EXPECT_EQ(loss.rewinds[0].count(), 30u);
+  EXPECT_NE(loss.Summary().find("30 messages redelivered by ORDERS/worker"), std::string::npos)
+      << loss.Summary();
+  std::vector<json> lines = ReadJsonl(ledger_path);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["event"], "rewound");
+  EXPECT_EQ(lines[0]["consumer"], "worker");
+  EXPECT_EQ(lines[0]["count"], 30);
+  EXPECT_EQ(loss.ledger_files, std::vector<std::string>{ledger_path});
+
+  // Restored, then the ledger taken again by a resumed step: the rewind stays.
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  EXPECT_EQ(ConsumerInfo(*client_, "ORDERS", "worker")["ack_floor"]["stream_seq"], floor_then);
+  NatsDriver resumed;
+  DataLossReport again = ValueOrDie(resumed.AssessLoss(component_, entry, ctx_));
+  ASSERT_EQ(again.rewinds.size(), 1u);
+  EXPECT_EQ(again.rewinds[0].count(), 30u);
+  EXPECT_EQ(ReadJsonl(ledger_path), lines);
+}
+
 TEST_F(NatsDriverTest, LedgerOfARecreatedStreamCountsEverything) {
   MakeOrders();
   json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
@@ -455,8 +523,90 @@ TEST_F(NatsDriverTest, LedgerOfARecreatedStreamCountsEverything) {
   ASSERT_OK(client_->PublishMany("orders.new", 3, 8));
   DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
   ASSERT_EQ(loss.items.size(), 1u);
+  // Every live message differs from the restore point's at its sequence.
   EXPECT_EQ(loss.items[0].inserted, 3u);
-  EXPECT_EQ(loss.items[0].deleted, 199u);
+  // Sequences 1..3 of the restore point are no longer held; those past the
+  // live stream's end come back without anything being discarded.
+  EXPECT_EQ(loss.items[0].deleted, 3u);
+}
+
+// Undoing a rollback: the target (here the content before it) holds MORE
+// messages than live, and live is an exact prefix of it: nothing is
+// discarded, whatever the sequences say.
+TEST_F(NatsDriverTest, LiveStreamThatIsAPrefixOfTheTargetDiscardsNothing) {
+  MakeOrders();
+  json before = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 40, 16, "more"));
+  DriverContext snap2 = MakeContext("snap-2");
+  json longer = ValueOrDie(driver_.Snapshot(component_, snap2));
+  ASSERT_OK(driver_.Restore(component_, before, ctx_));
+  ASSERT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+
+  DriverContext undo = MakeContext("run-undo");
+  DataLossReport loss = ValueOrDie(driver_.AssessLoss(component_, longer, undo));
+  ASSERT_EQ(loss.items.size(), 1u);
+  EXPECT_EQ(loss.items[0].total(), 0u) << loss.Summary();
+  EXPECT_EQ(loss.Summary(), "Data loss: none");
+  for (const auto& l : ReadJsonl(JoinPath(undo.run_dir, "ledger-bus.jsonl"))) {
+    ADD_FAILURE() << "unexpected ledger line " << l.dump();
+  }
+
+  // Diverged: after the restore, other messages took sequences 201.. that
+  // the target holds with other content: those are discarded, by content.
+  ASSERT_OK(client_->PublishMany("orders.other", 5, 16, "other"));
+  DataLossReport diverged = ValueOrDie(driver_.AssessLoss(component_, longer, undo));
+  EXPECT_EQ(diverged.items[0].inserted, 5u);
+  EXPECT_EQ(diverged.items[0].deleted, 5u);  // 201..205 of the target come back
+  std::vector<uint64_t> listed;
+  for (const auto& l : ReadJsonl(JoinPath(undo.run_dir, "ledger-bus.jsonl"))) {
+    if (l["event"] == "published") listed.push_back(l["sequence"].get<uint64_t>());
+    EXPECT_NE(l["event"], "recreated");
+  }
+  EXPECT_EQ(listed, (std::vector<uint64_t>{201, 202, 203, 204, 205}));
+}
+
+TEST_F(NatsDriverTest, SalvageExportsAndRepublishesTheDiscardedMessages) {
+  MakeOrders();
+  json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_OK(client_->Publish("orders.late", "late-" + std::to_string(i)).status());
+  }
+  ValueOrDie(driver_.AssessLoss(component_, entry, ctx_));
+  ASSERT_OK(driver_.Restore(component_, entry, ctx_));
+  ASSERT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
+
+  SalvageRequest req;
+  req.run_id = ctx_.run_id;
+  req.run_dir = ctx_.run_dir;
+  req.object = "ORDERS";
+  req.output_path = dir_.Join("export.jsonl");
+  SalvageResult all = ValueOrDie(driver_.Salvage(component_, req, ctx_));
+  EXPECT_EQ(all.exported, 3u);
+  std::vector<json> exported = ReadJsonl(req.output_path);
+  ASSERT_EQ(exported.size(), 3u);
+  EXPECT_EQ(exported[1]["sequence"], 202);
+  EXPECT_EQ(exported[1]["subject"], "orders.late");
+  EXPECT_EQ(ValueOrDie(Base64Decode(exported[1]["data"].get<std::string>())), "late-2");
+  EXPECT_FALSE(exported[1]["time"].get<std::string>().empty());
+
+  // A sequence the run did not discard is named, nothing is written.
+  req.keys = {json(150)};
+  EXPECT_TRUE(driver_.Salvage(component_, req, ctx_).status().IsNotFound());
+  req.output_path = dir_.Join("chosen.jsonl");
+  req.keys = {json(202)};
+  req.apply = true;
+  SalvageResult applied = ValueOrDie(driver_.Salvage(component_, req, ctx_));
+  EXPECT_EQ(applied.exported, 1u);
+  EXPECT_EQ(applied.applied, 1u);
+  EXPECT_TRUE(applied.conflicts.empty());
+  EXPECT_EQ(ReadJsonl(req.output_path).size(), 1u);
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 201);
+  NatsTestMessage back = ValueOrDie(client_->GetMessage("ORDERS", 201));
+  EXPECT_EQ(back.subject, "orders.late");
+  EXPECT_EQ(back.data, "late-2");
+
+  req.object = "NOPE";
+  EXPECT_TRUE(driver_.Salvage(component_, req, ctx_).status().IsNotFound());
 }
 
 TEST_F(NatsDriverTest, HealthReportsConnectionAndDisconnectionTime) {
