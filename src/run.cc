@@ -47,6 +47,63 @@ std::string HealthLine(const HealthResult& h) {
   return out;
 }
 
+// The pid in the name of a temporary file of an atomic write: "X.tmp-PID-N"
+// (FileSystem::WriteFileAtomic) or "X.PID-N.tmp" (the store's tmp/). 0 when
+// the name is neither.
+pid_t WriterOfTempFile(const std::string& name) {
+  auto digits_at = [&](size_t pos) -> pid_t {
+    size_t end = name.find('-', pos);
+    if (end == std::string::npos || end == pos) return 0;
+    for (size_t i = pos; i < end; ++i) {
+      if (name[i] < '0' || name[i] > '9') return 0;
+    }
+    return static_cast<pid_t>(std::atol(name.substr(pos, end - pos).c_str()));
+  };
+  size_t marker = name.rfind(".tmp-");
+  if (marker != std::string::npos) return digits_at(marker + 5);
+  const std::string kSuffix = ".tmp";
+  if (name.size() > kSuffix.size() &&
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
+    size_t dot = name.rfind('.', name.size() - kSuffix.size() - 1);
+    if (dot != std::string::npos) return digits_at(dot + 1);
+  }
+  return 0;
+}
+
+// Removes, under `dir` (not following symlinks, skipping `skip`), the
+// temporary files whose writer process is gone: a killed run's partial
+// writes. Called with the environment lock held, so no live writer of this
+// environment is left out by a reused pid other than ourselves.
+void RemoveTempFilesOfDeadWriters(Env* env, const std::string& dir, const std::string& skip,
+                                  int depth) {
+  if (depth > 4 || dir == skip) return;
+  FileSystem* fs = env->fs();
+  auto names = fs->ListDir(dir);
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    std::string path = JoinPath(dir, name);
+    auto info = fs->Stat(path);
+    if (!info.ok() || info->is_symlink) continue;
+    if (info->is_dir) {
+      RemoveTempFilesOfDeadWriters(env, path, skip, depth + 1);
+      continue;
+    }
+    pid_t writer = WriterOfTempFile(name);
+    if (writer <= 0 || writer == ::getpid() || env->processes()->IsAlive(writer)) continue;
+    (void)fs->Remove(path);
+  }
+}
+
+// Partial writes of runs killed before this one (ledgers, manifests, blobs),
+// anywhere under the state dir and in the store's tmp/; the blobs themselves
+// are not walked.
+void RemoveLeftoversOfKilledRuns(Env* env, const Spec& spec, Store& store) {
+  RemoveTempFilesOfDeadWriters(env, spec.state_dir, JoinPath(store.root(), "blobs"), 0);
+  if (store.root().rfind(spec.state_dir + "/", 0) != 0) {
+    RemoveTempFilesOfDeadWriters(env, store.TmpDir(), "", 0);
+  }
+}
+
 }  // namespace
 
 // What the steps of one run have learned so far; rebuilt from the journal on resume.
@@ -606,6 +663,7 @@ Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options)
     s.description = plan.steps[i].description;
     steps.push_back(s);
   }
+  RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.CreateRun(run, steps));
   out_.Line("Run " + run.id + ": " + (plan.kind == "deploy" ? "deploy " : "rollback of ") +
             (plan.scope == "all" ? std::string("the whole environment") : plan.component) + " to " +
@@ -636,6 +694,7 @@ Result<RunOutcome> RunEngine::Resume(const std::string& selector, const RunOptio
     }
   }
   BACKSTOP_ASSIGN_OR_RETURN(Plan plan, Plan::FromJson(run.plan));
+  RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.SetRunStatus(run_id, "running"));
   out_.Line("Resuming run " + run_id + " (" + run.command + ")");
   return Drive(run, plan, options);

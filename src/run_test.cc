@@ -7,6 +7,9 @@
 
 #include <set>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "plan.h"
 #include "restore_point.h"
 #include "state_db.h"
@@ -258,6 +261,33 @@ TEST_F(RunEngineTest, ResumingAFinishedRunIsRefused) {
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), Status::Code::kAborted);
   EXPECT_NE(again.status().message().find("already succeeded"), std::string::npos);
+}
+
+// The partial writes of a killed run (its pid is gone) are removed by the
+// next run; those of a live process are left alone.
+TEST_F(RunEngineTest, TheNextRunRemovesTempFilesOfKilledRuns) {
+  Add("api", "service", {});
+  world_.services["api"] = {"v2", true};
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string d = std::to_string(dead), live = std::to_string(::getpid());
+  const std::string ledger_tmp = spec_.state_dir + "/runs/run-x/ledger-db.jsonl.tmp-" + d + "-3";
+  const std::string blob_tmp = store_->TmpDir() + "/0123abcd." + d + "-1.tmp";
+  const std::string live_tmp = spec_.state_dir + "/runs/run-x/ledger-db.jsonl.tmp-" + live + "-1";
+  const std::string not_tmp = spec_.state_dir + "/runs/run-x/ledger-db.jsonl";
+  for (const auto& p : {ledger_tmp, blob_tmp, live_tmp, not_tmp}) {
+    testing::WriteFileOrDie(p, "partial");
+  }
+  Plan plan = PlanAllTo({{"api", {{"release", "v1"}}}});
+  auto outcome = engine_->Start(plan, RunOptions{});
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  FileSystem* fs = Env::Default()->fs();
+  EXPECT_FALSE(fs->Exists(ledger_tmp));
+  EXPECT_FALSE(fs->Exists(blob_tmp));
+  EXPECT_TRUE(fs->Exists(live_tmp));
+  EXPECT_TRUE(fs->Exists(not_tmp));
 }
 
 }  // namespace
