@@ -418,6 +418,22 @@ void PrintOutcome(Output& out, const RunOutcome& o) {
       out.Text("  Verified:  " + Pad(name, 14) + h.get<std::string>());
     }
   }
+  // After a failure that changed something: where each component is now.
+  if (s.contains("components") && s["components"].is_object()) {
+    for (const auto& [name, where] : s["components"].items()) {
+      std::string line;
+      if (where.contains("release")) {
+        line = where["release"].is_string() ? "release " + where["release"].get<std::string>()
+                                            : "no release";
+      }
+      if (where.contains("running")) {
+        line += std::string(line.empty() ? "" : ", ") +
+                (where.value("running", false) ? "running" : "STOPPED");
+      }
+      line += (line.empty() ? "" : ", ") + where.value("health", std::string("unknown"));
+      out.Text("  Now:       " + Pad(name, 14) + line);
+    }
+  }
   std::string safety = s.value("safety_restore_point", "");
   if (!safety.empty()) {
     out.Text("  Undo:      backstop rollback --all --to " + safety + " (safety restore point)");

@@ -95,6 +95,8 @@ expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui untouched by the refusal"
 bs rollback --all --to broken --force
 expect_rc 1 "forced rollback to the broken target"
 expect_contains "$OUT$ERR" "starting webui again" "webui restarted after the failed start"
+expect_contains "$OUT" "Now:       webui" "per-component account after the failed start"
+expect_contains "$OUT" "release v1, running, healthy" "webui's account after the failed start"
 bs history orchestrator
 expect_contains "$OUT" "Rollback to restore point" "history keeps the release of the failed run"
 expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui runs its previous release after the failure"
