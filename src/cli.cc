@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "driver.h"
+#include "exit_code.h"
 #include "lock.h"
 #include "output.h"
 #include "plan.h"
@@ -26,28 +27,6 @@
 
 namespace backstop {
 namespace {
-
-// Exit codes, documented in the README.
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;   // the operation ran and failed (unhealthy, verify failed...)
-constexpr int kExitInvalid = 2;  // bad input: spec, flags, selectors
-constexpr int kExitRefused = 3;  // refused before acting: lock held, confirmation, data loss
-
-int ExitCodeFor(const Status& st) {
-  switch (st.code()) {
-    case Status::Code::kOk:
-      return kExitOk;
-    case Status::Code::kInvalidArgument:
-    case Status::Code::kNotFound:
-      return kExitInvalid;
-    case Status::Code::kAborted:
-    case Status::Code::kDataLoss:
-    case Status::Code::kCorruption:
-      return kExitRefused;
-    default:
-      return kExitFailed;
-  }
-}
 
 struct GlobalOptions {
   std::string spec_path;
@@ -439,6 +418,22 @@ void PrintOutcome(Output& out, const RunOutcome& o) {
       out.Text("  Verified:  " + Pad(name, 14) + h.get<std::string>());
     }
   }
+  // After a failure that changed something: where each component is now.
+  if (s.contains("components") && s["components"].is_object()) {
+    for (const auto& [name, where] : s["components"].items()) {
+      std::string line;
+      if (where.contains("release")) {
+        line = where["release"].is_string() ? "release " + where["release"].get<std::string>()
+                                            : "no release";
+      }
+      if (where.contains("running")) {
+        line += std::string(line.empty() ? "" : ", ") +
+                (where.value("running", false) ? "running" : "STOPPED");
+      }
+      line += (line.empty() ? "" : ", ") + where.value("health", std::string("unknown"));
+      out.Text("  Now:       " + Pad(name, 14) + line);
+    }
+  }
   std::string safety = s.value("safety_restore_point", "");
   if (!safety.empty()) {
     out.Text("  Undo:      backstop rollback --all --to " + safety + " (safety restore point)");
@@ -465,6 +460,7 @@ struct RollbackFlags {
   bool confirm = false;
   bool dry_run = false;
   bool accept_data_loss = false;
+  bool force = false;
   std::string resume;
   std::string abandon;
 };
@@ -503,6 +499,10 @@ int CmdRollback(const GlobalOptions& g, Output& out, const RollbackFlags& f,
     out.Line("(dry run: nothing was changed)");
     out.Json({{"ok", true}, {"dry_run", true}, {"plan", plan->ToJson()}});
     return kExitOk;
+  }
+  if (!f.force) {
+    Status unhealthy = RefuseUnhealthyTargets(*plan);
+    if (!unhealthy.ok()) return Fail(out, unhealthy);
   }
   if (e.spec.requires_confirm && !f.confirm) {
     out.Line(plan->Describe());
@@ -650,6 +650,214 @@ int CmdRuns(const GlobalOptions& g, Output& out) {
   out.Json({{"runs", doc}});
   return kExitOk;
 }
+
+// ---- ledger and salvage: what a rollback discarded ----
+
+// One ledger line as the table shows it: the object (table or stream), the
+// change, and the key or sequence that names the row or message.
+struct LedgerRow {
+  std::string component;
+  std::string object;
+  std::string change;
+  std::string key;
+  nlohmann::json line;
+};
+
+std::string LedgerKey(const nlohmann::json& l) {
+  for (const char* field : {"key", "sequence", "row_md5", "count"}) {
+    if (!l.contains(field)) continue;
+    const nlohmann::json& v = l[field];
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  }
+  return "";
+}
+
+// Whether `object` ("public.orders", "ORDERS") is what the user named
+// ("orders" matches "public.orders").
+bool ObjectMatches(const std::string& object, const std::string& wanted) {
+  if (wanted.empty() || object == wanted) return true;
+  return object.size() > wanted.size() &&
+         object.compare(object.size() - wanted.size() - 1, std::string::npos, "." + wanted) == 0;
+}
+
+// Every line of every ledger-<component>.jsonl in the run's directory.
+Result<std::vector<LedgerRow>> ReadLedgers(FileSystem* fs, const std::string& run_dir) {
+  std::vector<LedgerRow> rows;
+  auto names = fs->ListDir(run_dir);
+  if (!names.ok()) {
+    if (names.status().IsNotFound()) return rows;
+    return names.status();
+  }
+  std::vector<std::string> sorted = *names;
+  std::sort(sorted.begin(), sorted.end());
+  const std::string kPrefix = "ledger-", kSuffix = ".jsonl";
+  for (const auto& name : sorted) {
+    if (name.size() <= kPrefix.size() + kSuffix.size() || name.rfind(kPrefix, 0) != 0 ||
+        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+      continue;
+    }
+    std::string component =
+        name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+    BACKSTOP_ASSIGN_OR_RETURN(auto lines, ReadJsonLines(fs, JoinPath(run_dir, name)));
+    for (const auto& l : lines) {
+      if (!l.is_object()) continue;
+      LedgerRow r;
+      r.component = component;
+      r.object = l.contains("table") ? l.value("table", "") : l.value("stream", "");
+      r.change = l.contains("change") ? l.value("change", "") : l.value("event", "");
+      r.key = LedgerKey(l);
+      r.line = l;
+      rows.push_back(std::move(r));
+    }
+  }
+  return rows;
+}
+
+// `backstop ledger RUN [--table T | --stream S]`: the run's data-loss ledger
+// (one row per discarded row or message) and its summary with the positions
+// it moved back.
+int CmdLedger(const GlobalOptions& g, Output& out, const std::string& selector,
+              const std::string& table, const std::string& stream) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  auto run_id = e.state->ResolveRunId(selector);
+  if (!run_id.ok()) return Fail(out, run_id.status());
+  auto run = e.state->GetRun(*run_id);
+  if (!run.ok()) return Fail(out, run.status());
+  std::string run_dir = JoinPath(JoinPath(e.spec.state_dir, "runs"), *run_id);
+  auto rows = ReadLedgers(Env::Default()->fs(), run_dir);
+  if (!rows.ok()) return Fail(out, rows.status().WithContext("ledger of " + *run_id));
+  const std::string wanted = table.empty() ? stream : table;
+  DataLossReport loss;
+  if (run->summary.is_object() && run->summary.contains("data_loss")) {
+    loss = DataLossReport::FromJson(run->summary["data_loss"]);
+  }
+  out.Text("Run " + *run_id + " (" + run->status + ", `" + run->command + "`)");
+  out.Text(Pad("COMPONENT", 14) + Pad("OBJECT", 28) + Pad("CHANGE", 12) + "KEY/SEQUENCE");
+  nlohmann::json lines = nlohmann::json::array();
+  for (const auto& r : *rows) {
+    if (!ObjectMatches(r.object, wanted)) continue;
+    bool is_stream = r.line.contains("stream");
+    if ((!table.empty() && is_stream) || (!stream.empty() && !is_stream)) continue;
+    out.Text(Pad(r.component, 14) + Pad(r.object, 28) + Pad(r.change, 12) + r.key);
+    nlohmann::json l = r.line;
+    l["component"] = r.component;
+    lines.push_back(l);
+  }
+  if (lines.empty()) {
+    out.Text(wanted.empty() ? "(nothing discarded: the ledger is empty)"
+                            : "(nothing discarded from " + wanted + ")");
+  }
+  out.Text(loss.Summary());
+  out.Json({{"ok", true},
+            {"run", *run_id},
+            {"status", run->status},
+            {"lines", lines},
+            {"summary", loss.Summary()},
+            {"data_loss", loss.ToJson()}});
+  return kExitOk;
+}
+
+struct SalvageFlags {
+  std::string run;
+  std::string component;
+  std::string table;
+  std::string stream;
+  std::string where;
+  std::string keys_file;
+  std::string output_path;
+  bool apply = false;
+  bool confirm = false;
+};
+
+// `backstop salvage RUN --component C (--table T | --stream S)`: exports what
+// the run discarded from C (and with --apply writes it back) through the
+// component's driver.
+int CmdSalvage(const GlobalOptions& g, Output& out, const SalvageFlags& f,
+               const std::string& command) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  const ComponentSpec* c = e.spec.Find(f.component);
+  if (c == nullptr) {
+    return Fail(out, Status::InvalidArgument("no component named '" + f.component +
+                                             "' in the spec (" + e.spec.path + ")"));
+  }
+  if (!f.table.empty() && c->kind != "database") {
+    return Fail(out, Status::InvalidArgument("--table is for a database component; " + c->name +
+                                             " is a " + c->kind + " component"));
+  }
+  if (!f.stream.empty() && c->kind != "stream") {
+    return Fail(out, Status::InvalidArgument("--stream is for a stream component; " + c->name +
+                                             " is a " + c->kind + " component"));
+  }
+  auto run_id = e.state->ResolveRunId(f.run);
+  if (!run_id.ok()) return Fail(out, run_id.status());
+  SalvageRequest req;
+  req.run_id = *run_id;
+  req.run_dir = JoinPath(JoinPath(e.spec.state_dir, "runs"), *run_id);
+  req.object = f.table.empty() ? f.stream : f.table;
+  req.where = f.where;
+  req.apply = f.apply;
+  if (!f.keys_file.empty()) {
+    FileSystem* fs = Env::Default()->fs();
+    if (!fs->Exists(f.keys_file)) {
+      return Fail(out, Status::InvalidArgument("--keys " + f.keys_file +
+                                               ": no such file (one key or ledger line a line)"));
+    }
+    auto keys = ReadJsonLines(fs, f.keys_file);
+    if (!keys.ok()) {
+      return Fail(out,
+                  Status::InvalidArgument("--keys " + f.keys_file + ": " + keys.status().message() +
+                                          " (one JSON key or ledger line a line)"));
+    }
+    req.keys = *keys;
+  }
+  std::string safe_object = req.object;
+  std::replace(safe_object.begin(), safe_object.end(), '/', '_');
+  req.output_path = !f.output_path.empty()
+                        ? f.output_path
+                        : "salvage-" + *run_id + "-" + c->name + "-" + safe_object + ".jsonl";
+  std::unique_ptr<EnvironmentLock> lock;
+  if (f.apply) {
+    if (e.spec.requires_confirm && !f.confirm) {
+      return Fail(out, Status::Aborted("environment '" + e.spec.environment +
+                                       "' is protected: --apply writes into " + c->name +
+                                       "; run without --apply to review the export, then rerun "
+                                       "with --confirm"));
+    }
+    auto acquired =
+        EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
+    if (!acquired.ok()) return Fail(out, acquired.status());
+    lock = std::move(*acquired);
+  }
+  auto driver = e.engine->DriverFor(*c);
+  if (!driver.ok()) return Fail(out, driver.status());
+  DriverContext ctx = e.engine->Context();
+  auto result = (*driver)->Salvage(*c, req, ctx);
+  if (!result.ok()) return Fail(out, result.status().WithContext("salvage " + c->name));
+  out.Text("exported " + FormatThousands(result->exported) + " " +
+           (c->kind == "stream" ? "messages" : "rows") + " of " + req.object + " discarded by " +
+           *run_id + " to " + req.output_path);
+  for (const auto& conflict : result->conflicts) out.Error("conflict: " + conflict);
+  bool ok = result->conflicts.empty();
+  if (f.apply) {
+    out.Text(ok ? "applied " + FormatThousands(result->applied) + " back into " + c->name
+                : "applied nothing: " + std::to_string(result->conflicts.size()) +
+                      " conflict(s); resolve them or narrow the choice with --where/--keys");
+  }
+  out.Json({{"ok", ok},
+            {"run", *run_id},
+            {"component", c->name},
+            {"object", req.object},
+            {"output", req.output_path},
+            {"exported", result->exported},
+            {"applied", result->applied},
+            {"conflicts", result->conflicts}});
+  return ok ? kExitOk : kExitFailed;
+}
+// ---- end ledger and salvage ----
 
 // Starts or stops services directly (operator convenience, outside any run):
 // in dependency order to start, reverse order to stop; under the lock.
@@ -892,6 +1100,8 @@ int RunCli(int argc, char** argv) {
   rollback->add_flag(
       "--accept-data-loss", rb.accept_data_loss,
       "Proceed even when the rollback discards more than the spec's data_loss limit");
+  rollback->add_flag("--force", rb.force,
+                     "Roll back even to a target whose recorded baseline was unhealthy");
   rollback->add_option("--resume", rb.resume, "Complete an interrupted run");
   rollback->add_option("--abandon", rb.abandon, "Give up an interrupted run (take over by hand)");
 
@@ -906,17 +1116,46 @@ int RunCli(int argc, char** argv) {
 
   auto* runs = app.add_subcommand("runs", "Recent runs");
 
+  std::string ledger_run, ledger_table, ledger_stream;
+  auto* ledger = app.add_subcommand("ledger", "What a run discarded: one line per row or message");
+  ledger->add_option("RUN", ledger_run, "A run id, a unique prefix of one, or latest")->required();
+  auto* ledger_t = ledger->add_option("--table", ledger_table, "Only this table");
+  ledger->add_option("--stream", ledger_stream, "Only this stream")->excludes(ledger_t);
+
+  SalvageFlags sv;
+  auto* salvage = app.add_subcommand(
+      "salvage", "Export what a run discarded from a table or stream; --apply writes it back");
+  salvage->add_option("RUN", sv.run, "A run id, a unique prefix of one, or latest")->required();
+  salvage->add_option("--component,-c", sv.component, "The database or stream component")
+      ->required();
+  auto* sv_table = salvage->add_option("--table", sv.table, "The table (database components)");
+  auto* sv_stream = salvage->add_option("--stream", sv.stream, "The stream (stream components)");
+  sv_table->excludes(sv_stream);
+  auto* sv_where =
+      salvage->add_option("--where", sv.where, "Only discarded rows matching this SQL condition");
+  salvage
+      ->add_option("--keys", sv.keys_file,
+                   "Only these: a file of JSON lines, one ledger key or ledger line each")
+      ->excludes(sv_where);
+  salvage->add_option("--output", sv.output_path,
+                      "Export file (JSON lines; default salvage-RUN-COMPONENT-OBJECT.jsonl)");
+  salvage->add_flag("--apply", sv.apply,
+                    "Write the chosen rows/messages back into the live component (all or none)");
+  salvage->add_flag("--confirm", sv.confirm, "Required with --apply in a protected environment");
+
   PruneOptions prune_options;
   auto* prune = app.add_subcommand(
       "prune", "Release what old rollbacks kept aside, old restore points and unused blobs");
   prune
       ->add_option("--keep-runs", prune_options.keep_runs,
                    "Newest runs whose replaced databases/releases are kept")
-      ->default_val(3);
+      ->default_val(3)
+      ->check(CLI::NonNegativeNumber);
   prune
       ->add_option("--keep-restore-points", prune_options.keep_restore_points,
                    "Newest restore points kept (labelled ones are always kept)")
-      ->default_val(10);
+      ->default_val(10)
+      ->check(CLI::NonNegativeNumber);
   prune->add_flag("--dry-run", prune_options.dry_run, "Say what would be released");
 
   std::vector<std::string> start_components, stop_components;
@@ -974,6 +1213,18 @@ int RunCli(int argc, char** argv) {
   if (*history) return CmdHistory(g, out, history_component);
   if (*verify) return CmdVerify(g, out, verify_data);
   if (*runs) return CmdRuns(g, out);
+  if (*ledger) return CmdLedger(g, out, ledger_run, ledger_table, ledger_stream);
+  if (*salvage) {
+    if (sv.table.empty() == sv.stream.empty()) {
+      out.Error("backstop salvage: say what to salvage: --table TABLE or --stream STREAM");
+      return kExitInvalid;
+    }
+    if (!sv.where.empty() && sv.table.empty()) {
+      out.Error("backstop salvage: --where is a SQL condition on rows; it needs --table");
+      return kExitInvalid;
+    }
+    return CmdSalvage(g, out, sv, command);
+  }
   if (app.got_subcommand("test-rules")) return CmdTestRules(out, test_rules_file);
   if (*watch_flags.cmd) return DispatchWatch(g, out, watch_flags, command);
   if (*prune) return CmdPrune(g, out, prune_options, command);

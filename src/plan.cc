@@ -52,36 +52,67 @@ Result<std::string> PreviousRelease(const ComponentSpec& c, const std::string& c
                           "restore point with --to latest");
 }
 
+// Before anything is stopped: every component that will be restored is
+// checked (what its entry needs outside the store is there) and prepared
+// (release trees rebuilt, shadow databases staged), so that a missing
+// precondition refuses the run while every service still runs.
+void AddPrepareSteps(const Spec& spec, Plan& plan, const std::vector<std::string>& restored) {
+  for (const auto& name : restored) {
+    const ComponentSpec* c = spec.Find(name);
+    std::string what = HoldsData(*c) ? "stage the restore" : "check what the restore needs";
+    plan.steps.push_back(Step("prepare", name, "prepare " + name + " (" + what + ")"));
+  }
+}
+
+// Stop (reverse dependency order), restore what is not a service, then per
+// service in dependency order: switch its release and start it. A service is
+// switched only once everything it depends on is up again, so that when a
+// start fails the services not yet switched still hold the release they ran
+// before and can be started on it (RunEngine::Recover).
 void AddCommonTail(const Spec& spec, Plan& plan, const std::vector<std::string>& services_to_cycle,
                    const std::vector<std::string>& restored) {
   std::vector<std::string> stop_order(services_to_cycle.rbegin(), services_to_cycle.rend());
   for (const auto& name : stop_order) {
     plan.steps.push_back(Step("stop", name, "stop " + name + " (reverse dependency order)"));
   }
+  std::set<std::string> restored_set(restored.begin(), restored.end());
   for (const auto& name : restored) {
     const ComponentSpec* c = spec.Find(name);
-    std::string what = IsService(*c) ? "switch " + name + " to release " +
-                                           plan.entries[name].value("release", std::string("?"))
-                                     : "restore " + name + " (" + c->driver + ")";
-    plan.steps.push_back(Step("restore", name, what));
+    if (IsService(*c)) continue;
+    plan.steps.push_back(Step("restore", name, "restore " + name + " (" + c->driver + ")"));
   }
   for (const auto& name : services_to_cycle) {
+    if (restored_set.count(name)) {
+      plan.steps.push_back(Step("restore", name,
+                                "switch " + name + " to release " +
+                                    plan.entries[name].value("release", std::string("?")) +
+                                    " (recorded in its history)"));
+    }
     plan.steps.push_back(
         Step("start", name, "start " + name + " and wait until its health check passes"));
   }
   for (const auto& name : plan.affected) {
     plan.steps.push_back(Step("verify", name, "verify " + name));
   }
-  std::vector<std::string> changed_services;
+}
+
+// The services that must be stopped around restoring `restored`: the restored
+// services themselves and every service depending on a restored component,
+// in dependency order.
+std::vector<std::string> ServicesToCycle(const Spec& spec,
+                                         const std::vector<std::string>& restored) {
+  std::set<std::string> cycle;
   for (const auto& name : restored) {
-    if (IsService(*spec.Find(name))) changed_services.push_back(name);
+    if (IsService(*spec.Find(name))) cycle.insert(name);
+    for (const auto& d : Dependents(spec, name)) {
+      if (IsService(*spec.Find(d))) cycle.insert(d);
+    }
   }
-  if (!changed_services.empty()) {
-    nlohmann::json args;
-    args["components"] = changed_services;
-    plan.steps.push_back(
-        Step("record-history", "", "record the new releases in the history", args));
+  std::vector<std::string> out;
+  for (const auto& n : DependencyOrder(spec)) {
+    if (cycle.count(n)) out.push_back(n);
   }
+  return out;
 }
 
 }  // namespace
@@ -133,8 +164,10 @@ std::vector<std::string> Dependents(const Spec& spec, const std::string& name) {
   return out;
 }
 
-Result<Plan> PlanRollback(const Spec& spec, const RollbackRequest& request, Store& store,
-                          StateDb& state, const DriverRegistry& registry, DriverContext& ctx) {
+namespace {
+
+Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request, Store& store,
+                               StateDb& state, const DriverRegistry& registry, DriverContext& ctx) {
   Plan plan;
   plan.kind = "rollback";
   const std::vector<std::string> order = DependencyOrder(spec);
@@ -161,26 +194,37 @@ Result<Plan> PlanRollback(const Spec& spec, const RollbackRequest& request, Stor
     if (plan.affected.empty()) {
       return Status::FailedPrecondition(rp.id + " holds none of the spec's components");
     }
-    std::vector<std::string> services;
-    for (const auto& name : plan.affected) {
-      if (IsService(*spec.Find(name))) services.push_back(name);
+    const std::vector<std::string> restored = plan.affected;
+    const std::vector<std::string> services = ServicesToCycle(spec, restored);
+    std::vector<std::string> restarted;
+    for (const auto& s : services) {
+      if (!plan.entries.contains(s)) restarted.push_back(s);
+    }
+    if (!restarted.empty()) {
+      std::string list;
+      for (const auto& s : restarted) list += (list.empty() ? "" : ", ") + s;
+      plan.notes.push_back(
+          "dependent services restarted around the restore (releases unchanged): " + list);
+      plan.affected.clear();
+      for (const auto& name : order) {
+        if (plan.entries.contains(name) ||
+            std::find(restarted.begin(), restarted.end(), name) != restarted.end()) {
+          plan.affected.push_back(name);
+        }
+      }
     }
     plan.steps.push_back(Step("verify-restore-point", "",
                               "verify every blob of " + rp.id + " (refuse a damaged one)"));
     plan.steps.push_back(
         Step("safety-snapshot", "", "take a safety restore point of the current state"));
-    for (const auto& name : plan.affected) {
-      if (HoldsData(*spec.Find(name))) {
-        plan.steps.push_back(Step("prepare", name, "prepare " + name + " (stage the restore)"));
-      }
-    }
-    for (const auto& name : plan.affected) {
+    AddPrepareSteps(spec, plan, restored);
+    for (const auto& name : restored) {
       if (HoldsData(*spec.Find(name))) {
         plan.steps.push_back(
             Step("assess-loss", name, "count what rolling back " + name + " discards"));
       }
     }
-    AddCommonTail(spec, plan, services, plan.affected);
+    AddCommonTail(spec, plan, services, restored);
     return plan;
   }
 
@@ -239,6 +283,7 @@ Result<Plan> PlanRollback(const Spec& spec, const RollbackRequest& request, Stor
                                 "verify the blobs of " + c->name + " in " + plan.restore_point_id));
     }
     plan.steps.push_back(Step("safety-snapshot", "", "take a safety restore point of " + c->name));
+    AddPrepareSteps(spec, plan, {c->name});
     AddCommonTail(spec, plan, {c->name}, {c->name});
     return plan;
   }
@@ -271,13 +316,51 @@ Result<Plan> PlanRollback(const Spec& spec, const RollbackRequest& request, Stor
   safety_args["components"] = {c->name};
   plan.steps.push_back(
       Step("safety-snapshot", "", "take a safety restore point of " + c->name, safety_args));
+  AddPrepareSteps(spec, plan, {c->name});
   if (HoldsData(*c)) {
-    plan.steps.push_back(Step("prepare", c->name, "prepare " + c->name + " (stage the restore)"));
     plan.steps.push_back(
         Step("assess-loss", c->name, "count what rolling back " + c->name + " discards"));
   }
   AddCommonTail(spec, plan, services, {c->name});
   return plan;
+}
+
+}  // namespace
+
+Result<Plan> PlanRollback(const Spec& spec, const RollbackRequest& request, Store& store,
+                          StateDb& state, const DriverRegistry& registry, DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Plan plan,
+                            PlanRollbackSteps(spec, request, store, state, registry, ctx));
+  for (const auto& bad : UnhealthyTargets(plan)) {
+    plan.notes.push_back("the target's recorded baseline is unhealthy for " + bad +
+                         ": the rollback is refused without --force");
+  }
+  return plan;
+}
+
+std::vector<std::string> UnhealthyTargets(const Plan& plan) {
+  std::vector<std::string> out;
+  for (const auto& name : plan.affected) {
+    if (!plan.entries.contains(name)) continue;
+    const nlohmann::json& e = plan.entries[name];
+    if (!e.contains("baseline") || !e["baseline"].is_object()) continue;
+    const nlohmann::json& b = e["baseline"];
+    if (b.value("health", std::string()) != "fail") continue;
+    std::string detail = b.value("detail", std::string());
+    out.push_back(name + (detail.empty() ? "" : " (" + detail + ")"));
+  }
+  return out;
+}
+
+Status RefuseUnhealthyTargets(const Plan& plan) {
+  std::vector<std::string> bad = UnhealthyTargets(plan);
+  if (bad.empty()) return Status::OK();
+  std::string list;
+  for (const auto& b : bad) list += (list.empty() ? "" : ", ") + b;
+  return Status::Aborted("refusing: " + plan.target + " was recorded unhealthy for " + list +
+                         " when it was taken; rolling back to it would likely leave an outage. "
+                         "Nothing was stopped or changed. Choose another target, or rerun with "
+                         "--force to roll back to it anyway");
 }
 
 Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const std::string& release,
@@ -304,16 +387,8 @@ Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const st
   plan.target = "release " + release;
   plan.affected = {component};
   plan.entries[component] = {{"release", release}};
-  plan.steps.push_back(Step("stop", component, "stop " + component));
-  plan.steps.push_back(
-      Step("restore", component, "switch " + component + " to release " + release));
-  nlohmann::json args;
-  args["components"] = {component};
-  plan.steps.push_back(
-      Step("record-history", "", "record release " + release + " in the history", args));
-  plan.steps.push_back(
-      Step("start", component, "start " + component + " and wait until its health check passes"));
-  plan.steps.push_back(Step("verify", component, "verify " + component));
+  AddPrepareSteps(spec, plan, {component});
+  AddCommonTail(spec, plan, {component}, {component});
   return plan;
 }
 

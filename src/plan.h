@@ -5,13 +5,16 @@
 //   verify-restore-point   every blob re-hashed: a damaged restore point is refused
 //                          before any component is touched
 //   safety-snapshot        the current state, so the rollback itself can be undone
-//   prepare                data components stage their restore (shadow database)
-//   assess-loss            what the rollback discards; refused over the spec's limit
+//   prepare                every restored component: what it needs outside the store
+//                          is checked (CheckRestorable) and staged (Prepare: release
+//                          trees, shadow databases) while everything still runs
+//   assess-loss            what the rollback discards, every data component counted
+//                          and its ledger written; then refused over the spec's limit
 //   stop                   services, in reverse dependency order
-//   restore                every component, in dependency order
-//   start                  services, in dependency order, each gated on its health
+//   restore                config and data components, in dependency order
+//   restore, start         per service in dependency order: switch its release
+//                          (recorded in its history), start it gated on its health
 //   verify                 every affected component: state equals the target, healthy
-//   record-history         the release history of services that changed
 // A plan is self-contained (it carries each component's target manifest
 // entry), so a resumed run does exactly what the first attempt planned even if
 // "latest" has moved since.
@@ -74,6 +77,14 @@ std::vector<std::string> Dependents(const Spec& spec, const std::string& name);
 // Builds a rollback plan. `ctx` is used to ask drivers about current releases.
 Result<Plan> PlanRollback(const Spec& spec, const RollbackRequest& request, Store& store,
                           StateDb& state, const DriverRegistry& registry, DriverContext& ctx);
+// The components `plan` restores to an entry whose recorded health baseline
+// was unhealthy when its restore point was taken, as "name (detail)".
+std::vector<std::string> UnhealthyTargets(const Plan& plan);
+// Aborted, naming them, when UnhealthyTargets(plan) is not empty: a rollback
+// to a state that was already broken would trade one outage for another.
+// The operator overrides it with `--force`.
+Status RefuseUnhealthyTargets(const Plan& plan);
+
 // Builds the plan of `backstop deploy SERVICE VERSION`.
 Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const std::string& release,
                         const DriverRegistry& registry, DriverContext& ctx);

@@ -114,16 +114,16 @@ TEST_F(PlanTest, RollbackAllFollowsTheSeedsOrder) {
   auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   EXPECT_EQ(plan->restore_point_id, "rp-test-1");
-  EXPECT_EQ(Actions(*plan),
-            (std::vector<std::string>{
-                "verify-restore-point", "safety-snapshot",    "prepare nats",
-                "prepare postgres",     "assess-loss nats",   "assess-loss postgres",
-                "stop webui",           "stop orchestrator",  "restore config",
-                "restore nats",         "restore postgres",   "restore orchestrator",
-                "restore webui",        "start orchestrator", "start webui",
-                "verify config",        "verify nats",        "verify postgres",
-                "verify orchestrator",  "verify webui",       "record-history",
-            }));
+  EXPECT_EQ(Actions(*plan), (std::vector<std::string>{
+                                "verify-restore-point", "safety-snapshot",   "prepare config",
+                                "prepare nats",         "prepare postgres",  "prepare orchestrator",
+                                "prepare webui",        "assess-loss nats",  "assess-loss postgres",
+                                "stop webui",           "stop orchestrator", "restore config",
+                                "restore nats",         "restore postgres",  "restore orchestrator",
+                                "start orchestrator",   "restore webui",     "start webui",
+                                "verify config",        "verify nats",       "verify postgres",
+                                "verify orchestrator",  "verify webui",
+                            }));
   // The plan survives the journal round trip unchanged.
   auto again = Plan::FromJson(plan->ToJson());
   ASSERT_TRUE(again.ok());
@@ -160,9 +160,10 @@ TEST_F(PlanTest, ServiceRollbackToAReleaseTouchesOnlyThatService) {
   auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   EXPECT_EQ(plan->target, "release v2");
-  EXPECT_EQ(Actions(*plan), (std::vector<std::string>{"safety-snapshot", "stop orchestrator",
-                                                      "restore orchestrator", "start orchestrator",
-                                                      "verify orchestrator", "record-history"}));
+  EXPECT_EQ(Actions(*plan),
+            (std::vector<std::string>{"safety-snapshot", "prepare orchestrator",
+                                      "stop orchestrator", "restore orchestrator",
+                                      "start orchestrator", "verify orchestrator"}));
 }
 
 TEST_F(PlanTest, ServiceRollbackWithoutTargetUsesThePreviousReleaseFromHistory) {
@@ -213,10 +214,79 @@ TEST_F(PlanTest, DeployPlan) {
   auto plan = PlanDeploy(spec_, "webui", "v2", registry_, ctx_);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   EXPECT_EQ(Actions(*plan),
-            (std::vector<std::string>{"stop webui", "restore webui", "record-history",
-                                      "start webui", "verify webui"}));
+            (std::vector<std::string>{"prepare webui", "stop webui", "restore webui", "start webui",
+                                      "verify webui"}));
   EXPECT_FALSE(PlanDeploy(spec_, "webui", "v9", registry_, ctx_).ok());
   EXPECT_FALSE(PlanDeploy(spec_, "postgres", "v1", registry_, ctx_).ok());
+}
+
+// Every precondition is checked before the first stop: each component the
+// plan restores, services and config included, has a prepare step (which
+// calls CheckRestorable and Prepare) ahead of every stop.
+TEST_F(PlanTest, EveryRestoredComponentIsPreparedBeforeTheFirstStop) {
+  RollbackRequest req;
+  req.all = true;
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  std::vector<std::string> actions = Actions(*plan);
+  auto first_stop = std::find(actions.begin(), actions.end(), "stop webui");
+  ASSERT_NE(first_stop, actions.end());
+  for (const auto& name : plan->affected) {
+    auto prepare = std::find(actions.begin(), actions.end(), "prepare " + name);
+    EXPECT_LT(prepare, first_stop) << name << " is not prepared before the first stop";
+  }
+}
+
+// A restore point that holds only config restores it and restarts the
+// services that read it, as `--component config` does.
+TEST_F(PlanTest, RollbackAllToAConfigOnlyRestorePointRestartsItsDependents) {
+  RestorePoint rp;
+  rp.created_wall_us = 2'000'000;
+  rp.id = "rp-test-2";
+  rp.label = "config-only";
+  rp.environment = "test";
+  rp.components = {{"config", {{"config_hash", "sha256:y"}}}};
+  ASSERT_TRUE(WriteRestorePoint(*store_, rp).ok());
+  RollbackRequest req;
+  req.all = true;
+  req.to = "config-only";
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->affected, (std::vector<std::string>{"config", "orchestrator", "webui"}));
+  EXPECT_EQ(Actions(*plan),
+            (std::vector<std::string>{"verify-restore-point", "safety-snapshot", "prepare config",
+                                      "stop webui", "stop orchestrator", "restore config",
+                                      "start orchestrator", "start webui", "verify config",
+                                      "verify orchestrator", "verify webui"}));
+}
+
+// A target whose baseline was recorded unhealthy is named and refused
+// unless forced; the plan says so in its notes.
+TEST_F(PlanTest, ATargetRecordedUnhealthyIsRefusedNamingIt) {
+  RestorePoint rp;
+  rp.created_wall_us = 3'000'000;
+  rp.id = "rp-test-3";
+  rp.label = "broken";
+  rp.environment = "test";
+  rp.components = {
+      {"webui", {{"release", "v2"}, {"baseline", {{"health", "fail"}, {"detail", "HTTP 500"}}}}},
+      {"orchestrator", {{"release", "v1"}, {"baseline", {{"health", "pass"}}}}}};
+  ASSERT_TRUE(WriteRestorePoint(*store_, rp).ok());
+  RollbackRequest req;
+  req.all = true;
+  req.to = "broken";
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(UnhealthyTargets(*plan), std::vector<std::string>{"webui (HTTP 500)"});
+  Status refused = RefuseUnhealthyTargets(*plan);
+  EXPECT_EQ(refused.code(), Status::Code::kAborted);
+  EXPECT_NE(refused.message().find("webui (HTTP 500)"), std::string::npos) << refused.message();
+  EXPECT_NE(refused.message().find("--force"), std::string::npos);
+
+  req.to = "good";
+  auto good = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(RefuseUnhealthyTargets(*good).ok());
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "restore_point.h"
 
 #include <algorithm>
+#include <map>
 #include <random>
 #include <set>
 
@@ -89,6 +90,12 @@ struct LoadedManifest {
 Result<LoadedManifest> LoadManifest(Store& store, const std::string& id) {
   BACKSTOP_RETURN_IF_ERROR(ValidateId(id));
   std::string path = ManifestPath(store, id);
+  // A manifest is written by Backstop as a regular file: a symlink in its
+  // place is damage (or an attack), never something to follow.
+  if (auto target = store.env()->fs()->ReadLink(path); target.ok()) {
+    return Status::Corruption("manifest " + path + " is a symlink (to " + *target +
+                              "), not a file Backstop wrote; refusing to read through it");
+  }
   auto text = store.env()->fs()->ReadFile(path);
   if (!text.ok()) {
     if (text.status().IsNotFound()) {
@@ -120,8 +127,10 @@ Result<LoadedManifest> LoadManifest(Store& store, const std::string& id) {
   return m;
 }
 
-// Manifests that parse, oldest first, with their checksum state.
-std::vector<LoadedManifest> LoadAll(Store& store, std::vector<std::string>* errors) {
+// Manifests that parse, oldest first, with their checksum state. Those that
+// cannot be read go to `damaged` (id -> why), when given.
+std::vector<LoadedManifest> LoadAll(Store& store, std::vector<std::string>* errors,
+                                    std::map<std::string, std::string>* damaged = nullptr) {
   std::vector<LoadedManifest> out;
   auto names = store.env()->fs()->ListDir(store.ManifestDir());
   if (!names.ok()) {
@@ -138,6 +147,7 @@ std::vector<LoadedManifest> LoadAll(Store& store, std::vector<std::string>* erro
     auto m = LoadManifest(store, id);
     if (!m.ok()) {
       if (errors) errors->push_back(m.status().message());
+      if (damaged && !m.status().IsNotFound()) (*damaged)[id] = m.status().message();
       continue;
     }
     if (!m->checksum_ok && errors) errors->push_back(m->checksum_detail);
@@ -283,7 +293,20 @@ Result<LoadedManifest> ResolveManifest(Store& store, const std::string& selector
     return Status::InvalidArgument(
         "empty restore point selector; use latest, previous, an id, an id prefix or a label");
   }
-  std::vector<LoadedManifest> all = LoadAll(store, nullptr);
+  std::map<std::string, std::string> damaged;
+  std::vector<LoadedManifest> all = LoadAll(store, nullptr, &damaged);
+  // A selector that names a damaged manifest is refused as damaged, not
+  // reported as missing: the operator must learn the restore point is broken.
+  auto refuse_damaged = [&](const std::string& id) {
+    return Status::Corruption("restore point " + id + " is damaged: " + damaged[id] +
+                              "; refusing to use it (nothing was touched)");
+  };
+  if (damaged.count(selector)) return refuse_damaged(selector);
+  if (selector.size() >= kMinPrefixLength) {
+    for (const auto& [id, why] : damaged) {
+      if (id.compare(0, selector.size(), selector) == 0) return refuse_damaged(id);
+    }
+  }
 
   if (selector == "latest" || selector == "previous") {
     std::vector<const LoadedManifest*> candidates;

@@ -1,5 +1,7 @@
 #include "restore_point.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -289,6 +291,28 @@ TEST_F(RestorePointTest, ListIsOrderedAndReportsUnreadableManifests) {
   EXPECT_NE(errors[1].find("names restore point rp-a, not rp-wrong-name"), std::string::npos)
       << errors[1];
   EXPECT_EQ(Resolve("latest"), "rp-c");
+}
+
+// A selector naming a manifest that cannot be read (invalid JSON, a symlink)
+// is refused as damaged (Corruption: exit 3), not reported as missing.
+TEST_F(RestorePointTest, ASelectorNamingADamagedManifestIsRefusedAsDamaged) {
+  Write("rp-good", kT0);
+  WriteFileOrDie(ManifestPath("rp-broken"), "{\"id\": ");
+  auto broken = ResolveRestorePoint(*store_, "rp-broken");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().code(), Status::Code::kCorruption) << broken.status().ToString();
+  EXPECT_NE(broken.status().message().find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(ResolveRestorePoint(*store_, "rp-bro").status().code(), Status::Code::kCorruption);
+
+  std::string elsewhere = JoinPath(store_->TmpDir(), "../elsewhere.json");
+  WriteFileOrDie(elsewhere, ReadRaw(ManifestPath("rp-good")));
+  ASSERT_EQ(::symlink(elsewhere.c_str(), ManifestPath("rp-linked").c_str()), 0);
+  auto linked = ResolveRestorePoint(*store_, "rp-linked");
+  ASSERT_FALSE(linked.ok());
+  EXPECT_EQ(linked.status().code(), Status::Code::kCorruption) << linked.status().ToString();
+  EXPECT_NE(linked.status().message().find("symlink"), std::string::npos);
+
+  EXPECT_EQ(ResolveRestorePoint(*store_, "rp-nothing").status().code(), Status::Code::kNotFound);
 }
 
 TEST_F(RestorePointTest, ResolvesSelectors) {

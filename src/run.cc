@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "crash_point.h"
 #include "lock.h"
 #include "units.h"
 
@@ -44,6 +45,63 @@ std::string HealthLine(const HealthResult& h) {
   std::string out = state;
   if (!h.detail.empty()) out += " (" + h.detail + ")";
   return out;
+}
+
+// The pid in the name of a temporary file of an atomic write: "X.tmp-PID-N"
+// (FileSystem::WriteFileAtomic) or "X.PID-N.tmp" (the store's tmp/). 0 when
+// the name is neither.
+pid_t WriterOfTempFile(const std::string& name) {
+  auto digits_at = [&](size_t pos) -> pid_t {
+    size_t end = name.find('-', pos);
+    if (end == std::string::npos || end == pos) return 0;
+    for (size_t i = pos; i < end; ++i) {
+      if (name[i] < '0' || name[i] > '9') return 0;
+    }
+    return static_cast<pid_t>(std::atol(name.substr(pos, end - pos).c_str()));
+  };
+  size_t marker = name.rfind(".tmp-");
+  if (marker != std::string::npos) return digits_at(marker + 5);
+  const std::string kSuffix = ".tmp";
+  if (name.size() > kSuffix.size() &&
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
+    size_t dot = name.rfind('.', name.size() - kSuffix.size() - 1);
+    if (dot != std::string::npos) return digits_at(dot + 1);
+  }
+  return 0;
+}
+
+// Removes, under `dir` (not following symlinks, skipping `skip`), the
+// temporary files whose writer process is gone: a killed run's partial
+// writes. Called with the environment lock held, so no live writer of this
+// environment is left out by a reused pid other than ourselves.
+void RemoveTempFilesOfDeadWriters(Env* env, const std::string& dir, const std::string& skip,
+                                  int depth) {
+  if (depth > 4 || dir == skip) return;
+  FileSystem* fs = env->fs();
+  auto names = fs->ListDir(dir);
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    std::string path = JoinPath(dir, name);
+    auto info = fs->Stat(path);
+    if (!info.ok() || info->is_symlink) continue;
+    if (info->is_dir) {
+      RemoveTempFilesOfDeadWriters(env, path, skip, depth + 1);
+      continue;
+    }
+    pid_t writer = WriterOfTempFile(name);
+    if (writer <= 0 || writer == ::getpid() || env->processes()->IsAlive(writer)) continue;
+    (void)fs->Remove(path);
+  }
+}
+
+// Partial writes of runs killed before this one (ledgers, manifests, blobs),
+// anywhere under the state dir and in the store's tmp/; the blobs themselves
+// are not walked.
+void RemoveLeftoversOfKilledRuns(Env* env, const Spec& spec, Store& store) {
+  RemoveTempFilesOfDeadWriters(env, spec.state_dir, JoinPath(store.root(), "blobs"), 0);
+  if (store.root().rfind(spec.state_dir + "/", 0) != 0) {
+    RemoveTempFilesOfDeadWriters(env, store.TmpDir(), "", 0);
+  }
 }
 
 }  // namespace
@@ -239,6 +297,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
                                             "safety", run.id, id));
       *detail = rp.id;
     }
+    CrashPointForTest("run.safety-snapshot.before-record");
     BACKSTOP_RETURN_IF_ERROR(state_.SetSafetyRestorePoint(run.id, id));
     progress.safety_restore_point = id;
     (*result)["restore_point"] = id;
@@ -246,8 +305,14 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
   }
 
   if (step.action == "prepare") {
+    // Nothing is stopped yet: whatever the restore will need is checked and
+    // staged now, so that a missing release tree or retained database refuses
+    // the run while every service still runs.
+    BACKSTOP_RETURN_IF_ERROR(
+        driver->CheckRestorable(*c, entry, ctx).WithContext("check " + c->name));
+    CrashPointForTest("run.prepare.after-check");
     BACKSTOP_RETURN_IF_ERROR(driver->Prepare(*c, entry, ctx).WithContext("prepare " + c->name));
-    *detail = "staged";
+    *detail = c->kind == "database" || c->kind == "stream" ? "staged" : "ready";
     return Status::OK();
   }
 
@@ -266,6 +331,13 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     progress.assessed[c->name] = loss;
     (*result)["loss"] = loss.ToJson();
     *detail = loss.Summary();
+    // Decide only once every data component is counted and its ledger
+    // written, so that a refusal names everything the rollback would discard.
+    bool last_assessment = true;
+    for (size_t i = static_cast<size_t>(index) + 1; i < plan.steps.size(); ++i) {
+      if (plan.steps[i].action == "assess-loss") last_assessment = false;
+    }
+    if (!last_assessment) return Status::OK();
     return CheckDataLossLimit(progress, options);
   }
 
@@ -292,6 +364,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
       }
     }
     BACKSTOP_RETURN_IF_ERROR(driver->Restore(*c, entry, ctx).WithContext("restore " + c->name));
+    CrashPointForTest("run.restore.after-restore");
     if (auto revised = driver->LossRevisedByRestore(*c)) {
       for (auto& item : revised->items) {
         if (item.component.empty()) item.component = c->name;
@@ -300,6 +373,9 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
       (*result)["loss"] = revised->ToJson();
     }
     if (entry.contains("release") && entry["release"].is_string()) {
+      // Recorded as soon as it is switched, so that the history holds every
+      // release that ran, also when its start fails and the run with it.
+      BACKSTOP_RETURN_IF_ERROR(RecordRelease(run, plan, c->name));
       *detail = "release " + entry["release"].get<std::string>();
     } else {
       *detail = "restored";
@@ -309,16 +385,20 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
 
   if (step.action == "start") {
     BACKSTOP_RETURN_IF_ERROR(driver->Start(*c, ctx).WithContext("start " + c->name));
+    CrashPointForTest("run.start.after-start");
     int attempts = 0;
     HealthResult h = WaitUntilHealthy(*c, ctx, &attempts);
     (*result)["health_attempts"] = attempts;
     if (!HealthAcceptable(*c, h)) {
+      (void)state_.SetHistoryStatus(c->name, run.id, "failed");
       std::string diagnosis = driver->Diagnose(*c, ctx);
       return Status::Unavailable(c->name + " started but its health check did not pass within " +
                                  FormatDurationMs(c->health.start_period_ms) + " (" +
                                  std::to_string(attempts) + " probes; last: " + h.detail + ")" +
                                  (diagnosis.empty() ? "" : "\n" + diagnosis));
     }
+    // A resumed run whose earlier attempt failed here: the release runs now.
+    BACKSTOP_RETURN_IF_ERROR(state_.SetHistoryStatus(c->name, run.id, "deployed"));
     *detail = HealthLine(h) + " after " + std::to_string(attempts) + " probe" +
               (attempts == 1 ? "" : "s");
     return Status::OK();
@@ -342,27 +422,96 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
   }
 
   if (step.action == "record-history") {
+    // Plans journaled before releases were recorded at their switch.
     for (const auto& name : step.args.value("components", std::vector<std::string>{})) {
-      const nlohmann::json& e = plan.entries[name];
-      if (!e.contains("release") || !e["release"].is_string()) continue;
-      // Idempotent: a resumed step does not record the revision twice.
-      BACKSTOP_ASSIGN_OR_RETURN(auto history, state_.History(name));
-      if (!history.empty() && history.back().run_id == run.id) continue;
-      HistoryRecord h;
-      h.component = name;
-      h.release = e["release"].get<std::string>();
-      h.status = "deployed";
-      h.at_us = env_->clock()->WallMicros();
-      h.run_id = run.id;
-      h.description = plan.kind == "deploy" ? "Deploy " + h.release
-                                            : "Rollback to " + plan.target + " (" + run.id + ")";
-      BACKSTOP_RETURN_IF_ERROR(state_.AddHistory(h));
+      BACKSTOP_RETURN_IF_ERROR(RecordRelease(run, plan, name));
     }
     *detail = "recorded";
     return Status::OK();
   }
 
   return Status::Internal("unknown plan step '" + step.action + "'");
+}
+
+Status RunEngine::RecordRelease(const RunRecord& run, const Plan& plan, const std::string& name) {
+  if (!plan.entries.contains(name)) return Status::OK();
+  const nlohmann::json& e = plan.entries[name];
+  if (!e.contains("release") || !e["release"].is_string()) return Status::OK();
+  // Idempotent: a resumed step does not record the revision twice.
+  BACKSTOP_ASSIGN_OR_RETURN(auto history, state_.History(name));
+  for (const auto& h : history) {
+    if (h.run_id == run.id) return Status::OK();
+  }
+  HistoryRecord h;
+  h.component = name;
+  h.release = e["release"].get<std::string>();
+  h.status = "deployed";
+  h.at_us = env_->clock()->WallMicros();
+  h.run_id = run.id;
+  h.description = plan.kind == "deploy" ? "Deploy " + h.release
+                                        : "Rollback to " + plan.target + " (" + run.id + ")";
+  return state_.AddHistory(h);
+}
+
+void RunEngine::Recover(const RunRecord& run, const Plan& plan) {
+  auto steps = state_.GetSteps(run.id);
+  if (!steps.ok()) return;
+  auto status_of = [&](const std::string& action, const std::string& component) -> std::string {
+    for (const auto& s : *steps) {
+      if (s.action == action && s.component == component) return s.status;
+    }
+    return "";
+  };
+  for (const auto& s : *steps) {
+    if (s.action != "stop" || s.status != "done") continue;
+    const std::string& name = s.component;
+    if (status_of("start", name) == "done") continue;
+    // Only a service still on the release it ran before goes back up: one
+    // already switched would start the target that just failed.
+    std::string restore = status_of("restore", name);
+    if (!restore.empty() && restore != "pending") continue;
+    const ComponentSpec* c = spec_.Find(name);
+    if (c == nullptr) continue;
+    auto driver = DriverFor(*c);
+    if (!driver.ok()) continue;
+    DriverContext ctx = Context(run.id);
+    out_.Line("          starting " + name + " again on the release it ran before");
+    Status st = (*driver)->Start(*c, ctx);
+    CrashPointForTest("run.recover.after-start");
+    if (st.ok()) {
+      int attempts = 0;
+      HealthResult h = WaitUntilHealthy(*c, ctx, &attempts);
+      out_.Line(std::string("          ") +
+                (HealthAcceptable(*c, h) ? Output::Ok() : Output::Fail()) + " " + name + ": " +
+                HealthLine(h));
+    } else {
+      out_.Line(std::string("          ") + Output::Fail() + " " + name + ": " + st.message());
+    }
+    // A resume must stop it again before it switches it.
+    (void)state_.MarkStepStarted(run.id, s.index, env_->clock()->WallMicros());
+  }
+}
+
+nlohmann::json RunEngine::Account(const RunRecord& run, const Plan& plan) {
+  nlohmann::json account = nlohmann::json::object();
+  for (const auto& name : plan.affected) {
+    const ComponentSpec* c = spec_.Find(name);
+    if (c == nullptr) continue;
+    auto driver = DriverFor(*c);
+    if (!driver.ok()) continue;
+    DriverContext ctx = Context(run.id);
+    nlohmann::json where = nlohmann::json::object();
+    auto described = (*driver)->Describe(*c, ctx);
+    if (described.ok() && described->is_object()) {
+      if (described->contains("release")) where["release"] = (*described)["release"];
+      if (described->contains("running")) where["running"] = (*described)["running"];
+    }
+    HealthResult h = (*driver)->Health(*c, ctx);
+    where["healthy"] = HealthAcceptable(*c, h);
+    where["health"] = HealthLine(h);
+    account[name] = where;
+  }
+  return account;
 }
 
 Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
@@ -459,6 +608,12 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
         (void)state_.SetHistoryStatus(name, run.id, "failed");
       }
     }
+    if (touched) {
+      // Not an outage left behind: services stopped but not yet switched go
+      // back up on the release they ran, then every component is accounted for.
+      Recover(run, plan);
+      summary["components"] = Account(run, plan);
+    }
   }
   summary["status"] = outcome.status;
   summary["error"] = outcome.error;
@@ -508,6 +663,7 @@ Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options)
     s.description = plan.steps[i].description;
     steps.push_back(s);
   }
+  RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.CreateRun(run, steps));
   out_.Line("Run " + run.id + ": " + (plan.kind == "deploy" ? "deploy " : "rollback of ") +
             (plan.scope == "all" ? std::string("the whole environment") : plan.component) + " to " +
@@ -522,21 +678,23 @@ Result<RunOutcome> RunEngine::Resume(const std::string& selector, const RunOptio
       auto lock, EnvironmentLock::Acquire(env_, spec_.state_dir,
                                           {{"run_id", run_id}, {"command", options.command}}));
   BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state_.GetRun(run_id));
+  // Refusals (exit 3): nothing is done for a run that cannot go on.
   if (run.status == "succeeded") {
-    return Status::FailedPrecondition("run " + run_id + " already succeeded; nothing to resume");
+    return Status::Aborted("run " + run_id + " already succeeded; nothing to resume");
   }
   if (run.status == "abandoned") {
-    return Status::FailedPrecondition("run " + run_id + " was abandoned; start a new run instead");
+    return Status::Aborted("run " + run_id + " was abandoned; start a new run instead");
   }
   if (run.status == "failed") {
     // Another run may have acted since: resuming an old failure would be unsafe.
     BACKSTOP_ASSIGN_OR_RETURN(auto latest, state_.ListRuns(1));
     if (!latest.empty() && latest.front().id != run_id) {
-      return Status::FailedPrecondition("run " + run_id + " failed and run " + latest.front().id +
-                                        " has run since; start a new run instead");
+      return Status::Aborted("run " + run_id + " failed and run " + latest.front().id +
+                             " has run since; start a new run instead");
     }
   }
   BACKSTOP_ASSIGN_OR_RETURN(Plan plan, Plan::FromJson(run.plan));
+  RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.SetRunStatus(run_id, "running"));
   out_.Line("Resuming run " + run_id + " (" + run.command + ")");
   return Drive(run, plan, options);
@@ -603,7 +761,9 @@ Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store
     for (const auto& [signal, value] : h.signals) baseline["signals"][signal] = value;
     entry["baseline"] = baseline;
     rp.components[name] = entry;
+    CrashPointForTest("restore-point.after-component");
   }
+  CrashPointForTest("restore-point.before-manifest");
   BACKSTOP_RETURN_IF_ERROR(WriteRestorePoint(store, rp));
   return rp;
 }

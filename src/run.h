@@ -75,6 +75,13 @@ class RunEngine {
   Status ExecuteStep(const RunRecord& run, const Plan& plan, int index, const RunOptions& options,
                      Progress& progress, std::string* detail, nlohmann::json* result);
   Status CheckDataLossLimit(const Progress& progress, const RunOptions& options) const;
+  // Adds `name`'s release in the plan to its history, once per run.
+  Status RecordRelease(const RunRecord& run, const Plan& plan, const std::string& name);
+  // After a failure that changed something: starts every service this run
+  // stopped and did not switch yet, on the release it ran before.
+  void Recover(const RunRecord& run, const Plan& plan);
+  // Where each affected component is: release, running, healthy.
+  nlohmann::json Account(const RunRecord& run, const Plan& plan);
   std::string NewRunId();
 
   Env* env_;

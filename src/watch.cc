@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 
+#include "exit_code.h"
 #include "lock.h"
 #include "plan.h"
 #include "restore_point.h"
@@ -1549,18 +1550,6 @@ void PrintOnce(Output& out, const nlohmann::json& doc) {
   out.Line(doc.value("ok", false) ? "all healthy, no trigger firing" : "NOT healthy");
 }
 
-int ExitFor(const Status& st) {
-  switch (st.code()) {
-    case Status::Code::kInvalidArgument:
-    case Status::Code::kNotFound:
-      return 2;
-    case Status::Code::kAborted:
-      return 3;
-    default:
-      return 1;
-  }
-}
-
 }  // namespace
 
 int RunWatchCommand(Env* env, const Spec& spec, const DriverRegistry& registry,
@@ -1589,7 +1578,7 @@ int RunWatchCommand(Env* env, const Spec& spec, const DriverRegistry& registry,
     auto doc = watcher.Once(&healthy);
     if (!doc.ok()) {
       out.Error("backstop watch --once: " + doc.status().message());
-      return ExitFor(doc.status());
+      return ExitCodeFor(doc.status());
     }
     if (out.json()) {
       out.Json(*doc);
@@ -1622,7 +1611,7 @@ int RunWatchCommand(Env* env, const Spec& spec, const DriverRegistry& registry,
   if (!st.ok()) {
     log.Error("watch failed: " + st.message());
     out.Error("backstop watch: " + st.message());
-    return ExitFor(st);
+    return ExitCodeFor(st);
   }
   return 0;
 }

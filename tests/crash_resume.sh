@@ -53,4 +53,25 @@ for mode in done before-done; do
     break_things
   done
 done
+
+# Kills inside the engine's own steps (src/crash_point.h: after a safety
+# restore point's components and before its manifest, between a restore and
+# its history record, between a start and its health gate...), at every point
+# an uninterrupted run passes.
+points_file="$WORK/crash-points"
+crash_points_reached "$points_file" rollback --all --to good
+expect_rc 0 "rollback --all (logging its crash points)"
+engine_points=$(grep -E '^(run|restore-point)\.' "$points_file" | sort -u)
+[[ -n "$engine_points" ]] || fail "the rollback passed no crash point of the engine"
+break_things
+for point in $engine_points; do
+  where="kill in $point"
+  crash_in "$point" rollback --all --to good || continue
+  bs rollback --resume "$CRASH_RUN_ID"
+  expect_rc 0 "resume after $where"
+  check_end_state "$where"
+  bs history orchestrator
+  expect_eq "$(grep -c "$CRASH_RUN_ID" <<<"$OUT")" 1 "history lines of the resumed run ($where)"
+  break_things
+done
 bs stop --all
