@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -79,6 +80,19 @@ struct ProcessOptions {
   std::string stdin_data;
   std::string output_file;  // when set, stdout and stderr are appended to it instead of captured
   int64_t timeout_ms = 0;   // 0: no limit; on expiry the process group gets SIGKILL
+  // SpawnDetached only: called with the pid of the new process while it is
+  // held before exec, already the leader of its own session and process
+  // group but running nothing of the command yet (so the caller can record it
+  // first). The command runs only if this returns OK; if it fails, or the
+  // caller dies before it returns, the held process exits without running it.
+  std::function<Status(pid_t pid)> before_exec;
+};
+
+// A process as Backstop knows it: the pid and its start time, which together
+// name one process even after the pid is recycled.
+struct ProcessIdentity {
+  pid_t pid = 0;
+  uint64_t start_ticks = 0;
 };
 
 struct ProcessResult {
@@ -100,7 +114,9 @@ class ProcessRunner {
   virtual Result<ProcessResult> Run(const ProcessOptions& options) = 0;
   // Starts a long-lived process in its own session, reparented away from the
   // caller so that it survives the caller's exit. Output goes to
-  // options.output_file. Returns its pid, which is also its process group id.
+  // options.output_file. Returns its pid, which is also its process group
+  // and session id, once the command is executing (options.before_exec ran
+  // in between). A command that cannot be executed is an error Status.
   virtual Result<pid_t> SpawnDetached(const ProcessOptions& options) = 0;
   // True if `pid` exists and is not a zombie.
   virtual bool IsAlive(pid_t pid) = 0;
@@ -108,6 +124,17 @@ class ProcessRunner {
   // used to tell a recorded pid from a recycled one. NotFound if gone.
   virtual Result<uint64_t> StartTicks(pid_t pid) = 0;
   virtual Status Signal(pid_t pid, int signal, bool whole_group) = 0;
+  // Signals `who` (or its whole process group) only while its pid still
+  // names the process started at who.start_ticks, so a recycled pid is never
+  // signalled: NotFound when that process is gone.
+  virtual Status SignalIfSame(const ProcessIdentity& who, int signal, bool whole_group) = 0;
+  // The live processes (zombies excluded) whose environment at start held
+  // every one of `entries` ("KEY=VALUE"): the processes a service was started
+  // with, and their children, even when nothing recorded them. The caller
+  // itself and processes whose environment this user cannot read are never
+  // listed.
+  virtual std::vector<ProcessIdentity> FindByEnvironment(
+      const std::vector<std::string>& entries) = 0;
 };
 
 class Env {

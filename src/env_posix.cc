@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,8 +13,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -254,8 +257,11 @@ std::vector<char*> CStrings(std::vector<std::string>& v) {
 }
 
 // Runs in the child after fork(): only async-signal-safe calls until exec.
+// When `status_fd` >= 0 (a CLOEXEC pipe), a failure to change directory or to
+// execute is also reported on it as the errno (an int), so the caller learns
+// it without reading the log; a successful exec closes it with nothing written.
 [[noreturn]] void ExecChild(std::vector<char*>& argv, std::vector<char*>& envp, const char* cwd,
-                            int in_fd, int out_fd, int err_fd) {
+                            int in_fd, int out_fd, int err_fd, int status_fd = -1) {
   if (in_fd >= 0) ::dup2(in_fd, 0);
   if (out_fd >= 0) ::dup2(out_fd, 1);
   if (err_fd >= 0) ::dup2(err_fd, 2);
@@ -268,17 +274,55 @@ std::vector<char*> CStrings(std::vector<std::string>& v) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   if (cwd != nullptr && ::chdir(cwd) != 0) {
+    int err = errno;
+    if (status_fd >= 0) (void)!::write(status_fd, &err, sizeof err);
     const char msg[] = "backstop: cannot change to the working directory\n";
     (void)!::write(2, msg, sizeof msg - 1);
     _exit(127);
   }
   environ = envp.data();
   ::execvp(argv[0], argv.data());
+  int err = errno;
+  if (status_fd >= 0) (void)!::write(status_fd, &err, sizeof err);
   const char msg[] = "backstop: cannot execute the command: ";
   (void)!::write(2, msg, sizeof msg - 1);
   (void)!::write(2, argv[0], std::strlen(argv[0]));
   (void)!::write(2, "\n", 1);
   _exit(127);
+}
+
+// Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22).
+Result<uint64_t> ReadStartTicks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return Status::NotFound("process " + std::to_string(pid));
+  auto rp = line.rfind(')');
+  if (rp == std::string::npos) return Status::NotFound("process " + std::to_string(pid));
+  std::istringstream rest(line.substr(rp + 2));
+  std::string field;
+  // Fields after the command: state is field 3; starttime is field 22.
+  for (int i = 3; i <= 22; ++i) {
+    if (!(rest >> field)) return Status::NotFound("process " + std::to_string(pid));
+  }
+  return static_cast<uint64_t>(std::stoull(field));
+}
+
+// True if /proc/<pid>/environ holds every one of `entries` as a whole entry.
+bool EnvironHolds(pid_t pid, const std::vector<std::string>& entries) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  if (!f) return false;
+  std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t found = 0;
+  for (size_t at = 0; at < data.size();) {
+    size_t end = data.find('\0', at);
+    if (end == std::string::npos) end = data.size();
+    std::string_view entry(data.data() + at, end - at);
+    for (const auto& want : entries) {
+      if (entry == want) ++found;
+    }
+    at = end + 1;
+  }
+  return found >= entries.size();
 }
 
 class PosixProcessRunner : public ProcessRunner {
@@ -413,6 +457,11 @@ class PosixProcessRunner : public ProcessRunner {
     return result;
   }
 
+  // Double fork: the intermediate child exits at once, so the service is
+  // reparented away from Backstop. The grandchild makes itself a session
+  // leader, reports its pid, and waits on the barrier pipe: only the byte
+  // 'g' (written after options.before_exec succeeded) lets it exec; end of
+  // file (the caller refused, or died) makes it exit having run nothing.
   Result<pid_t> SpawnDetached(const ProcessOptions& o) override {
     if (o.argv.empty()) return Status::InvalidArgument("empty command");
     std::vector<std::string> argv_s = o.argv;
@@ -425,50 +474,94 @@ class PosixProcessRunner : public ProcessRunner {
       if (log_fd < 0) return Status::FromErrno("open " + o.output_file, errno);
     }
     int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    // The grandchild's pid travels back through this pipe; an exec failure
-    // closes the CLOEXEC pipe with nothing more written.
-    int report[2];
-    if (::pipe2(report, O_CLOEXEC) != 0) {
+    // report: grandchild -> caller, its pid once it leads its own session.
+    // barrier: caller -> grandchild, the go-ahead to exec.
+    // exec_status: grandchild -> caller, the errno of a failed exec; closed
+    // empty by a successful one (CLOEXEC).
+    int report[2] = {-1, -1}, barrier[2] = {-1, -1}, exec_status[2] = {-1, -1};
+    auto close_fd = [](int& fd) {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    };
+    auto close_all = [&] {
+      for (int* fd : {&report[0], &report[1], &barrier[0], &barrier[1], &exec_status[0],
+                      &exec_status[1], &log_fd, &null_fd}) {
+        close_fd(*fd);
+      }
+    };
+    if (::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(barrier, O_CLOEXEC) != 0 ||
+        ::pipe2(exec_status, O_CLOEXEC) != 0) {
       int e = errno;
-      if (log_fd >= 0) ::close(log_fd);
-      if (null_fd >= 0) ::close(null_fd);
+      close_all();
       return Status::FromErrno("pipe", e);
     }
     pid_t child = ::fork();
     if (child < 0) {
       int e = errno;
-      ::close(report[0]);
-      ::close(report[1]);
-      if (log_fd >= 0) ::close(log_fd);
-      if (null_fd >= 0) ::close(null_fd);
+      close_all();
       return Status::FromErrno("fork", e);
     }
     if (child == 0) {
-      ::setsid();
       pid_t grandchild = ::fork();
-      if (grandchild != 0) {
-        int32_t p = grandchild;
-        (void)!::write(report[1], &p, sizeof p);
-        _exit(grandchild < 0 ? 1 : 0);
-      }
-      ::setpgid(0, 0);
+      if (grandchild != 0) _exit(grandchild < 0 ? 1 : 0);
+      ::setsid();  // leader of a new session and process group: pid == pgid == sid
+      ::close(report[0]);
+      ::close(barrier[1]);
+      ::close(exec_status[0]);
+      int32_t self = ::getpid();
+      (void)!::write(report[1], &self, sizeof self);
+      ::close(report[1]);
+      char go = 0;
+      ssize_t n = 0;
+      do {
+        n = ::read(barrier[0], &go, 1);
+      } while (n < 0 && errno == EINTR);
+      if (n != 1 || go != 'g') _exit(0);  // not released: run nothing
+      ::close(barrier[0]);
       int out = log_fd >= 0 ? log_fd : null_fd;
-      ExecChild(argv, envp, o.cwd.empty() ? nullptr : o.cwd.c_str(), null_fd, out, out);
+      ExecChild(argv, envp, o.cwd.empty() ? nullptr : o.cwd.c_str(), null_fd, out, out,
+                exec_status[1]);
     }
-    ::close(report[1]);
-    if (log_fd >= 0) ::close(log_fd);
-    if (null_fd >= 0) ::close(null_fd);
+    close_fd(report[1]);
+    close_fd(barrier[0]);
+    close_fd(exec_status[1]);
+    close_fd(log_fd);
+    close_fd(null_fd);
     int32_t p = -1;
     ssize_t got = 0;
     do {
       got = ::read(report[0], &p, sizeof p);
     } while (got < 0 && errno == EINTR);
-    ::close(report[0]);
     int status = 0;
     while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
-    if (got != sizeof p || p <= 0) return Status::IOError("could not start " + o.argv[0]);
-    return static_cast<pid_t>(p);
+    if (got != sizeof p || p <= 0) {
+      close_all();
+      return Status::IOError("could not start " + o.argv[0]);
+    }
+    const pid_t pid = static_cast<pid_t>(p);
+    Status held = o.before_exec ? o.before_exec(pid) : Status::OK();
+    if (!held.ok()) {
+      close_all();  // end of file on the barrier: the held process exits
+      return held;
+    }
+    const char go = 'g';
+    ssize_t wrote = 0;
+    do {
+      wrote = ::write(barrier[1], &go, 1);
+    } while (wrote < 0 && errno == EINTR);
+    close_fd(barrier[1]);
+    int exec_errno = 0;
+    do {
+      got = ::read(exec_status[0], &exec_errno, sizeof exec_errno);
+    } while (got < 0 && errno == EINTR);
+    close_all();
+    if (wrote != 1) return Status::IOError("could not release " + o.argv[0] + " to run");
+    if (got == sizeof exec_errno) {
+      return Status::FromErrno(
+          "cannot execute " + o.argv[0] + (o.cwd.empty() ? "" : " in " + o.cwd), exec_errno);
+    }
+    return pid;
   }
 
   bool IsAlive(pid_t pid) override {
@@ -483,20 +576,7 @@ class PosixProcessRunner : public ProcessRunner {
     return state != 'Z' && state != 'X';
   }
 
-  Result<uint64_t> StartTicks(pid_t pid) override {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(f, line)) return Status::NotFound("process " + std::to_string(pid));
-    auto rp = line.rfind(')');
-    if (rp == std::string::npos) return Status::NotFound("process " + std::to_string(pid));
-    std::istringstream rest(line.substr(rp + 2));
-    std::string field;
-    // Fields after the command: state is field 3; starttime is field 22.
-    for (int i = 3; i <= 22; ++i) {
-      if (!(rest >> field)) return Status::NotFound("process " + std::to_string(pid));
-    }
-    return static_cast<uint64_t>(std::stoull(field));
-  }
+  Result<uint64_t> StartTicks(pid_t pid) override { return ReadStartTicks(pid); }
 
   Status Signal(pid_t pid, int sig, bool whole_group) override {
     if (pid <= 0) return Status::InvalidArgument("bad pid");
@@ -505,6 +585,53 @@ class PosixProcessRunner : public ProcessRunner {
       return Status::FromErrno("kill " + std::to_string(pid), errno);
     }
     return Status::OK();
+  }
+
+  // A pidfd pins the process: once it is open, the start time read from /proc
+  // either is that process's, or the pid was recycled before the open (then
+  // the times differ). Signalling through the pidfd cannot reach another one.
+  Status SignalIfSame(const ProcessIdentity& who, int sig, bool whole_group) override {
+    if (who.pid <= 0) return Status::InvalidArgument("bad pid");
+    const std::string name = "process " + std::to_string(who.pid);
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, who.pid, 0));
+    if (pidfd < 0) {
+      if (errno == ESRCH) return Status::NotFound(name + " is gone");
+      return Status::FromErrno("pidfd_open " + std::to_string(who.pid), errno);
+    }
+    auto ticks = ReadStartTicks(who.pid);
+    Status st;
+    if (!ticks.ok() || *ticks != who.start_ticks) {
+      st = Status::NotFound(name + " is gone (the pid now names another process)");
+    } else if (whole_group && ::kill(-who.pid, sig) == 0) {
+      // The leader is alive (pinned), so its group id cannot have been
+      // recycled. A leader that left its group is signalled alone, below.
+    } else if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) != 0) {
+      st = errno == ESRCH ? Status::NotFound(name + " is gone")
+                          : Status::FromErrno("kill " + std::to_string(who.pid), errno);
+    }
+    ::close(pidfd);
+    return st;
+  }
+
+  std::vector<ProcessIdentity> FindByEnvironment(const std::vector<std::string>& entries) override {
+    std::vector<ProcessIdentity> out;
+    if (entries.empty()) return out;  // would name every process
+    DIR* proc = ::opendir("/proc");
+    if (proc == nullptr) return out;
+    const pid_t self = ::getpid();
+    while (struct dirent* d = ::readdir(proc)) {
+      char* end = nullptr;
+      long pid = std::strtol(d->d_name, &end, 10);
+      if (pid <= 0 || *end != '\0' || pid == self) continue;
+      if (!EnvironHolds(static_cast<pid_t>(pid), entries)) continue;
+      if (!IsAlive(static_cast<pid_t>(pid))) continue;
+      auto ticks = ReadStartTicks(static_cast<pid_t>(pid));
+      if (ticks.ok()) out.push_back({static_cast<pid_t>(pid), *ticks});
+    }
+    ::closedir(proc);
+    std::sort(out.begin(), out.end(),
+              [](const ProcessIdentity& a, const ProcessIdentity& b) { return a.pid < b.pid; });
+    return out;
   }
 
  private:

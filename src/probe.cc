@@ -255,6 +255,43 @@ HealthResult ExecProbe(const ProbeSpec& probe, Env* env) {
 
 }  // namespace
 
+std::optional<ProbeEndpoint> ProbeEndpointOf(const ProbeSpec& probe) {
+  ProbeEndpoint out;
+  std::string port;
+  if (probe.type == ProbeSpec::Type::kTcp || probe.type == ProbeSpec::Type::kGrpc) {
+    if (!SplitHostPort(probe.target, &out.host, &port)) return std::nullopt;
+  } else if (probe.type == ProbeSpec::Type::kHttp) {
+    CURLU* url = curl_url();
+    if (url == nullptr) return std::nullopt;
+    char* host = nullptr;
+    char* port_text = nullptr;
+    const bool parsed =
+        curl_url_set(url, CURLUPART_URL, probe.target.c_str(), 0) == CURLUE_OK &&
+        curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(url, CURLUPART_PORT, &port_text, CURLU_DEFAULT_PORT) == CURLUE_OK;
+    if (parsed) {
+      out.host = host;
+      port = port_text;
+    }
+    curl_free(host);
+    curl_free(port_text);
+    curl_url_cleanup(url);
+    if (!parsed) return std::nullopt;
+    if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') {
+      out.host = out.host.substr(1, out.host.size() - 2);
+    }
+  } else {
+    return std::nullopt;
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  out.port = std::stoi(port);
+  if (out.port <= 0 || out.port > 65535) return std::nullopt;
+  return out;
+}
+
 HealthResult RunProbe(const ProbeSpec& probe, Env* env) {
   switch (probe.type) {
     case ProbeSpec::Type::kHttp:

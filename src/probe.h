@@ -9,6 +9,8 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <string>
 
 #include "driver.h"
 #include "env.h"
@@ -23,6 +25,15 @@ HealthResult RunProbe(const ProbeSpec& probe, Env* env);
 // `attempts` (if not null) receives how many probes ran.
 HealthResult WaitHealthy(const ProbeSpec& probe, Env* env, int64_t poll_ms, int* attempts,
                          const ProgressFn& progress);
+
+// Where a tcp, http or grpc probe connects: its host and port (an http URL
+// without a port: 80, https: 443). nullopt for exec probes and targets that
+// cannot be parsed (the probe itself reports those).
+struct ProbeEndpoint {
+  std::string host;  // as written: "127.0.0.1", "localhost", "::1"
+  int port = 0;
+};
+std::optional<ProbeEndpoint> ProbeEndpointOf(const ProbeSpec& probe);
 
 // The gRPC probe lives in its own library (heavy dependency); it registers
 // itself here at start-up. Without it a grpc probe reports kUnknown.

@@ -14,8 +14,11 @@
 #include <set>
 #include <sstream>
 
+#include "crash_point.h"
+#include "drivers/process/proc_table.h"
 #include "hash.h"
 #include "probe.h"
+#include "restore_point.h"
 #include "store.h"
 #include "units.h"
 
@@ -38,6 +41,10 @@ struct Settings {
   int64_t stop_timeout_ms = 10'000;
   std::string log;          // empty until the state dir is known
   std::string record_path;  // empty until the state dir is known
+  // The environment entries every process of this service is started with,
+  // which tell its processes (and their children) from any other, recorded
+  // or not: BACKSTOP_COMPONENT=<name> and BACKSTOP_STATE_DIR=<state dir>.
+  std::vector<std::string> marker;
 };
 
 // A duration setting: milliseconds (as the spec parser stores it) or text ("10s").
@@ -90,6 +97,8 @@ Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_d
         s.log = JoinPath(JoinPath(state_dir, "logs"), c.name + ".log");
       }
       s.record_path = JoinPath(JoinPath(JoinPath(state_dir, "components"), c.name), "process.json");
+      s.marker = {"BACKSTOP_COMPONENT=" + c.name,
+                  "BACKSTOP_STATE_DIR=" + AbsolutePath(state_dir, CurrentDir())};
     }
   } catch (const std::exception& e) {
     return Status::InvalidArgument("component " + c.name + ": bad process settings: " + e.what());
@@ -368,12 +377,19 @@ Status BuildTree(FileSystem* fs, Store* store, const Tree& t, const std::string&
 // --- The process record -----------------------------------------------------
 
 struct Record {
-  pid_t pid = 0;
+  pid_t pid = 0;  // also its process group and session id (started with setsid)
   uint64_t start_ticks = 0;
   std::string release;
   std::string started_at;
   std::vector<std::string> command;
   std::string log;
+  // False while the process is held before exec: written so before it may
+  // run, true once it was released. A live process whose record still says
+  // false was started by a backstop that died around the release; it is
+  // stopped and started afresh rather than trusted. Records written before
+  // this field existed describe released processes.
+  bool released = true;
+  ProcessIdentity identity() const { return {pid, start_ticks}; }
 };
 
 // The record, or nullopt when there is none (or it is unreadable: then it is
@@ -390,6 +406,7 @@ std::optional<Record> ReadRecord(const Settings& s, FileSystem* fs) {
     r.started_at = j.value("started_at", "");
     r.command = j.value("command", std::vector<std::string>{});
     r.log = j.value("log", "");
+    r.released = j.value("released", true);
     if (r.pid <= 0) return std::nullopt;
     return r;
   } catch (const std::exception&) {
@@ -398,9 +415,14 @@ std::optional<Record> ReadRecord(const Settings& s, FileSystem* fs) {
 }
 
 Status WriteRecord(const Settings& s, FileSystem* fs, const Record& r) {
-  json j = {{"pid", r.pid},         {"start_ticks", r.start_ticks},
-            {"release", r.release}, {"started_at", r.started_at},
-            {"command", r.command}, {"log", r.log}};
+  json j = {{"pid", r.pid},
+            {"pgid", r.pid},
+            {"start_ticks", r.start_ticks},
+            {"release", r.release},
+            {"started_at", r.started_at},
+            {"command", r.command},
+            {"log", r.log},
+            {"released", r.released}};
   BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(s.record_path)));
   return fs->WriteFileAtomic(s.record_path, j.dump(2) + "\n");
 }
@@ -591,7 +613,7 @@ class ProcessDriver : public Driver {
 
   Status Stop(const ComponentSpec& c, DriverContext& ctx) override {
     BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
-    return StopRecorded(s, ctx);
+    return StopProcesses(s, ctx, /*recorded=*/true);
   }
 
   Status Start(const ComponentSpec& c, DriverContext& ctx) override {
@@ -618,20 +640,22 @@ class ProcessDriver : public Driver {
       ctx.Progress("would start " + s.name + " release " + cur->release + ": " + JoinArgv(argv));
       return Status::OK();
     }
-    if (auto rec = ReadRecord(s, fs)) {
-      if (IsOurs(procs, *rec)) {
-        if (rec->release == cur->release) {
-          ctx.Progress(s.name + " already running (pid " + std::to_string(rec->pid) + ", release " +
-                       rec->release + ")");
-          return Status::OK();
-        }
-        ctx.Progress(s.name + " is running release " + rec->release + ", not " + cur->release +
-                     ": stopping it first");
-        BACKSTOP_RETURN_IF_ERROR(StopRecorded(s, ctx));
-      } else {
-        BACKSTOP_RETURN_IF_ERROR(fs->Remove(s.record_path));  // stale: that process is gone
+    if (auto rec = ReadRecord(s, fs); rec && IsOurs(procs, *rec)) {
+      if (rec->released && rec->release == cur->release) {
+        // Still, no second copy may run beside it (an orphan of an older start).
+        BACKSTOP_RETURN_IF_ERROR(StopProcesses(s, ctx, /*recorded=*/false));
+        ctx.Progress(s.name + " already running (pid " + std::to_string(rec->pid) + ", release " +
+                     rec->release + ")");
+        return Status::OK();
       }
+      ctx.Progress(rec->released ? s.name + " is running release " + rec->release + ", not " +
+                                       cur->release + ": stopping it first"
+                                 : s.name + ": pid " + std::to_string(rec->pid) +
+                                       " was started by a backstop that stopped before "
+                                       "confirming it ran; stopping it to start afresh");
     }
+    // The recorded process, any unrecorded one of this service, a stale record.
+    BACKSTOP_RETURN_IF_ERROR(StopProcesses(s, ctx, /*recorded=*/true));
 
     BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(s.log)));
     const uint64_t log_offset = FileSize(fs, s.log);
@@ -643,27 +667,42 @@ class ProcessDriver : public Driver {
     opts.argv = argv;
     opts.cwd = cur->dir;
     opts.env = s.env;
-    opts.env["BACKSTOP_COMPONENT"] = s.name;
+    for (const auto& entry : s.marker) {
+      const size_t eq = entry.find('=');
+      opts.env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
     opts.env["BACKSTOP_RELEASE"] = cur->release;
     opts.env["BACKSTOP_RELEASE_DIR"] = cur->dir;
     opts.output_file = s.log;
-    auto pid = procs->SpawnDetached(opts);
-    if (!pid.ok()) return pid.status().WithContext("starting " + s.name);
-
     Record rec;
-    rec.pid = *pid;
     rec.release = cur->release;
     rec.started_at = started_at;
     rec.command = argv;
     rec.log = s.log;
-    auto ticks = procs->StartTicks(*pid);
-    if (ticks.ok()) {
-      rec.start_ticks = *ticks;
-      // Recorded before anything else can fail, so a later backstop can stop it.
+    rec.released = false;
+    // The process is recorded while it is held before exec: a crash at any
+    // point leaves either nothing running or a recorded process.
+    opts.before_exec = [&](pid_t pid) -> Status {
+      CrashPointForTest("process.after-spawn");
+      BACKSTOP_ASSIGN_OR_RETURN(rec.start_ticks, procs->StartTicks(pid));
+      rec.pid = pid;
       BACKSTOP_RETURN_IF_ERROR(WriteRecord(s, fs, rec));
-      clock->SleepForMicros(kStartCheckMs * 1000);
+      CrashPointForTest("process.after-record");
+      return Status::OK();
+    };
+    auto pid = procs->SpawnDetached(opts);
+    if (!pid.ok()) {
+      if (rec.pid != 0) (void)fs->Remove(s.record_path);  // it never ran
+      return pid.status().WithContext("starting " + s.name);
     }
-    if (!ticks.ok() || !procs->IsAlive(*pid)) {
+    CrashPointForTest("process.after-release");
+    rec.released = true;
+    BACKSTOP_RETURN_IF_ERROR(WriteRecord(s, fs, rec));
+
+    // A command that fails at once (bad configuration) is reported here with
+    // its log rather than as a health gate timing out.
+    clock->SleepForMicros(kStartCheckMs * 1000);
+    if (!IsOurs(procs, rec)) {
       (void)fs->Remove(s.record_path);
       std::string tail = LogTail(s.log, 10, log_offset);
       return Status::Unavailable(s.name + " (release " + cur->release + ", pid " +
@@ -677,29 +716,43 @@ class ProcessDriver : public Driver {
     return Status::OK();
   }
 
+  // Before anything is stopped: the target release's directory is there
+  // (rebuilt from the store when it is missing), or everything needed to
+  // rebuild it at the restore is in the store. Changes nothing that runs.
+  Status Prepare(const ComponentSpec& c, const json& entry, DriverContext& ctx) override {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> target, TargetRelease(s, entry));
+    if (!target) return Status::OK();
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> tree,
+                              TreeToRebuildFrom(s, entry, *target, ctx));
+    if (!tree) return Status::OK();
+    BACKSTOP_RETURN_IF_ERROR(CheckTreeBlobs(s, *target, *tree, ctx.store));
+    if (ctx.env->fs()->Exists(ReleaseDir(s, *target) + "/.")) {
+      return Status::OK();  // differs from the restore point: rebuilt (and set aside) by Restore
+    }
+    return RestoreReleaseDir(s, *target, *tree, ctx);
+  }
+
+  Status CheckRestorable(const ComponentSpec& c, const json& entry, DriverContext& ctx) override {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> target, TargetRelease(s, entry));
+    if (!target) return Status::OK();
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> tree,
+                              TreeToRebuildFrom(s, entry, *target, ctx));
+    if (!tree) return Status::OK();
+    return CheckTreeBlobs(s, *target, *tree, ctx.store);
+  }
+
   Status Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) override {
     BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
     FileSystem* fs = ctx.env->fs();
-    if (!entry.is_object() || !entry.contains("release")) {
-      return Status::InvalidArgument("process entry for " + s.name + " has no \"release\"");
-    }
-    if (entry["release"].is_null()) return RestoreNothingDeployed(s, ctx);
-    if (!entry["release"].is_string()) {
-      return Status::InvalidArgument("process entry for " + s.name +
-                                     ": \"release\" must be a string");
-    }
-    const std::string release = entry["release"].get<std::string>();
-    BACKSTOP_RETURN_IF_ERROR(CheckReleaseName(release));
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> target, TargetRelease(s, entry));
+    if (!target) return RestoreNothingDeployed(s, ctx);
+    const std::string& release = *target;
     const std::string dir = ReleaseDir(s, release);
-
-    if (entry.contains("release_tree") && entry["release_tree"].is_string()) {
-      BACKSTOP_RETURN_IF_ERROR(RestoreReleaseDir(s, release, entry["release_tree"], ctx));
-    } else if (!fs->Exists(dir + "/.")) {
-      auto names = ListReleaseNames(s, fs);
-      return Status::NotFound(
-          "release " + release + " of " + s.name + " not found in " + s.releases +
-          "; available: " + (names.ok() ? JoinNames(*names) : names.status().message()));
-    }
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> tree,
+                              TreeToRebuildFrom(s, entry, release, ctx));
+    if (tree) BACKSTOP_RETURN_IF_ERROR(RestoreReleaseDir(s, release, *tree, ctx));
 
     auto cur = ReadCurrent(s, fs);
     if (cur.ok() && cur->dir == dir) return Status::OK();
@@ -816,6 +869,14 @@ class ProcessDriver : public Driver {
         r.state = HealthResult::State::kFail;
         r.detail = "process " + std::to_string(rec->pid) + " has exited (" + r.detail + ")";
       }
+      // And a passing probe counts only when the process it started answers.
+      if (alive && r.pass()) {
+        std::string impostor = ForeignListener(c.health, rec->pid, c.name);
+        if (!impostor.empty()) {
+          r.state = HealthResult::State::kFail;
+          r.detail = impostor;
+        }
+      }
     } else if (rec) {
       r.state = alive ? HealthResult::State::kPass : HealthResult::State::kFail;
       r.detail = alive ? "process " + std::to_string(rec->pid) + " running"
@@ -847,50 +908,157 @@ class ProcessDriver : public Driver {
     last_cpu_ = {pid, ticks, now};
   }
 
-  Status StopRecorded(const Settings& s, DriverContext& ctx) {
+  // Stops the service's processes, each with its process group: with
+  // `recorded`, the recorded one and then its record; always, every process
+  // started with the service's marker outside the recorded one's session
+  // (orphans of a start that nothing recorded). A pid whose start time is not
+  // the one seen is never signalled.
+  Status StopProcesses(const Settings& s, DriverContext& ctx, bool recorded) {
     FileSystem* fs = ctx.env->fs();
     ProcessRunner* procs = ctx.env->processes();
     Clock* clock = ctx.env->clock();
-    auto rec = ReadRecord(s, fs);
-    if (!rec) return Status::OK();  // nothing of ours runs
-    if (!procs->IsAlive(rec->pid)) {
-      ctx.Progress(s.name + " was not running (pid " + std::to_string(rec->pid) + " has exited)");
-      return ctx.dry_run ? Status::OK() : fs->Remove(s.record_path);
+    auto rec = s.record_path.empty() ? std::nullopt : ReadRecord(s, fs);
+    const bool leader_alive = rec && IsOurs(procs, *rec);
+    std::vector<ProcessIdentity> targets;
+    if (recorded && rec && !leader_alive) {
+      ctx.Progress(s.name +
+                   (procs->IsAlive(rec->pid)
+                        ? ": recorded pid " + std::to_string(rec->pid) +
+                              " now belongs to another process; not signalled"
+                        : " was not running (pid " + std::to_string(rec->pid) + " has exited)"));
     }
-    auto ticks = procs->StartTicks(rec->pid);
-    if (!ticks.ok() || *ticks != rec->start_ticks) {
-      ctx.Progress(s.name + ": recorded pid " + std::to_string(rec->pid) +
-                   " now belongs to another process; not signalled");
-      return ctx.dry_run ? Status::OK() : fs->Remove(s.record_path);
+    if (recorded && leader_alive) targets.push_back(rec->identity());
+    std::string unrecorded;
+    const std::vector<ProcessIdentity> marked =
+        s.marker.empty() ? std::vector<ProcessIdentity>() : procs->FindByEnvironment(s.marker);
+    for (const ProcessIdentity& p : marked) {
+      if (leader_alive && (p.pid == rec->pid || SessionOf(p.pid) == rec->pid)) continue;
+      targets.push_back(p);
+      unrecorded += (unrecorded.empty() ? "" : ", ") + std::to_string(p.pid);
+    }
+    if (!unrecorded.empty()) {
+      ctx.Progress(std::string(ctx.dry_run ? "would stop" : "stopping") + " process(es) " +
+                   unrecorded + " of " + s.name +
+                   " that no record names (left by an interrupted start, or started by hand "
+                   "with its environment)");
     }
     if (ctx.dry_run) {
-      ctx.Progress("would stop " + s.name + " (pid " + std::to_string(rec->pid) + ")");
+      if (recorded && leader_alive) {
+        ctx.Progress("would stop " + s.name + " (pid " + std::to_string(rec->pid) + ")");
+      }
       return Status::OK();
     }
-    Status st = procs->Signal(rec->pid, SIGTERM, /*whole_group=*/true);
-    if (!st.ok() && !st.IsNotFound()) return st.WithContext("stopping " + s.name);
+    for (const ProcessIdentity& p : targets) {
+      Status st = procs->SignalIfSame(p, SIGTERM, /*whole_group=*/true);
+      if (!st.ok() && !st.IsNotFound()) return st.WithContext("stopping " + s.name);
+    }
+    if (!targets.empty()) CrashPointForTest("process.after-sigterm");
+    auto any_running = [&] {
+      for (const ProcessIdentity& p : targets) {
+        auto ticks = procs->StartTicks(p.pid);
+        if (procs->IsAlive(p.pid) && ticks.ok() && *ticks == p.start_ticks) return true;
+      }
+      return false;
+    };
     const int64_t deadline = clock->NowMicros() + s.stop_timeout_ms * 1000;
-    while (procs->IsAlive(rec->pid) && clock->NowMicros() < deadline) {
+    while (any_running() && clock->NowMicros() < deadline) {
       clock->SleepForMicros(kStopPollMs * 1000);
     }
-    if (procs->IsAlive(rec->pid)) {
-      ctx.Progress(s.name + " (pid " + std::to_string(rec->pid) + ") did not stop within " +
-                   FormatDurationMs(s.stop_timeout_ms) + " of SIGTERM; sending SIGKILL");
-      st = procs->Signal(rec->pid, SIGKILL, /*whole_group=*/true);
-      if (!st.ok() && !st.IsNotFound()) return st.WithContext("killing " + s.name);
+    if (any_running()) {
+      ctx.Progress(s.name + " did not stop within " + FormatDurationMs(s.stop_timeout_ms) +
+                   " of SIGTERM; sending SIGKILL");
+      for (const ProcessIdentity& p : targets) {
+        Status st = procs->SignalIfSame(p, SIGKILL, /*whole_group=*/true);
+        if (!st.ok() && !st.IsNotFound()) return st.WithContext("killing " + s.name);
+      }
       const int64_t kill_deadline = clock->NowMicros() + kKillWaitMs * 1000;
-      while (procs->IsAlive(rec->pid) && clock->NowMicros() < kill_deadline) {
+      while (any_running() && clock->NowMicros() < kill_deadline) {
         clock->SleepForMicros(kStopPollMs * 1000);
       }
-      if (procs->IsAlive(rec->pid)) {
-        return Status::Timeout(s.name + " (pid " + std::to_string(rec->pid) +
-                               ") is still alive after SIGKILL; check `ps -o stat " +
-                               std::to_string(rec->pid) + "` (uninterruptible sleep?)");
+      if (any_running()) {
+        return Status::Timeout(s.name + " is still alive after SIGKILL; check `ps -o pid,stat -s " +
+                               std::to_string(targets.front().pid) + "` (uninterruptible sleep?)");
       }
     }
-    ctx.Progress("stopped " + s.name + " (pid " + std::to_string(rec->pid) + ", release " +
-                 rec->release + ")");
+    if (recorded && leader_alive) {
+      ctx.Progress("stopped " + s.name + " (pid " + std::to_string(rec->pid) + ", release " +
+                   rec->release + ")");
+    }
+    if (!recorded || !rec) return Status::OK();
     return fs->Remove(s.record_path);
+  }
+
+  // The release `entry` asks for; nullopt for "nothing deployed".
+  static Result<std::optional<std::string>> TargetRelease(const Settings& s, const json& entry) {
+    if (!entry.is_object() || !entry.contains("release")) {
+      return Status::InvalidArgument("process entry for " + s.name + " has no \"release\"");
+    }
+    if (entry["release"].is_null()) return std::optional<std::string>();
+    if (!entry["release"].is_string()) {
+      return Status::InvalidArgument("process entry for " + s.name +
+                                     ": \"release\" must be a string");
+    }
+    std::string release = entry["release"].get<std::string>();
+    BACKSTOP_RETURN_IF_ERROR(CheckReleaseName(release));
+    return std::optional<std::string>(std::move(release));
+  }
+
+  // The stored file tree `release` must be made equal to: the entry's own;
+  // for an entry that names only a release (`--to v1`, the history) whose
+  // directory is missing, the newest intact restore point holding this
+  // service at that release. nullopt: the directory is used as it is.
+  // NotFound when the directory is missing and nothing can rebuild it.
+  Result<std::optional<std::string>> TreeToRebuildFrom(const Settings& s, const json& entry,
+                                                       const std::string& release,
+                                                       DriverContext& ctx) {
+    if (entry.contains("release_tree") && entry["release_tree"].is_string()) {
+      return std::optional<std::string>(entry["release_tree"].get<std::string>());
+    }
+    FileSystem* fs = ctx.env->fs();
+    if (fs->Exists(ReleaseDir(s, release) + "/.")) return std::optional<std::string>();
+    if (ctx.store != nullptr) {
+      std::vector<std::string> unreadable;
+      std::vector<RestorePoint> points = ListRestorePoints(*ctx.store, &unreadable);
+      for (auto it = points.rbegin(); it != points.rend(); ++it) {
+        const json& held = it->components.contains(s.name) ? it->components[s.name] : json();
+        if (!held.is_object() || held.value("release", json()) != release ||
+            !held.contains("release_tree") || !held["release_tree"].is_string()) {
+          continue;
+        }
+        if (!ReadRestorePoint(*ctx.store, it->id).ok()) continue;  // modified: not trusted
+        ctx.Progress(s.name + ": release " + release + " is missing from " + s.releases +
+                     "; its files are in restore point " + it->id);
+        return std::optional<std::string>(held["release_tree"].get<std::string>());
+      }
+    }
+    auto names = ListReleaseNames(s, fs);
+    return Status::NotFound("release " + release + " of " + s.name + " not found in " + s.releases +
+                            " and no restore point holds its files; available: " +
+                            (names.ok() ? JoinNames(*names) : names.status().message()));
+  }
+
+  // FailedPrecondition naming the blobs of the tree that the store lacks.
+  static Status CheckTreeBlobs(const Settings& s, const std::string& release,
+                               const std::string& tree_digest, Store* store) {
+    if (store == nullptr) return Status::Internal("process driver without a store");
+    const std::string what = "release " + release + " of " + s.name;
+    if (!store->Has(tree_digest)) {
+      return Status::FailedPrecondition("the file list of " + what + " (blob " + tree_digest +
+                                        ") is missing from the store; it cannot be rebuilt");
+    }
+    BACKSTOP_ASSIGN_OR_RETURN(std::string text, store->Get(tree_digest));
+    BACKSTOP_ASSIGN_OR_RETURN(Tree tree, TreeFromJson(text));
+    std::vector<std::string> missing;
+    for (const auto& e : tree.entries) {
+      if (e.type == "file" && !store->Has(e.sha256))
+        missing.push_back(e.path + " (blob " + e.sha256 + ")");
+    }
+    if (missing.empty()) return Status::OK();
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 5; ++i) list += "\n  " + missing[i];
+    if (missing.size() > 5) list += "\n  ... and " + std::to_string(missing.size() - 5) + " more";
+    return Status::FailedPrecondition(std::to_string(missing.size()) + " file(s) of " + what +
+                                      " are missing from the store; it cannot be rebuilt:" + list);
   }
 
   Status RestoreNothingDeployed(const Settings& s, DriverContext& ctx) {
@@ -913,11 +1081,11 @@ class ProcessDriver : public Driver {
 
   // Makes <releases>/<release> equal the stored tree, rebuilding it when it is
   // missing or differs. The replaced directory is kept aside, never deleted.
-  Status RestoreReleaseDir(const Settings& s, const std::string& release, const json& tree_digest,
-                           DriverContext& ctx) {
+  Status RestoreReleaseDir(const Settings& s, const std::string& release,
+                           const std::string& tree_digest, DriverContext& ctx) {
     FileSystem* fs = ctx.env->fs();
     if (ctx.store == nullptr) return Status::Internal("process restore without a store");
-    BACKSTOP_ASSIGN_OR_RETURN(std::string text, ctx.store->Get(tree_digest.get<std::string>()));
+    BACKSTOP_ASSIGN_OR_RETURN(std::string text, ctx.store->Get(tree_digest));
     BACKSTOP_ASSIGN_OR_RETURN(Tree tree, TreeFromJson(text));
     const std::string dir = ReleaseDir(s, release);
     const bool present = fs->Exists(dir);

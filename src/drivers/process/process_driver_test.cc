@@ -7,13 +7,16 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
+#include "drivers/process/proc_table.h"
 #include "probe.h"
+#include "restore_point.h"
 #include "spec.h"
 #include "store.h"
 #include "testing/test_env.h"
@@ -121,6 +124,40 @@ class ProcessDriverTest : public ::testing::Test {
   }
 
   bool Alive(pid_t pid) { return env_->processes()->IsAlive(pid); }
+
+  std::string Log() const { return state_ + "/logs/orchestrator.log"; }
+
+  // Waits (up to 10 s) until the service's log holds `needle`.
+  bool WaitForLog(const std::string& needle) {
+    for (int i = 0; i < 1000; ++i) {
+      if (ReadOrEmpty(Log()).find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  // Waits (up to 10 s) until `pid` has exited.
+  bool WaitForExit(pid_t pid) {
+    for (int i = 0; i < 1000; ++i) {
+      if (!Alive(pid)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  // The processes started for this service, recorded or not.
+  std::vector<ProcessIdentity> ServiceProcesses() {
+    return env_->processes()->FindByEnvironment(
+        {"BACKSTOP_COMPONENT=orchestrator", "BACKSTOP_STATE_DIR=" + state_});
+  }
+
+  // Stores a restore point holding `entry` for the service.
+  void WriteRestorePointWith(const json& entry) {
+    RestorePoint rp;
+    rp.id = NewRestorePointId(env_->clock()->WallMicros());
+    rp.components["orchestrator"] = entry;
+    ASSERT_TRUE(WriteRestorePoint(*store_, rp).ok());
+  }
 
   bool AnyProgressContains(const std::string& needle) {
     for (const auto& l : progress_) {
@@ -276,10 +313,8 @@ TEST_F(ProcessDriverTest, StartStopAreIdempotent) {
   EXPECT_TRUE(AnyProgressContains("already running"));
 
   // The service got its environment, working directory and log.
-  std::string log = state_ + "/logs/orchestrator.log";
-  for (int i = 0; i < 200 && ReadOrEmpty(log).find("svc ") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  std::string log = Log();
+  EXPECT_TRUE(WaitForLog("svc "));
   EXPECT_NE(ReadOrEmpty(log).find("svc orchestrator v1 up in " + releases_ + "/v1 GREETING=hello"),
             std::string::npos)
       << ReadOrEmpty(log);
@@ -348,19 +383,39 @@ TEST_F(ProcessDriverTest, SigtermIgnoringServiceGetsSigkillAfterTheStopTimeout) 
   ASSERT_TRUE(Deploy("v1").ok());
   ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
   pid_t pid = RecordedPid();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the trap be set
+  // The script says "stubborn" once its trap is set.
+  ASSERT_TRUE(WaitForLog("stubborn")) << ReadOrEmpty(Log());
   ASSERT_TRUE(driver_->Stop(spec_, ctx_).ok());
   EXPECT_FALSE(Alive(pid));
   EXPECT_TRUE(AnyProgressContains("sending SIGKILL"));
   EXPECT_FALSE(Record().has_value());
 }
 
+// True if `pid` has a SIGTERM pending (it blocks SIGTERM, so one sent stays pending).
+bool SigtermPending(pid_t pid) {
+  std::string status = ReadOrEmpty("/proc/" + std::to_string(pid) + "/status");
+  auto at = status.find("ShdPnd:");
+  if (at == std::string::npos) return false;
+  uint64_t pending = std::strtoull(status.c_str() + at + 7, nullptr, 16);
+  return (pending & (1ull << (SIGTERM - 1))) != 0;
+}
+
 TEST_F(ProcessDriverTest, RecycledPidIsNeverSignalled) {
-  // Someone else's process, with the pid our record names but another start time.
-  ProcessOptions other;
-  other.argv = {"sleep", "600"};
-  auto pid = env_->processes()->SpawnDetached(other);
-  ASSERT_TRUE(pid.ok());
+  // Someone else's process, with the pid our record names but another start
+  // time. It blocks SIGTERM, so a SIGTERM sent to it would stay visible as
+  // pending: what Stop did is known the moment it returns.
+  pid_t other = ::fork();
+  ASSERT_GE(other, 0);
+  if (other == 0) {
+    ::setsid();
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &term, nullptr);
+    ::execlp("sleep", "sleep", "600", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto pid = std::optional<pid_t>(other);
   auto ticks = env_->processes()->StartTicks(*pid);
   ASSERT_TRUE(ticks.ok());
   WriteFileOrDie(state_ + "/components/orchestrator/process.json",
@@ -372,8 +427,8 @@ TEST_F(ProcessDriverTest, RecycledPidIsNeverSignalled) {
   ASSERT_TRUE(described.ok());
   EXPECT_EQ((*described)["running"], false);
   ASSERT_TRUE(driver_->Stop(spec_, ctx_).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(Alive(*pid));
+  EXPECT_FALSE(SigtermPending(*pid));
   EXPECT_TRUE(AnyProgressContains("belongs to another process"));
   EXPECT_FALSE(Record().has_value());
 
@@ -383,7 +438,15 @@ TEST_F(ProcessDriverTest, RecycledPidIsNeverSignalled) {
   ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
   EXPECT_NE(RecordedPid(), *pid);
   EXPECT_TRUE(Alive(*pid));
+  EXPECT_FALSE(SigtermPending(*pid));
+  // The checked signal refuses a wrong start time, and reaches the right one.
+  EXPECT_TRUE(env_->processes()->SignalIfSame({*pid, *ticks + 1}, SIGKILL, true).IsNotFound());
+  EXPECT_TRUE(Alive(*pid));
+  EXPECT_TRUE(env_->processes()->SignalIfSame({*pid, *ticks}, SIGTERM, false).ok());
+  EXPECT_TRUE(SigtermPending(*pid));
   (void)env_->processes()->Signal(*pid, SIGKILL, true);
+  int status = 0;
+  ::waitpid(*pid, &status, 0);
 }
 
 TEST_F(ProcessDriverTest, ImmediateExitIsReportedWithTheLog) {
@@ -554,6 +617,205 @@ TEST_F(ProcessDriverTest, CorruptBlobLeavesTheLiveReleaseAlone) {
   EXPECT_FALSE(env_->fs()->Exists(JoinPath(releases_, ".v1.replaced-run-1")));
 }
 
+// A spawned process runs nothing until the caller has recorded it: it is
+// held, already leading its own session, while before_exec runs.
+TEST_F(ProcessDriverTest, SpawnHoldsTheProcessUntilItIsRecorded) {
+  const std::string ran = dir_.Join("ran");
+  ProcessOptions opts;
+  opts.argv = {"sh", "-c", "echo yes > " + ran + "; exec sleep 600"};
+  pid_t held = 0;
+  opts.before_exec = [&](pid_t pid) -> Status {
+    held = pid;
+    EXPECT_TRUE(Alive(pid));
+    EXPECT_EQ(SessionOf(pid), pid);         // its own session and group: pid == pgid == sid
+    EXPECT_FALSE(env_->fs()->Exists(ran));  // held: the command has not run
+    return Status::OK();
+  };
+  auto pid = env_->processes()->SpawnDetached(opts);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  EXPECT_EQ(*pid, held);
+  for (int i = 0; i < 1000 && !env_->fs()->Exists(ran); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(env_->fs()->Exists(ran));
+  (void)env_->processes()->Signal(*pid, SIGKILL, true);
+
+  // Refused (or the caller died): the held process exits having run nothing.
+  opts.before_exec = [&](pid_t pid) -> Status {
+    held = pid;
+    return Status::IOError("cannot write the record");
+  };
+  ASSERT_TRUE(env_->fs()->Remove(ran).ok());
+  auto refused = env_->processes()->SpawnDetached(opts);
+  EXPECT_EQ(refused.status().code(), Status::Code::kIOError);
+  ASSERT_TRUE(WaitForExit(held));
+  EXPECT_FALSE(env_->fs()->Exists(ran));
+}
+
+TEST_F(ProcessDriverTest, RecordNamesTheSessionBeforeTheServiceRuns) {
+  MakeSleeperRelease("v1");
+  ASSERT_TRUE(Deploy("v1").ok());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  auto rec = Record();
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ((*rec)["pgid"], (*rec)["pid"]);
+  EXPECT_EQ((*rec)["released"], true);
+  EXPECT_EQ(SessionOf(RecordedPid()), RecordedPid());
+}
+
+// A process whose record says it was never confirmed released (its backstop
+// died around the release) is not trusted as running: it is replaced.
+TEST_F(ProcessDriverTest, UnconfirmedRecordedProcessIsReplaced) {
+  MakeSleeperRelease("v1");
+  ASSERT_TRUE(Deploy("v1").ok());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  pid_t first = RecordedPid();
+  json rec = *Record();
+  rec["released"] = false;
+  WriteFileOrDie(state_ + "/components/orchestrator/process.json", rec.dump());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  EXPECT_FALSE(Alive(first));
+  EXPECT_NE(RecordedPid(), first);
+  ASSERT_EQ(ServiceProcesses().size(), 1u);
+  EXPECT_EQ(ServiceProcesses()[0].pid, RecordedPid());
+}
+
+// Processes of the service that nothing records (left by a start that was
+// interrupted before its record, or by an older backstop) are found by their
+// environment: Stop stops them, Start replaces them instead of adding one.
+TEST_F(ProcessDriverTest, UnrecordedProcessesOfTheServiceAreStopped) {
+  MakeSleeperRelease("v1");
+  ASSERT_TRUE(Deploy("v1").ok());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  pid_t orphan = RecordedPid();
+  ASSERT_TRUE(env_->fs()->Remove(state_ + "/components/orchestrator/process.json").ok());
+
+  // Another environment's process of the same name is not ours.
+  ComponentSpec other = spec_;
+  DriverContext other_ctx = ctx_;
+  other_ctx.state_dir = dir_.Join("other-state");
+  auto other_driver = ProcessDriverInfo().factory();
+  ASSERT_TRUE(other_driver->Start(other, other_ctx).ok());
+  pid_t foreign =
+      json::parse(ReadOrEmpty(other_ctx.state_dir + "/components/orchestrator/process.json"))["pid"]
+          .get<pid_t>();
+
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  EXPECT_FALSE(Alive(orphan));
+  EXPECT_TRUE(AnyProgressContains("that no record names"));
+  ASSERT_EQ(ServiceProcesses().size(), 1u);
+  EXPECT_EQ(ServiceProcesses()[0].pid, RecordedPid());
+
+  pid_t second = RecordedPid();
+  ASSERT_TRUE(env_->fs()->Remove(state_ + "/components/orchestrator/process.json").ok());
+  ASSERT_TRUE(driver_->Stop(spec_, ctx_).ok());
+  EXPECT_FALSE(Alive(second));
+  EXPECT_TRUE(ServiceProcesses().empty());
+  EXPECT_TRUE(Alive(foreign));
+  ASSERT_TRUE(other_driver->Stop(other, other_ctx).ok());
+  EXPECT_FALSE(Alive(foreign));
+}
+
+// The health gate passes only when the process it started serves the port:
+// here the port is served by this test process, while the started service
+// only sleeps.
+TEST_F(ProcessDriverTest, HealthFailsWhenAnotherProcessServesThePort) {
+  httplib::Server impostor;
+  impostor.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok", "text/plain");
+  });
+  const int port = impostor.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  // Bound and listening already: connections queue until the thread accepts them.
+  std::thread serving([&] { impostor.listen_after_bind(); });
+
+  MakeSleeperRelease("v1");
+  spec_.health.type = ProbeSpec::Type::kHttp;
+  spec_.health.target = "http://localhost:" + std::to_string(port) + "/health";
+  spec_.health.timeout_ms = 1000;
+  ASSERT_TRUE(Deploy("v1").ok());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  EXPECT_TRUE(RunProbe(spec_.health, env_).pass());  // the probe alone is fooled
+  HealthResult h = driver_->Health(spec_, ctx_);
+  EXPECT_EQ(h.state, HealthResult::State::kFail) << h.detail;
+  EXPECT_NE(h.detail.find("served by pid " + std::to_string(::getpid())), std::string::npos)
+      << h.detail;
+
+  ProbeSpec tcp = spec_.health;
+  tcp.type = ProbeSpec::Type::kTcp;
+  tcp.target = "127.0.0.1:" + std::to_string(port);
+  EXPECT_NE(ForeignListener(tcp, RecordedPid(), "orchestrator"), "");
+  EXPECT_EQ(ForeignListener(tcp, ::getpid(), "orchestrator"), "");  // the test's own session
+  impostor.stop();
+  serving.join();
+}
+
+TEST_F(ProcessDriverTest, PrepareRebuildsAMissingReleaseBeforeAnythingStops) {
+  MakeRichRelease("v1");
+  MakeSleeperRelease("v2");
+  ASSERT_TRUE(Deploy("v1").ok());
+  auto entry = driver_->Snapshot(spec_, ctx_);
+  ASSERT_TRUE(entry.ok()) << entry.status().ToString();
+  WriteRestorePointWith(*entry);
+  ASSERT_TRUE(Deploy("v2").ok());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  pid_t running = RecordedPid();
+  ASSERT_TRUE(env_->fs()->RemoveAll(JoinPath(releases_, "v1")).ok());
+
+  // `--to v1` or the history name only the release: its files come from the
+  // restore point that holds them, and the running v2 is left alone.
+  const json by_name = {{"release", "v1"}};
+  EXPECT_TRUE(driver_->CheckRestorable(spec_, by_name, ctx_).ok());
+  Status prepared = driver_->Prepare(spec_, by_name, ctx_);
+  ASSERT_TRUE(prepared.ok()) << prepared.ToString();
+  EXPECT_EQ(ReadOrEmpty(JoinPath(releases_, "v1/config.json")), "{\"version\": \"v1\"}\n");
+  EXPECT_EQ(*CurrentRelease(spec_), "v2");
+  EXPECT_TRUE(Alive(running));
+  ASSERT_TRUE(driver_->Restore(spec_, by_name, ctx_).ok());
+  EXPECT_EQ(*CurrentRelease(spec_), "v1");
+
+  // The same from the entry's own tree.
+  ASSERT_TRUE(Deploy("v2").ok());
+  ASSERT_TRUE(env_->fs()->RemoveAll(JoinPath(releases_, "v1")).ok());
+  ASSERT_TRUE(driver_->Prepare(spec_, *entry, ctx_).ok());
+  EXPECT_TRUE(driver_->VerifyRestored(spec_, json{{"release", "v2"}}, ctx_).ok());
+  EXPECT_TRUE(env_->fs()->Exists(JoinPath(releases_, "v1/lib/deep/data.bin")));
+}
+
+TEST_F(ProcessDriverTest, PrepareRefusesAReleaseNothingCanRebuild) {
+  MakeSleeperRelease("v2");
+  ASSERT_TRUE(Deploy("v2").ok());
+  const json by_name = {{"release", "v1"}};
+  Status prepared = driver_->Prepare(spec_, by_name, ctx_);
+  EXPECT_TRUE(prepared.IsNotFound()) << prepared.ToString();
+  EXPECT_NE(prepared.message().find("no restore point holds its files; available: v2"),
+            std::string::npos)
+      << prepared.message();
+  EXPECT_TRUE(driver_->CheckRestorable(spec_, by_name, ctx_).IsNotFound());
+}
+
+TEST_F(ProcessDriverTest, CheckRestorableReportsAMissingBlob) {
+  MakeRichRelease("v1");
+  ASSERT_TRUE(Deploy("v1").ok());
+  auto entry = driver_->Snapshot(spec_, ctx_);
+  ASSERT_TRUE(entry.ok()) << entry.status().ToString();
+  EXPECT_TRUE(driver_->CheckRestorable(spec_, *entry, ctx_).ok());
+  // The blob of the big file goes missing from the store.
+  for (const auto& b : (*entry)["blobs"]) {
+    auto size = store_->SizeOf(b.get<std::string>());
+    if (size.ok() && *size > 100000) {
+      ASSERT_EQ(::unlink(store_->BlobPath(b.get<std::string>()).c_str()), 0);
+    }
+  }
+  Status st = driver_->CheckRestorable(spec_, *entry, ctx_);
+  EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("lib/deep/data.bin"), std::string::npos) << st.message();
+  // Prepare refuses too when the release would have to be rebuilt.
+  ASSERT_TRUE(env_->fs()->RemoveAll(JoinPath(releases_, "v1")).ok());
+  EXPECT_EQ(driver_->Prepare(spec_, *entry, ctx_).code(), Status::Code::kFailedPrecondition);
+  EXPECT_FALSE(env_->fs()->Exists(JoinPath(releases_, "v1")));
+}
+
 // The required "process rollback against real child processes" test: v2 is
 // deployed, fails its health gate, and Backstop's driver calls bring v1 back.
 TEST_F(ProcessDriverTest, UnhealthyV2RollsBackToHealthyV1) {
@@ -576,6 +838,8 @@ TEST_F(ProcessDriverTest, UnhealthyV2RollsBackToHealthyV1) {
   ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
   HealthResult h = WaitHealthy(spec_.health, env_, 20, nullptr, nullptr);
   ASSERT_TRUE(h.pass()) << h.detail << "\n" << driver_->Diagnose(spec_, ctx_);
+  h = driver_->Health(spec_, ctx_);  // the listener is the started process's own
+  EXPECT_TRUE(h.pass()) << h.detail;
   auto restore_point = driver_->Snapshot(spec_, ctx_);
   ASSERT_TRUE(restore_point.ok()) << restore_point.status().ToString();
 
