@@ -60,6 +60,17 @@ expect_eq "$(grep -c '"change"' <<<"$OUT")" 2 "ledger lines of orders"
 bs ledger "$config_run" --stream EVENTS
 expect_contains "$OUT" "21" "ledger --stream EVENTS"
 [[ "$OUT" != *public.users* ]] || fail "ledger --stream lists a table"
+# Positions the run moved back are listed beside what it discarded.
+sqlite3 "$STATE/state.db" "UPDATE runs SET summary = json_set(summary, '\$.data_loss',
+  json('{\"items\": [], \"ledger_files\": [], \"rewinds\": [{\"component\": \"bus\",
+  \"object\": \"EVENTS/billing\", \"unit\": \"messages redelivered\", \"from\": 35,
+  \"to\": 20}]}')) WHERE id = '$config_run'"
+bs ledger "$config_run" --stream EVENTS
+expect_rc 0 "ledger with a rewind"
+expect_contains "$OUT" "EVENTS/billing" "ledger with a rewind"
+expect_contains "$OUT" "35 -> 20 (15 messages redelivered)" "ledger with a rewind"
+bs ledger "$config_run" --table orders
+[[ "$OUT" != *rewound* ]] || fail "ledger --table lists a consumer's rewind"
 bs ledger "$config_run" --table orders --stream EVENTS
 expect_rc 2 "ledger --table with --stream"
 
