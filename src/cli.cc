@@ -805,6 +805,12 @@ int CmdSalvage(const GlobalOptions& g, Output& out, const SalvageFlags& f,
     return Fail(out, Status::InvalidArgument("--stream is for a stream component; " + c->name +
                                              " is a " + c->kind + " component"));
   }
+  if (f.apply && e.spec.requires_confirm && !f.confirm) {
+    return Fail(out, Status::Aborted("environment '" + e.spec.environment +
+                                     "' is protected: --apply writes into " + c->name +
+                                     "; run without --apply to review the export, then rerun "
+                                     "with --confirm"));
+  }
   auto run_id = e.state->ResolveRunId(f.run);
   if (!run_id.ok()) return Fail(out, run_id.status());
   SalvageRequest req;
@@ -834,12 +840,6 @@ int CmdSalvage(const GlobalOptions& g, Output& out, const SalvageFlags& f,
                         : "salvage-" + *run_id + "-" + c->name + "-" + safe_object + ".jsonl";
   std::unique_ptr<EnvironmentLock> lock;
   if (f.apply) {
-    if (e.spec.requires_confirm && !f.confirm) {
-      return Fail(out, Status::Aborted("environment '" + e.spec.environment +
-                                       "' is protected: --apply writes into " + c->name +
-                                       "; run without --apply to review the export, then rerun "
-                                       "with --confirm"));
-    }
     auto acquired =
         EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
     if (!acquired.ok()) return Fail(out, acquired.status());
