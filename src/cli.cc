@@ -745,6 +745,19 @@ int CmdLedger(const GlobalOptions& g, Output& out, const std::string& selector,
     l["component"] = r.component;
     lines.push_back(l);
   }
+  // Positions moved back are not discarded data, but the operator must see
+  // them beside it: messages redelivered, sequence values handed out again.
+  for (const auto& r : loss.rewinds) {
+    bool is_stream = r.object.find('/') != std::string::npos;
+    if ((!table.empty() && is_stream) || (!stream.empty() && !is_stream)) continue;
+    std::string owner = is_stream ? r.object.substr(0, r.object.find('/')) : r.object;
+    if (!wanted.empty() && !ObjectMatches(owner, wanted) && !ObjectMatches(r.object, wanted)) {
+      continue;
+    }
+    out.Text(Pad(r.component, 14) + Pad(r.object, 28) + Pad("rewound", 12) +
+             std::to_string(r.from) + " -> " + std::to_string(r.to) + " (" +
+             FormatThousands(r.count()) + " " + r.unit + ")");
+  }
   if (lines.empty()) {
     out.Text(wanted.empty() ? "(nothing discarded: the ledger is empty)"
                             : "(nothing discarded from " + wanted + ")");
@@ -792,6 +805,12 @@ int CmdSalvage(const GlobalOptions& g, Output& out, const SalvageFlags& f,
     return Fail(out, Status::InvalidArgument("--stream is for a stream component; " + c->name +
                                              " is a " + c->kind + " component"));
   }
+  if (f.apply && e.spec.requires_confirm && !f.confirm) {
+    return Fail(out, Status::Aborted("environment '" + e.spec.environment +
+                                     "' is protected: --apply writes into " + c->name +
+                                     "; run without --apply to review the export, then rerun "
+                                     "with --confirm"));
+  }
   auto run_id = e.state->ResolveRunId(f.run);
   if (!run_id.ok()) return Fail(out, run_id.status());
   SalvageRequest req;
@@ -821,12 +840,6 @@ int CmdSalvage(const GlobalOptions& g, Output& out, const SalvageFlags& f,
                         : "salvage-" + *run_id + "-" + c->name + "-" + safe_object + ".jsonl";
   std::unique_ptr<EnvironmentLock> lock;
   if (f.apply) {
-    if (e.spec.requires_confirm && !f.confirm) {
-      return Fail(out, Status::Aborted("environment '" + e.spec.environment +
-                                       "' is protected: --apply writes into " + c->name +
-                                       "; run without --apply to review the export, then rerun "
-                                       "with --confirm"));
-    }
     auto acquired =
         EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
     if (!acquired.ok()) return Fail(out, acquired.status());

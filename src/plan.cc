@@ -97,13 +97,16 @@ void AddCommonTail(const Spec& spec, Plan& plan, const std::vector<std::string>&
 }
 
 // The services that must be stopped around restoring `restored`: the restored
-// services themselves and every service depending on a restored component,
-// in dependency order.
+// services themselves and every service depending on a restored config or
+// data component, in dependency order.
 std::vector<std::string> ServicesToCycle(const Spec& spec,
                                          const std::vector<std::string>& restored) {
   std::set<std::string> cycle;
   for (const auto& name : restored) {
-    if (IsService(*spec.Find(name))) cycle.insert(name);
+    if (IsService(*spec.Find(name))) {
+      cycle.insert(name);
+      continue;  // a release switch does not restart its dependents
+    }
     for (const auto& d : Dependents(spec, name)) {
       if (IsService(*spec.Find(d))) cycle.insert(d);
     }

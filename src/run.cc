@@ -707,7 +707,7 @@ Status RunEngine::Abandon(const std::string& selector) {
                                                      {{"run_id", run_id}, {"command", "abandon"}}));
   BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state_.GetRun(run_id));
   if (run.status == "succeeded") {
-    return Status::FailedPrecondition("run " + run_id + " succeeded; nothing to abandon");
+    return Status::Aborted("run " + run_id + " succeeded; nothing to abandon");
   }
   return state_.FinishRun(run_id, "abandoned", env_->clock()->WallMicros(),
                           run.error.empty() ? "abandoned by the operator" : run.error, run.summary);

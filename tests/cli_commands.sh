@@ -32,6 +32,8 @@ config_run=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' <<<"$OUT" | head -n1)
 bs rollback --resume "$config_run"
 expect_rc 3 "resume of a finished run"
 expect_contains "$ERR" "already succeeded" "resume of a finished run"
+bs rollback --abandon "$config_run"
+expect_rc 3 "abandon of a finished run"
 
 # ledger: a run that discarded nothing, then one whose ledger lists rows and messages.
 bs ledger "$config_run"
@@ -60,6 +62,17 @@ expect_eq "$(grep -c '"change"' <<<"$OUT")" 2 "ledger lines of orders"
 bs ledger "$config_run" --stream EVENTS
 expect_contains "$OUT" "21" "ledger --stream EVENTS"
 [[ "$OUT" != *public.users* ]] || fail "ledger --stream lists a table"
+# Positions the run moved back are listed beside what it discarded.
+sqlite3 "$STATE/state.db" "UPDATE runs SET summary = json_set(summary, '\$.data_loss',
+  json('{\"items\": [], \"ledger_files\": [], \"rewinds\": [{\"component\": \"bus\",
+  \"object\": \"EVENTS/billing\", \"unit\": \"messages redelivered\", \"from\": 35,
+  \"to\": 20}]}')) WHERE id = '$config_run'"
+bs ledger "$config_run" --stream EVENTS
+expect_rc 0 "ledger with a rewind"
+expect_contains "$OUT" "EVENTS/billing" "ledger with a rewind"
+expect_contains "$OUT" "35 -> 20 (15 messages redelivered)" "ledger with a rewind"
+bs ledger "$config_run" --table orders
+[[ "$OUT" != *rewound* ]] || fail "ledger --table lists a consumer's rewind"
 bs ledger "$config_run" --table orders --stream EVENTS
 expect_rc 2 "ledger --table with --stream"
 
@@ -81,6 +94,30 @@ expect_rc 2 "salvage --table of a config component"
 expect_contains "$ERR" "config is a config component" "salvage --table of a config component"
 bs salvage "$config_run" --component config --table orders --where x --keys "$WORK/keys"
 expect_rc 2 "salvage --where with --keys"
+
+# salvage --apply in a protected environment needs --confirm, like rollback:
+# refused (exit 3) before the driver is asked anything.
+PROTECTED_SPEC="$WORK/protected.yaml"
+{
+  echo "protected: true"
+  echo "state_dir: $WORK/.backstop-protected"
+  cat "$SPEC"
+  cat <<YAML
+  bus:
+    kind: stream
+    driver: nats
+    url: nats://127.0.0.1:1
+    streams: [EVENTS]
+YAML
+} >"$PROTECTED_SPEC"
+run "$BACKSTOP_BIN" --spec "$PROTECTED_SPEC" check
+expect_rc 0 "check of the protected spec"
+run "$BACKSTOP_BIN" --spec "$PROTECTED_SPEC" salvage latest --component bus --stream EVENTS --apply
+expect_rc 3 "salvage --apply without --confirm in a protected environment"
+expect_contains "$ERR" "--confirm" "salvage --apply without --confirm"
+run "$BACKSTOP_BIN" --spec "$PROTECTED_SPEC" salvage "$config_run" --component bus --stream EVENTS
+expect_rc 2 "salvage of a run of another state dir"
+expect_contains "$ERR" "no run matches" "salvage of a run of another state dir"
 
 # A target recorded unhealthy is refused up front, naming it; --force goes on,
 # and a failed start leaves the services that were not switched running.
