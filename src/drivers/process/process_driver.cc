@@ -909,10 +909,11 @@ class ProcessDriver : public Driver {
   }
 
   // Stops the service's processes, each with its process group: with
-  // `recorded`, the recorded one and then its record; always, every process
-  // started with the service's marker outside the recorded one's session
-  // (orphans of a start that nothing recorded). A pid whose start time is not
-  // the one seen is never signalled.
+  // `recorded`, the recorded one, every process carrying the service's marker
+  // and then the record; without, only the processes carrying the marker
+  // outside the recorded one's session (orphans of a start that nothing
+  // recorded), leaving the running service alone. A pid whose start time is
+  // not the one seen is never signalled.
   Status StopProcesses(const Settings& s, DriverContext& ctx, bool recorded) {
     FileSystem* fs = ctx.env->fs();
     ProcessRunner* procs = ctx.env->processes();
@@ -932,9 +933,16 @@ class ProcessDriver : public Driver {
     const std::vector<ProcessIdentity> marked =
         s.marker.empty() ? std::vector<ProcessIdentity>() : procs->FindByEnvironment(s.marker);
     for (const ProcessIdentity& p : marked) {
-      if (leader_alive && (p.pid == rec->pid || SessionOf(p.pid) == rec->pid)) continue;
-      targets.push_back(p);
-      unrecorded += (unrecorded.empty() ? "" : ", ") + std::to_string(p.pid);
+      if (leader_alive && p.pid == rec->pid) continue;
+      // Started after the running service, or in its session: possibly its
+      // own child (a helper it detached), not an orphan of an earlier start.
+      const bool maybe_its_own =
+          leader_alive && (p.start_ticks >= rec->start_ticks || SessionOf(p.pid) == rec->pid);
+      if (maybe_its_own && !recorded) continue;
+      targets.push_back(p);  // stopping the service: its detached helpers too
+      if (!maybe_its_own) {
+        unrecorded += (unrecorded.empty() ? "" : ", ") + std::to_string(p.pid);
+      }
     }
     if (!unrecorded.empty()) {
       ctx.Progress(std::string(ctx.dry_run ? "would stop" : "stopping") + " process(es) " +

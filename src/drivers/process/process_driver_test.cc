@@ -716,6 +716,32 @@ TEST_F(ProcessDriverTest, UnrecordedProcessesOfTheServiceAreStopped) {
   EXPECT_FALSE(Alive(foreign));
 }
 
+// A helper the service detached into its own session is the service's: a
+// Start that finds the service running leaves it alone, Stop stops it too.
+TEST_F(ProcessDriverTest, DetachedHelperOfTheServiceIsStoppedWithIt) {
+  WriteFileOrDie(JoinPath(releases_, "v1/bin/svc"),
+                 "#!/bin/sh\nsetsid sleep 600 &\necho \"helper $!\"\nexec sleep 600\n", 0755);
+  ASSERT_TRUE(Deploy("v1").ok());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  ASSERT_TRUE(WaitForLog("helper ")) << ReadOrEmpty(Log());
+  const std::string log = ReadOrEmpty(Log());
+  const pid_t helper = std::atoi(log.c_str() + log.find("helper ") + 7);
+  ASSERT_GT(helper, 0);
+  ASSERT_TRUE(Alive(helper));
+  EXPECT_NE(SessionOf(helper), RecordedPid());  // outside the service's group and session
+  const pid_t service = RecordedPid();
+
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  EXPECT_EQ(RecordedPid(), service);
+  EXPECT_TRUE(Alive(helper));
+  EXPECT_EQ(ServiceProcesses().size(), 2u);
+
+  ASSERT_TRUE(driver_->Stop(spec_, ctx_).ok());
+  EXPECT_FALSE(Alive(service));
+  EXPECT_FALSE(Alive(helper));
+  EXPECT_TRUE(ServiceProcesses().empty());
+}
+
 // The health gate passes only when the process it started serves the port:
 // here the port is served by this test process, while the started service
 // only sleeps.
