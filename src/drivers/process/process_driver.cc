@@ -39,8 +39,9 @@ struct Settings {
   std::vector<std::string> command;
   std::map<std::string, std::string> env;
   int64_t stop_timeout_ms = 10'000;
-  std::string log;          // empty until the state dir is known
-  std::string record_path;  // empty until the state dir is known
+  bool check_listener = true;  // Health: the probe's loopback port must be served by us
+  std::string log;             // empty until the state dir is known
+  std::string record_path;     // empty until the state dir is known
   // The environment entries every process of this service is started with,
   // which tell its processes (and their children) from any other, recorded
   // or not: BACKSTOP_COMPONENT=<name> and BACKSTOP_STATE_DIR=<state dir>.
@@ -90,6 +91,9 @@ Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_d
       }
     }
     BACKSTOP_ASSIGN_OR_RETURN(s.stop_timeout_ms, DurationMs(j, "stop_timeout", 10'000));
+    if (j.contains("check_listener") && j["check_listener"].is_boolean()) {
+      s.check_listener = j["check_listener"].get<bool>();
+    }
     if (!state_dir.empty()) {
       if (j.contains("log") && j["log"].is_string() && !j["log"].get<std::string>().empty()) {
         s.log = AbsolutePath(j["log"].get<std::string>(), CurrentDir());
@@ -870,7 +874,7 @@ class ProcessDriver : public Driver {
         r.detail = "process " + std::to_string(rec->pid) + " has exited (" + r.detail + ")";
       }
       // And a passing probe counts only when the process it started answers.
-      if (alive && r.pass()) {
+      if (alive && r.pass() && settings->check_listener) {
         std::string impostor = ForeignListener(c.health, rec->pid, c.name);
         if (!impostor.empty()) {
           r.state = HealthResult::State::kFail;
@@ -1158,6 +1162,11 @@ std::vector<SettingSchema> Schema() {
       "how long the service may take to exit after SIGTERM before SIGKILL; default 10s", "10s");
   add("log", T::kPath, false,
       "file that receives the service's stdout and stderr; default <state_dir>/logs/<name>.log");
+  add("check_listener", T::kBool, false,
+      "the health probe passes only when the service's own processes listen on its loopback "
+      "port; set false when the probe goes through another process (a local proxy); default "
+      "true",
+      true);
   return v;
 }
 

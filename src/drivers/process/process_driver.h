@@ -13,6 +13,9 @@
 //   env           extra environment variables
 //   stop_timeout  how long SIGTERM may take before SIGKILL (default 10s)
 //   log           where stdout and stderr are appended (default <state_dir>/logs/<name>.log)
+//   check_listener the health probe's loopback port must be served by the
+//                 service's own processes (default true; false for a probe
+//                 that goes through a local proxy)
 //
 // The running process is recorded in <state_dir>/components/<name>/process.json
 // ({pid, pgid, start_ticks, release, started_at, command, released}) so that

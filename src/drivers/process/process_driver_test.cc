@@ -189,7 +189,7 @@ TEST_F(ProcessDriverTest, SchemaDescribesTheSettings) {
   EXPECT_EQ(info.kinds, std::vector<std::string>{"service"});
   std::map<std::string, SettingSchema> by_key;
   for (const auto& s : info.settings) by_key[s.key] = s;
-  ASSERT_EQ(by_key.size(), 6u);
+  ASSERT_EQ(by_key.size(), 7u);
   EXPECT_TRUE(by_key["releases"].required);
   EXPECT_EQ(by_key["releases"].type, SettingSchema::Type::kPath);
   EXPECT_TRUE(by_key["command"].required);
@@ -199,6 +199,8 @@ TEST_F(ProcessDriverTest, SchemaDescribesTheSettings) {
   EXPECT_EQ(by_key["stop_timeout"].type, SettingSchema::Type::kDuration);
   EXPECT_EQ(by_key["stop_timeout"].default_value, "10s");
   EXPECT_EQ(by_key["log"].type, SettingSchema::Type::kPath);
+  EXPECT_EQ(by_key["check_listener"].type, SettingSchema::Type::kBool);
+  EXPECT_EQ(by_key["check_listener"].default_value, true);
   EXPECT_TRUE(driver_->IsService());
 }
 
@@ -772,6 +774,10 @@ TEST_F(ProcessDriverTest, HealthFailsWhenAnotherProcessServesThePort) {
   tcp.target = "127.0.0.1:" + std::to_string(port);
   EXPECT_NE(ForeignListener(tcp, RecordedPid(), "orchestrator"), "");
   EXPECT_EQ(ForeignListener(tcp, ::getpid(), "orchestrator"), "");  // the test's own session
+
+  // A probe that goes through a local proxy opts out.
+  spec_.settings["check_listener"] = false;
+  EXPECT_TRUE(driver_->Health(spec_, ctx_).pass());
   impostor.stop();
   serving.join();
 }
