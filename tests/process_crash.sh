@@ -16,7 +16,7 @@ service_pids() {
   for f in /proc/[0-9]*/environ; do
     pid=${f#/proc/}
     pid=${pid%/environ}
-    entries=$(tr '\0' '\n' <"$f" 2>/dev/null) || continue
+    entries=$(tr '\0' '\n' 2>/dev/null <"$f") || continue
     grep -qxF "BACKSTOP_COMPONENT=$service" <<<"$entries" || continue
     grep -qF "BACKSTOP_RELEASE_DIR=$WORK/$service/" <<<"$entries" || continue
     echo "$pid"

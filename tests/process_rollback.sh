@@ -75,5 +75,15 @@ expect_rc 0 "abandon"
 bs rollback --component orchestrator --to v1
 expect_rc 0 "rollback to v1 after abandoning"
 
+# A release directory deleted by hand is rebuilt from the restore point that
+# holds its files ("before-v2"), not a reason to leave the service stopped.
+bs deploy orchestrator v2
+expect_rc 1 "deploy orchestrator v2 again"
+rm -rf "$WORK/orchestrator/releases/v1"
+bs rollback --component orchestrator
+expect_rc 0 "rollback --component orchestrator with releases/v1 deleted"
+expect_eq "$(service_version "$ORCH_PORT")" v1 "orchestrator version after rebuilding v1"
+[[ -x "$WORK/orchestrator/releases/v1/bin/orchestrator" ]] || fail "releases/v1 was not rebuilt"
+
 bs stop --all
 expect_rc 0 "stop --all"

@@ -39,8 +39,9 @@ struct Settings {
   std::vector<std::string> command;
   std::map<std::string, std::string> env;
   int64_t stop_timeout_ms = 10'000;
-  std::string log;          // empty until the state dir is known
-  std::string record_path;  // empty until the state dir is known
+  bool check_listener = true;  // Health: the probe's loopback port must be served by us
+  std::string log;             // empty until the state dir is known
+  std::string record_path;     // empty until the state dir is known
   // The environment entries every process of this service is started with,
   // which tell its processes (and their children) from any other, recorded
   // or not: BACKSTOP_COMPONENT=<name> and BACKSTOP_STATE_DIR=<state dir>.
@@ -90,6 +91,9 @@ Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_d
       }
     }
     BACKSTOP_ASSIGN_OR_RETURN(s.stop_timeout_ms, DurationMs(j, "stop_timeout", 10'000));
+    if (j.contains("check_listener") && j["check_listener"].is_boolean()) {
+      s.check_listener = j["check_listener"].get<bool>();
+    }
     if (!state_dir.empty()) {
       if (j.contains("log") && j["log"].is_string() && !j["log"].get<std::string>().empty()) {
         s.log = AbsolutePath(j["log"].get<std::string>(), CurrentDir());
@@ -870,7 +874,7 @@ class ProcessDriver : public Driver {
         r.detail = "process " + std::to_string(rec->pid) + " has exited (" + r.detail + ")";
       }
       // And a passing probe counts only when the process it started answers.
-      if (alive && r.pass()) {
+      if (alive && r.pass() && settings->check_listener) {
         std::string impostor = ForeignListener(c.health, rec->pid, c.name);
         if (!impostor.empty()) {
           r.state = HealthResult::State::kFail;
@@ -909,10 +913,11 @@ class ProcessDriver : public Driver {
   }
 
   // Stops the service's processes, each with its process group: with
-  // `recorded`, the recorded one and then its record; always, every process
-  // started with the service's marker outside the recorded one's session
-  // (orphans of a start that nothing recorded). A pid whose start time is not
-  // the one seen is never signalled.
+  // `recorded`, the recorded one, every process carrying the service's marker
+  // and then the record; without, only the processes carrying the marker
+  // outside the recorded one's session (orphans of a start that nothing
+  // recorded), leaving the running service alone. A pid whose start time is
+  // not the one seen is never signalled.
   Status StopProcesses(const Settings& s, DriverContext& ctx, bool recorded) {
     FileSystem* fs = ctx.env->fs();
     ProcessRunner* procs = ctx.env->processes();
@@ -932,9 +937,16 @@ class ProcessDriver : public Driver {
     const std::vector<ProcessIdentity> marked =
         s.marker.empty() ? std::vector<ProcessIdentity>() : procs->FindByEnvironment(s.marker);
     for (const ProcessIdentity& p : marked) {
-      if (leader_alive && (p.pid == rec->pid || SessionOf(p.pid) == rec->pid)) continue;
-      targets.push_back(p);
-      unrecorded += (unrecorded.empty() ? "" : ", ") + std::to_string(p.pid);
+      if (leader_alive && p.pid == rec->pid) continue;
+      // Started after the running service, or in its session: possibly its
+      // own child (a helper it detached), not an orphan of an earlier start.
+      const bool maybe_its_own =
+          leader_alive && (p.start_ticks >= rec->start_ticks || SessionOf(p.pid) == rec->pid);
+      if (maybe_its_own && !recorded) continue;
+      targets.push_back(p);  // stopping the service: its detached helpers too
+      if (!maybe_its_own) {
+        unrecorded += (unrecorded.empty() ? "" : ", ") + std::to_string(p.pid);
+      }
     }
     if (!unrecorded.empty()) {
       ctx.Progress(std::string(ctx.dry_run ? "would stop" : "stopping") + " process(es) " +
@@ -1150,6 +1162,11 @@ std::vector<SettingSchema> Schema() {
       "how long the service may take to exit after SIGTERM before SIGKILL; default 10s", "10s");
   add("log", T::kPath, false,
       "file that receives the service's stdout and stderr; default <state_dir>/logs/<name>.log");
+  add("check_listener", T::kBool, false,
+      "the health probe passes only when the service's own processes listen on its loopback "
+      "port; set false when the probe goes through another process (a local proxy); default "
+      "true",
+      true);
   return v;
 }
 

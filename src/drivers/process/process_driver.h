@@ -13,12 +13,34 @@
 //   env           extra environment variables
 //   stop_timeout  how long SIGTERM may take before SIGKILL (default 10s)
 //   log           where stdout and stderr are appended (default <state_dir>/logs/<name>.log)
+//   check_listener the health probe's loopback port must be served by the
+//                 service's own processes (default true; false for a probe
+//                 that goes through a local proxy)
 //
 // The running process is recorded in <state_dir>/components/<name>/process.json
-// ({pid, start_ticks, release, started_at, command}) so that any later backstop
-// process knows it. The recorded start time (clock ticks since boot) tells the
-// recorded pid from a recycled one: a pid whose start time differs is never
-// signalled.
+// ({pid, pgid, start_ticks, release, started_at, command, released}) so that
+// any later backstop process knows it. The recorded start time (clock ticks
+// since boot) tells the recorded pid from a recycled one: a pid whose start
+// time differs is never signalled.
+//
+// No orphans: a service is started in its own session, held before exec
+// until its record is written (temp file, fsync, rename); a backstop killed
+// before that leaves a held process that exits having run nothing. The record
+// says "released": false until the start is confirmed; a live process with
+// such a record is stopped and started afresh, never trusted. Every process
+// of the service carries BACKSTOP_COMPONENT=<name> and
+// BACKSTOP_STATE_DIR=<state dir> in its environment, so Stop and Start also
+// find and stop processes of the service that no record names.
+//
+// No impostors: Health passes only when every socket listening on the
+// probe's loopback port belongs to the started process's session; otherwise
+// it fails naming the process that holds the port (proc_table.h).
+//
+// Before anything is stopped, Prepare makes sure the target release can be
+// switched to: its directory is rebuilt from the store when it is missing
+// (from the entry's tree, or for an entry naming only a release, from the
+// newest restore point holding it), and CheckRestorable names any blob such
+// a rebuild would lack.
 //
 // Manifest entry (Snapshot):
 //   {"release": "v2", "release_tree": "<digest>", "blobs": [...], "current": path}

@@ -189,7 +189,7 @@ TEST_F(ProcessDriverTest, SchemaDescribesTheSettings) {
   EXPECT_EQ(info.kinds, std::vector<std::string>{"service"});
   std::map<std::string, SettingSchema> by_key;
   for (const auto& s : info.settings) by_key[s.key] = s;
-  ASSERT_EQ(by_key.size(), 6u);
+  ASSERT_EQ(by_key.size(), 7u);
   EXPECT_TRUE(by_key["releases"].required);
   EXPECT_EQ(by_key["releases"].type, SettingSchema::Type::kPath);
   EXPECT_TRUE(by_key["command"].required);
@@ -199,6 +199,8 @@ TEST_F(ProcessDriverTest, SchemaDescribesTheSettings) {
   EXPECT_EQ(by_key["stop_timeout"].type, SettingSchema::Type::kDuration);
   EXPECT_EQ(by_key["stop_timeout"].default_value, "10s");
   EXPECT_EQ(by_key["log"].type, SettingSchema::Type::kPath);
+  EXPECT_EQ(by_key["check_listener"].type, SettingSchema::Type::kBool);
+  EXPECT_EQ(by_key["check_listener"].default_value, true);
   EXPECT_TRUE(driver_->IsService());
 }
 
@@ -716,6 +718,32 @@ TEST_F(ProcessDriverTest, UnrecordedProcessesOfTheServiceAreStopped) {
   EXPECT_FALSE(Alive(foreign));
 }
 
+// A helper the service detached into its own session is the service's: a
+// Start that finds the service running leaves it alone, Stop stops it too.
+TEST_F(ProcessDriverTest, DetachedHelperOfTheServiceIsStoppedWithIt) {
+  WriteFileOrDie(JoinPath(releases_, "v1/bin/svc"),
+                 "#!/bin/sh\nsetsid sleep 600 &\necho \"helper $!\"\nexec sleep 600\n", 0755);
+  ASSERT_TRUE(Deploy("v1").ok());
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  ASSERT_TRUE(WaitForLog("helper ")) << ReadOrEmpty(Log());
+  const std::string log = ReadOrEmpty(Log());
+  const pid_t helper = std::atoi(log.c_str() + log.find("helper ") + 7);
+  ASSERT_GT(helper, 0);
+  ASSERT_TRUE(Alive(helper));
+  EXPECT_NE(SessionOf(helper), RecordedPid());  // outside the service's group and session
+  const pid_t service = RecordedPid();
+
+  ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
+  EXPECT_EQ(RecordedPid(), service);
+  EXPECT_TRUE(Alive(helper));
+  EXPECT_EQ(ServiceProcesses().size(), 2u);
+
+  ASSERT_TRUE(driver_->Stop(spec_, ctx_).ok());
+  EXPECT_FALSE(Alive(service));
+  EXPECT_FALSE(Alive(helper));
+  EXPECT_TRUE(ServiceProcesses().empty());
+}
+
 // The health gate passes only when the process it started serves the port:
 // here the port is served by this test process, while the started service
 // only sleeps.
@@ -746,6 +774,10 @@ TEST_F(ProcessDriverTest, HealthFailsWhenAnotherProcessServesThePort) {
   tcp.target = "127.0.0.1:" + std::to_string(port);
   EXPECT_NE(ForeignListener(tcp, RecordedPid(), "orchestrator"), "");
   EXPECT_EQ(ForeignListener(tcp, ::getpid(), "orchestrator"), "");  // the test's own session
+
+  // A probe that goes through a local proxy opts out.
+  spec_.settings["check_listener"] = false;
+  EXPECT_TRUE(driver_->Health(spec_, ctx_).pass());
   impostor.stop();
   serving.join();
 }
