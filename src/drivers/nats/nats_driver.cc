@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -197,8 +198,21 @@ class LedgerWriter {
     std::unique_ptr<LedgerWriter> w(new LedgerWriter());
     w->path_ = path;
     w->tmp_ = path + ".tmp-" + std::to_string(::getpid());
-    w->f_ = ::fopen(w->tmp_.c_str(), "we");
-    if (w->f_ == nullptr) return Status::FromErrno("open " + w->tmp_, errno);
+    // Private (ledgers name what was discarded), and never through a link
+    // planted under the temporary name.
+    int fd = ::open(w->tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return Status::FromErrno("open " + w->tmp_, errno);
+    if (::fchmod(fd, 0600) != 0) {  // a leftover of a killed run may have had another mode
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno("chmod " + w->tmp_, err);
+    }
+    w->f_ = ::fdopen(fd, "w");
+    if (w->f_ == nullptr) {
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno("open " + w->tmp_, err);
+    }
     return w;
   }
   ~LedgerWriter() {

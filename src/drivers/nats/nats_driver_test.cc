@@ -3,6 +3,7 @@
 #include "drivers/nats/nats_driver.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
@@ -434,6 +435,13 @@ TEST_F(NatsDriverTest, LedgerListsExactlyTheMessagesAfterTheRestorePoint) {
   EXPECT_EQ(deleted_line["event"], "deleted");
   EXPECT_EQ(deleted_line["count"], 2);
   EXPECT_EQ(deleted_line["first_seq_now"], 3);
+  // The ledger and the discarded messages are private, whatever the umask.
+  for (const std::string& path :
+       {ledger_path, NatsDriver::DiscardedPath(ctx_.run_dir, component_.name)}) {
+    struct stat st;
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << path;
+  }
 }
 
 TEST_F(NatsDriverTest, MessagesPublishedAfterTheLedgerOrTheSaveAreListedAndSaved) {
