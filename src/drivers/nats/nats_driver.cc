@@ -1016,7 +1016,11 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
     Position now = exists ? PositionOf((*info)["state"]) : Position{};
     bool have_saved = saved["streams"].contains(stream);
 
-    if (have_saved && exists && SamePosition(now, target)) {
+    // Skipped only when this run's restore of it finished: a stream at the
+    // target's position may still hold other content (a kill right after
+    // the save of a stream that diverged from the target at equal length).
+    if (have_saved && saved["streams"][stream].value("restored", false) && exists &&
+        SamePosition(now, target)) {
       BACKSTOP_ASSIGN_OR_RETURN(auto missing, MissingConsumers(*conn, stream, rec));
       if (missing.empty()) {
         ctx.Progress("nats: stream " + stream + " already restored (" + target.Describe() + ")");
@@ -1108,6 +1112,8 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
       return PutBack(*conn, settings, stream, saved_rec, st, c, ctx)
           .WithContext("component " + c.name);
     }
+    saved["streams"][stream]["restored"] = true;
+    BACKSTOP_RETURN_IF_ERROR(SaveJsonFile(fs, saved_path, saved));
     CrashPointForTest("nats.after-restore");
   }
   return Status::OK();

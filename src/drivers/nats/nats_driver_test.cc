@@ -263,9 +263,11 @@ TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreUsesTheSavedRecord
   NatsDriver resumed;
   ASSERT_OK(resumed.Restore(component_, entry, ctx_));
   EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
-  EXPECT_EQ(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)), saved_first);
-  json saved = json::parse(saved_first);
+  json saved = json::parse(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)));
+  EXPECT_EQ(saved["streams"]["ORDERS"]["blob"],
+            json::parse(saved_first)["streams"]["ORDERS"]["blob"]);
   EXPECT_EQ(saved["streams"]["ORDERS"]["position"]["last_seq"], 210);
+  EXPECT_EQ(saved["streams"]["ORDERS"]["restored"], true);
 }
 
 // A kill between deleting the stream and restoring it: the resumed run takes
@@ -296,6 +298,32 @@ TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreKeepsTheLedger) {
   ASSERT_OK(resumed.Restore(component_, entry, ctx_));
   EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
   EXPECT_EQ(ReadJsonl(ledger_path), lines_first);
+}
+
+// A kill right after the save, when the live stream has the target's
+// position but other content: the resumed restore must not take it for
+// already restored.
+TEST_F(NatsDriverTest, ResumeAfterSaveOfADivergedStreamOfEqualLengthRestoresIt) {
+  MakeOrders();
+  json before = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 10, 16, "target"));
+  DriverContext snap2 = MakeContext("snap-2");
+  json target = ValueOrDie(driver_.Snapshot(component_, snap2));
+  ASSERT_OK(driver_.Restore(component_, before, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 10, 16, "other"));
+  ASSERT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 210);
+
+  DriverContext undo = MakeContext("run-2");
+  NatsDriver first;
+  DataLossReport loss = ValueOrDie(first.AssessLoss(component_, target, undo));
+  EXPECT_EQ(loss.items[0].inserted, 10u);
+  first.SetAfterSaveHookForTest([](const std::string&) { throw std::runtime_error("killed"); });
+  EXPECT_THROW((void)first.Restore(component_, target, undo), std::runtime_error);
+
+  NatsDriver resumed;
+  ASSERT_OK(resumed.Restore(component_, target, undo));
+  NatsTestMessage m = ValueOrDie(client_->GetMessage("ORDERS", 205));
+  EXPECT_EQ(m.data.substr(0, 6), "target");
 }
 
 TEST_F(NatsDriverTest, CorruptSnapshotRejectedByServerLeavesOriginalStream) {
