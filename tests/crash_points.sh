@@ -81,9 +81,14 @@ base_releases=$(releases_state)
 [[ -n "$base_loss" && -n "$base_ledgers" ]] || die "the uninterrupted rollback reported no loss"
 log "uninterrupted: $base_loss"
 
-# Each point once, in the order first reached (a point reached many times,
-# such as one per restore chunk, is killed at its first pass).
-mapfile -t points < <(awk '!seen[$0]++' "$WORK/points.log")
+# Each point at its first pass, in the order first reached, and a point
+# reached several times (once per stream, per restore chunk...) also at its
+# last pass ("NAME#N"), to bound the runtime while killing in every stream.
+mapfile -t points < <(awk '
+  !($0 in n) { order[++k] = $0 }
+  { n[$0]++ }
+  END { for (i = 1; i <= k; i++) { print order[i]; if (n[order[i]] > 1) print order[i] "#" n[order[i]] } }
+' "$WORK/points.log")
 ((${#points[@]} >= 5)) || die "only ${#points[@]} crash points reached: $(tr '\n' ' ' <"$WORK/points.log")"
 log "${#points[@]} crash points: ${points[*]}"
 
