@@ -1265,6 +1265,9 @@ Result<std::vector<IntegrityCheck>> NatsDriver::CheckIntegrity(const ComponentSp
 Status NatsDriver::Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) {
   if (run_id.empty() || ctx.state_dir.empty()) return Status::OK();
   std::string run_dir = JoinPath(JoinPath(ctx.state_dir, "runs"), run_id);
+  // The discarded messages go with the saved content, as the replaced
+  // database goes for the postgres driver: salvage then says so.
+  BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->Remove(DiscardedPath(run_dir, c.name)));
   return ctx.env->fs()->Remove(SavedRecordPath(run_dir, c.name));
 }
 

@@ -643,6 +643,13 @@ TEST_F(NatsDriverTest, SalvageExportsAndRepublishesTheDiscardedMessages) {
 
   req.object = "NOPE";
   EXPECT_TRUE(driver_.Salvage(component_, req, ctx_).status().IsNotFound());
+
+  // Pruned with the run's saved content: salvage says what is missing.
+  ASSERT_OK(driver_.Prune(component_, ctx_.run_id, ctx_));
+  req.object = "ORDERS";
+  Status pruned = driver_.Salvage(component_, req, ctx_).status();
+  EXPECT_TRUE(pruned.IsNotFound()) << pruned.ToString();
+  EXPECT_NE(pruned.message().find("kept no discarded messages"), std::string::npos);
 }
 
 TEST_F(NatsDriverTest, HealthReportsConnectionAndDisconnectionTime) {
