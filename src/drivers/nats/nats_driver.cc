@@ -699,14 +699,18 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
       // or replaced it since (a kill after the delete, during the restore):
       // what it discards is no longer on the server but in the saved
       // content, so the lines that attempt's ledger listed stand.
-      uint64_t listed_to = PositionOf(rec["position"]).last_seq;
+      // Up to where that ledger listed the stream, as recorded with the save
+      // (older records: the restore point's last sequence).
+      uint64_t listed_to = U64(saved["streams"][stream], "ledger_listed_to");
+      const bool recorded = saved["streams"][stream].contains("ledger_listed_to");
+      if (!recorded) listed_to = PositionOf(rec["position"]).last_seq;
       for (const auto& l : earlier_lines) {
         if (l.value("stream", "") != stream) continue;
         if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
         const std::string event = l.value("event", "");
         if (event == "published") {
           ++item.inserted;
-          listed_to = std::max(listed_to, l.value("sequence", uint64_t{0}));
+          if (!recorded) listed_to = std::max(listed_to, l.value("sequence", uint64_t{0}));
         } else if (event == "rewound") {
           report.rewinds.push_back(RewindOfLine(l, c.name));
         } else {
@@ -1059,6 +1063,12 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
         record["earlier"] = earlier;
       }
       record["saved_at"] = FormatRfc3339(ctx.env->clock()->WallMicros(), true);
+      if (ledger_taken_ && ledger_taken_->run_id == ctx.run_id) {
+        auto listed = ledger_taken_->listed_to.find(stream);
+        if (listed != ledger_taken_->listed_to.end()) {
+          record["ledger_listed_to"] = listed->second;
+        }
+      }
       saved["streams"][stream] = record;
       have_saved = true;
       BACKSTOP_RETURN_IF_ERROR(SaveJsonFile(fs, saved_path, saved));

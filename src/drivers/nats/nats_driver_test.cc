@@ -326,6 +326,37 @@ TEST_F(NatsDriverTest, ResumeAfterSaveOfADivergedStreamOfEqualLengthRestoresIt) 
   EXPECT_EQ(m.data.substr(0, 6), "target");
 }
 
+// Undoing into a longer target: killed after the save, then a message
+// arrives (sequence 201, not the target's) before the resume: the resumed
+// run lists it, from where the first ledger stopped.
+TEST_F(NatsDriverTest, ResumeListsMessagesPublishedAfterTheSaveOfAPrefixStream) {
+  MakeOrders();
+  json before = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 10, 16, "target"));
+  DriverContext snap2 = MakeContext("snap-2");
+  json target = ValueOrDie(driver_.Snapshot(component_, snap2));
+  ASSERT_OK(driver_.Restore(component_, before, ctx_));
+
+  DriverContext undo = MakeContext("run-2");
+  NatsDriver first;
+  EXPECT_EQ(ValueOrDie(first.AssessLoss(component_, target, undo)).TotalMessages(), 0u);
+  first.SetAfterSaveHookForTest([](const std::string&) { throw std::runtime_error("killed"); });
+  EXPECT_THROW((void)first.Restore(component_, target, undo), std::runtime_error);
+  ASSERT_EQ(ValueOrDie(client_->Publish("orders.late", "late")), 201u);
+
+  NatsDriver resumed;
+  ValueOrDie(resumed.AssessLoss(component_, target, undo));
+  ASSERT_OK(resumed.Restore(component_, target, undo));
+  auto revised = resumed.LossRevisedByRestore(component_);
+  ASSERT_TRUE(revised.has_value());
+  EXPECT_EQ(revised->TotalMessages(), 1u);
+  std::vector<uint64_t> listed;
+  for (const auto& l : ReadJsonl(JoinPath(undo.run_dir, "ledger-bus.jsonl"))) {
+    if (l["event"] == "published") listed.push_back(l["sequence"].get<uint64_t>());
+  }
+  EXPECT_EQ(listed, std::vector<uint64_t>{201});
+}
+
 TEST_F(NatsDriverTest, CorruptSnapshotRejectedByServerLeavesOriginalStream) {
   MakeOrders();
   json entry = ValueOrDie(driver_.Snapshot(component_, ctx_));
