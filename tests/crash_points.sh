@@ -51,15 +51,16 @@ for acc in json.load(sys.stdin).get("account_details", []):
 }
 
 # Where each service's `current` points, and which releases run: one line
-# per process whose executable or command line is inside a release.
+# per process started by Backstop (it has BACKSTOP_RELEASE_DIR in its
+# environment) for a release under this test's directory.
 releases_state() {
-  local role pid
+  local role environ
   for role in orchestrator webui; do
     echo "$role current -> $(readlink "$WORK/$role/current")"
   done
-  for pid in $(pgrep -f "$WORK/[a-z]*/releases/" || true); do
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -o "$WORK/[a-z]*/releases/[^/ ]*" | head -n1
-  done | sed "s|$WORK/||" | sort
+  for environ in /proc/[0-9]*/environ; do
+    tr '\0' '\n' <"$environ" 2>/dev/null | sed -n "s|^BACKSTOP_RELEASE_DIR=$WORK/||p" || true
+  done | sort
 }
 
 data_loss_line() { grep -m1 '^  Data loss:' <<<"$1" | sed 's/^ *//' || true; }
@@ -79,11 +80,17 @@ base_data=$(data_state)
 base_releases=$(releases_state)
 [[ -n "$base_run" ]] || die "no run id in the uninterrupted rollback's output"
 [[ -n "$base_loss" && -n "$base_ledgers" ]] || die "the uninterrupted rollback reported no loss"
+(($(grep -vc ' current -> ' <<<"$base_releases") == 2)) || die "expected one process per service: $base_releases"
 log "uninterrupted: $base_loss"
 
-# Each point once, in the order first reached (a point reached many times,
-# such as one per restore chunk, is killed at its first pass).
-mapfile -t points < <(awk '!seen[$0]++' "$WORK/points.log")
+# Each point at its first pass, in the order first reached, and a point
+# reached several times (once per stream, per restore chunk...) also at its
+# last pass ("NAME#N"), to bound the runtime while killing in every stream.
+mapfile -t points < <(awk '
+  !($0 in n) { order[++k] = $0 }
+  { n[$0]++ }
+  END { for (i = 1; i <= k; i++) { print order[i]; if (n[order[i]] > 1) print order[i] "#" n[order[i]] } }
+' "$WORK/points.log")
 ((${#points[@]} >= 5)) || die "only ${#points[@]} crash points reached: $(tr '\n' ' ' <"$WORK/points.log")"
 log "${#points[@]} crash points: ${points[*]}"
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -197,8 +198,21 @@ class LedgerWriter {
     std::unique_ptr<LedgerWriter> w(new LedgerWriter());
     w->path_ = path;
     w->tmp_ = path + ".tmp-" + std::to_string(::getpid());
-    w->f_ = ::fopen(w->tmp_.c_str(), "we");
-    if (w->f_ == nullptr) return Status::FromErrno("open " + w->tmp_, errno);
+    // Private (ledgers name what was discarded), and never through a link
+    // planted under the temporary name.
+    int fd = ::open(w->tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return Status::FromErrno("open " + w->tmp_, errno);
+    if (::fchmod(fd, 0600) != 0) {  // a leftover of a killed run may have had another mode
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno("chmod " + w->tmp_, err);
+    }
+    w->f_ = ::fdopen(fd, "w");
+    if (w->f_ == nullptr) {
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno("open " + w->tmp_, err);
+    }
     return w;
   }
   ~LedgerWriter() {
@@ -685,14 +699,18 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
       // or replaced it since (a kill after the delete, during the restore):
       // what it discards is no longer on the server but in the saved
       // content, so the lines that attempt's ledger listed stand.
-      uint64_t listed_to = PositionOf(rec["position"]).last_seq;
+      // Up to where that ledger listed the stream, as recorded with the save
+      // (older records: the restore point's last sequence).
+      uint64_t listed_to = U64(saved["streams"][stream], "ledger_listed_to");
+      const bool recorded = saved["streams"][stream].contains("ledger_listed_to");
+      if (!recorded) listed_to = PositionOf(rec["position"]).last_seq;
       for (const auto& l : earlier_lines) {
         if (l.value("stream", "") != stream) continue;
         if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
         const std::string event = l.value("event", "");
         if (event == "published") {
           ++item.inserted;
-          listed_to = std::max(listed_to, l.value("sequence", uint64_t{0}));
+          if (!recorded) listed_to = std::max(listed_to, l.value("sequence", uint64_t{0}));
         } else if (event == "rewound") {
           report.rewinds.push_back(RewindOfLine(l, c.name));
         } else {
@@ -1002,7 +1020,11 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
     Position now = exists ? PositionOf((*info)["state"]) : Position{};
     bool have_saved = saved["streams"].contains(stream);
 
-    if (have_saved && exists && SamePosition(now, target)) {
+    // Skipped only when this run's restore of it finished: a stream at the
+    // target's position may still hold other content (a kill right after
+    // the save of a stream that diverged from the target at equal length).
+    if (have_saved && saved["streams"][stream].value("restored", false) && exists &&
+        SamePosition(now, target)) {
       BACKSTOP_ASSIGN_OR_RETURN(auto missing, MissingConsumers(*conn, stream, rec));
       if (missing.empty()) {
         ctx.Progress("nats: stream " + stream + " already restored (" + target.Describe() + ")");
@@ -1041,6 +1063,12 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
         record["earlier"] = earlier;
       }
       record["saved_at"] = FormatRfc3339(ctx.env->clock()->WallMicros(), true);
+      if (ledger_taken_ && ledger_taken_->run_id == ctx.run_id) {
+        auto listed = ledger_taken_->listed_to.find(stream);
+        if (listed != ledger_taken_->listed_to.end()) {
+          record["ledger_listed_to"] = listed->second;
+        }
+      }
       saved["streams"][stream] = record;
       have_saved = true;
       BACKSTOP_RETURN_IF_ERROR(SaveJsonFile(fs, saved_path, saved));
@@ -1094,6 +1122,8 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
       return PutBack(*conn, settings, stream, saved_rec, st, c, ctx)
           .WithContext("component " + c.name);
     }
+    saved["streams"][stream]["restored"] = true;
+    BACKSTOP_RETURN_IF_ERROR(SaveJsonFile(fs, saved_path, saved));
     CrashPointForTest("nats.after-restore");
   }
   return Status::OK();
@@ -1245,6 +1275,9 @@ Result<std::vector<IntegrityCheck>> NatsDriver::CheckIntegrity(const ComponentSp
 Status NatsDriver::Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) {
   if (run_id.empty() || ctx.state_dir.empty()) return Status::OK();
   std::string run_dir = JoinPath(JoinPath(ctx.state_dir, "runs"), run_id);
+  // The discarded messages go with the saved content, as the replaced
+  // database goes for the postgres driver: salvage then says so.
+  BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->Remove(DiscardedPath(run_dir, c.name)));
   return ctx.env->fs()->Remove(SavedRecordPath(run_dir, c.name));
 }
 

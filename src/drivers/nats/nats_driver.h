@@ -6,7 +6,11 @@
 //        "blob": <sha256 of the snapshot: the S2-compressed tar the server streams>,
 //        "snapshot_bytes": N, "config": {…}, "state": {…}, "created": "…",
 //        "consumers": {"worker": {"config": {…}, "delivered": {…}, "ack_floor": {…}, …}},
-//        "position": {"first_seq": A, "last_seq": B, "messages": M, "bytes": Y}}}}
+//        "position": {"first_seq": A, "last_seq": B, "messages": M, "bytes": Y},
+//        "index_blob": <sha256 of the message index: "<sequence> <digest>" a line,
+//                       the digest over subject, headers and data>}}}
+// (index_blob is absent from entries of older Backstops and when messages
+// went between the snapshot and the index walk; both blobs are in "blobs").
 //
 // Rollback (Restore), per stream, idempotent for a run id:
 //   1. the stream's current content is snapshotted into the store first and
@@ -18,25 +22,36 @@
 //      the ledger was taken are added to it (LossRevisedByRestore);
 //   2. the stream is deleted;
 //   3. it is restored from the restore point ($JS.API.STREAM.RESTORE);
-//   4. message count, first and last sequence and the consumers are checked.
+//   4. message count, first and last sequence and the consumers are checked,
+//      and the saved record marks the stream "restored".
 //   If 3 or 4 fails, the half-made stream is deleted and the saved content is
 //   restored the same way; the error says what failed and that the previous
-//   content is back. A stream already equal to the restore point (with the
-//   saved record present) is left alone.
+//   content is back. A resumed run leaves alone only a stream it marked
+//   restored that still has the restore point's position.
+//   Crash points: nats.after-ledger, nats.after-save, nats.after-delete,
+//   nats.restore-chunk (after each chunk sent), nats.after-restore.
 //
-// Data-loss ledger (AssessLoss): <run_dir>/ledger-<component>.jsonl, one line
-// per message published after the restore point's last sequence
-//   {"stream","event":"published","sequence","subject","time","size"}
-// and one line per stream whose restore-point messages are partly gone
-//   {"stream","event":"deleted","count","restore_point_first_seq","first_seq_now"}.
-// and one line per durable consumer whose ack floor the restore moves back
+// Data-loss ledger (AssessLoss): <run_dir>/ledger-<component>.jsonl. Contents
+// are compared with the restore point's message index: a live message the
+// restore point holds at the same sequence with the same digest is kept; any
+// other live message is discarded, one line each
+//   {"stream","event":"published","sequence","subject","time","size"};
+// restore-point messages up to the live last sequence that live no longer
+// holds (they come back) make one line per stream
+//   {"stream","event":"deleted","count","restore_point_first_seq","first_seq_now"};
+// so a live stream that is a prefix of the restore point's discards nothing.
+// Without an index, sequences are trusted: messages after the restore
+// point's last sequence are discarded, and if the last sequence went
+// backwards (deleted and re-created) every current message counts as
+// published and every restore-point message as "recreated".
+// One line per durable consumer whose ack floor the restore moves back
 //   {"stream","event":"rewound","consumer","unit":"messages redelivered",
 //    "ack_floor_now","ack_floor_restored","count"}
 // (also DataLossReport::rewinds, object "STREAM/consumer").
-// If a stream's last sequence went backwards (deleted and re-created), every
-// current message counts as published and every restore-point message as deleted.
-// A stream an earlier attempt of the same run already restored keeps the lines
-// that attempt's ledger listed for it (what it discarded is gone from the server).
+// Every discarded message is also kept whole in DiscardedPath (for Salvage).
+// A stream an earlier attempt of the same run saved keeps the lines (and the
+// messages) that attempt listed for it: a kill after the delete or during the
+// restore leaves what it discards only in the saved content.
 //
 // Health: connect (connect_time_ms), $JS.API.INFO, the monitoring port's
 // /healthz (which includes the JetStream checks); disconnected_ms is the time

@@ -3,6 +3,7 @@
 #include "drivers/nats/nats_driver.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
@@ -262,9 +263,11 @@ TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreUsesTheSavedRecord
   NatsDriver resumed;
   ASSERT_OK(resumed.Restore(component_, entry, ctx_));
   EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
-  EXPECT_EQ(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)), saved_first);
-  json saved = json::parse(saved_first);
+  json saved = json::parse(ValueOrDie(Env::Default()->fs()->ReadFile(saved_path)));
+  EXPECT_EQ(saved["streams"]["ORDERS"]["blob"],
+            json::parse(saved_first)["streams"]["ORDERS"]["blob"]);
   EXPECT_EQ(saved["streams"]["ORDERS"]["position"]["last_seq"], 210);
+  EXPECT_EQ(saved["streams"]["ORDERS"]["restored"], true);
 }
 
 // A kill between deleting the stream and restoring it: the resumed run takes
@@ -295,6 +298,63 @@ TEST_F(NatsDriverTest, ResumeAfterCrashBetweenDeleteAndRestoreKeepsTheLedger) {
   ASSERT_OK(resumed.Restore(component_, entry, ctx_));
   EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 200);
   EXPECT_EQ(ReadJsonl(ledger_path), lines_first);
+}
+
+// A kill right after the save, when the live stream has the target's
+// position but other content: the resumed restore must not take it for
+// already restored.
+TEST_F(NatsDriverTest, ResumeAfterSaveOfADivergedStreamOfEqualLengthRestoresIt) {
+  MakeOrders();
+  json before = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 10, 16, "target"));
+  DriverContext snap2 = MakeContext("snap-2");
+  json target = ValueOrDie(driver_.Snapshot(component_, snap2));
+  ASSERT_OK(driver_.Restore(component_, before, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 10, 16, "other"));
+  ASSERT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 210);
+
+  DriverContext undo = MakeContext("run-2");
+  NatsDriver first;
+  DataLossReport loss = ValueOrDie(first.AssessLoss(component_, target, undo));
+  EXPECT_EQ(loss.items[0].inserted, 10u);
+  first.SetAfterSaveHookForTest([](const std::string&) { throw std::runtime_error("killed"); });
+  EXPECT_THROW((void)first.Restore(component_, target, undo), std::runtime_error);
+
+  NatsDriver resumed;
+  ASSERT_OK(resumed.Restore(component_, target, undo));
+  NatsTestMessage m = ValueOrDie(client_->GetMessage("ORDERS", 205));
+  EXPECT_EQ(m.data.substr(0, 6), "target");
+}
+
+// Undoing into a longer target: killed after the save, then a message
+// arrives (sequence 201, not the target's) before the resume: the resumed
+// run lists it, from where the first ledger stopped.
+TEST_F(NatsDriverTest, ResumeListsMessagesPublishedAfterTheSaveOfAPrefixStream) {
+  MakeOrders();
+  json before = ValueOrDie(driver_.Snapshot(component_, ctx_));
+  ASSERT_OK(client_->PublishMany("orders.more", 10, 16, "target"));
+  DriverContext snap2 = MakeContext("snap-2");
+  json target = ValueOrDie(driver_.Snapshot(component_, snap2));
+  ASSERT_OK(driver_.Restore(component_, before, ctx_));
+
+  DriverContext undo = MakeContext("run-2");
+  NatsDriver first;
+  EXPECT_EQ(ValueOrDie(first.AssessLoss(component_, target, undo)).TotalMessages(), 0u);
+  first.SetAfterSaveHookForTest([](const std::string&) { throw std::runtime_error("killed"); });
+  EXPECT_THROW((void)first.Restore(component_, target, undo), std::runtime_error);
+  ASSERT_EQ(ValueOrDie(client_->Publish("orders.late", "late")), 201u);
+
+  NatsDriver resumed;
+  ValueOrDie(resumed.AssessLoss(component_, target, undo));
+  ASSERT_OK(resumed.Restore(component_, target, undo));
+  auto revised = resumed.LossRevisedByRestore(component_);
+  ASSERT_TRUE(revised.has_value());
+  EXPECT_EQ(revised->TotalMessages(), 1u);
+  std::vector<uint64_t> listed;
+  for (const auto& l : ReadJsonl(JoinPath(undo.run_dir, "ledger-bus.jsonl"))) {
+    if (l["event"] == "published") listed.push_back(l["sequence"].get<uint64_t>());
+  }
+  EXPECT_EQ(listed, std::vector<uint64_t>{201});
 }
 
 TEST_F(NatsDriverTest, CorruptSnapshotRejectedByServerLeavesOriginalStream) {
@@ -434,6 +494,13 @@ TEST_F(NatsDriverTest, LedgerListsExactlyTheMessagesAfterTheRestorePoint) {
   EXPECT_EQ(deleted_line["event"], "deleted");
   EXPECT_EQ(deleted_line["count"], 2);
   EXPECT_EQ(deleted_line["first_seq_now"], 3);
+  // The ledger and the discarded messages are private, whatever the umask.
+  for (const std::string& path :
+       {ledger_path, NatsDriver::DiscardedPath(ctx_.run_dir, component_.name)}) {
+    struct stat st;
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << path;
+  }
 }
 
 TEST_F(NatsDriverTest, MessagesPublishedAfterTheLedgerOrTheSaveAreListedAndSaved) {
@@ -607,6 +674,13 @@ TEST_F(NatsDriverTest, SalvageExportsAndRepublishesTheDiscardedMessages) {
 
   req.object = "NOPE";
   EXPECT_TRUE(driver_.Salvage(component_, req, ctx_).status().IsNotFound());
+
+  // Pruned with the run's saved content: salvage says what is missing.
+  ASSERT_OK(driver_.Prune(component_, ctx_.run_id, ctx_));
+  req.object = "ORDERS";
+  Status pruned = driver_.Salvage(component_, req, ctx_).status();
+  EXPECT_TRUE(pruned.IsNotFound()) << pruned.ToString();
+  EXPECT_NE(pruned.message().find("kept no discarded messages"), std::string::npos);
 }
 
 TEST_F(NatsDriverTest, HealthReportsConnectionAndDisconnectionTime) {
