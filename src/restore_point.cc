@@ -89,7 +89,7 @@ struct LoadedManifest {
 Result<LoadedManifest> LoadManifest(Store& store, const std::string& id) {
   BACKSTOP_RETURN_IF_ERROR(ValidateId(id));
   std::string path = ManifestPath(store, id);
-  auto text = store.env()->fs()->ReadFile(path);
+  auto text = store.env()->fs()->ReadFileNoFollow(path);  // a link here is a substitution
   if (!text.ok()) {
     if (text.status().IsNotFound()) {
       return Status::NotFound("restore point " + id + " does not exist (no " + path +

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -196,6 +197,8 @@ class LedgerWriter {
     w->tmp_ = path + ".tmp-" + std::to_string(::getpid());
     w->f_ = ::fopen(w->tmp_.c_str(), "we");
     if (w->f_ == nullptr) return Status::FromErrno("open " + w->tmp_, errno);
+    // The ledger names the discarded messages: private whatever the umask.
+    if (::fchmod(::fileno(w->f_), 0600) != 0) return Status::FromErrno("chmod " + w->tmp_, errno);
     return w;
   }
   ~LedgerWriter() {
