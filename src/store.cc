@@ -279,6 +279,12 @@ BlobCheck StreamBlob(const std::string& path, const std::string& digest, const S
   };
   using State = BlobCheck::State;
   if (!IsSha256Hex(digest)) return fail(State::kCorrupted, "not a sha256 hex digest");
+  // O_NOFOLLOW guards the blob itself; its shard folder is checked here.
+  struct stat shard;
+  if (::lstat(Dirname(path).c_str(), &shard) == 0 && S_ISLNK(shard.st_mode)) {
+    return fail(State::kCorrupted,
+                "the folder " + Dirname(path) + " is a symbolic link, not one Backstop made");
+  }
 
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) {

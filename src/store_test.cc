@@ -411,6 +411,13 @@ TEST_F(StoreTest, NeverReadsThroughALink) {
   EXPECT_EQ(store_->Check(digest).state, State::kCorrupted);
   EXPECT_NE(store_->Check(digest).detail.find("symbolic link"), std::string::npos);
   EXPECT_FALSE(store_->Get(digest).ok());
+  // So is a blob whose shard folder is a link to a folder of valid blobs.
+  std::string other = PutOrDie("other content");
+  std::string shard = Dirname(store_->BlobPath(other));
+  ASSERT_EQ(::rename(shard.c_str(), dir_.Join("shard").c_str()), 0);
+  ASSERT_EQ(::symlink(dir_.Join("shard").c_str(), shard.c_str()), 0);
+  EXPECT_EQ(store_->Check(other).state, State::kCorrupted);
+  EXPECT_NE(store_->Check(other).detail.find("symbolic link"), std::string::npos);
 }
 
 TEST_F(StoreTest, AStoreFolderThatIsALinkIsRefused) {
