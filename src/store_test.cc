@@ -403,6 +403,7 @@ TEST_F(StoreTest, NeverReadsThroughALink) {
   EXPECT_EQ(put.status().code(), Status::Code::kInvalidArgument);
   EXPECT_NE(put.status().message().find("symbolic link"), std::string::npos);
   EXPECT_FALSE(store_->Has(Sha256Hex("root-only content")));
+  EXPECT_EQ(Sha256File(dir_.Join("link")).status().code(), Status::Code::kFailedPrecondition);
   // A blob replaced by a link to a valid blob elsewhere is damaged.
   std::string digest = PutOrDie("blob content");
   std::string path = store_->BlobPath(digest);
