@@ -21,6 +21,7 @@
 #include "run.h"
 #include "spec.h"
 #include "state_db.h"
+#include "state_dir.h"
 #include "store.h"
 #include "units.h"
 #include "watch.h"
@@ -79,7 +80,9 @@ Result<std::unique_ptr<Environment>> OpenEnvironment(const GlobalOptions& g, Out
   auto e = std::make_unique<Environment>();
   BACKSTOP_ASSIGN_OR_RETURN(e->spec, LoadSpec(g.spec_path));
   Env* env = Env::Default();
-  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(e->spec.state_dir));
+  BACKSTOP_ASSIGN_OR_RETURN(StateDirReport dir,
+                            OpenStateDir(env, e->spec.state_dir, e->spec.store_path));
+  if (dir.tightened > 0) out.Error("backstop: " + dir.Message());
   BACKSTOP_ASSIGN_OR_RETURN(e->store, Store::Open(env, e->spec.store_path));
   BACKSTOP_ASSIGN_OR_RETURN(e->state, StateDb::Open(JoinPath(e->spec.state_dir, "state.db")));
   e->engine = std::make_unique<RunEngine>(env, e->spec, *e->store, *e->state,

@@ -40,22 +40,36 @@ struct FileInfo {
   uint32_t mode = 0;  // permission bits only (07777)
   int64_t mtime_ns = 0;
   uint64_t inode = 0;
+  uint32_t uid = 0;  // owner
   bool is_dir = false;
   bool is_symlink = false;  // lstat semantics: the link itself
   bool is_regular = false;
 };
 
+// Modes: what Backstop creates is private unless a caller asks otherwise
+// (the state dir holds database dumps): files 0600, directories 0700. The
+// mode is set explicitly after creation, so the process umask neither widens
+// nor narrows it. Callers that create things for others to read (a config
+// file, a release tree) pass their mode.
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
   virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  // Like ReadFile, but refuses (FailedPrecondition, naming the link) when
+  // `path` itself is a symbolic link, for files Backstop wrote itself
+  // (manifests, records) where a link can only be a substitution.
+  virtual Result<std::string> ReadFileNoFollow(const std::string& path);
   // Crash-safe replace: writes `path.tmp-<pid>-<n>`, fsyncs it, renames it over
   // `path` and fsyncs the directory. Readers see the old or the new content, never a mix.
+  // A symlink at `path` is replaced, never written through.
   virtual Status WriteFileAtomic(const std::string& path, std::string_view data,
-                                 uint32_t mode = 0644) = 0;
-  // Appends and fsyncs (journals, logs that must survive a crash).
+                                 uint32_t mode = 0600) = 0;
+  // Appends and fsyncs (journals, logs that must survive a crash). A file it
+  // creates gets mode 0600; it never appends through a symlink.
   virtual Status AppendFile(const std::string& path, std::string_view data) = 0;
-  virtual Status CreateDirs(const std::string& path, uint32_t mode = 0755) = 0;
+  // Creates `path` and its missing parents with exactly `mode`; directories
+  // that exist are left as they are.
+  virtual Status CreateDirs(const std::string& path, uint32_t mode = 0700) = 0;
   virtual bool Exists(const std::string& path) = 0;
   // lstat(): a symlink is reported as itself.
   virtual Result<FileInfo> Stat(const std::string& path) = 0;
@@ -70,6 +84,7 @@ class FileSystem {
   virtual Result<std::string> ReadLink(const std::string& path) = 0;
   // Points `link` at `target` atomically (temp symlink + rename + dir fsync).
   virtual Status SymlinkAtomic(const std::string& target, const std::string& link) = 0;
+  // Never through a symlink: FailedPrecondition when `path` is one.
   virtual Status Chmod(const std::string& path, uint32_t mode) = 0;
 };
 

@@ -29,6 +29,14 @@ namespace {
 
 std::atomic<uint64_t> g_temp_counter{0};
 
+constexpr mode_t kPrivateFileMode = 0600;
+
+Status SymlinkRefused(const std::string& path) {
+  return Status::FailedPrecondition(path +
+                                    " is a symbolic link; Backstop does not read or write "
+                                    "through a link where it expects its own file (remove it)");
+}
+
 std::string TempNameFor(const std::string& path) {
   return path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter);
 }
@@ -65,10 +73,17 @@ class PosixClock : public Clock {
 
 class PosixFileSystem : public FileSystem {
  public:
-  Result<std::string> ReadFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  Result<std::string> ReadFile(const std::string& path) override { return Read(path, 0); }
+
+  Result<std::string> ReadFileNoFollow(const std::string& path) override {
+    return Read(path, O_NOFOLLOW);
+  }
+
+  Result<std::string> Read(const std::string& path, int extra_flags) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | extra_flags);
     if (fd < 0) {
       if (errno == ENOENT) return Status::NotFound(path + ": no such file");
+      if (errno == ELOOP && (extra_flags & O_NOFOLLOW) != 0) return SymlinkRefused(path);
       return Status::FromErrno("open " + path, errno);
     }
     std::string out;
@@ -90,7 +105,7 @@ class PosixFileSystem : public FileSystem {
 
   Status WriteFileAtomic(const std::string& path, std::string_view data, uint32_t mode) override {
     std::string tmp = TempNameFor(path);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return Status::FromErrno("create " + tmp, errno);
     Status st = WriteAll(fd, data, tmp);
     if (st.ok() && ::fchmod(fd, mode) != 0) st = Status::FromErrno("chmod " + tmp, errno);
@@ -107,8 +122,22 @@ class PosixFileSystem : public FileSystem {
   }
 
   Status AppendFile(const std::string& path, std::string_view data) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::FromErrno("open " + path, errno);
+    constexpr int kFlags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
+    int fd = ::open(path.c_str(), kFlags);
+    if (fd < 0 && errno == ENOENT) {
+      // Created here: set the mode explicitly, whatever the umask.
+      fd = ::open(path.c_str(), kFlags | O_CREAT | O_EXCL, kPrivateFileMode);
+      if (fd >= 0 && ::fchmod(fd, kPrivateFileMode) != 0) {
+        int e = errno;
+        ::close(fd);
+        return Status::FromErrno("chmod " + path, e);
+      }
+      if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), kFlags);  // created meanwhile
+    }
+    if (fd < 0) {
+      if (errno == ELOOP) return SymlinkRefused(path);
+      return Status::FromErrno("open " + path, errno);
+    }
     Status st = WriteAll(fd, data, path);
     if (st.ok() && ::fsync(fd) != 0) st = Status::FromErrno("fsync " + path, errno);
     ::close(fd);
@@ -124,9 +153,12 @@ class PosixFileSystem : public FileSystem {
     }
     std::string parent = Dirname(path);
     if (parent != path) BACKSTOP_RETURN_IF_ERROR(CreateDirs(parent, mode));
-    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    if (::mkdir(path.c_str(), mode) != 0) {
+      if (errno == EEXIST) return Status::OK();  // created meanwhile: not ours to change
       return Status::FromErrno("mkdir " + path, errno);
     }
+    // mkdir's mode went through the umask; the caller's mode is what it gets.
+    if (::chmod(path.c_str(), mode) != 0) return Status::FromErrno("chmod " + path, errno);
     return Status::OK();
   }
 
@@ -146,6 +178,7 @@ class PosixFileSystem : public FileSystem {
     info.mode = sb.st_mode & 07777;
     info.mtime_ns = static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec;
     info.inode = sb.st_ino;
+    info.uid = sb.st_uid;
     info.is_dir = S_ISDIR(sb.st_mode);
     info.is_symlink = S_ISLNK(sb.st_mode);
     info.is_regular = S_ISREG(sb.st_mode);
@@ -231,7 +264,10 @@ class PosixFileSystem : public FileSystem {
   }
 
   Status Chmod(const std::string& path, uint32_t mode) override {
-    if (::chmod(path.c_str(), mode) != 0) return Status::FromErrno("chmod " + path, errno);
+    if (::fchmodat(AT_FDCWD, path.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == EOPNOTSUPP) return SymlinkRefused(path);  // the path is a link
+      return Status::FromErrno("chmod " + path, errno);
+    }
     return Status::OK();
   }
 };
@@ -655,6 +691,12 @@ std::string ProcessResult::Describe() const {
   if (nl != std::string::npos) tail = tail.substr(nl + 1);
   if (!tail.empty()) what += ": " + tail;
   return what;
+}
+
+Result<std::string> FileSystem::ReadFileNoFollow(const std::string& path) {
+  auto info = Stat(path);
+  if (info.ok() && info->is_symlink) return SymlinkRefused(path);
+  return ReadFile(path);
 }
 
 Env* Env::Default() {

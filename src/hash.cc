@@ -43,9 +43,12 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 Result<std::string> Sha256File(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(path + ": no such file");
+    if (errno == ELOOP) {
+      return Status::FailedPrecondition(path + " is a symbolic link; it is not hashed through");
+    }
     return Status::FromErrno("open " + path, errno);
   }
   Sha256 h;

@@ -29,7 +29,9 @@ class Sha256 {
 };
 
 std::string Sha256Hex(std::string_view data);
-// Hashes a file by streaming it (no full read into memory).
+// Hashes a file by streaming it (no full read into memory). Never through a
+// symbolic link: FailedPrecondition when `path` is one (callers hash what
+// they found to be a regular file; a link there now is a substitution).
 Result<std::string> Sha256File(const std::string& path);
 // True if `s` is 64 lowercase hex digits.
 bool IsSha256Hex(std::string_view s);

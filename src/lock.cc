@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -43,8 +44,15 @@ Result<std::unique_ptr<EnvironmentLock>> EnvironmentLock::Acquire(Env* env,
                                                                   nlohmann::json holder) {
   BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(state_dir));
   std::string path = LockPath(state_dir);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::FromErrno("open lock file " + path, errno);
+  // Private whatever the umask (the record names the command line); fchmod
+  // also tightens a lock file left by an older version.
+  if (::fchmod(fd, 0600) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Status::FromErrno("chmod lock file " + path, e);
+  }
   // Contention: normally another run. A holder writes its record right after
   // locking, and `backstop status` takes a brief shared lock to look, so retry
   // for a moment before refusing.
@@ -97,7 +105,7 @@ Status EnvironmentLock::UpdateHolder(nlohmann::json holder) {
 
 nlohmann::json EnvironmentLock::CurrentHolder(const std::string& state_dir) {
   std::string path = LockPath(state_dir);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return nullptr;
   nlohmann::json out = nullptr;
   if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {

@@ -96,7 +96,7 @@ Result<LoadedManifest> LoadManifest(Store& store, const std::string& id) {
     return Status::Corruption("manifest " + path + " is a symlink (to " + *target +
                               "), not a file Backstop wrote; refusing to read through it");
   }
-  auto text = store.env()->fs()->ReadFile(path);
+  auto text = store.env()->fs()->ReadFileNoFollow(path);  // and never through one
   if (!text.ok()) {
     if (text.status().IsNotFound()) {
       return Status::NotFound("restore point " + id + " does not exist (no " + path +

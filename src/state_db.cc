@@ -1,7 +1,11 @@
 #include "state_db.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <utility>
 
 namespace backstop {
@@ -131,6 +135,21 @@ RunRecord ReadRun(const Stmt& s) {
 }  // namespace
 
 Result<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
+  // SQLite creates a database with 0644 (less the umask) and gives its -wal
+  // and -shm files the database file's mode: creating the file first, 0600
+  // and not through a link, makes all three private.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return Status::FailedPrecondition("state database " + path +
+                                        " is a symbolic link; Backstop does not open its state "
+                                        "through a link (replace it with the file itself)");
+    }
+    return Status::FromErrno("cannot open state database " + path, errno);
+  }
+  const int chmod_errno = ::fchmod(fd, 0600) == 0 ? 0 : errno;  // whatever the umask
+  ::close(fd);
+  if (chmod_errno != 0) return Status::FromErrno("chmod state database " + path, chmod_errno);
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &db,

@@ -42,6 +42,7 @@ constexpr int64_t kRacyWindowNs = 2'000'000'000;
 constexpr int64_t kStaleTmpMicros = 24LL * 3600 * 1'000'000;
 constexpr int kPutFileAttempts = 3;
 constexpr int kCacheFormatVersion = 1;
+constexpr mode_t kBlobMode = 0400;
 
 // Owns a file descriptor.
 class Fd {
@@ -177,8 +178,10 @@ class BlobWriter {
   // `pledged_size`: the exact content size, or ZSTD_CONTENTSIZE_UNKNOWN.
   Status Open(const std::string& path, uint64_t pledged_size, bool parallel) {
     path_ = path;
-    fd_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+    // Read-only, and private: blobs hold database dumps and config secrets.
+    fd_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400));
     if (!fd_.valid()) return Status::FromErrno("create " + path, errno);
+    if (::fchmod(fd_.get(), kBlobMode) != 0) return Status::FromErrno("chmod " + path, errno);
     char placeholder[kHeaderSize] = {};
     BACKSTOP_RETURN_IF_ERROR(WriteAll(fd_.get(), placeholder, sizeof placeholder, path_));
     cctx_ = ZSTD_createCCtx();
@@ -276,10 +279,19 @@ BlobCheck StreamBlob(const std::string& path, const std::string& digest, const S
   };
   using State = BlobCheck::State;
   if (!IsSha256Hex(digest)) return fail(State::kCorrupted, "not a sha256 hex digest");
+  // O_NOFOLLOW guards the blob itself; its shard folder is checked here.
+  struct stat shard;
+  if (::lstat(Dirname(path).c_str(), &shard) == 0 && S_ISLNK(shard.st_mode)) {
+    return fail(State::kCorrupted,
+                "the folder " + Dirname(path) + " is a symbolic link, not one Backstop made");
+  }
 
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) {
     if (errno == ENOENT) return fail(State::kMissing, "no blob file " + path);
+    if (errno == ELOOP) {
+      return fail(State::kCorrupted, path + " is a symbolic link, not a blob Backstop wrote");
+    }
     return fail(State::kCorrupted, "cannot open " + path + ": " + std::strerror(errno));
   }
   struct stat st;
@@ -416,8 +428,18 @@ Result<std::unique_ptr<Store>> Store::Open(Env* env, const std::string& root) {
   if (root.empty()) return Status::InvalidArgument("the store directory is empty");
   std::string abs = AbsolutePath(root, CurrentDir());
   FileSystem* fs = env->fs();
-  for (const char* sub : {"blobs", "restore-points", "tmp", "cache"}) {
-    Status st = fs->CreateDirs(JoinPath(abs, sub));
+  // The store's own folders are never links: a link could send dumps to, or
+  // read blobs from, a place nobody chose. CreateDirs makes them 0700.
+  for (const char* sub : {"", "blobs", "restore-points", "tmp", "cache"}) {
+    std::string dir = *sub ? JoinPath(abs, sub) : abs;
+    auto info = fs->Stat(dir);
+    if (info.ok() && info->is_symlink) {
+      return Status::FailedPrecondition(
+          "the store folder " + dir +
+          " is a symbolic link; Backstop does not follow links inside its store (move the "
+          "folder there, or point `store:` in the spec at its real location)");
+    }
+    Status st = fs->CreateDirs(dir);
     if (!st.ok()) return st.WithContext("cannot open the store at " + abs);
   }
   std::unique_ptr<Store> store(new Store(env, abs));
@@ -504,9 +526,14 @@ Result<std::string> Store::PutFile(const std::string& path) {
 
 Status Store::PutFileOnce(const std::string& abs, std::string* digest, bool* changed) {
   struct stat before;
-  if (::stat(abs.c_str(), &before) != 0) {
+  if (::lstat(abs.c_str(), &before) != 0) {
     if (errno == ENOENT) return Status::NotFound(abs + ": no such file");
     return Status::FromErrno("stat " + abs, errno);
+  }
+  if (S_ISLNK(before.st_mode)) {
+    return Status::InvalidArgument(abs +
+                                   " is a symbolic link; the store never reads through one "
+                                   "(store the link itself, or the file it points to)");
   }
   if (!S_ISREG(before.st_mode)) {
     return Status::InvalidArgument(abs + " is not a regular file; only regular files are stored");
@@ -537,10 +564,21 @@ Status Store::PutFileOnce(const std::string& abs, std::string* digest, bool* cha
     return Status::OK();
   }
 
-  Fd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno("open " + abs, errno);
+  // O_NOFOLLOW: a file swapped for a link since lstat() is not read through.
+  Fd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd.valid()) {
+    if (errno == ELOOP) {
+      *changed = true;  // replaced by a link since lstat(): look again
+      return Status::OK();
+    }
+    return Status::FromErrno("open " + abs, errno);
+  }
   struct stat opened;
   if (::fstat(fd.get(), &opened) != 0) return Status::FromErrno("stat " + abs, errno);
+  if (!S_ISREG(opened.st_mode)) {
+    *changed = true;  // replaced by something else since lstat(): look again
+    return Status::OK();
+  }
   seen = stat_entry(opened);  // the file we read, even if it was replaced since stat()
   ++files_hashed_;
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -679,10 +717,13 @@ Result<uint64_t> Store::SizeOf(const std::string& digest) {
     return Status::InvalidArgument("'" + digest + "' is not a sha256 hex digest");
   }
   std::string path = BlobPath(digest);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) {
     if (errno == ENOENT) {
       return Status::NotFound("blob " + digest + " is not in the store " + root_);
+    }
+    if (errno == ELOOP) {
+      return Status::Corruption("blob " + digest + " in " + root_ + " is a symbolic link");
     }
     return Status::FromErrno("open " + path, errno);
   }

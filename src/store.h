@@ -11,6 +11,10 @@
 // temp + fsync + rename + directory fsync; a crash leaves either the old state
 // or the new one plus garbage in tmp/.
 //
+// Everything is private: folders 0700, blobs 0400, other files 0600 (they
+// hold database dumps), whatever the umask. Open refuses a store whose
+// folders are symbolic links; blobs are never read through a link.
+//
 // Blob file format: 8-byte magic "BSTPBLB1", 8-byte little-endian uncompressed
 // size, then one zstd frame. Reading verifies the size and the hash.
 //
@@ -64,7 +68,8 @@ class Store {
   // Adds `data`; returns its sha256 hex digest. Cheap when already present.
   Result<std::string> Put(std::string_view data);
   // Adds a file by streaming it (bounded memory, for dumps of any size).
-  // Regular files only (symlinks are followed). Uses the stat cache (above).
+  // Regular files only: a symbolic link is refused (InvalidArgument), never
+  // read through. Uses the stat cache (above).
   // Files up to 4 MiB are hashed before anything is written; larger ones are
   // hashed and compressed in one pass (zstd on a worker thread), and the
   // compressed copy is dropped if the blob turns out to exist. A file that
@@ -97,7 +102,7 @@ class Store {
   // written under tmp/, fsynced, linked into place only if `path` does not
   // exist yet (atomic, also against other processes), directory fsynced.
   // FailedPrecondition if `path` already exists; it is left unchanged.
-  Status CreateFileNoReplace(const std::string& path, std::string_view data, uint32_t mode = 0644);
+  Status CreateFileNoReplace(const std::string& path, std::string_view data, uint32_t mode = 0600);
   // Writes the stat cache (see above) to cache/file-digests.json if it
   // changed, atomically, merged with entries another process may have added.
   // Also called by the destructor (errors there are ignored: it is a cache).

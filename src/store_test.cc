@@ -395,6 +395,55 @@ TEST_F(StoreTest, ReportsMissingBlobs) {
   EXPECT_EQ(store_->Check("abc").state, State::kCorrupted);
 }
 
+TEST_F(StoreTest, NeverReadsThroughALink) {
+  // A file that is a link is refused, not read: it could point at a root-only file.
+  WriteFileOrDie(dir_.Join("secret"), "root-only content", 0600);
+  ASSERT_EQ(::symlink(dir_.Join("secret").c_str(), dir_.Join("link").c_str()), 0);
+  auto put = store_->PutFile(dir_.Join("link"));
+  EXPECT_EQ(put.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(put.status().message().find("symbolic link"), std::string::npos);
+  EXPECT_FALSE(store_->Has(Sha256Hex("root-only content")));
+  EXPECT_EQ(Sha256File(dir_.Join("link")).status().code(), Status::Code::kFailedPrecondition);
+  // A blob replaced by a link to a valid blob elsewhere is damaged.
+  std::string digest = PutOrDie("blob content");
+  std::string path = store_->BlobPath(digest);
+  ASSERT_EQ(::rename(path.c_str(), dir_.Join("moved").c_str()), 0);
+  ASSERT_EQ(::symlink(dir_.Join("moved").c_str(), path.c_str()), 0);
+  EXPECT_EQ(store_->Check(digest).state, State::kCorrupted);
+  EXPECT_NE(store_->Check(digest).detail.find("symbolic link"), std::string::npos);
+  EXPECT_FALSE(store_->Get(digest).ok());
+  // So is a blob whose shard folder is a link to a folder of valid blobs.
+  std::string other = PutOrDie("other content");
+  std::string shard = Dirname(store_->BlobPath(other));
+  ASSERT_EQ(::rename(shard.c_str(), dir_.Join("shard").c_str()), 0);
+  ASSERT_EQ(::symlink(dir_.Join("shard").c_str(), shard.c_str()), 0);
+  EXPECT_EQ(store_->Check(other).state, State::kCorrupted);
+  EXPECT_NE(store_->Check(other).detail.find("symbolic link"), std::string::npos);
+}
+
+TEST_F(StoreTest, AStoreFolderThatIsALinkIsRefused) {
+  ASSERT_TRUE(Env::Default()->fs()->CreateDirs(dir_.Join("elsewhere")).ok());
+  ASSERT_TRUE(Env::Default()->fs()->CreateDirs(dir_.Join("linked")).ok());
+  ASSERT_EQ(::symlink(dir_.Join("elsewhere").c_str(), dir_.Join("linked/restore-points").c_str()),
+            0);
+  auto s = Store::Open(Env::Default(), dir_.Join("linked"));
+  EXPECT_EQ(s.status().code(), Status::Code::kFailedPrecondition);
+}
+
+TEST_F(StoreTest, BlobsAndFoldersArePrivateWhateverTheUmask) {
+  mode_t old = ::umask(0);
+  auto store = Store::Open(Env::Default(), dir_.Join("open-umask"));
+  ASSERT_TRUE(store.ok());
+  auto digest = (*store)->Put("dump");
+  ::umask(old);
+  ASSERT_TRUE(digest.ok());
+  std::string blob = (*store)->BlobPath(*digest);
+  EXPECT_EQ(StatOf(blob).st_mode & 07777, 0400u);
+  EXPECT_EQ(StatOf(Dirname(blob)).st_mode & 07777, 0700u);
+  EXPECT_EQ(StatOf(dir_.Join("open-umask/restore-points")).st_mode & 07777, 0700u);
+  EXPECT_EQ(StatOf(dir_.Join("open-umask")).st_mode & 07777, 0700u);
+}
+
 TEST_F(StoreTest, GetToFileOfACorruptBlobLeavesTheTargetUntouched) {
   std::string digest = PutOrDie(RandomBytes(3 << 20, 9));
   EditBlob(digest, [](std::string& raw) { raw[raw.size() - 1000] ^= 0x01; });

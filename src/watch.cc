@@ -18,6 +18,7 @@
 #include "plan.h"
 #include "restore_point.h"
 #include "run.h"
+#include "state_dir.h"
 #include "units.h"
 
 namespace backstop {
@@ -292,7 +293,9 @@ int Watcher::api_port() const {
 
 Status Watcher::Open() {
   FileSystem* fs = env_->fs();
-  BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(spec_.state_dir));
+  BACKSTOP_ASSIGN_OR_RETURN(StateDirReport dir,
+                            OpenStateDir(env_, spec_.state_dir, spec_.store_path));
+  if (dir.tightened > 0) log_->Warn(dir.Message());
   BACKSTOP_ASSIGN_OR_RETURN(store_, Store::Open(env_, spec_.store_path));
   const std::string db_path = JoinPath(spec_.state_dir, "state.db");
   BACKSTOP_ASSIGN_OR_RETURN(db_, StateDb::Open(db_path));

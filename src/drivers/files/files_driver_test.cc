@@ -88,7 +88,7 @@ TEST_F(FilesDriverTest, SchemaDescribesTheSettings) {
   DriverInfo info = FilesDriverInfo();
   EXPECT_EQ(info.name, "files");
   EXPECT_EQ(info.kinds, std::vector<std::string>{"config"});
-  ASSERT_EQ(info.settings.size(), 3u);
+  ASSERT_EQ(info.settings.size(), 4u);
   EXPECT_EQ(info.settings[0].key, "files");
   EXPECT_EQ(info.settings[0].type, SettingSchema::Type::kPathList);
   EXPECT_TRUE(info.settings[0].required);
@@ -96,6 +96,8 @@ TEST_F(FilesDriverTest, SchemaDescribesTheSettings) {
   EXPECT_EQ(info.settings[1].type, SettingSchema::Type::kStringList);
   EXPECT_EQ(info.settings[2].key, "reload_timeout");
   EXPECT_EQ(info.settings[2].default_value, "30s");
+  EXPECT_EQ(info.settings[3].key, "follow_symlinks");
+  EXPECT_EQ(info.settings[3].type, SettingSchema::Type::kPathList);
   EXPECT_FALSE(driver_->IsService());
 }
 
@@ -261,18 +263,162 @@ TEST_F(FilesDriverTest, ReloadTimeoutIsAFailure) {
   EXPECT_NE(st.message().find("timed out"), std::string::npos) << st.message();
 }
 
-TEST_F(FilesDriverTest, SymlinkedFileIsRestoredThroughTheLink) {
+TEST_F(FilesDriverTest, SymlinkIsCapturedAndRestoredAsALinkNeverThroughIt) {
   std::string target = dir_.Join("etc/sites-available/site.conf");
   std::string link = dir_.Join("etc/site-enabled.conf");
   WriteFileOrDie(target, "upstream v1;\n", 0644);
   ASSERT_EQ(::symlink("sites-available/site.conf", link.c_str()), 0);
   spec_.settings["files"] = {link};
   json entry = SnapshotOrDie();
+  EXPECT_EQ(entry["files"][0]["symlink"], "sites-available/site.conf");
+  EXPECT_FALSE(entry["files"][0].contains("sha256"));
+  EXPECT_TRUE(entry["blobs"].empty());
+  // Someone points the link at another file, and that file changes.
+  std::string elsewhere = dir_.Join("elsewhere/file");
+  WriteFileOrDie(elsewhere, "not a config file\n", 0600);
+  ASSERT_EQ(::unlink(link.c_str()), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), link.c_str()), 0);
+  WriteFileOrDie(target, "upstream v2;\n", 0644);
+  ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
+  EXPECT_EQ(*env_->fs()->ReadLink(link), "sites-available/site.conf");  // the link is restored
+  EXPECT_EQ(ReadOrEmpty(elsewhere), "not a config file\n");  // nothing written through it
+  EXPECT_EQ(ReadOrEmpty(target), "upstream v2;\n");          // nor into what it points to
+  EXPECT_TRUE(driver_->VerifyRestored(spec_, entry, ctx_).ok());
+}
+
+TEST_F(FilesDriverTest, RestoringAFileOverALinkReplacesTheLinkNotItsTarget) {
+  json entry = SnapshotOrDie();
+  std::string secret = dir_.Join("root-only/shadow");
+  WriteFileOrDie(secret, "root:x:0:0\n", 0600);
+  ASSERT_EQ(::unlink(app_.c_str()), 0);
+  ASSERT_EQ(::symlink(secret.c_str(), app_.c_str()), 0);
+  ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
+  EXPECT_EQ(ReadOrEmpty(secret), "root:x:0:0\n");
+  struct stat st {};
+  ASSERT_EQ(::lstat(app_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(ReadOrEmpty(app_), "{\"db\": \"primary\"}\n");
+}
+
+TEST_F(FilesDriverTest, SnapshotNeverCopiesWhatALinkPointsTo) {
+  std::string secret = dir_.Join("root-only/key");
+  WriteFileOrDie(secret, "secret key material\n", 0600);
+  ASSERT_EQ(::unlink(app_.c_str()), 0);
+  ASSERT_EQ(::symlink(secret.c_str(), app_.c_str()), 0);
+  json entry = SnapshotOrDie();
+  EXPECT_FALSE(store_->Has(Sha256Hex("secret key material\n")));
+  EXPECT_EQ(entry["files"][0]["symlink"], secret);
+  // A retargeted link changes the config hash.
+  ASSERT_EQ(::unlink(app_.c_str()), 0);
+  ASSERT_EQ(::symlink(nginx_.c_str(), app_.c_str()), 0);
+  auto now = driver_->Describe(spec_, ctx_);
+  ASSERT_TRUE(now.ok()) << now.status().ToString();
+  EXPECT_NE((*now)["config_hash"], entry["config_hash"]);
+}
+
+TEST_F(FilesDriverTest, FollowSymlinksOptsInPerFile) {
+  std::string target = dir_.Join("etc/sites-available/site.conf");
+  std::string link = dir_.Join("etc/site-enabled.conf");
+  WriteFileOrDie(target, "upstream v1;\n", 0644);
+  ASSERT_EQ(::symlink("sites-available/site.conf", link.c_str()), 0);
+  spec_.settings["files"] = {link};
+  spec_.settings["follow_symlinks"] = {link};
+  json entry = SnapshotOrDie();
   EXPECT_EQ(entry["files"][0]["sha256"], Sha256Hex("upstream v1;\n"));
   WriteFileOrDie(target, "upstream v2;\n", 0644);
   ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
   EXPECT_EQ(ReadOrEmpty(target), "upstream v1;\n");
-  EXPECT_EQ(*env_->fs()->ReadLink(link), "sites-available/site.conf");  // still a link
+  EXPECT_EQ(*env_->fs()->ReadLink(link), "sites-available/site.conf");
+
+  spec_.settings["follow_symlinks"] = {dir_.Join("etc/not-listed.conf")};
+  auto bad = driver_->Snapshot(spec_, ctx_);
+  EXPECT_EQ(bad.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("not one of its files"), std::string::npos);
+}
+
+TEST_F(FilesDriverTest, LinkedFolderAnotherUserCouldPlaceIsRefused) {
+  // etc/open is writable by everyone; a link in it could be anyone's.
+  std::string open_dir = dir_.Join("etc/open");
+  ASSERT_TRUE(env_->fs()->CreateDirs(open_dir, 0777).ok());
+  std::string real = dir_.Join("real");
+  WriteFileOrDie(JoinPath(real, "app.conf"), "x\n", 0644);
+  ASSERT_EQ(::symlink(real.c_str(), JoinPath(open_dir, "conf.d").c_str()), 0);
+  spec_.settings["files"] = {JoinPath(open_dir, "conf.d/app.conf")};
+  auto entry = driver_->Snapshot(spec_, ctx_);
+  ASSERT_FALSE(entry.ok());
+  EXPECT_NE(entry.status().message().find("is a symbolic link"), std::string::npos)
+      << entry.status().message();
+  // The same link in a folder only its owner may write to is accepted.
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0755), 0);
+  EXPECT_TRUE(driver_->Snapshot(spec_, ctx_).ok());
+  // And the spec may allow it explicitly.
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  spec_.settings["follow_symlinks"] = spec_.settings["files"];
+  EXPECT_TRUE(driver_->Snapshot(spec_, ctx_).ok());
+}
+
+TEST_F(FilesDriverTest, CheckRestorableNamesTheFileWhoseBlobIsMissing) {
+  json entry = SnapshotOrDie();
+  EXPECT_TRUE(driver_->CheckRestorable(spec_, entry, ctx_).ok());
+  ASSERT_TRUE(store_->RemoveBlob(Sha256Hex("server { listen 3000; }\n")).ok());
+  Status st = driver_->CheckRestorable(spec_, entry, ctx_);
+  EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find(nginx_), std::string::npos) << st.message();
+}
+
+TEST_F(FilesDriverTest, HealthReportsDriftFromTheLastRestore) {
+  spec_.settings.erase("reload");
+  json entry = SnapshotOrDie();
+  // No restore and no restore point yet: nothing to drift from.
+  EXPECT_TRUE(driver_->Health(spec_, ctx_).pass());
+  ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
+  HealthResult h = driver_->Health(spec_, ctx_);
+  EXPECT_TRUE(h.pass()) << h.detail;
+
+  WriteFileOrDie(nginx_, "server { listen 4000; }\n", 0600);
+  h = driver_->Health(spec_, ctx_);
+  EXPECT_FALSE(h.pass());
+  EXPECT_NE(h.detail.find("config drift: " + nginx_ + " changed"), std::string::npos) << h.detail;
+  EXPECT_NE(h.detail.find("since run run-1"), std::string::npos) << h.detail;
+
+  ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
+  ASSERT_EQ(::unlink(app_.c_str()), 0);
+  h = driver_->Health(spec_, ctx_);
+  EXPECT_NE(h.detail.find(app_ + " deleted"), std::string::npos) << h.detail;
+
+  ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
+  ASSERT_EQ(::chmod(app_.c_str(), 0666), 0);
+  h = driver_->Health(spec_, ctx_);
+  EXPECT_NE(h.detail.find("mode of " + app_ + " changed from 0640 to 0666"), std::string::npos)
+      << h.detail;
+}
+
+TEST_F(FilesDriverTest, RetargetedLinkIsDrift) {
+  std::string link = dir_.Join("etc/current.conf");
+  ASSERT_EQ(::symlink("app.json", link.c_str()), 0);
+  spec_.settings["files"] = {link};
+  spec_.settings.erase("reload");
+  json entry = SnapshotOrDie();
+  ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
+  ASSERT_EQ(::unlink(link.c_str()), 0);
+  ASSERT_EQ(::symlink("nginx/site.conf", link.c_str()), 0);
+  HealthResult h = driver_->Health(spec_, ctx_);
+  EXPECT_FALSE(h.pass());
+  EXPECT_NE(h.detail.find(link + " retargeted"), std::string::npos) << h.detail;
+}
+
+TEST_F(FilesDriverTest, LeftoversOfAnAbandonedRestoreAreRemoved) {
+  json entry = SnapshotOrDie();
+  const std::string staged = app_ + ".backstop-restore-run-0";
+  const std::string partial = dir_.Join("etc/.app.json.backstop-restore-run-0.backstop-7-1.tmp");
+  WriteFileOrDie(staged, "half", 0600);
+  WriteFileOrDie(partial, "half", 0600);
+  WriteFileOrDie(app_, "changed\n", 0640);
+  ASSERT_TRUE(driver_->Restore(spec_, entry, ctx_).ok());
+  EXPECT_FALSE(env_->fs()->Exists(staged));
+  EXPECT_FALSE(env_->fs()->Exists(partial));
+  EXPECT_EQ(*env_->fs()->ListDir(dir_.Join("etc")),
+            (std::vector<std::string>{"app.json", "nginx"}));
 }
 
 TEST_F(FilesDriverTest, NoReloadConfigured) {

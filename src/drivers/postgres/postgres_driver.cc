@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -342,6 +343,8 @@ class LedgerWriter {
     tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
     f_ = std::fopen(tmp_.c_str(), "w");
     if (!f_) return Status::FromErrno("create " + tmp_, errno);
+    // The ledger names the discarded rows: private whatever the umask.
+    if (::fchmod(::fileno(f_), 0600) != 0) return Status::FromErrno("chmod " + tmp_, errno);
     return Status::OK();
   }
   Status Line(const json& j) {

@@ -764,7 +764,7 @@ class ProcessDriver : public Driver {
       ctx.Progress("would point " + s.current + " at " + dir);
       return Status::OK();
     }
-    BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(s.current)));
+    BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(s.current), 0755));
     BACKSTOP_RETURN_IF_ERROR(fs->SymlinkAtomic(dir, s.current));
     ctx.Progress(s.name + ": current -> " + release +
                  (cur.ok() ? " (was " + cur->release + ")" : ""));
@@ -1116,7 +1116,7 @@ class ProcessDriver : public Driver {
     // Built next to its final place (same file system), renamed in when complete.
     const std::string staging = JoinPath(s.releases, "." + release + ".restoring");
     BACKSTOP_RETURN_IF_ERROR(fs->RemoveAll(staging));  // a leftover of an interrupted attempt
-    BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(s.releases));
+    BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(s.releases, 0755));
     ctx.Progress(s.name + ": rebuilding release " + release + " from the store (" +
                  FormatThousands(tree.entries.size()) + " entries)");
     Status built = BuildTree(fs, ctx.store, tree, staging);
