@@ -194,7 +194,7 @@ int CmdInit(const GlobalOptions& g, Output& out, const std::string& example,
 }
 
 int CmdCheck(const GlobalOptions& g, Output& out) {
-  auto text = Env::Default()->fs()->ReadFile(g.spec_path);
+  auto text = ReadSpecFile(g.spec_path);
   if (!text.ok()) return Fail(out, text.status());
   std::vector<SpecError> errors = CheckSpecText(*text, g.spec_path, DriverRegistry::Global());
   if (out.json()) {
@@ -753,6 +753,8 @@ void AddWatchCommand(CLI::App& app, WatchFlags& f) {
   f.cmd->add_flag("--once", o.once, "Probe every component once, evaluate, print and exit");
   f.cmd->add_flag("--dry-run", o.dry_run, "Decide and log, never act");
   f.cmd->add_option("--listen", o.listen, "API address ADDR:PORT, or off")->default_val(o.listen);
+  f.cmd->add_flag("--allow-remote", o.allow_remote,
+                  "Allow --listen on an address other machines can reach");
   f.cmd->add_option("--token-file", o.token_file,
                     "API token file (else $BACKSTOP_API_TOKEN, else <state_dir>/api-token)");
   f.cmd->add_option("--cooldown", f.cooldown, "Least time between rollbacks of one component")
