@@ -332,6 +332,31 @@ bool CheckUrlsIn(const std::string& text, std::string* why) {
   return true;
 }
 
+// A libpq conninfo string ("host=x port=5432 ...") names its port as
+// port=N: it must be in 1..65535 (libpq would only say so when connecting).
+bool CheckConninfoPort(const std::string& text, std::string* why) {
+  size_t at = 0;
+  while ((at = text.find("port", at)) != std::string::npos) {
+    const bool word_start = at == 0 || text[at - 1] == ' ' || text[at - 1] == '\t';
+    size_t i = at + 4;
+    at = i;
+    if (!word_start) continue;
+    while (i < text.size() && text[i] == ' ') ++i;
+    if (i >= text.size() || text[i] != '=') continue;
+    ++i;
+    while (i < text.size() && text[i] == ' ') ++i;
+    size_t end = text.find_first_of(" \t", i);
+    std::string value = text.substr(i, end == std::string::npos ? std::string::npos : end - i);
+    if (!value.empty() && (value.front() == '\'' || value.front() == '$')) continue;
+    auto port = ParseInt(value);
+    if (!port || value.front() == '+' || *port < 1 || *port > 65535) {
+      *why = "port=" + value + " is not a port (1..65535)";
+      return false;
+    }
+  }
+  return true;
+}
+
 // Converts the (already expanded) text of a scalar setting. On failure
 // returns nullopt and sets *why ("what was wrong; expected what").
 std::optional<nlohmann::json> ConvertScalar(const SettingSchema& s, const std::string& text,
@@ -344,6 +369,10 @@ std::optional<nlohmann::json> ConvertScalar(const SettingSchema& s, const std::s
     case T::kStringMap:
       if (s.type != T::kStringMap && !s.allowed.empty() && !Contains(s.allowed, text)) {
         *why = "'" + text + "' is not allowed" + DidYouMean(text, s.allowed) + expected;
+        return std::nullopt;
+      }
+      if (s.type != T::kStringMap && !CheckConninfoPort(text, why)) {
+        *why += expected;
         return std::nullopt;
       }
       if (s.type != T::kStringMap && !CheckUrlsIn(text, why)) {

@@ -367,6 +367,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "port -1 is out of range 1..65535"},
         BadCase{"nats_port_out_of_range.yaml", 6, 10, "components.bus.url",
                 "bad URL 'nats://127.0.0.1:99999': port 99999 is out of range 1..65535"},
+        BadCase{"conninfo_port_out_of_range.yaml", 6, 17, "components.db.connection",
+                "port=65536 is not a port (1..65535); expected a string"},
         BadCase{"unknown_url_scheme.yaml", 6, 10, "components.bus.url",
                 "unknown URL scheme 'nast' (did you mean 'nats'?)"}),
     [](const ::testing::TestParamInfo<BadCase>& info) {
