@@ -196,7 +196,14 @@ int CmdInit(const GlobalOptions& g, Output& out, const std::string& example,
 int CmdCheck(const GlobalOptions& g, Output& out) {
   auto text = ReadSpecFile(g.spec_path);
   if (!text.ok()) return Fail(out, text.status());
-  std::vector<SpecError> errors = CheckSpecText(*text, g.spec_path, DriverRegistry::Global());
+  // One parse when the spec is valid (the list of errors is only needed,
+  // and only computed, when it is not): a large spec is read once.
+  auto spec = ParseSpec(*text, g.spec_path, DriverRegistry::Global());
+  std::vector<SpecError> errors;
+  if (!spec.ok()) {
+    errors = CheckSpecText(*text, g.spec_path, DriverRegistry::Global());
+    if (errors.empty()) return Fail(out, spec.status());
+  }
   if (out.json()) {
     nlohmann::json errs = nlohmann::json::array();
     for (const auto& e : errors) {
@@ -214,8 +221,6 @@ int CmdCheck(const GlobalOptions& g, Output& out) {
               g.spec_path);
     return kExitInvalid;
   }
-  auto spec = LoadSpec(g.spec_path);
-  if (!spec.ok()) return Fail(out, spec.status());
   out.Text(g.spec_path + ": ok — environment " + spec->environment + ", " +
            std::to_string(spec->components.size()) + " components, " +
            std::to_string(spec->triggers.size()) + " triggers" +
