@@ -169,7 +169,7 @@ std::string TypeDescription(const SettingSchema& s) {
     case T::kPath:
       return "a path";
     case T::kInt:
-      return "an integer";
+      return "a non-negative integer";
     case T::kBool:
       return "true or false";
     case T::kDuration:
@@ -391,6 +391,13 @@ std::optional<nlohmann::json> ConvertScalar(const SettingSchema& s, const std::s
       auto v = ParseInt(text);
       if (!v) {
         *why = "'" + text + "' is not an integer" + expected;
+        return std::nullopt;
+      }
+      // Every integer setting is a count or a size (jobs, staged_keep,
+      // chunk_size) that drivers read as an int.
+      if (*v < 0 || *v > INT32_MAX) {
+        *why =
+            text + " is out of range; expected an integer from 0 to " + std::to_string(INT32_MAX);
         return std::nullopt;
       }
       return nlohmann::json(*v);

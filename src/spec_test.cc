@@ -369,6 +369,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad URL 'nats://127.0.0.1:99999': port 99999 is out of range 1..65535"},
         BadCase{"conninfo_port_out_of_range.yaml", 6, 17, "components.db.connection",
                 "port=65536 is not a port (1..65535); expected a string"},
+        BadCase{"negative_integer.yaml", 8, 15, "components.web.priority",
+                "-1 is out of range; expected an integer from 0 to 2147483647"},
         BadCase{"unknown_url_scheme.yaml", 6, 10, "components.bus.url",
                 "unknown URL scheme 'nast' (did you mean 'nats'?)"}),
     [](const ::testing::TestParamInfo<BadCase>& info) {
