@@ -1,14 +1,27 @@
 // HTTP API and metrics exposition. See api.h.
 #include "api.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "hash.h"
@@ -244,9 +257,411 @@ Status ParseListenAddress(const std::string& text, std::string* host, int* port)
   return Status::OK();
 }
 
+bool IsLoopbackHost(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost" || host == "[::1]";
+}
+
+namespace {
+
+int64_t MonotonicUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string PeerAddress(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, host, sizeof host);
+  } else if (addr.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, host, sizeof host);
+  }
+  return host;
+}
+
+void CloseSocket(int fd) {
+  ::shutdown(fd, SHUT_RDWR);
+  ::close(fd);
+}
+
+// A best-effort short answer from the gate (the socket is non-blocking; a
+// client that does not read it just loses it).
+void SendAndClose(int fd, int status, const char* reason, const std::string& error) {
+  const std::string body =
+      nlohmann::json({{"error", error}, {"code", "bad_request"}}).dump() + "\n";
+  const std::string text =
+      "HTTP/1.1 " + std::to_string(status) + " " + reason +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
+  (void)::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  CloseSocket(fd);
+}
+
+// Case-insensitive search for a header line "name: value" in a request head;
+// the value trimmed, or nullopt.
+std::optional<std::string> HeaderValue(std::string_view head, std::string_view name) {
+  size_t line = head.find("\r\n");
+  while (line != std::string_view::npos && line + 2 < head.size()) {
+    size_t start = line + 2;
+    size_t end = head.find("\r\n", start);
+    if (end == std::string_view::npos) end = head.size();
+    std::string_view l = head.substr(start, end - start);
+    if (l.size() > name.size() && l[name.size()] == ':' &&
+        std::equal(name.begin(), name.end(), l.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      std::string v(l.substr(name.size() + 1));
+      size_t a = v.find_first_not_of(" \t");
+      size_t b = v.find_last_not_of(" \t");
+      return a == std::string::npos ? std::string() : v.substr(a, b - a + 1);
+    }
+    line = end;
+  }
+  return std::nullopt;
+}
+
+// A complete request already read by the gate, served by httplib from memory;
+// the answer goes straight to the socket (bounded by the write timeout).
+class BufferedStream : public httplib::Stream {
+ public:
+  BufferedStream(int fd, std::string request, int64_t write_timeout_ms)
+      : fd_(fd), data_(std::move(request)), write_timeout_ms_(write_timeout_ms) {}
+  bool is_readable() const override { return pos_ < data_.size(); }
+  bool is_writable() const override {
+    pollfd p{fd_, POLLOUT, 0};
+    return ::poll(&p, 1, static_cast<int>(write_timeout_ms_)) > 0 && (p.revents & POLLOUT);
+  }
+  ssize_t read(char* ptr, size_t size) override {
+    size_t n = std::min(size, data_.size() - pos_);
+    std::memcpy(ptr, data_.data() + pos_, n);
+    pos_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    Endpoint(true, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    Endpoint(false, ip, port);
+  }
+  socket_t socket() const override { return fd_; }
+
+ private:
+  void Endpoint(bool remote, std::string& ip, int& port) const {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    int rc = remote ? ::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len)
+                    : ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    if (rc != 0) return;
+    char host[INET6_ADDRSTRLEN] = {0};
+    if (addr.ss_family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+      ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+      port = ntohs(a->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+      ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+      port = ntohs(a->sin6_port);
+    }
+    ip = host;
+  }
+  int fd_;
+  std::string data_;
+  size_t pos_ = 0;
+  int64_t write_timeout_ms_;
+};
+
+// Runs each accepted socket's task at once on the accept thread: the task
+// only hands the socket to the gate.
+class InlineQueue : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> fn) override { fn(); }
+  void shutdown() override {}
+};
+
+}  // namespace
+
+// httplib's accept loop, with the reading of requests moved out of the
+// worker threads into one poll loop (the gate): a worker only ever sees a
+// complete request, so clients that send slowly occupy nothing but a socket.
+class GatedServer : public httplib::Server {
+ public:
+  explicit GatedServer(const ApiServer::Options& options) : options_(options) {
+    new_task_queue = [] { return new InlineQueue(); };
+  }
+  ~GatedServer() override { StopGate(); }
+
+  Status StartGate() {
+    // httplib listens with a backlog of 5: a burst of connections (slow
+    // clients or not) would see their SYNs dropped and retried for seconds.
+    // Linux lets listen() be called again to widen it.
+    if (svr_sock_ != INVALID_SOCKET) (void)::listen(svr_sock_, SOMAXCONN);
+    if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
+      return Status::IOError(std::string("api: pipe: ") + std::strerror(errno));
+    }
+    workers_ = std::make_unique<httplib::ThreadPool>(std::max(1, options_.threads));
+    gate_ = std::thread([this] { GateLoop(); });
+    return Status::OK();
+  }
+  void StopGate() {
+    if (!gate_.joinable()) return;
+    stopping_ = true;
+    Wake();
+    gate_.join();
+    workers_->shutdown();
+    workers_.reset();
+    ::close(wake_[0]);
+    ::close(wake_[1]);
+  }
+
+ private:
+  struct Pending {
+    int fd = -1;
+    std::string peer;
+    std::string data;
+    int64_t accepted_us = 0;
+    size_t head_end = 0;  // bytes of the head, "\r\n\r\n" included; 0: not yet
+    size_t body_bytes = 0;
+  };
+
+  // On the accept thread: hand the socket to the gate and return at once.
+  bool process_and_close_socket(socket_t sock) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      incoming_.push_back(sock);
+    }
+    Wake();
+    return true;
+  }
+
+  void Wake() {
+    char c = 1;
+    (void)!::write(wake_[1], &c, 1);
+  }
+
+  // Drops the oldest still-reading connection of `peer` (or of anyone when
+  // `peer` is empty). False when there is none.
+  bool EvictOldest(const std::string& peer) {
+    auto oldest = pending_.end();
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      if (!peer.empty() && it->peer != peer) continue;
+      if (oldest == pending_.end() || it->accepted_us < oldest->accepted_us) oldest = it;
+    }
+    if (oldest == pending_.end()) return false;
+    SendAndClose(oldest->fd, 503, "Service Unavailable",
+                 "too many unfinished requests from " + oldest->peer);
+    pending_.erase(oldest);
+    return true;
+  }
+
+  int ConnectionsOf(const std::string& peer) {
+    int n = 0;
+    for (const auto& p : pending_) n += p.peer == peer;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = serving_.find(peer);
+    return n + (it == serving_.end() ? 0 : it->second);
+  }
+
+  void Admit(int fd, int64_t now) {
+    Pending p;
+    p.fd = fd;
+    p.peer = PeerAddress(fd);
+    p.accepted_us = now;
+    int flags = ::fcntl(fd, F_GETFL, 0);
+    (void)::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    // Over its share, a client loses its oldest unfinished request (a
+    // client that sends at once is never the oldest for long); when all of
+    // its connections are being answered, the new one waits its turn.
+    if (ConnectionsOf(p.peer) >= std::max(1, options_.max_connections_per_client) &&
+        !EvictOldest(p.peer)) {
+      SendAndClose(fd, 503, "Service Unavailable",
+                   "too many connections from " + p.peer + "; retry shortly");
+      return;
+    }
+    if (static_cast<int>(pending_.size()) >= std::max(1, options_.max_pending_connections)) {
+      EvictOldest("");
+    }
+    pending_.push_back(std::move(p));
+  }
+
+  // Reads what `p` has sent. True when it is finished with (served, refused
+  // or closed) and must leave the pending list.
+  bool ReadSome(Pending& p) {
+    char buf[8192];
+    for (;;) {
+      ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
+      if (n == 0) {
+        CloseSocket(p.fd);
+        return true;
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+        CloseSocket(p.fd);
+        return true;
+      }
+      p.data.append(buf, static_cast<size_t>(n));
+      if (p.head_end == 0) {
+        size_t end = p.data.find("\r\n\r\n");
+        if (end == std::string::npos) {
+          if (p.data.size() > options_.max_header_bytes) {
+            SendAndClose(p.fd, 431, "Request Header Fields Too Large",
+                         "the request head is larger than " +
+                             std::to_string(options_.max_header_bytes) + " bytes");
+            return true;
+          }
+          continue;
+        }
+        p.head_end = end + 4;
+        std::string_view head(p.data.data(), end);
+        if (HeaderValue(head, "Transfer-Encoding")) {
+          SendAndClose(p.fd, 411, "Length Required",
+                       "send the body with a Content-Length, not chunked");
+          return true;
+        }
+        if (auto len = HeaderValue(head, "Content-Length")) {
+          if (len->empty() || len->size() > 12 ||
+              !std::all_of(len->begin(), len->end(), ::isdigit)) {
+            SendAndClose(p.fd, 400, "Bad Request", "bad Content-Length");
+            return true;
+          }
+          p.body_bytes = std::stoull(*len);
+          if (p.body_bytes > options_.max_body_bytes) {
+            SendAndClose(
+                p.fd, 413, "Payload Too Large",
+                "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+            return true;
+          }
+        }
+        if (auto expect = HeaderValue(head, "Expect"); expect && p.body_bytes > 0) {
+          // The body is read here, so the interim answer is given here; the
+          // header is blanked so that httplib does not give it again.
+          static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+          (void)::send(p.fd, kContinue, sizeof kContinue - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+          size_t at = p.data.find("\r\n", 0);
+          while (at != std::string::npos && at < end) {
+            if (p.data.compare(at + 2, 7, "Expect:") == 0 ||
+                p.data.compare(at + 2, 7, "expect:") == 0) {
+              p.data[at + 2] = 'X';  // "Xxpect:": an unknown header
+              break;
+            }
+            at = p.data.find("\r\n", at + 2);
+          }
+        }
+      }
+      if (p.head_end != 0 && p.data.size() >= p.head_end + p.body_bytes) {
+        p.data.resize(p.head_end + p.body_bytes);  // one request per connection
+        Dispatch(p);
+        return true;
+      }
+    }
+  }
+
+  void Dispatch(Pending& p) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++serving_[p.peer];
+    }
+    int fd = p.fd;
+    std::string peer = p.peer;
+    auto data = std::make_shared<std::string>(std::move(p.data));
+    workers_->enqueue([this, fd, peer, data] {
+      // Back to blocking-free writes bounded by the write timeout.
+      BufferedStream strm(fd, std::move(*data), 5'000);
+      bool closed = false;
+      process_request(strm, /*close_connection=*/true, closed, nullptr);
+      CloseSocket(fd);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--serving_[peer] <= 0) serving_.erase(peer);
+    });
+  }
+
+  void GateLoop() {
+    std::vector<pollfd> fds;
+    while (!stopping_) {
+      const int64_t now = MonotonicUs();
+      {
+        std::vector<int> incoming;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          incoming.swap(incoming_);
+        }
+        for (int fd : incoming) Admit(fd, now);
+      }
+      // Deadlines: the head within header_timeout, the whole request
+      // within request_timeout, counted from the accept.
+      int64_t next_deadline = now + 1'000'000;
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        const int64_t limit_ms =
+            it->head_end == 0 ? options_.header_timeout_ms : options_.request_timeout_ms;
+        const int64_t deadline = it->accepted_us + limit_ms * 1000;
+        if (deadline <= now) {
+          SendAndClose(it->fd, 408, "Request Timeout",
+                       it->head_end == 0 ? "the request head did not arrive in time"
+                                         : "the request body did not arrive in time");
+          it = pending_.erase(it);
+          continue;
+        }
+        next_deadline = std::min(next_deadline, deadline);
+        ++it;
+      }
+      fds.clear();
+      fds.push_back({wake_[0], POLLIN, 0});
+      for (const auto& p : pending_) fds.push_back({p.fd, POLLIN, 0});
+      const int wait_ms = static_cast<int>(std::max<int64_t>(0, next_deadline - now) / 1000 + 1);
+      int rc = ::poll(fds.data(), fds.size(), wait_ms);
+      if (rc < 0 && errno != EINTR) break;
+      if (rc <= 0) continue;
+      if (fds[0].revents & POLLIN) {
+        char drain[256];
+        while (::read(wake_[0], drain, sizeof drain) > 0) {
+        }
+      }
+      // pending_ is unchanged since fds was built: index i+1 is pending_[i].
+      std::vector<bool> done(pending_.size(), false);
+      for (size_t i = 0; i < pending_.size(); ++i) {
+        if (fds[i + 1].revents == 0) continue;
+        done[i] = ReadSome(pending_[i]);
+      }
+      size_t keep = 0;
+      for (size_t i = 0; i < pending_.size(); ++i) {
+        if (done[i]) continue;
+        if (keep != i) pending_[keep] = std::move(pending_[i]);
+        ++keep;
+      }
+      pending_.resize(keep);
+    }
+    for (auto& p : pending_) CloseSocket(p.fd);
+    pending_.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : incoming_) CloseSocket(fd);
+    incoming_.clear();
+  }
+
+  ApiServer::Options options_;
+  int wake_[2] = {-1, -1};
+  std::atomic<bool> stopping_{false};
+  std::thread gate_;
+  std::unique_ptr<httplib::ThreadPool> workers_;
+  std::vector<Pending> pending_;  // gate thread only
+  std::mutex mu_;                 // guards incoming_ and serving_
+  std::vector<int> incoming_;
+  std::map<std::string, int> serving_;  // per client: requests with a worker
+};
+
 class ApiServer::Impl {
  public:
-  Impl(ApiBackend* backend, Options options) : backend_(backend), options_(std::move(options)) {}
+  Impl(ApiBackend* backend, Options options)
+      : backend_(backend), options_(std::move(options)), server_(options_) {}
 
   Status Start(int* bound_port);
   void Stop();
@@ -265,7 +680,7 @@ class ApiServer::Impl {
 
   ApiBackend* backend_;
   Options options_;
-  httplib::Server server_;
+  GatedServer server_;
   std::thread thread_;
   bool running_ = false;
 };
@@ -384,12 +799,9 @@ void ApiServer::Impl::Install() {
 
 Status ApiServer::Impl::Start(int* bound_port) {
   Install();
-  const int threads = std::max(1, options_.threads);
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server_.set_payload_max_length(1 << 20);
+  server_.set_payload_max_length(options_.max_body_bytes);
   server_.set_read_timeout(5, 0);
   server_.set_write_timeout(5, 0);
-  server_.set_keep_alive_timeout(2);
   int port = options_.port;
   if (port == 0) {
     port = server_.bind_to_any_port(options_.host);
@@ -401,6 +813,7 @@ Status ApiServer::Impl::Start(int* bound_port) {
                            ": address in use or not local; pick another with --listen ADDR:PORT");
   }
   *bound_port = port;
+  BACKSTOP_RETURN_IF_ERROR(server_.StartGate());
   running_ = true;
   thread_ = std::thread([this] { server_.listen_after_bind(); });
   return Status::OK();
@@ -411,6 +824,7 @@ void ApiServer::Impl::Stop() {
   running_ = false;
   server_.stop();
   if (thread_.joinable()) thread_.join();
+  server_.StopGate();
 }
 
 ApiServer::ApiServer(ApiBackend* backend, Options options)

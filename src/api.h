@@ -13,6 +13,12 @@
 // in constant time (over SHA-256 digests, so its length does not leak either)
 // and never logged. The server listens on 127.0.0.1 unless told otherwise.
 //
+// Slow or greedy clients cannot starve it: a single gate thread reads every
+// request (head and body) without blocking, within a time limit, and hands
+// only complete requests to the worker threads. Each client address may hold
+// a few connections at once; a client over its share loses its oldest
+// unfinished one. Each connection carries one request (Connection: close).
+//
 // Ownership: ApiServer borrows its backend, which must outlive it.
 // Thread-safety: the backend is called from the server's worker threads,
 // several at once; it must be thread-safe.
@@ -124,8 +130,18 @@ class ApiServer {
     std::string host = "127.0.0.1";
     int port = 0;  // 0: any free port (see port())
     std::string token;
-    int threads = 2;
-    ApiLogFn log;  // may be empty
+    int threads = 2;  // handle complete requests
+    ApiLogFn log;     // may be empty
+    // A request whose head has not arrived this long after the connection
+    // was accepted gets 408; so does one whose body has not arrived within
+    // request_timeout_ms.
+    int64_t header_timeout_ms = 5'000;
+    int64_t request_timeout_ms = 10'000;
+    size_t max_header_bytes = 16 << 10;
+    size_t max_body_bytes = 1 << 20;
+    // Connections still sending their request, per client address and in all.
+    int max_connections_per_client = 8;
+    int max_pending_connections = 512;
   };
   ApiServer(ApiBackend* backend, Options options);
   ~ApiServer();
@@ -147,5 +163,8 @@ class ApiServer {
 
 // Splits "ADDR:PORT" / "[v6]:PORT" / ":PORT" (loopback) for --listen.
 Status ParseListenAddress(const std::string& text, std::string* host, int* port);
+// True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost.
+// 0.0.0.0 and :: (every interface) are not.
+bool IsLoopbackHost(const std::string& host);
 
 }  // namespace backstop

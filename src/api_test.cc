@@ -4,9 +4,13 @@
 // exposition parses and is consistent.
 #include "api.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -157,6 +161,114 @@ TEST_F(ApiTest, RightTokenActs) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_FALSE(backend_.paused.load());
+}
+
+// A TCP connection to the API from a chosen loopback address (127.0.0.0/8
+// is all local, so "other clients" are easy to make).
+int ConnectFrom(const std::string& source, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{20, 0};  // a bound for the test, not an assertion on time
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Sends a whole GET and reads the answer to its end (the server closes).
+std::string GetFrom(const std::string& source, int port, const std::string& path) {
+  int fd = ConnectFrom(source, port);
+  if (fd < 0) return "cannot connect from " + source;
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: api\r\n\r\n";
+  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string answer;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
+
+TEST_F(ApiTest, SlowClientsDoNotStarveTheApi) {
+  // 200 connections from one address and 50 from another, each having sent
+  // one byte of its request and then nothing: they occupy no worker.
+  std::vector<int> slow;
+  for (int i = 0; i < 250; ++i) {
+    int fd = ConnectFrom(i < 200 ? "127.0.0.1" : "127.0.0.2", server_->port());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    ASSERT_EQ(::send(fd, "G", 1, MSG_NOSIGNAL), 1);
+    slow.push_back(fd);
+  }
+  // A normal request from a third address, and from the slow clients' own
+  // addresses, is answered.
+  for (const char* source : {"127.0.0.3", "127.0.0.1", "127.0.0.2"}) {
+    std::string answer = GetFrom(source, server_->port(), "/api/v1/status");
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << source << ": " << answer;
+    EXPECT_NE(answer.find("\"components\": 2"), std::string::npos) << answer;
+  }
+  auto res = client_->Get("/metrics");
+  ASSERT_TRUE(res) << "the API did not answer while slow clients were connected";
+  EXPECT_EQ(res->status, 200);
+  for (int fd : slow) ::close(fd);
+}
+
+TEST(ApiLimitsTest, ARequestHeadThatDoesNotArriveGets408) {
+  FakeBackend backend;
+  ApiServer::Options o;
+  o.token = kToken;
+  o.header_timeout_ms = 200;
+  o.request_timeout_ms = 400;
+  ApiServer server(&backend, o);
+  ASSERT_TRUE(server.Start().ok());
+  // Half a head, then nothing: the server answers 408 and closes.
+  int fd = ConnectFrom("127.0.0.1", server.port());
+  ASSERT_GE(fd, 0);
+  const std::string part = "GET /api/v1/status HTTP/1.1\r\nHo";
+  ASSERT_EQ(::send(fd, part.data(), part.size(), MSG_NOSIGNAL), static_cast<ssize_t>(part.size()));
+  char buf[1024];
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)).rfind("HTTP/1.1 408", 0), 0u);
+  ::close(fd);
+  // A head without its body: 408 too.
+  fd = ConnectFrom("127.0.0.1", server.port());
+  ASSERT_GE(fd, 0);
+  const std::string head =
+      "POST /api/v1/pause HTTP/1.1\r\nHost: api\r\nContent-Length: 100\r\n\r\n{";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  n = ::recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)).rfind("HTTP/1.1 408", 0), 0u);
+  ::close(fd);
+  EXPECT_EQ(backend.pause_calls.load(), 0);
+  server.Stop();
+}
+
+TEST(ApiLimitsTest, LoopbackHosts) {
+  EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackHost("127.1.2.3"));
+  EXPECT_TRUE(IsLoopbackHost("::1"));
+  EXPECT_TRUE(IsLoopbackHost("localhost"));
+  EXPECT_FALSE(IsLoopbackHost("0.0.0.0"));
+  EXPECT_FALSE(IsLoopbackHost("::"));
+  EXPECT_FALSE(IsLoopbackHost("10.0.0.5"));
+  EXPECT_FALSE(IsLoopbackHost("1270.0.0.1"));
 }
 
 TEST_F(ApiTest, BadBodiesAre400) {

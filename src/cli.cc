@@ -176,9 +176,16 @@ int CmdInit(const GlobalOptions& g, Output& out, const std::string& example,
 }
 
 int CmdCheck(const GlobalOptions& g, Output& out) {
-  auto text = Env::Default()->fs()->ReadFile(g.spec_path);
+  auto text = ReadSpecFile(g.spec_path);
   if (!text.ok()) return Fail(out, text.status());
-  std::vector<SpecError> errors = CheckSpecText(*text, g.spec_path, DriverRegistry::Global());
+  // One parse when the spec is valid (the list of errors is only needed,
+  // and only computed, when it is not): a large spec is read once.
+  auto spec = ParseSpec(*text, g.spec_path, DriverRegistry::Global());
+  std::vector<SpecError> errors;
+  if (!spec.ok()) {
+    errors = CheckSpecText(*text, g.spec_path, DriverRegistry::Global());
+    if (errors.empty()) return Fail(out, spec.status());
+  }
   if (out.json()) {
     nlohmann::json errs = nlohmann::json::array();
     for (const auto& e : errors) {
@@ -196,8 +203,6 @@ int CmdCheck(const GlobalOptions& g, Output& out) {
               g.spec_path);
     return kExitInvalid;
   }
-  auto spec = LoadSpec(g.spec_path);
-  if (!spec.ok()) return Fail(out, spec.status());
   out.Text(g.spec_path + ": ok — environment " + spec->environment + ", " +
            std::to_string(spec->components.size()) + " components, " +
            std::to_string(spec->triggers.size()) + " triggers" +
@@ -977,6 +982,8 @@ void AddWatchCommand(CLI::App& app, WatchFlags& f) {
   f.cmd->add_flag("--once", o.once, "Probe every component once, evaluate, print and exit");
   f.cmd->add_flag("--dry-run", o.dry_run, "Decide and log, never act");
   f.cmd->add_option("--listen", o.listen, "API address ADDR:PORT, or off")->default_val(o.listen);
+  f.cmd->add_flag("--allow-remote", o.allow_remote,
+                  "Allow --listen on an address other machines can reach");
   f.cmd->add_option("--token-file", o.token_file,
                     "API token file (else $BACKSTOP_API_TOKEN, else <state_dir>/api-token)");
   f.cmd->add_option("--cooldown", f.cooldown, "Least time between rollbacks of one component")

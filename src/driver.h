@@ -126,18 +126,18 @@ struct DataLossReport {
 // database, the saved stream content), exported as JSON lines and, with
 // `apply`, written back into the live component.
 struct SalvageRequest {
-  std::string run_id;       // the rollback whose discarded data is wanted
-  std::string run_dir;      // <state_dir>/runs/<run_id>: its ledgers and saved content
-  std::string object;       // table ("public.orders" or "orders") or stream name
-  std::string where;        // optional SQL condition on the discarded rows (postgres)
+  std::string run_id;                // the rollback whose discarded data is wanted
+  std::string run_dir;               // <state_dir>/runs/<run_id>: its ledgers and saved content
+  std::string object;                // table ("public.orders" or "orders") or stream name
+  std::string where;                 // optional SQL condition on the discarded rows (postgres)
   std::vector<nlohmann::json> keys;  // optional: only these ledger keys / sequences
-  std::string output_path;  // the export file (JSON lines, one row or message each)
-  bool apply = false;       // write the chosen rows/messages back into the live component
+  std::string output_path;           // the export file (JSON lines, one row or message each)
+  bool apply = false;                // write the chosen rows/messages back into the live component
 };
 
 struct SalvageResult {
-  uint64_t exported = 0;   // rows or messages written to output_path
-  uint64_t applied = 0;    // written back (apply only)
+  uint64_t exported = 0;  // rows or messages written to output_path
+  uint64_t applied = 0;   // written back (apply only)
   // Apply: rows that could not go back as they are (key now taken by another
   // row, FK missing), each with why. Non-empty conflicts mean nothing was applied.
   std::vector<std::string> conflicts;
@@ -268,6 +268,7 @@ struct SettingSchema {
     kPathList,
     kStringMap,   // {k: v} with string values
     kObjectList,  // list of maps validated against `fields`
+    kComparison,  // a number or a comparison with one ("0", "<= 0", "> 5"): spec_expect.h
   };
   std::string key;
   Type type = Type::kString;

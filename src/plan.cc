@@ -1,6 +1,9 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <queue>
 #include <set>
 
 #include "restore_point.h"
@@ -121,25 +124,44 @@ std::vector<std::string> ServicesToCycle(const Spec& spec,
 }  // namespace
 
 std::vector<std::string> DependencyOrder(const Spec& spec) {
-  std::vector<std::string> order;
-  std::set<std::string> placed;
-  // Repeatedly place the first (in file order) component whose dependencies
-  // are all placed: deterministic and stable for a valid (acyclic) spec.
-  while (order.size() < spec.component_order.size()) {
-    bool progressed = false;
-    for (const auto& name : spec.component_order) {
-      if (placed.count(name)) continue;
-      const ComponentSpec* c = spec.Find(name);
-      bool ready = std::all_of(c->depends_on.begin(), c->depends_on.end(),
-                               [&](const std::string& d) { return placed.count(d) > 0; });
-      if (ready) {
-        order.push_back(name);
-        placed.insert(name);
-        progressed = true;
-        break;
+  // Always places the first component (in file order) whose dependencies are
+  // all placed: deterministic and stable for a valid (acyclic) spec. Kahn's
+  // algorithm with the ready components in a min-heap of file positions, so
+  // that a spec of many components is ordered in O(n log n), not O(n^2).
+  const std::vector<std::string>& names = spec.component_order;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < names.size(); ++i) index.emplace(names[i], i);
+  std::vector<size_t> waiting_on(names.size(), 0);
+  std::vector<std::vector<size_t>> dependents(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const ComponentSpec* c = spec.Find(names[i]);
+    if (c == nullptr) continue;
+    std::set<size_t> deps;
+    size_t unknown = 0;  // never placed (cannot happen for a validated spec)
+    for (const auto& d : c->depends_on) {
+      auto it = index.find(d);
+      if (it == index.end()) {
+        ++unknown;
+      } else {
+        deps.insert(it->second);
       }
     }
-    if (!progressed) break;  // a cycle: cannot happen for a validated spec
+    waiting_on[i] = deps.size() + unknown;
+    for (size_t d : deps) dependents[d].push_back(i);
+  }
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (waiting_on[i] == 0) ready.push(i);
+  }
+  std::vector<std::string> order;
+  order.reserve(names.size());
+  while (!ready.empty()) {  // what is left over is a cycle: cannot happen for a validated spec
+    size_t i = ready.top();
+    ready.pop();
+    order.push_back(names[i]);
+    for (size_t next : dependents[i]) {
+      if (--waiting_on[next] == 0) ready.push(next);
+    }
   }
   return order;
 }

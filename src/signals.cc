@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -255,7 +256,13 @@ ProcessSampler::Reading ProcessSampler::Read(const std::string& state_dir,
   }
   r.alive = true;
   r.memory_bytes = static_cast<double>(rss) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-  if (MemTotal() > 0) r.memory_percent = 100.0 * r.memory_bytes / static_cast<double>(MemTotal());
+  auto available = ReadMemAvailable();
+  if (available) {
+    r.memory_percent =
+        MemoryPercentOfUsable(r.memory_bytes, *available, ReadCgroupMemoryLimit(r.pid));
+  } else if (MemTotal() > 0) {
+    r.memory_percent = 100.0 * r.memory_bytes / static_cast<double>(MemTotal());
+  }
   auto it = last_.find(component);
   if (it != last_.end() && it->second.pid == r.pid && now_us > it->second.at_us &&
       cpu >= it->second.ticks) {
@@ -267,7 +274,67 @@ ProcessSampler::Reading ProcessSampler::Read(const std::string& state_dir,
   return r;
 }
 
+double MemoryPercentOfUsable(double rss, double available, std::optional<double> cgroup_limit) {
+  double usable = rss + std::max(0.0, available);
+  if (cgroup_limit && *cgroup_limit > 0) usable = std::min(usable, *cgroup_limit);
+  if (usable <= 0) return 0;
+  return std::min(100.0, 100.0 * rss / usable);
+}
+
+std::optional<double> ReadMemAvailable() {
+  std::ifstream f("/proc/meminfo");
+  std::string key, unit;
+  uint64_t kb = 0;
+  while (f >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return static_cast<double>(kb) * 1024;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> ReadCgroupMemoryLimit(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line, path;
+  while (std::getline(f, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);  // cgroup v2
+  }
+  if (path.empty() || path.find("..") != std::string::npos) return std::nullopt;
+  std::optional<double> lowest;
+  // memory.max of the process's cgroup and of every ancestor: the lowest binds.
+  for (;;) {
+    std::ifstream m("/sys/fs/cgroup" + (path == "/" ? std::string() : path) + "/memory.max");
+    std::string value;
+    if (m >> value && value != "max") {
+      double v = std::strtod(value.c_str(), nullptr);
+      if (v > 0 && (!lowest || v < *lowest)) lowest = v;
+    }
+    if (path == "/" || path.empty()) break;
+    size_t slash = path.rfind('/');
+    path = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+  }
+  return lowest;
+}
+
 // --- SignalDeriver ------------------------------------------------------------------
+
+double SignalDeriver::ConnectTime(const std::string& component, const HealthResult& h,
+                                  bool reachable, double connect_ms, int64_t t_us) {
+  // Failed to connect: the driver says the server did not accept the
+  // session, or (a plain probe, a timed-out attempt) it was not reached.
+  bool failed = false;
+  if (!h.pass()) {
+    auto accepting = h.signals.find("accepting");
+    failed = accepting != h.signals.end() ? accepting->second == 0 : !reachable;
+  }
+  if (!failed) {
+    connect_failing_since_us_.erase(component);
+    return connect_ms;
+  }
+  // The outage began when its first failed attempt started.
+  auto [it, first] = connect_failing_since_us_.emplace(
+      component, t_us - static_cast<int64_t>(connect_ms * 1000.0));
+  (void)first;
+  return std::max(connect_ms, static_cast<double>(t_us - it->second) / 1000.0);
+}
 
 std::vector<Sample> SignalDeriver::FromHealth(const std::string& component, const HealthResult& h,
                                               bool reachable, bool reachability_known, int64_t t_us,
@@ -304,7 +371,7 @@ std::vector<Sample> SignalDeriver::FromHealth(const std::string& component, cons
   if (auto it = h.signals.find("connect_time_ms"); it != h.signals.end() && !unknown) {
     // Only data components report a connect time meaningful for database_timeout;
     // the rules decide which components a trigger applies to.
-    add("connect_time", it->second);
+    add("connect_time", ConnectTime(component, h, reachable, it->second, t_us));
   }
   if (auto it = h.signals.find("disconnected_ms"); it != h.signals.end()) {
     add("disconnected", it->second);

@@ -10,8 +10,17 @@
 //                 themselves (cumulative probe and failure counts)
 //   cpu, memory   percent, for process-driver services (from /proc, like the
 //                 process driver's Health signals cpu_percent / memory_percent)
-//   connect_time  ms, when the health result carries connect_time_ms (PostgreSQL)
+//   connect_time  ms, when the health result carries connect_time_ms (PostgreSQL):
+//                 the time the connection took, and while connections fail, the
+//                 time since the first failed attempt of the outage began. An
+//                 attempt gives up after its connect timeout (10 s by default), so
+//                 without this a `connect_time above 30s` trigger (the seed's
+//                 database_timeout) could never fire.
 //   disconnected  ms, when the health result carries disconnected_ms (NATS)
+//   memory        percent of the memory the process can use: RSS over its
+//                 cgroup's memory.max when that is lower, else over RSS plus the
+//                 machine's MemAvailable (RSS over all of RAM never reaches the
+//                 seed's 95%: the kernel and the OOM killer get there first)
 //
 // Thread-safety: the free functions are pure; SignalDeriver and
 // ProcessSampler are not thread-safe (the daemon's control thread owns them).
@@ -62,6 +71,15 @@ std::string MetricsUrlFor(const ComponentSpec& c);
 
 // --- Process statistics --------------------------------------------------------
 
+// Percent of the memory a process can use (see `memory` above): `rss` over
+// the smaller of `cgroup_limit` (when set) and rss + `available`.
+double MemoryPercentOfUsable(double rss, double available, std::optional<double> cgroup_limit);
+// The machine's MemAvailable from /proc/meminfo, in bytes; nullopt when unknown.
+std::optional<double> ReadMemAvailable();
+// The lowest memory.max (cgroup v2) on the path of `pid`'s cgroup, in bytes;
+// nullopt when there is none ("max" everywhere, or no cgroup v2).
+std::optional<double> ReadCgroupMemoryLimit(int pid);
+
 // CPU and memory of a process-driver service, read from the record the
 // process driver keeps (<state_dir>/components/<name>/process.json: pid and
 // start_ticks) and /proc/<pid>/stat. A pid whose start time differs from the
@@ -108,8 +126,14 @@ class SignalDeriver {
     double total = 0;
     double errors = 0;
   };
+  // The connect_time sample: what the attempt took, or how long attempts have
+  // been failing.
+  double ConnectTime(const std::string& component, const HealthResult& health, bool reachable,
+                     double connect_ms, int64_t t_us);
+
   std::map<std::string, Counts> probe_counts_;
   std::map<std::string, Counts> last_metrics_;
+  std::map<std::string, int64_t> connect_failing_since_us_;  // per component, while failing
 };
 
 }  // namespace backstop

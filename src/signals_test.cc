@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "testing/test_env.h"
@@ -213,6 +214,167 @@ TEST(ProcessSamplerTest, ReadsTheRecordedProcess) {
   auto recycled = sampler.Read(dir.path(), "svc", 3'000'000);
   EXPECT_TRUE(recycled.recorded);
   EXPECT_FALSE(recycled.alive);
+}
+
+// --- Every default trigger can fire --------------------------------------------
+//
+// Each case feeds what a real probe reports with the default settings (probe
+// every 30 s with a 10 s timeout, PostgreSQL's 10 s connect timeout, NATS's
+// disconnected time) through SignalDeriver into the seed's default triggers,
+// and checks that the trigger fires.
+
+constexpr int64_t kInterval = 30'000'000;  // the seed's 30 s, in microseconds
+
+struct Probed {
+  HealthResult health;
+  bool reachable = true;
+};
+
+// True when `trigger` fires on `component` (of `kind`) within `probes`
+// probes at the default interval, each producing what `probe(i)` says.
+bool DefaultTriggerFires(const std::string& trigger, const std::string& component,
+                         const std::string& kind, int probes,
+                         const std::function<Probed(int)>& probe) {
+  RuleEngine engine(DefaultTriggers(), {{component, kind}});
+  SignalDeriver deriver;
+  for (int i = 0; i < probes; ++i) {
+    const int64_t t = kInterval * (i + 1);
+    Probed p = probe(i);
+    for (auto& sample :
+         deriver.FromHealth(component, p.health, p.reachable, true, t, kind == "service")) {
+      engine.Observe(sample);
+    }
+    for (const auto& e : engine.Evaluate(t)) {
+      if (e.trigger == trigger && e.component == component && e.to == TriggerState::kFiring) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+TEST(DefaultTriggersFireTest, HealthCheckFailures) {
+  EXPECT_TRUE(DefaultTriggerFires("health_check_failures", "web", "service", 3, [](int) {
+    HealthResult h = Health(HealthResult::State::kFail, 4);
+    h.detail = "HTTP 503";
+    return Probed{h, true};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, ResponseTimeWithinTheDefaultProbeTimeout) {
+  // 6 s answers: above 5 s, below the 10 s timeout, for more than 5 minutes.
+  EXPECT_TRUE(DefaultTriggerFires("response_time", "web", "service", 12, [](int) {
+    return Probed{Health(HealthResult::State::kPass, 6'000), true};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, ErrorRateFromProbeResults) {
+  EXPECT_TRUE(DefaultTriggerFires("error_rate", "web", "service", 8, [](int i) {
+    return Probed{Health(i % 2 ? HealthResult::State::kFail : HealthResult::State::kPass, 5), true};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, CpuOfOneBusyCore) {
+  // ProcessSampler reports CPU per core: one thread spinning is 100%.
+  EXPECT_TRUE(DefaultTriggerFires("cpu_usage", "web", "service", 23, [](int) {
+    HealthResult h = Health(HealthResult::State::kPass, 5);
+    h.signals["cpu_percent"] = 100;
+    return Probed{h, true};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, MemoryOfAProcessThatTakesWhatIsLeft) {
+  // A 16 GB machine: the service holds 14.8 GB, 0.3 GB remain available. As
+  // a share of all RAM that is 92.5%, which would never pass 95% before the
+  // OOM killer acts; as a share of what it can use it is 98%.
+  const double gb = 1e9;
+  EXPECT_LT(100.0 * 14.8 / 16, 95);
+  const double percent = MemoryPercentOfUsable(14.8 * gb, 0.3 * gb, std::nullopt);
+  EXPECT_GT(percent, 95);
+  // Under a cgroup limit, the limit is what it can use.
+  EXPECT_NEAR(MemoryPercentOfUsable(1.9 * gb, 10 * gb, 2 * gb), 95, 1e-9);
+  EXPECT_TRUE(DefaultTriggerFires("memory_usage", "web", "service", 12, [&](int) {
+    HealthResult h = Health(HealthResult::State::kPass, 5);
+    h.signals["memory_percent"] = percent;
+    return Probed{h, true};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, DatabaseTimeoutWhenConnectsTimeOut) {
+  // What PostgresDriver::Health reports when every connect gives up after
+  // its 10 s connect timeout: connect_time_ms 10000, never above 30 s alone.
+  EXPECT_TRUE(DefaultTriggerFires("database_timeout", "db", "database", 3, [](int) {
+    HealthResult h = Health(HealthResult::State::kFail, 10'000);
+    h.signals["connect_time_ms"] = 10'000;
+    h.signals["accepting"] = 0;
+    h.signals["responding"] = 0;
+    h.detail = "no response: timeout expired";
+    return Probed{h, false};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, DatabaseTimeoutWhenConnectsAreRefused) {
+  // Refused at once (the server is down): 1 ms per attempt, an outage all the same.
+  EXPECT_TRUE(DefaultTriggerFires("database_timeout", "db", "database", 3, [](int) {
+    HealthResult h = Health(HealthResult::State::kFail, 1);
+    h.signals["connect_time_ms"] = 1;
+    h.signals["accepting"] = 0;
+    h.signals["responding"] = 0;
+    return Probed{h, false};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, DatabaseTimeoutIsNotAnOutageAfterARecovery) {
+  SignalDeriver d;
+  auto failing = [&](int64_t t) {
+    HealthResult h = Health(HealthResult::State::kFail, 10'000);
+    h.signals["connect_time_ms"] = 10'000;
+    h.signals["accepting"] = 0;
+    return Find(d.FromHealth("db", h, false, true, t, false), "connect_time")->value;
+  };
+  EXPECT_EQ(failing(10'000'000), 10'000);
+  EXPECT_EQ(failing(40'000'000), 40'000);
+  HealthResult ok = Health(HealthResult::State::kPass, 3);
+  ok.signals["connect_time_ms"] = 3;
+  ok.signals["accepting"] = 1;
+  EXPECT_EQ(Find(d.FromHealth("db", ok, true, true, 70'000'000, false), "connect_time")->value, 3);
+  EXPECT_EQ(failing(110'000'000), 10'000) << "a new outage counts from its own first attempt";
+}
+
+TEST(DefaultTriggersFireTest, NatsDisconnection) {
+  // NatsDriver::Health: the time since the last successful connect.
+  EXPECT_TRUE(DefaultTriggerFires("nats_disconnection", "bus", "stream", 4, [](int i) {
+    HealthResult h = Health(HealthResult::State::kFail, 5'000);
+    h.signals["connect_time_ms"] = 5'000;
+    h.signals["disconnected_ms"] = 30'000.0 * (i + 1);
+    h.detail = "cannot connect to NATS at nats://127.0.0.1:4222: No Server";
+    return Probed{h, false};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, ServiceUnreachable) {
+  EXPECT_TRUE(DefaultTriggerFires("service_unreachable", "web", "service", 4, [](int) {
+    HealthResult h = Health(HealthResult::State::kFail, 0);
+    h.detail = "connection refused";
+    return Probed{h, false};
+  }));
+}
+
+TEST(DefaultTriggersFireTest, DataIntegrity) {
+  // The integrity signal comes from the watcher's scheduled checks, one
+  // sample per check.
+  RuleEngine engine(DefaultTriggers(), {{"db", "database"}});
+  Sample s;
+  s.component = "db";
+  s.signal = "integrity";
+  s.t_us = kInterval;
+  s.value = 0;
+  engine.Observe(s);
+  bool fired = false;
+  for (const auto& e : engine.Evaluate(kInterval)) {
+    fired |= e.trigger == "data_integrity" && e.to == TriggerState::kFiring;
+  }
+  EXPECT_TRUE(fired);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 
 #include "driver.h"
 #include "env.h"
+#include "spec_expect.h"
 #include "spec_internal.h"
 #include "units.h"
 
@@ -168,7 +169,7 @@ std::string TypeDescription(const SettingSchema& s) {
     case T::kPath:
       return "a path";
     case T::kInt:
-      return "an integer";
+      return "a non-negative integer";
     case T::kBool:
       return "true or false";
     case T::kDuration:
@@ -185,6 +186,8 @@ std::string TypeDescription(const SettingSchema& s) {
       return "a map of names to strings";
     case T::kObjectList:
       return "a list of maps";
+    case T::kComparison:
+      return kExpectationHelp;
   }
   return "a value";
 }
@@ -228,15 +231,130 @@ bool ValidHostPort(const std::string& text) {
   return port && *port >= 1 && *port <= 65535 && text[colon + 1] != '+';
 }
 
-bool ValidHttpUrl(const std::string& text) {
-  for (const char* scheme : {"http://", "https://"}) {
-    std::string_view s(scheme);
-    if (text.size() > s.size() && text.compare(0, s.size(), s) == 0) {
-      char first = text[s.size()];
-      return first != '/' && first != ' ' && text.find(' ') == std::string::npos;
+// URL schemes a setting may use, with whether a port is needed.
+const std::vector<std::string> kUrlSchemes = {
+    "http", "https", "nats", "tls", "ws", "wss", "postgres", "postgresql", "grpc", "unix", "file"};
+
+// Checks "scheme://[user[:password]@]host[:port][/path...]": a scheme in
+// `schemes`, a host, and a port (when given) in 1..65535. On failure sets
+// *why ("port 99999 is out of range 1..65535"); never quotes the password.
+bool CheckUrl(const std::string& text, const std::vector<std::string>& schemes, std::string* why) {
+  const size_t sep = text.find("://");
+  if (sep == std::string::npos || sep == 0) {
+    *why = "no scheme:// part";
+    return false;
+  }
+  const std::string scheme = text.substr(0, sep);
+  std::string lower;
+  for (char c : scheme) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!Contains(schemes, lower)) {
+    *why = "unknown URL scheme '" + scheme + "'" + DidYouMean(lower, schemes) +
+           " (known: " + JoinList(schemes) + ")";
+    return false;
+  }
+  if (text.find_first_of(" \t\r\n") != std::string::npos) {
+    *why = "a URL has no spaces";
+    return false;
+  }
+  if (lower == "unix" || lower == "file") return true;
+  std::string authority = text.substr(sep + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  const size_t at = authority.rfind('@');
+  if (at != std::string::npos) authority = authority.substr(at + 1);
+  std::string host = authority;
+  std::string port;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string::npos) {
+      *why = "unclosed '[' in the host";
+      return false;
+    }
+    host = authority.substr(0, close + 1);
+    std::string rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        *why = "unexpected '" + rest + "' after the host";
+        return false;
+      }
+      port = rest.substr(1);
+      if (port.empty()) port = "(empty)";
+    }
+  } else if (const size_t colon = authority.rfind(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (port.empty()) port = "(empty)";
+  }
+  if (host.empty()) {
+    *why = "no host";
+    return false;
+  }
+  if (!port.empty()) {
+    auto p = ParseInt(port);
+    if (!p || port.front() == '+') {
+      *why = "port '" + port + "' is not a number";
+      return false;
+    }
+    if (*p < 1 || *p > 65535) {
+      *why = "port " + port + " is out of range 1..65535";
+      return false;
     }
   }
-  return false;
+  return true;
+}
+
+bool ValidHttpUrl(const std::string& text, std::string* why) {
+  return CheckUrl(text, {"http", "https"}, why);
+}
+
+// A string setting that holds URLs ("nats://a:4222" or, as NATS accepts, a
+// comma-separated list of them) is checked as such; other strings pass.
+bool CheckUrlsIn(const std::string& text, std::string* why) {
+  if (text.find("://") == std::string::npos) return true;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string part = text.substr(start, comma - start);
+    while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    if (!CheckUrl(part, kUrlSchemes, why)) {
+      std::string shown = part;
+      if (size_t at = shown.rfind('@'); at != std::string::npos) {
+        size_t sep = shown.find("://");
+        shown =
+            shown.substr(0, sep == std::string::npos ? 0 : sep + 3) + "***@" + shown.substr(at + 1);
+      }
+      *why = "bad URL '" + shown + "': " + *why;
+      return false;
+    }
+    start = comma + 1;
+  }
+  return true;
+}
+
+// A libpq conninfo string ("host=x port=5432 ...") names its port as
+// port=N: it must be in 1..65535 (libpq would only say so when connecting).
+bool CheckConninfoPort(const std::string& text, std::string* why) {
+  size_t at = 0;
+  while ((at = text.find("port", at)) != std::string::npos) {
+    const bool word_start = at == 0 || text[at - 1] == ' ' || text[at - 1] == '\t';
+    size_t i = at + 4;
+    at = i;
+    if (!word_start) continue;
+    while (i < text.size() && text[i] == ' ') ++i;
+    if (i >= text.size() || text[i] != '=') continue;
+    ++i;
+    while (i < text.size() && text[i] == ' ') ++i;
+    size_t end = text.find_first_of(" \t", i);
+    std::string value = text.substr(i, end == std::string::npos ? std::string::npos : end - i);
+    if (!value.empty() && (value.front() == '\'' || value.front() == '$')) continue;
+    auto port = ParseInt(value);
+    if (!port || value.front() == '+' || *port < 1 || *port > 65535) {
+      *why = "port=" + value + " is not a port (1..65535)";
+      return false;
+    }
+  }
+  return true;
 }
 
 // Converts the (already expanded) text of a scalar setting. On failure
@@ -253,6 +371,14 @@ std::optional<nlohmann::json> ConvertScalar(const SettingSchema& s, const std::s
         *why = "'" + text + "' is not allowed" + DidYouMean(text, s.allowed) + expected;
         return std::nullopt;
       }
+      if (s.type != T::kStringMap && !CheckConninfoPort(text, why)) {
+        *why += expected;
+        return std::nullopt;
+      }
+      if (s.type != T::kStringMap && !CheckUrlsIn(text, why)) {
+        *why += "; expected a URL such as nats://127.0.0.1:4222 or http://127.0.0.1:8222";
+        return std::nullopt;
+      }
       return nlohmann::json(text);
     case T::kPath:
     case T::kPathList:
@@ -265,6 +391,13 @@ std::optional<nlohmann::json> ConvertScalar(const SettingSchema& s, const std::s
       auto v = ParseInt(text);
       if (!v) {
         *why = "'" + text + "' is not an integer" + expected;
+        return std::nullopt;
+      }
+      // Every integer setting is a count or a size (jobs, staged_keep,
+      // chunk_size) that drivers read as an int.
+      if (*v < 0 || *v > INT32_MAX) {
+        *why =
+            text + " is out of range; expected an integer from 0 to " + std::to_string(INT32_MAX);
         return std::nullopt;
       }
       return nlohmann::json(*v);
@@ -300,6 +433,15 @@ std::optional<nlohmann::json> ConvertScalar(const SettingSchema& s, const std::s
         return std::nullopt;
       }
       return nlohmann::json(*v);
+    }
+    case T::kComparison: {
+      std::string problem;
+      auto e = Expectation::Parse(text, &problem);
+      if (!e) {
+        *why = problem + expected;
+        return std::nullopt;
+      }
+      return nlohmann::json(e->ToString());
     }
     case T::kObjectList:
       break;
@@ -366,6 +508,7 @@ class Parser {
       : file_(std::move(file)), base_dir_(std::move(base_dir)), registry_(registry) {}
 
   void Run(const std::string& text, Spec* spec) {
+    text_ = text;
     YAML::Node root;
     try {
       if (!CountDocuments(text)) return;
@@ -562,11 +705,57 @@ class Parser {
       Err(At(n, fallback), path, std::string("got ") + DescribeNode(n), expected);
       return std::nullopt;
     }
+    if (!CheckQuotedOnOneLine(n, path)) return std::nullopt;
     std::vector<std::string> problems;
     std::string out = spec_internal::ExpandEnv(n.Scalar(), &problems);
     for (const auto& p : problems) Err(At(n, fallback), path, p);
     if (!problems.empty()) return std::nullopt;
     return out;
+  }
+
+  // A quoted value that runs over several lines is almost always a quote
+  // left open: YAML then folds the lines that follow into the value, up to
+  // the next quote, and whole components vanish into a connection string.
+  // Only free-text keys (sql, procedure) may span lines; elsewhere the value
+  // is refused, pointing at its opening quote.
+  bool CheckQuotedOnOneLine(const YAML::Node& n, const std::string& path) {
+    const Mark m = n.Mark();
+    if (m.pos < 0 || static_cast<size_t>(m.pos) >= text_.size()) return true;
+    const char quote = text_[m.pos];
+    if (quote != '"' && quote != '\'') return true;
+    for (const char* free_text : {".sql", ".procedure"}) {
+      const std::string_view suffix(free_text);
+      if (path.size() >= suffix.size() &&
+          path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        return true;
+      }
+    }
+    size_t i = static_cast<size_t>(m.pos) + 1;
+    int newlines = 0;
+    for (; i < text_.size(); ++i) {
+      const char c = text_[i];
+      if (c == '\n') ++newlines;
+      if (quote == '"' && c == '\\') {
+        ++i;  // an escaped character, perhaps a quote
+        continue;
+      }
+      if (c == quote) {
+        if (quote == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'') {
+          ++i;  // '' is a quote inside a single-quoted value
+          continue;
+        }
+        break;
+      }
+    }
+    if (newlines == 0 || i >= text_.size()) return true;
+    int end_line = m.line + 1;
+    for (size_t k = static_cast<size_t>(m.pos); k < i; ++k) end_line += text_[k] == '\n';
+    Err(m, path,
+        std::string("the value opened by this ") + (quote == '"' ? "double" : "single") +
+            " quote does not close on its line: it runs to line " + std::to_string(end_line) +
+            " and takes in everything between (an unclosed quote?)",
+        "a one-line value: close the quote on the same line");
+    return false;
   }
   std::optional<std::string> Str(const Entry& e, const std::string& path,
                                  const std::string& expected = "a string") {
@@ -908,6 +1097,13 @@ class Parser {
       case T::kPathList: {
         auto items = StrList(n, fallback, path, expected, true);
         if (!items) return std::nullopt;
+        if (items->empty() && s.required) {
+          // `command: []` would pass here and fail only when the driver acts
+          // (after a deploy switched `current`): a required list needs an item.
+          Err(At(n, fallback), path, "empty list",
+              expected + (s.help.empty() ? "" : " (" + s.help + ")") + " with at least one item");
+          return std::nullopt;
+        }
         nlohmann::json arr = nlohmann::json::array();
         for (size_t i = 0; i < items->size(); ++i) {
           std::string why;
@@ -985,11 +1181,12 @@ class Parser {
       if (t.key == "http") {
         const std::string expected = "an http:// or https:// URL";
         if (auto url = Str(t, tpath, expected)) {
-          if (ValidHttpUrl(*url)) {
+          std::string why;
+          if (ValidHttpUrl(*url, &why)) {
             probe->type = ProbeSpec::Type::kHttp;
             probe->target = *url;
           } else {
-            Err(At(t), tpath, "'" + *url + "' is not a URL", expected);
+            Err(At(t), tpath, "'" + *url + "' is not a usable URL: " + why, expected);
           }
         }
       } else if (t.key == "tcp" || t.key == "grpc") {
@@ -1528,8 +1725,9 @@ class Parser {
       if (url != nullptr) {
         const std::string expected = "an http:// or https:// URL";
         if (auto v = Str(*url, path + ".url", expected)) {
-          if (!ValidHttpUrl(*v)) {
-            Err(At(*url), path + ".url", "'" + *v + "' is not a URL", expected);
+          std::string why;
+          if (!ValidHttpUrl(*v, &why)) {
+            Err(At(*url), path + ".url", "'" + *v + "' is not a usable URL: " + why, expected);
           } else if (n.type != "webhook" && !n.type.empty()) {
             Err(url->key_mark, path + ".url", "'url' applies only to webhook notifiers",
                 "no url for type " + n.type);
@@ -1585,6 +1783,7 @@ class Parser {
 
   std::string file_;
   std::string base_dir_;
+  std::string_view text_;  // the spec's text, for checks yaml-cpp cannot make
   const DriverRegistry& registry_;
   std::vector<SpecError> errors_;
   std::map<std::string, std::vector<Mark>> dep_marks_;  // parallel to depends_on

@@ -24,8 +24,8 @@ namespace backstop {
 
 struct SourcePos {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown
-  int column = 0;  // 1-based
+  int line = 0;                  // 1-based; 0 when unknown
+  int column = 0;                // 1-based
   std::string ToString() const;  // "file:line:column"
 };
 
@@ -76,8 +76,8 @@ struct TriggerSpec {
   std::optional<double> above;  // in the signal's unit: ms for times, percent for rates
   std::optional<double> below;
   int64_t for_ms = 0;
-  int64_t window_ms = 0;           // ratios over a window (error_rate)
-  int64_t keep_firing_for_ms = 0;  // hysteresis
+  int64_t window_ms = 0;              // ratios over a window (error_rate)
+  int64_t keep_firing_for_ms = 0;     // hysteresis
   std::string missing_data = "fail";  // fail | ignore | keep
   std::string action;  // component_rollback | evaluate_and_rollback | immediate_rollback | alert
   SourcePos pos;
@@ -86,8 +86,8 @@ struct TriggerSpec {
 struct DecisionRule {
   std::string scenario;
   std::vector<std::string> triggers;  // trigger names that select this row
-  std::string scope;                  // component | component_and_dependents | affected | all | fallback
-  std::string procedure;              // free text shown in plans and reports
+  std::string scope;      // component | component_and_dependents | affected | all | fallback
+  std::string procedure;  // free text shown in plans and reports
   int64_t recovery_min_ms = 0;
   int64_t recovery_max_ms = 0;  // the recovery-time target
   SourcePos pos;
@@ -135,6 +135,16 @@ struct Spec {
 };
 
 class DriverRegistry;
+
+// The largest spec file Backstop reads (4 MiB): far more than any real
+// environment needs, small enough that parsing it stays quick.
+constexpr uint64_t kMaxSpecBytes = uint64_t{4} << 20;
+
+// The text of the spec file at `path`. NotFound when it does not exist;
+// InvalidArgument (exit 2) when it is not a regular file (a directory, a
+// device such as /dev/zero, a pipe), is larger than kMaxSpecBytes, or cannot
+// be read. Never reads more than kMaxSpecBytes + 1 bytes.
+Result<std::string> ReadSpecFile(const std::string& path);
 
 // Reads and validates `path` against the global driver registry. On failure
 // the Status message lists every error, one per line, with positions.

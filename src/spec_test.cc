@@ -4,6 +4,7 @@
 #include "spec.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 
 #include "driver.h"
 #include "env.h"
+#include "spec_expect.h"
 #include "spec_internal.h"
 #include "testing/test_env.h"
 
@@ -70,7 +72,7 @@ DriverRegistry FakeRegistry() {
   connection.help = "a libpq conninfo string";
   SettingSchema integrity = Setting("integrity", Type::kObjectList);
   integrity.fields = {Setting("name", Type::kString, true), Setting("sql", Type::kString, true),
-                      Setting("expect", Type::kInt, false, 0)};
+                      Setting("expect", Type::kComparison, false, 0)};
   SettingSchema staged = Setting("staged", Type::kString, false, "auto");
   staged.allowed = {"auto", "always", "never"};
   postgres.settings = {connection, integrity, staged};
@@ -166,7 +168,7 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
             "host=127.0.0.1 port=5432 dbname=mistersmith user=mistersmith");
   EXPECT_EQ(pg->settings.at("staged"), "auto");
   ASSERT_EQ(pg->settings.at("integrity").size(), 1u);
-  EXPECT_EQ(pg->settings.at("integrity")[0].at("expect"), 0);
+  EXPECT_EQ(pg->settings.at("integrity")[0].at("expect"), "0");
   EXPECT_NE(pg->settings.at("integrity")[0].at("sql").get<std::string>().find("LEFT JOIN agents"),
             std::string::npos);
 
@@ -352,7 +354,25 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"not_allowed_value.yaml", 7, 13, "components.db.staged",
                 "'sometimes' is not allowed; expected one of auto, always, never"},
         BadCase{"integrity_item.yaml", 9, 17, "components.db.integrity[0].expect",
-                "'zero' is not an integer"}),
+                "'zero' is neither a number nor a comparison with one; expected a number such "
+                "as 0, or a comparison such as '<= 0'"},
+        BadCase{"expect_comparison.yaml", 8, 48, "components.db.integrity[0].expect",
+                "'=< 0' is neither a number nor a comparison"},
+        BadCase{"unclosed_quote.yaml", 6, 17, "components.db.connection",
+                "the value opened by this double quote does not close on its line: it runs to "
+                "line 15"},
+        BadCase{"empty_command.yaml", 7, 14, "components.web.command",
+                "empty list; expected a list of strings"},
+        BadCase{"http_port_out_of_range.yaml", 9, 13, "components.web.health.http",
+                "port -1 is out of range 1..65535"},
+        BadCase{"nats_port_out_of_range.yaml", 6, 10, "components.bus.url",
+                "bad URL 'nats://127.0.0.1:99999': port 99999 is out of range 1..65535"},
+        BadCase{"conninfo_port_out_of_range.yaml", 6, 17, "components.db.connection",
+                "port=65536 is not a port (1..65535); expected a string"},
+        BadCase{"negative_integer.yaml", 8, 15, "components.web.priority",
+                "-1 is out of range; expected an integer from 0 to 2147483647"},
+        BadCase{"unknown_url_scheme.yaml", 6, 10, "components.bus.url",
+                "unknown URL scheme 'nast' (did you mean 'nats'?)"}),
     [](const ::testing::TestParamInfo<BadCase>& info) {
       std::string name = info.param.file;
       name = name.substr(0, name.find('.'));
@@ -706,6 +726,101 @@ TEST(SpecTest, LoadSpecReadsTheFile) {
                                     0),
       0u)
       << spec.status().message();
+}
+
+TEST(SpecTest, ReadSpecFileRefusesWhatIsNotASpecFile) {
+  testing::TempDir dir;
+  // A directory, a device that never ends, a pipe nobody writes to: each a
+  // clear InvalidArgument (exit 2), never a read without bound or a hang.
+  for (const std::string& path : {dir.path(), std::string("/dev/zero")}) {
+    auto text = ReadSpecFile(path);
+    ASSERT_FALSE(text.ok()) << path;
+    EXPECT_EQ(text.status().code(), Status::Code::kInvalidArgument) << path;
+    EXPECT_NE(text.status().message().find("regular YAML file"), std::string::npos)
+        << text.status().message();
+    auto spec = LoadSpec(path);
+    ASSERT_FALSE(spec.ok());
+    EXPECT_EQ(spec.status().code(), Status::Code::kInvalidArgument);
+  }
+  EXPECT_NE(ReadSpecFile(dir.path()).status().message().find("is a directory"), std::string::npos);
+  EXPECT_NE(ReadSpecFile("/dev/zero").status().message().find("is a character device"),
+            std::string::npos);
+  const std::string fifo = dir.Join("fifo.yaml");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(ReadSpecFile(fifo).status().message().find("is a pipe"), std::string::npos);
+
+  // Over the limit: refused, saying the limit.
+  const std::string big = dir.Join("big.yaml");
+  testing::WriteFileOrDie(big, "environment: dev\n# " + std::string(kMaxSpecBytes, 'x') + "\n");
+  auto text = ReadSpecFile(big);
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(text.status().message().find("larger than 4 MiB"), std::string::npos)
+      << text.status().message();
+
+  // Just under it: read whole.
+  const std::string fits = dir.Join("fits.yaml");
+  const std::string content = "# " + std::string(kMaxSpecBytes - 3, 'x') + "\n";
+  testing::WriteFileOrDie(fits, content);
+  auto read = ReadSpecFile(fits);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->size(), kMaxSpecBytes);
+
+  auto missing = ReadSpecFile(dir.Join("nosuch.yaml"));
+  EXPECT_TRUE(missing.status().IsNotFound());
+}
+
+TEST(SpecTest, IntegrityExpectationsAreTyped) {
+  std::string text =
+      "environment: dev\ncomponents:\n  db:\n    kind: database\n    driver: postgres\n"
+      "    connection: host=x\n    integrity:\n"
+      "      - {name: a, sql: SELECT 1, expect: 0}\n"
+      "      - {name: b, sql: SELECT 1, expect: <= 0}\n"
+      "      - {name: c, sql: SELECT 1, expect: '> 5'}\n"
+      "      - {name: d, sql: SELECT 1, expect: ==2.5}\n";
+  auto spec = ParseSpec(text, "typed.yaml", FakeRegistry());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const auto& items = spec->Find("db")->settings.at("integrity");
+  EXPECT_EQ(items[0].at("expect"), "0");
+  EXPECT_EQ(items[1].at("expect"), "<= 0");
+  EXPECT_EQ(items[2].at("expect"), "> 5");
+  EXPECT_EQ(items[3].at("expect"), "2.5");
+}
+
+TEST(ExpectationTest, ComparesNumbersNotText) {
+  std::string why;
+  auto zero = Expectation::Parse("0", &why);
+  ASSERT_TRUE(zero.has_value());
+  EXPECT_TRUE(zero->Matches("0"));
+  EXPECT_TRUE(zero->Matches("0.0")) << "numerically equal, textually not";
+  EXPECT_FALSE(zero->Matches("1"));
+  EXPECT_FALSE(zero->Matches("NULL", &why));
+  EXPECT_EQ(why, "'NULL' is not a number");
+  EXPECT_FALSE(zero->Matches("zero"));
+
+  auto le = Expectation::Parse("<= 0", &why);
+  ASSERT_TRUE(le.has_value());
+  EXPECT_TRUE(le->Matches("-3"));
+  EXPECT_TRUE(le->Matches("0"));
+  EXPECT_FALSE(le->Matches("1"));
+  auto gt = Expectation::Parse(">5", &why);
+  ASSERT_TRUE(gt.has_value());
+  EXPECT_TRUE(gt->Matches("6"));
+  EXPECT_FALSE(gt->Matches("5"));
+  EXPECT_TRUE(gt->Matches("5.5"));
+  EXPECT_EQ(gt->ToString(), "> 5");
+  auto ne = Expectation::Parse("!= 0", &why);
+  ASSERT_TRUE(ne.has_value());
+  EXPECT_TRUE(ne->Matches("12"));
+  EXPECT_FALSE(ne->Matches("0"));
+  // Exact for integers past 2^53.
+  auto big = Expectation::Parse("9007199254740993", &why);
+  ASSERT_TRUE(big.has_value());
+  EXPECT_FALSE(big->Matches("9007199254740992"));
+
+  for (const char* bad : {"zero", "", "=< 0", "<=", "0x10", "1e3", "five", "< 5 apples", "nan"}) {
+    EXPECT_FALSE(Expectation::Parse(bad, &why).has_value()) << bad;
+  }
 }
 
 TEST(SpecTest, SurvivesHostileInput) {

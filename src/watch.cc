@@ -529,16 +529,20 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
   if (it == views_.end()) return;
   ComponentView& view = *it->second;
   HealthResult& h = o.health;
-  if (view.process_driver && view.mode != "driver") {
+  if (view.process_driver) {
     // What the process driver's Health adds to the probe: a recorded process
-    // that died is down whatever answers on its port; CPU and memory.
+    // that died is down whatever answers on its port; CPU and memory. The
+    // memory signal is always the sampler's (percent of what the process can
+    // use, see signals.h), also when the driver's Health is the probe.
     ProcessSampler::Reading r = sampler_.Read(spec_.state_dir, view.name, now_us);
-    if (r.recorded && !r.alive) {
+    if (view.mode != "driver" && r.recorded && !r.alive) {
       h.state = HealthResult::State::kFail;
       h.detail = "process " + std::to_string(r.pid) + " has exited (" + h.detail + ")";
     }
     if (r.alive) {
-      if (r.cpu_percent) h.signals["cpu_percent"] = *r.cpu_percent;
+      if (r.cpu_percent && (view.mode != "driver" || !h.signals.count("cpu_percent"))) {
+        h.signals["cpu_percent"] = *r.cpu_percent;
+      }
       h.signals["memory_percent"] = r.memory_percent;
       h.signals["memory_bytes"] = r.memory_bytes;
     }
@@ -1109,9 +1113,7 @@ Status Watcher::Run() {
     }
     log_->Info("api listening", {{"address", aopts.host + ":" + std::to_string(api_->port())},
                                  {"token_from", source}});
-    const bool loopback =
-        aopts.host.rfind("127.", 0) == 0 || aopts.host == "::1" || aopts.host == "localhost";
-    if (!loopback) {
+    if (!IsLoopbackHost(aopts.host)) {
       log_->Warn(
           "the API listens beyond loopback: reads are open to anyone who can reach it; "
           "actions still need the token",
@@ -1567,6 +1569,13 @@ int RunWatchCommand(Env* env, const Spec& spec, const DriverRegistry& registry,
     Status st = ParseListenAddress(options.listen, &host, &port);
     if (!st.ok()) {
       out.Error("backstop watch: " + st.message());
+      return 2;
+    }
+    if (!IsLoopbackHost(host) && !options.allow_remote) {
+      out.Error("backstop watch: --listen " + options.listen +
+                " is not a loopback address: other machines could reach the API, whose reads "
+                "need no token; pass --allow-remote as well if that is what you want, or "
+                "listen on 127.0.0.1");
       return 2;
     }
   }

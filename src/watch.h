@@ -81,6 +81,7 @@ struct WatchOptions {
   bool dry_run = false;
   bool once = false;                      // probe everything once, evaluate, print, exit
   std::string listen = "127.0.0.1:8742";  // the API; "off" disables it
+  bool allow_remote = false;              // --allow-remote: --listen beyond loopback
   std::string token_file;                 // else $BACKSTOP_API_TOKEN, else <state_dir>/api-token
   int64_t cooldown_ms = 10 * 60 * 1000;   // per component, between rollbacks
   int max_rollbacks_per_hour = 3;         // automatic ones

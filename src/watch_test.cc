@@ -492,4 +492,31 @@ TEST(WatcherTest, BrokenDatabaseInvariantFiresDataIntegrity) {
   EXPECT_TRUE(run_status.ok()) << run_status.message();
 }
 
+TEST(WatchCommandTest, ListeningBeyondLoopbackNeedsAllowRemote) {
+  testing::TempDir dir;
+  const std::string path = dir.Join("backstop.yaml");
+  testing::WriteFileOrDie(path,
+                          "environment: test\ncomponents:\n  etc:\n    kind: config\n"
+                          "    driver: files\n    files: [" +
+                              dir.Join("app.conf") + "]\n");
+  auto spec = LoadSpec(path);
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  std::FILE* err = std::tmpfile();
+  Output out(false, err, err);
+  WatchOptions options;
+  options.once = true;  // would probe once and exit, were it allowed to start
+  for (const char* listen : {"0.0.0.0:0", "[::]:0", "10.1.2.3:8742"}) {
+    options.listen = listen;
+    EXPECT_EQ(RunWatchCommand(Env::Default(), *spec, DriverRegistry::Global(), options, out), 2)
+        << listen;
+  }
+  std::fflush(err);
+  std::rewind(err);
+  std::string said(4096, '\0');
+  said.resize(std::fread(said.data(), 1, said.size(), err));
+  std::fclose(err);
+  EXPECT_NE(said.find("--listen 0.0.0.0:0 is not a loopback address"), std::string::npos) << said;
+  EXPECT_NE(said.find("pass --allow-remote"), std::string::npos) << said;
+}
+
 }  // namespace backstop

@@ -77,6 +77,32 @@ expect_eq "$(api_status GET /api/v1/status)" 200 "status without a token"
 expect_eq "$(json_field "$(cat "$WORK/.api-body")" 'j["paused"]')" True "status says paused"
 expect_eq "$(stat -c %a "$STATE/api-token")" 600 "api-token mode"
 TOKEN=$(head -n1 "$STATE/api-token")
+
+# Slow clients (200 connections from one address, 50 from another, each
+# having sent one byte of its request) do not make the API unreachable: a
+# normal request from a third address and from theirs is answered while they
+# stay connected.
+SLOW_RESULT=$(python3 - "$API" <<'PY'
+import http.client, socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+slow = []
+for i in range(250):
+    s = socket.create_connection((u.hostname, u.port), timeout=10,
+                                 source_address=("127.0.0.1" if i < 200 else "127.0.0.2", 0))
+    s.send(b"G")
+    slow.append(s)
+answers = []
+for source in ("127.0.0.3", "127.0.0.1", "127.0.0.2"):
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=10, source_address=(source, 0))
+    c.request("GET", "/api/v1/status")
+    answers.append(str(c.getresponse().status))
+    c.close()
+for s in slow:
+    s.close()
+print(" ".join(answers))
+PY
+)
+expect_eq "$SLOW_RESULT" "200 200 200" "status answered while 250 slow clients are connected"
 expect_eq "$(service_version "$ORCH_PORT")" v2 "refused requests changed nothing"
 
 # Resume with the token: the trigger still fires, so the daemon decides again and acts.

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "hash.h"
+#include "spec_expect.h"
 #include "units.h"
 
 namespace backstop::postgres {
@@ -78,6 +79,11 @@ Result<PgSettings> ParsePgSettings(const nlohmann::json& s) {
       for (const auto& q : s["integrity"]) {
         if (!q.is_object() || !q.contains("name") || !q.contains("sql") || !q.contains("expect")) {
           return Status::InvalidArgument("integrity: each item needs name, sql and expect");
+        }
+        std::string why;
+        if (!Expectation::Parse(JsonToText(q["expect"]), &why)) {
+          return Status::InvalidArgument("integrity " + JsonToText(q["name"]) + ": expect: " + why +
+                                         "; expected " + kExpectationHelp);
         }
         out.integrity.push_back(
             {JsonToText(q["name"]), JsonToText(q["sql"]), JsonToText(q["expect"])});
@@ -637,8 +643,11 @@ Result<std::vector<IntegrityCheck>> RunChecks(PgConn& conn, const nlohmann::json
         c.detail = "expected " + q.expect + ", the query returned no row";
       } else {
         std::string got = r->IsNull(0, 0) ? "NULL" : r->Get(0, 0);
-        c.passed = got == q.expect;
-        c.detail = "expected " + q.expect + ", found " + got;
+        std::string why;
+        auto expect = Expectation::Parse(q.expect, &why);
+        c.passed = expect && expect->Matches(got, &why);
+        c.detail = "expected " + (expect ? expect->ToString() : q.expect) + ", found " + got +
+                   (c.passed || why.empty() ? "" : " (" + why + ")");
       }
       out.push_back(std::move(c));
     }

@@ -23,7 +23,7 @@ namespace backstop::postgres {
 struct IntegrityQuery {
   std::string name;
   std::string sql;
-  std::string expect;  // compared with the first column of the first row, as text
+  std::string expect;  // an Expectation (spec_expect.h) the first column of the first row meets
 };
 
 struct PgSettings {

@@ -2131,7 +2131,9 @@ DriverInfo PostgresDriverInfo() {
                   {MakeSetting("name", T::kString, true, "what the check is called"),
                    MakeSetting("sql", T::kString, true,
                                "a query; the first column of its first row is compared"),
-                   MakeSetting("expect", T::kString, true, "the expected value, as text")}),
+                   MakeSetting("expect", T::kComparison, true,
+                               "what the first column must be: a number (0) or a comparison "
+                               "('<= 0', '> 5')")}),
       MakeSetting("staged", T::kString, false,
                   "restore each dump into a staging database right away (rollback then only "
                   "swaps it in): auto (databases up to staged_max_size), always, never",

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -1032,6 +1033,34 @@ TEST_F(PostgresDriverTest, LargeDumpFilesAreStreamedIntoPgRestore) {
   EXPECT_EQ(DataDumpHash(db_), live_before);
   EXPECT_FALSE(driver_->Restore(c, e, ctx2).ok());
   EXPECT_EQ(DataDumpHash(db_), live_before);
+}
+
+TEST_F(PostgresDriverTest, IntegrityQueriesCompareNumbersTypedInTheSpec) {
+  // `expect` is an Expectation (spec_expect.h): compared as a number, so
+  // "<= 0" and "0" hold for a count of 0 and a bad one fails with what it found.
+  settings_["integrity"] =
+      json::array({{{"name", "no tasks"},
+                    {"sql", "SELECT count(*) FROM tasks WHERE false"},
+                    {"expect", "<= 0"}},
+                   {{"name", "zero as numeric"}, {"sql", "SELECT 0.0::numeric"}, {"expect", "0"}},
+                   {{"name", "too few"}, {"sql", "SELECT 3"}, {"expect", "> 5"}}});
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("");
+  auto checks = driver_->CheckInvariants(c, json(), ctx);
+  ASSERT_TRUE(checks.ok()) << checks.status().ToString();
+  std::map<std::string, IntegrityCheck> by_name;
+  for (const auto& ch : *checks) by_name[ch.name] = ch;
+  EXPECT_TRUE(by_name["no tasks"].passed) << by_name["no tasks"].detail;
+  EXPECT_TRUE(by_name["zero as numeric"].passed) << by_name["zero as numeric"].detail;
+  EXPECT_FALSE(by_name["too few"].passed);
+  EXPECT_EQ(by_name["too few"].detail, "expected > 5, found 3");
+
+  // A value the spec parser would refuse is refused by the driver too.
+  settings_["integrity"] = json::array({{{"name", "x"}, {"sql", "SELECT 1"}, {"expect", "zero"}}});
+  c = Component();
+  auto refused = driver_->CheckInvariants(c, json(), ctx);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
 }
 
 }  // namespace
