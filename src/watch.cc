@@ -292,7 +292,6 @@ int Watcher::api_port() const {
 }
 
 Status Watcher::Open() {
-  FileSystem* fs = env_->fs();
   BACKSTOP_ASSIGN_OR_RETURN(StateDirReport dir,
                             OpenStateDir(env_, spec_.state_dir, spec_.store_path));
   if (dir.tightened > 0) log_->Warn(dir.Message());
