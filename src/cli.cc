@@ -402,16 +402,38 @@ int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& s
         {{"digest", b.digest}, {"state", BlobCheck::StateName(b.state)}, {"detail", b.detail}});
   }
   out.Text(std::to_string(ok_count) + "/" + std::to_string(check.blobs.size()) + " blobs intact");
-  out.Json({{"ok", check.ok()},
+  // What the restore point needs outside the store (a staged or a retained
+  // database) must be there too, or it cannot restore.
+  nlohmann::json unrestorable = nlohmann::json::array();
+  for (const auto& [name, entry] : rp->components.items()) {
+    const ComponentSpec* c = e.spec.Find(name);
+    if (c == nullptr) continue;
+    auto driver = e.engine->DriverFor(*c);
+    if (!driver.ok()) continue;
+    DriverContext ctx = e.engine->Context();
+    Status st = (*driver)->CheckRestorable(*c, entry, ctx);
+    if (st.ok()) continue;
+    out.Text(std::string(Output::Fail()) + " " + name + ": " + st.message());
+    unrestorable.push_back({{"component", name}, {"detail", st.message()}});
+  }
+  const bool ok = check.ok() && unrestorable.empty();
+  out.Json({{"ok", ok},
             {"restore_point", rp->id},
             {"manifest_ok", check.manifest_ok},
             {"manifest_detail", check.manifest_detail},
             {"blobs", check.blobs.size()},
-            {"failures", failures}});
+            {"failures", failures},
+            {"unrestorable", unrestorable}});
   if (!check.ok()) {
     out.Error("restore point " + rp->id + " is damaged; a rollback to it will be refused");
     return kExitFailed;
   }
+  if (!unrestorable.empty()) {
+    out.Error("restore point " + rp->id + " can no longer restore " +
+              std::to_string(unrestorable.size()) + " component(s); a rollback to it will fail");
+    return kExitFailed;
+  }
+  out.Text(std::to_string(rp->components.size()) + " components restorable");
   return kExitOk;
 }
 

@@ -7,8 +7,10 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "hash.h"
 #include "store.h"
@@ -158,6 +160,16 @@ class PostgresDriverTest : public ::testing::Test {
       }
     }
     return out;
+  }
+
+  // Waits until every client session on `db` has ended (a session flushes
+  // its table statistics as it leaves).
+  void WaitForNoSessions(const std::string& db) {
+    while (Sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db +
+                   "' AND pid <> pg_backend_pid()",
+               "postgres") != "0") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 
   static const DataLossItem* Item(const DataLossReport& r, const std::string& table) {
@@ -1032,6 +1044,123 @@ TEST_F(PostgresDriverTest, LargeDumpFilesAreStreamedIntoPgRestore) {
   EXPECT_EQ(DataDumpHash(db_), live_before);
   EXPECT_FALSE(driver_->Restore(c, e, ctx2).ok());
   EXPECT_EQ(DataDumpHash(db_), live_before);
+}
+
+// A rollback refused before its swap leaves a safety entry that holds no copy
+// of the database: undoing it is right only while the database is provably
+// unchanged since. Written since: refused, never "nothing to undo".
+TEST_F(PostgresDriverTest, SafetyEntryOfARunThatNeverSwappedRestoresOnlyAnUnchangedDatabase) {
+  json e = Snap("rp-1");
+  ComponentSpec c = Component();
+  WaitForNoSessions(db_);
+  json safety1 = Snap("rp-s1", "run1", "safety");
+  DriverContext ctx1 = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());  // then refused: no swap
+  ASSERT_TRUE(driver_->Prune(c, "run1", ctx1).ok());
+
+  // Unchanged since: the undo has nothing to do, and proves it.
+  DriverContext ctx2 = Ctx("run2");
+  ASSERT_TRUE(driver_->CheckRestorable(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->Prepare(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->Restore(c, safety1, ctx2).ok());
+  Status v = driver_->VerifyRestored(c, safety1, ctx2);
+  EXPECT_TRUE(v.ok()) << v.ToString();
+
+  // Written since: every call says the entry cannot restore it.
+  Sql("INSERT INTO agents (name) VALUES ('after the refusal')");
+  WaitForNoSessions(db_);
+  const std::string written = Fingerprint(db_);
+  DriverContext ctx3 = Ctx("run3");
+  Status r = driver_->CheckRestorable(c, safety1, ctx3);
+  EXPECT_EQ(r.code(), Status::Code::kFailedPrecondition) << r.ToString();
+  EXPECT_NE(r.message().find("never"), std::string::npos) << r.message();
+  Status p = driver_->Prepare(c, safety1, ctx3);
+  EXPECT_FALSE(p.ok());
+  EXPECT_FALSE(driver_->Restore(c, safety1, ctx3).ok());
+  EXPECT_FALSE(driver_->VerifyRestored(c, safety1, ctx3).ok());
+  EXPECT_EQ(Fingerprint(db_), written);
+}
+
+// An undo swaps the retained database back in: the safety entry that named
+// it can no longer restore anything, and says so (CheckRestorable) instead
+// of passing `snapshots verify`; VerifyRestored proves the swapped-in
+// database is the retained one by its oid.
+TEST_F(PostgresDriverTest, SafetyEntryIsRestorableUntilItsRetainedDatabaseIsUsed) {
+  json e = Snap("rp-1");
+  ComponentSpec c = Component();
+  Sql("INSERT INTO agents (name) VALUES ('bad deploy')");
+  json safety1 = Snap("rp-s1", "run1", "safety");
+  DriverContext ctx1 = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx1).ok());
+  ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx1).ok());
+
+  DriverContext ctx2 = Ctx("run2");
+  Status ok = driver_->CheckRestorable(c, safety1, ctx2);
+  ASSERT_TRUE(ok.ok()) << ok.ToString();
+  ASSERT_TRUE(driver_->Prepare(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->AssessLoss(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->Restore(c, safety1, ctx2).ok());
+  Status v = driver_->VerifyRestored(c, safety1, ctx2);
+  ASSERT_TRUE(v.ok()) << v.ToString();
+  EXPECT_EQ(Sql("SELECT count(*) FROM agents"), "51");
+
+  DriverContext ctx3 = Ctx("run3");
+  Status gone = driver_->CheckRestorable(c, safety1, ctx3);
+  EXPECT_EQ(gone.code(), Status::Code::kFailedPrecondition) << gone.ToString();
+  EXPECT_NE(gone.message().find("run2"), std::string::npos) << gone.message();
+
+  // A database put in its place by hand is not the retained one.
+  DriverContext ctx4 = Ctx("run4");
+  json safety4 = Snap("rp-s4", "run4", "safety");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx4).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx4).ok());
+  Sql("DROP DATABASE " + db_ + "_pre_rollback_run4", "postgres");
+  Sql("CREATE DATABASE " + db_ + "_pre_rollback_run4 OWNER app", "postgres");
+  DriverContext ctx5 = Ctx("run5");
+  Status impostor = driver_->CheckRestorable(c, safety4, ctx5);
+  EXPECT_EQ(impostor.code(), Status::Code::kFailedPrecondition) << impostor.ToString();
+}
+
+// A restore moves sequences back: values already handed out will be handed
+// out again, so the ledger's keys will later name other rows. Each one is a
+// rewind in the report and a line of the ledger, also for a resumed run.
+TEST_F(PostgresDriverTest, SequencesMovedBackAreListedAsRewinds) {
+  json e = Snap("rp-1");
+  Sql("INSERT INTO tasks (assigned_agent_id, title) SELECT 1, 'new ' || g FROM "
+      "generate_series(1, 5) g;"
+      "INSERT INTO agents (name) VALUES ('x'); DELETE FROM agents WHERE name = 'x';");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  std::map<std::string, std::pair<int64_t, int64_t>> rewinds;
+  for (const auto& r : loss->rewinds) {
+    EXPECT_EQ(r.component, "db");
+    EXPECT_EQ(r.unit, "values reissued");
+    rewinds[r.object] = {r.from, r.to};
+  }
+  EXPECT_EQ(rewinds.size(), 2u);
+  EXPECT_EQ(rewinds["public.tasks_id_seq"], std::make_pair(int64_t{2005}, int64_t{2000}));
+  EXPECT_EQ(rewinds["public.agents_id_seq"], std::make_pair(int64_t{51}, int64_t{50}));
+  EXPECT_NE(loss->Summary().find("public.tasks_id_seq"), std::string::npos) << loss->Summary();
+  int lines = 0;
+  for (const auto& l : ReadLedger("run1")) {
+    if (l.value("change", "") != "rewound") continue;
+    ++lines;
+    if (l["sequence"] == "public.tasks_id_seq") {
+      EXPECT_EQ(l["from"], 2005);
+      EXPECT_EQ(l["to"], 2000);
+    }
+  }
+  EXPECT_EQ(lines, 2);
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  // Resumed after the swap: the ledger stands, rewinds included.
+  auto again = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->rewinds.size(), 2u);
+  EXPECT_EQ(again->ToJson()["rewinds"], loss->ToJson()["rewinds"]);
 }
 
 }  // namespace
