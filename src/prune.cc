@@ -86,8 +86,10 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
 
   // 1b. What killed runs left behind (a half-built shadow database, scratch
   // files): no run is unfinished (checked above), so none of it can be
-  // resumed. Drivers release it when Prune is given no run id.
+  // resumed. Data drivers release it when Prune is given no run id
+  // (services keep nothing of a run outside its run directory).
   for (const auto& [name, c] : spec.components) {
+    if (c.kind != "database" && c.kind != "stream") continue;
     auto driver = engine.DriverFor(c);
     if (!driver.ok()) continue;
     DriverContext ctx = engine.Context();

@@ -1006,6 +1006,8 @@ class PostgresDriver : public Driver {
                                        DriverContext& ctx) override;
   Status DiscardSnapshot(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
   Status CheckRestorable(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                DriverContext& ctx) override;
 
  private:
   // What a safety entry (a retained database) can restore now. True: nothing
@@ -1606,7 +1608,12 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
   // Only one run is ever unfinished (this one): shadows of other runs are
   // leftovers of killed or refused runs. Those verified for this restore
   // point are adopted below; a staged copy renamed to a shadow goes back.
-  if (!ctx.dry_run) BACKSTOP_RETURN_IF_ERROR(RemoveLeftovers(c, l, *admin, ctx, shadow, rp));
+  // They never hold up the rollback.
+  if (!ctx.dry_run) {
+    if (Status st = RemoveLeftovers(c, l, *admin, ctx, shadow, rp); !st.ok()) {
+      ctx.Progress("leftovers of earlier runs stay (prune retries): " + st.message());
+    }
+  }
   std::string staged = entry.value("staged_database", "");
   DatabaseInfo staged_info;
   if (!staged.empty()) {
@@ -1669,6 +1676,7 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
                             " untouched)");
     }
   }
+  CrashPointForTest("postgres.shadow-built");
   int64_t t1 = NowMs(ctx);
   bool recount = true;
   if (from.rfind("staged:", 0) == 0) {
@@ -1685,6 +1693,7 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
   }
   BACKSTOP_RETURN_IF_ERROR(
       admin->Run(CommentSql(*admin, shadow, ShadowMarker(db, rp, ctx.run_id, from))));
+  CrashPointForTest("postgres.shadow-verified");
   BACKSTOP_RETURN_IF_ERROR(RecordIdentity(c, l, *admin, ctx, shadow, rp, from, recount));
   ctx.Progress("shadow database " + shadow + " ready from " + from + " (build " +
                FormatDurationMs(t1 - t0) + ", verify " + FormatDurationMs(NowMs(ctx) - t1) + ")");
@@ -1939,6 +1948,7 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
                                           {"to", r.to}}));
   }
   BACKSTOP_RETURN_IF_ERROR(writer.Commit());
+  CrashPointForTest("postgres.ledger-written");
   if (!ledger_path.empty()) report.ledger_files.push_back(ledger_path);
   (void)live->Run("COMMIT");
   (void)rp->Run("COMMIT");
@@ -1974,6 +1984,7 @@ Status PostgresDriver::CheckLateWrites(const ComponentSpec& c, const Loaded& l, 
                                  " were written after the ledger was taken: taking it again "
                                  "with connections refused");
   BACKSTOP_ASSIGN_OR_RETURN(DataLossReport report, TakeLedger(c, entry, ctx, &guard));
+  CrashPointForTest("postgres.ledger-retaken");
   revised_loss_ = std::move(report);
   return Status::OK();
 }
@@ -2318,6 +2329,7 @@ Status PostgresDriver::RemoveLeftovers(const ComponentSpec& c, const Loaded& l, 
   const std::string db = l.db();
   // Shadows by name (a half-built one has no marker yet) and by marker (a
   // name shortened for PostgreSQL's identifier limit does not keep the prefix).
+  Status first_error;  // the others are still removed
   const std::string prefix = ShadowName(db, "");
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult r,
@@ -2332,9 +2344,10 @@ Status PostgresDriver::RemoveLeftovers(const ComponentSpec& c, const Loaded& l, 
     if (!r.IsNull(i, 1)) comment = r.Get(i, 1);
     // Kept for the caller to adopt: verified for the restore point it prepares.
     if (!adoptable_rp.empty() && IsVerifiedShadow(comment, db, adoptable_rp, "")) continue;
-    BACKSTOP_RETURN_IF_ERROR(
-        ReleaseShadow(l, admin, name, ctx)
-            .WithContext("removing shadow database " + name + " left by an earlier run"));
+    Status st = ReleaseShadow(l, admin, name, ctx);
+    if (!st.ok() && first_error.ok()) {
+      first_error = st.WithContext("removing shadow database " + name + " left by an earlier run");
+    }
   }
   // Scratch directories of restores that were killed.
   Env* env = EnvOf(ctx);
@@ -2347,10 +2360,11 @@ Status PostgresDriver::RemoveLeftovers(const ComponentSpec& c, const Loaded& l, 
         ctx.Progress("would remove scratch directory " + JoinPath(work, n));
         continue;
       }
-      BACKSTOP_RETURN_IF_ERROR(env->fs()->RemoveAll(JoinPath(work, n)));
+      Status st = env->fs()->RemoveAll(JoinPath(work, n));
+      if (!st.ok() && first_error.ok()) first_error = st;
     }
   }
-  return Status::OK();
+  return first_error;
 }
 
 Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
@@ -2374,6 +2388,189 @@ Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
     (void)EnvOf(ctx)->fs()->RemoveAll(JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(run_id)));
   }
   return Status::OK();
+}
+
+// The key of a ledger line as text, the way ::text renders the column.
+std::string KeyText(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// One discarded row to salvage: its table and ledger key, then its values.
+struct SalvagedRow {
+  const TableInfo* table = nullptr;
+  json key;
+  json row;
+};
+
+// Inserts `rows` into the live database in one transaction; any row that
+// cannot go in as it is (key taken, a referenced row missing) is a conflict,
+// and with any conflict nothing is applied. Rows whose referenced row is
+// among the salvaged ones are retried after the others.
+Result<uint64_t> ApplySalvage(PgConn& live, const std::vector<TableInfo>& live_tables,
+                              std::vector<SalvagedRow>& rows, std::vector<std::string>* conflicts) {
+  std::map<std::string, const TableInfo*> by_name;
+  for (const auto& t : live_tables) by_name[t.Qualified()] = &t;
+  BACKSTOP_RETURN_IF_ERROR(live.Run("BEGIN"));
+  std::vector<SalvagedRow*> pending;
+  for (auto& r : rows) pending.push_back(&r);
+  std::vector<std::pair<SalvagedRow*, std::string>> failed;
+  uint64_t applied = 0;
+  for (bool progress = true; progress && !pending.empty();) {
+    progress = false;
+    failed.clear();
+    for (SalvagedRow* r : pending) {
+      auto live_table = by_name.find(r->table->Qualified());
+      if (live_table == by_name.end()) {
+        failed.push_back({r, "table no longer exists"});
+        continue;
+      }
+      std::string cols;
+      for (const auto& col : r->table->columns) {
+        if (!live_table->second->Column(col.name)) continue;
+        cols += (cols.empty() ? "" : ", ") + QuoteIdent(col.name);
+      }
+      const std::string sql = "INSERT INTO " + live_table->second->Sql() + " (" + cols +
+                              ") OVERRIDING SYSTEM VALUE SELECT " + cols +
+                              " FROM jsonb_populate_record(NULL::" + live_table->second->Sql() +
+                              ", $1::jsonb)";
+      BACKSTOP_RETURN_IF_ERROR(live.Run("SAVEPOINT salvage_row"));
+      Status st = live.Run(sql, {r->row.dump()});
+      if (st.ok()) {
+        BACKSTOP_RETURN_IF_ERROR(live.Run("RELEASE SAVEPOINT salvage_row"));
+        ++applied;
+        progress = true;
+      } else {
+        BACKSTOP_RETURN_IF_ERROR(live.Run("ROLLBACK TO SAVEPOINT salvage_row"));
+        failed.push_back({r, st.message()});
+      }
+    }
+    pending.clear();
+    for (auto& [r, why] : failed) pending.push_back(r);
+  }
+  for (auto& [r, why] : failed) {
+    conflicts->push_back(r->table->Display() + " " + r->key.dump() + ": " + why);
+  }
+  if (!conflicts->empty()) {
+    BACKSTOP_RETURN_IF_ERROR(live.Run("ROLLBACK"));
+    return uint64_t{0};
+  }
+  BACKSTOP_RETURN_IF_ERROR(live.Run("COMMIT"));
+  return applied;
+}
+
+Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                              DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  const std::string db = l.db();
+  const std::string aside = PreRollbackName(db, req.run_id);
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
+  if (!A.exists) {
+    return Status::FailedPrecondition(
+        "database " + aside + ", which run " + req.run_id +
+        " replaced, no longer exists (pruned, " +
+        "or swapped back in by an undo): the rows it discarded cannot be read back");
+  }
+  Env* env = EnvOf(ctx);
+  const std::string ledger_path = JoinPath(req.run_dir, "ledger-" + c.name + ".jsonl");
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> ledger, ReadJsonLines(env->fs(), ledger_path));
+  // The chosen keys: ledger keys, or whole ledger lines (then their table too).
+  auto chosen = [&](const std::string& table, const json& key) {
+    if (req.keys.empty()) return true;
+    for (const json& k : req.keys) {
+      if (k.is_object() && k.contains("key")) {
+        if (k["key"] == key && (!k.contains("table") || k["table"] == table)) return true;
+      } else if (k == key) {
+        return true;
+      }
+    }
+    return false;
+  };
+  // The replaced database refuses connections: it opens for this session only.
+  BACKSTOP_ASSIGN_OR_RETURN(auto kept, ConnectToClosed(*admin, l, aside));
+  BACKSTOP_RETURN_IF_ERROR(kept->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> tables, ListTables(*kept, l.settings));
+  std::vector<SalvagedRow> rows;
+  bool table_found = req.object.empty();
+  for (const auto& t : tables) {
+    if (!req.object.empty() && req.object != t.Display() && req.object != t.Qualified()) continue;
+    table_found = true;
+    if (t.pk.empty()) {
+      ctx.Progress("table " + t.Display() + " has no primary key: its rows are listed by hash " +
+                   "only and cannot be salvaged one by one");
+      continue;
+    }
+    // The discarded rows of this table: inserted or changed since the restore point.
+    std::vector<std::vector<std::string>> keys(t.pk.size());
+    std::vector<json> key_objects;
+    for (const json& line : ledger) {
+      if (!line.is_object() || line.value("table", "") != t.Display()) continue;
+      const std::string change = line.value("change", "");
+      if (change != "inserted" && change != "changed") continue;
+      const json& key = line.contains("key") ? line["key"] : json();
+      if (!key.is_object() || !chosen(t.Display(), key)) continue;
+      bool complete = true;
+      for (const auto& k : t.pk) complete = complete && key.contains(k);
+      if (!complete) continue;
+      for (size_t i = 0; i < t.pk.size(); ++i) keys[i].push_back(KeyText(key[t.pk[i]]));
+      key_objects.push_back(key);
+    }
+    if (key_objects.empty()) continue;
+    std::string cols, args;
+    Params params;
+    for (size_t i = 0; i < t.pk.size(); ++i) {
+      cols += (i ? ", " : "") + ("t." + QuoteIdent(t.pk[i]) + "::text");
+      args += (i ? ", " : "") + ("$" + std::to_string(i + 1) + "::text[]");
+      params.push_back(ArrayLiteral(keys[i]));
+    }
+    std::string key_json;
+    for (const auto& k : t.pk) {
+      key_json += (key_json.empty() ? "" : ", ") + kept->Literal(k) + ", t." + QuoteIdent(k);
+    }
+    std::string sql = "SELECT jsonb_build_object(" + key_json +
+                      ")::text, to_jsonb(t)::text FROM ONLY " + t.Sql() + " t WHERE (" + cols +
+                      ") IN (SELECT * FROM unnest(" + args + "))";
+    if (!req.where.empty()) sql += " AND (" + req.where + ")";
+    auto r = kept->Exec(sql + " ORDER BY 1", params);
+    if (!r.ok()) {
+      return r.status().WithContext("reading the discarded rows of " + t.Display() + " in " +
+                                    aside +
+                                    (req.where.empty() ? "" : " (--where " + req.where + ")"));
+    }
+    for (int i = 0; i < r->rows(); ++i) {
+      json key = json::parse(r->Get(i, 0), nullptr, false);
+      // The ledger's own key (integers as numbers), for keys files and conflicts.
+      for (const json& k : key_objects) {
+        bool same = true;
+        for (const auto& col : t.pk) same = same && KeyText(k[col]) == KeyText(key[col]);
+        if (same) {
+          key = k;
+          break;
+        }
+      }
+      rows.push_back({&t, key, json::parse(r->Get(i, 1), nullptr, false)});
+    }
+  }
+  (void)kept->Run("COMMIT");
+  kept.reset();
+  if (!table_found) {
+    return Status::InvalidArgument("database " + aside + " has no table " + req.object +
+                                   " among those Backstop tracks");
+  }
+  SalvageResult result;
+  LedgerWriter out(env, req.output_path);
+  BACKSTOP_RETURN_IF_ERROR(out.Open());
+  for (const auto& r : rows) {
+    BACKSTOP_RETURN_IF_ERROR(
+        out.Line({{"table", r.table->Display()}, {"key", r.key}, {"row", r.row}}));
+  }
+  BACKSTOP_RETURN_IF_ERROR(out.Commit());
+  result.exported = rows.size();
+  ctx.Progress(std::to_string(rows.size()) + " discarded rows read from " + aside);
+  if (!req.apply || rows.empty()) return result;
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, db));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> live_tables, ListTables(*live, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(result.applied,
+                            ApplySalvage(*live, live_tables, rows, &result.conflicts));
+  return result;
 }
 
 std::vector<std::string> PostgresDriver::BlobsNeeded(const ComponentSpec& c, const json& entry,
