@@ -50,6 +50,8 @@ v2_pid=$(orchestrator_pid)
 # 1. Over the data-loss limit: refused, nothing stopped or changed.
 MAX_DATA_LOSS_ROWS=5 bs rollback --all --to good
 expect_rc 3 "rollback over the data-loss limit"
+refused_run=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' <<<"$OUT$ERR" | head -n1)
+[[ -n "$refused_run" ]] || fail "the refusal names no run"
 expect_contains "$OUT$ERR" "refusing" "refusal"
 expect_contains "$OUT$ERR" "--accept-data-loss" "refusal"
 expect_eq "$(orchestrator_pid)" "$v2_pid" "orchestrator pid after the refusal"
@@ -72,6 +74,18 @@ bs verify --data
 expect_rc 0 "verify --data after the rollback"
 expect_contains "$OUT" "the last run, $run_id, rolled back to it" "verify --data right after a rollback"
 expect_eq "$(table_digest)" "$good_digest" "database content equals the restore point's"
+
+# The refused run never replaced the database, so its safety restore point
+# holds no copy of it; the database has changed since (the rollback above):
+# undoing to it is refused before anything is stopped, never "nothing to undo".
+refused_safety="rp-${refused_run#run-}-safety"
+bs snapshots verify "$refused_safety"
+expect_rc 1 "snapshots verify of a safety restore point that cannot restore the database"
+expect_contains "$OUT" "never set it aside" "snapshots verify says why"
+bs rollback --all --to "$refused_safety" --confirm
+[[ "$RC" != 0 ]] || fail "an undo to $refused_safety succeeded without restoring the database"
+expect_contains "$OUT$ERR" "never set it aside" "the undo says why"
+expect_eq "$(table_digest)" "$good_digest" "database after the refused undo"
 counts=$("$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL")
 expect_eq "$counts" "agents=12 tasks=200 discoveries=50 hive_sessions=5 MisterSmith-Tasks=100 MisterSmith-Results=60" "counts"
 
@@ -137,6 +151,12 @@ for point in $pg_points; do
     "ledger after a kill at $point"
 done
 
+# A retained database goes only with the safety restore points that need it.
+bs prune --keep-runs 0 --keep-restore-points 1000
+expect_rc 0 "prune of what runs kept aside"
+bs snapshots --output json
+expect_eq "$(json "sum(1 for r in d['restore_points'] if r['kind'] == 'safety')" <<<"$OUT")" 0 \
+  "safety restore points left without their retained databases"
 bs prune --keep-runs 0 --keep-restore-points 1
 expect_rc 0 prune
 leftovers=$(psql_as "$PGPORT" postgres -At -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'mistersmith_bs_shadow_%'")

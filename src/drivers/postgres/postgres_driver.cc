@@ -341,8 +341,16 @@ class LedgerWriter {
     if (path_.empty()) return Status::OK();
     BACKSTOP_RETURN_IF_ERROR(env_->fs()->CreateDirs(Dirname(path_)));
     tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
-    f_ = std::fopen(tmp_.c_str(), "w");
-    if (!f_) return Status::FromErrno("create " + tmp_, errno);
+    // Private (the rows' keys, or their values for a salvage), and never
+    // written through a symlink left in its place.
+    int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::FromErrno("create " + tmp_, errno);
+    f_ = ::fdopen(fd, "w");
+    if (!f_) {
+      int e = errno;
+      ::close(fd);
+      return Status::FromErrno("create " + tmp_, e);
+    }
     return Status::OK();
   }
   Status Line(const json& j) {

@@ -1155,6 +1155,9 @@ TEST_F(PostgresDriverTest, SequencesMovedBackAreListedAsRewinds) {
     }
   }
   EXPECT_EQ(lines, 2);
+  struct stat st;
+  ASSERT_EQ(::stat(tmp_.Join("state/runs/run1/ledger-db.jsonl").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the ledger is private";
   ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
   // Resumed after the swap: the ledger stands, rewinds included.
   auto again = driver_->AssessLoss(c, e, ctx);
