@@ -2460,6 +2460,25 @@ Result<uint64_t> ApplySalvage(PgConn& live, const std::vector<TableInfo>& live_t
     BACKSTOP_RETURN_IF_ERROR(live.Run("ROLLBACK"));
     return uint64_t{0};
   }
+  // Keys handed out by a sequence that the restore moved back: the sequence
+  // moves past them again, or the next insert would collide with them.
+  std::set<std::string> tables_done;
+  for (const auto& r : rows) {
+    auto live_table = by_name.find(r.table->Qualified());
+    if (live_table == by_name.end() || !tables_done.insert(r.table->Qualified()).second) continue;
+    for (const auto& col : live_table->second->columns) {
+      if (!col.is_integer) continue;
+      const std::string column = "t." + QuoteIdent(col.name);
+      BACKSTOP_RETURN_IF_ERROR(live.Run(
+          "SELECT setval(x.s, x.m) FROM (SELECT pg_get_serial_sequence($1, $2)::regclass AS s, "
+          "(SELECT max(" +
+              column + ")::bigint FROM ONLY " + live_table->second->Sql() +
+              " t) AS m) x WHERE x.s IS NOT NULL AND x.m IS NOT NULL AND x.m > (SELECT "
+              "coalesce(q.last_value, q.start_value - 1) FROM pg_sequences q WHERE "
+              "format('%I.%I', q.schemaname, q.sequencename)::regclass = x.s)",
+          {live_table->second->Sql(), col.name}));
+    }
+  }
   BACKSTOP_RETURN_IF_ERROR(live.Run("COMMIT"));
   return applied;
 }

@@ -1235,6 +1235,9 @@ TEST_F(PostgresDriverTest, SalvageExportsDiscardedRowsAndAppliesThemAllOrNothing
   EXPECT_EQ(applied->applied, 5u);
   EXPECT_EQ(Sql("SELECT count(*) FROM tasks WHERE title LIKE 'order %'"), "4");
   EXPECT_EQ(Sql("SELECT name FROM agents WHERE id = 51"), "taken during the bad deploy");
+  // The sequences move past the keys that went back.
+  EXPECT_EQ(Sql("SELECT nextval('tasks_id_seq')"), "2005");
+  EXPECT_EQ(Sql("SELECT nextval('agents_id_seq')"), "52");
   EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + aside + "'"), "f");
 }
 
