@@ -389,16 +389,38 @@ int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& s
         {{"digest", b.digest}, {"state", BlobCheck::StateName(b.state)}, {"detail", b.detail}});
   }
   out.Text(std::to_string(ok_count) + "/" + std::to_string(check.blobs.size()) + " blobs intact");
-  out.Json({{"ok", check.ok()},
+  // What the restore point needs outside the store (a staged or a retained
+  // database) must be there too, or it cannot restore.
+  nlohmann::json unrestorable = nlohmann::json::array();
+  for (const auto& [name, entry] : rp->components.items()) {
+    const ComponentSpec* c = e.spec.Find(name);
+    if (c == nullptr) continue;
+    auto driver = e.engine->DriverFor(*c);
+    if (!driver.ok()) continue;
+    DriverContext ctx = e.engine->Context();
+    Status st = (*driver)->CheckRestorable(*c, entry, ctx);
+    if (st.ok()) continue;
+    out.Text(std::string(Output::Fail()) + " " + name + ": " + st.message());
+    unrestorable.push_back({{"component", name}, {"detail", st.message()}});
+  }
+  const bool ok = check.ok() && unrestorable.empty();
+  out.Json({{"ok", ok},
             {"restore_point", rp->id},
             {"manifest_ok", check.manifest_ok},
             {"manifest_detail", check.manifest_detail},
             {"blobs", check.blobs.size()},
-            {"failures", failures}});
+            {"failures", failures},
+            {"unrestorable", unrestorable}});
   if (!check.ok()) {
     out.Error("restore point " + rp->id + " is damaged; a rollback to it will be refused");
     return kExitFailed;
   }
+  if (!unrestorable.empty()) {
+    out.Error("restore point " + rp->id + " can no longer restore " +
+              std::to_string(unrestorable.size()) + " component(s); a rollback to it will fail");
+    return kExitFailed;
+  }
+  out.Text(std::to_string(rp->components.size()) + " components restorable");
   return kExitOk;
 }
 
@@ -575,7 +597,40 @@ int CmdHistory(const GlobalOptions& g, Output& out, const std::string& component
   return kExitOk;
 }
 
-int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
+// Which restore point `verify --data` may compare row counts with: the one
+// named by --against, or the one the last run rolled back to when that run
+// succeeded (nothing was deployed or rolled back since). Otherwise none:
+// ordinary traffic changes the counts, so only what must hold whatever is
+// written is checked (CheckInvariants).
+Result<std::optional<RestorePoint>> CountsBaseline(Environment& e, const std::string& against,
+                                                   std::string* why) {
+  if (!against.empty()) {
+    BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp,
+                              ResolveRestorePoint(*e.store, against, /*include_safety=*/true));
+    *why = "row counts against restore point " + rp.id + " (--against)";
+    return std::optional<RestorePoint>(std::move(rp));
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(auto runs, e.state->ListRuns(1));
+  if (!runs.empty() && runs.front().kind == "rollback" && runs.front().status == "succeeded" &&
+      !runs.front().restore_point.empty()) {
+    auto rp = ReadRestorePoint(*e.store, runs.front().restore_point);
+    if (rp.ok()) {
+      *why = "row counts against restore point " + rp->id + " (the last run, " + runs.front().id +
+             ", rolled back to it)";
+      return std::optional<RestorePoint>(std::move(rp).value());
+    }
+  }
+  *why =
+      "keys, orphans and integrity queries (row counts only right after a rollback, or with "
+      "--against RESTORE_POINT)";
+  return std::optional<RestorePoint>();
+}
+
+int CmdVerify(const GlobalOptions& g, Output& out, bool data, const std::string& against) {
+  if (!against.empty() && !data) {
+    return Fail(out, Status::InvalidArgument(
+                         "--against compares the data with a restore point: use it with --data"));
+  }
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
@@ -602,6 +657,10 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
   }
   nlohmann::json integrity = nlohmann::json::array();
   if (data) {
+    std::string why;
+    auto baseline = CountsBaseline(e, against, &why);
+    if (!baseline.ok()) return Fail(out, baseline.status());
+    out.Text("data: " + why);
     auto latest = ResolveRestorePoint(*e.store, "latest");
     for (const auto& name : order) {
       const ComponentSpec* c = e.spec.Find(name);
@@ -609,10 +668,14 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data) {
       auto driver = e.engine->DriverFor(*c);
       if (!driver.ok()) continue;
       DriverContext ctx = e.engine->Context();
-      nlohmann::json entry = latest.ok() && latest->components.contains(name)
-                                 ? latest->components[name]
+      const RestorePoint* from = baseline->has_value() ? &**baseline
+                                 : latest.ok()         ? &*latest
+                                                       : nullptr;
+      nlohmann::json entry = from != nullptr && from->components.contains(name)
+                                 ? from->components[name]
                                  : nlohmann::json();
-      auto checks = (*driver)->CheckIntegrity(*c, entry, ctx);
+      auto checks = baseline->has_value() ? (*driver)->CheckIntegrity(*c, entry, ctx)
+                                          : (*driver)->CheckInvariants(*c, entry, ctx);
       if (!checks.ok()) {
         all_ok = false;
         out.Text(std::string(Output::Fail()) + " " + Pad(name, 14) +
@@ -1136,6 +1199,9 @@ int RunCli(int argc, char** argv) {
   auto* verify =
       app.add_subcommand("verify", "Check every component's health (exit 0 only if all pass)");
   verify->add_flag("--data", verify_data, "Also the data integrity checks");
+  std::string verify_against;
+  verify->add_option("--against", verify_against,
+                     "With --data: also compare row counts with this restore point");
 
   auto* runs = app.add_subcommand("runs", "Recent runs");
 
@@ -1234,7 +1300,7 @@ int RunCli(int argc, char** argv) {
     return CmdRollback(g, out, rb, command);
   }
   if (*history) return CmdHistory(g, out, history_component);
-  if (*verify) return CmdVerify(g, out, verify_data);
+  if (*verify) return CmdVerify(g, out, verify_data, verify_against);
   if (*runs) return CmdRuns(g, out);
   if (*ledger) return CmdLedger(g, out, ledger_run, ledger_table, ledger_stream);
   if (*salvage) {

@@ -242,6 +242,8 @@ class Driver {
     return Status::OK();
   }
   // Removes what Restore kept aside for run `run_id` (e.g. <db>_pre_rollback_<run>).
+  // With `run_id` empty (prune, when no run is unfinished): only what killed
+  // runs left behind (a half-built shadow database, scratch files).
   virtual Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) {
     return Status::OK();
   }

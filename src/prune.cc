@@ -48,6 +48,10 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   // 1. What finished runs set aside, except the newest few.
   BACKSTOP_ASSIGN_OR_RETURN(auto runs, state.ListRuns(0));  // newest first
   std::set<std::string> kept_runs;
+  // Runs whose kept-aside data is released (now or by an earlier prune): a
+  // safety restore point of such a run refers to what is gone (a retained
+  // database), so it goes with it.
+  std::set<std::string> released_runs;
   int seen = 0;
   for (const auto& run : runs) {
     if (seen++ < options.keep_runs) {
@@ -55,7 +59,10 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
       continue;
     }
     BACKSTOP_ASSIGN_OR_RETURN(auto pruned, state.Get("pruned:" + run.id));
-    if (pruned.has_value()) continue;
+    if (pruned.has_value()) {
+      released_runs.insert(run.id);
+      continue;
+    }
     auto plan = Plan::FromJson(run.plan);
     if (!plan.ok()) continue;
     bool all_ok = true;
@@ -74,6 +81,21 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
       }
     }
     if (!options.dry_run && all_ok) BACKSTOP_RETURN_IF_ERROR(state.Put("pruned:" + run.id, "1"));
+    if (all_ok) released_runs.insert(run.id);
+  }
+
+  // 1b. What killed runs left behind (a half-built shadow database, scratch
+  // files): no run is unfinished (checked above), so none of it can be
+  // resumed. Data drivers release it when Prune is given no run id
+  // (services keep nothing of a run outside its run directory).
+  for (const auto& [name, c] : spec.components) {
+    if (c.kind != "database" && c.kind != "stream") continue;
+    auto driver = engine.DriverFor(c);
+    if (!driver.ok()) continue;
+    DriverContext ctx = engine.Context();
+    ctx.dry_run = options.dry_run;
+    Status st = (*driver)->Prune(c, "", ctx);
+    if (!st.ok()) report.errors.push_back(name + " (leftovers of killed runs): " + st.message());
   }
 
   // 2. Restore points beyond the retention count (newest kept).
@@ -83,16 +105,18 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   std::vector<RestorePoint> remaining;
   int count = 0;
   for (const auto& rp : rps) {
-    bool keep = count++ < options.keep_restore_points ||
-                (options.keep_labelled && !rp.label.empty() && rp.kind != "safety") ||
-                (!rp.run_id.empty() && kept_runs.count(rp.run_id));
+    const bool released = rp.kind == "safety" && released_runs.count(rp.run_id) > 0;
+    bool keep = !released && (count++ < options.keep_restore_points ||
+                              (options.keep_labelled && !rp.label.empty() && rp.kind != "safety") ||
+                              (!rp.run_id.empty() && kept_runs.count(rp.run_id)));
     if (keep) {
       remaining.push_back(rp);
       continue;
     }
-    report.actions.push_back("delete restore point " + rp.id +
-                             (rp.label.empty() ? "" : " (" + rp.label + ")") + " of " +
-                             FormatRfc3339(rp.created_wall_us));
+    report.actions.push_back(
+        "delete restore point " + rp.id + (rp.label.empty() ? "" : " (" + rp.label + ")") + " of " +
+        FormatRfc3339(rp.created_wall_us) +
+        (released ? " (what it restores was released with run " + rp.run_id + ")" : ""));
     if (options.dry_run) continue;
     for (const auto& [name, entry] : rp.components.items()) {
       const ComponentSpec* c = spec.Find(name);

@@ -30,6 +30,18 @@ bs deploy webui v1; expect_rc 0 "deploy webui v1"
 bs snapshot --label good; expect_rc 0 snapshot
 good_digest=$(table_digest)
 
+# Ordinary traffic since the restore point: verify --data checks what must
+# hold whatever is written; row counts only against a named restore point.
+psql_as "$PGPORT" mistersmith -qAt -c "INSERT INTO agents (name, kind) VALUES ('traffic', 'coder')"
+bs verify --data
+expect_rc 0 "verify --data with ordinary traffic"
+expect_contains "$OUT" "row counts only right after a rollback" "verify --data says what it checked"
+bs verify --data --against good
+expect_rc 1 "verify --data --against a restore point the data has moved on from"
+expect_contains "$OUT" "row count" "verify --data --against compares counts"
+psql_as "$PGPORT" mistersmith -qAt -c "DELETE FROM agents WHERE name = 'traffic'"
+expect_eq "$(table_digest)" "$good_digest" "database back to the restore point's content"
+
 bs deploy orchestrator v2; expect_rc 1 "deploy orchestrator v2 (unhealthy, writes data)"
 v2_digest=$(table_digest)
 [[ "$v2_digest" != "$good_digest" ]] || fail "the v2 migration changed nothing"
@@ -38,6 +50,8 @@ v2_pid=$(orchestrator_pid)
 # 1. Over the data-loss limit: refused, nothing stopped or changed.
 MAX_DATA_LOSS_ROWS=5 bs rollback --all --to good
 expect_rc 3 "rollback over the data-loss limit"
+refused_run=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' <<<"$OUT$ERR" | head -n1)
+[[ -n "$refused_run" ]] || fail "the refusal names no run"
 expect_contains "$OUT$ERR" "refusing" "refusal"
 expect_contains "$OUT$ERR" "--accept-data-loss" "refusal"
 expect_eq "$(orchestrator_pid)" "$v2_pid" "orchestrator pid after the refusal"
@@ -58,7 +72,20 @@ expect_contains "$OUT" "succeeded"
 
 bs verify --data
 expect_rc 0 "verify --data after the rollback"
+expect_contains "$OUT" "the last run, $run_id, rolled back to it" "verify --data right after a rollback"
 expect_eq "$(table_digest)" "$good_digest" "database content equals the restore point's"
+
+# The refused run never replaced the database, so its safety restore point
+# holds no copy of it; the database has changed since (the rollback above):
+# undoing to it is refused before anything is stopped, never "nothing to undo".
+refused_safety="rp-${refused_run#run-}-safety"
+bs snapshots verify "$refused_safety"
+expect_rc 1 "snapshots verify of a safety restore point that cannot restore the database"
+expect_contains "$OUT" "never set it aside" "snapshots verify says why"
+bs rollback --all --to "$refused_safety" --confirm
+[[ "$RC" != 0 ]] || fail "an undo to $refused_safety succeeded without restoring the database"
+expect_contains "$OUT$ERR" "never set it aside" "the undo says why"
+expect_eq "$(table_digest)" "$good_digest" "database after the refused undo"
 counts=$("$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL")
 expect_eq "$counts" "agents=12 tasks=200 discoveries=50 hive_sessions=5 MisterSmith-Tasks=100 MisterSmith-Results=60" "counts"
 
@@ -69,7 +96,10 @@ expect_eq "$(grep -c '"table":"tasks"' "$ledger_pg" | tr -d ' ')" 28 "task rows 
 expect_eq "$(grep -c '"change":"inserted"' "$ledger_pg")" 26 "inserted rows in the ledger"
 expect_eq "$(grep -c '"change":"changed"' "$ledger_pg")" 3 "changed rows in the ledger"
 expect_eq "$(grep -c '"change":"deleted"' "$ledger_pg")" 2 "deleted rows in the ledger"
-expect_eq "$(wc -l <"$ledger_pg" | tr -d ' ')" 31 "ledger rows"
+expect_eq "$(grep -cE '"change":"(inserted|changed|deleted)"' "$ledger_pg")" 31 "ledger rows"
+# The sequences of the tables v2 inserted into move back: their values will be issued again.
+expect_eq "$(grep -c '"change":"rewound"' "$ledger_pg")" 2 "sequences moved back in the ledger"
+expect_contains "$(cat "$ledger_pg")" '"sequence":"public.tasks_id_seq"' "tasks' sequence in the ledger"
 expect_eq "$(grep -c '"event":"published"' "$ledger_nats")" 40 "published messages in the ledger"
 expect_eq "$(grep -c '"subject":"mistersmith.tasks.v2"' "$ledger_nats")" 20 "task messages in the ledger"
 bs runs --output json
@@ -95,8 +125,42 @@ expect_rc 0 "rollback --component nats"
 expect_eq "$("$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL")" \
   "agents=12 tasks=200 discoveries=50 hive_sessions=5 MisterSmith-Tasks=100 MisterSmith-Results=60" \
   "streams after the component rollback"
+
+# 4b. Kills inside the database's steps (after the shadow is built, after it
+#     is verified, after the ledger is written, between the renames of the
+#     swap, after the swap): after --resume, the same data and the same
+#     ledger lines as an uninterrupted run.
+"$DEMO_SEED" migrate-v2 --database "$DB" --nats "$NATS_URL" --rows 5 --messages 6 >/dev/null
+crash_points_reached "$WORK/points" rollback --component postgres --to good --accept-data-loss
+expect_rc 0 "uninterrupted database rollback"
+ref_run=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' <<<"$OUT" | head -n1)
+ref_ledger=$(sort "$WORK/state/runs/$ref_run/ledger-postgres.jsonl")
+[[ -n "$ref_ledger" ]] || fail "the uninterrupted rollback wrote no ledger"
+pg_points=$(grep '^postgres\.' "$WORK/points" | sort -u)
+for point in postgres.shadow-built postgres.shadow-verified postgres.ledger-written \
+  postgres.between-renames postgres.swap-done; do
+  grep -qx "$point" <<<"$pg_points" || fail "crash point $point was not reached"
+done
+for point in $pg_points; do
+  "$DEMO_SEED" migrate-v2 --database "$DB" --nats "$NATS_URL" --rows 5 --messages 6 >/dev/null
+  crash_in "$point" rollback --component postgres --to good --accept-data-loss || continue
+  bs rollback --resume "$CRASH_RUN_ID"
+  expect_rc 0 "resume after a kill at $point"
+  expect_eq "$(table_digest)" "$good_digest" "database after a kill at $point"
+  expect_eq "$(sort "$WORK/state/runs/$CRASH_RUN_ID/ledger-postgres.jsonl")" "$ref_ledger" \
+    "ledger after a kill at $point"
+done
+
+# A retained database goes only with the safety restore points that need it.
+bs prune --keep-runs 0 --keep-restore-points 1000
+expect_rc 0 "prune of what runs kept aside"
+bs snapshots --output json
+expect_eq "$(json "sum(1 for r in d['restore_points'] if r['kind'] == 'safety')" <<<"$OUT")" 0 \
+  "safety restore points left without their retained databases"
 bs prune --keep-runs 0 --keep-restore-points 1
 expect_rc 0 prune
+leftovers=$(psql_as "$PGPORT" postgres -At -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'mistersmith_bs_shadow_%'")
+expect_eq "$leftovers" 0 "shadow databases after prune"
 kept=$(psql_as "$PGPORT" postgres -At -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'mistersmith_pre_rollback_%'")
 expect_eq "$kept" 0 "databases kept aside after prune"
 bs snapshots verify good

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "crash_point.h"
 #include "drivers/postgres/pg_catalog.h"
 #include "drivers/postgres/pg_conn.h"
 #include "drivers/postgres/pg_dump_feed.h"
@@ -341,10 +342,18 @@ class LedgerWriter {
     if (path_.empty()) return Status::OK();
     BACKSTOP_RETURN_IF_ERROR(env_->fs()->CreateDirs(Dirname(path_)));
     tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
-    f_ = std::fopen(tmp_.c_str(), "w");
-    if (!f_) return Status::FromErrno("create " + tmp_, errno);
-    // The ledger names the discarded rows: private whatever the umask.
-    if (::fchmod(::fileno(f_), 0600) != 0) return Status::FromErrno("chmod " + tmp_, errno);
+    // Private (the rows' keys, or their values for a salvage), and never
+    // written through a symlink left in its place.
+    int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::FromErrno("create " + tmp_, errno);
+    f_ = ::fdopen(fd, "w");
+    if (!f_) {
+      int e = errno;
+      ::close(fd);
+      return Status::FromErrno("create " + tmp_, e);
+    }
+    // A leftover of a killed run may have had another mode.
+    if (::fchmod(fd, 0600) != 0) return Status::FromErrno("chmod " + tmp_, errno);
     return Status::OK();
   }
   Status Line(const json& j) {
@@ -748,6 +757,32 @@ bool NeverSwapped(const DriverContext& ctx, const ComponentSpec& c, const json& 
   return !path.empty() && !EnvOf(ctx)->fs()->Exists(path);
 }
 
+// A JSON file the driver wrote under the state dir (a marker or a record);
+// null when absent or unreadable.
+json ReadRecord(const DriverContext& ctx, const std::string& path) {
+  if (path.empty()) return json();
+  auto text = EnvOf(ctx)->fs()->ReadFile(path);
+  if (!text.ok()) return json();
+  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : json();
+}
+
+Status WriteRecord(const DriverContext& ctx, const std::string& path, const json& record) {
+  if (path.empty()) return Status::OK();
+  Env* env = EnvOf(ctx);
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(path)));
+  return env->fs()->WriteFileAtomic(path, record.dump() + "\n");
+}
+
+// An undo that swapped run R's retained database back in leaves
+// <state_dir>/runs/R/postgres-<component>.swapped-back naming the undo: R's
+// safety entry holds nothing any more, and says by whom it was used.
+std::string SwappedBackPath(const DriverContext& ctx, const std::string& component,
+                            const std::string& run_id) {
+  if (ctx.state_dir.empty() || run_id.empty()) return "";
+  return JoinPath(ctx.state_dir, "runs/" + run_id + "/postgres-" + component + ".swapped-back");
+}
+
 bool IsRetainedEntry(const json& entry) {
   return entry.is_object() && entry.contains("retained_database") &&
          entry["retained_database"].is_string();
@@ -873,6 +908,59 @@ Result<std::string> WriteStamp(PgConn& conn, const PgSettings& settings) {
   return "tables:" + r.Get(0, 1);
 }
 
+// A safety entry whose run never set the database aside (refused before the
+// swap) holds no copy of it: it restores the database only while that is
+// provably the one the entry saw, the same database (oid) with nothing
+// written since (write stamp). `live` is a session on it; for a proof that
+// nothing is still being written, every other session must have ended.
+Status UnchangedSinceSafety(PgConn& live, const PgSettings& settings, const json& entry,
+                            uint32_t live_oid, const std::string& db) {
+  std::string why;
+  const std::string recorded = entry.value("write_stamp", "");
+  if (recorded.empty() || !entry.contains("live_oid")) {
+    why = "the restore point recorded no write stamp of it";
+  } else if (entry.value("live_oid", 0u) != live_oid) {
+    why = "database " + db + " has been replaced since (oid " + std::to_string(live_oid) +
+          ", was " + std::to_string(entry.value("live_oid", 0u)) + ")";
+  } else {
+    BACKSTOP_ASSIGN_OR_RETURN(std::string now, WriteStamp(live, settings));
+    if (now.empty()) {
+      why = "table statistics are off (track_counts), so nothing proves it unchanged";
+    } else if (now != recorded) {
+      why = "it has been written since";
+    }
+  }
+  if (why.empty()) return Status::OK();
+  return Status::FailedPrecondition(
+      "restore point " + entry.value("restore_point_id", "?") + " cannot restore database " + db +
+      ": run " + entry.value("run_id", "?") +
+      " never set it aside (it stopped before replacing it), so the restore point holds no copy "
+      "of it, and " +
+      why + "; roll back to a full restore point to restore the database");
+}
+
+// The last value each ascending sequence of `schemas` has handed out (a
+// sequence never used: its start value minus one step). Descending ones are
+// left out: a rewind there moves the other way, and none was seen in use.
+Result<std::map<std::string, int64_t>> SequencePositions(PgConn& conn, const PgSettings& settings) {
+  BACKSTOP_ASSIGN_OR_RETURN(PgResult r,
+                            conn.Exec("SELECT schemaname || '.' || sequencename, last_value::text, "
+                                      "start_value::text, increment_by::text FROM pg_sequences "
+                                      "WHERE schemaname = ANY($1::text[]) AND increment_by > 0",
+                                      {ArrayLiteral(settings.schemas)}));
+  std::map<std::string, int64_t> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    int64_t value = 0;
+    if (!r.IsNull(i, 1)) {
+      value = r.GetInt(i, 1);
+    } else if (__builtin_sub_overflow(r.GetInt(i, 2), r.GetInt(i, 3), &value)) {
+      continue;
+    }
+    out[r.Get(i, 0)] = value;
+  }
+  return out;
+}
+
 // The report of a ledger file this run already wrote (one line per row:
 // table, change, key).
 Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& component,
@@ -882,6 +970,16 @@ Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& compo
   std::map<std::string, DataLossItem> items;
   for (const json& l : lines) {
     if (!l.is_object()) continue;
+    if (l.value("change", "") == "rewound") {
+      PositionRewind r;
+      r.component = component;
+      r.object = l.value("sequence", "");
+      r.unit = l.value("unit", "values reissued");
+      r.from = l.value("from", int64_t{0});
+      r.to = l.value("to", int64_t{0});
+      report.rewinds.push_back(r);
+      continue;
+    }
     DataLossItem& item = items[l.value("table", "")];
     item.component = component;
     item.object = l.value("table", "");
@@ -894,7 +992,7 @@ Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& compo
   for (auto& [name, item] : items) {
     if (item.total() > 0) report.items.push_back(item);
   }
-  if (!report.items.empty()) report.ledger_files.push_back(path);
+  if (!report.items.empty() || !report.rewinds.empty()) report.ledger_files.push_back(path);
   return report;
 }
 
@@ -918,8 +1016,28 @@ class PostgresDriver : public Driver {
   std::vector<std::string> BlobsNeeded(const ComponentSpec& c, const json& entry,
                                        DriverContext& ctx) override;
   Status DiscardSnapshot(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Status CheckRestorable(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                DriverContext& ctx) override;
 
  private:
+  // What a safety entry (a retained database) can restore now. True: nothing
+  // to undo (its run never replaced the database, which is proven unchanged
+  // since; or the database did not exist then and still does not). False:
+  // the retained database is there, is the very one the run set aside (same
+  // oid), and can be swapped back in. FailedPrecondition saying why the entry
+  // cannot restore the database otherwise.
+  // Drops (or, made from a staged copy, renames back) the unused shadow `shadow`.
+  Status ReleaseShadow(const Loaded& l, PgConn& admin, const std::string& shadow,
+                       DriverContext& ctx);
+  // What killed runs left: every shadow of this database but `keep_shadow`
+  // and those verified for `adoptable_rp` (a Prepare adopts them), and the
+  // scratch directories of other runs' restores. REQUIRES: no other run is
+  // unfinished (a run starts, and prune acts, only then).
+  Status RemoveLeftovers(const ComponentSpec& c, const Loaded& l, PgConn& admin, DriverContext& ctx,
+                         const std::string& keep_shadow, const std::string& adoptable_rp);
+  Result<bool> RetainedNothingToUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
+                                     DriverContext& ctx);
   Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
   Status Stage(const Loaded& l, DriverContext& ctx, const std::string& bin_dir,
                const std::string& dump_dir, const DatabaseInfo& props, json& entry);
@@ -934,6 +1052,17 @@ class PostgresDriver : public Driver {
   Status RecordIdentity(const ComponentSpec& c, const Loaded& l, PgConn& admin, DriverContext& ctx,
                         const std::string& shadow, const std::string& rp, const std::string& from,
                         bool counted);
+  // For a safety entry: which database (`name`, `oid`) this run makes the
+  // live one, recorded once before it does, for VerifyRestored.
+  // Restore of a safety entry whose run never replaced the database: with
+  // every other session ended and connections refused, proves nothing was
+  // written since the entry (else fails, the database untouched), and
+  // records the live database as the restored one.
+  Status RestoreUnchanged(const ComponentSpec& c, const Loaded& l, PgConn& admin, const json& entry,
+                          DriverContext& ctx, const DatabaseInfo& live);
+  Status RecordRetainedIdentity(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                DriverContext& ctx, const json& entry, const std::string& name,
+                                uint32_t oid);
   // True when the live database is the shadow Prepare of this run verified;
   // otherwise false with the reason in *why_not.
   bool ProveIdentity(const ComponentSpec& c, const Loaded& l, PgConn& live, const json& entry,
@@ -1012,7 +1141,14 @@ Result<json> PostgresDriver::SafetySnapshot(const Loaded& l, DriverContext& ctx)
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult r,
       live->Exec("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
-                 "ELSE pg_current_wal_lsn() END::text, current_setting('server_version')"));
+                 "ELSE pg_current_wal_lsn() END::text, current_setting('server_version'), "
+                 "(SELECT oid::bigint FROM pg_database WHERE datname = current_database())"));
+  // If the run stops before replacing the database, this entry holds no copy
+  // of it: it can then restore it only while it is provably this database
+  // with nothing written since (UnchangedSinceSafety).
+  entry["live_oid"] = static_cast<uint32_t>(r.GetInt(0, 2));
+  BACKSTOP_ASSIGN_OR_RETURN(std::string stamp, WriteStamp(*live, l.settings));
+  entry["write_stamp"] = stamp;
   entry["position"] = {{"lsn", r.Get(0, 0)}};
   entry["server_version"] = r.Get(0, 1);
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<ForeignKey> fks, ListForeignKeys(*live, l.settings));
@@ -1353,28 +1489,94 @@ Status PostgresDriver::BuildFromDump(const ComponentSpec& c, const Loaded& l, Pg
   return st;
 }
 
+Result<bool> PostgresDriver::RetainedNothingToUndo(const ComponentSpec& c, const Loaded& l,
+                                                   const json& entry, DriverContext& ctx) {
+  const std::string db = l.db();
+  const std::string retained = entry["retained_database"].get<std::string>();
+  const std::string run = entry.value("run_id", "");
+  const std::string rp = EntryRestorePointId(entry);
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, retained));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live, GetDatabase(*admin, db));
+  if (entry.value("database_existed", true) == false) {
+    if (!live.exists) return true;
+    return Status::FailedPrecondition(
+        "restore point " + rp + " cannot restore database " + db + ": it did not exist when run " +
+        run + " began (that run created it); drop or rename it by hand if it must go");
+  }
+  if (info.exists) {
+    const json marker = ReadRecord(ctx, SwapMarkerPath(ctx, c.name, run));
+    if (marker.is_null()) {
+      return Status::FailedPrecondition("database " + retained + " exists, but run " + run +
+                                        " recorded no swap that set it aside (resume that run "
+                                        "first if it is unfinished)");
+    }
+    if (marker.contains("oid") && marker.value("oid", 0u) != info.oid) {
+      return Status::FailedPrecondition(
+          "database " + retained + " is not the database run " + run + " set aside (oid " +
+          std::to_string(info.oid) + ", set aside with oid " +
+          std::to_string(marker.value("oid", 0u)) + "): restore point " + rp +
+          " cannot restore database " + db);
+    }
+    return false;
+  }
+  if (const json back = ReadRecord(ctx, SwappedBackPath(ctx, c.name, run)); !back.is_null()) {
+    return Status::FailedPrecondition(
+        "restore point " + rp + " can no longer restore database " + db +
+        ": its retained database " + retained + " was swapped back in by run " +
+        back.value("by_run", "?") +
+        " (an undo); roll back to that run's safety restore point or to a full restore point");
+  }
+  if (NeverSwapped(ctx, c, entry)) {
+    if (!live.exists) {
+      return Status::FailedPrecondition("restore point " + rp + " cannot restore database " + db +
+                                        ": it no longer exists, and run " + run +
+                                        " never set it aside");
+    }
+    BACKSTOP_ASSIGN_OR_RETURN(auto conn, ConnectTo(l, db));
+    BACKSTOP_RETURN_IF_ERROR(UnchangedSinceSafety(*conn, l.settings, entry, live.oid, db));
+    return true;
+  }
+  return Status::FailedPrecondition("cannot undo: retained database " + retained +
+                                    " (the database " + db + " replaced by run " + run +
+                                    ") no longer exists; was it pruned?");
+}
+
+Status PostgresDriver::CheckRestorable(const ComponentSpec& c, const json& entry,
+                                       DriverContext& ctx) {
+  if (!entry.is_object()) return Status::OK();
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  if (IsRetainedEntry(entry)) return RetainedNothingToUndo(c, l, entry, ctx).status();
+  // A staged copy only makes the rollback faster: without it the dump in the
+  // store (whose blobs are verified apart) restores the database.
+  const std::string staged = entry.value("staged_database", "");
+  if (staged.empty()) return Status::OK();
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, staged));
+  if (!info.exists || !IsStagedCopy(info.comment, l.db(), EntryRestorePointId(entry))) {
+    ctx.Progress("staged database " + staged + " is gone: a rollback restores " + l.db() +
+                 " from the dump");
+  }
+  return Status::OK();
+}
+
 Status PostgresDriver::PrepareRetained(const ComponentSpec& c, const Loaded& l, const json& entry,
                                        DriverContext& ctx) {
   const std::string retained = entry["retained_database"].get<std::string>();
-  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
-  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, retained));
-  if (!info.exists) {
-    if (NeverSwapped(ctx, c, entry)) {
-      ctx.Progress("nothing to undo for database " + l.db() + ": run " +
-                   entry.value("run_id", "?") + " never set it aside");
-      return Status::OK();
-    }
-    return Status::FailedPrecondition(
-        "cannot undo: retained database " + retained + " (the database " + l.db() +
-        " replaced by run " + entry.value("run_id", "?") + ") no longer exists; was it pruned?");
+  BACKSTOP_ASSIGN_OR_RETURN(bool nothing_to_undo, RetainedNothingToUndo(c, l, entry, ctx));
+  if (nothing_to_undo) {
+    ctx.Progress("nothing to undo for database " + l.db() + ": run " + entry.value("run_id", "?") +
+                 " never replaced it, and it is unchanged since");
+    return Status::OK();
   }
   if (ctx.dry_run) {
     ctx.Progress("would swap retained database " + retained + " back in as " + l.db());
     return Status::OK();
   }
-  // Connections are needed to assess the loss; it was closed when set aside.
-  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, retained, true));
-  BACKSTOP_ASSIGN_OR_RETURN(auto conn, ConnectTo(l, retained));
+  // It stays closed to everyone else until the swap (ConnectToClosed), so
+  // what is checked here is what comes back.
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(auto conn, ConnectToClosed(*admin, l, retained));
   BACKSTOP_ASSIGN_OR_RETURN(
       std::vector<IntegrityCheck> checks,
       RunChecks(*conn, entry, l.settings,
@@ -1413,6 +1615,15 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
           RecordIdentity(c, l, *admin, ctx, shadow, rp, MarkerFrom(existing.comment), true));
     }
     return Status::OK();
+  }
+  // Only one run is ever unfinished (this one): shadows of other runs are
+  // leftovers of killed or refused runs. Those verified for this restore
+  // point are adopted below; a staged copy renamed to a shadow goes back.
+  // They never hold up the rollback.
+  if (!ctx.dry_run) {
+    if (Status st = RemoveLeftovers(c, l, *admin, ctx, shadow, rp); !st.ok()) {
+      ctx.Progress("leftovers of earlier runs stay (prune retries): " + st.message());
+    }
   }
   std::string staged = entry.value("staged_database", "");
   DatabaseInfo staged_info;
@@ -1476,6 +1687,7 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
                             " untouched)");
     }
   }
+  CrashPointForTest("postgres.shadow-built");
   int64_t t1 = NowMs(ctx);
   bool recount = true;
   if (from.rfind("staged:", 0) == 0) {
@@ -1492,6 +1704,7 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
   }
   BACKSTOP_RETURN_IF_ERROR(
       admin->Run(CommentSql(*admin, shadow, ShadowMarker(db, rp, ctx.run_id, from))));
+  CrashPointForTest("postgres.shadow-verified");
   BACKSTOP_RETURN_IF_ERROR(RecordIdentity(c, l, *admin, ctx, shadow, rp, from, recount));
   ctx.Progress("shadow database " + shadow + " ready from " + from + " (build " +
                FormatDurationMs(t1 - t0) + ", verify " + FormatDurationMs(NowMs(ctx) - t1) + ")");
@@ -1517,9 +1730,23 @@ Status PostgresDriver::RecordIdentity(const ComponentSpec& c, const Loaded& l, P
       {"checks", counted
                      ? "row counts, foreign keys, integrity queries"
                      : "foreign keys, integrity queries (row counts: by Stage, untouched since)"}};
-  Env* env = EnvOf(ctx);
-  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(path)));
-  return env->fs()->WriteFileAtomic(path, record.dump() + "\n");
+  return WriteRecord(ctx, path, record);
+}
+
+Status PostgresDriver::RecordRetainedIdentity(const ComponentSpec& c, const Loaded& l,
+                                              PgConn& admin, DriverContext& ctx, const json& entry,
+                                              const std::string& name, uint32_t oid) {
+  const std::string path = IdentityPath(ctx, c.name, ctx.run_id);
+  if (path.empty() || EnvOf(ctx)->fs()->Exists(path)) return Status::OK();
+  return WriteRecord(ctx, path,
+                     {{"database", l.db()},
+                      {"verified_database", name},
+                      {"oid", oid},
+                      {"system_identifier", SystemIdentifier(admin)},
+                      {"restore_point_id", EntryRestorePointId(entry)},
+                      {"run_id", ctx.run_id},
+                      {"from", "retained:" + entry.value("run_id", "")},
+                      {"checks", "the database the restore point names, by oid"}});
 }
 
 bool PostgresDriver::ProveIdentity(const ComponentSpec& c, const Loaded& l, PgConn& live,
@@ -1644,17 +1871,9 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
     BACKSTOP_ASSIGN_OR_RETURN(write_stamp, WriteStamp(*live, l.settings));
   }
   std::unique_ptr<PgConn> rp;
-  if (IsRetainedEntry(entry)) {
-    // PrepareRetained opened it (the swap closes it again).
-    if (!rp_info.allow_connections) {
-      BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, rp_db, true));
-    }
-    BACKSTOP_ASSIGN_OR_RETURN(rp, ConnectTo(l, rp_db));
-  } else {
-    // A verified shadow or a staged copy stays closed to everyone else
-    // (VerifyRestored relies on it: see Prepare).
-    BACKSTOP_ASSIGN_OR_RETURN(rp, ConnectToClosed(*admin, l, rp_db));
-  }
+  // A verified shadow, a staged copy or a retained database stays closed to
+  // everyone else (VerifyRestored relies on it: see Prepare).
+  BACKSTOP_ASSIGN_OR_RETURN(rp, ConnectToClosed(*admin, l, rp_db));
   BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   BACKSTOP_RETURN_IF_ERROR(rp->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> live_tables, ListTables(*live, l.settings));
@@ -1719,7 +1938,28 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
       ctx.Progress("ledger of table " + item->object + ": " + FormatDurationMs(ms));
     }
   }
+  // Sequences the restore moves back: the values handed out since will be
+  // handed out again (a sequence created since goes with its table).
+  BACKSTOP_ASSIGN_OR_RETURN(auto live_seqs, SequencePositions(*live, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(auto rp_seqs, SequencePositions(*rp, l.settings));
+  for (const auto& [name, now] : live_seqs) {
+    auto then = rp_seqs.find(name);
+    if (then == rp_seqs.end() || now <= then->second) continue;
+    PositionRewind r;
+    r.component = c.name;
+    r.object = name;
+    r.unit = "values reissued";
+    r.from = now;
+    r.to = then->second;
+    report.rewinds.push_back(r);
+    BACKSTOP_RETURN_IF_ERROR(writer.Line({{"sequence", name},
+                                          {"change", "rewound"},
+                                          {"unit", r.unit},
+                                          {"from", r.from},
+                                          {"to", r.to}}));
+  }
   BACKSTOP_RETURN_IF_ERROR(writer.Commit());
+  CrashPointForTest("postgres.ledger-written");
   if (!ledger_path.empty()) report.ledger_files.push_back(ledger_path);
   (void)live->Run("COMMIT");
   (void)rp->Run("COMMIT");
@@ -1755,6 +1995,7 @@ Status PostgresDriver::CheckLateWrites(const ComponentSpec& c, const Loaded& l, 
                                  " were written after the ledger was taken: taking it again "
                                  "with connections refused");
   BACKSTOP_ASSIGN_OR_RETURN(DataLossReport report, TakeLedger(c, entry, ctx, &guard));
+  CrashPointForTest("postgres.ledger-retaken");
   revised_loss_ = std::move(report);
   return Status::OK();
 }
@@ -1784,32 +2025,43 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
 
   const std::string marker = SwapMarkerPath(ctx, c.name, ctx.run_id);
-  auto finish = [&](bool set_aside) -> Status {
+  // `aside_oid`: the database set aside (the swap marker names it by oid, so
+  // that an undo can tell it from one put in its place).
+  auto finish = [&](bool set_aside, uint32_t aside_oid) -> Status {
     BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, db, true));
     if (!retained) BACKSTOP_RETURN_IF_ERROR(admin->Run(CommentSql(*admin, db, comment)));
-    if (set_aside && !marker.empty()) {
-      Env* env = EnvOf(ctx);
-      BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(marker)));
-      BACKSTOP_RETURN_IF_ERROR(env->fs()->WriteFileAtomic(
-          marker, json{{"database", db}, {"retained_database", aside}}.dump() + "\n"));
+    if (set_aside) {
+      BACKSTOP_RETURN_IF_ERROR(WriteRecord(
+          ctx, marker, {{"database", db}, {"retained_database", aside}, {"oid", aside_oid}}));
+    }
+    if (retained) {
+      // The safety entry's database is live again: that entry holds nothing now.
+      BACKSTOP_RETURN_IF_ERROR(
+          WriteRecord(ctx, SwappedBackPath(ctx, c.name, entry.value("run_id", "")),
+                      {{"database", db}, {"retained_database", source}, {"by_run", ctx.run_id}}));
     }
     return Status::OK();
   };
   if (L.exists && !S.exists && A.exists) {
     ctx.Progress("database " + db + " already swapped (previous database kept as " + aside + ")");
-    return ctx.dry_run ? Status::OK() : finish(true);
+    if (ctx.dry_run) return Status::OK();
+    if (retained)
+      BACKSTOP_RETURN_IF_ERROR(RecordRetainedIdentity(c, l, *admin, ctx, entry, source, L.oid));
+    CrashPointForTest("postgres.swap-done");
+    return finish(true, A.oid);
   }
   if (!L.exists && S.exists && A.exists) {
     // Interrupted between the two renames: complete the swap.
     if (ctx.dry_run) return Status::OK();
     ctx.Progress("completing an interrupted swap: " + source + " -> " + db);
+    if (retained)
+      BACKSTOP_RETURN_IF_ERROR(RecordRetainedIdentity(c, l, *admin, ctx, entry, source, S.oid));
     BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, source, db));
-    return finish(true);
+    CrashPointForTest("postgres.swap-done");
+    return finish(true, A.oid);
   }
   if (retained && !S.exists && !A.exists && L.exists && NeverSwapped(ctx, c, entry)) {
-    ctx.Progress("nothing to undo for database " + db + ": run " + entry.value("run_id", "?") +
-                 " never set it aside");
-    return Status::OK();
+    return RestoreUnchanged(c, l, *admin, entry, ctx, L);
   }
   if (!S.exists) {
     return Status::FailedPrecondition(
@@ -1834,8 +2086,10 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
   }
   if (!L.exists) {
     ctx.Progress("database " + db + " does not exist: " + source + " takes its name");
+    if (retained)
+      BACKSTOP_RETURN_IF_ERROR(RecordRetainedIdentity(c, l, *admin, ctx, entry, source, S.oid));
     BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, source, db));
-    return finish(false);
+    return finish(false, 0);
   }
 
   // Rows written to the live database after AssessLoss took the ledger would
@@ -1861,11 +2115,19 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
                                  " left in place)");
     }
   }
+  if (retained) {
+    Status recorded = RecordRetainedIdentity(c, l, *admin, ctx, entry, source, S.oid);
+    if (!recorded.ok()) {
+      (void)SetAllowConnections(*admin, db, true);
+      return recorded;
+    }
+  }
   Status st = RenameDatabase(*admin, db, aside);
   if (!st.ok()) {
     (void)SetAllowConnections(*admin, db, true);
     return st.WithContext("swapping in " + source + " (database " + db + " left in place)");
   }
+  CrashPointForTest("postgres.between-renames");
   st = RenameDatabase(*admin, source, db);
   if (!st.ok()) {
     Status back = RenameDatabase(*admin, aside, db);
@@ -1879,16 +2141,56 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
     }
     return st.WithContext("swapping in " + source + " (database " + db + " put back)");
   }
-  BACKSTOP_RETURN_IF_ERROR(finish(true));
+  CrashPointForTest("postgres.swap-done");
+  BACKSTOP_RETURN_IF_ERROR(finish(true, L.oid));
   ctx.Progress("swapped " + source + " in as " + db + " in " + FormatDurationMs(NowMs(ctx) - t0) +
                "; previous database kept as " + aside + " until prune");
+  return Status::OK();
+}
+
+Status PostgresDriver::RestoreUnchanged(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                        const json& entry, DriverContext& ctx,
+                                        const DatabaseInfo& live) {
+  const std::string db = l.db();
+  BACKSTOP_ASSIGN_OR_RETURN(auto guard, ConnectTo(l, db));
+  if (ctx.dry_run) return UnchangedSinceSafety(*guard, l.settings, entry, live.oid, db);
+  // A session still open could write after the check: the check runs
+  // alone, and every session that ran before has flushed its statistics.
+  BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(admin, db, false));
+  Status st = TerminateSessions(admin, db, PQbackendPID(guard->raw()));
+  if (st.ok()) st = UnchangedSinceSafety(*guard, l.settings, entry, live.oid, db);
+  guard.reset();
+  if (st.ok()) st = RecordRetainedIdentity(c, l, admin, ctx, entry, db, live.oid);
+  Status reopened = SetAllowConnections(admin, db, true);
+  BACKSTOP_RETURN_IF_ERROR(st);
+  BACKSTOP_RETURN_IF_ERROR(reopened);
+  ctx.Progress("nothing to undo for database " + db + ": run " + entry.value("run_id", "?") +
+               " never replaced it, and nothing was written to it since");
   return Status::OK();
 }
 
 Status PostgresDriver::VerifyRestored(const ComponentSpec& c, const json& entry,
                                       DriverContext& ctx) {
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  if (IsRetainedEntry(entry) && entry.value("database_existed", true) == false) {
+    BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+    BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo info, GetDatabase(*admin, l.db()));
+    if (!info.exists) return Status::OK();
+    return Status::FailedPrecondition("database " + l.db() +
+                                      " exists, but did not at restore point " +
+                                      EntryRestorePointId(entry));
+  }
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
+  // A safety entry holds no rows to count: the live database must be
+  // proven to be the one it names (by oid, recorded by Restore).
+  if (IsRetainedEntry(entry)) {
+    std::string why_not;
+    if (!ProveIdentity(c, l, *live, entry, ctx, &why_not)) {
+      return Status::FailedPrecondition("database " + l.db() +
+                                        " cannot be proven to be the one restore point " +
+                                        EntryRestorePointId(entry) + " names: " + why_not);
+    }
+  }
   // Prepare verified the shadow in full (row counts, foreign keys, integrity
   // queries) and kept it closed to everyone else until the swap. When the
   // live database provably is that shadow (same oid in the same cluster),
@@ -1994,57 +2296,311 @@ HealthResult PostgresDriver::Health(const ComponentSpec& c, DriverContext& ctx) 
   return h;
 }
 
+Status PostgresDriver::ReleaseShadow(const Loaded& l, PgConn& admin, const std::string& shadow,
+                                     DriverContext& ctx) {
+  const std::string db = l.db();
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo S, GetDatabase(admin, shadow));
+  if (!S.exists) return Status::OK();
+  if (ctx.dry_run) {
+    ctx.Progress("would remove unused shadow " + shadow);
+    return Status::OK();
+  }
+  // A shadow made from a staged copy that was never swapped in goes back to
+  // being the staged copy, so the restore point stays fast to roll back to.
+  auto m = ParseMarker(S.comment, "shadow");
+  auto staged_m = ParseMarker(S.comment, "staged");
+  std::string rp, staged_name;
+  if (m.count("verified") && m["db"] == MarkerValue(db)) {
+    rp = MarkerDecode(m["rp"]);
+    std::string from = MarkerFrom(S.comment);
+    if (from.rfind("staged:", 0) == 0) staged_name = from.substr(7);
+  } else if (staged_m.count("rp") && staged_m["db"] == MarkerValue(db)) {
+    // Renamed from the staged copy by a Prepare that crashed before verifying it.
+    rp = MarkerDecode(staged_m["rp"]);
+    staged_name = StagedName(db, rp);
+  }
+  if (!staged_name.empty() && !rp.empty()) {
+    BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo existing, GetDatabase(admin, staged_name));
+    if (!existing.exists) {
+      BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(admin, shadow, false));
+      BACKSTOP_RETURN_IF_ERROR(RenameDatabase(admin, shadow, staged_name));
+      BACKSTOP_RETURN_IF_ERROR(admin.Run(CommentSql(admin, staged_name, StagedMarker(db, rp))));
+      ctx.Progress("unused shadow " + shadow + " renamed back to staged database " + staged_name);
+      return Status::OK();
+    }
+  }
+  BACKSTOP_RETURN_IF_ERROR(DropDatabase(admin, shadow));
+  ctx.Progress("dropped unused shadow " + shadow);
+  return Status::OK();
+}
+
+Status PostgresDriver::RemoveLeftovers(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                       DriverContext& ctx, const std::string& keep_shadow,
+                                       const std::string& adoptable_rp) {
+  const std::string db = l.db();
+  // Shadows by name (a half-built one has no marker yet) and by marker (a
+  // name shortened for PostgreSQL's identifier limit does not keep the prefix).
+  Status first_error;  // the others are still removed
+  const std::string prefix = ShadowName(db, "");
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r,
+      admin.Exec("SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d "
+                 "WHERE d.datname <> $1 AND d.datname <> $2 AND (d.datname LIKE $3 OR "
+                 "shobj_description(d.oid, 'pg_database') LIKE $4) ORDER BY 1",
+                 {db, keep_shadow, prefix.rfind(db, 0) == 0 ? LikePrefix(prefix) : "",
+                  LikePrefix("backstop:shadow db=" + MarkerValue(db) + " ")}));
+  for (int i = 0; i < r.rows(); ++i) {
+    const std::string name = r.Get(i, 0);
+    std::optional<std::string> comment;
+    if (!r.IsNull(i, 1)) comment = r.Get(i, 1);
+    // Kept for the caller to adopt: verified for the restore point it prepares.
+    if (!adoptable_rp.empty() && IsVerifiedShadow(comment, db, adoptable_rp, "")) continue;
+    Status st = ReleaseShadow(l, admin, name, ctx);
+    if (!st.ok() && first_error.ok()) {
+      first_error = st.WithContext("removing shadow database " + name + " left by an earlier run");
+    }
+  }
+  // Scratch directories of restores that were killed.
+  Env* env = EnvOf(ctx);
+  const std::string work = WorkDir(ctx, c);
+  const std::string keep_dir = ctx.run_id.empty() ? "" : "restore-" + Sanitized(ctx.run_id);
+  if (auto names = env->fs()->ListDir(work); names.ok()) {
+    for (const auto& n : *names) {
+      if (n.rfind("restore-", 0) != 0 || n == keep_dir) continue;
+      if (ctx.dry_run) {
+        ctx.Progress("would remove scratch directory " + JoinPath(work, n));
+        continue;
+      }
+      Status st = env->fs()->RemoveAll(JoinPath(work, n));
+      if (!st.ok() && first_error.ok()) first_error = st;
+    }
+  }
+  return first_error;
+}
+
 Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
                              DriverContext& ctx) {
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+  if (run_id.empty()) return RemoveLeftovers(c, l, *admin, ctx, "", "");
   const std::string db = l.db();
   const std::string aside = PreRollbackName(db, run_id);
-  const std::string shadow = ShadowName(db, run_id);
-  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
-  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo S, GetDatabase(*admin, shadow));
-  if (ctx.dry_run) {
-    if (A.exists) ctx.Progress("would drop " + aside);
-    if (S.exists) ctx.Progress("would remove unused shadow " + shadow);
-    return Status::OK();
-  }
   if (A.exists) {
-    BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, aside));
-    ctx.Progress("dropped " + aside);
-  }
-  if (S.exists) {
-    // A shadow made from a staged copy that was never swapped in goes back to
-    // being the staged copy, so the restore point stays fast to roll back to.
-    auto m = ParseMarker(S.comment, "shadow");
-    auto staged_m = ParseMarker(S.comment, "staged");
-    std::string rp, staged_name;
-    if (m.count("verified") && m["db"] == MarkerValue(db)) {
-      rp = MarkerDecode(m["rp"]);
-      std::string from = MarkerFrom(S.comment);
-      if (from.rfind("staged:", 0) == 0) staged_name = from.substr(7);
-    } else if (staged_m.count("rp") && staged_m["db"] == MarkerValue(db)) {
-      // Renamed from the staged copy by a Prepare that crashed before verifying it.
-      rp = MarkerDecode(staged_m["rp"]);
-      staged_name = StagedName(db, rp);
+    if (ctx.dry_run) {
+      ctx.Progress("would drop " + aside);
+    } else {
+      BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, aside));
+      ctx.Progress("dropped " + aside);
     }
-    bool put_back = false;
-    if (!staged_name.empty() && !rp.empty()) {
-      BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo existing, GetDatabase(*admin, staged_name));
-      if (!existing.exists) {
-        BACKSTOP_RETURN_IF_ERROR(SetAllowConnections(*admin, shadow, false));
-        BACKSTOP_RETURN_IF_ERROR(RenameDatabase(*admin, shadow, staged_name));
-        BACKSTOP_RETURN_IF_ERROR(admin->Run(CommentSql(*admin, staged_name, StagedMarker(db, rp))));
-        ctx.Progress("unused shadow " + shadow + " renamed back to staged database " + staged_name);
-        put_back = true;
+  }
+  BACKSTOP_RETURN_IF_ERROR(ReleaseShadow(l, *admin, ShadowName(db, run_id), ctx));
+  if (!ctx.dry_run) {
+    (void)EnvOf(ctx)->fs()->RemoveAll(JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(run_id)));
+  }
+  return Status::OK();
+}
+
+// The key of a ledger line as text, the way ::text renders the column.
+std::string KeyText(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// One discarded row to salvage: its table and ledger key, then its values.
+struct SalvagedRow {
+  const TableInfo* table = nullptr;
+  json key;
+  json row;
+};
+
+// Inserts `rows` into the live database in one transaction; any row that
+// cannot go in as it is (key taken, a referenced row missing) is a conflict,
+// and with any conflict nothing is applied. Rows whose referenced row is
+// among the salvaged ones are retried after the others.
+Result<uint64_t> ApplySalvage(PgConn& live, const std::vector<TableInfo>& live_tables,
+                              std::vector<SalvagedRow>& rows, std::vector<std::string>* conflicts) {
+  std::map<std::string, const TableInfo*> by_name;
+  for (const auto& t : live_tables) by_name[t.Qualified()] = &t;
+  BACKSTOP_RETURN_IF_ERROR(live.Run("BEGIN"));
+  std::vector<SalvagedRow*> pending;
+  for (auto& r : rows) pending.push_back(&r);
+  std::vector<std::pair<SalvagedRow*, std::string>> failed;
+  uint64_t applied = 0;
+  for (bool progress = true; progress && !pending.empty();) {
+    progress = false;
+    failed.clear();
+    for (SalvagedRow* r : pending) {
+      auto live_table = by_name.find(r->table->Qualified());
+      if (live_table == by_name.end()) {
+        failed.push_back({r, "table no longer exists"});
+        continue;
+      }
+      std::string cols;
+      for (const auto& col : r->table->columns) {
+        if (!live_table->second->Column(col.name)) continue;
+        cols += (cols.empty() ? "" : ", ") + QuoteIdent(col.name);
+      }
+      const std::string sql = "INSERT INTO " + live_table->second->Sql() + " (" + cols +
+                              ") OVERRIDING SYSTEM VALUE SELECT " + cols +
+                              " FROM jsonb_populate_record(NULL::" + live_table->second->Sql() +
+                              ", $1::jsonb)";
+      BACKSTOP_RETURN_IF_ERROR(live.Run("SAVEPOINT salvage_row"));
+      Status st = live.Run(sql, {r->row.dump()});
+      if (st.ok()) {
+        BACKSTOP_RETURN_IF_ERROR(live.Run("RELEASE SAVEPOINT salvage_row"));
+        ++applied;
+        progress = true;
+      } else {
+        BACKSTOP_RETURN_IF_ERROR(live.Run("ROLLBACK TO SAVEPOINT salvage_row"));
+        failed.push_back({r, st.message()});
       }
     }
-    if (!put_back) {
-      BACKSTOP_RETURN_IF_ERROR(DropDatabase(*admin, shadow));
-      ctx.Progress("dropped unused shadow " + shadow);
+    pending.clear();
+    for (auto& [r, why] : failed) pending.push_back(r);
+  }
+  for (auto& [r, why] : failed) {
+    conflicts->push_back(r->table->Display() + " " + r->key.dump() + ": " + why);
+  }
+  if (!conflicts->empty()) {
+    BACKSTOP_RETURN_IF_ERROR(live.Run("ROLLBACK"));
+    return uint64_t{0};
+  }
+  // Keys handed out by a sequence that the restore moved back: the sequence
+  // moves past them again, or the next insert would collide with them.
+  std::set<std::string> tables_done;
+  for (const auto& r : rows) {
+    auto live_table = by_name.find(r.table->Qualified());
+    if (live_table == by_name.end() || !tables_done.insert(r.table->Qualified()).second) continue;
+    for (const auto& col : live_table->second->columns) {
+      if (!col.is_integer) continue;
+      const std::string column = "t." + QuoteIdent(col.name);
+      BACKSTOP_RETURN_IF_ERROR(live.Run(
+          "SELECT setval(x.s, x.m) FROM (SELECT pg_get_serial_sequence($1, $2)::regclass AS s, "
+          "(SELECT max(" +
+              column + ")::bigint FROM ONLY " + live_table->second->Sql() +
+              " t) AS m) x WHERE x.s IS NOT NULL AND x.m IS NOT NULL AND x.m > (SELECT "
+              "coalesce(q.last_value, q.start_value - 1) FROM pg_sequences q WHERE "
+              "format('%I.%I', q.schemaname, q.sequencename)::regclass = x.s)",
+          {live_table->second->Sql(), col.name}));
     }
   }
-  (void)EnvOf(ctx)->fs()->RemoveAll(JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(run_id)));
-  return Status::OK();
+  BACKSTOP_RETURN_IF_ERROR(live.Run("COMMIT"));
+  return applied;
+}
+
+Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                              DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+  const std::string db = l.db();
+  const std::string aside = PreRollbackName(db, req.run_id);
+  BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
+  if (!A.exists) {
+    return Status::FailedPrecondition(
+        "database " + aside + ", which run " + req.run_id +
+        " replaced, no longer exists (pruned, " +
+        "or swapped back in by an undo): the rows it discarded cannot be read back");
+  }
+  Env* env = EnvOf(ctx);
+  const std::string ledger_path = JoinPath(req.run_dir, "ledger-" + c.name + ".jsonl");
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> ledger, ReadJsonLines(env->fs(), ledger_path));
+  // The chosen keys: ledger keys, or whole ledger lines (then their table too).
+  auto chosen = [&](const std::string& table, const json& key) {
+    if (req.keys.empty()) return true;
+    for (const json& k : req.keys) {
+      if (k.is_object() && k.contains("key")) {
+        if (k["key"] == key && (!k.contains("table") || k["table"] == table)) return true;
+      } else if (k == key) {
+        return true;
+      }
+    }
+    return false;
+  };
+  // The replaced database refuses connections: it opens for this session only.
+  BACKSTOP_ASSIGN_OR_RETURN(auto kept, ConnectToClosed(*admin, l, aside));
+  BACKSTOP_RETURN_IF_ERROR(kept->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> tables, ListTables(*kept, l.settings));
+  std::vector<SalvagedRow> rows;
+  bool table_found = req.object.empty();
+  for (const auto& t : tables) {
+    if (!req.object.empty() && req.object != t.Display() && req.object != t.Qualified()) continue;
+    table_found = true;
+    if (t.pk.empty()) {
+      ctx.Progress("table " + t.Display() + " has no primary key: its rows are listed by hash " +
+                   "only and cannot be salvaged one by one");
+      continue;
+    }
+    // The discarded rows of this table: inserted or changed since the restore point.
+    std::vector<std::vector<std::string>> keys(t.pk.size());
+    std::vector<json> key_objects;
+    for (const json& line : ledger) {
+      if (!line.is_object() || line.value("table", "") != t.Display()) continue;
+      const std::string change = line.value("change", "");
+      if (change != "inserted" && change != "changed") continue;
+      const json& key = line.contains("key") ? line["key"] : json();
+      if (!key.is_object() || !chosen(t.Display(), key)) continue;
+      bool complete = true;
+      for (const auto& k : t.pk) complete = complete && key.contains(k);
+      if (!complete) continue;
+      for (size_t i = 0; i < t.pk.size(); ++i) keys[i].push_back(KeyText(key[t.pk[i]]));
+      key_objects.push_back(key);
+    }
+    if (key_objects.empty()) continue;
+    std::string cols, args;
+    Params params;
+    for (size_t i = 0; i < t.pk.size(); ++i) {
+      cols += (i ? ", " : "") + ("t." + QuoteIdent(t.pk[i]) + "::text");
+      args += (i ? ", " : "") + ("$" + std::to_string(i + 1) + "::text[]");
+      params.push_back(ArrayLiteral(keys[i]));
+    }
+    std::string key_json;
+    for (const auto& k : t.pk) {
+      key_json += (key_json.empty() ? "" : ", ") + kept->Literal(k) + ", t." + QuoteIdent(k);
+    }
+    std::string sql = "SELECT jsonb_build_object(" + key_json +
+                      ")::text, to_jsonb(t)::text FROM ONLY " + t.Sql() + " t WHERE (" + cols +
+                      ") IN (SELECT * FROM unnest(" + args + "))";
+    if (!req.where.empty()) sql += " AND (" + req.where + ")";
+    auto r = kept->Exec(sql + " ORDER BY 1", params);
+    if (!r.ok()) {
+      return r.status().WithContext("reading the discarded rows of " + t.Display() + " in " +
+                                    aside +
+                                    (req.where.empty() ? "" : " (--where " + req.where + ")"));
+    }
+    for (int i = 0; i < r->rows(); ++i) {
+      json key = json::parse(r->Get(i, 0), nullptr, false);
+      // The ledger's own key (integers as numbers), for keys files and conflicts.
+      for (const json& k : key_objects) {
+        bool same = true;
+        for (const auto& col : t.pk) same = same && KeyText(k[col]) == KeyText(key[col]);
+        if (same) {
+          key = k;
+          break;
+        }
+      }
+      rows.push_back({&t, key, json::parse(r->Get(i, 1), nullptr, false)});
+    }
+  }
+  (void)kept->Run("COMMIT");
+  kept.reset();
+  if (!table_found) {
+    return Status::InvalidArgument("database " + aside + " has no table " + req.object +
+                                   " among those Backstop tracks");
+  }
+  SalvageResult result;
+  LedgerWriter out(env, req.output_path);
+  BACKSTOP_RETURN_IF_ERROR(out.Open());
+  for (const auto& r : rows) {
+    BACKSTOP_RETURN_IF_ERROR(
+        out.Line({{"table", r.table->Display()}, {"key", r.key}, {"row", r.row}}));
+  }
+  BACKSTOP_RETURN_IF_ERROR(out.Commit());
+  result.exported = rows.size();
+  ctx.Progress(std::to_string(rows.size()) + " discarded rows read from " + aside);
+  if (!req.apply || rows.empty()) return result;
+  BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, db));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> live_tables, ListTables(*live, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(result.applied,
+                            ApplySalvage(*live, live_tables, rows, &result.conflicts));
+  return result;
 }
 
 std::vector<std::string> PostgresDriver::BlobsNeeded(const ComponentSpec& c, const json& entry,

@@ -16,8 +16,15 @@
 // ever opened on it (pg_stat_database.sessions, PostgreSQL 14+). Deleting the
 // restore point (`backstop prune`) drops its staged copy (DiscardSnapshot).
 // A safety snapshot (ctx.snapshot_kind == "safety") only records the name
-// Restore will give the replaced database, <db>_pre_rollback_<run>; restoring
-// that entry (undo) swaps the retained database back in.
+// Restore will give the replaced database, <db>_pre_rollback_<run>, and the
+// live database's oid and write stamp; restoring that entry (undo) swaps the
+// retained database back in (checked by oid against the one the run set
+// aside). If the run never replaced the database (refused before the swap),
+// the entry holds no copy: it restores the database only while that is
+// provably unchanged (same oid and write stamp, checked again with every
+// other session ended), else it refuses. An undo that swaps a retained
+// database back in records it in the original run's directory, so that
+// CheckRestorable (`snapshots verify`) reports the entry as used up.
 //
 // Rollback:
 //   BlobsNeeded none when the staged copy is intact (its marker names this
@@ -68,6 +75,9 @@
 //               COPY (key, md5 of the row) and merge-joined: O(n), bounded memory.
 //               Tables without a primary key are compared as multisets of whole
 //               rows (their ledger lines carry "row_md5" instead of a key).
+//               Each ascending sequence the restore moves back is a
+//               PositionRewind (values reissued) and a ledger line
+//               {"sequence", "change": "rewound", "from", "to"}.
 //   Restore     the swap: refuse connections, terminate sessions, rename live
 //               -> <db>_pre_rollback_<run>, shadow -> live, allow connections.
 //               A failure midway puts the names back. Re-running it after a
@@ -96,7 +106,17 @@
 //               hand) the rows are recounted. `verify --data`
 //               (CheckIntegrity) always checks everything.
 //   Prune       drops <db>_pre_rollback_<run>; an unused shadow made from a
-//               staged copy is renamed back to the staged name.
+//               staged copy is renamed back to the staged name. Without a
+//               run id, and at the start of every Prepare, shadows and
+//               scratch directories of other (finished or abandoned) runs
+//               are removed the same way.
+//   Salvage     reads the inserted and changed rows of a run's ledger back
+//               from <db>_pre_rollback_<run> (opened for its own session
+//               only, read-only transaction), filtered by table, SQL
+//               condition or keys, exported as JSON lines {table, key, row};
+//               with apply, inserts them in one transaction (rows whose
+//               referenced row is among them retried after it), and applies
+//               nothing if any row conflicts, listing every conflict.
 //
 // Passwords from the conninfo never appear in messages or command lines
 // (child programs get PGPASSWORD).

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "hash.h"
 #include "store.h"
@@ -159,6 +160,16 @@ class PostgresDriverTest : public ::testing::Test {
       }
     }
     return out;
+  }
+
+  // Waits until every client session on `db` has ended (a session flushes
+  // its table statistics as it leaves).
+  void WaitForNoSessions(const std::string& db) {
+    while (Sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db +
+                   "' AND pid <> pg_backend_pid()",
+               "postgres") != "0") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 
   static const DataLossItem* Item(const DataLossReport& r, const std::string& table) {
@@ -1061,6 +1072,223 @@ TEST_F(PostgresDriverTest, IntegrityQueriesCompareNumbersTypedInTheSpec) {
   auto refused = driver_->CheckInvariants(c, json(), ctx);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+
+// A rollback refused before its swap leaves a safety entry that holds no copy
+// of the database: undoing it is right only while the database is provably
+// unchanged since. Written since: refused, never "nothing to undo".
+TEST_F(PostgresDriverTest, SafetyEntryOfARunThatNeverSwappedRestoresOnlyAnUnchangedDatabase) {
+  json e = Snap("rp-1");
+  ComponentSpec c = Component();
+  WaitForNoSessions(db_);
+  json safety1 = Snap("rp-s1", "run1", "safety");
+  DriverContext ctx1 = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());  // then refused: no swap
+  ASSERT_TRUE(driver_->Prune(c, "run1", ctx1).ok());
+
+  // Unchanged since: the undo has nothing to do, and proves it.
+  DriverContext ctx2 = Ctx("run2");
+  ASSERT_TRUE(driver_->CheckRestorable(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->Prepare(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->Restore(c, safety1, ctx2).ok());
+  Status v = driver_->VerifyRestored(c, safety1, ctx2);
+  EXPECT_TRUE(v.ok()) << v.ToString();
+
+  // Written since: every call says the entry cannot restore it.
+  Sql("INSERT INTO agents (name) VALUES ('after the refusal')");
+  WaitForNoSessions(db_);
+  const std::string written = Fingerprint(db_);
+  DriverContext ctx3 = Ctx("run3");
+  Status r = driver_->CheckRestorable(c, safety1, ctx3);
+  EXPECT_EQ(r.code(), Status::Code::kFailedPrecondition) << r.ToString();
+  EXPECT_NE(r.message().find("never"), std::string::npos) << r.message();
+  Status p = driver_->Prepare(c, safety1, ctx3);
+  EXPECT_FALSE(p.ok());
+  EXPECT_FALSE(driver_->Restore(c, safety1, ctx3).ok());
+  EXPECT_FALSE(driver_->VerifyRestored(c, safety1, ctx3).ok());
+  EXPECT_EQ(Fingerprint(db_), written);
+}
+
+// An undo swaps the retained database back in: the safety entry that named
+// it can no longer restore anything, and says so (CheckRestorable) instead
+// of passing `snapshots verify`; VerifyRestored proves the swapped-in
+// database is the retained one by its oid.
+TEST_F(PostgresDriverTest, SafetyEntryIsRestorableUntilItsRetainedDatabaseIsUsed) {
+  json e = Snap("rp-1");
+  ComponentSpec c = Component();
+  Sql("INSERT INTO agents (name) VALUES ('bad deploy')");
+  json safety1 = Snap("rp-s1", "run1", "safety");
+  DriverContext ctx1 = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx1).ok());
+  ASSERT_TRUE(driver_->VerifyRestored(c, e, ctx1).ok());
+
+  DriverContext ctx2 = Ctx("run2");
+  Status ok = driver_->CheckRestorable(c, safety1, ctx2);
+  ASSERT_TRUE(ok.ok()) << ok.ToString();
+  ASSERT_TRUE(driver_->Prepare(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->AssessLoss(c, safety1, ctx2).ok());
+  ASSERT_TRUE(driver_->Restore(c, safety1, ctx2).ok());
+  Status v = driver_->VerifyRestored(c, safety1, ctx2);
+  ASSERT_TRUE(v.ok()) << v.ToString();
+  EXPECT_EQ(Sql("SELECT count(*) FROM agents"), "51");
+
+  DriverContext ctx3 = Ctx("run3");
+  Status gone = driver_->CheckRestorable(c, safety1, ctx3);
+  EXPECT_EQ(gone.code(), Status::Code::kFailedPrecondition) << gone.ToString();
+  EXPECT_NE(gone.message().find("run2"), std::string::npos) << gone.message();
+
+  // A database put in its place by hand is not the retained one.
+  DriverContext ctx4 = Ctx("run4");
+  json safety4 = Snap("rp-s4", "run4", "safety");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx4).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx4).ok());
+  Sql("DROP DATABASE " + db_ + "_pre_rollback_run4", "postgres");
+  Sql("CREATE DATABASE " + db_ + "_pre_rollback_run4 OWNER app", "postgres");
+  DriverContext ctx5 = Ctx("run5");
+  Status impostor = driver_->CheckRestorable(c, safety4, ctx5);
+  EXPECT_EQ(impostor.code(), Status::Code::kFailedPrecondition) << impostor.ToString();
+}
+
+// A restore moves sequences back: values already handed out will be handed
+// out again, so the ledger's keys will later name other rows. Each one is a
+// rewind in the report and a line of the ledger, also for a resumed run.
+TEST_F(PostgresDriverTest, SequencesMovedBackAreListedAsRewinds) {
+  json e = Snap("rp-1");
+  Sql("INSERT INTO tasks (assigned_agent_id, title) SELECT 1, 'new ' || g FROM "
+      "generate_series(1, 5) g;"
+      "INSERT INTO agents (name) VALUES ('x'); DELETE FROM agents WHERE name = 'x';");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  std::map<std::string, std::pair<int64_t, int64_t>> rewinds;
+  for (const auto& r : loss->rewinds) {
+    EXPECT_EQ(r.component, "db");
+    EXPECT_EQ(r.unit, "values reissued");
+    rewinds[r.object] = {r.from, r.to};
+  }
+  EXPECT_EQ(rewinds.size(), 2u);
+  EXPECT_EQ(rewinds["public.tasks_id_seq"], std::make_pair(int64_t{2005}, int64_t{2000}));
+  EXPECT_EQ(rewinds["public.agents_id_seq"], std::make_pair(int64_t{51}, int64_t{50}));
+  EXPECT_NE(loss->Summary().find("public.tasks_id_seq"), std::string::npos) << loss->Summary();
+  int lines = 0;
+  for (const auto& l : ReadLedger("run1")) {
+    if (l.value("change", "") != "rewound") continue;
+    ++lines;
+    if (l["sequence"] == "public.tasks_id_seq") {
+      EXPECT_EQ(l["from"], 2005);
+      EXPECT_EQ(l["to"], 2000);
+    }
+  }
+  EXPECT_EQ(lines, 2);
+  struct stat st;
+  ASSERT_EQ(::stat(tmp_.Join("state/runs/run1/ledger-db.jsonl").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the ledger is private";
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  // Resumed after the swap: the ledger stands, rewinds included.
+  auto again = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->rewinds.size(), 2u);
+  EXPECT_EQ(again->ToJson()["rewinds"], loss->ToJson()["rewinds"]);
+}
+
+// The rows a rollback discarded are read back from the replaced database
+// (which opens for the salvage's session only) with all their values, and
+// go back into the live database in one transaction, or not at all.
+TEST_F(PostgresDriverTest, SalvageExportsDiscardedRowsAndAppliesThemAllOrNothing) {
+  json e = Snap("rp-1");
+  Sql("INSERT INTO agents (name) VALUES ('taken during the bad deploy');"
+      "INSERT INTO tasks (assigned_agent_id, title, payload) SELECT 51, 'order ' || g, "
+      "jsonb_build_object('g', g) FROM generate_series(1, 4) g;"
+      "UPDATE tasks SET title = 'renamed' WHERE id = 10;");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  ASSERT_TRUE(driver_->AssessLoss(c, e, ctx).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  const std::string aside = db_ + "_pre_rollback_run1";
+  auto read_lines = [](const std::string& path) {
+    std::vector<json> out;
+    std::ifstream f(path);
+    for (std::string line; std::getline(f, line);) out.push_back(json::parse(line));
+    return out;
+  };
+
+  SalvageRequest req;
+  req.run_id = "run1";
+  req.run_dir = tmp_.Join("state/runs/run1");
+  req.object = "tasks";
+  req.output_path = tmp_.Join("tasks.jsonl");
+  auto all = driver_->Salvage(c, req, ctx);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->exported, 5u);  // 4 inserted, 1 changed
+  std::vector<json> lines = read_lines(req.output_path);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[0]["table"], "tasks");
+  EXPECT_EQ(lines[0]["key"], json({{"id", 10}}));
+  EXPECT_EQ(lines[0]["row"]["title"], "renamed");
+  EXPECT_EQ(lines[1]["row"]["payload"], json({{"g", 1}}));
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + aside + "'"), "f");
+
+  // Filtered by an SQL condition, or by ledger keys.
+  req.where = "payload ->> 'g' = '2'";
+  auto where = driver_->Salvage(c, req, ctx);
+  ASSERT_TRUE(where.ok()) << where.status().ToString();
+  EXPECT_EQ(where->exported, 1u);
+  req.where = "no_such_column = 1";
+  EXPECT_FALSE(driver_->Salvage(c, req, ctx).ok());
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + aside + "'"), "f");
+  req.where.clear();
+
+  // Applying the changed row too: its key is taken live, so nothing goes in.
+  req.apply = true;
+  auto conflict = driver_->Salvage(c, req, ctx);
+  ASSERT_TRUE(conflict.ok()) << conflict.status().ToString();
+  EXPECT_EQ(conflict->applied, 0u);
+  ASSERT_EQ(conflict->conflicts.size(), 5u);  // 10 is taken; the others need agent 51
+  EXPECT_EQ(Sql("SELECT count(*) FROM tasks"), "2000");
+
+  // The orders and the agent they reference: all go back, parents first.
+  SalvageRequest both = req;
+  both.object.clear();
+  both.keys = {json{{"table", "agents"}, {"key", {{"id", 51}}}}};
+  for (int id = 2001; id <= 2004; ++id) {
+    both.keys.push_back(json{{"table", "tasks"}, {"key", {{"id", id}}}});
+  }
+  auto applied = driver_->Salvage(c, both, ctx);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_TRUE(applied->conflicts.empty()) << applied->conflicts.front();
+  EXPECT_EQ(applied->applied, 5u);
+  EXPECT_EQ(Sql("SELECT count(*) FROM tasks WHERE title LIKE 'order %'"), "4");
+  EXPECT_EQ(Sql("SELECT name FROM agents WHERE id = 51"), "taken during the bad deploy");
+  // The sequences move past the keys that went back.
+  EXPECT_EQ(Sql("SELECT nextval('tasks_id_seq')"), "2005");
+  EXPECT_EQ(Sql("SELECT nextval('agents_id_seq')"), "52");
+  EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + aside + "'"), "f");
+}
+
+// Shadows and scratch directories of killed runs are removed by the next
+// Prepare and by prune (Prune with no run id), never the current run's.
+TEST_F(PostgresDriverTest, LeftoversOfKilledRunsAreRemoved) {
+  json e = Snap("rp-1");
+  ComponentSpec c = Component();
+  const std::string left = db_ + "_bs_shadow_killed1";
+  Sql("CREATE DATABASE " + left + " OWNER app", "postgres");
+  const std::string scratch = tmp_.Join("state/components/db/restore-killed1");
+  ASSERT_TRUE(Env::Default()->fs()->CreateDirs(scratch).ok());
+  DriverContext ctx = Ctx("run2");
+  Status prepared = driver_->Prepare(c, e, ctx);
+  ASSERT_TRUE(prepared.ok()) << prepared.ToString();
+  EXPECT_FALSE(server_->DatabaseExists(left));
+  EXPECT_FALSE(Env::Default()->fs()->Exists(scratch));
+  EXPECT_TRUE(server_->DatabaseExists(db_ + "_bs_shadow_run2"));
+
+  Sql("CREATE DATABASE " + left + " OWNER app", "postgres");
+  DriverContext pctx = Ctx("");
+  ASSERT_TRUE(driver_->Prune(c, "", pctx).ok());
+  EXPECT_FALSE(server_->DatabaseExists(left));
+  EXPECT_TRUE(server_->DatabaseExists(db_));
 }
 
 }  // namespace
