@@ -1072,6 +1072,7 @@ TEST_F(PostgresDriverTest, IntegrityQueriesCompareNumbersTypedInTheSpec) {
   auto refused = driver_->CheckInvariants(c, json(), ctx);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+}
 
 // A rollback refused before its swap leaves a safety entry that holds no copy
 // of the database: undoing it is right only while the database is provably
