@@ -59,7 +59,7 @@ releases_state() {
     echo "$role current -> $(readlink "$WORK/$role/current")"
   done
   for environ in /proc/[0-9]*/environ; do
-    tr '\0' '\n' <"$environ" 2>/dev/null | sed -n "s|^BACKSTOP_RELEASE_DIR=$WORK/||p" || true
+    tr '\0' '\n' 2>/dev/null <"$environ" | sed -n "s|^BACKSTOP_RELEASE_DIR=$WORK/||p" || true
   done | sort
 }
 

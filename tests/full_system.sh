@@ -82,7 +82,9 @@ refused_safety="rp-${refused_run#run-}-safety"
 bs snapshots verify "$refused_safety"
 expect_rc 1 "snapshots verify of a safety restore point that cannot restore the database"
 expect_contains "$OUT" "never set it aside" "snapshots verify says why"
-bs rollback --all --to "$refused_safety" --confirm
+# --force: the safety point recorded the broken v2 orchestrator as unhealthy,
+# a refusal of its own; this checks the database's.
+bs rollback --all --to "$refused_safety" --confirm --force
 [[ "$RC" != 0 ]] || fail "an undo to $refused_safety succeeded without restoring the database"
 expect_contains "$OUT$ERR" "never set it aside" "the undo says why"
 expect_eq "$(table_digest)" "$good_digest" "database after the refused undo"

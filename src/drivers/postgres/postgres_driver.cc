@@ -1810,16 +1810,13 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
   const std::string db = l.db();
   DataLossReport report;
   BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
-  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live_info, GetDatabase(*admin, db));
-  if (!live_info.exists) {
-    ctx.Progress("database " + db + " does not exist: a rollback discards nothing");
-    return report;
-  }
   const std::string ledger_path =
       ctx.run_dir.empty() ? "" : JoinPath(ctx.run_dir, "ledger-" + c.name + ".jsonl");
   if (!ctx.run_id.empty() && !live_in_window) {
-    // A resumed run whose swap already happened: what it discarded is in
-    // <db>_pre_rollback_<run> and in the ledger taken before the swap.
+    // A resumed run whose swap already began: what it discarded is in
+    // <db>_pre_rollback_<run> and in the ledger taken before the swap. Checked
+    // before the live database, which a kill between the two renames leaves
+    // missing.
     BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo aside,
                               GetDatabase(*admin, PreRollbackName(db, ctx.run_id)));
     if (aside.exists) {
@@ -1827,6 +1824,11 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
       if (ledger_path.empty()) return report;
       return ReportFromLedger(EnvOf(ctx)->fs(), c.name, ledger_path);
     }
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live_info, GetDatabase(*admin, db));
+  if (!live_info.exists) {
+    ctx.Progress("database " + db + " does not exist: a rollback discards nothing");
+    return report;
   }
   // The restore point's side: the shadow (or, before Prepare, the staged copy),
   // or for an undo the retained database.
