@@ -7,14 +7,8 @@
 # the summary, the same data, the same release links, and one process per
 # service, of the restored release.
 source "$(dirname "$0")/lib.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
-DEMO_SERVICE=$DEMO_SERVICE_BIN
-DEMO_SEED=$(dirname "$DEMO_SERVICE_BIN")/demo-seed
-SPEC="$BACKSTOP_SOURCE_DIR/examples/mistersmith/backstop.yaml"
 export BACKSTOP_ENVIRONMENT=staging HEALTH_START_PERIOD=1500ms MAX_DATA_LOSS_ROWS=100000
-setup_mistersmith "$WORK" >"$WORK/setup.log"
-at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
+start_mistersmith
 
 RUN_ID_RE='run-[0-9TZ]*-[0-9a-f]*'
 

@@ -7,14 +7,8 @@
 # - one data component rolls back alone, and prune releases what rollbacks kept;
 # - a restore point with a damaged blob is refused before any component is touched.
 source "$(dirname "$0")/lib.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
-DEMO_SERVICE=$DEMO_SERVICE_BIN
-DEMO_SEED=$(dirname "$DEMO_SERVICE_BIN")/demo-seed
-SPEC="$BACKSTOP_SOURCE_DIR/examples/mistersmith/backstop.yaml"
 export BACKSTOP_ENVIRONMENT=staging
-setup_mistersmith "$WORK" >"$WORK/setup.log"
-at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
+start_mistersmith
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 table_digest() {  # a digest of every table's content, ordered

@@ -5,14 +5,8 @@
 # the database and the streams equal the restore point's, the replaced
 # database is kept, and the summary reports what the rollback discarded.
 source "$(dirname "$0")/lib.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
-DEMO_SERVICE=$DEMO_SERVICE_BIN
-DEMO_SEED=$(dirname "$DEMO_SERVICE_BIN")/demo-seed
-SPEC="$BACKSTOP_SOURCE_DIR/examples/mistersmith/backstop.yaml"
 export BACKSTOP_ENVIRONMENT=staging HEALTH_START_PERIOD=1500ms MAX_DATA_LOSS_ROWS=100000
-setup_mistersmith "$WORK" >"$WORK/setup.log"
-at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
+start_mistersmith
 
 bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
 bs deploy webui v1; expect_rc 0 "deploy webui v1"

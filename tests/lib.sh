@@ -209,3 +209,18 @@ components:
     depends_on: [orchestrator]
 YAML
 }
+
+# start_mistersmith: the example environment (PostgreSQL, nats-server, the demo
+# services' releases) in $WORK from examples/mistersmith, torn down at exit.
+# Sets SPEC, DEMO_SERVICE and DEMO_SEED (and what setup_mistersmith sets: DB,
+# PGPORT, NATS_URL, ...). Export BACKSTOP_ENVIRONMENT and the spec's other
+# variables before calling it.
+start_mistersmith() {
+  source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
+  source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
+  DEMO_SERVICE=$DEMO_SERVICE_BIN
+  DEMO_SEED=$(dirname "$DEMO_SERVICE_BIN")/demo-seed
+  SPEC="$BACKSTOP_SOURCE_DIR/examples/mistersmith/backstop.yaml"
+  setup_mistersmith "$WORK" >"$WORK/setup.log"
+  at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
+}

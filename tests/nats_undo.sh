@@ -5,14 +5,8 @@
 # not refuse it. Then the messages a rollback discarded are in its run
 # directory, whole, for salvage.
 source "$(dirname "$0")/lib.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
-DEMO_SERVICE=$DEMO_SERVICE_BIN
-DEMO_SEED=$(dirname "$DEMO_SERVICE_BIN")/demo-seed
-SPEC="$BACKSTOP_SOURCE_DIR/examples/mistersmith/backstop.yaml"
 export BACKSTOP_ENVIRONMENT=staging HEALTH_START_PERIOD=1500ms MAX_DATA_LOSS_ROWS=100000
-setup_mistersmith "$WORK" >"$WORK/setup.log"
-at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
+start_mistersmith
 counts() { "$DEMO_SEED" counts --database "$DB" --nats "$NATS_URL" | grep -o 'MisterSmith-[A-Za-z]*=[0-9]*' | tr '\n' ' '; }
 
 bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"

@@ -724,27 +724,16 @@ class ProcessDriver : public Driver {
   // (rebuilt from the store when it is missing), or everything needed to
   // rebuild it at the restore is in the store. Changes nothing that runs.
   Status Prepare(const ComponentSpec& c, const json& entry, DriverContext& ctx) override {
-    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
-    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> target, TargetRelease(s, entry));
-    if (!target) return Status::OK();
-    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> tree,
-                              TreeToRebuildFrom(s, entry, *target, ctx));
-    if (!tree) return Status::OK();
-    BACKSTOP_RETURN_IF_ERROR(CheckTreeBlobs(s, *target, *tree, ctx.store));
-    if (ctx.env->fs()->Exists(ReleaseDir(s, *target) + "/.")) {
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<Rebuild> rebuild, CheckedRebuild(c, entry, ctx));
+    if (!rebuild) return Status::OK();
+    if (ctx.env->fs()->Exists(ReleaseDir(rebuild->settings, rebuild->release) + "/.")) {
       return Status::OK();  // differs from the restore point: rebuilt (and set aside) by Restore
     }
-    return RestoreReleaseDir(s, *target, *tree, ctx);
+    return RestoreReleaseDir(rebuild->settings, rebuild->release, rebuild->tree, ctx);
   }
 
   Status CheckRestorable(const ComponentSpec& c, const json& entry, DriverContext& ctx) override {
-    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
-    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> target, TargetRelease(s, entry));
-    if (!target) return Status::OK();
-    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> tree,
-                              TreeToRebuildFrom(s, entry, *target, ctx));
-    if (!tree) return Status::OK();
-    return CheckTreeBlobs(s, *target, *tree, ctx.store);
+    return CheckedRebuild(c, entry, ctx).status();
   }
 
   Status Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) override {
@@ -1001,6 +990,26 @@ class ProcessDriver : public Driver {
   }
 
   // The release `entry` asks for; nullopt for "nothing deployed".
+  // The release a restore of `entry` switches to, with the stored tree it
+  // can be rebuilt from, once every blob of that tree is known to be in the
+  // store; nullopt when the entry names no release or nothing is to rebuild.
+  struct Rebuild {
+    Settings settings;
+    std::string release;
+    std::string tree;
+  };
+  Result<std::optional<Rebuild>> CheckedRebuild(const ComponentSpec& c, const json& entry,
+                                                DriverContext& ctx) {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> target, TargetRelease(s, entry));
+    if (!target) return std::optional<Rebuild>();
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<std::string> tree,
+                              TreeToRebuildFrom(s, entry, *target, ctx));
+    if (!tree) return std::optional<Rebuild>();
+    BACKSTOP_RETURN_IF_ERROR(CheckTreeBlobs(s, *target, *tree, ctx.store));
+    return std::optional<Rebuild>(Rebuild{std::move(s), *target, std::move(*tree)});
+  }
+
   static Result<std::optional<std::string>> TargetRelease(const Settings& s, const json& entry) {
     if (!entry.is_object() || !entry.contains("release")) {
       return Status::InvalidArgument("process entry for " + s.name + " has no \"release\"");
