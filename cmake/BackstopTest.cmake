@@ -2,7 +2,8 @@
 #
 # backstop_unit_test(src/foo_test.cc)
 #   Builds foo_test from one GoogleTest source linked with the core and the
-#   test seams, and registers each TEST with CTest (label "unit").
+#   test seams, and registers each TEST with CTest (label "unit"). The test
+#   sees the checkout's path as the macro BACKSTOP_SOURCE_DIR.
 #
 # backstop_script_test(NAME name SCRIPT tests/foo.sh [LABELS ...] [TIMEOUT s])
 #   Registers a black-box test: a bash script that runs the real binaries in a
@@ -14,6 +15,8 @@ function(backstop_unit_test source)
   get_filename_component(name ${source} NAME_WE)
   add_executable(${name} ${source})
   target_link_libraries(${name} PRIVATE backstop_testing ${BACKSTOP_LIBS} GTest::gtest_main)
+  # Where the checkout is, for tests that read tests/data/ or examples/.
+  target_compile_definitions(${name} PRIVATE BACKSTOP_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   gtest_discover_tests(${name} PROPERTIES LABELS unit DISCOVERY_TIMEOUT 30)
 endfunction()
 

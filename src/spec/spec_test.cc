@@ -24,7 +24,7 @@ namespace {
 
 using Type = SettingSchema::Type;
 
-std::string SourceDir() { return Dirname(Dirname(AbsolutePath(__FILE__, CurrentDir()))); }
+std::string SourceDir() { return BACKSTOP_SOURCE_DIR; }
 std::string DataPath(const std::string& name) {
   return JoinPath(SourceDir(), "tests/data/spec/" + name);
 }

@@ -18,7 +18,7 @@ constexpr int64_t kMin = 60 * kSec;
 // Start away from 0, as a real monotonic clock does.
 constexpr int64_t kT0 = 1'000'000'000;
 
-std::string SourceDir() { return Dirname(Dirname(AbsolutePath(__FILE__, CurrentDir()))); }
+std::string SourceDir() { return BACKSTOP_SOURCE_DIR; }
 std::string RulesData(const std::string& name) {
   return JoinPath(SourceDir(), "tests/data/rules/" + name);
 }
