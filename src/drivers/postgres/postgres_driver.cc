@@ -961,6 +961,23 @@ Result<std::map<std::string, int64_t>> SequencePositions(PgConn& conn, const PgS
   return out;
 }
 
+// The table each sequence belongs to (serial and identity columns), by
+// schema-qualified names: a rewound sequence's ledger line names its table,
+// so that `backstop ledger --table T` shows the values T will reissue.
+Result<std::map<std::string, std::string>> SequenceTables(PgConn& conn) {
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.Exec("SELECT sn.nspname || '.' || s.relname, tn.nspname || '.' || t.relname "
+                "FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace "
+                "JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid "
+                "AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+                "JOIN pg_class t ON t.oid = d.refobjid "
+                "JOIN pg_namespace tn ON tn.oid = t.relnamespace WHERE s.relkind = 'S'"));
+  std::map<std::string, std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out[r.Get(i, 0)] = r.Get(i, 1);
+  return out;
+}
+
 // The report of a ledger file this run already wrote (one line per row:
 // table, change, key).
 Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& component,
@@ -1944,6 +1961,9 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
   // handed out again (a sequence created since goes with its table).
   BACKSTOP_ASSIGN_OR_RETURN(auto live_seqs, SequencePositions(*live, l.settings));
   BACKSTOP_ASSIGN_OR_RETURN(auto rp_seqs, SequencePositions(*rp, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(auto seq_tables, SequenceTables(*live));
+  std::map<std::string, std::string> table_display;
+  for (const auto& t : live_tables) table_display[t.Qualified()] = t.Display();
   for (const auto& [name, now] : live_seqs) {
     auto then = rp_seqs.find(name);
     if (then == rp_seqs.end() || now <= then->second) continue;
@@ -1954,11 +1974,17 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
     r.from = now;
     r.to = then->second;
     report.rewinds.push_back(r);
-    BACKSTOP_RETURN_IF_ERROR(writer.Line({{"sequence", name},
-                                          {"change", "rewound"},
-                                          {"unit", r.unit},
-                                          {"from", r.from},
-                                          {"to", r.to}}));
+    json line = {{"sequence", name},
+                 {"change", "rewound"},
+                 {"unit", r.unit},
+                 {"from", r.from},
+                 {"to", r.to}};
+    auto owner = seq_tables.find(name);
+    if (owner != seq_tables.end()) {
+      auto display = table_display.find(owner->second);
+      line["table"] = display != table_display.end() ? display->second : owner->second;
+    }
+    BACKSTOP_RETURN_IF_ERROR(writer.Line(line));
   }
   BACKSTOP_RETURN_IF_ERROR(writer.Commit());
   CrashPointForTest("postgres.ledger-written");

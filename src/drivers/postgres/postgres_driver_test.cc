@@ -1178,6 +1178,7 @@ TEST_F(PostgresDriverTest, SequencesMovedBackAreListedAsRewinds) {
     if (l.value("change", "") != "rewound") continue;
     ++lines;
     if (l["sequence"] == "public.tasks_id_seq") {
+      EXPECT_EQ(l.value("table", ""), "tasks") << "a rewound sequence names its table";
       EXPECT_EQ(l["from"], 2005);
       EXPECT_EQ(l["to"], 2000);
     }
