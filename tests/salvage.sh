@@ -185,6 +185,14 @@ assert all(m["stream"] == "MisterSmith-Tasks" and m["subject"] == "mistersmith.t
 data = sorted(json.loads(base64.b64decode(m["data"]))["v2"] for m in msgs)
 assert data == list(range(1, 41, 2)), data' "$WORK/msgs.jsonl" || fail "the exported messages are not the discarded ones"
 
+# --keys: message sequences, bare or as ledger lines.
+printf '%s\n' 101 '{"sequence": 103, "stream": "MisterSmith-Tasks"}' >"$WORK/seqs.jsonl"
+bs salvage "$run_id" --component nats --stream MisterSmith-Tasks --keys "$WORK/seqs.jsonl" \
+  --output "$WORK/two-msgs.jsonl"
+expect_rc 0 "salvage --stream --keys"
+expect_eq "$(py 'import json,sys; print(sorted(json.loads(l)["sequence"] for l in open(sys.argv[1])))' \
+  "$WORK/two-msgs.jsonl")" "[101, 103]" "messages of salvage --stream --keys"
+
 tasks_before=$(counts | grep -o 'MisterSmith-Tasks=[0-9]*')
 bs salvage "$run_id" --component nats --stream MisterSmith-Tasks --output "$WORK/msgs2.jsonl" --apply
 expect_rc 0 "salvage --stream --apply"
@@ -203,6 +211,7 @@ bad() {  # bad WHAT NEEDLE ARGS...: the salvage or ledger is refused as bad inpu
   bs "$@"
   expect_rc 2 "$what"
   expect_contains "$OUT$ERR" "$needle" "the error for $what"
+  log "$what: $ERR"
   [[ ! -e "$WORK/bad.jsonl" ]] || fail "$what wrote an export"
 }
 bad "unknown run" "run-nope" salvage run-nope --component postgres --table tasks --output "$WORK/bad.jsonl" --apply
@@ -217,6 +226,14 @@ bad "--table on a stream component" "--table is for a database component" \
   salvage "$run_id" --component nats --table tasks --output "$WORK/bad.jsonl" --apply
 bad "--keys file missing" "no such file" salvage "$run_id" --component postgres --table tasks \
   --keys "$WORK/missing.jsonl" --output "$WORK/bad.jsonl" --apply
+echo '{"id": 99999}' >"$WORK/stray-key.jsonl"
+bad "a key the run did not discard" "99999" salvage "$run_id" --component postgres --table tasks \
+  --keys "$WORK/stray-key.jsonl" --output "$WORK/bad.jsonl" --apply
+echo 99999 >"$WORK/stray-seq.jsonl"
+bad "a sequence the run did not discard" "99999" salvage "$run_id" --component nats \
+  --stream MisterSmith-Tasks --keys "$WORK/stray-seq.jsonl" --output "$WORK/bad.jsonl" --apply
+bad "a --where that is not SQL" "--where" salvage "$run_id" --component postgres --table tasks \
+  --where "no such column = 1" --output "$WORK/bad.jsonl" --apply
 expect_eq "$(table_digest)" "$final_digest" "database after the bad input"
 expect_eq "$(counts)" "$final_counts" "counts after the bad input"
 
