@@ -200,6 +200,13 @@ expect_contains "$OUT" "applied 20 back into nats" "salvage --stream --apply"
 expect_eq "$(counts | grep -o 'MisterSmith-Tasks=[0-9]*')" "MisterSmith-Tasks=$((${tasks_before#*=} + 20))" \
   "stream messages after the republish"
 expect_contains "$(counts)" "MisterSmith-Results=60" "the other stream is left alone"
+# A second apply of the same messages: conflicts, nothing delivered twice.
+republished_counts=$(counts)
+bs salvage "$run_id" --component nats --stream MisterSmith-Tasks --output "$WORK/msgs3.jsonl" --apply
+expect_rc 1 "a second salvage --stream --apply of the same messages"
+expect_eq "$(grep -c '^conflict:.*republished it' <<<"$ERR" | tr -d ' ')" 20 "conflicts of the second republish"
+expect_contains "$OUT" "applied nothing" "the second republish"
+expect_eq "$(counts)" "$republished_counts" "streams after the second republish"
 
 # 5. Bad input: a clear error, exit 2, nothing changed, no export written.
 final_digest=$(table_digest)
