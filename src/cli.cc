@@ -7,6 +7,7 @@
 #include <csignal>
 #include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 

@@ -115,6 +115,14 @@ assert sum(r["row"]["status"] == "v2-migrated" for r in rows) == 3, "changed row
   "$WORK/tasks.jsonl" || fail "the exported rows are not the discarded ones"
 [[ "$(stat -c %a "$WORK/tasks.jsonl")" == 600 ]] || fail "the export is not private (0600)"
 
+bs -o json salvage "$run_id" --component postgres --table tasks --output "$WORK/tasks-json.jsonl"
+expect_rc 0 "salvage -o json"
+py 'import json,sys
+d = json.loads(sys.argv[1])
+assert d["ok"] and d["exported"] == 28 and d["applied"] == 0 and d["conflicts"] == [], d' "$OUT" ||
+  fail "salvage -o json"
+cmp -s "$WORK/tasks.jsonl" "$WORK/tasks-json.jsonl" || fail "two exports of the same rows differ"
+
 bs salvage "$run_id" --component postgres --table tasks --where "status = 'v2-migrated'" \
   --output "$WORK/changed.jsonl"
 expect_rc 0 "salvage --where"
