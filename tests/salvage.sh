@@ -11,14 +11,8 @@
 #   republishes them;
 # - an unknown run, component, table or stream is bad input that changes nothing.
 source "$(dirname "$0")/lib.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
-source "$BACKSTOP_SOURCE_DIR/scripts/lib/mistersmith.sh"
-DEMO_SERVICE=$DEMO_SERVICE_BIN
-DEMO_SEED=$(dirname "$DEMO_SERVICE_BIN")/demo-seed
-SPEC="$BACKSTOP_SOURCE_DIR/examples/mistersmith/backstop.yaml"
 export BACKSTOP_ENVIRONMENT=staging
-setup_mistersmith "$WORK" >"$WORK/setup.log"
-at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
+start_mistersmith
 
 py() { python3 -c "$1" "${@:2}"; }
 sql() { psql_as "$PGPORT" mistersmith -qAt -c "$1"; }
