@@ -7,6 +7,7 @@
 #include <csignal>
 #include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -807,14 +808,23 @@ int CmdLedger(const GlobalOptions& g, Output& out, const std::string& selector,
   out.Text("Run " + *run_id + " (" + run->status + ", `" + run->command + "`)");
   out.Text(Pad("COMPONENT", 14) + Pad("OBJECT", 28) + Pad("CHANGE", 12) + "KEY/SEQUENCE");
   nlohmann::json lines = nlohmann::json::array();
+  size_t discarded = 0;
+  // The table a rewound sequence belongs to, when its ledger line names it.
+  std::map<std::string, std::string> sequence_table;
   for (const auto& r : *rows) {
+    if (r.change == "rewound" && !r.object.empty()) {
+      sequence_table[r.line.value("sequence", "")] = r.object;
+    }
     if (!ObjectMatches(r.object, wanted)) continue;
     bool is_stream = r.line.contains("stream");
     if ((!table.empty() && is_stream) || (!stream.empty() && !is_stream)) continue;
-    out.Text(Pad(r.component, 14) + Pad(r.object, 28) + Pad(r.change, 12) + r.key);
     nlohmann::json l = r.line;
     l["component"] = r.component;
     lines.push_back(l);
+    // Positions moved back are shown below, from and to, with the others.
+    if (r.change == "rewound") continue;
+    ++discarded;
+    out.Text(Pad(r.component, 14) + Pad(r.object, 28) + Pad(r.change, 12) + r.key);
   }
   // Positions moved back are not discarded data, but the operator must see
   // them beside it: messages redelivered, sequence values handed out again.
@@ -822,6 +832,7 @@ int CmdLedger(const GlobalOptions& g, Output& out, const std::string& selector,
     bool is_stream = r.object.find('/') != std::string::npos;
     if ((!table.empty() && is_stream) || (!stream.empty() && !is_stream)) continue;
     std::string owner = is_stream ? r.object.substr(0, r.object.find('/')) : r.object;
+    if (auto t = sequence_table.find(r.object); t != sequence_table.end()) owner = t->second;
     if (!wanted.empty() && !ObjectMatches(owner, wanted) && !ObjectMatches(r.object, wanted)) {
       continue;
     }
@@ -829,7 +840,7 @@ int CmdLedger(const GlobalOptions& g, Output& out, const std::string& selector,
              std::to_string(r.from) + " -> " + std::to_string(r.to) + " (" +
              FormatThousands(r.count()) + " " + r.unit + ")");
   }
-  if (lines.empty()) {
+  if (discarded == 0) {
     out.Text(wanted.empty() ? "(nothing discarded: the ledger is empty)"
                             : "(nothing discarded from " + wanted + ")");
   }

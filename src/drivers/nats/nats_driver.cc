@@ -596,6 +596,10 @@ std::string NatsDriver::DiscardedPath(const std::string& run_dir, const std::str
   return JoinPath(run_dir, "nats-" + component + "-discarded.jsonl");
 }
 
+std::string NatsDriver::RepublishedPath(const std::string& run_dir, const std::string& component) {
+  return JoinPath(run_dir, "nats-" + component + "-republished.jsonl");
+}
+
 // --- Snapshot, Describe, Prepare ------------------------------------------------
 
 Result<json> NatsDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
@@ -967,26 +971,62 @@ Result<SalvageResult> NatsDriver::Salvage(const ComponentSpec& c, const SalvageR
     }
     out.push_back(std::move(o));
   }
+  // Messages an earlier salvage of this run put back: a second --apply would
+  // deliver them twice, so they are conflicts and nothing is republished.
+  const std::string record_path = RepublishedPath(req.run_dir, c.name);
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> record, ReadJsonLines(fs, record_path));
+  std::map<uint64_t, uint64_t> republished_as;
+  for (const auto& r : record) {
+    if (r.is_object() && r.value("stream", "") == req.object) {
+      republished_as[r.value("sequence", uint64_t{0})] = r.value("republished_as", uint64_t{0});
+    }
+  }
+  for (const auto& o : out) {
+    auto earlier = republished_as.find(o.sequence);
+    if (earlier == republished_as.end()) continue;
+    result.conflicts.push_back("sequence " + std::to_string(o.sequence) + " (" + o.subject +
+                               "): an earlier salvage of run " + req.run_id +
+                               " republished it, as sequence " + std::to_string(earlier->second));
+  }
+  if (!result.conflicts.empty()) return result;
+
   BACKSTOP_ASSIGN_OR_RETURN(auto conn, Connect(settings));
   auto info = GetStreamInfo(*conn, req.object);
   if (!info.ok()) {
     return info.status().WithContext("stream " + req.object + " (nothing was republished)");
   }
+  // The record is written once the publishing ends; a message published
+  // just before a kill carries a message id, so that JetStream drops its
+  // republication by a rerun within the stream's duplicate window.
+  std::string record_text;
+  for (const auto& r : record) record_text += r.dump() + "\n";
+  auto save_record = [&]() { return fs->WriteFileAtomic(record_path, record_text, 0600); };
   std::string published;
-  for (const auto& o : out) {
+  for (auto& o : out) {
+    bool has_id = std::any_of(o.headers.begin(), o.headers.end(),
+                              [](const auto& h) { return h.first == "Nats-Msg-Id"; });
+    if (!has_id) {
+      o.headers.emplace_back("Nats-Msg-Id", "backstop-salvage:" + req.run_id + ":" + req.object +
+                                                ":" + std::to_string(o.sequence));
+    }
     auto seq = PublishToStream(*conn, o.subject, o.headers, o.data);
     if (!seq.ok()) {
       result.conflicts.push_back("sequence " + std::to_string(o.sequence) + " (" + o.subject +
                                  "): " + seq.status().message() +
                                  "; stopped there; republished before it: " +
                                  (published.empty() ? std::string("none") : published));
+      BACKSTOP_RETURN_IF_ERROR(save_record());
       return result;
     }
     ++result.applied;
+    record_text +=
+        json{{"stream", req.object}, {"sequence", o.sequence}, {"republished_as", *seq}}.dump() +
+        "\n";
     published += (published.empty() ? "" : ", ") + std::to_string(o.sequence);
     ctx.Progress("nats: republished message " + std::to_string(o.sequence) + " of run " +
                  req.run_id + " to " + req.object + " as sequence " + std::to_string(*seq));
   }
+  BACKSTOP_RETURN_IF_ERROR(save_record());
   return result;
 }
 
@@ -1278,6 +1318,7 @@ Status NatsDriver::Prune(const ComponentSpec& c, const std::string& run_id, Driv
   // The discarded messages go with the saved content, as the replaced
   // database goes for the postgres driver: salvage then says so.
   BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->Remove(DiscardedPath(run_dir, c.name)));
+  BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->Remove(RepublishedPath(run_dir, c.name)));
   return ctx.env->fs()->Remove(SavedRecordPath(run_dir, c.name));
 }
 

@@ -116,6 +116,10 @@ class NatsDriver : public Driver {
   // lists as discarded, whole (subject, sequence, headers, data in base64,
   // time), written with the ledger; what Salvage exports and republishes.
   static std::string DiscardedPath(const std::string& run_dir, const std::string& component);
+  // <run_dir>/nats-<component>-republished.jsonl: the discarded messages a
+  // salvage --apply put back (stream, sequence, republished_as), so that a
+  // second --apply of them is a conflict rather than a second delivery.
+  static std::string RepublishedPath(const std::string& run_dir, const std::string& component);
 
   std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
     return revised_loss_;

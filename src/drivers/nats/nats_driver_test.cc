@@ -671,6 +671,13 @@ TEST_F(NatsDriverTest, SalvageExportsAndRepublishesTheDiscardedMessages) {
   NatsTestMessage back = ValueOrDie(client_->GetMessage("ORDERS", 201));
   EXPECT_EQ(back.subject, "orders.late");
   EXPECT_EQ(back.data, "late-2");
+  // A second apply of the same message is a conflict: it is not delivered twice.
+  SalvageResult again = ValueOrDie(driver_.Salvage(component_, req, ctx_));
+  EXPECT_EQ(again.applied, 0u);
+  ASSERT_EQ(again.conflicts.size(), 1u);
+  EXPECT_NE(again.conflicts[0].find("republished it, as sequence 201"), std::string::npos)
+      << again.conflicts[0];
+  EXPECT_EQ(StreamInfo(*client_, "ORDERS")["state"]["last_seq"], 201);
 
   req.object = "NOPE";
   EXPECT_TRUE(driver_.Salvage(component_, req, ctx_).status().IsNotFound());
@@ -681,6 +688,9 @@ TEST_F(NatsDriverTest, SalvageExportsAndRepublishesTheDiscardedMessages) {
   Status pruned = driver_.Salvage(component_, req, ctx_).status();
   EXPECT_TRUE(pruned.IsNotFound()) << pruned.ToString();
   EXPECT_NE(pruned.message().find("kept no discarded messages"), std::string::npos);
+  EXPECT_FALSE(
+      Env::Default()->fs()->Exists(NatsDriver::RepublishedPath(ctx_.run_dir, component_.name)))
+      << "the record of republished messages goes with them";
 }
 
 TEST_F(NatsDriverTest, HealthReportsConnectionAndDisconnectionTime) {

@@ -961,6 +961,23 @@ Result<std::map<std::string, int64_t>> SequencePositions(PgConn& conn, const PgS
   return out;
 }
 
+// The table each sequence belongs to (serial and identity columns), by
+// schema-qualified names: a rewound sequence's ledger line names its table,
+// so that `backstop ledger --table T` shows the values T will reissue.
+Result<std::map<std::string, std::string>> SequenceTables(PgConn& conn) {
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.Exec("SELECT sn.nspname || '.' || s.relname, tn.nspname || '.' || t.relname "
+                "FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace "
+                "JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid "
+                "AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+                "JOIN pg_class t ON t.oid = d.refobjid "
+                "JOIN pg_namespace tn ON tn.oid = t.relnamespace WHERE s.relkind = 'S'"));
+  std::map<std::string, std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out[r.Get(i, 0)] = r.Get(i, 1);
+  return out;
+}
+
 // The report of a ledger file this run already wrote (one line per row:
 // table, change, key).
 Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& component,
@@ -1944,6 +1961,9 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
   // handed out again (a sequence created since goes with its table).
   BACKSTOP_ASSIGN_OR_RETURN(auto live_seqs, SequencePositions(*live, l.settings));
   BACKSTOP_ASSIGN_OR_RETURN(auto rp_seqs, SequencePositions(*rp, l.settings));
+  BACKSTOP_ASSIGN_OR_RETURN(auto seq_tables, SequenceTables(*live));
+  std::map<std::string, std::string> table_display;
+  for (const auto& t : live_tables) table_display[t.Qualified()] = t.Display();
   for (const auto& [name, now] : live_seqs) {
     auto then = rp_seqs.find(name);
     if (then == rp_seqs.end() || now <= then->second) continue;
@@ -1954,11 +1974,17 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
     r.from = now;
     r.to = then->second;
     report.rewinds.push_back(r);
-    BACKSTOP_RETURN_IF_ERROR(writer.Line({{"sequence", name},
-                                          {"change", "rewound"},
-                                          {"unit", r.unit},
-                                          {"from", r.from},
-                                          {"to", r.to}}));
+    json line = {{"sequence", name},
+                 {"change", "rewound"},
+                 {"unit", r.unit},
+                 {"from", r.from},
+                 {"to", r.to}};
+    auto owner = seq_tables.find(name);
+    if (owner != seq_tables.end()) {
+      auto display = table_display.find(owner->second);
+      line["table"] = display != table_display.end() ? display->second : owner->second;
+    }
+    BACKSTOP_RETURN_IF_ERROR(writer.Line(line));
   }
   BACKSTOP_RETURN_IF_ERROR(writer.Commit());
   CrashPointForTest("postgres.ledger-written");
@@ -2505,17 +2531,22 @@ Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const Salv
   const std::string ledger_path = JoinPath(req.run_dir, "ledger-" + c.name + ".jsonl");
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> ledger, ReadJsonLines(env->fs(), ledger_path));
   // The chosen keys: ledger keys, or whole ledger lines (then their table too).
+  // Each must name a row the run discarded: a key that matches none is a
+  // mistake to report, not a choice of nothing.
+  std::vector<bool> key_matched(req.keys.size(), false);
   auto chosen = [&](const std::string& table, const json& key) {
     if (req.keys.empty()) return true;
-    for (const json& k : req.keys) {
-      if (k.is_object() && k.contains("key")) {
-        if (k["key"] == key && (!k.contains("table") || k["table"] == table)) return true;
-      } else if (k == key) {
-        return true;
-      }
+    bool any = false;
+    for (size_t i = 0; i < req.keys.size(); ++i) {
+      const json& k = req.keys[i];
+      bool match = k.is_object() && k.contains("key")
+                       ? k["key"] == key && (!k.contains("table") || k["table"] == table)
+                       : k == key;
+      if (match) key_matched[i] = any = true;
     }
-    return false;
+    return any;
   };
+  std::set<std::string> tables_in_scope;
   // The replaced database refuses connections: it opens for this session only.
   BACKSTOP_ASSIGN_OR_RETURN(auto kept, ConnectToClosed(*admin, l, aside));
   BACKSTOP_RETURN_IF_ERROR(kept->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
@@ -2525,6 +2556,8 @@ Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const Salv
   for (const auto& t : tables) {
     if (!req.object.empty() && req.object != t.Display() && req.object != t.Qualified()) continue;
     table_found = true;
+    tables_in_scope.insert(t.Display());
+    tables_in_scope.insert(t.Qualified());
     if (t.pk.empty()) {
       ctx.Progress("table " + t.Display() + " has no primary key: its rows are listed by hash " +
                    "only and cannot be salvaged one by one");
@@ -2562,6 +2595,14 @@ Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const Salv
                       ") IN (SELECT * FROM unnest(" + args + "))";
     if (!req.where.empty()) sql += " AND (" + req.where + ")";
     auto r = kept->Exec(sql + " ORDER BY 1", params);
+    // Syntax errors, unknown columns, values of the wrong type: the
+    // condition is bad input, not a failure of the database.
+    const std::string sqlstate_class = kept->last_sqlstate().substr(0, 2);
+    if (!r.ok() && !req.where.empty() && (sqlstate_class == "42" || sqlstate_class == "22")) {
+      return Status::InvalidArgument("--where " + req.where +
+                                     " is not a condition on the rows of " + t.Display() + ": " +
+                                     r.status().message() + "; nothing was exported");
+    }
     if (!r.ok()) {
       return r.status().WithContext("reading the discarded rows of " + t.Display() + " in " +
                                     aside +
@@ -2586,6 +2627,17 @@ Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const Salv
   if (!table_found) {
     return Status::InvalidArgument("database " + aside + " has no table " + req.object +
                                    " among those Backstop tracks");
+  }
+  for (size_t i = 0; i < req.keys.size(); ++i) {
+    const json& k = req.keys[i];
+    bool in_scope = !k.is_object() || !k.contains("table") || !k["table"].is_string() ||
+                    tables_in_scope.count(k["table"].get<std::string>());
+    if (key_matched[i] || !in_scope) continue;
+    return Status::NotFound(
+        "--keys " + k.dump() + ": run " + req.run_id + " discarded no row " +
+        (req.object.empty() ? std::string() : "of " + req.object + " ") +
+        "with this key (only inserted or changed rows can be salvaged; `backstop ledger " +
+        req.run_id + "` lists them, keys as {\"id\": 201}); nothing was exported");
   }
   SalvageResult result;
   LedgerWriter out(env, req.output_path);

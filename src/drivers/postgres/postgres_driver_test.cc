@@ -1178,6 +1178,7 @@ TEST_F(PostgresDriverTest, SequencesMovedBackAreListedAsRewinds) {
     if (l.value("change", "") != "rewound") continue;
     ++lines;
     if (l["sequence"] == "public.tasks_id_seq") {
+      EXPECT_EQ(l.value("table", ""), "tasks") << "a rewound sequence names its table";
       EXPECT_EQ(l["from"], 2005);
       EXPECT_EQ(l["to"], 2000);
     }
@@ -1238,7 +1239,16 @@ TEST_F(PostgresDriverTest, SalvageExportsDiscardedRowsAndAppliesThemAllOrNothing
   ASSERT_TRUE(where.ok()) << where.status().ToString();
   EXPECT_EQ(where->exported, 1u);
   req.where = "no_such_column = 1";
-  EXPECT_FALSE(driver_->Salvage(c, req, ctx).ok());
+  auto bad_where = driver_->Salvage(c, req, ctx);
+  EXPECT_EQ(bad_where.status().code(), Status::Code::kInvalidArgument)
+      << bad_where.status().ToString();
+  req.where.clear();
+  // A key the run did not discard is a mistake, not a choice of nothing.
+  req.keys = {json{{"id", 2001}}, json{{"id", 99999}}};
+  auto stray = driver_->Salvage(c, req, ctx);
+  EXPECT_TRUE(stray.status().IsNotFound()) << stray.status().ToString();
+  EXPECT_NE(stray.status().message().find("99999"), std::string::npos);
+  req.keys.clear();
   EXPECT_EQ(Sql("SELECT datallowconn FROM pg_database WHERE datname = '" + aside + "'"), "f");
   req.where.clear();
 
