@@ -1,6 +1,6 @@
 # Test helpers.
 #
-# backstop_unit_test(src/foo_test.cc)
+# backstop_unit_test(src/<layer>/foo_test.cc)
 #   Builds foo_test from one GoogleTest source linked with the core and the
 #   test seams, and registers each TEST with CTest (label "unit"). The test
 #   sees the checkout's path as the macro BACKSTOP_SOURCE_DIR.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kill -9 inside the steps of a full-system rollback (PostgreSQL, NATS,
 # config, services), at every crash point an uninterrupted rollback passes
-# (src/crash_point.h: whichever driver or layer put them there), then
+# (src/base/crash_point.h: whichever driver or layer put them there), then
 # `--resume`: the resumed run must end exactly as the uninterrupted one did —
 # the same ledger lines (run ids and times aside), the same data-loss line in
 # the summary, the same data, the same release links, and one process per

@@ -54,7 +54,7 @@ for mode in done before-done; do
   done
 done
 
-# Kills inside the engine's own steps (src/crash_point.h: after a safety
+# Kills inside the engine's own steps (src/base/crash_point.h: after a safety
 # restore point's components and before its manifest, between a restore and
 # its history record, between a start and its health gate...), at every point
 # an uninterrupted run passes.

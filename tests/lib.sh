@@ -89,7 +89,7 @@ crash_at() {
 }
 
 # crash_in POINT ARGS...: like crash_at, but kills at a named crash point
-# inside a step (src/crash_point.h: "NAME" or "NAME#N").
+# inside a step (src/base/crash_point.h: "NAME" or "NAME#N").
 crash_in() {
   local point=$1 rc
   shift
