@@ -24,9 +24,9 @@
 #include <map>
 #include <mutex>
 
+#include "base/env.h"
 #include "bench_util.h"
-#include "env.h"
-#include "prober.h"
+#include "watch/prober.h"
 
 namespace {
 

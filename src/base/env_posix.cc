@@ -20,7 +20,7 @@
 #include <sstream>
 #include <thread>
 
-#include "env.h"
+#include "base/env.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "exit_code.h"
+#include "base/exit_code.h"
 
 namespace backstop {
 

@@ -5,7 +5,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
-#include "status.h"
+#include "base/status.h"
 
 namespace backstop {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "env.h"
-#include "status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace backstop {
 

@@ -1,8 +1,8 @@
-#include "units.h"
+#include "base/units.h"
 
 #include <gtest/gtest.h>
 
-#include "status.h"
+#include "base/status.h"
 
 namespace backstop {
 namespace {

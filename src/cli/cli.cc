@@ -1,4 +1,4 @@
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <unistd.h>
 
@@ -11,21 +11,21 @@
 #include <memory>
 #include <optional>
 
-#include "driver.h"
-#include "exit_code.h"
-#include "lock.h"
-#include "output.h"
-#include "plan.h"
-#include "prune.h"
-#include "restore_point.h"
-#include "rules.h"
-#include "run.h"
-#include "spec.h"
-#include "state_db.h"
-#include "state_dir.h"
-#include "store.h"
-#include "units.h"
-#include "watch.h"
+#include "base/exit_code.h"
+#include "base/output.h"
+#include "base/units.h"
+#include "drivers/driver.h"
+#include "run/lock.h"
+#include "run/plan.h"
+#include "run/prune.h"
+#include "run/run.h"
+#include "run/state_db.h"
+#include "spec/spec.h"
+#include "store/restore_point.h"
+#include "store/state_dir.h"
+#include "store/store.h"
+#include "watch/rules.h"
+#include "watch/watch.h"
 
 namespace backstop {
 namespace {

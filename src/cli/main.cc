@@ -1,5 +1,5 @@
 // backstop: the command-line entry point. All behaviour lives in cli.cc.
-#include "cli.h"
+#include "cli/cli.h"
 #ifdef BACKSTOP_WITH_GRPC
 #include "grpc/grpc_probe.h"
 #endif

@@ -1,7 +1,7 @@
-#include "driver.h"
+#include "drivers/driver.h"
 
-#include "probe.h"
-#include "units.h"
+#include "base/units.h"
+#include "probe/probe.h"
 
 namespace backstop {
 

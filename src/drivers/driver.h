@@ -32,9 +32,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "env.h"
-#include "spec.h"
-#include "status.h"
+#include "base/env.h"
+#include "base/status.h"
+#include "spec/spec.h"
 
 namespace backstop {
 

@@ -1,4 +1,4 @@
-#include "driver.h"
+#include "drivers/driver.h"
 
 #include <gtest/gtest.h>
 

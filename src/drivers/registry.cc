@@ -1,11 +1,15 @@
 // The explicit list of built-in drivers. A new driver is added here and
 // nowhere else: one folder under src/drivers/, one line below.
-#include "driver.h"
+#include "drivers/driver.h"
 #include "drivers/files/files_driver.h"
 #include "drivers/process/process_driver.h"
 
-namespace backstop::nats { DriverInfo NatsDriverInfo(); }
-namespace backstop::postgres { DriverInfo PostgresDriverInfo(); }
+namespace backstop::nats {
+DriverInfo NatsDriverInfo();
+}
+namespace backstop::postgres {
+DriverInfo PostgresDriverInfo();
+}
 
 namespace backstop {
 

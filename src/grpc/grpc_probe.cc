@@ -27,7 +27,7 @@
 #include <unordered_map>
 
 #include "health.grpc.pb.h"
-#include "probe.h"
+#include "probe/probe.h"
 
 namespace backstop::grpc_probe {
 namespace {

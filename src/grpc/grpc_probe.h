@@ -27,8 +27,8 @@
 
 #include <cstddef>
 
-#include "driver.h"
-#include "spec.h"
+#include "drivers/driver.h"
+#include "spec/spec.h"
 
 namespace backstop::grpc_probe {
 

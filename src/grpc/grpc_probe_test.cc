@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "health.grpc.pb.h"
-#include "probe.h"
+#include "probe/probe.h"
 
 namespace backstop {
 namespace {

@@ -4,7 +4,7 @@
 // attempt) so a watcher probing many components does not pay for handle
 // set-up and DNS cache warm-up each time; every attempt still opens a fresh
 // connection, so "connection refused" and the connect time mean what they say.
-#include "probe.h"
+#include "probe/probe.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>

@@ -12,9 +12,9 @@
 #include <optional>
 #include <string>
 
-#include "driver.h"
-#include "env.h"
-#include "spec.h"
+#include "base/env.h"
+#include "drivers/driver.h"
+#include "spec/spec.h"
 
 namespace backstop {
 

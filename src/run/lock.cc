@@ -1,4 +1,4 @@
-#include "lock.h"
+#include "run/lock.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -7,7 +7,7 @@
 
 #include <cerrno>
 
-#include "units.h"
+#include "base/units.h"
 
 namespace backstop {
 namespace {

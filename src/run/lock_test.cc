@@ -1,4 +1,4 @@
-#include "lock.h"
+#include "run/lock.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

@@ -1,4 +1,4 @@
-#include "plan.h"
+#include "run/plan.h"
 
 #include <algorithm>
 #include <functional>
@@ -6,9 +6,9 @@
 #include <queue>
 #include <set>
 
-#include "restore_point.h"
-#include "state_db.h"
-#include "store.h"
+#include "run/state_db.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 
 namespace backstop {
 namespace {

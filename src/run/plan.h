@@ -25,9 +25,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "driver.h"
-#include "spec.h"
-#include "status.h"
+#include "base/status.h"
+#include "drivers/driver.h"
+#include "spec/spec.h"
 
 namespace backstop {
 

@@ -1,10 +1,10 @@
-#include "plan.h"
+#include "run/plan.h"
 
 #include <gtest/gtest.h>
 
-#include "restore_point.h"
-#include "state_db.h"
-#include "store.h"
+#include "run/state_db.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 #include "testing/test_env.h"
 
 namespace backstop {

@@ -1,11 +1,11 @@
-#include "prune.h"
+#include "run/prune.h"
 
 #include <algorithm>
 #include <regex>
 #include <set>
 
-#include "restore_point.h"
-#include "units.h"
+#include "base/units.h"
+#include "store/restore_point.h"
 
 namespace backstop {
 namespace {

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "run.h"
+#include "run/run.h"
 
 namespace backstop {
 

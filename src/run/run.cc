@@ -1,4 +1,4 @@
-#include "run.h"
+#include "run/run.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -10,9 +10,9 @@
 #include <set>
 #include <thread>
 
-#include "crash_point.h"
-#include "lock.h"
-#include "units.h"
+#include "base/crash_point.h"
+#include "base/units.h"
+#include "run/lock.h"
 
 namespace backstop {
 namespace {

@@ -17,14 +17,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "driver.h"
-#include "env.h"
-#include "output.h"
-#include "plan.h"
-#include "restore_point.h"
-#include "spec.h"
-#include "state_db.h"
-#include "store.h"
+#include "base/env.h"
+#include "base/output.h"
+#include "drivers/driver.h"
+#include "run/plan.h"
+#include "run/state_db.h"
+#include "spec/spec.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 
 namespace backstop {
 

@@ -1,7 +1,7 @@
 // The run engine against fake drivers that share one small world: what is
 // checked before anything is stopped, what a refusal reports, what a failed
 // run leaves behind and what it records.
-#include "run.h"
+#include "run/run.h"
 
 #include <gtest/gtest.h>
 
@@ -10,10 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "plan.h"
-#include "restore_point.h"
-#include "state_db.h"
-#include "store.h"
+#include "run/plan.h"
+#include "run/state_db.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 #include "testing/test_env.h"
 
 namespace backstop {

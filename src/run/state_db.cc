@@ -1,4 +1,4 @@
-#include "state_db.h"
+#include "run/state_db.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>

@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "status.h"
+#include "base/status.h"
 
 struct sqlite3;
 

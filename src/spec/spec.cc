@@ -7,7 +7,7 @@
 // `backstop check` lists all of them. Nothing here may crash on any input
 // (src/spec_fuzz.cc): no .as<>(), no operator[] on nodes, every yaml-cpp call
 // inside a try block, no recursion whose depth the input controls.
-#include "spec.h"
+#include "spec/spec.h"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -23,11 +23,11 @@
 #include <string_view>
 #include <utility>
 
-#include "driver.h"
-#include "env.h"
-#include "spec_expect.h"
-#include "spec_internal.h"
-#include "units.h"
+#include "base/env.h"
+#include "base/units.h"
+#include "drivers/driver.h"
+#include "spec/spec_expect.h"
+#include "spec/spec_internal.h"
 
 namespace backstop {
 

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "status.h"
+#include "base/status.h"
 
 namespace backstop {
 

@@ -1,5 +1,5 @@
 // Typed integrity expectations. See spec_expect.h.
-#include "spec_expect.h"
+#include "spec/spec_expect.h"
 
 #include <charconv>
 #include <cmath>

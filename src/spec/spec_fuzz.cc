@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "driver.h"
-#include "probe.h"
-#include "spec.h"
+#include "drivers/driver.h"
+#include "probe/probe.h"
+#include "spec/spec.h"
 
 // The fuzz target links the parser's sources, not backstop_core (see
 // CMakeLists.txt). driver.cc refers to these two; the parser never calls them.

@@ -1,6 +1,6 @@
 // Helpers of the spec parser: typo suggestions, ${VAR} expansion, cron
 // expressions and recovery-time ranges (see spec_internal.h).
-#include "spec_internal.h"
+#include "spec/spec_internal.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "units.h"
+#include "base/units.h"
 
 namespace backstop::spec_internal {
 

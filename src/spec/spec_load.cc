@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "driver.h"
-#include "env.h"
-#include "spec.h"
+#include "base/env.h"
+#include "drivers/driver.h"
+#include "spec/spec.h"
 
 namespace backstop {
 

@@ -1,7 +1,7 @@
 // Tests of the spec parser against the sample specs in tests/data/spec/ and
 // the shipped examples/mistersmith/backstop.yaml. The drivers are fakes that
 // only carry setting schemas, so these tests do not depend on the real ones.
-#include "spec.h"
+#include "spec/spec.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,10 +13,10 @@
 #include <set>
 #include <sstream>
 
-#include "driver.h"
-#include "env.h"
-#include "spec_expect.h"
-#include "spec_internal.h"
+#include "base/env.h"
+#include "drivers/driver.h"
+#include "spec/spec_expect.h"
+#include "spec/spec_internal.h"
 #include "testing/test_env.h"
 
 namespace backstop {

@@ -1,13 +1,13 @@
 // Restore-point manifests: canonical checksums, immutable writes, selectors.
-#include "restore_point.h"
+#include "store/restore_point.h"
 
 #include <algorithm>
 #include <map>
 #include <random>
 #include <set>
 
-#include "hash.h"
-#include "units.h"
+#include "base/hash.h"
+#include "base/units.h"
 
 namespace backstop {
 namespace {

@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store.h"
+#include "store/store.h"
 
 namespace backstop {
 

@@ -1,4 +1,4 @@
-#include "restore_point.h"
+#include "store/restore_point.h"
 
 #include <unistd.h>
 
@@ -8,9 +8,9 @@
 #include <regex>
 #include <sstream>
 
-#include "hash.h"
+#include "base/hash.h"
+#include "base/units.h"
 #include "testing/test_env.h"
-#include "units.h"
 
 namespace backstop {
 namespace {

@@ -1,7 +1,7 @@
 // The state dir: created private, tightened on open. See state_dir.h.
-#include "state_dir.h"
+#include "store/state_dir.h"
 
-#include "units.h"
+#include "base/units.h"
 
 namespace backstop {
 namespace {

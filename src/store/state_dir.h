@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <string>
 
-#include "env.h"
-#include "status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace backstop {
 

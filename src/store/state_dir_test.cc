@@ -1,13 +1,13 @@
-#include "state_dir.h"
+#include "store/state_dir.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lock.h"
-#include "restore_point.h"
-#include "state_db.h"
-#include "store.h"
+#include "run/lock.h"
+#include "run/state_db.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 #include "testing/test_env.h"
 
 namespace backstop {

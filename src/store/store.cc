@@ -3,7 +3,7 @@
 // Streaming paths (PutFile, GetToFile, Check) use POSIX file descriptors
 // directly, with the same guarantees as FileSystem::WriteFileAtomic: write a
 // temporary file, fsync it, rename it into place, fsync the directory.
-#include "store.h"
+#include "store/store.h"
 
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
@@ -18,8 +18,8 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "hash.h"
-#include "units.h"
+#include "base/hash.h"
+#include "base/units.h"
 
 namespace backstop {
 namespace {

@@ -44,8 +44,8 @@
 #include <string_view>
 #include <vector>
 
-#include "env.h"
-#include "status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace backstop {
 

@@ -1,4 +1,4 @@
-#include "store.h"
+#include "store/store.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "hash.h"
+#include "base/hash.h"
 #include "testing/test_env.h"
 
 namespace backstop {

@@ -15,7 +15,7 @@
 #include <cstring>
 #include <thread>
 
-#include "env.h"
+#include "base/env.h"
 #include "testing/ports.h"
 
 namespace backstop::testing {

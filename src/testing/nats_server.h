@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "status.h"
+#include "base/status.h"
 
 struct __natsConnection;
 struct __jsCtx;

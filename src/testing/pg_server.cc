@@ -13,7 +13,7 @@
 #include <csignal>
 #include <cstdlib>
 
-#include "env.h"
+#include "base/env.h"
 #include "testing/ports.h"
 
 namespace backstop::testing {

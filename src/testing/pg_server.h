@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "status.h"
+#include "base/status.h"
 
 namespace backstop::testing {
 

@@ -12,7 +12,7 @@
 // Thread-safe.
 #pragma once
 
-#include "status.h"
+#include "base/status.h"
 
 namespace backstop::testing {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "env.h"
+#include "base/env.h"
 
 namespace backstop::testing {
 

@@ -1,5 +1,5 @@
 // HTTP API and metrics exposition. See api.h.
-#include "api.h"
+#include "watch/api.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 #include <string_view>
 #include <thread>
 
-#include "hash.h"
+#include "base/hash.h"
 
 namespace backstop {
 

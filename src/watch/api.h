@@ -34,8 +34,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "env.h"
-#include "status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace backstop {
 

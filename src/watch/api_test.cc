@@ -2,7 +2,7 @@
 // authentication of everything that acts (no token, wrong token, right
 // token), read-only endpoints, errors as JSON; the token file; the /metrics
 // exposition parses and is consistent.
-#include "api.h"
+#include "watch/api.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -17,8 +17,8 @@
 #include <mutex>
 #include <set>
 
-#include "signals.h"
 #include "testing/test_env.h"
+#include "watch/signals.h"
 
 namespace backstop {
 namespace {

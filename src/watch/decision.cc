@@ -1,13 +1,13 @@
 // The decision layer (decision.h): from a firing trigger to a rollback decision.
-#include "decision.h"
+#include "watch/decision.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
 
-#include "plan.h"
-#include "units.h"
+#include "base/units.h"
+#include "run/plan.h"
 
 namespace backstop {
 

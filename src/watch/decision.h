@@ -31,9 +31,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "restore_point.h"
-#include "rules.h"
-#include "spec.h"
+#include "spec/spec.h"
+#include "store/restore_point.h"
+#include "watch/rules.h"
 
 namespace backstop {
 

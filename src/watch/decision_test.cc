@@ -1,7 +1,7 @@
 // Tests of the decision layer (decision.h): matrix rows, the fallback to the
 // action's scope, baseline checks, the already-on-release rule and the
 // complete-failure hold.
-#include "decision.h"
+#include "watch/decision.h"
 
 #include <gtest/gtest.h>
 

@@ -9,7 +9,7 @@
 //   6. collect finished curl transfers
 // curl's own timeouts (CURLOPT_TIMEOUT_MS) bound HTTP probes; the loop bounds TCP
 // connects; workers run blocking probes whose overruns the loop reports as failures.
-#include "prober.h"
+#include "watch/prober.h"
 
 #include <curl/curl.h>
 #include <netdb.h>
@@ -29,7 +29,7 @@
 #include <queue>
 #include <thread>
 
-#include "probe.h"
+#include "probe/probe.h"
 
 namespace backstop {
 namespace {

@@ -30,10 +30,10 @@
 #include <string>
 #include <vector>
 
-#include "driver.h"
-#include "env.h"
-#include "spec.h"
-#include "status.h"
+#include "base/env.h"
+#include "base/status.h"
+#include "drivers/driver.h"
+#include "spec/spec.h"
 
 namespace backstop {
 

@@ -2,7 +2,7 @@
 // once, HTTP errors, timeouts, refused connections, a server that dies while
 // its connection is cached, TCP and exec probes, and blocking probes that
 // overrun. Asserts outcomes only, never durations.
-#include "prober.h"
+#include "watch/prober.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

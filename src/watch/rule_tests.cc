@@ -18,11 +18,11 @@
 #include <set>
 #include <sstream>
 
-#include "driver.h"
-#include "env.h"
-#include "rules.h"
-#include "spec.h"
-#include "units.h"
+#include "base/env.h"
+#include "base/units.h"
+#include "drivers/driver.h"
+#include "spec/spec.h"
+#include "watch/rules.h"
 
 namespace backstop {
 

@@ -1,6 +1,6 @@
 // The trigger rules engine (rules.h). The test-rules file runner is in
 // rule_tests.cc.
-#include "rules.h"
+#include "watch/rules.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <deque>
 #include <utility>
 
-#include "units.h"
+#include "base/units.h"
 
 namespace backstop {
 

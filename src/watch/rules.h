@@ -40,8 +40,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "spec.h"
-#include "status.h"
+#include "base/status.h"
+#include "spec/spec.h"
 
 namespace backstop {
 

@@ -2,13 +2,13 @@
 // default trigger fires exactly when its rule is met and not one sample
 // before; missing data, flapping, hysteresis, counters, state across a
 // restart; and the test-rules runner on the files in tests/data/rules/.
-#include "rules.h"
+#include "watch/rules.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "env.h"
+#include "base/env.h"
 
 namespace backstop {
 namespace {

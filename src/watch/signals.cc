@@ -1,5 +1,5 @@
 // Signal derivation. See signals.h.
-#include "signals.h"
+#include "watch/signals.h"
 
 #include <unistd.h>
 
@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "env.h"
+#include "base/env.h"
 
 namespace backstop {
 namespace {

@@ -33,10 +33,10 @@
 #include <string_view>
 #include <vector>
 
-#include "driver.h"
-#include "rules.h"
-#include "spec.h"
-#include "status.h"
+#include "base/status.h"
+#include "drivers/driver.h"
+#include "spec/spec.h"
+#include "watch/rules.h"
 
 namespace backstop {
 

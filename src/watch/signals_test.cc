@@ -1,4 +1,4 @@
-#include "signals.h"
+#include "watch/signals.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

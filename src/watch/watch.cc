@@ -1,5 +1,5 @@
 // The watch daemon. See watch.h.
-#include "watch.h"
+#include "watch/watch.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -13,13 +13,13 @@
 #include <functional>
 #include <future>
 
-#include "exit_code.h"
-#include "lock.h"
-#include "plan.h"
-#include "restore_point.h"
-#include "run.h"
-#include "state_dir.h"
-#include "units.h"
+#include "base/exit_code.h"
+#include "base/units.h"
+#include "run/lock.h"
+#include "run/plan.h"
+#include "run/run.h"
+#include "store/restore_point.h"
+#include "store/state_dir.h"
 
 namespace backstop {
 namespace {

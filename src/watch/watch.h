@@ -62,18 +62,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api.h"
-#include "decision.h"
-#include "driver.h"
-#include "env.h"
-#include "output.h"
-#include "prober.h"
-#include "rules.h"
-#include "signals.h"
-#include "spec.h"
-#include "state_db.h"
-#include "status.h"
-#include "store.h"
+#include "base/env.h"
+#include "base/output.h"
+#include "base/status.h"
+#include "drivers/driver.h"
+#include "run/state_db.h"
+#include "spec/spec.h"
+#include "store/store.h"
+#include "watch/api.h"
+#include "watch/decision.h"
+#include "watch/prober.h"
+#include "watch/rules.h"
+#include "watch/signals.h"
 
 namespace backstop {
 

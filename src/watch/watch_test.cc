@@ -3,7 +3,7 @@
 // loopback servers, and the running daemon's API (pause through the API with
 // the token, refusal without it) — the automatic rollback itself is covered
 // by tests/watch_autorollback.sh with real services.
-#include "watch.h"
+#include "watch/watch.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -14,11 +14,11 @@
 #include <functional>
 #include <thread>
 
-#include "output.h"
-#include "restore_point.h"
-#include "run.h"
-#include "state_db.h"
-#include "store.h"
+#include "base/output.h"
+#include "run/run.h"
+#include "run/state_db.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 #include "testing/pg_server.h"
 #include "testing/test_env.h"
 

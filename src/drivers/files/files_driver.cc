@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <set>
 
-#include "crash_point.h"
-#include "hash.h"
-#include "restore_point.h"
-#include "store.h"
-#include "units.h"
+#include "base/crash_point.h"
+#include "base/hash.h"
+#include "base/units.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 
 namespace backstop::files {
 namespace {

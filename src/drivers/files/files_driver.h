@@ -45,7 +45,7 @@
 #include <string>
 #include <vector>
 
-#include "driver.h"
+#include "drivers/driver.h"
 
 namespace backstop::files {
 

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 
-#include "hash.h"
-#include "spec.h"
-#include "store.h"
+#include "base/hash.h"
+#include "spec/spec.h"
+#include "store/store.h"
 #include "testing/test_env.h"
 
 namespace backstop::files {

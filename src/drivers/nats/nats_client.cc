@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "crash_point.h"
+#include "base/crash_point.h"
 
 namespace backstop::nats {
 namespace {

@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "status.h"
+#include "base/status.h"
 
 namespace backstop::nats {
 

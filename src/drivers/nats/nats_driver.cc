@@ -13,11 +13,11 @@
 #include <memory>
 #include <set>
 
-#include "crash_point.h"
-#include "hash.h"
-#include "probe.h"
-#include "store.h"
-#include "units.h"
+#include "base/crash_point.h"
+#include "base/hash.h"
+#include "base/units.h"
+#include "probe/probe.h"
+#include "store/store.h"
 
 namespace backstop::nats {
 namespace {

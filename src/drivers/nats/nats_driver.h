@@ -67,7 +67,7 @@
 #include <optional>
 #include <string>
 
-#include "driver.h"
+#include "drivers/driver.h"
 #include "drivers/nats/nats_client.h"
 
 namespace backstop::nats {

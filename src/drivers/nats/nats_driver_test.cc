@@ -11,8 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "spec.h"
-#include "store.h"
+#include "spec/spec.h"
+#include "store/store.h"
 #include "testing/nats_server.h"
 #include "testing/test_env.h"
 

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <set>
 
-#include "hash.h"
-#include "spec_expect.h"
-#include "units.h"
+#include "base/hash.h"
+#include "base/units.h"
+#include "spec/spec_expect.h"
 
 namespace backstop::postgres {
 namespace {

@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "driver.h"
+#include "base/status.h"
+#include "drivers/driver.h"
 #include "drivers/postgres/pg_conn.h"
-#include "status.h"
 
 namespace backstop::postgres {
 

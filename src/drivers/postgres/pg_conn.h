@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "status.h"
+#include "base/status.h"
 
 typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;

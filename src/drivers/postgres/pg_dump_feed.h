@@ -27,8 +27,8 @@
 #include <thread>
 #include <vector>
 
-#include "status.h"
-#include "store.h"
+#include "base/status.h"
+#include "store/store.h"
 
 namespace backstop::postgres {
 

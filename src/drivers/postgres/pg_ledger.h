@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "drivers/postgres/pg_conn.h"
-#include "status.h"
 
 namespace backstop::postgres {
 

@@ -15,13 +15,13 @@
 #include <set>
 #include <thread>
 
-#include "crash_point.h"
+#include "base/crash_point.h"
+#include "base/units.h"
 #include "drivers/postgres/pg_catalog.h"
 #include "drivers/postgres/pg_conn.h"
 #include "drivers/postgres/pg_dump_feed.h"
 #include "drivers/postgres/pg_ledger.h"
-#include "store.h"
-#include "units.h"
+#include "store/store.h"
 
 namespace backstop::postgres {
 namespace {

@@ -124,7 +124,7 @@
 // Thread-safety: one thread per driver instance (driver.h).
 #pragma once
 
-#include "driver.h"
+#include "drivers/driver.h"
 
 namespace backstop::postgres {
 

@@ -12,8 +12,8 @@
 #include <sstream>
 #include <thread>
 
-#include "hash.h"
-#include "store.h"
+#include "base/hash.h"
+#include "store/store.h"
 #include "testing/pg_server.h"
 #include "testing/test_env.h"
 

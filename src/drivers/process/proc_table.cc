@@ -11,7 +11,7 @@
 #include <sstream>
 #include <vector>
 
-#include "probe.h"
+#include "probe/probe.h"
 
 namespace backstop::process {
 namespace {

@@ -12,7 +12,7 @@
 
 #include <string>
 
-#include "spec.h"
+#include "spec/spec.h"
 
 namespace backstop::process {
 

@@ -14,13 +14,13 @@
 #include <set>
 #include <sstream>
 
-#include "crash_point.h"
+#include "base/crash_point.h"
+#include "base/hash.h"
+#include "base/units.h"
 #include "drivers/process/proc_table.h"
-#include "hash.h"
-#include "probe.h"
-#include "restore_point.h"
-#include "store.h"
-#include "units.h"
+#include "probe/probe.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 
 namespace backstop::process {
 namespace {

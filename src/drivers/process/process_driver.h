@@ -62,8 +62,8 @@
 #include <string>
 #include <vector>
 
-#include "driver.h"
-#include "env.h"
+#include "base/env.h"
+#include "drivers/driver.h"
 
 namespace backstop::process {
 

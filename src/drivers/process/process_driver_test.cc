@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "drivers/process/proc_table.h"
-#include "probe.h"
-#include "restore_point.h"
-#include "spec.h"
-#include "store.h"
+#include "probe/probe.h"
+#include "spec/spec.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 #include "testing/test_env.h"
 
 #ifndef DEMO_SERVICE_BIN
