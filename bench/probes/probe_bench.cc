@@ -20,6 +20,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -65,13 +67,17 @@ Result RunBackstop(const std::vector<std::string>& urls, double seconds, double 
   backstop::Prober prober(backstop::Env::Default(), o);
   std::mutex mu;
   std::atomic<bool> measuring{false};
-  prober.Start([&](backstop::ProbeOutcome&& out) {
+  backstop::Status started = prober.Start([&](backstop::ProbeOutcome&& out) {
     if (!measuring.load(std::memory_order_relaxed)) return;
     std::lock_guard<std::mutex> lock(mu);
     ++r.probes;
     if (!out.health.pass()) ++r.failures;
     r.latencies_ms.push_back(static_cast<double>(out.latency_us) / 1000.0);
   });
+  if (!started.ok()) {
+    std::fprintf(stderr, "probe-bench: cannot start the prober: %s\n", started.ToString().c_str());
+    std::exit(1);
+  }
   const int64_t interval_ms =
       rate > 0 ? std::max<int64_t>(1, static_cast<int64_t>(1000.0 * urls.size() / rate)) : 1;
   for (size_t i = 0; i < urls.size(); ++i) {
@@ -82,7 +88,11 @@ Result RunBackstop(const std::vector<std::string>& urls, double seconds, double 
     t.probe.interval_ms = interval_ms;
     t.probe.timeout_ms = 5000;
     t.first_delay_ms = interval_ms * static_cast<int64_t>(i) / static_cast<int64_t>(urls.size());
-    prober.Add(t);
+    if (backstop::Status added = prober.Add(t); !added.ok()) {
+      std::fprintf(stderr, "probe-bench: cannot add %s: %s\n", urls[i].c_str(),
+                   added.ToString().c_str());
+      std::exit(1);
+    }
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // warm-up: connections, caches
   const double cpu0 = bench::SelfCpuSeconds(), t0 = bench::NowSeconds();

@@ -15,7 +15,9 @@
 
 namespace backstop {
 
-class Status {
+// [[nodiscard]]: a Status or Result that is dropped is an error that nobody
+// saw; say `(void)` where dropping one is meant, with a comment saying why.
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk = 0,
@@ -70,13 +72,16 @@ class Status {
 };
 
 // Result<T> holds a T or a non-OK Status.
+// A Result built from an OK status holds neither a value nor an error: it
+// becomes an Internal error in every build type, so the bug is reported
+// where it is seen instead of read as success.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
-    assert(!std::get<Status>(v_).ok() && "Result built from an OK status");
-  }
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status)                      // NOLINT: implicit by design
+      : v_(status.ok() ? Status::Internal("a Result was built from an OK status")
+                       : std::move(status)) {}
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {
