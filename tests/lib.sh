@@ -69,40 +69,39 @@ run() {
 
 bs() { run "$BACKSTOP_BIN" --spec "$SPEC" "$@"; }
 
-# crash_at AT ARGS...: runs `backstop ARGS` with the crash hook set to AT ("N"
-# or "N:before-done"). When the hook killed it (exit 137), sets CRASH_RUN_ID to
-# its run and returns 0; otherwise records a failure, shows its output and
-# returns 1 (callers `|| continue`).
-crash_at() {
-  local at=$1 rc
-  shift
+# killed_by_hook VAR VALUE WHAT ARGS...: runs `backstop ARGS` with the test
+# hook VAR=VALUE. When the hook killed it (exit 137), sets CRASH_RUN_ID to its
+# run and returns 0; otherwise records a failure naming WHAT, shows the output
+# and returns 1 (callers `|| continue`).
+killed_by_hook() {
+  local var=$1 value=$2 what=$3 rc
+  shift 3
   set +e
-  BACKSTOP_CRASH_AT_STEP_FOR_TEST=$at "$BACKSTOP_BIN" --spec "$SPEC" "$@" >"$WORK/crash.out" 2>&1
+  env "$var=$value" "$BACKSTOP_BIN" --spec "$SPEC" "$@" >"$WORK/crash.out" 2>&1
   rc=$?
   set -e
   if [[ $rc != 137 ]]; then
-    fail "crash at step $at: expected the run to be killed (137), got $rc"
+    fail "$what: expected the run to be killed (137), got $rc"
     sed 's/^/    | /' "$WORK/crash.out" >&2
     return 1
   fi
   CRASH_RUN_ID=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
 }
 
-# crash_in POINT ARGS...: like crash_at, but kills at a named crash point
-# inside a step (src/base/crash_point.h: "NAME" or "NAME#N").
-crash_in() {
-  local point=$1 rc
+# crash_at AT ARGS...: kills `backstop ARGS` after a step ("N", or
+# "N:before-done": after it acted, before the journal says so).
+crash_at() {
+  local at=$1
   shift
-  set +e
-  BACKSTOP_CRASH_POINT_FOR_TEST=$point "$BACKSTOP_BIN" --spec "$SPEC" "$@" >"$WORK/crash.out" 2>&1
-  rc=$?
-  set -e
-  if [[ $rc != 137 ]]; then
-    fail "crash in $point: expected the run to be killed (137), got $rc"
-    sed 's/^/    | /' "$WORK/crash.out" >&2
-    return 1
-  fi
-  CRASH_RUN_ID=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
+  killed_by_hook BACKSTOP_CRASH_AT_STEP_FOR_TEST "$at" "crash at step $at" "$@"
+}
+
+# crash_in POINT ARGS...: kills `backstop ARGS` at a named crash point inside
+# a step (src/base/crash_point.h: "NAME" or "NAME#N").
+crash_in() {
+  local point=$1
+  shift
+  killed_by_hook BACKSTOP_CRASH_POINT_FOR_TEST "$point" "crash in $point" "$@"
 }
 
 # crash_points_reached FILE ARGS...: runs `backstop ARGS` uninterrupted while
