@@ -106,6 +106,17 @@ CREATE TABLE IF NOT EXISTS kv (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_us INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  run_id TEXT NOT NULL DEFAULT '',
+  component TEXT NOT NULL DEFAULT '',
+  trigger_name TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
 PRAGMA user_version = 1;
 )sql";
 
@@ -400,6 +411,44 @@ Status StateDb::SetHistoryStatus(const std::string& component, const std::string
   Stmt s(db_, "UPDATE history SET status = ? WHERE component = ? AND run_id = ?");
   s.Bind(1, status).Bind(2, component).Bind(3, run_id);
   return s.Run("update history");
+}
+
+Result<int64_t> StateDb::AppendEvent(const Event& event) {
+  Stmt s(db_,
+         "INSERT INTO events (at_us, kind, run_id, component, trigger_name, message, detail) "
+         "VALUES (?,?,?,?,?,?,?)");
+  s.Bind(1, event.at_us).Bind(2, std::string(EventKindName(event.kind))).Bind(3, event.run_id);
+  s.Bind(4, event.component).Bind(5, event.trigger).Bind(6, event.message);
+  s.Bind(7, event.detail.is_null() ? std::string("{}") : event.detail.dump());
+  BACKSTOP_RETURN_IF_ERROR(s.Run("append event"));
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Result<std::vector<Event>> StateDb::ListEvents(const EventQuery& query) {
+  Stmt s(db_,
+         "SELECT id, at_us, kind, run_id, component, trigger_name, message, detail FROM events "
+         "WHERE id > ? AND (? = '' OR run_id = ?) ORDER BY id LIMIT ?");
+  if (!s.prepared()) return s.Error("read events");
+  s.Bind(1, query.after_id).Bind(2, query.run_id).Bind(3, query.run_id);
+  s.Bind(4, static_cast<int64_t>(query.limit > 0 ? query.limit : -1));
+  std::vector<Event> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    auto kind = ParseEventKind(s.Text(2));
+    if (!kind) continue;  // written by a newer Backstop: not ours to interpret
+    Event e;
+    e.id = s.Int(0);
+    e.at_us = s.Int(1);
+    e.kind = *kind;
+    e.run_id = s.Text(3);
+    e.component = s.Text(4);
+    e.trigger = s.Text(5);
+    e.message = s.Text(6);
+    e.detail = ParseJsonOr(s.Text(7), nlohmann::json::object());
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return s.Error("read events");
+  return out;
 }
 
 Status StateDb::Put(const std::string& key, const std::string& value) {

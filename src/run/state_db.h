@@ -3,7 +3,8 @@
 // It is the journal of every run (rollback, deploy, drill): the plan, and each
 // step marked started before it acts and done (or failed) after, so a run
 // killed at any point can be resumed and `backstop status` can always say
-// which run is unfinished. It also keeps the release history of services
+// which run is unfinished. It also keeps the event journal (run/event.h), the release history of
+// services
 // (`backstop history`, like `helm history`) and small key/value state for the
 // watch daemon.
 //
@@ -22,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "run/event.h"
 
 struct sqlite3;
 
@@ -102,6 +104,11 @@ class StateDb {
   // Sets the status of the revision `run_id` recorded for `component` (e.g. "failed").
   Status SetHistoryStatus(const std::string& component, const std::string& run_id,
                           const std::string& status);
+
+  // The event journal (run/event.h). AppendEvent assigns and returns the
+  // event's id; an event is durable when it returns.
+  Result<int64_t> AppendEvent(const Event& event);
+  Result<std::vector<Event>> ListEvents(const EventQuery& query);
 
   // Small key/value state (watch daemon).
   Status Put(const std::string& key, const std::string& value);

@@ -111,5 +111,86 @@ TEST_F(StateDbTest, KeyValue) {
   EXPECT_EQ(db_->Get("k")->value(), "2");
 }
 
+TEST_F(StateDbTest, EventsAreListedOldestFirstWithGrowingIdsAndSurviveReopen) {
+  Event pending;
+  pending.at_us = 1'000'000;
+  pending.kind = EventKind::kTriggerPending;
+  pending.component = "orchestrator";
+  pending.trigger = "orchestrator_down";
+  pending.message = "orchestrator_down pending: health failed 2 of 3 probes";
+  pending.detail = {{"samples", {0, 0, 1}}};
+  auto first = db_->AppendEvent(pending);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Event started;
+  started.at_us = 2'000'000;
+  started.kind = EventKind::kRunStarted;
+  started.run_id = "run-1";
+  auto second = db_->AppendEvent(started);
+  ASSERT_TRUE(second.ok());
+  EXPECT_GT(*second, *first);
+  db_.reset();
+
+  auto reopened = StateDb::Open(dir_.Join("state.db"));
+  ASSERT_TRUE(reopened.ok());
+  auto all = (*reopened)->ListEvents({});
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, *first);
+  EXPECT_EQ((*all)[0].kind, EventKind::kTriggerPending);
+  EXPECT_EQ((*all)[0].trigger, "orchestrator_down");
+  EXPECT_EQ((*all)[0].detail["samples"][2], 1);
+  EXPECT_EQ((*all)[1].kind, EventKind::kRunStarted);
+  EXPECT_EQ((*all)[1].detail, nlohmann::json::object());
+}
+
+TEST_F(StateDbTest, ListEventsFiltersByRunAndFollowsFromAnId) {
+  for (int i = 0; i < 5; ++i) {
+    Event e;
+    e.at_us = i;
+    e.kind = EventKind::kDecision;
+    e.run_id = i % 2 == 0 ? "run-even" : "run-odd";
+    ASSERT_TRUE(db_->AppendEvent(e).ok());
+  }
+  EventQuery by_run;
+  by_run.run_id = "run-even";
+  auto even = db_->ListEvents(by_run);
+  ASSERT_TRUE(even.ok());
+  ASSERT_EQ(even->size(), 3u);
+  EXPECT_EQ((*even)[2].at_us, 4);
+  EventQuery following;
+  following.after_id = (*even)[1].id;
+  following.limit = 1;
+  auto after = db_->ListEvents(following);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->front().at_us, 3);
+}
+
+TEST(EventKindTest, EveryKindHasANameThatParsesBack) {
+  for (EventKind k :
+       {EventKind::kTriggerPending, EventKind::kTriggerFiring, EventKind::kTriggerResolved,
+        EventKind::kDecision, EventKind::kRunStarted, EventKind::kRunFinished,
+        EventKind::kRunFailed, EventKind::kDrillStarted, EventKind::kDrillFinished,
+        EventKind::kRestorePointTaken, EventKind::kRestorePointFailed}) {
+    EXPECT_NE(EventKindName(k), "unknown");
+    EXPECT_EQ(ParseEventKind(EventKindName(k)), k);
+  }
+  EXPECT_EQ(ParseEventKind("trigger.exploded"), std::nullopt);
+}
+
+TEST(EventTest, ToJsonNamesTheKindAndLeavesOutEmptyFields) {
+  Event e;
+  e.id = 7;
+  e.at_us = 1'764'547'200'123'000;  // 2025-12-01T00:00:00.123Z
+  e.kind = EventKind::kRunFailed;
+  e.run_id = "run-x";
+  nlohmann::json j = e.ToJson();
+  EXPECT_EQ(j["kind"], "run.failed");
+  EXPECT_EQ(j["at"], "2025-12-01T00:00:00.123Z");
+  EXPECT_EQ(j["run_id"], "run-x");
+  EXPECT_FALSE(j.contains("component"));
+  EXPECT_FALSE(j.contains("trigger"));
+}
+
 }  // namespace
 }  // namespace backstop
