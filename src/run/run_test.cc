@@ -448,6 +448,15 @@ class RunResumeTest : public RunEngineTest {
     return EndingOf(*site, unfinished->front().id);
   }
 
+  // Resumes run `run_id` of the site in this process.
+  Ending ResumeUnfinishedOrFailed(const std::string& name, const std::string& run_id) {
+    auto site = OpenSite(name);
+    if (site == nullptr) return {};
+    auto outcome = site->engine->Resume(run_id, RunOptions{});
+    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
+    return EndingOf(*site, run_id);
+  }
+
   // Runs the rollback to the end in this process.
   Ending RunUninterrupted(const std::string& name) {
     Prepare(name);
@@ -601,6 +610,60 @@ TEST_F(RunResumeTest, AStepKilledMidWayIsRedoneExactlyOnceByTheResume) {
     EXPECT_EQ(resumed.history, whole.history);
     through_previous = through_k;
   }
+}
+
+// A step that fails ends the run failed at that step: the steps after it are
+// not run, the journal says which step failed and why, the services it
+// stopped go back up, and a resume retries from there to the end.
+TEST_F(RunResumeTest, AFailedStepFailsTheRunSkipsTheRestAndIsRetriedByTheResume) {
+  const Ending whole = RunUninterrupted("whole");
+  Prepare("failed");
+  world_.fail_once = {"switch api"};
+  std::string run_id;
+  {
+    auto site = OpenSite("failed");
+    ASSERT_NE(site, nullptr);
+    Plan plan = PlanAllToIn(*site->store, *site->state, *site->engine, kTarget);
+    auto outcome = site->engine->Start(plan, RunOptions{});
+    ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+    run_id = outcome->run_id;
+    EXPECT_EQ(outcome->status, "failed");
+    EXPECT_EQ(outcome->failure, Status::Code::kIOError);
+    EXPECT_TRUE(outcome->changed_anything);
+    EXPECT_EQ(outcome->error,
+              "step 12 (switch api to release v1 (recorded in its history)) failed: restore api: "
+              "switch api: disk full\nThe run stopped part-way. Fix the cause, then `backstop "
+              "rollback --resume " +
+                  run_id + "` retries from step 12 (or `backstop rollback --abandon " + run_id +
+                  "` to take over by hand).");
+    EXPECT_EQ(outcome->summary["failed_step"], 12);
+    Ending failed = EndingOf(*site, run_id);
+    EXPECT_EQ(failed.status, "failed");
+    // Steps 1-11 as in the uninterrupted run, 12 failed with the reason, 13-16 never started.
+    std::vector<std::string> journal(whole.journal.begin(), whole.journal.begin() + 11);
+    journal.push_back("12 restore api failed: restore api: switch api: disk full null");
+    for (const char* rest :
+         {"13 start api", "14 verify db", "15 verify catalog", "16 verify api"}) {
+      journal.push_back(std::string(rest) + " pending:  null");
+    }
+    EXPECT_EQ(failed.journal, journal);
+    EXPECT_EQ(failed.attempts, (std::vector<int>{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}));
+    EXPECT_EQ(failed.calls, std::vector<std::string>(whole.calls.begin(), whole.calls.end() - 1));
+    // A service whose switch failed may be half-switched: it is not started
+    // on either release, and the summary says where it is.
+    EXPECT_EQ(failed.services, (std::map<std::string, std::string>{{"api", "v2 stopped"},
+                                                                   {"catalog", "v1 running"}}));
+    EXPECT_EQ(outcome->summary["components"]["api"]["running"], false);
+  }
+  Ending resumed = ResumeUnfinishedOrFailed("failed", run_id);
+  std::vector<std::string> calls = whole.calls;
+  calls.insert(calls.end() - 2, "switch api");  // the failed attempt, then the retry
+  EXPECT_EQ(resumed.calls, calls);
+  EXPECT_EQ(resumed.attempts, (std::vector<int>{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1}));
+  EXPECT_EQ(resumed.status, "succeeded");
+  EXPECT_EQ(resumed.services, whole.services);
+  EXPECT_EQ(resumed.journal, whole.journal);
+  EXPECT_EQ(resumed.history, whole.history);
 }
 
 }  // namespace
