@@ -15,7 +15,6 @@
 namespace backstop {
 namespace {
 
-// ---- test-rules (rules.h; owned by the rules engine) ----
 // `backstop test-rules FILE`: replays the file's sample series against the
 // trigger rules. Exit 0 all expectations met, 1 some failed, 2 bad file.
 int CmdTestRules(Output& out, const std::string& file) {
@@ -32,9 +31,7 @@ int CmdTestRules(Output& out, const std::string& file) {
             {"failures", result->failures}});
   return ok ? kExitOk : kExitFailed;
 }
-// ---- end test-rules ----
 
-// ---- watch (watch.h; owned by the watch daemon) ----
 // `backstop watch [--once] [--dry-run] ...` runs the daemon; `backstop watch
 // pause|resume` sets the pause flag in the state database, which a running
 // daemon re-reads every second (and before every action).
@@ -126,7 +123,6 @@ int DispatchWatch(const GlobalOptions& g, Output& out, WatchFlags& f, const std:
   if (!spec.ok()) return Fail(out, spec.status());
   return RunWatchCommand(Env::Default(), *spec, DriverRegistry::Global(), f.options, out);
 }
-// ---- end watch ----
 
 class WatchCommands : public CommandGroup {
  public:
