@@ -1,4 +1,5 @@
-// backstop: the command-line entry point. All behaviour lives in cli.cc.
+// backstop: the command-line entry point. All behaviour lives in cli.cc and
+// the command groups it registers.
 #include "cli/cli.h"
 #ifdef BACKSTOP_WITH_GRPC
 #include "grpc/grpc_probe.h"

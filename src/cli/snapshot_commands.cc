@@ -1,0 +1,219 @@
+// Commands on restore points: `snapshot` takes one, `snapshots` lists them
+// (`snapshots verify` re-hashes one), `prune` releases old ones and what old
+// rollbacks kept aside.
+#include "cli/command_group.h"
+
+#include <vector>
+
+#include "base/env.h"
+#include "base/exit_code.h"
+#include "base/units.h"
+#include "run/lock.h"
+#include "run/prune.h"
+#include "store/restore_point.h"
+
+namespace backstop {
+namespace {
+
+int CmdSnapshot(const GlobalOptions& g, Output& out, const std::string& label,
+                const std::vector<std::string>& components, const std::string& command) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  Env* env = Env::Default();
+  // A snapshot must not interleave with a rollback of the same environment.
+  auto lock = EnvironmentLock::Acquire(env, e.spec.state_dir, {{"command", command}});
+  if (!lock.ok()) return Fail(out, lock.status());
+  int64_t t0 = env->clock()->NowMicros();
+  auto rp = TakeRestorePoint(*e.engine, e.spec, *e.store, components, label, "manual", "", "");
+  if (!rp.ok()) return Fail(out, rp.status().WithContext("snapshot"));
+  // Keep the stat cache even if this process is killed later.
+  (void)e.store->FlushCache();
+  int64_t ms = (env->clock()->NowMicros() - t0) / 1000;
+  out.Line("restore point " + rp->id + (label.empty() ? "" : " (" + label + ")") + " taken in " +
+           FormatDurationMs(ms));
+  for (const auto& [name, entry] : rp->components.items()) {
+    std::string what;
+    if (entry.contains("release")) {
+      what = entry["release"].is_string() ? "release " + entry["release"].get<std::string>()
+                                          : "no release";
+    }
+    if (entry.contains("config_hash")) {
+      what += (what.empty() ? "" : ", ") + entry["config_hash"].get<std::string>();
+    }
+    if (what.empty()) {
+      what = std::to_string(entry.value("blobs", nlohmann::json::array()).size()) + " blobs";
+    }
+    out.Line("  " + Pad(name, 14) + what);
+  }
+  out.Line("checksum " + rp->checksum);
+  out.Json({{"ok", true}, {"restore_point", rp->ToJson()}, {"duration_ms", ms}});
+  return kExitOk;
+}
+
+int CmdSnapshots(const GlobalOptions& g, Output& out) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  std::vector<std::string> errors;
+  std::vector<RestorePoint> rps = ListRestorePoints(*e.store, &errors);
+  nlohmann::json doc = nlohmann::json::array();
+  out.Text(Pad("ID", 38) + Pad("LABEL", 22) + Pad("KIND", 8) + Pad("TAKEN", 22) + "COMPONENTS");
+  for (const auto& rp : rps) {
+    std::string comps;
+    for (const auto& [name, entry] : rp.components.items()) {
+      comps += (comps.empty() ? "" : ",") + name;
+    }
+    out.Text(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) + Pad(rp.kind, 8) +
+             Pad(FormatRfc3339(rp.created_wall_us), 22) + comps);
+    doc.push_back({{"id", rp.id},
+                   {"label", rp.label},
+                   {"kind", rp.kind},
+                   {"timestamp", FormatRfc3339(rp.created_wall_us)},
+                   {"components", rp.components.size()}});
+  }
+  for (const auto& err : errors) out.Error("warning: " + err);
+  if (rps.empty()) out.Text("(no restore points yet: `backstop snapshot --label NAME` takes one)");
+  out.Json({{"restore_points", doc}, {"errors", errors}});
+  return kExitOk;
+}
+
+int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& selector) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  // Resolve without trusting the manifest's checksum: verification reports it.
+  auto id = ResolveRestorePointId(*e.store, selector, /*include_safety=*/true);
+  if (!id.ok()) return Fail(out, id.status());
+  auto rp = ReadRestorePoint(*e.store, *id, /*check_checksum=*/false);
+  if (!rp.ok()) return Fail(out, rp.status());
+  RestorePointCheck check = VerifyRestorePoint(*e.store, *rp);
+  nlohmann::json failures = nlohmann::json::array();
+  out.Text(std::string(check.manifest_ok ? Output::Ok() : Output::Fail()) + " manifest " + rp->id +
+           (check.manifest_ok ? " checksum matches" : ": " + check.manifest_detail));
+  size_t ok_count = 0;
+  for (const auto& b : check.blobs) {
+    if (b.state == BlobCheck::State::kOk) {
+      ++ok_count;
+      continue;
+    }
+    out.Text(std::string(Output::Fail()) + " " + BlobCheck::StateName(b.state) + " blob " +
+             b.digest + ": " + b.detail);
+    failures.push_back(
+        {{"digest", b.digest}, {"state", BlobCheck::StateName(b.state)}, {"detail", b.detail}});
+  }
+  out.Text(std::to_string(ok_count) + "/" + std::to_string(check.blobs.size()) + " blobs intact");
+  // What the restore point needs outside the store (a staged or a retained
+  // database) must be there too, or it cannot restore.
+  nlohmann::json unrestorable = nlohmann::json::array();
+  for (const auto& [name, entry] : rp->components.items()) {
+    const ComponentSpec* c = e.spec.Find(name);
+    if (c == nullptr) continue;
+    auto driver = e.engine->DriverFor(*c);
+    if (!driver.ok()) continue;
+    DriverContext ctx = e.engine->Context();
+    Status st = (*driver)->CheckRestorable(*c, entry, ctx);
+    if (st.ok()) continue;
+    out.Text(std::string(Output::Fail()) + " " + name + ": " + st.message());
+    unrestorable.push_back({{"component", name}, {"detail", st.message()}});
+  }
+  const bool ok = check.ok() && unrestorable.empty();
+  out.Json({{"ok", ok},
+            {"restore_point", rp->id},
+            {"manifest_ok", check.manifest_ok},
+            {"manifest_detail", check.manifest_detail},
+            {"blobs", check.blobs.size()},
+            {"failures", failures},
+            {"unrestorable", unrestorable}});
+  if (!check.ok()) {
+    out.Error("restore point " + rp->id + " is damaged; a rollback to it will be refused");
+    return kExitFailed;
+  }
+  if (!unrestorable.empty()) {
+    out.Error("restore point " + rp->id + " can no longer restore " +
+              std::to_string(unrestorable.size()) + " component(s); a rollback to it will fail");
+    return kExitFailed;
+  }
+  out.Text(std::to_string(rp->components.size()) + " components restorable");
+  return kExitOk;
+}
+
+int CmdPrune(const GlobalOptions& g, Output& out, const PruneOptions& options,
+             const std::string& command) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  auto lock = EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
+  if (!lock.ok()) return Fail(out, lock.status());
+  auto report = PruneEnvironment(*e.engine, e.spec, *e.store, *e.state, options);
+  if (!report.ok()) return Fail(out, report.status());
+  for (const auto& a : report->actions) out.Text((options.dry_run ? "would " : "") + a);
+  for (const auto& err : report->errors) out.Error("warning: " + err);
+  if (report->actions.empty()) out.Text("nothing to prune");
+  out.Json({{"ok", report->errors.empty()},
+            {"dry_run", options.dry_run},
+            {"actions", report->actions},
+            {"errors", report->errors},
+            {"blobs_deleted", report->blobs_deleted},
+            {"bytes_freed", report->bytes_freed}});
+  return report->errors.empty() ? kExitOk : kExitFailed;
+}
+
+class SnapshotCommands : public CommandGroup {
+ public:
+  void Register(CLI::App& app) override {
+    snapshot_ = app.add_subcommand("snapshot", "Take a restore point");
+    snapshot_->add_option("--label,-l", snap_label_, "A name to select it by later");
+    snapshot_->add_option("--component,-c", snap_components_,
+                          "Only these components (default: all)");
+
+    snapshots_ = app.add_subcommand("snapshots", "List restore points, or verify one");
+    snapshots_verify_ =
+        snapshots_->add_subcommand("verify", "Re-hash every blob of a restore point");
+    snapshots_verify_
+        ->add_option("RESTORE_POINT", verify_selector_, "latest, previous, an id or a label")
+        ->required();
+
+    prune_ = app.add_subcommand(
+        "prune", "Release what old rollbacks kept aside, old restore points and unused blobs");
+    prune_
+        ->add_option("--keep-runs", prune_options_.keep_runs,
+                     "Newest runs whose replaced databases/releases are kept")
+        ->default_val(3)
+        ->check(CLI::NonNegativeNumber);
+    prune_
+        ->add_option("--keep-restore-points", prune_options_.keep_restore_points,
+                     "Newest restore points kept (labelled ones are always kept)")
+        ->default_val(10)
+        ->check(CLI::NonNegativeNumber);
+    prune_->add_flag("--dry-run", prune_options_.dry_run, "Say what would be released");
+  }
+
+  std::optional<int> Run(const Invocation& inv) override {
+    if (*snapshot_) {
+      return CmdSnapshot(inv.global, inv.out, snap_label_, snap_components_, inv.command);
+    }
+    if (*snapshots_) {
+      if (*snapshots_verify_) return CmdSnapshotsVerify(inv.global, inv.out, verify_selector_);
+      return CmdSnapshots(inv.global, inv.out);
+    }
+    if (*prune_) return CmdPrune(inv.global, inv.out, prune_options_, inv.command);
+    return std::nullopt;
+  }
+
+ private:
+  CLI::App* snapshot_ = nullptr;
+  std::string snap_label_;
+  std::vector<std::string> snap_components_;
+  CLI::App* snapshots_ = nullptr;
+  CLI::App* snapshots_verify_ = nullptr;
+  std::string verify_selector_;
+  CLI::App* prune_ = nullptr;
+  PruneOptions prune_options_;
+};
+
+}  // namespace
+
+std::unique_ptr<CommandGroup> NewSnapshotCommands() { return std::make_unique<SnapshotCommands>(); }
+
+}  // namespace backstop
