@@ -1,20 +1,13 @@
+// The `nats` driver: registration, snapshot, describe, prepare, health,
+// integrity checks and prune. Restore, AssessLoss and Salvage have their own
+// files (nats_restore.cc, message_loss.cc, nats_salvage.cc). See nats_driver.h.
 #include "drivers/nats/nats_driver.h"
 
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 
-#include "base/crash_point.h"
-#include "base/hash.h"
 #include "base/units.h"
 #include "drivers/nats/message_loss.h"
 #include "drivers/nats/nats_files.h"
@@ -25,12 +18,9 @@
 #include "store/store.h"
 
 namespace backstop::nats {
-namespace {
 
 using nlohmann::json;
 using Type = SettingSchema::Type;
-
-}  // namespace
 
 // --- Registration -----------------------------------------------------------------
 

@@ -1,21 +1,22 @@
-// The `process` driver. See process_driver.h for the layout and the contract.
+// The `process` driver: starting, stopping and health of the service, and
+// the calls of a rollback, orchestrating the release links
+// (release_links.h), the release tree (release_tree.h) and the process
+// record (process_record.h). See process_driver.h for the layout and the
+// contract.
 #include "drivers/process/process_driver.h"
 
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 
 #include "base/crash_point.h"
-#include "base/hash.h"
 #include "base/units.h"
 #include "drivers/process/proc_table.h"
 #include "drivers/process/process_record.h"
@@ -23,7 +24,6 @@
 #include "drivers/process/release_links.h"
 #include "drivers/process/release_tree.h"
 #include "probe/probe.h"
-#include "store/restore_point.h"
 #include "store/store.h"
 
 namespace backstop::process {
