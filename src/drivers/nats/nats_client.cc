@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 #include "base/crash_point.h"
 
@@ -37,12 +38,23 @@ struct MetaDeleter {
   void operator()(jsMsgMetaData* m) const { jsMsgMetaData_Destroy(m); }
 };
 
-// A file descriptor closed on scope exit.
+// A file descriptor closed on scope exit. Move-only: a copy would close the
+// descriptor twice (the second time perhaps another file's, reused).
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
   ~Fd() {
     if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = other.release();
+    }
+    return *this;
   }
   int get() const { return fd_; }
   int release() {
@@ -54,6 +66,9 @@ class Fd {
  private:
   int fd_;
 };
+static_assert(!std::is_copy_constructible_v<Fd> && !std::is_copy_assignable_v<Fd>,
+              "a copied Fd would close its descriptor twice");
+static_assert(std::is_nothrow_move_constructible_v<Fd> && std::is_nothrow_move_assignable_v<Fd>);
 
 std::string_view MsgData(natsMsg* m) {
   const char* d = natsMsg_GetData(m);

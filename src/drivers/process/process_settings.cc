@@ -1,0 +1,86 @@
+// The settings of a `process` component. See process_settings.h.
+#include "drivers/process/process_settings.h"
+
+#include "base/env.h"
+#include "base/units.h"
+
+namespace backstop::process {
+
+using nlohmann::json;
+
+namespace {
+
+// A duration setting: milliseconds (as the spec parser stores it) or text ("10s").
+Result<int64_t> DurationMs(const json& settings, const std::string& key, int64_t fallback) {
+  if (!settings.contains(key) || settings[key].is_null()) return fallback;
+  const json& v = settings[key];
+  if (v.is_number()) return v.get<int64_t>();
+  if (v.is_string()) {
+    if (auto ms = ParseDurationMs(v.get<std::string>())) return *ms;
+  }
+  return Status::InvalidArgument("setting '" + key + "' must be a duration such as 10s, not " +
+                                 v.dump());
+}
+
+}  // namespace
+
+Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_dir) {
+  Settings s;
+  s.name = c.name;
+  const json& j = c.settings;
+  try {
+    if (!j.contains("releases") || !j["releases"].is_string() ||
+        j["releases"].get<std::string>().empty()) {
+      return Status::InvalidArgument("component " + c.name +
+                                     ": setting 'releases' (the directory with one "
+                                     "subdirectory per release) is required");
+    }
+    s.releases = AbsolutePath(j["releases"].get<std::string>(), CurrentDir());
+    if (j.contains("current") && j["current"].is_string() &&
+        !j["current"].get<std::string>().empty()) {
+      s.current = AbsolutePath(j["current"].get<std::string>(), CurrentDir());
+    } else {
+      s.current = JoinPath(Dirname(s.releases), "current");
+    }
+    if (j.contains("command")) {
+      if (j["command"].is_string()) {
+        s.command.push_back(j["command"].get<std::string>());
+      } else {
+        s.command = j["command"].get<std::vector<std::string>>();
+      }
+    }
+    if (j.contains("env") && j["env"].is_object()) {
+      for (const auto& [k, v] : j["env"].items()) {
+        s.env[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      }
+    }
+    BACKSTOP_ASSIGN_OR_RETURN(s.stop_timeout_ms, DurationMs(j, "stop_timeout", 10'000));
+    if (j.contains("check_listener") && j["check_listener"].is_boolean()) {
+      s.check_listener = j["check_listener"].get<bool>();
+    }
+    if (!state_dir.empty()) {
+      if (j.contains("log") && j["log"].is_string() && !j["log"].get<std::string>().empty()) {
+        s.log = AbsolutePath(j["log"].get<std::string>(), CurrentDir());
+      } else {
+        s.log = JoinPath(JoinPath(state_dir, "logs"), c.name + ".log");
+      }
+      s.record_path = JoinPath(JoinPath(JoinPath(state_dir, "components"), c.name), "process.json");
+      s.marker = {"BACKSTOP_COMPONENT=" + c.name,
+                  "BACKSTOP_STATE_DIR=" + AbsolutePath(state_dir, CurrentDir())};
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument("component " + c.name + ": bad process settings: " + e.what());
+  }
+  return s;
+}
+
+Status RequireCommand(const Settings& s) {
+  if (s.command.empty() || s.command[0].empty()) {
+    return Status::InvalidArgument("component " + s.name +
+                                   ": setting 'command' (the argv to start the service) is "
+                                   "required");
+  }
+  return Status::OK();
+}
+
+}  // namespace backstop::process
