@@ -5,7 +5,11 @@
 #include <memory>
 #include <vector>
 
+#include "base/crash_point.h"
+#include "base/units.h"
+#include "drivers/postgres/pg_component.h"
 #include "drivers/postgres/pg_ledger.h"
+#include "drivers/postgres/pg_markers.h"
 
 namespace backstop::postgres {
 namespace {
@@ -16,6 +20,11 @@ constexpr size_t kLookupBatch = 2000;
 // statistics), the ledger fetches a table's candidate rows in the same scan
 // that counts it.
 constexpr int64_t kOneScanMaxWrites = 20'000;
+// The xmin shortcut of the ledger is used while fewer xids than this have
+// been consumed since the restore point (age() is a 32-bit quantity).
+constexpr uint64_t kMaxXidDistance = 1ull << 30;
+// Tables whose ledger takes longer are named in the progress output.
+constexpr int64_t kSlowTableMs = 100;
 
 // How one table is compared.
 struct TablePlan {
@@ -118,6 +127,22 @@ TablePlan PlanTable(const TableInfo* live, const TableInfo* rp) {
   }
   return p;
 }
+
+struct LedgerContext {
+  PgConn* live = nullptr;
+  PgConn* rp = nullptr;
+  LedgerWriter* writer = nullptr;
+  // Set when the xmin shortcut applies: age() of the restore point's snapshot
+  // xmin (rows with age(xmin) <= it may be newer than the restore point; age()
+  // is stable within the live transaction), and the restore point's row
+  // counts and table oids.
+  std::optional<int64_t> horizon_age;
+  const json* row_counts = nullptr;
+  std::map<std::string, uint32_t> table_oids;
+  // Rows written per table (n_tup_ins + n_tup_upd + n_tup_del) at the restore
+  // point and now: a hint for choosing how to scan, never for the result.
+  std::map<std::string, int64_t> writes_at_rp, writes_now;
+};
 
 std::string CopyOf(const std::string& select) { return "COPY (" + select + ") TO STDOUT"; }
 
@@ -295,8 +320,6 @@ Result<std::optional<MergeCounts>> FinishIncremental(LedgerContext& lc, const Ta
   return std::optional<MergeCounts>(counts);
 }
 
-}  // namespace
-
 Result<DataLossItem> CompareTable(LedgerContext& lc, const std::string& component,
                                   const TableInfo* live, const TableInfo* rp) {
   TablePlan p = PlanTable(live, rp);
@@ -345,6 +368,9 @@ Result<DataLossItem> CompareTable(LedgerContext& lc, const std::string& componen
   return item;
 }
 
+// The last value each ascending sequence of `schemas` has handed out (a
+// sequence never used: its start value minus one step). Descending ones are
+// left out: a rewind there moves the other way, and none was seen in use.
 Result<std::map<std::string, int64_t>> SequencePositions(PgConn& conn, const PgSettings& settings) {
   BACKSTOP_ASSIGN_OR_RETURN(PgResult r,
                             conn.Exec("SELECT schemaname || '.' || sequencename, last_value::text, "
@@ -364,6 +390,9 @@ Result<std::map<std::string, int64_t>> SequencePositions(PgConn& conn, const PgS
   return out;
 }
 
+// The table each sequence belongs to (serial and identity columns), by
+// schema-qualified names: a rewound sequence's ledger line names its table,
+// so that `backstop ledger --table T` shows the values T will reissue.
 Result<std::map<std::string, std::string>> SequenceTables(PgConn& conn) {
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult r,
@@ -377,6 +406,8 @@ Result<std::map<std::string, std::string>> SequenceTables(PgConn& conn) {
   for (int i = 0; i < r.rows(); ++i) out[r.Get(i, 0)] = r.Get(i, 1);
   return out;
 }
+
+}  // namespace
 
 Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& component,
                                         const std::string& path) {
@@ -409,6 +440,111 @@ Result<DataLossReport> ReportFromLedger(FileSystem* fs, const std::string& compo
   }
   if (!report.items.empty() || !report.rewinds.empty()) report.ledger_files.push_back(path);
   return report;
+}
+
+Result<LedgerScan> ScanLedger(PgConn* live, PgConn* rp, const json& entry, uint32_t live_oid,
+                              const PgSettings& settings, const std::string& component,
+                              const std::string& ledger_path, const DriverContext& ctx) {
+  DataLossReport report;
+  BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  BACKSTOP_RETURN_IF_ERROR(rp->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> live_tables, ListTables(*live, settings));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> rp_tables, ListTables(*rp, settings));
+
+  LedgerContext lc;
+  lc.live = live;
+  lc.rp = rp;
+  // The xmin shortcut needs the very database (and cluster) the restore point
+  // was taken from, and a snapshot xmin still comparable with 32-bit xids.
+  if (!IsRetainedEntry(entry) && entry.contains("xid") && entry.contains("position")) {
+    std::string xmin_s = entry["xid"].value("snapshot_xmin", "");
+    std::string sysid = entry["xid"].value("system_identifier", "");
+    uint32_t oid = entry.value("database_properties", json::object()).value("oid", 0u);
+    auto now = live->Exec(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, "
+        "(SELECT system_identifier::text FROM pg_control_system())");
+    if (now.ok() && !xmin_s.empty() && !sysid.empty() && now->Get(0, 1) == sysid &&
+        oid == live_oid) {
+      uint64_t xmin = std::stoull(xmin_s), xmax_now = std::stoull(now->Get(0, 0));
+      auto age = live->Value("SELECT age('" + std::to_string(xmin & 0xffffffffu) + "'::xid)");
+      if (xmax_now >= xmin && xmax_now - xmin < kMaxXidDistance && age.ok() &&
+          std::stoll(*age) >= 0) {
+        lc.horizon_age = std::stoll(*age);
+        lc.row_counts = &entry["position"]["row_counts"];
+        for (const auto& t : entry.value("tables", json::array())) {
+          lc.table_oids[t.value("schema", "") + "." + t.value("name", "")] = t.value("oid", 0u);
+        }
+        const json writes_at_rp = entry["xid"].value("table_writes", json::object());
+        for (const auto& [q, n] : writes_at_rp.items()) {
+          if (n.is_number_integer()) lc.writes_at_rp[q] = n.get<int64_t>();
+        }
+        auto writes = live->Exec(
+            "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del "
+            "FROM pg_stat_user_tables WHERE schemaname = ANY($1::text[])",
+            {ArrayLiteral(settings.schemas)});
+        if (!writes.ok()) return writes.status();
+        for (int i = 0; i < writes->rows(); ++i) {
+          lc.writes_now[writes->Get(i, 0)] = writes->GetInt(i, 1);
+        }
+      }
+    } else if (!now.ok()) {
+      // pg_control_system() may be revoked: compare in full.
+      (void)live->Run("ROLLBACK");
+      BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    }
+  }
+
+  LedgerWriter writer(EnvOf(ctx), ledger_path);
+  BACKSTOP_RETURN_IF_ERROR(writer.Open());
+  lc.writer = &writer;
+
+  std::map<std::string, std::pair<const TableInfo*, const TableInfo*>> all;
+  for (const auto& t : live_tables) all[t.Qualified()].first = &t;
+  for (const auto& t : rp_tables) all[t.Qualified()].second = &t;
+  for (const auto& [name, sides] : all) {
+    int64_t t_table = NowMs(ctx);
+    auto item = CompareTable(lc, component, sides.first, sides.second);
+    if (!item.ok()) return item.status().WithContext("data-loss ledger of " + live->dbname());
+    if (item->total() > 0) report.items.push_back(*item);
+    if (int64_t ms = NowMs(ctx) - t_table; ms >= kSlowTableMs) {
+      ctx.Progress("ledger of table " + item->object + ": " + FormatDurationMs(ms));
+    }
+  }
+  // Sequences the restore moves back: the values handed out since will be
+  // handed out again (a sequence created since goes with its table).
+  BACKSTOP_ASSIGN_OR_RETURN(auto live_seqs, SequencePositions(*live, settings));
+  BACKSTOP_ASSIGN_OR_RETURN(auto rp_seqs, SequencePositions(*rp, settings));
+  BACKSTOP_ASSIGN_OR_RETURN(auto seq_tables, SequenceTables(*live));
+  std::map<std::string, std::string> table_display;
+  for (const auto& t : live_tables) table_display[t.Qualified()] = t.Display();
+  for (const auto& [name, now] : live_seqs) {
+    auto then = rp_seqs.find(name);
+    if (then == rp_seqs.end() || now <= then->second) continue;
+    PositionRewind r;
+    r.component = component;
+    r.object = name;
+    r.unit = "values reissued";
+    r.from = now;
+    r.to = then->second;
+    report.rewinds.push_back(r);
+    json line = {{"sequence", name},
+                 {"change", "rewound"},
+                 {"unit", r.unit},
+                 {"from", r.from},
+                 {"to", r.to}};
+    auto owner = seq_tables.find(name);
+    if (owner != seq_tables.end()) {
+      auto display = table_display.find(owner->second);
+      line["table"] = display != table_display.end() ? display->second : owner->second;
+    }
+    BACKSTOP_RETURN_IF_ERROR(writer.Line(line));
+  }
+  BACKSTOP_RETURN_IF_ERROR(writer.Commit());
+  CrashPointForTest("postgres.ledger-written");
+  if (!ledger_path.empty()) report.ledger_files.push_back(ledger_path);
+  (void)live->Run("COMMIT");
+  (void)rp->Run("COMMIT");
+  return LedgerScan{std::move(report), lc.horizon_age.has_value()};
 }
 
 }  // namespace backstop::postgres

@@ -28,34 +28,24 @@ namespace backstop::postgres {
 
 using json = nlohmann::json;
 
-struct LedgerContext {
-  PgConn* live = nullptr;
-  PgConn* rp = nullptr;
-  LedgerWriter* writer =
-      nullptr;  // Set when the xmin shortcut applies: age() of the restore point's snapshot
-  // xmin (rows with age(xmin) <= it may be newer than the restore point; age()
-  // is stable within the live transaction), and the restore point's row
-  // counts and table oids.
-  std::optional<int64_t> horizon_age;
-  const json* row_counts = nullptr;
-  std::map<std::string, uint32_t> table_oids;
-  // Rows written per table (n_tup_ins + n_tup_upd + n_tup_del) at the restore
-  // point and now: a hint for choosing how to scan, never for the result.
-  std::map<std::string, int64_t> writes_at_rp, writes_now;
+// The ledger of one rollback, as ScanLedger found it.
+struct LedgerScan {
+  DataLossReport report;
+  bool incremental = false;  // the xmin shortcut was used (else every row was compared)
 };
 
-Result<DataLossItem> CompareTable(LedgerContext& lc, const std::string& component,
-                                  const TableInfo* live, const TableInfo* rp);
-
-// The last value each ascending sequence of `schemas` has handed out (a
-// sequence never used: its start value minus one step). Descending ones are
-// left out: a rewind there moves the other way, and none was seen in use.
-Result<std::map<std::string, int64_t>> SequencePositions(PgConn& conn, const PgSettings& settings);
-
-// The table each sequence belongs to (serial and identity columns), by
-// schema-qualified names: a rewound sequence's ledger line names its table,
-// so that `backstop ledger --table T` shows the values T will reissue.
-Result<std::map<std::string, std::string>> SequenceTables(PgConn& conn);
+// Compares every table and ascending sequence of the live database (`live`)
+// with the restore point's copy (`rp`: a shadow, staged or retained
+// database), each in a REPEATABLE READ READ ONLY transaction begun here, and
+// writes one line per row inserted, deleted or changed since the restore
+// point (and per sequence moved back) to `ledger_path` (none when empty),
+// committed before this returns. `live_oid` is the live database's oid: the
+// xmin shortcut needs the very database the restore point `entry` was taken
+// from.
+// REQUIRES: `live` and `rp` run nothing else meanwhile.
+Result<LedgerScan> ScanLedger(PgConn* live, PgConn* rp, const json& entry, uint32_t live_oid,
+                              const PgSettings& settings, const std::string& component,
+                              const std::string& ledger_path, const DriverContext& ctx);
 
 // The report of a ledger file this run already wrote (one line per row:
 // table, change, key).

@@ -19,11 +19,6 @@
 namespace backstop::postgres {
 namespace {
 
-// The xmin shortcut of the ledger is used while fewer xids than this have
-// been consumed since the restore point (age() is a 32-bit quantity).
-constexpr uint64_t kMaxXidDistance = 1ull << 30;
-// Tables whose ledger takes longer are named in the progress output.
-constexpr int64_t kSlowTableMs = 100;
 // An admin connection idle longer than this is not reused (a watch daemon
 // keeps its drivers for days).
 constexpr auto kAdminIdle = std::chrono::seconds(30);
@@ -124,106 +119,12 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
   // A verified shadow, a staged copy or a retained database stays closed to
   // everyone else (VerifyRestored relies on it: see Prepare).
   BACKSTOP_ASSIGN_OR_RETURN(rp, ConnectToClosed(*admin, l, rp_db));
-  BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-  BACKSTOP_RETURN_IF_ERROR(rp->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> live_tables, ListTables(*live, l.settings));
-  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> rp_tables, ListTables(*rp, l.settings));
 
-  LedgerContext lc;
-  lc.live = live;
-  lc.rp = rp.get();
-  // The xmin shortcut needs the very database (and cluster) the restore point
-  // was taken from, and a snapshot xmin still comparable with 32-bit xids.
-  if (!IsRetainedEntry(entry) && entry.contains("xid") && entry.contains("position")) {
-    std::string xmin_s = entry["xid"].value("snapshot_xmin", "");
-    std::string sysid = entry["xid"].value("system_identifier", "");
-    uint32_t oid = entry.value("database_properties", json::object()).value("oid", 0u);
-    auto now = live->Exec(
-        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, "
-        "(SELECT system_identifier::text FROM pg_control_system())");
-    if (now.ok() && !xmin_s.empty() && !sysid.empty() && now->Get(0, 1) == sysid &&
-        oid == live_info.oid) {
-      uint64_t xmin = std::stoull(xmin_s), xmax_now = std::stoull(now->Get(0, 0));
-      auto age = live->Value("SELECT age('" + std::to_string(xmin & 0xffffffffu) + "'::xid)");
-      if (xmax_now >= xmin && xmax_now - xmin < kMaxXidDistance && age.ok() &&
-          std::stoll(*age) >= 0) {
-        lc.horizon_age = std::stoll(*age);
-        lc.row_counts = &entry["position"]["row_counts"];
-        for (const auto& t : entry.value("tables", json::array())) {
-          lc.table_oids[t.value("schema", "") + "." + t.value("name", "")] = t.value("oid", 0u);
-        }
-        const json writes_at_rp = entry["xid"].value("table_writes", json::object());
-        for (const auto& [q, n] : writes_at_rp.items()) {
-          if (n.is_number_integer()) lc.writes_at_rp[q] = n.get<int64_t>();
-        }
-        auto writes = live->Exec(
-            "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del "
-            "FROM pg_stat_user_tables WHERE schemaname = ANY($1::text[])",
-            {ArrayLiteral(l.settings.schemas)});
-        if (!writes.ok()) return writes.status();
-        for (int i = 0; i < writes->rows(); ++i) {
-          lc.writes_now[writes->Get(i, 0)] = writes->GetInt(i, 1);
-        }
-      }
-    } else if (!now.ok()) {
-      // pg_control_system() may be revoked: compare in full.
-      (void)live->Run("ROLLBACK");
-      BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-    }
-  }
-
-  LedgerWriter writer(EnvOf(ctx), ledger_path);
-  BACKSTOP_RETURN_IF_ERROR(writer.Open());
-  lc.writer = &writer;
-
-  std::map<std::string, std::pair<const TableInfo*, const TableInfo*>> all;
-  for (const auto& t : live_tables) all[t.Qualified()].first = &t;
-  for (const auto& t : rp_tables) all[t.Qualified()].second = &t;
-  for (const auto& [name, sides] : all) {
-    int64_t t_table = NowMs(ctx);
-    auto item = CompareTable(lc, c.name, sides.first, sides.second);
-    if (!item.ok()) return item.status().WithContext("data-loss ledger of " + db);
-    if (item->total() > 0) report.items.push_back(*item);
-    if (int64_t ms = NowMs(ctx) - t_table; ms >= kSlowTableMs) {
-      ctx.Progress("ledger of table " + item->object + ": " + FormatDurationMs(ms));
-    }
-  }
-  // Sequences the restore moves back: the values handed out since will be
-  // handed out again (a sequence created since goes with its table).
-  BACKSTOP_ASSIGN_OR_RETURN(auto live_seqs, SequencePositions(*live, l.settings));
-  BACKSTOP_ASSIGN_OR_RETURN(auto rp_seqs, SequencePositions(*rp, l.settings));
-  BACKSTOP_ASSIGN_OR_RETURN(auto seq_tables, SequenceTables(*live));
-  std::map<std::string, std::string> table_display;
-  for (const auto& t : live_tables) table_display[t.Qualified()] = t.Display();
-  for (const auto& [name, now] : live_seqs) {
-    auto then = rp_seqs.find(name);
-    if (then == rp_seqs.end() || now <= then->second) continue;
-    PositionRewind r;
-    r.component = c.name;
-    r.object = name;
-    r.unit = "values reissued";
-    r.from = now;
-    r.to = then->second;
-    report.rewinds.push_back(r);
-    json line = {{"sequence", name},
-                 {"change", "rewound"},
-                 {"unit", r.unit},
-                 {"from", r.from},
-                 {"to", r.to}};
-    auto owner = seq_tables.find(name);
-    if (owner != seq_tables.end()) {
-      auto display = table_display.find(owner->second);
-      line["table"] = display != table_display.end() ? display->second : owner->second;
-    }
-    BACKSTOP_RETURN_IF_ERROR(writer.Line(line));
-  }
-  BACKSTOP_RETURN_IF_ERROR(writer.Commit());
-  CrashPointForTest("postgres.ledger-written");
-  if (!ledger_path.empty()) report.ledger_files.push_back(ledger_path);
-  (void)live->Run("COMMIT");
-  (void)rp->Run("COMMIT");
+  BACKSTOP_ASSIGN_OR_RETURN(LedgerScan scan, ScanLedger(live, rp.get(), entry, live_info.oid,
+                                                        l.settings, c.name, ledger_path, ctx));
+  report = std::move(scan.report);
   ctx.Progress("data-loss ledger of " + db + " against " + rp_db + " (" +
-               (lc.horizon_age ? "rows written since the restore point" : "every row compared") +
+               (scan.incremental ? "rows written since the restore point" : "every row compared") +
                "): " + report.Summary() + " in " + FormatDurationMs(NowMs(ctx) - t0));
   if (!live_in_window && !ctx.run_id.empty()) ledger_taken_ = LedgerTaken{ctx.run_id, write_stamp};
   return report;
