@@ -1,22 +1,13 @@
 #include "drivers/postgres/postgres_driver_impl.h"
 
-#include <libpq-fe.h>
-
-#include <algorithm>
 #include <map>
 #include <set>
 
-#include "base/crash_point.h"
-#include "base/units.h"
 #include "drivers/postgres/pg_admin.h"
-#include "drivers/postgres/pg_dump_feed.h"
-#include "drivers/postgres/pg_ledger_scan.h"
 #include "drivers/postgres/pg_ledger_writer.h"
 #include "drivers/postgres/pg_markers.h"
-#include "store/store.h"
 
 namespace backstop::postgres {
-
 namespace {
 
 // The key of a ledger line as text, the way ::text renders the column.
