@@ -1,0 +1,137 @@
+// PostgresDriver, the Driver of kind database (postgres_driver.h says what
+// it does): the class shared by the files that define its methods.
+//   postgres_driver.cc  the admin connection, AssessLoss, Restore,
+//                       VerifyRestored, Health, Prune, BlobsNeeded,
+//                       DiscardSnapshot and the driver's registration
+//   pg_snapshot.cc      Snapshot (pg_dump, staged copy, safety entry), Describe
+//   pg_prepare.cc       Prepare (the shadow), CheckRestorable, the identity
+//                       records VerifyRestored relies on
+//   pg_salvage.cc       Salvage
+//
+// Ownership: created by PostgresDriverInfo().make, owned by the caller.
+// Thread-safety: one thread per driver instance (driver.h).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/driver.h"
+#include "drivers/postgres/pg_catalog.h"
+#include "drivers/postgres/pg_component.h"
+#include "drivers/postgres/pg_conn.h"
+
+namespace backstop::postgres {
+
+using json = nlohmann::json;
+
+// The format of a restore point's entry made from a dump.
+constexpr char kFormat[] = "pg_dump-directory";
+
+class PostgresDriver : public Driver {
+ public:
+  Result<json> Snapshot(const ComponentSpec& c, DriverContext& ctx) override;
+  Result<json> Describe(const ComponentSpec& c, DriverContext& ctx) override;
+  Status Prepare(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Result<DataLossReport> AssessLoss(const ComponentSpec& c, const json& entry,
+                                    DriverContext& ctx) override;
+  Status Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Status VerifyRestored(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override;
+  Result<std::vector<IntegrityCheck>> CheckIntegrity(const ComponentSpec& c, const json& entry,
+                                                     DriverContext& ctx) override;
+  Result<std::vector<IntegrityCheck>> CheckInvariants(const ComponentSpec& c, const json& entry,
+                                                      DriverContext& ctx) override;
+  Status Prune(const ComponentSpec& c, const std::string& run_id, DriverContext& ctx) override;
+  std::vector<std::string> BlobsNeeded(const ComponentSpec& c, const json& entry,
+                                       DriverContext& ctx) override;
+  Status DiscardSnapshot(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Status CheckRestorable(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
+  Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
+                                DriverContext& ctx) override;
+
+ private:
+  // What a safety entry (a retained database) can restore now. True: nothing
+  // to undo (its run never replaced the database, which is proven unchanged
+  // since; or the database did not exist then and still does not). False:
+  // the retained database is there, is the very one the run set aside (same
+  // oid), and can be swapped back in. FailedPrecondition saying why the entry
+  // cannot restore the database otherwise.
+  // Drops (or, made from a staged copy, renames back) the unused shadow `shadow`.
+  Status ReleaseShadow(const Loaded& l, PgConn& admin, const std::string& shadow,
+                       DriverContext& ctx);
+  // What killed runs left: every shadow of this database but `keep_shadow`
+  // and those verified for `adoptable_rp` (a Prepare adopts them), and the
+  // scratch directories of other runs' restores. REQUIRES: no other run is
+  // unfinished (a run starts, and prune acts, only then).
+  Status RemoveLeftovers(const ComponentSpec& c, const Loaded& l, PgConn& admin, DriverContext& ctx,
+                         const std::string& keep_shadow, const std::string& adoptable_rp);
+  Result<bool> RetainedNothingToUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
+                                     DriverContext& ctx);
+  Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
+  Status Stage(const Loaded& l, DriverContext& ctx, const std::string& bin_dir,
+               const std::string& dump_dir, const DatabaseInfo& props, json& entry);
+  Status PrepareRetained(const ComponentSpec& c, const Loaded& l, const json& entry,
+                         DriverContext& ctx);
+  Status BuildFromDump(const ComponentSpec& c, const Loaded& l, PgConn& admin, const json& entry,
+                       DriverContext& ctx, const std::string& shadow);
+  // `recount`: false for a staged copy proven untouched since Stage counted it.
+  Status VerifyShadow(const Loaded& l, PgConn& admin, const json& entry, const std::string& shadow,
+                      bool recount);
+  // `counted`: whether Prepare counted the rows itself (else Stage did).
+  Status RecordIdentity(const ComponentSpec& c, const Loaded& l, PgConn& admin, DriverContext& ctx,
+                        const std::string& shadow, const std::string& rp, const std::string& from,
+                        bool counted);
+  // For a safety entry: which database (`name`, `oid`) this run makes the
+  // live one, recorded once before it does, for VerifyRestored.
+  // Restore of a safety entry whose run never replaced the database: with
+  // every other session ended and connections refused, proves nothing was
+  // written since the entry (else fails, the database untouched), and
+  // records the live database as the restored one.
+  Status RestoreUnchanged(const ComponentSpec& c, const Loaded& l, PgConn& admin, const json& entry,
+                          DriverContext& ctx, const DatabaseInfo& live);
+  Status RecordRetainedIdentity(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                DriverContext& ctx, const json& entry, const std::string& name,
+                                uint32_t oid);
+  // True when the live database is the shadow Prepare of this run verified;
+  // otherwise false with the reason in *why_not.
+  bool ProveIdentity(const ComponentSpec& c, const Loaded& l, PgConn& live, const json& entry,
+                     DriverContext& ctx, std::string* why_not);
+  // The connection to the admin database, kept between the calls of a run
+  // (each new session costs the server a process: ~5 ms). Made again when it
+  // was idle longer than kAdminIdleMs, no longer answers, or the settings
+  // changed. The pointer is valid until the next call.
+  Result<PgConn*> Admin(const Loaded& l);
+
+  // The ledger; `live_in_window` is a connection to the live database that
+  // Restore keeps while every other session is locked out (nullptr: connect).
+  Result<DataLossReport> TakeLedger(const ComponentSpec& c, const json& entry, DriverContext& ctx,
+                                    PgConn* live_in_window);
+  // Inside the swap's window, with connections refused: ends every session
+  // on the live database but `guard`'s, then takes the ledger again on
+  // `guard` if any table was written since AssessLoss took it.
+  Status CheckLateWrites(const ComponentSpec& c, const Loaded& l, PgConn& admin, PgConn& guard,
+                         const json& entry, DriverContext& ctx);
+  std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
+    return revised_loss_;
+  }
+
+  std::unique_ptr<PgConn> admin_;
+  std::string admin_key_;
+  std::chrono::steady_clock::time_point admin_used_;
+  // The last ledger AssessLoss took in a run: for which run, and the write
+  // stamp of the live database read just before its snapshot.
+  struct LedgerTaken {
+    std::string run_id;
+    std::string write_stamp;
+  };
+  std::optional<LedgerTaken> ledger_taken_;
+  std::optional<DataLossReport> revised_loss_;  // by the last Restore
+};
+
+}  // namespace backstop::postgres
