@@ -74,6 +74,8 @@
 #include "watch/prober.h"
 #include "watch/rules.h"
 #include "watch/signals.h"
+#include "watch/watch_logger.h"
+#include "watch/watch_state.h"
 
 namespace backstop {
 
@@ -95,46 +97,6 @@ struct WatchOptions {
   std::string command;       // as typed, for run records
   bool json_output = false;  // --output json (for --once)
 };
-
-// Log lines: text ("<ts> LEVEL msg key=value ...") or JSON lines
-// ({"ts", "level", "msg", "fields"}), on `out` (stderr by default). Any
-// registered secret is replaced by "[redacted]" wherever it would appear.
-// Thread-safety: safe from any thread.
-class WatchLogger {
- public:
-  explicit WatchLogger(bool json, FILE* out = stderr, Clock* clock = nullptr);
-  void Log(const std::string& level, const std::string& msg,
-           const nlohmann::json& fields = nlohmann::json::object());
-  void Info(const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
-    Log("info", msg, fields);
-  }
-  void Warn(const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
-    Log("warn", msg, fields);
-  }
-  void Error(const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
-    Log("error", msg, fields);
-  }
-  void AddSecret(const std::string& secret);
-
- private:
-  std::string Redact(std::string text) const;
-  bool json_;
-  FILE* out_;
-  Clock* clock_;
-  std::mutex mu_;
-  std::vector<std::string> secrets_;
-};
-
-// The pause flag, kept in the state database under "watch.paused".
-struct PauseState {
-  bool paused = false;
-  std::string reason;
-  std::string by;  // "cli", "api 127.0.0.1"
-  int64_t at_wall_us = 0;
-  nlohmann::json ToJson() const;
-};
-Result<PauseState> ReadPauseState(StateDb& db);
-Status WritePauseState(StateDb& db, const PauseState& state);
 
 class Watcher final : public ApiBackend {
  public:
