@@ -7,9 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <functional>
-#include <future>
 
 #include "base/units.h"
 #include "run/lock.h"
@@ -23,57 +20,11 @@ namespace backstop {
 namespace {
 
 constexpr const char* kRulesKey = "watch.rules";
-constexpr const char* kActionsKey = "watch.actions";
 // Trigger state is saved at once on every state change; counts and counter
 // histories (which change with every sample) at most this often.
 constexpr int64_t kRulesSaveEveryUs = 30'000'000;
 constexpr int64_t kPauseCheckEveryUs = 1'000'000;
 constexpr size_t kRecentDecisions = 50;
-
-// A FILE* whose output is cut into lines and handed to `sink` (fopencookie):
-// lets the run engine's Output write into the daemon's log.
-class LineStream {
- public:
-  explicit LineStream(std::function<void(const std::string&)> sink) : sink_(std::move(sink)) {
-    cookie_io_functions_t io{};
-    io.write = &LineStream::Write;
-    io.close = &LineStream::Close;
-    file_ = fopencookie(this, "w", io);
-    if (file_ != nullptr) setvbuf(file_, nullptr, _IOLBF, 4096);
-  }
-  ~LineStream() {
-    if (file_ != nullptr) std::fclose(file_);
-  }
-  FILE* file() { return file_ != nullptr ? file_ : stderr; }
-
- private:
-  static ssize_t Write(void* cookie, const char* buf, size_t size) {
-    auto* self = static_cast<LineStream*>(cookie);
-    self->partial_.append(buf, size);
-    size_t nl;
-    while ((nl = self->partial_.find('\n')) != std::string::npos) {
-      std::string line = self->partial_.substr(0, nl);
-      self->partial_.erase(0, nl + 1);
-      if (!line.empty()) self->sink_(line);
-    }
-    return static_cast<ssize_t>(size);
-  }
-  static int Close(void* cookie) {
-    auto* self = static_cast<LineStream*>(cookie);
-    if (!self->partial_.empty()) self->sink_(self->partial_);
-    self->partial_.clear();
-    return 0;
-  }
-  std::function<void(const std::string&)> sink_;
-  std::string partial_;
-  FILE* file_ = nullptr;
-};
-
-std::string Trimmed(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t");
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(" \t") - a + 1);
-}
 
 }  // namespace
 
@@ -81,22 +32,27 @@ std::string Trimmed(const std::string& s) {
 
 Watcher::Watcher(Env* env, const Spec& spec, const DriverRegistry& registry, WatchOptions options,
                  WatchLogger* log)
-    : env_(env), spec_(spec), registry_(registry), options_(std::move(options)), log_(log) {}
+    : env_(env),
+      spec_(spec),
+      registry_(registry),
+      options_(std::move(options)),
+      log_(log),
+      gate_(env->clock(), options_.cooldown_ms, options_.max_rollbacks_per_hour) {}
 
 Watcher::~Watcher() {
   if (prober_) prober_->Stop();
   if (api_) api_->Stop();
-  if (run_thread_.joinable()) run_thread_.join();
+  job_.reset();  // joins
 }
 
 void Watcher::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   stop_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 int Watcher::api_port() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return api_port_;
 }
 
@@ -128,17 +84,21 @@ Status Watcher::Open() {
   if (!paused.ok()) {
     log_->Warn(paused.status().message());
   } else {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     paused_ = *paused;
   }
-  LoadActions();
+  {
+    std::vector<WatchAction> actions = ReadWatchActions(*db_);
+    MutexLock lock(&mu_);
+    gate_.SetActions(std::move(actions));
+  }
   {
     std::vector<TriggerStatus> states = engine_->States();
     non_ok_.clear();
     for (const auto& st : states) {
       if (st.state != TriggerState::kOk) non_ok_.insert({st.trigger, st.component});
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     trigger_states_.swap(states);
   }
   return Status::OK();
@@ -162,74 +122,21 @@ DecisionContext Watcher::BuildDecisionContext() {
       ctx.current_config_hashes[name] = (*described)["config_hash"].get<std::string>();
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& [name, v] : views_) {
     if (v->has_result && v->reachability_known) ctx.reachable[name] = v->reachable;
   }
   return ctx;
 }
 
-std::string Watcher::CooldownBlock(const std::vector<std::string>& components,
-                                   int64_t now_wall_us) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = actions_.rbegin(); it != actions_.rend(); ++it) {
-    const int64_t age_us = now_wall_us - it->at_wall_us;
-    if (age_us >= options_.cooldown_ms * 1000) continue;
-    for (const auto& c : components) {
-      if (std::find(it->components.begin(), it->components.end(), c) != it->components.end()) {
-        return "cooldown: " + c + " was rolled back " + FormatDurationMs(age_us / 1000) +
-               " ago (cooldown " + FormatDurationSpec(options_.cooldown_ms) + ", --cooldown)";
-      }
-    }
-  }
-  return "";
-}
-
-int Watcher::AutomaticInLastHour(int64_t now_wall_us) {
-  std::lock_guard<std::mutex> lock(mu_);
-  int n = 0;
-  for (const auto& a : actions_) {
-    if (a.automatic && now_wall_us - a.at_wall_us < kHourUs) ++n;
-  }
-  return n;
-}
-
-void Watcher::LoadActions() {
-  auto value = db_->Get(kActionsKey);
-  if (!value.ok() || !*value) return;
-  auto j = nlohmann::json::parse(**value, nullptr, false);
-  if (!j.is_array()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  actions_.clear();
-  for (const auto& a : j) {
-    if (!a.is_object()) continue;
-    Action act;
-    act.at_wall_us = a.value("at_us", int64_t{0});
-    act.components = a.value("components", std::vector<std::string>{});
-    act.trigger = a.value("trigger", "");
-    act.automatic = a.value("automatic", false);
-    actions_.push_back(std::move(act));
-  }
-}
-
 void Watcher::SaveActions() {
-  const int64_t now = env_->clock()->WallMicros();
-  const int64_t keep_us = std::max<int64_t>(kHourUs, options_.cooldown_ms * 1000);
-  nlohmann::json j = nlohmann::json::array();
+  std::vector<WatchAction> actions;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    actions_.erase(std::remove_if(actions_.begin(), actions_.end(),
-                                  [&](const Action& a) { return now - a.at_wall_us > keep_us; }),
-                   actions_.end());
-    for (const auto& a : actions_) {
-      j.push_back({{"at_us", a.at_wall_us},
-                   {"at", FormatRfc3339(a.at_wall_us)},
-                   {"components", a.components},
-                   {"trigger", a.trigger},
-                   {"automatic", a.automatic}});
-    }
+    MutexLock lock(&mu_);
+    actions = gate_.PruneActions();
+    actions_dirty_ = false;
   }
-  Status st = db_->Put(kActionsKey, j.dump());
+  Status st = WriteWatchActions(*db_, actions);
   if (!st.ok()) log_->Error("cannot record the rollback for cooldowns: " + st.message());
 }
 
@@ -239,7 +146,7 @@ void Watcher::RefreshPaused() {
   if (!state.ok()) return;
   bool changed;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     changed = paused_.paused != state->paused;
     paused_ = *state;
   }
@@ -284,7 +191,7 @@ void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act
     }
   }
   if (!events.empty()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     trigger_states_ = engine_->States();
   }
 }
@@ -296,7 +203,10 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
                            {"component", e.component},
                            {"reason", e.reason}};
   std::string outcome, why;
-  held_.erase({e.trigger, e.component});  // re-added below if a gate holds it again
+  {
+    MutexLock lock(&mu_);
+    gate_.Forget(e.trigger, e.component);  // held again below if a gate holds it
+  }
   auto rp = ResolveRestorePoint(*store_, "latest");
   if (!rp.ok()) {
     outcome = "held";
@@ -316,41 +226,17 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
       why = "dry run, not acting: " + d.reason;
     } else {
       RefreshPaused();
-      PauseState paused;
-      bool active;
-      std::string active_run;
+      const GateInputs inputs = ReadGateInputs();
+      GateVerdict verdict;
       {
-        std::lock_guard<std::mutex> lock(mu_);
-        paused = paused_;
-        active = run_active_;
-        active_run = run_id_.empty() ? run_description_ : run_id_;
+        MutexLock lock(&mu_);
+        verdict = gate_.MayAct(d.components, inputs);
       }
-      nlohmann::json holder = EnvironmentLock::CurrentHolder(spec_.state_dir);
-      std::string cooldown = CooldownBlock(d.components, wall);
-      const int last_hour = AutomaticInLastHour(wall);
       outcome = "held";
-      std::optional<Gate> gate;
-      if (paused.paused) {
-        gate = Gate::kPaused;
-        why = "automatic actions are paused (by " + (paused.by.empty() ? "?" : paused.by) +
-              (paused.reason.empty() ? "" : ": " + paused.reason) +
-              "); resume with `backstop watch resume`";
-      } else if (active) {
-        gate = Gate::kRunActive;
-        why = "a rollback is already running (" + active_run + ")";
-      } else if (!holder.is_null()) {
-        gate = Gate::kLockHeld;
-        why = "the environment lock is held (run " + holder.value("run_id", std::string("?")) +
-              ", `" + holder.value("command", std::string("?")) +
-              "`): a manual operation is in progress";
-      } else if (!cooldown.empty()) {
-        gate = Gate::kCooldown;
-        why = cooldown;
-      } else if (last_hour >= options_.max_rollbacks_per_hour) {
-        gate = Gate::kCap;
-        why = "cap reached: " + std::to_string(last_hour) +
-              " automatic rollbacks in the last hour (--max-per-hour " +
-              std::to_string(options_.max_rollbacks_per_hour) + ")";
+      std::optional<Gate> gate = verdict.gate;
+      why = verdict.why;
+      if (!verdict.go) {
+        // held: `gate` says by what
       } else if (d.components.empty()) {
         why = "the decision names no component to roll back";
       } else {
@@ -386,12 +272,12 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
         job.automatic = true;
         job.trigger = e.trigger;
         std::string refusal;
-        if (StartJob(std::move(job), &refusal)) {
+        if (StartJob(std::move(job), nullptr, &refusal)) {
           outcome = "acted";
           why = d.reason;
           {
-            std::lock_guard<std::mutex> lock(mu_);
-            actions_.push_back(Action{wall, d.components, e.trigger, true});
+            MutexLock lock(&mu_);
+            gate_.RecordAction(d.components, e.trigger, true);
           }
           SaveActions();
         } else {
@@ -400,7 +286,10 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
         }
       }
       if (gate) {
-        held_[{e.trigger, e.component}] = Held{e, *gate};
+        {
+          MutexLock lock(&mu_);
+          gate_.Hold(e, *gate);
+        }
         why += " (decided again when that changes, while the trigger still fires)";
       }
     }
@@ -415,63 +304,34 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
                             : outcome == "alert"   ? std::string("alert only")
                                                    : std::string("hold")),
             record);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   decisions_.push_back(record);
   while (decisions_.size() > kRecentDecisions) decisions_.pop_front();
   ++metrics_.decisions_total[outcome];
 }
 
 void Watcher::RetryHeld() {
-  if (held_.empty()) return;
-  const int64_t wall = env_->clock()->WallMicros();
-  bool paused, active;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    paused = paused_.paused;
-    active = run_active_;
+    MutexLock lock(&mu_);
+    if (!gate_.HasHeld()) return;
   }
-  const bool lock_held = !EnvironmentLock::CurrentHolder(spec_.state_dir).is_null();
+  const GateInputs inputs = ReadGateInputs();
   std::vector<TriggerEvent> again;
-  for (auto it = held_.begin(); it != held_.end();) {
-    auto state = engine_->State(it->first.first, it->first.second);
-    if (!state.ok() || state->state != TriggerState::kFiring) {
-      it = held_.erase(it);  // resolved meanwhile: nothing to decide
-      continue;
-    }
-    bool open = false;
-    switch (it->second.gate) {
-      case Gate::kPaused:
-        open = !paused;
-        break;
-      case Gate::kRunActive:
-        open = !active;
-        break;
-      case Gate::kLockHeld:
-        open = !lock_held;
-        break;
-      case Gate::kCooldown: {
-        std::vector<std::string> one = {it->first.second};
-        open = CooldownBlock(one, wall).empty();
-        break;
-      }
-      case Gate::kCap:
-        open = AutomaticInLastHour(wall) < options_.max_rollbacks_per_hour;
-        break;
-      case Gate::kRestart: {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto v = views_.find(it->first.second);
-        open = v != views_.end() && v->second->has_result;
-        break;
-      }
-    }
-    if (!open) {
-      ++it;
-      continue;
-    }
-    TriggerEvent e = it->second.event;
-    e.reason = state->reason.empty() ? e.reason : state->reason;
-    again.push_back(std::move(e));
-    it = held_.erase(it);
+  {
+    MutexLock lock(&mu_);
+    again = gate_.TakeReopened(
+        inputs,
+        [&](const std::string& trigger,
+            const std::string& component) -> std::optional<std::string> {
+          auto state = engine_->State(trigger, component);
+          if (!state.ok() || state->state != TriggerState::kFiring) return std::nullopt;
+          return state->reason;
+        },
+        [&](const std::string& component) NO_THREAD_SAFETY_ANALYSIS {
+          // Called by TakeReopened, under mu_.
+          auto v = views_.find(component);
+          return v != views_.end() && v->second->has_result;
+        });
   }
   for (const auto& e : again) {
     log_->Info("deciding again on a trigger that still fires",
@@ -480,161 +340,142 @@ void Watcher::RetryHeld() {
   }
 }
 
-bool Watcher::StartJob(RunJob job, std::string* refusal) {
+GateInputs Watcher::ReadGateInputs() {
+  GateInputs in;
+  in.lock_holder = EnvironmentLock::CurrentHolder(spec_.state_dir);
+  MutexLock lock(&mu_);
+  in.pause = paused_;
+  // A finished job counts as running until FinishJobIfDone has reset the
+  // trigger instances of what it rolled back.
+  in.run_active = run_active_ || run_finished_;
+  in.active_run = run_id_.empty() ? run_description_ : run_id_;
+  return in;
+}
+
+void Watcher::SetApiAnswerTimeoutForTesting(int64_t ms) {
+  MutexLock lock(&mu_);
+  api_answer_timeout_ms_ = ms;
+}
+
+bool Watcher::StartJob(RunJob job, std::shared_ptr<ApiRequest> request, std::string* refusal) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (run_active_) {
+    MutexLock lock(&mu_);
+    if (run_active_ || run_finished_) {
       *refusal =
           "a rollback is already running (" + (run_id_.empty() ? run_description_ : run_id_) + ")";
       return false;
     }
-  }
-  if (run_thread_.joinable()) run_thread_.join();  // the previous job, finished
-  {
-    std::lock_guard<std::mutex> lock(mu_);
     run_active_ = true;
-    run_finished_ = false;
     run_id_.clear();
     run_description_ = job.description;
     run_started_wall_us_ = env_->clock()->WallMicros();
     suppressed_.clear();
     suppressed_.insert(job.components.begin(), job.components.end());
   }
-  auto shared = std::make_shared<RunJob>(std::move(job));
-  run_thread_ = std::thread([this, shared] { RunJobThread(shared); });
+  job_.reset();  // the previous job, reaped: joins its finished thread
+  RollbackJob::Hooks hooks;
+  const std::vector<std::string> components = job.components;
+  hooks.planned = [this, request, components](const std::string& plan_error) {
+    if (request == nullptr) return true;  // automatic: a plan error is the job's error
+    bool go = false;
+    std::string withdrawn;
+    {
+      MutexLock lock(&mu_);
+      if (request->state == ApiRequest::State::kWithdrawn) {
+        withdrawn = "the request was answered 503 before it could start";
+      } else if (!plan_error.empty()) {
+        request->state = ApiRequest::State::kRefused;
+        request->code = 422;
+        request->why = "cannot plan this rollback: " + plan_error;
+      } else {
+        request->state = ApiRequest::State::kStarted;
+        gate_.RecordAction(components, "", false);
+        actions_dirty_ = true;
+        go = true;
+      }
+      cv_.SignalAll();
+    }
+    if (!withdrawn.empty()) log_->Warn("api: rollback not started: " + withdrawn);
+    return go;
+  };
+  hooks.run_started = [this](const std::string& run_id) {
+    MutexLock lock(&mu_);
+    run_id_ = run_id;
+    cv_.SignalAll();
+  };
+  hooks.affects = [this](const std::vector<std::string>& affected) {
+    MutexLock lock(&mu_);
+    suppressed_.insert(affected.begin(), affected.end());
+  };
+  hooks.finished_run = [this](const RunOutcome& outcome) {
+    MutexLock lock(&mu_);
+    ++metrics_.runs_total[{"rollback", outcome.status}];
+    metrics_.run_duration.Observe(static_cast<double>(outcome.duration_ms) / 1000.0);
+  };
+  hooks.done = [this](bool acted, const std::string&) {
+    MutexLock lock(&mu_);
+    run_active_ = false;
+    run_finished_ = true;
+    if (acted) finished_affected_.assign(suppressed_.begin(), suppressed_.end());
+    cv_.SignalAll();
+  };
+  job_ =
+      std::make_unique<RollbackJob>(env_, spec_, registry_, log_, std::move(job), std::move(hooks));
+  job_->Start();
   return true;
 }
 
-void Watcher::RunJobThread(std::shared_ptr<RunJob> job) {
-  log_->Warn("rollback starting",
-             {{"what", job->description}, {"triggered_by", job->triggered_by}});
-  std::string run_id;
-  auto finish = [&](const std::string& error) {
-    if (!error.empty()) log_->Error("rollback not completed: " + error, {{"run", run_id}});
-    std::lock_guard<std::mutex> lock(mu_);
-    run_active_ = false;
-    run_finished_ = true;
-    finished_affected_.assign(suppressed_.begin(), suppressed_.end());
-    cv_.notify_all();
-  };
-  auto db = StateDb::Open(JoinPath(spec_.state_dir, "state.db"));
-  if (!db.ok()) return finish(db.status().message());
-  auto store = Store::Open(env_, spec_.store_path);
-  if (!store.ok()) return finish(store.status().message());
-  LineStream out_stream([&](const std::string& line) {
-    // The engine announces "Run <id>: ..." first: that is how the id is known here.
-    if (line.rfind("Run run-", 0) == 0) {
-      auto colon = line.find(':');
-      std::string id = line.substr(4, colon == std::string::npos ? std::string::npos : colon - 4);
-      run_id = id;
-      std::lock_guard<std::mutex> lock(mu_);
-      run_id_ = id;
-      cv_.notify_all();
-    }
-    log_->Info("run: " + Trimmed(line), {{"run", run_id}});
-  });
-  LineStream err_stream([&](const std::string& line) {
-    log_->Error("run: " + Trimmed(line), {{"run", run_id}});
-  });
-  Output output(false, out_stream.file(), err_stream.file());
-  RunEngine engine(env_, spec_, **store, **db, registry_, output);
-  std::string error;
-  for (const auto& req : job->requests) {
-    DriverContext ctx = engine.Context();
-    auto plan = PlanRollback(spec_, req, **store, **db, registry_, ctx);
-    if (!plan.ok()) {
-      error = "cannot plan the rollback of " +
-              (req.all ? std::string("everything") : req.component) + ": " +
-              plan.status().message();
-      break;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      suppressed_.insert(plan->affected.begin(), plan->affected.end());
-    }
-    RunOptions options;
-    options.command = job->command;
-    options.triggered_by = job->triggered_by;
-    options.trigger_detail = job->detail;
-    auto outcome = engine.Start(*plan, options);
-    if (!outcome.ok()) {
-      error = "refused: " + outcome.status().message();
-      break;
-    }
-    run_id = outcome->run_id;
-    log_->Log(outcome->succeeded() ? "info" : "error",
-              outcome->succeeded() ? "rollback succeeded" : "rollback failed",
-              {{"run", outcome->run_id},
-               {"duration_ms", outcome->duration_ms},
-               {"target", outcome->summary.value("target", "")},
-               {"error", outcome->error}});
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++metrics_.runs_total[{"rollback", outcome->status}];
-      metrics_.run_duration.Observe(static_cast<double>(outcome->duration_ms) / 1000.0);
-    }
-    if (!outcome->succeeded()) break;
-  }
-  finish(error);
-}
-
 void Watcher::ProcessApiJobs() {
-  std::deque<std::pair<std::shared_ptr<RunJob>, std::shared_ptr<std::promise<ApiAnswer>>>> jobs;
+  std::deque<std::shared_ptr<ApiRequest>> requests;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    jobs.swap(api_jobs_);
-  }
-  for (auto& [job, promise] : jobs) {
-    // Plan now, so that a request that cannot be carried out is refused with
-    // the reason instead of accepted and then failing in the background.
-    bool plannable = true;
-    for (const auto& req : job->requests) {
-      DriverContext ctx = DaemonDriverContext();
-      auto plan = PlanRollback(spec_, req, *store_, *db_, registry_, ctx);
-      if (!plan.ok()) {
-        promise->set_value({422, "cannot plan this rollback: " + plan.status().message()});
-        plannable = false;
-        break;
-      }
+    MutexLock lock(&mu_);
+    requests.swap(api_requests_);
+    for (auto& r : requests) {
+      if (r->state == ApiRequest::State::kQueued) r->state = ApiRequest::State::kTaken;
     }
-    if (!plannable) continue;
+  }
+  // The job plans the request on its own thread (planning may connect to
+  // databases) and answers it through its `planned` hook.
+  for (auto& request : requests) {
     std::string refusal;
-    std::vector<std::string> components = job->components;
-    if (!StartJob(*job, &refusal)) {
-      promise->set_value({409, refusal});
-      continue;
+    if (StartJob(request->job, request, &refusal)) continue;
+    MutexLock lock(&mu_);
+    if (request->state == ApiRequest::State::kTaken) {
+      request->state = ApiRequest::State::kRefused;
+      request->code = 409;
+      request->why = refusal;
+      cv_.SignalAll();
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      actions_.push_back(Action{env_->clock()->WallMicros(), components, "", false});
-    }
-    SaveActions();
-    promise->set_value({0, ""});
   }
+  bool dirty;
+  {
+    MutexLock lock(&mu_);
+    dirty = actions_dirty_;
+  }
+  if (dirty) SaveActions();
 }
 
 void Watcher::FinishJobIfDone(int64_t now_us) {
   std::vector<std::string> affected;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!run_finished_) return;
     run_finished_ = false;
-    affected = finished_affected_;
-    finished_affected_.clear();
+    affected.swap(finished_affected_);
     suppressed_.clear();
     run_id_.clear();
     run_description_.clear();
   }
-  if (run_thread_.joinable()) run_thread_.join();
+  job_.reset();  // joins
   for (const auto& c : affected) {
     engine_->Reset(c, now_us, "rolled back: judged afresh from now on");
   }
   HandleEvents(engine_->Evaluate(now_us), true);
   SaveRuleState(true, now_us);
-  std::lock_guard<std::mutex> lock(mu_);
-  trigger_states_ = engine_->States();
+  std::vector<TriggerStatus> states = engine_->States();
+  MutexLock lock(&mu_);
+  trigger_states_.swap(states);
 }
-
 void Watcher::WriteDaemonInfo() {
   nlohmann::json info = {{"pid", static_cast<int>(::getpid())},
                          {"started", FormatRfc3339(env_->clock()->WallMicros())},
@@ -679,7 +520,7 @@ Status Watcher::Run() {
     api_ = std::make_unique<ApiServer>(this, aopts);
     BACKSTOP_RETURN_IF_ERROR(api_->Start());
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       api_port_ = api_->port();
     }
     log_->Info("api listening", {{"address", aopts.host + ":" + std::to_string(api_->port())},
@@ -704,14 +545,15 @@ Status Watcher::Run() {
     e.action = st.action;
     e.signal = st.signal;
     e.reason = st.reason + " (firing when the watcher last stopped)";
-    held_[{st.trigger, st.component}] = Held{e, Gate::kRestart};
+    MutexLock lock(&mu_);
+    gate_.Hold(e, Gate::kRestart);
   }
   size_t probed = 0;
   for (const auto& [name, v] : views_) probed += !v->mode.empty();
   {
     PauseState p;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       p = paused_;
     }
     log_->Info("watching", {{"environment", spec_.environment},
@@ -740,10 +582,11 @@ Status Watcher::Run() {
                                 std::max<int64_t>(1, (deadline - clock->NowMicros()) / 1000)));
     }
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, wait, [&] {
-        return stop_ || !outcomes_.empty() || run_finished_ || !api_jobs_.empty();
-      });
+      const auto until = std::chrono::steady_clock::now() + wait;
+      MutexLock lock(&mu_);
+      while (!stop_ && outcomes_.empty() && !run_finished_ && api_requests_.empty()) {
+        if (!cv_.WaitUntil(&mu_, until)) break;
+      }
       if (stop_) break;
       batch.swap(outcomes_);
     }
@@ -751,6 +594,10 @@ Status Watcher::Run() {
     for (auto& o : batch) HandleOutcome(o, now);
     const bool had_samples = !batch.empty();
     batch.clear();
+    // A job that ended is reaped before the rules are evaluated, so that the
+    // instances of what it rolled back are reset before a trigger can fire
+    // and start the next job (the samples above were still suppressed).
+    FinishJobIfDone(now);
     std::vector<TriggerEvent> events;
     if (had_samples || !non_ok_.empty()) events = engine_->Evaluate(now);
     HandleEvents(events, /*may_act=*/true);
@@ -759,12 +606,11 @@ Status Watcher::Run() {
     states_stale = (states_stale || had_samples) && events.empty();
     if (states_stale && now - states_refreshed_us >= kPauseCheckEveryUs) {
       std::vector<TriggerStatus> fresh = engine_->States();
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       trigger_states_.swap(fresh);
       states_stale = false;
       states_refreshed_us = now;
     }
-    FinishJobIfDone(now);
     ProcessApiJobs();
     if (now - last_pause_check_us_ >= kPauseCheckEveryUs) {
       RefreshPaused();
@@ -776,15 +622,20 @@ Status Watcher::Run() {
 
   log_->Info("stopping");
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& job : api_jobs_) job.second->set_value({503, "the watcher is stopping"});
-    api_jobs_.clear();
+    MutexLock lock(&mu_);
+    for (auto& request : api_requests_) {
+      request->state = ApiRequest::State::kRefused;
+      request->code = 503;
+      request->why = "the watcher is stopping";
+    }
+    api_requests_.clear();
+    cv_.SignalAll();
   }
   prober_->Stop();
   if (api_) api_->Stop();
-  if (run_thread_.joinable()) {
+  if (job_) {
     log_->Warn("waiting for the running rollback to finish");
-    run_thread_.join();
+    job_->Join();
   }
   FinishJobIfDone(clock->NowMicros());
   SaveRuleState(true, clock->NowMicros());
@@ -803,7 +654,7 @@ Result<nlohmann::json> Watcher::Once(bool* healthy) {
   nlohmann::json doc;
   bool ok = true;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     trigger_states_ = engine_->States();
     doc = StatusLocked();
     for (const auto& [name, v] : views_) {

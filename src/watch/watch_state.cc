@@ -7,6 +7,7 @@ namespace backstop {
 namespace {
 
 constexpr const char* kPausedKey = "watch.paused";
+constexpr const char* kActionsKey = "watch.actions";
 
 }  // namespace
 
@@ -35,6 +36,36 @@ Result<PauseState> ReadPauseState(StateDb& db) {
 
 Status WritePauseState(StateDb& db, const PauseState& state) {
   return db.Put(kPausedKey, state.ToJson().dump());
+}
+
+std::vector<WatchAction> ReadWatchActions(StateDb& db) {
+  std::vector<WatchAction> actions;
+  auto value = db.Get(kActionsKey);
+  if (!value.ok() || !*value) return actions;
+  auto j = nlohmann::json::parse(**value, nullptr, false);
+  if (!j.is_array()) return actions;
+  for (const auto& a : j) {
+    if (!a.is_object()) continue;
+    WatchAction act;
+    act.at_wall_us = a.value("at_us", int64_t{0});
+    act.components = a.value("components", std::vector<std::string>{});
+    act.trigger = a.value("trigger", "");
+    act.automatic = a.value("automatic", false);
+    actions.push_back(std::move(act));
+  }
+  return actions;
+}
+
+Status WriteWatchActions(StateDb& db, const std::vector<WatchAction>& actions) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& a : actions) {
+    j.push_back({{"at_us", a.at_wall_us},
+                 {"at", FormatRfc3339(a.at_wall_us)},
+                 {"components", a.components},
+                 {"trigger", a.trigger},
+                 {"automatic", a.automatic}});
+  }
+  return db.Put(kActionsKey, j.dump());
 }
 
 }  // namespace backstop

@@ -2,8 +2,8 @@
 // pause and /metrics, on the API's threads.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
-#include <future>
 
 #include "base/units.h"
 #include "run/lock.h"
@@ -84,9 +84,7 @@ nlohmann::json Watcher::StatusLocked() {
                {"what", run_description_},
                {"started", FormatRfc3339(run_started_wall_us_)}};
   }
-  const int64_t wall = env_->clock()->WallMicros();
-  int last_hour = 0;
-  for (const auto& a : actions_) last_hour += a.automatic && wall - a.at_wall_us < kHourUs;
+  const int last_hour = gate_.AutomaticInLastHour();
   return {{"environment", spec_.environment},
           {"pid", static_cast<int>(::getpid())},
           {"dry_run", options_.dry_run},
@@ -104,7 +102,7 @@ nlohmann::json Watcher::StatusLocked() {
 }
 
 nlohmann::json Watcher::GetStatus() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return StatusLocked();
 }
 
@@ -129,7 +127,7 @@ nlohmann::json RunToJson(const RunRecord& r) {
 }  // namespace
 
 ApiReply Watcher::GetRuns(int limit) {
-  std::lock_guard<std::mutex> lock(api_db_mu_);
+  MutexLock lock(&api_db_mu_);
   if (!api_db_) return {503, {{"error", "state database not open"}, {"code", "unavailable"}}};
   auto runs = api_db_->ListRuns(limit);
   if (!runs.ok()) return {500, {{"error", runs.status().message()}, {"code", "internal"}}};
@@ -139,7 +137,7 @@ ApiReply Watcher::GetRuns(int limit) {
 }
 
 ApiReply Watcher::GetRun(const std::string& id) {
-  std::lock_guard<std::mutex> lock(api_db_mu_);
+  MutexLock lock(&api_db_mu_);
   if (!api_db_) return {503, {{"error", "state database not open"}, {"code", "unavailable"}}};
   auto resolved = api_db_->ResolveRunId(id);
   if (!resolved.ok()) {
@@ -223,26 +221,50 @@ ApiReply Watcher::RequestRollback(const nlohmann::json& body, const std::string&
   job.automatic = false;
   log_->Warn("api: rollback requested", {{"actor", actor}, {"request", body}});
 
-  // The control thread owns the rollback thread: hand the job over and wait.
-  auto promise = std::make_shared<std::promise<ApiAnswer>>();
-  std::future<ApiAnswer> refused = promise->get_future();
+  // The control thread owns the rollback job: hand the request over and wait
+  // for it to be started or refused. A request not taken in time is
+  // withdrawn under the same lock the job takes to start it, so a 503 never
+  // acts.
+  auto request = std::make_shared<ApiRequest>();
+  request->job = std::move(job);
+  ApiRequest::State state;
+  int code;
+  std::string why;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    api_jobs_.emplace_back(std::make_shared<RunJob>(std::move(job)), promise);
-    cv_.notify_all();
+    MutexLock lock(&mu_);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(api_answer_timeout_ms_);
+    api_requests_.push_back(request);
+    cv_.SignalAll();
+    auto pending = [&]() REQUIRES(mu_) {
+      return request->state == ApiRequest::State::kQueued ||
+             request->state == ApiRequest::State::kTaken;
+    };
+    while (pending() && std::chrono::steady_clock::now() < deadline) {
+      cv_.WaitUntil(&mu_, deadline);
+    }
+    if (pending()) {
+      request->state = ApiRequest::State::kWithdrawn;
+      api_requests_.erase(std::remove(api_requests_.begin(), api_requests_.end(), request),
+                          api_requests_.end());
+    }
+    state = request->state;
+    code = request->code;
+    why = request->why;
   }
-  if (refused.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+  if (state == ApiRequest::State::kWithdrawn) {
+    log_->Warn("api: rollback refused", {{"actor", actor}, {"why", "busy: not taken in time"}});
     return {503, {{"error", "the watcher did not take the request in time"}, {"code", "busy"}}};
   }
-  ApiAnswer answer = refused.get();
-  if (answer.first != 0) {
-    log_->Warn("api: rollback refused", {{"actor", actor}, {"why", answer.second}});
-    return {
-        answer.first,
-        {{"error", answer.second}, {"code", answer.first == 409 ? "conflict" : "unprocessable"}}};
+  if (state == ApiRequest::State::kRefused) {
+    log_->Warn("api: rollback refused", {{"actor", actor}, {"why", why}});
+    return {code, {{"error", why}, {"code", code == 409 ? "conflict" : "unprocessable"}}};
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, std::chrono::seconds(5), [&] { return !run_id_.empty() || !run_active_; });
+  MutexLock lock(&mu_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (run_id_.empty() && run_active_ && std::chrono::steady_clock::now() < deadline) {
+    cv_.WaitUntil(&mu_, deadline);
+  }
   nlohmann::json reply = {{"accepted", true},
                           {"run", run_id_.empty() ? nlohmann::json() : nlohmann::json(run_id_)},
                           {"status", "/api/v1/status"}};
@@ -256,13 +278,13 @@ ApiReply Watcher::SetPaused(bool paused, const std::string& reason, const std::s
   s.by = actor;
   s.at_wall_us = env_->clock()->WallMicros();
   {
-    std::lock_guard<std::mutex> lock(api_db_mu_);
+    MutexLock lock(&api_db_mu_);
     if (!api_db_) return {503, {{"error", "state database not open"}, {"code", "unavailable"}}};
     Status st = WritePauseState(*api_db_, s);
     if (!st.ok()) return {500, {{"error", st.message()}, {"code", "internal"}}};
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     paused_ = s;
   }
   log_->Warn(paused ? "automatic actions paused" : "automatic actions resumed",
@@ -273,7 +295,7 @@ ApiReply Watcher::SetPaused(bool paused, const std::string& reason, const std::s
 std::string Watcher::MetricsText() {
   WatchMetrics m;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     m.runs_total = metrics_.runs_total;
     m.run_duration = metrics_.run_duration;
     m.decisions_total = metrics_.decisions_total;

@@ -1,5 +1,5 @@
 // What the Watcher's source files (watch.cc, watcher_probes.cc,
-// watcher_api.cc) share: the per-component view and a few constants. Not for
+// watcher_api.cc) share: the per-component view. Not for
 // use outside the Watcher.
 #pragma once
 
@@ -8,13 +8,10 @@
 #include <string>
 
 #include "drivers/driver.h"
-#include "run/plan.h"
 #include "watch/signals.h"
 #include "watch/watch.h"
 
 namespace backstop {
-
-constexpr int64_t kHourUs = 3'600'000'000;
 
 struct Watcher::ComponentView {
   std::string name, kind, driver;
@@ -34,17 +31,6 @@ struct Watcher::ComponentView {
   uint64_t total = 0;
   uint64_t failures = 0;
   Histogram latency{ProbeLatencyBounds()};
-};
-
-struct Watcher::RunJob {
-  std::vector<RollbackRequest> requests;
-  std::vector<std::string> components;  // for cooldowns and suppression
-  std::string triggered_by = "manual";
-  nlohmann::json detail;
-  std::string command;
-  std::string description;
-  bool automatic = false;
-  std::string trigger;
 };
 
 }  // namespace backstop

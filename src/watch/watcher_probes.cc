@@ -180,9 +180,9 @@ void Watcher::AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget
 }
 
 void Watcher::OnOutcome(ProbeOutcome&& outcome) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   outcomes_.push_back(std::move(outcome));
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
@@ -200,7 +200,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
     if (!fetched) problem = it->second->metrics_url + ": " + o.health.detail;
     bool suppressed;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       it->second->metrics_problem = problem;
       suppressed = suppressed_.count(comp) > 0;
     }
@@ -218,7 +218,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
     const std::string detail = o.timed_out ? "integrity checks timed out" : o.health.detail;
     bool suppressed;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       vit->second->integrity = detail + " (" + FormatRfc3339(wall, true) + ")";
       suppressed = suppressed_.count(comp) > 0;
     }
@@ -264,7 +264,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
       deriver_.FromHealth(view.name, h, o.reachable, reach_known, t_us, !view.ratio.has_value());
   bool suppressed;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     view.has_result = true;
     view.last = h;
     view.reachable = o.reachable;
