@@ -665,6 +665,7 @@ Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options)
   }
   RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.CreateRun(run, steps));
+  if (options.on_run_id) options.on_run_id(run.id);
   out_.Line("Run " + run.id + ": " + (plan.kind == "deploy" ? "deploy " : "rollback of ") +
             (plan.scope == "all" ? std::string("the whole environment") : plan.component) + " to " +
             plan.target);

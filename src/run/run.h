@@ -11,6 +11,7 @@
 // outlive it. Thread-safety: one thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,6 +34,10 @@ struct RunOptions {
   std::string command;  // as typed, for the journal and reports
   std::string triggered_by = "manual";
   nlohmann::json trigger_detail;
+  // Called with the run's id as soon as it is journaled, before any step
+  // runs (on the engine's thread), so that a caller running the engine on
+  // another thread (the watch daemon) can report the run while it goes.
+  std::function<void(const std::string& run_id)> on_run_id;
 };
 
 struct RunOutcome {

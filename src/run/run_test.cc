@@ -320,6 +320,27 @@ TEST_F(RunEngineTest, ResumingAFinishedRunIsRefused) {
   EXPECT_NE(again.status().message().find("already succeeded"), std::string::npos);
 }
 
+// The engine hands the run id to RunOptions::on_run_id once the run is
+// journaled, before its first step, so that the watch daemon need not read it
+// from the human-readable output.
+TEST_F(RunEngineTest, OnRunIdIsCalledWithTheJournaledIdBeforeTheFirstStep) {
+  Add("api", "service", {});
+  world_.services["api"] = {"v2", true};
+  Plan plan = PlanAllTo({{"api", {{"release", "v1"}}}});
+  std::vector<std::string> seen;
+  std::string release_when_called;
+  RunOptions options;
+  options.on_run_id = [&](const std::string& id) {
+    seen.push_back(id);
+    release_when_called = world_.services["api"].release;
+  };
+  auto outcome = engine_->Start(plan, options);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().message();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], outcome->run_id);
+  EXPECT_EQ(release_when_called, "v2");
+}
+
 // The partial writes of a killed run (its pid is gone) are removed by the
 // next run; those of a live process are left alone.
 TEST_F(RunEngineTest, TheNextRunRemovesTempFilesOfKilledRuns) {

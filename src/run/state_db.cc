@@ -149,6 +149,17 @@ Result<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
   // SQLite creates a database with 0644 (less the umask) and gives its -wal
   // and -shm files the database file's mode: creating the file first, 0600
   // and not through a link, makes all three private.
+  // An existing database is not opened and closed here: closing any
+  // descriptor of the file drops every POSIX lock this process holds on it,
+  // the locks of its other open connections (the watch daemon has several)
+  // included, and a write by another process could then corrupt it.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    if ((st.st_mode & 07777) != 0600 && ::chmod(path.c_str(), 0600) != 0) {
+      return Status::FromErrno("chmod state database " + path, errno);
+    }
+    return OpenConnection(path);
+  }
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     if (errno == ELOOP) {
@@ -161,6 +172,10 @@ Result<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
   const int chmod_errno = ::fchmod(fd, 0600) == 0 ? 0 : errno;  // whatever the umask
   ::close(fd);
   if (chmod_errno != 0) return Status::FromErrno("chmod state database " + path, chmod_errno);
+  return OpenConnection(path);
+}
+
+Result<std::unique_ptr<StateDb>> StateDb::OpenConnection(const std::string& path) {
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &db,

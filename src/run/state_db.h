@@ -115,6 +115,8 @@ class StateDb {
   Result<std::optional<std::string>> Get(const std::string& key);
 
  private:
+  // Opens the SQLite connection to a database file that exists, 0600.
+  static Result<std::unique_ptr<StateDb>> OpenConnection(const std::string& path);
   explicit StateDb(sqlite3* db) : db_(db) {}
   Status Exec(const std::string& sql);
   sqlite3* db_;

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "base/hash.h"
+#include "base/mutex.h"
 
 namespace backstop {
 
@@ -436,7 +437,7 @@ class GatedServer : public httplib::Server {
   // On the accept thread: hand the socket to the gate and return at once.
   bool process_and_close_socket(socket_t sock) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       incoming_.push_back(sock);
     }
     Wake();
@@ -466,7 +467,7 @@ class GatedServer : public httplib::Server {
   int ConnectionsOf(const std::string& peer) {
     int n = 0;
     for (const auto& p : pending_) n += p.peer == peer;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = serving_.find(peer);
     return n + (it == serving_.end() ? 0 : it->second);
   }
@@ -568,7 +569,7 @@ class GatedServer : public httplib::Server {
 
   void Dispatch(Pending& p) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       ++serving_[p.peer];
     }
     int fd = p.fd;
@@ -580,7 +581,7 @@ class GatedServer : public httplib::Server {
       bool closed = false;
       process_request(strm, /*close_connection=*/true, closed, nullptr);
       CloseSocket(fd);
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (--serving_[peer] <= 0) serving_.erase(peer);
     });
   }
@@ -592,7 +593,7 @@ class GatedServer : public httplib::Server {
       {
         std::vector<int> incoming;
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          MutexLock lock(&mu_);
           incoming.swap(incoming_);
         }
         for (int fd : incoming) Admit(fd, now);
@@ -642,7 +643,7 @@ class GatedServer : public httplib::Server {
     }
     for (auto& p : pending_) CloseSocket(p.fd);
     pending_.clear();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (int fd : incoming_) CloseSocket(fd);
     incoming_.clear();
   }
@@ -653,9 +654,9 @@ class GatedServer : public httplib::Server {
   std::thread gate_;
   std::unique_ptr<httplib::ThreadPool> workers_;
   std::vector<Pending> pending_;  // gate thread only
-  std::mutex mu_;                 // guards incoming_ and serving_
-  std::vector<int> incoming_;
-  std::map<std::string, int> serving_;  // per client: requests with a worker
+  Mutex mu_;
+  std::vector<int> incoming_ GUARDED_BY(mu_);
+  std::map<std::string, int> serving_ GUARDED_BY(mu_);  // per client: requests with a worker
 };
 
 class ApiServer::Impl {

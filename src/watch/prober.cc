@@ -29,6 +29,7 @@
 #include <queue>
 #include <thread>
 
+#include "base/mutex.h"
 #include "probe/probe.h"
 
 namespace backstop {
@@ -179,9 +180,11 @@ class Prober::Loop {
   std::thread thread_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stop_{false};
-  bool started_flag_ = false;
 
   int epoll_fd_ = -1;
+  // Opened by Start and closed by Stop (after every thread is joined), under
+  // mu_ with started_flag_, so that Add and ProbeNow from other threads never
+  // write to a closed (or reused) descriptor.
   int wake_fd_ = -1;
   CURLM* multi_ = nullptr;
   int64_t curl_deadline_us_ = -1;  // -1: no curl timer pending
@@ -195,22 +198,26 @@ class Prober::Loop {
   size_t http_targets_ = 0;
 
   // Shared with other threads.
-  mutable std::mutex mu_;
-  std::vector<ProbeTarget> pending_adds_;
-  std::vector<std::string> pending_now_;
-  std::vector<JobDone> done_;
-  std::map<std::string, bool> names_;  // every name ever added (duplicate check)
+  mutable Mutex mu_;
+  bool started_flag_ GUARDED_BY(mu_) = false;
+  std::vector<ProbeTarget> pending_adds_ GUARDED_BY(mu_);
+  std::vector<std::string> pending_now_ GUARDED_BY(mu_);
+  std::vector<JobDone> done_ GUARDED_BY(mu_);
+  std::map<std::string, bool> names_ GUARDED_BY(mu_);  // every name ever added (duplicate check)
 
-  std::mutex job_mu_;
-  std::condition_variable job_cv_;
-  std::deque<Job> jobs_;
-  int idle_workers_ = 0;  // guarded by job_mu_
+  Mutex job_mu_;
+  CondVar job_cv_;
+  std::deque<Job> jobs_ GUARDED_BY(job_mu_);
+  int idle_workers_ GUARDED_BY(job_mu_) = 0;
 
   std::atomic<uint64_t> started_{0}, completed_{0}, http_{0}, tcp_{0}, blocking_{0}, skipped_{0};
 };
 
 Status Prober::Loop::Start(Callback callback) {
-  if (started_flag_) return Status::FailedPrecondition("prober already started");
+  {
+    MutexLock lock(&mu_);
+    if (started_flag_) return Status::FailedPrecondition("prober already started");
+  }
   InitCurlOnce();
   callback_ = std::move(callback);
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -228,7 +235,10 @@ Status Prober::Loop::Start(Callback callback) {
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Loop::TimerCallback);
   curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
-  started_flag_ = true;
+  {
+    MutexLock lock(&mu_);
+    started_flag_ = true;
+  }
   // Workers are started on demand (see StartProbe): a watcher with no
   // blocking probe runs none, and every thread costs its share of memory.
   thread_ = std::thread([this] { Run(); });
@@ -236,12 +246,15 @@ Status Prober::Loop::Start(Callback callback) {
 }
 
 void Prober::Loop::Stop() {
-  if (!started_flag_) return;
+  {
+    MutexLock lock(&mu_);
+    if (!started_flag_) return;
+  }
   if (!stop_.exchange(true)) {
     Wake();
     {
-      std::lock_guard<std::mutex> lock(job_mu_);
-      job_cv_.notify_all();
+      MutexLock lock(&job_mu_);
+      job_cv_.SignalAll();
     }
   }
   if (thread_.joinable()) thread_.join();
@@ -264,9 +277,11 @@ void Prober::Loop::Stop() {
     curl_multi_cleanup(multi_);
     multi_ = nullptr;
   }
-  if (wake_fd_ >= 0) ::close(wake_fd_);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
-  wake_fd_ = epoll_fd_ = -1;
+  epoll_fd_ = -1;
+  MutexLock lock(&mu_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  wake_fd_ = -1;
   started_flag_ = false;
 }
 
@@ -276,23 +291,23 @@ Status Prober::Loop::Add(ProbeTarget target) {
     return Status::InvalidArgument("probe target " + target.name + " has no probe");
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (names_.count(target.name)) {
       return Status::InvalidArgument("probe target " + target.name + " added twice");
     }
     names_[target.name] = true;
     pending_adds_.push_back(std::move(target));
+    if (started_flag_) Wake();
   }
-  if (started_flag_) Wake();
   return Status::OK();
 }
 
 void Prober::Loop::ProbeNow(const std::string& name) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     pending_now_.push_back(name);
+    if (started_flag_) Wake();
   }
-  if (started_flag_) Wake();
 }
 
 void Prober::Loop::Install(ProbeTarget spec) {
@@ -376,7 +391,7 @@ void Prober::Loop::DrainControl() {
   std::vector<std::string> now_names;
   std::vector<JobDone> done;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     adds.swap(pending_adds_);
     now_names.swap(pending_now_);
     done.swap(done_);
@@ -479,12 +494,12 @@ void Prober::Loop::StartProbe(Target& t, int64_t now) {
       t.deadline_us =
           now + (t.timeout_ms + std::max<int64_t>(0, options_.blocking_grace_ms)) * 1000;
       watched_.push_back(t.index);
-      std::lock_guard<std::mutex> lock(job_mu_);
+      MutexLock lock(&job_mu_);
       jobs_.push_back(Job{t.index, t.job, t.spec.blocking});
       if (idle_workers_ == 0 && static_cast<int>(workers_.size()) < std::max(1, options_.workers)) {
         workers_.emplace_back([this] { Worker(); });  // only the loop thread touches workers_
       }
-      job_cv_.notify_one();
+      job_cv_.Signal();
       return;
     }
   }
@@ -775,9 +790,9 @@ void Prober::Loop::Worker() {
   for (;;) {
     Job job;
     {
-      std::unique_lock<std::mutex> lock(job_mu_);
+      MutexLock lock(&job_mu_);
       ++idle_workers_;
-      job_cv_.wait(lock, [this] { return stop_.load() || !jobs_.empty(); });
+      while (!stop_.load() && jobs_.empty()) job_cv_.Wait(&job_mu_);
       --idle_workers_;
       if (stop_.load()) return;
       job = std::move(jobs_.front());
@@ -790,7 +805,7 @@ void Prober::Loop::Worker() {
     done.result = job.fn();
     done.finished_us = Now();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       done_.push_back(std::move(done));
     }
     Wake();

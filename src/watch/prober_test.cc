@@ -378,6 +378,30 @@ TEST(ProberTest, BlockingProbeThatOverrunsIsReportedAsTimedOut) {
   EXPECT_EQ(c.Get("hang").size(), 1u) << "the late result is dropped";
 }
 
+// Add and ProbeNow from another thread may race with Stop: they wake the
+// loop under the lock Stop closes the wake descriptor under, never writing to
+// a closed (or reused) descriptor. ThreadSanitizer reported this race before.
+TEST(ProberTest, AddAndProbeNowMayRaceWithStop) {
+  Prober prober(Env::Default());
+  ASSERT_TRUE(prober.Start([](ProbeOutcome&&) {}).ok());
+  std::atomic<int> added{0};
+  std::thread adder([&] {
+    for (int i = 0; i < 2000; ++i) {
+      ProbeTarget t;
+      t.name = "t" + std::to_string(i);
+      t.probe.interval_ms = 60'000;
+      t.probe.timeout_ms = 100;
+      t.blocking = [] { return HealthResult{}; };
+      if (prober.Add(std::move(t)).ok()) ++added;
+      prober.ProbeNow("t0");
+    }
+  });
+  while (added.load() < 10) std::this_thread::yield();
+  prober.Stop();
+  adder.join();
+  EXPECT_EQ(added.load(), 2000);  // adding after Stop is accepted, and inert
+}
+
 TEST(ProberTest, RejectsDuplicateAndEmptyTargets) {
   Prober prober(Env::Default());
   TestServer server;

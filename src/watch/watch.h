@@ -46,14 +46,11 @@
 // methods from the API threads.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
-#include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -63,17 +60,22 @@
 #include <nlohmann/json.hpp>
 
 #include "base/env.h"
+#include "base/mutex.h"
 #include "base/output.h"
 #include "base/status.h"
 #include "drivers/driver.h"
 #include "run/state_db.h"
 #include "spec/spec.h"
 #include "store/store.h"
+#include "watch/action_gate.h"
 #include "watch/api.h"
 #include "watch/decision.h"
 #include "watch/prober.h"
+#include "watch/rollback_job.h"
 #include "watch/rules.h"
 #include "watch/signals.h"
+#include "watch/watch_logger.h"
+#include "watch/watch_state.h"
 
 namespace backstop {
 
@@ -95,46 +97,6 @@ struct WatchOptions {
   std::string command;       // as typed, for run records
   bool json_output = false;  // --output json (for --once)
 };
-
-// Log lines: text ("<ts> LEVEL msg key=value ...") or JSON lines
-// ({"ts", "level", "msg", "fields"}), on `out` (stderr by default). Any
-// registered secret is replaced by "[redacted]" wherever it would appear.
-// Thread-safety: safe from any thread.
-class WatchLogger {
- public:
-  explicit WatchLogger(bool json, FILE* out = stderr, Clock* clock = nullptr);
-  void Log(const std::string& level, const std::string& msg,
-           const nlohmann::json& fields = nlohmann::json::object());
-  void Info(const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
-    Log("info", msg, fields);
-  }
-  void Warn(const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
-    Log("warn", msg, fields);
-  }
-  void Error(const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
-    Log("error", msg, fields);
-  }
-  void AddSecret(const std::string& secret);
-
- private:
-  std::string Redact(std::string text) const;
-  bool json_;
-  FILE* out_;
-  Clock* clock_;
-  std::mutex mu_;
-  std::vector<std::string> secrets_;
-};
-
-// The pause flag, kept in the state database under "watch.paused".
-struct PauseState {
-  bool paused = false;
-  std::string reason;
-  std::string by;  // "cli", "api 127.0.0.1"
-  int64_t at_wall_us = 0;
-  nlohmann::json ToJson() const;
-};
-Result<PauseState> ReadPauseState(StateDb& db);
-Status WritePauseState(StateDb& db, const PauseState& state);
 
 class Watcher final : public ApiBackend {
  public:
@@ -163,20 +125,22 @@ class Watcher final : public ApiBackend {
   ApiReply SetPaused(bool paused, const std::string& reason, const std::string& actor) override;
   std::string MetricsText() override;
 
+  // For tests: how long RequestRollback waits for the control thread to take
+  // a request before answering 503 (and withdrawing it).
+  void SetApiAnswerTimeoutForTesting(int64_t ms) EXCLUDES(mu_);
+
  private:
   struct ComponentView;
-  struct RunJob;
-  // Why a firing trigger is held, for the ones that can clear by themselves.
-  enum class Gate { kPaused, kRunActive, kLockHeld, kCooldown, kCap, kRestart };
-  struct Held {
-    TriggerEvent event;
-    Gate gate = Gate::kPaused;
-  };
-  struct Action {
-    int64_t at_wall_us = 0;
-    std::vector<std::string> components;
-    std::string trigger;  // empty for API requests
-    bool automatic = false;
+  // A rollback asked for through the API, from the API thread that waits for
+  // the answer to the control thread and the job. Only a request still
+  // pending when it is withdrawn (503) is answered by the API thread; a
+  // withdrawn request never acts.
+  struct ApiRequest {
+    enum class State { kQueued, kTaken, kStarted, kRefused, kWithdrawn };
+    RunJob job;
+    State state = State::kQueued;  // guarded by the Watcher's mu_
+    int code = 0;                  // kRefused: the HTTP status
+    std::string why;               // kRefused: the reason
   };
 
   Status Open();
@@ -186,24 +150,26 @@ class Watcher final : public ApiBackend {
   void AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets);
   // For driver calls outside a run (health, invariants, Describe).
   DriverContext DaemonDriverContext();
-  void OnOutcome(ProbeOutcome&& outcome);
-  void HandleOutcome(ProbeOutcome& outcome, int64_t now_us);
-  void HandleEvents(const std::vector<TriggerEvent>& events, bool may_act);
-  void HandleFiring(const TriggerEvent& event, bool may_act);
-  void RetryHeld();
-  bool StartJob(RunJob job, std::string* refusal);
-  void ProcessApiJobs();
-  void RunJobThread(std::shared_ptr<RunJob> job);
-  void FinishJobIfDone(int64_t now_us);
+  void OnOutcome(ProbeOutcome&& outcome) EXCLUDES(mu_);
+  void HandleOutcome(ProbeOutcome& outcome, int64_t now_us) EXCLUDES(mu_);
+  void HandleEvents(const std::vector<TriggerEvent>& events, bool may_act) EXCLUDES(mu_);
+  void HandleFiring(const TriggerEvent& event, bool may_act) EXCLUDES(mu_);
+  void RetryHeld() EXCLUDES(mu_);
+  // What the gate needs to know now (reads the lock file, then takes mu_).
+  GateInputs ReadGateInputs() EXCLUDES(mu_);
+  // Starts `job` on its own thread unless a job runs or awaits FinishJobIfDone.
+  // `request`: the API request it answers, if any.
+  bool StartJob(RunJob job, std::shared_ptr<ApiRequest> request, std::string* refusal)
+      EXCLUDES(mu_);
+  void ProcessApiJobs() EXCLUDES(mu_);
+  // Reaps a finished job: its components' trigger instances start afresh.
+  void FinishJobIfDone(int64_t now_us) EXCLUDES(mu_);
   void SaveRuleState(bool force, int64_t now_us);
-  void RefreshPaused();
-  void LoadActions();
-  void SaveActions();
-  DecisionContext BuildDecisionContext();
-  std::string CooldownBlock(const std::vector<std::string>& components, int64_t now_wall_us);
-  int AutomaticInLastHour(int64_t now_wall_us);
-  void WriteDaemonInfo();
-  nlohmann::json StatusLocked();
+  void RefreshPaused() EXCLUDES(mu_);
+  void SaveActions() EXCLUDES(mu_);
+  DecisionContext BuildDecisionContext() EXCLUDES(mu_);
+  void WriteDaemonInfo() EXCLUDES(mu_);
+  nlohmann::json StatusLocked() REQUIRES(mu_);
 
   Env* env_;
   const Spec& spec_;
@@ -221,41 +187,43 @@ class Watcher final : public ApiBackend {
   std::map<std::string, std::unique_ptr<Driver>> integrity_drivers_;  // the same, own instances
   std::unique_ptr<Prober> prober_;
   std::unique_ptr<ApiServer> api_;
-  std::map<std::pair<std::string, std::string>, Held> held_;  // (trigger, component)
-  std::set<std::pair<std::string, std::string>> non_ok_;      // instances pending or firing
+  std::set<std::pair<std::string, std::string>> non_ok_;  // instances pending or firing
   bool rules_dirty_ = false;
   int64_t last_rules_save_us_ = 0;
   int64_t last_pause_check_us_ = 0;
-  std::thread run_thread_;
+  std::unique_ptr<RollbackJob> job_;  // running, or finished and not yet reaped
 
-  // Shared; guarded by mu_.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::deque<ProbeOutcome> outcomes_;
+  // Shared between the control, prober, job and API threads.
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::deque<ProbeOutcome> outcomes_ GUARDED_BY(mu_);
+  // The map itself is built before any other thread starts and then only read;
+  // the views' fields are guarded by mu_.
   std::map<std::string, std::unique_ptr<ComponentView>> views_;
-  std::vector<TriggerStatus> trigger_states_;
-  PauseState paused_;
-  std::vector<Action> actions_;
-  bool run_active_ = false;
-  bool run_finished_ = false;
-  std::string run_id_;           // the run in progress (once known)
-  std::string run_description_;  // "rollback of orchestrator (trigger:health_check_failures)"
-  int64_t run_started_wall_us_ = 0;
-  std::set<std::string> suppressed_;            // components the running rollback affects
-  std::vector<std::string> finished_affected_;  // to reset when the job ends
-  std::deque<nlohmann::json> decisions_;        // recent decisions, newest last
-  // Rollbacks asked for through the API, for the control thread to start;
-  // the promise receives {0, ""} (started) or {HTTP status, why not}.
-  using ApiAnswer = std::pair<int, std::string>;
-  std::deque<std::pair<std::shared_ptr<RunJob>, std::shared_ptr<std::promise<ApiAnswer>>>>
-      api_jobs_;
-  WatchMetrics metrics_;
-  int api_port_ = 0;
+  std::vector<TriggerStatus> trigger_states_ GUARDED_BY(mu_);
+  PauseState paused_ GUARDED_BY(mu_);
+  ActionGate gate_ GUARDED_BY(mu_);
+  bool actions_dirty_ GUARDED_BY(mu_) = false;  // recorded by a job, to persist
+  bool run_active_ GUARDED_BY(mu_) = false;
+  bool run_finished_ GUARDED_BY(mu_) = false;  // until FinishJobIfDone reaps it
+  std::string run_id_ GUARDED_BY(mu_);         // the run in progress (once known)
+  // "rollback of orchestrator (trigger:health_check_failures)"
+  std::string run_description_ GUARDED_BY(mu_);
+  int64_t run_started_wall_us_ GUARDED_BY(mu_) = 0;
+  // Components the running rollback affects.
+  std::set<std::string> suppressed_ GUARDED_BY(mu_);
+  std::vector<std::string> finished_affected_ GUARDED_BY(mu_);  // to reset when reaped
+  std::deque<nlohmann::json> decisions_ GUARDED_BY(mu_);        // recent, newest last
+  // Rollbacks asked for through the API, for the control thread to start.
+  std::deque<std::shared_ptr<ApiRequest>> api_requests_ GUARDED_BY(mu_);
+  int64_t api_answer_timeout_ms_ GUARDED_BY(mu_) = 10'000;
+  WatchMetrics metrics_ GUARDED_BY(mu_);
+  int api_port_ GUARDED_BY(mu_) = 0;
 
   // API threads: their own connection to the state database.
-  std::mutex api_db_mu_;
-  std::unique_ptr<StateDb> api_db_;
+  Mutex api_db_mu_;
+  std::unique_ptr<StateDb> api_db_ PT_GUARDED_BY(api_db_mu_);
 };
 
 // `backstop watch` (and `--once`): runs the daemon, stopping on SIGINT or

@@ -217,10 +217,12 @@ TEST(WatcherTest, OnceProbesEverythingAndReports) {
 // Runs the daemon on a thread; the API on a free port, the token given.
 class DaemonThread {
  public:
-  DaemonThread(const Spec& spec, const testing::TempDir& dir) : logf_(std::tmpfile()) {
+  DaemonThread(const Spec& spec, const testing::TempDir& dir, bool dry_run = false)
+      : logf_(std::tmpfile()) {
     testing::WriteFileOrDie(dir.Join("token"), "daemon-test-token-123\n");
     log_ = std::make_unique<WatchLogger>(true, logf_);
     WatchOptions options;
+    options.dry_run = dry_run;
     options.listen = "127.0.0.1:0";
     options.token_file = dir.Join("token");
     watcher_ = std::make_unique<Watcher>(Env::Default(), spec, DriverRegistry::Global(), options,
@@ -243,6 +245,7 @@ class DaemonThread {
     return ReadAll(logf_);
   }
   int port() const { return watcher_->api_port(); }
+  Watcher& watcher() { return *watcher_; }
   httplib::Client& client() { return *client_; }
   const Status& status() const { return status_; }
   // Polls /api/v1/status until `pred` holds (or about 10 s).
@@ -372,6 +375,54 @@ TEST(WatcherTest, RunningDaemonServesTheApiAndHonoursTheToken) {
   EXPECT_TRUE(daemon.status().ok()) << daemon.status().message();
   EXPECT_EQ(logs.find("daemon-test-token-123"), std::string::npos);
   EXPECT_NE(logs.find("no restore point"), std::string::npos) << logs;
+}
+
+// A restore point of every component of `spec`, to roll back to.
+void TakeRestorePointOrDie(const Spec& spec) {
+  ASSERT_TRUE(Env::Default()->fs()->CreateDirs(spec.state_dir).ok());
+  auto store = Store::Open(Env::Default(), spec.store_path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto state = StateDb::Open(JoinPath(spec.state_dir, "state.db"));
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  std::FILE* quiet = std::tmpfile();
+  Output out(false, quiet, quiet);
+  RunEngine engine(Env::Default(), spec, **store, **state, DriverRegistry::Global(), out);
+  auto rp = TakeRestorePoint(engine, spec, **store, {}, "good", "manual", "", "");
+  std::fclose(quiet);
+  ASSERT_TRUE(rp.ok()) << rp.status().ToString();
+}
+
+// A rollback asked for through the API and answered 503 (the control thread
+// did not take it in time) is withdrawn: it never runs, not even later. The
+// next request is the only run.
+TEST(WatcherTest, ARollbackRequestAnswered503NeverRuns) {
+  Services services;
+  testing::TempDir dir;
+  auto spec = MakeSpec(dir, services, "");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  TakeRestorePointOrDie(*spec);
+  // Dry run: the failing component's trigger never rolls back by itself.
+  DaemonThread daemon(*spec, dir, /*dry_run=*/true);
+  ASSERT_GT(daemon.port(), 0);
+  httplib::Headers auth = {{"Authorization", "Bearer daemon-test-token-123"}};
+  daemon.watcher().SetApiAnswerTimeoutForTesting(0);
+  auto busy =
+      daemon.client().Post("/api/v1/rollback", auth, R"({"component": "bad"})", "application/json");
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 503) << busy->body;
+  daemon.watcher().SetApiAnswerTimeoutForTesting(10'000);
+  auto taken = daemon.client().Post("/api/v1/rollback", auth, R"({"component": "good"})",
+                                    "application/json");
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->status, 202) << taken->body;
+  daemon.WaitForStatus([](const nlohmann::json& s) { return s["current_run"].is_null(); });
+  daemon.Stop();
+  auto db = StateDb::Open(JoinPath(spec->state_dir, "state.db"));
+  ASSERT_TRUE(db.ok());
+  auto runs = (*db)->ListRuns(10);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_NE((*runs)[0].command.find("\"good\""), std::string::npos) << (*runs)[0].command;
 }
 
 }  // namespace
