@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +47,43 @@ struct FileInfo {
   bool is_regular = false;
 };
 
+// A file being written, in order, from the start or from its end. Writes
+// are buffered in user space until Flush (or a buffer fills); Sync makes
+// what was flushed durable (fsync). Destroying an open file closes it
+// without syncing, reporting nothing: call Close to learn of errors.
+// Thread-safety: not thread-safe; one writer at a time.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual Status Append(std::string_view data) = 0;
+  // Hands the buffered bytes to the operating system (a crash of this
+  // process no longer loses them; a crash of the machine may).
+  virtual Status Flush() = 0;
+  // Flushes, then fsyncs: what was appended survives a power loss.
+  virtual Status Sync() = 0;
+  // Flushes and closes (without syncing). Later calls are errors.
+  virtual Status Close() = 0;
+};
+
+// A file being read from start to end.
+// Thread-safety: not thread-safe.
+class SequentialFile {
+ public:
+  virtual ~SequentialFile() = default;
+  // Reads up to `n` bytes into `scratch` and returns them (a view into
+  // `scratch`); fewer only at the end of the file, empty at its end.
+  virtual Result<std::string_view> Read(size_t n, char* scratch) = 0;
+  // Skips `n` bytes (stopping at the end of the file).
+  virtual Status Skip(uint64_t n) = 0;
+};
+
+// How NewWritableFile opens a file.
+enum class WriteMode {
+  kTruncate,   // created, or emptied if it exists
+  kCreateNew,  // created; FailedPrecondition if the path exists (even as a link)
+  kAppend,     // created, or appended to; an existing file keeps its mode
+};
+
 // Modes: what Backstop creates is private unless a caller asks otherwise
 // (the state dir holds database dumps): files 0600, directories 0700. The
 // mode is set explicitly after creation, so the process umask neither widens
@@ -59,14 +97,25 @@ class FileSystem {
   // `path` itself is a symbolic link, for files Backstop wrote itself
   // (manifests, records) where a link can only be a substitution.
   virtual Result<std::string> ReadFileNoFollow(const std::string& path);
+  // Opens `path` for streaming writes. Never through a symbolic link
+  // (FailedPrecondition); a file it creates gets exactly `mode` whatever the
+  // umask (kTruncate also sets `mode` on a file that exists).
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path, uint32_t mode = 0600, WriteMode how = WriteMode::kTruncate) = 0;
+  // Opens `path` for streaming reads. Never through a symbolic link:
+  // FailedPrecondition when `path` is one; NotFound when it does not exist.
+  virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
   // Crash-safe replace: writes `path.tmp-<pid>-<n>`, fsyncs it, renames it over
   // `path` and fsyncs the directory. Readers see the old or the new content, never a mix.
-  // A symlink at `path` is replaced, never written through.
+  // A symlink at `path` is replaced, never written through. Built on
+  // NewWritableFile, Rename and SyncDir (a decorator that overrides those
+  // changes this too).
   virtual Status WriteFileAtomic(const std::string& path, std::string_view data,
-                                 uint32_t mode = 0600) = 0;
+                                 uint32_t mode = 0600);
   // Appends and fsyncs (journals, logs that must survive a crash). A file it
-  // creates gets mode 0600; it never appends through a symlink.
-  virtual Status AppendFile(const std::string& path, std::string_view data) = 0;
+  // creates gets mode 0600; it never appends through a symlink. Built on
+  // NewWritableFile(kAppend).
+  virtual Status AppendFile(const std::string& path, std::string_view data);
   // Creates `path` and its missing parents with exactly `mode`; directories
   // that exist are left as they are.
   virtual Status CreateDirs(const std::string& path, uint32_t mode = 0700) = 0;
@@ -80,12 +129,70 @@ class FileSystem {
   // Removes a tree. A missing path is OK.
   virtual Status RemoveAll(const std::string& path) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  // Like Rename, but never replaces: FailedPrecondition (naming `to`) when
+  // `to` exists, which is then left unchanged; `from` stays in place.
+  virtual Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
   virtual Status SyncDir(const std::string& dir) = 0;
   virtual Result<std::string> ReadLink(const std::string& path) = 0;
   // Points `link` at `target` atomically (temp symlink + rename + dir fsync).
   virtual Status SymlinkAtomic(const std::string& target, const std::string& link) = 0;
   // Never through a symlink: FailedPrecondition when `path` is one.
   virtual Status Chmod(const std::string& path, uint32_t mode) = 0;
+};
+
+// A FileSystem that forwards every call to `target`, for decorators (a file
+// system that fails on demand, one that counts calls) that override only
+// what they change. Does not own `target`, which must outlive it.
+// Thread-safety: that of `target`.
+class FileSystemWrapper : public FileSystem {
+ public:
+  explicit FileSystemWrapper(FileSystem* target) : target_(target) {}
+  FileSystem* target() const { return target_; }
+
+  Result<std::string> ReadFile(const std::string& path) override { return target_->ReadFile(path); }
+  Result<std::string> ReadFileNoFollow(const std::string& path) override {
+    return target_->ReadFileNoFollow(path);
+  }
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, uint32_t mode,
+                                                        WriteMode how) override {
+    return target_->NewWritableFile(path, mode, how);
+  }
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    return target_->NewSequentialFile(path);
+  }
+  Status WriteFileAtomic(const std::string& path, std::string_view data, uint32_t mode) override {
+    return target_->WriteFileAtomic(path, data, mode);
+  }
+  Status AppendFile(const std::string& path, std::string_view data) override {
+    return target_->AppendFile(path, data);
+  }
+  Status CreateDirs(const std::string& path, uint32_t mode) override {
+    return target_->CreateDirs(path, mode);
+  }
+  bool Exists(const std::string& path) override { return target_->Exists(path); }
+  Result<FileInfo> Stat(const std::string& path) override { return target_->Stat(path); }
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override {
+    return target_->ListDir(dir);
+  }
+  Status Remove(const std::string& path) override { return target_->Remove(path); }
+  Status RemoveAll(const std::string& path) override { return target_->RemoveAll(path); }
+  Status Rename(const std::string& from, const std::string& to) override {
+    return target_->Rename(from, to);
+  }
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    return target_->RenameNoReplace(from, to);
+  }
+  Status SyncDir(const std::string& dir) override { return target_->SyncDir(dir); }
+  Result<std::string> ReadLink(const std::string& path) override { return target_->ReadLink(path); }
+  Status SymlinkAtomic(const std::string& target, const std::string& link) override {
+    return target_->SymlinkAtomic(target, link);
+  }
+  Status Chmod(const std::string& path, uint32_t mode) override {
+    return target_->Chmod(path, mode);
+  }
+
+ private:
+  FileSystem* target_;
 };
 
 struct ProcessOptions {
@@ -170,6 +277,8 @@ class Env {
 };
 
 // Helpers shared by many modules.
+// The rest of `file`, read to its end.
+Result<std::string> ReadAll(SequentialFile& file);
 std::string JoinPath(std::string_view a, std::string_view b);
 std::string Dirname(std::string_view path);
 std::string Basename(std::string_view path);

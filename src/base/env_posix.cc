@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>  // renameat2
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -21,38 +22,12 @@
 #include <thread>
 
 #include "base/env.h"
+#include "base/posix_file.h"
 
 extern char** environ;
 
 namespace backstop {
 namespace {
-
-std::atomic<uint64_t> g_temp_counter{0};
-
-constexpr mode_t kPrivateFileMode = 0600;
-
-Status SymlinkRefused(const std::string& path) {
-  return Status::FailedPrecondition(path +
-                                    " is a symbolic link; Backstop does not read or write "
-                                    "through a link where it expects its own file (remove it)");
-}
-
-std::string TempNameFor(const std::string& path) {
-  return path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter);
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno("write " + path, errno);
-    }
-    off += static_cast<size_t>(n);
-  }
-  return Status::OK();
-}
 
 class PosixClock : public Clock {
  public:
@@ -73,75 +48,27 @@ class PosixClock : public Clock {
 
 class PosixFileSystem : public FileSystem {
  public:
-  Result<std::string> ReadFile(const std::string& path) override { return Read(path, 0); }
+  static Result<std::string> ReadWhole(const std::string& path, bool follow_links) {
+    BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<SequentialFile> file,
+                              NewPosixSequentialFile(path, follow_links));
+    return ReadAll(*file);
+  }
+
+  Result<std::string> ReadFile(const std::string& path) override {
+    return ReadWhole(path, /*follow_links=*/true);
+  }
 
   Result<std::string> ReadFileNoFollow(const std::string& path) override {
-    return Read(path, O_NOFOLLOW);
+    return ReadWhole(path, /*follow_links=*/false);
   }
 
-  Result<std::string> Read(const std::string& path, int extra_flags) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | extra_flags);
-    if (fd < 0) {
-      if (errno == ENOENT) return Status::NotFound(path + ": no such file");
-      if (errno == ELOOP && (extra_flags & O_NOFOLLOW) != 0) return SymlinkRefused(path);
-      return Status::FromErrno("open " + path, errno);
-    }
-    std::string out;
-    char buf[1 << 16];
-    for (;;) {
-      ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
-        ::close(fd);
-        return Status::FromErrno("read " + path, e);
-      }
-      if (n == 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return out;
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, uint32_t mode,
+                                                        WriteMode how) override {
+    return NewPosixWritableFile(path, mode, how);
   }
 
-  Status WriteFileAtomic(const std::string& path, std::string_view data, uint32_t mode) override {
-    std::string tmp = TempNameFor(path);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return Status::FromErrno("create " + tmp, errno);
-    Status st = WriteAll(fd, data, tmp);
-    if (st.ok() && ::fchmod(fd, mode) != 0) st = Status::FromErrno("chmod " + tmp, errno);
-    if (st.ok() && ::fsync(fd) != 0) st = Status::FromErrno("fsync " + tmp, errno);
-    if (::close(fd) != 0 && st.ok()) st = Status::FromErrno("close " + tmp, errno);
-    if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-      st = Status::FromErrno("rename " + tmp + " to " + path, errno);
-    }
-    if (!st.ok()) {
-      ::unlink(tmp.c_str());
-      return st;
-    }
-    return SyncDir(Dirname(path));
-  }
-
-  Status AppendFile(const std::string& path, std::string_view data) override {
-    constexpr int kFlags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
-    int fd = ::open(path.c_str(), kFlags);
-    if (fd < 0 && errno == ENOENT) {
-      // Created here: set the mode explicitly, whatever the umask.
-      fd = ::open(path.c_str(), kFlags | O_CREAT | O_EXCL, kPrivateFileMode);
-      if (fd >= 0 && ::fchmod(fd, kPrivateFileMode) != 0) {
-        int e = errno;
-        ::close(fd);
-        return Status::FromErrno("chmod " + path, e);
-      }
-      if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), kFlags);  // created meanwhile
-    }
-    if (fd < 0) {
-      if (errno == ELOOP) return SymlinkRefused(path);
-      return Status::FromErrno("open " + path, errno);
-    }
-    Status st = WriteAll(fd, data, path);
-    if (st.ok() && ::fsync(fd) != 0) st = Status::FromErrno("fsync " + path, errno);
-    ::close(fd);
-    return st;
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    return NewPosixSequentialFile(path, /*follow_links=*/false);
   }
 
   Status CreateDirs(const std::string& path, uint32_t mode) override {
@@ -227,6 +154,26 @@ class PosixFileSystem : public FileSystem {
   Status Rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) {
       return Status::FromErrno("rename " + from + " to " + to, errno);
+    }
+    return Status::OK();
+  }
+
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    int r = ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
+    bool linked = false;
+    if (r != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) {
+      // File systems without RENAME_NOREPLACE: link() also refuses to replace.
+      r = ::link(from.c_str(), to.c_str());
+      linked = r == 0;
+    }
+    if (r != 0) {
+      if (errno == EEXIST) {
+        return Status::FailedPrecondition(to + " already exists; it was left unchanged");
+      }
+      return Status::FromErrno("rename " + from + " to " + to, errno);
+    }
+    if (linked && ::unlink(from.c_str()) != 0) {
+      return Status::FromErrno("remove " + from + " (linked to " + to + ")", errno);
     }
     return Status::OK();
   }
@@ -691,12 +638,6 @@ std::string ProcessResult::Describe() const {
   if (nl != std::string::npos) tail = tail.substr(nl + 1);
   if (!tail.empty()) what += ": " + tail;
   return what;
-}
-
-Result<std::string> FileSystem::ReadFileNoFollow(const std::string& path) {
-  auto info = Stat(path);
-  if (info.ok() && info->is_symlink) return SymlinkRefused(path);
-  return ReadFile(path);
 }
 
 Env* Env::Default() {

@@ -1,10 +1,6 @@
 #include "base/hash.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 namespace backstop {
 
@@ -42,30 +38,19 @@ std::string Sha256Hex(std::string_view data) {
   return h.FinishHex();
 }
 
-Result<std::string> Sha256File(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound(path + ": no such file");
-    if (errno == ELOOP) {
-      return Status::FailedPrecondition(path + " is a symbolic link; it is not hashed through");
-    }
-    return Status::FromErrno("open " + path, errno);
-  }
+Result<std::string> Sha256File(FileSystem* fs, const std::string& path) {
+  BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<SequentialFile> file, fs->NewSequentialFile(path));
   Sha256 h;
-  static thread_local char buf[1 << 18];
+  static thread_local char scratch[1 << 18];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return Status::FromErrno("read " + path, e);
-    }
-    if (n == 0) break;
-    h.Update(std::string_view(buf, static_cast<size_t>(n)));
+    BACKSTOP_ASSIGN_OR_RETURN(std::string_view chunk, file->Read(sizeof scratch, scratch));
+    if (chunk.empty()) return h.FinishHex();
+    h.Update(chunk);
   }
-  ::close(fd);
-  return h.FinishHex();
+}
+
+Result<std::string> Sha256File(const std::string& path) {
+  return Sha256File(Env::Default()->fs(), path);
 }
 
 bool IsSha256Hex(std::string_view s) {

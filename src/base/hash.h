@@ -29,9 +29,12 @@ class Sha256 {
 };
 
 std::string Sha256Hex(std::string_view data);
-// Hashes a file by streaming it (no full read into memory). Never through a
-// symbolic link: FailedPrecondition when `path` is one (callers hash what
-// they found to be a regular file; a link there now is a substitution).
+// Hashes a file by streaming it through `fs` (no full read into memory).
+// Never through a symbolic link: FailedPrecondition when `path` is one
+// (callers hash what they found to be a regular file; a link there now is a
+// substitution).
+Result<std::string> Sha256File(FileSystem* fs, const std::string& path);
+// The same through the real file system (Env::Default()).
 Result<std::string> Sha256File(const std::string& path);
 // True if `s` is 64 lowercase hex digits.
 bool IsSha256Hex(std::string_view s);

@@ -109,29 +109,6 @@ SettingSchema MakeSetting(std::string key, SettingSchema::Type type, bool requir
   return s;
 }
 
-Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::string& path) {
-  std::vector<nlohmann::json> out;
-  auto text = fs->ReadFile(path);
-  if (!text.ok()) {
-    if (text.status().IsNotFound()) return out;
-    return text.status();
-  }
-  size_t start = 0;
-  for (int line = 1; start < text->size(); ++line) {
-    size_t end = text->find('\n', start);
-    if (end == std::string::npos) end = text->size();
-    std::string_view row(text->data() + start, end - start);
-    start = end + 1;
-    if (row.empty()) continue;
-    nlohmann::json j = nlohmann::json::parse(row, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) {
-      return Status::Corruption(path + ":" + std::to_string(line) + ": not a JSON object");
-    }
-    out.push_back(std::move(j));
-  }
-  return out;
-}
-
 HealthResult Driver::Health(const ComponentSpec& c, DriverContext& ctx) {
   if (!c.health.enabled()) {
     HealthResult r;

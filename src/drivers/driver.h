@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/env.h"
+#include "base/json_lines.h"  // ReadJsonLines, for the drivers' ledgers
 #include "base/status.h"
 #include "spec/spec.h"
 
@@ -148,11 +149,6 @@ struct IntegrityCheck {
   bool passed = false;
   std::string detail;  // "expected 12, found 12"
 };
-
-// The objects of a JSON-lines file (a data-loss ledger), blank lines
-// skipped: empty when the file does not exist; Corruption naming the line
-// when one is not JSON.
-Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::string& path);
 
 class Driver {
  public:

@@ -1,12 +1,14 @@
 // Store: blob files, their verification, and PutFile's stat cache. See store.h.
 //
-// Streaming paths (PutFile, GetToFile, Check) use POSIX file descriptors
-// directly, with the same guarantees as FileSystem::WriteFileAtomic: write a
-// temporary file, fsync it, rename it into place, fsync the directory.
+// Every file of the store is written and read through the Env's FileSystem
+// (WritableFile, SequentialFile), with the same guarantees as
+// FileSystem::WriteFileAtomic: write a temporary file, fsync it, rename it
+// into place, fsync the directory. Only PutFile reads the files it stores
+// through a descriptor of its own: it needs fstat() on the open file to see
+// whether the file changed while it was read.
 #include "store/store.h"
 
 #include <fcntl.h>
-#include <stdio.h>  // renameat2
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -59,13 +61,6 @@ class Fd {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
   }
-  // Closes, reporting the error (a failed close can mean lost data on NFS).
-  Status Close(const std::string& what) {
-    int fd = fd_;
-    fd_ = -1;
-    if (fd >= 0 && ::close(fd) != 0) return Status::FromErrno("close " + what, errno);
-    return Status::OK();
-  }
 
  private:
   int fd_;
@@ -74,44 +69,18 @@ class Fd {
 // Removes a temporary file on scope exit unless it was renamed away.
 class TmpFileGuard {
  public:
-  explicit TmpFileGuard(std::string path) : path_(std::move(path)) {}
+  TmpFileGuard(FileSystem* fs, std::string path) : fs_(fs), path_(std::move(path)) {}
   ~TmpFileGuard() {
-    if (!path_.empty()) ::unlink(path_.c_str());
+    if (!path_.empty()) (void)fs_->Remove(path_);
   }
   TmpFileGuard(const TmpFileGuard&) = delete;
   TmpFileGuard& operator=(const TmpFileGuard&) = delete;
   void Dismiss() { path_.clear(); }
 
  private:
+  FileSystem* fs_;
   std::string path_;
 };
-
-Status WriteAll(int fd, const char* data, size_t n, const std::string& what) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno("write " + what, errno);
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return Status::OK();
-}
-
-Status PWriteAll(int fd, const char* data, size_t n, off_t offset, const std::string& what) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, data, n, offset);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno("write " + what, errno);
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-    offset += w;
-  }
-  return Status::OK();
-}
 
 // Reads up to `n` bytes; fewer only at the end of the file.
 Result<size_t> ReadUpTo(int fd, char* data, size_t n, const std::string& what) {
@@ -165,25 +134,25 @@ int64_t CtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
 }
 
-// Streams content into a blob file: a placeholder header, one zstd frame,
-// then the real header once the size is known. The caller removes the file
-// (TmpFileGuard) unless it was committed.
+// Streams content into a blob file: the header (the size is pledged up
+// front and zstd refuses content of another size), then one zstd frame. The
+// caller removes the file (TmpFileGuard) unless it was committed.
 class BlobWriter {
  public:
-  BlobWriter() = default;
+  explicit BlobWriter(FileSystem* fs) : fs_(fs) {}
   ~BlobWriter() { ZSTD_freeCCtx(cctx_); }
   BlobWriter(const BlobWriter&) = delete;
   BlobWriter& operator=(const BlobWriter&) = delete;
 
-  // `pledged_size`: the exact content size, or ZSTD_CONTENTSIZE_UNKNOWN.
-  Status Open(const std::string& path, uint64_t pledged_size, bool parallel) {
+  // `size`: the exact content size.
+  Status Open(const std::string& path, uint64_t size, bool parallel) {
     path_ = path;
     // Read-only, and private: blobs hold database dumps and config secrets.
-    fd_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400));
-    if (!fd_.valid()) return Status::FromErrno("create " + path, errno);
-    if (::fchmod(fd_.get(), kBlobMode) != 0) return Status::FromErrno("chmod " + path, errno);
-    char placeholder[kHeaderSize] = {};
-    BACKSTOP_RETURN_IF_ERROR(WriteAll(fd_.get(), placeholder, sizeof placeholder, path_));
+    BACKSTOP_ASSIGN_OR_RETURN(file_, fs_->NewWritableFile(path, kBlobMode, WriteMode::kCreateNew));
+    char header[kHeaderSize];
+    std::memcpy(header, kMagic, sizeof kMagic);
+    PutLittleEndian64(header + 8, size);
+    BACKSTOP_RETURN_IF_ERROR(file_->Append(std::string_view(header, sizeof header)));
     cctx_ = ZSTD_createCCtx();
     if (cctx_ == nullptr) return Status::Internal("ZSTD_createCCtx failed (out of memory?)");
     ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, kCompressionLevel);
@@ -194,10 +163,8 @@ class BlobWriter {
       // Fails harmlessly (single-threaded) on a libzstd built without threads.
       ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, 1);
     }
-    if (pledged_size != ZSTD_CONTENTSIZE_UNKNOWN) {
-      size_t r = ZSTD_CCtx_setPledgedSrcSize(cctx_, pledged_size);
-      if (ZSTD_isError(r)) return ZstdFailure(r);
-    }
+    size_t r = ZSTD_CCtx_setPledgedSrcSize(cctx_, size);
+    if (ZSTD_isError(r)) return ZstdFailure(r);
     out_.resize(kWriteBuffer);
     return Status::OK();
   }
@@ -210,18 +177,15 @@ class BlobWriter {
     return Status::OK();
   }
 
-  // Ends the frame, writes the header recording `size`, fsyncs and closes.
-  Status Finish(uint64_t size) {
+  // Ends the frame (zstd checks that the content had the size the header
+  // records), fsyncs and closes.
+  Status Finish() {
     ZSTD_inBuffer in{nullptr, 0, 0};
     size_t remaining = 1;
     while (remaining != 0) BACKSTOP_RETURN_IF_ERROR(Step(&in, ZSTD_e_end, &remaining));
     BACKSTOP_RETURN_IF_ERROR(FlushOut());
-    char header[kHeaderSize];
-    std::memcpy(header, kMagic, sizeof kMagic);
-    PutLittleEndian64(header + 8, size);
-    BACKSTOP_RETURN_IF_ERROR(PWriteAll(fd_.get(), header, sizeof header, 0, path_));
-    if (::fsync(fd_.get()) != 0) return Status::FromErrno("fsync " + path_, errno);
-    return fd_.Close(path_);
+    BACKSTOP_RETURN_IF_ERROR(file_->Sync());
+    return file_->Close();
   }
 
   const std::string& path() const { return path_; }
@@ -246,13 +210,14 @@ class BlobWriter {
   }
 
   Status FlushOut() {
-    Status st = WriteAll(fd_.get(), out_.data(), out_used_, path_);
+    Status st = file_->Append(std::string_view(out_.data(), out_used_));
     out_used_ = 0;
     return st;
   }
 
+  FileSystem* fs_;
   std::string path_;
-  Fd fd_;
+  std::unique_ptr<WritableFile> file_;
   ZSTD_CCtx* cctx_ = nullptr;
   std::string out_;
   size_t out_used_ = 0;
@@ -268,8 +233,8 @@ using Sink = std::function<Status(std::string_view)>;
 // content to `sink` (if any) chunk by chunk. The content is only known good
 // when the returned check is kOk: a sink must treat what it got as tentative.
 // A sink error stops the stream and is returned in `*sink_status`.
-BlobCheck StreamBlob(const std::string& path, const std::string& digest, const Sink& sink,
-                     Status* sink_status) {
+BlobCheck StreamBlob(FileSystem* fs, const std::string& path, const std::string& digest,
+                     const Sink& sink, Status* sink_status) {
   BlobCheck check;
   check.digest = digest;
   auto fail = [&check](BlobCheck::State state, std::string detail) {
@@ -279,38 +244,38 @@ BlobCheck StreamBlob(const std::string& path, const std::string& digest, const S
   };
   using State = BlobCheck::State;
   if (!IsSha256Hex(digest)) return fail(State::kCorrupted, "not a sha256 hex digest");
-  // O_NOFOLLOW guards the blob itself; its shard folder is checked here.
-  struct stat shard;
-  if (::lstat(Dirname(path).c_str(), &shard) == 0 && S_ISLNK(shard.st_mode)) {
+  // SequentialFile never follows a link at the blob itself; its shard
+  // folder is checked here.
+  auto shard = fs->Stat(Dirname(path));
+  if (shard.ok() && shard->is_symlink) {
     return fail(State::kCorrupted,
                 "the folder " + Dirname(path) + " is a symbolic link, not one Backstop made");
   }
 
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.valid()) {
-    if (errno == ENOENT) return fail(State::kMissing, "no blob file " + path);
-    if (errno == ELOOP) {
+  auto opened = fs->NewSequentialFile(path);
+  if (!opened.ok()) {
+    if (opened.status().IsNotFound()) return fail(State::kMissing, "no blob file " + path);
+    if (opened.status().code() == Status::Code::kFailedPrecondition) {
       return fail(State::kCorrupted, path + " is a symbolic link, not a blob Backstop wrote");
     }
-    return fail(State::kCorrupted, "cannot open " + path + ": " + std::strerror(errno));
+    return fail(State::kCorrupted, "cannot open " + path + ": " + opened.status().message());
   }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) {
-    return fail(State::kCorrupted, "cannot stat " + path + ": " + std::strerror(errno));
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  SequentialFile& file = **opened;
+  // For messages only: how long the file is.
+  auto info = fs->Stat(path);
+  const uint64_t file_size = info.ok() ? info->size : 0;
 
   char header[kHeaderSize];
-  Result<size_t> got = ReadUpTo(fd.get(), header, sizeof header, path);
-  if (!got.ok()) return fail(State::kCorrupted, got.status().message());
-  if (std::memcmp(header, kMagic, std::min(*got, sizeof kMagic)) != 0) {
+  Result<std::string_view> header_read = file.Read(sizeof header, header);
+  if (!header_read.ok()) return fail(State::kCorrupted, header_read.status().message());
+  const size_t got = header_read->size();
+  if (std::memcmp(header, kMagic, std::min(got, sizeof kMagic)) != 0) {
     return fail(State::kCorrupted, "bad magic: expected \"BSTPBLB1\", found " +
-                                       Printable(header, std::min(*got, sizeof kMagic)));
+                                       Printable(header, std::min(got, sizeof kMagic)));
   }
-  if (*got < kHeaderSize) {
+  if (got < kHeaderSize) {
     return fail(State::kTruncated,
-                "file ends after " + FormatThousands(*got) + " of the 16 header bytes");
+                "file ends after " + FormatThousands(got) + " of the 16 header bytes");
   }
   const uint64_t recorded = GetLittleEndian64(header + 8);
 
@@ -323,10 +288,11 @@ BlobCheck StreamBlob(const std::string& path, const std::string& digest, const S
   uint64_t consumed = kHeaderSize;  // file offset of in_buf[0]
   bool frame_done = false;
   for (;;) {
-    Result<size_t> n = ReadUpTo(fd.get(), in_buf.data(), in_buf.size(), path);
-    if (!n.ok()) return fail(State::kCorrupted, n.status().message());
-    if (*n == 0) break;
-    ZSTD_inBuffer in{in_buf.data(), *n, 0};
+    Result<std::string_view> chunk_read = file.Read(in_buf.size(), in_buf.data());
+    if (!chunk_read.ok()) return fail(State::kCorrupted, chunk_read.status().message());
+    const size_t n = chunk_read->size();
+    if (n == 0) break;
+    ZSTD_inBuffer in{in_buf.data(), n, 0};
     bool out_full = false;
     do {
       if (frame_done) {
@@ -365,7 +331,7 @@ BlobCheck StreamBlob(const std::string& path, const std::string& digest, const S
       out_full = out.pos == out.size;
       if (r == 0) frame_done = true;
     } while (in.pos < in.size || out_full);
-    consumed += *n;
+    consumed += n;
   }
   if (!frame_done) {
     return fail(State::kTruncated, "zstd frame incomplete: the file ends after " +
@@ -501,11 +467,11 @@ Result<std::string> Store::Put(std::string_view data) {
   std::string digest = Sha256Hex(data);
   if (Has(digest)) return digest;
   std::string tmp = NewTmpPath(digest.substr(0, 16));
-  TmpFileGuard guard(tmp);
-  BlobWriter writer;
+  TmpFileGuard guard(env_->fs(), tmp);
+  BlobWriter writer(env_->fs());
   BACKSTOP_RETURN_IF_ERROR(writer.Open(tmp, data.size(), /*parallel=*/false));
   BACKSTOP_RETURN_IF_ERROR(writer.Append(data));
-  BACKSTOP_RETURN_IF_ERROR(writer.Finish(data.size()));
+  BACKSTOP_RETURN_IF_ERROR(writer.Finish());
   BACKSTOP_RETURN_IF_ERROR(CommitBlob(tmp, digest));
   guard.Dismiss();
   return digest;
@@ -601,8 +567,8 @@ Status Store::PutFileOnce(const std::string& abs, std::string* digest, bool* cha
     BACKSTOP_ASSIGN_OR_RETURN(*digest, Put(data));
   } else {
     std::string tmp = NewTmpPath("file");
-    TmpFileGuard guard(tmp);
-    BlobWriter writer;
+    TmpFileGuard guard(env_->fs(), tmp);
+    BlobWriter writer(env_->fs());
     BACKSTOP_RETURN_IF_ERROR(writer.Open(tmp, size, size >= kParallelCompressBytes));
     Sha256 hash;
     std::string buf(kReadChunk, '\0');
@@ -624,7 +590,7 @@ Status Store::PutFileOnce(const std::string& abs, std::string* digest, bool* cha
     *digest = hash.FinishHex();
     // Present already: drop the compressed copy (the guard removes it).
     if (!Has(*digest)) {
-      BACKSTOP_RETURN_IF_ERROR(writer.Finish(size));
+      BACKSTOP_RETURN_IF_ERROR(writer.Finish());
       BACKSTOP_RETURN_IF_ERROR(CommitBlob(tmp, *digest));
       guard.Dismiss();
     }
@@ -649,7 +615,7 @@ Result<std::string> Store::Get(const std::string& digest) {
   std::string content;
   Status sink_status;
   BlobCheck c = StreamBlob(
-      BlobPath(digest), digest,
+      env_->fs(), BlobPath(digest), digest,
       [&content](std::string_view chunk) {
         content.append(chunk);
         return Status::OK();
@@ -683,19 +649,21 @@ Status Store::GetToFileImpl(const std::string& digest, const std::string& path, 
   // Next to the target, so the rename stays within one file system.
   std::string tmp = JoinPath(dir, "." + Basename(path) + ".backstop-" + std::to_string(::getpid()) +
                                       "-" + std::to_string(++tmp_counter_) + ".tmp");
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Status::FromErrno("create " + tmp, errno);
-  TmpFileGuard guard(tmp);
+  BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
+                            fs->NewWritableFile(tmp, 0600, WriteMode::kCreateNew));
+  TmpFileGuard guard(fs, tmp);
   Status sink_status;
   BlobCheck c = StreamBlob(
-      BlobPath(digest), digest,
-      [&](std::string_view chunk) { return WriteAll(fd.get(), chunk.data(), chunk.size(), tmp); },
+      fs, BlobPath(digest), digest, [&](std::string_view chunk) { return file->Append(chunk); },
       &sink_status);
   BACKSTOP_RETURN_IF_ERROR(sink_status);
   BACKSTOP_RETURN_IF_ERROR(CheckToStatus(c, root_).WithContext("not restoring " + path));
-  if (::fchmod(fd.get(), mode & 07777) != 0) return Status::FromErrno("chmod " + tmp, errno);
-  if (durable && ::fsync(fd.get()) != 0) return Status::FromErrno("fsync " + tmp, errno);
-  BACKSTOP_RETURN_IF_ERROR(fd.Close(tmp));
+  // Private until verified; the mode asked for is set before the fsync that
+  // makes it durable.
+  BACKSTOP_RETURN_IF_ERROR(file->Flush());
+  BACKSTOP_RETURN_IF_ERROR(fs->Chmod(tmp, mode & 07777));
+  if (durable) BACKSTOP_RETURN_IF_ERROR(file->Sync());
+  BACKSTOP_RETURN_IF_ERROR(file->Close());
   BACKSTOP_RETURN_IF_ERROR(fs->Rename(tmp, path));
   guard.Dismiss();
   return durable ? fs->SyncDir(dir) : Status::OK();
@@ -707,7 +675,7 @@ Status Store::StreamContent(const std::string& digest,
     return Status::InvalidArgument("'" + digest + "' is not a sha256 hex digest");
   }
   Status sink_status;
-  BlobCheck c = StreamBlob(BlobPath(digest), digest, sink, &sink_status);
+  BlobCheck c = StreamBlob(env_->fs(), BlobPath(digest), digest, sink, &sink_status);
   BACKSTOP_RETURN_IF_ERROR(sink_status);
   return CheckToStatus(c, root_);
 }
@@ -716,20 +684,19 @@ Result<uint64_t> Store::SizeOf(const std::string& digest) {
   if (!IsSha256Hex(digest)) {
     return Status::InvalidArgument("'" + digest + "' is not a sha256 hex digest");
   }
-  std::string path = BlobPath(digest);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.valid()) {
-    if (errno == ENOENT) {
+  auto file = env_->fs()->NewSequentialFile(BlobPath(digest));
+  if (!file.ok()) {
+    if (file.status().IsNotFound()) {
       return Status::NotFound("blob " + digest + " is not in the store " + root_);
     }
-    if (errno == ELOOP) {
+    if (file.status().code() == Status::Code::kFailedPrecondition) {
       return Status::Corruption("blob " + digest + " in " + root_ + " is a symbolic link");
     }
-    return Status::FromErrno("open " + path, errno);
+    return file.status();
   }
   char header[kHeaderSize];
-  BACKSTOP_ASSIGN_OR_RETURN(size_t n, ReadUpTo(fd.get(), header, sizeof header, path));
-  if (n < kHeaderSize || std::memcmp(header, kMagic, sizeof kMagic) != 0) {
+  BACKSTOP_ASSIGN_OR_RETURN(std::string_view got, (*file)->Read(sizeof header, header));
+  if (got.size() < kHeaderSize || std::memcmp(header, kMagic, sizeof kMagic) != 0) {
     return Status::Corruption("blob " + digest + " in " + root_ + " has no valid header");
   }
   return GetLittleEndian64(header + 8);
@@ -737,7 +704,7 @@ Result<uint64_t> Store::SizeOf(const std::string& digest) {
 
 BlobCheck Store::Check(const std::string& digest) {
   Status unused;
-  return StreamBlob(BlobPath(digest), digest, Sink(), &unused);
+  return StreamBlob(env_->fs(), BlobPath(digest), digest, Sink(), &unused);
 }
 
 Result<std::vector<std::string>> Store::ListBlobs() {
@@ -772,26 +739,17 @@ Status Store::RemoveBlob(const std::string& digest) {
 }
 
 Status Store::CreateFileNoReplace(const std::string& path, std::string_view data, uint32_t mode) {
+  FileSystem* fs = env_->fs();
   std::string tmp = NewTmpPath(Basename(path));
-  TmpFileGuard guard(tmp);
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Status::FromErrno("create " + tmp, errno);
-  BACKSTOP_RETURN_IF_ERROR(WriteAll(fd.get(), data.data(), data.size(), tmp));
-  if (::fchmod(fd.get(), mode & 07777) != 0) return Status::FromErrno("chmod " + tmp, errno);
-  if (::fsync(fd.get()) != 0) return Status::FromErrno("fsync " + tmp, errno);
-  BACKSTOP_RETURN_IF_ERROR(fd.Close(tmp));
-  int r = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
-  if (r != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) {
-    // File systems without RENAME_NOREPLACE: link() also refuses to replace.
-    r = ::link(tmp.c_str(), path.c_str());
-  }
-  if (r != 0) {
-    if (errno == EEXIST) {
-      return Status::FailedPrecondition(path + " already exists; it was left unchanged");
-    }
-    return Status::FromErrno("rename " + tmp + " to " + path, errno);
-  }
-  return env_->fs()->SyncDir(Dirname(path));  // the guard unlinks tmp if link() was used
+  BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
+                            fs->NewWritableFile(tmp, mode & 07777, WriteMode::kCreateNew));
+  TmpFileGuard guard(fs, tmp);
+  BACKSTOP_RETURN_IF_ERROR(file->Append(data));
+  BACKSTOP_RETURN_IF_ERROR(file->Sync());
+  BACKSTOP_RETURN_IF_ERROR(file->Close());
+  BACKSTOP_RETURN_IF_ERROR(fs->RenameNoReplace(tmp, path));
+  guard.Dismiss();
+  return fs->SyncDir(Dirname(path));
 }
 
 // ---- Stat cache ----
