@@ -26,8 +26,13 @@ nlohmann::json At(int64_t wall_us) {
 }
 
 // One line of the timeline. `at_us` 0: the journal does not hold this moment.
-nlohmann::json Moment(const std::string& what, int64_t at_us, const std::string& detail) {
-  nlohmann::json m = {{"what", what}, {"at", At(at_us)}, {"at_us", at_us}};
+// Only the detail's first line: a step's full error is in the report's "error".
+nlohmann::json Moment(const std::string& what, int64_t at_us, const std::string& detail_text) {
+  const std::string detail = detail_text.substr(0, detail_text.find('\n'));
+  nlohmann::json m = {{"what", what},
+                      {"at", at_us > 0 ? nlohmann::json(FormatRfc3339(at_us, /*millis=*/true))
+                                       : nlohmann::json(nullptr)},
+                      {"at_us", at_us}};
   m["detail"] = at_us > 0 ? detail : (detail.empty() ? kNotRecorded : detail);
   m["recorded"] = at_us > 0;
   return m;
@@ -281,7 +286,7 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
   // Recovery time: from detection (the trigger firing; a manual run's start)
   // to verified, against the decision matrix's target for the scenario.
   nlohmann::json recovery = nlohmann::json::object();
-  const DecisionRule* rule = DecisionRuleForRun(spec, run);
+  const DecisionRule* rule = run.kind == "deploy" ? nullptr : DecisionRuleForRun(spec, run);
   int64_t from_us = trigger.empty() ? run.started_us : (firing ? firing->at_us : 0);
   recovery["measured_from"] = trigger.empty() ? run.kind + " started" : "trigger firing";
   recovery["measured_to"] = "verified";
@@ -295,7 +300,10 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
   } else {
     recovery["scenario"] = nullptr;
   }
-  if (run.status != "succeeded") {
+  if (run.kind == "deploy") {
+    recovery["met"] = nullptr;
+    recovery["verdict"] = "not applicable: a deploy is not a recovery";
+  } else if (run.status != "succeeded") {
     recovery["met"] = false;
     recovery["verdict"] = "missed: the run did not end verified (" + run.status + ")";
   } else if (recovery["measured_ms"].is_null()) {
