@@ -275,12 +275,13 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
     if (!has_verify) verified_us = run.ended_us;
     timeline.push_back(Moment("verified", verified_us, "every verify step passed"));
   }
+  timeline.push_back(Moment("run " + run.status, run.ended_us, run.error));
+  // The post-rollback restore point is taken once the run is verified and recorded.
   for (const auto& e : events) {
     if (e.kind == EventKind::kRestorePointTaken || e.kind == EventKind::kRestorePointFailed) {
       timeline.push_back(Moment(std::string(EventKindName(e.kind)), e.at_us, e.message));
     }
   }
-  timeline.push_back(Moment("run " + run.status, run.ended_us, run.error));
   r["timeline"] = timeline;
 
   // Recovery time: from detection (the trigger firing; a manual run's start)
