@@ -10,6 +10,7 @@
 #include "base/output.h"
 #include "cli/cli_common.h"
 #include "cli/command_group.h"
+#include "report/incident_report.h"
 
 namespace backstop {
 namespace {
@@ -34,6 +35,8 @@ int RunCli(int argc, char** argv) {
   // A reader that goes away (`backstop rollback | head`) must not kill a
   // rollback half-way: ignore SIGPIPE; writes to a closed pipe just fail.
   std::signal(SIGPIPE, SIG_IGN);
+  // Every run that changes something, from any command or `watch`, leaves its report.
+  InstallIncidentReportWriter();
   CLI::App app{"backstop: restore points, rollback triggers and verified rollbacks"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
@@ -52,6 +55,7 @@ int RunCli(int argc, char** argv) {
   groups.push_back(NewSnapshotCommands());
   groups.push_back(NewOperateCommands());
   groups.push_back(NewWatchCommands());
+  groups.push_back(NewReportCommands());
   for (auto& group : groups) group->Register(app);
 
   try {

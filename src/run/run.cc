@@ -104,7 +104,14 @@ void RemoveLeftoversOfKilledRuns(Env* env, const Spec& spec, Store& store) {
   }
 }
 
+RunEndedHook& RunEndedHookSlot() {
+  static RunEndedHook hook;
+  return hook;
+}
+
 }  // namespace
+
+void SetRunEndedHook(RunEndedHook hook) { RunEndedHookSlot() = std::move(hook); }
 
 // What the steps of one run have learned so far; rebuilt from the journal on resume.
 struct RunEngine::Progress {
@@ -582,6 +589,7 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   outcome.duration_ms = (ended_us - fresh.started_us) / 1000;
   if (failure.ok()) {
     outcome.status = "succeeded";
+    if (plan.kind == "rollback") TakePostRollbackRestorePoint(run, plan, &summary);
   } else {
     outcome.status = "failed";
     const PlanStep& step = plan.steps[static_cast<size_t>(failed_index)];
@@ -623,6 +631,9 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   // either way, and --resume accepts failed runs too.
   BACKSTOP_RETURN_IF_ERROR(
       state_.FinishRun(run.id, outcome.status, ended_us, outcome.error, summary));
+  if ((outcome.succeeded() || outcome.changed_anything) && RunEndedHookSlot()) {
+    RunEndedHookSlot()(RunEnded{env_, spec_, store_, state_, run.id});
+  }
   return outcome;
 }
 
@@ -712,6 +723,36 @@ Status RunEngine::Abandon(const std::string& selector) {
   }
   return state_.FinishRun(run_id, "abandoned", env_->clock()->WallMicros(),
                           run.error.empty() ? "abandoned by the operator" : run.error, run.summary);
+}
+
+void RunEngine::TakePostRollbackRestorePoint(const RunRecord& run, const Plan& plan,
+                                             nlohmann::json* summary) {
+  // Deterministic id: a resumed run finds the restore point it already took.
+  const std::string id = "rp-" + run.id.substr(4) + "-post";
+  Event event;
+  event.run_id = run.id;
+  event.detail = {{"restore_point", id}, {"label", "post-rollback"}};
+  if (ReadRestorePoint(store_, id).ok()) {
+    (*summary)["post_restore_point"] = id;
+    return;
+  }
+  out_.Line("          taking restore point " + id + " (post-rollback)");
+  auto rp = TakeRestorePoint(*this, spec_, store_, plan.affected, "post-rollback", "post-rollback",
+                             run.id, id);
+  event.at_us = env_->clock()->WallMicros();
+  if (rp.ok()) {
+    (*summary)["post_restore_point"] = id;
+    event.kind = EventKind::kRestorePointTaken;
+    event.message = "restore point " + id + " taken after the verified rollback";
+    out_.Line(std::string("          ") + Output::Ok() + " " + id);
+  } else {
+    // The rollback itself succeeded: the checklist shows the missing point.
+    (*summary)["post_restore_point_error"] = rp.status().message();
+    event.kind = EventKind::kRestorePointFailed;
+    event.message = "post-rollback restore point failed: " + rp.status().message();
+    out_.Line(std::string("          ") + Output::Fail() + " " + event.message);
+  }
+  (void)state_.AppendEvent(event);
 }
 
 bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h) {

@@ -88,6 +88,11 @@ class RunEngine {
   // Where each affected component is: release, running, healthy.
   nlohmann::json Account(const RunRecord& run, const Plan& plan);
   std::string NewRunId();
+  // Once a rollback is verified: a fresh restore point of what it changed,
+  // labelled post-rollback, its id in the summary (seed 7.2, "backup systems
+  // updated"). A failure is journaled and summarised, never fails the run.
+  void TakePostRollbackRestorePoint(const RunRecord& run, const Plan& plan,
+                                    nlohmann::json* summary);
 
   Env* env_;
   const Spec& spec_;
@@ -97,6 +102,22 @@ class RunEngine {
   Output& out_;
   std::map<std::string, std::unique_ptr<Driver>> drivers_;
 };
+
+// What a layer above the engine is told when a run that changed something
+// has ended (its record is finished): the incident report (report/) is
+// written from here, whichever command or daemon ran the run.
+struct RunEnded {
+  Env* env;
+  const Spec& spec;
+  Store& store;
+  StateDb& state;
+  std::string run_id;
+};
+using RunEndedHook = std::function<void(const RunEnded&)>;
+// Sets the hook every RunEngine of this process calls after such a run (an
+// empty hook: none). A failing hook never changes the run's outcome.
+// REQUIRES: called at program start, before any run (it is not synchronized).
+void SetRunEndedHook(RunEndedHook hook);
 
 // Whether a health result counts as healthy for `c`: a pass, or "unknown"
 // only when the component has no probe of its own (nothing to check). A

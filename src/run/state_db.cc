@@ -117,6 +117,16 @@ CREATE TABLE IF NOT EXISTS events (
   detail TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+-- The recovery checklist's acknowledgements (`backstop checklist ack`): who
+-- confirmed which item a person checks (seed 7.2) after which run, and when.
+CREATE TABLE IF NOT EXISTS checklist_acks (
+  run_id TEXT NOT NULL,
+  item TEXT NOT NULL,
+  acked_by TEXT NOT NULL,
+  note TEXT NOT NULL DEFAULT '',
+  at_us INTEGER NOT NULL,
+  PRIMARY KEY (run_id, item)
+);
 PRAGMA user_version = 1;
 )sql";
 
@@ -463,6 +473,36 @@ Result<std::vector<Event>> StateDb::ListEvents(const EventQuery& query) {
     out.push_back(std::move(e));
   }
   if (rc != SQLITE_DONE) return s.Error("read events");
+  return out;
+}
+
+Status StateDb::AckChecklistItem(const ChecklistAck& ack) {
+  Stmt s(db_,
+         "INSERT INTO checklist_acks (run_id, item, acked_by, note, at_us) VALUES (?,?,?,?,?) "
+         "ON CONFLICT(run_id, item) DO UPDATE SET acked_by = excluded.acked_by, "
+         "note = excluded.note, at_us = excluded.at_us");
+  s.Bind(1, ack.run_id).Bind(2, ack.item).Bind(3, ack.by).Bind(4, ack.note).Bind(5, ack.at_us);
+  return s.Run("record checklist acknowledgement");
+}
+
+Result<std::vector<ChecklistAck>> StateDb::ChecklistAcks(const std::string& run_id) {
+  Stmt s(db_,
+         "SELECT run_id, item, acked_by, note, at_us FROM checklist_acks WHERE run_id = ? "
+         "ORDER BY at_us, item");
+  if (!s.prepared()) return s.Error("read checklist acknowledgements");
+  s.Bind(1, run_id);
+  std::vector<ChecklistAck> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    ChecklistAck a;
+    a.run_id = s.Text(0);
+    a.item = s.Text(1);
+    a.by = s.Text(2);
+    a.note = s.Text(3);
+    a.at_us = s.Int(4);
+    out.push_back(std::move(a));
+  }
+  if (rc != SQLITE_DONE) return s.Error("read checklist acknowledgements");
   return out;
 }
 

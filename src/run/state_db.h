@@ -71,6 +71,15 @@ struct HistoryRecord {
   std::string description;
 };
 
+// A person's confirmation of one recovery-checklist item after a run.
+struct ChecklistAck {
+  std::string run_id;
+  std::string item;  // the item's id: "user-access", "documentation", "team-notified"
+  std::string by;
+  std::string note;
+  int64_t at_us = 0;  // wall clock
+};
+
 class StateDb {
  public:
   // Opens (creating and migrating if needed) the database at `path`.
@@ -109,6 +118,11 @@ class StateDb {
   // event's id; an event is durable when it returns.
   Result<int64_t> AppendEvent(const Event& event);
   Result<std::vector<Event>> ListEvents(const EventQuery& query);
+
+  // The recovery checklist's acknowledgements; a second ack of the same item
+  // replaces the first. Oldest first.
+  Status AckChecklistItem(const ChecklistAck& ack);
+  Result<std::vector<ChecklistAck>> ChecklistAcks(const std::string& run_id);
 
   // Small key/value state (watch daemon).
   Status Put(const std::string& key, const std::string& value);

@@ -1,0 +1,246 @@
+#include "report/checklist.h"
+
+#include <map>
+
+#include "base/output.h"
+#include "base/units.h"
+#include "drivers/driver.h"
+#include "run/event.h"
+#include "store/restore_point.h"
+
+namespace backstop {
+namespace {
+
+struct Verdict {
+  std::string status;
+  nlohmann::json evidence = nlohmann::json::array();
+};
+
+std::string HealthText(const HealthResult& h) {
+  std::string word = h.state == HealthResult::State::kPass   ? "healthy"
+                     : h.state == HealthResult::State::kFail ? "unhealthy"
+                                                             : "unknown";
+  return h.detail.empty() ? word : word + " (" + h.detail + ")";
+}
+
+// Items 1: every component answers its health check now.
+Verdict ServicesHealthy(RunEngine& engine, const Spec& spec) {
+  Verdict v{"ok"};
+  for (const auto& name : spec.component_order) {
+    const ComponentSpec& c = spec.components.at(name);
+    auto driver = engine.DriverFor(c);
+    if (!driver.ok()) {
+      v.status = "failed";
+      v.evidence.push_back(name + ": " + driver.status().message());
+      continue;
+    }
+    DriverContext ctx = engine.Context();
+    HealthResult h = (*driver)->Health(c, ctx);
+    if (!HealthAcceptable(c, h)) v.status = "failed";
+    v.evidence.push_back(name + ": " + HealthText(h));
+  }
+  return v;
+}
+
+// Items 2 and 3: the drivers' invariant checks of every component of `kind`
+// (database or stream), and for streams their health too.
+Verdict Invariants(RunEngine& engine, const Spec& spec, const std::string& kind) {
+  Verdict v{"ok"};
+  bool any = false;
+  for (const auto& name : spec.component_order) {
+    const ComponentSpec& c = spec.components.at(name);
+    if (c.kind != kind) continue;
+    any = true;
+    auto driver = engine.DriverFor(c);
+    if (!driver.ok()) {
+      v.status = "failed";
+      v.evidence.push_back(name + ": " + driver.status().message());
+      continue;
+    }
+    DriverContext ctx = engine.Context();
+    if (kind == "stream") {
+      HealthResult h = (*driver)->Health(c, ctx);
+      if (!HealthAcceptable(c, h)) v.status = "failed";
+      v.evidence.push_back(name + ": " + HealthText(h));
+    }
+    auto checks = (*driver)->CheckInvariants(c, nlohmann::json(), ctx);
+    if (!checks.ok()) {
+      v.status = "failed";
+      v.evidence.push_back(name + ": " + checks.status().message());
+      continue;
+    }
+    int passed = 0;
+    for (const auto& chk : *checks) {
+      if (chk.passed) {
+        ++passed;
+      } else {
+        v.status = "failed";
+        v.evidence.push_back(name + ": " + chk.name + " failed" +
+                             (chk.detail.empty() ? "" : ": " + chk.detail));
+      }
+    }
+    v.evidence.push_back(name + ": " + std::to_string(passed) + " of " +
+                         std::to_string(checks->size()) + " integrity checks passed");
+  }
+  if (!any) {
+    v.status = "not applicable";
+    v.evidence.push_back("the spec has no " + kind + " component");
+  }
+  return v;
+}
+
+// Item 4: the run's data loss, from its ledger.
+Verdict DataLoss(const RunRecord& run) {
+  DataLossReport loss = DataLossReport::FromJson(run.summary.value("data_loss", nlohmann::json()));
+  Verdict v{loss.TotalRows() + loss.TotalMessages() == 0 ? "ok" : "failed"};
+  v.evidence.push_back(loss.Summary());
+  if (v.status != "ok") {
+    v.evidence.push_back("the discarded rows and messages: `backstop ledger " + run.id +
+                         "`; to bring some back: `backstop salvage " + run.id + "`");
+  }
+  return v;
+}
+
+// Item 7: every trigger's last event in the journal is not pending or firing.
+Verdict TriggersOk(StateDb& state) {
+  Verdict v{"ok"};
+  auto events = state.ListEvents(EventQuery{});
+  if (!events.ok()) return Verdict{"failed", {events.status().message()}};
+  std::map<std::string, const Event*> last;  // per trigger and component
+  for (const auto& e : *events) {
+    if (e.kind == EventKind::kTriggerPending || e.kind == EventKind::kTriggerFiring ||
+        e.kind == EventKind::kTriggerResolved) {
+      last[e.trigger + (e.component.empty() ? "" : " on " + e.component)] = &e;
+    }
+  }
+  for (const auto& [name, e] : last) {
+    if (e->kind == EventKind::kTriggerResolved) continue;
+    v.status = "failed";
+    v.evidence.push_back(name + ": " + std::string(EventKindName(e->kind)) + " since " +
+                         FormatRfc3339(e->at_us));
+  }
+  if (v.status == "ok") {
+    v.evidence.push_back(last.empty() ? "the journal records no trigger that left ok"
+                                      : "every trigger in the journal is back to ok (" +
+                                            std::to_string(last.size()) + " seen)");
+  }
+  return v;
+}
+
+// Item 8: the restore point the engine took once the rollback was verified.
+Verdict FreshRestorePoint(Store& store, const RunRecord& run) {
+  const std::string id = run.summary.value("post_restore_point", "");
+  if (id.empty()) {
+    std::string why = run.summary.value("post_restore_point_error", "");
+    if (run.kind != "rollback") why = "a " + run.kind + " takes none";
+    if (why.empty()) why = "the run did not end verified (" + run.status + ")";
+    return Verdict{"failed",
+                   {"no post-rollback restore point: " + why +
+                    "; take one with `backstop snapshot --label post-rollback`"}};
+  }
+  auto rp = ReadRestorePoint(store, id);
+  if (!rp.ok()) return Verdict{"failed", {id + ": " + rp.status().message()}};
+  return Verdict{"ok", {id + " (" + rp->label + ", " + FormatRfc3339(rp->created_wall_us) + ")"}};
+}
+
+}  // namespace
+
+const std::vector<ChecklistItem>& RecoveryChecklistItems() {
+  static const std::vector<ChecklistItem> kItems = {
+      {1, "services-healthy", "All services responding to health checks", true},
+      {2, "database-integrity", "Database integrity verified", true},
+      {3, "queues-operational", "Message queues operational", true},
+      {4, "no-data-loss", "No data loss confirmed", true},
+      {5, "performance-baselines", "Performance baselines met", true},
+      {6, "user-access", "User access restored", false},
+      {7, "alerts-cleared", "Monitoring alerts cleared", true},
+      {8, "backups-updated", "Backup systems updated", true},
+      {9, "documentation-updated", "Documentation updated", false},
+      {10, "team-notified", "Team notified", false},
+  };
+  return kItems;
+}
+
+Result<const ChecklistItem*> AcknowledgeableItem(const std::string& selector) {
+  std::string people;  // "user-access (6), documentation-updated (9), team-notified (10)"
+  for (const auto& item : RecoveryChecklistItems()) {
+    if (item.machine) continue;
+    people += std::string(people.empty() ? "" : ", ") + item.id + " (" +
+              std::to_string(item.number) + ")";
+  }
+  for (const auto& item : RecoveryChecklistItems()) {
+    if (selector != item.id && selector != std::to_string(item.number)) continue;
+    if (item.machine) {
+      return Status::InvalidArgument(std::string("item ") + item.id +
+                                     " is checked by Backstop, not acknowledged; people "
+                                     "acknowledge " +
+                                     people);
+    }
+    return &item;
+  }
+  return Status::InvalidArgument("no checklist item '" + selector + "'; people acknowledge " +
+                                 people);
+}
+
+Result<nlohmann::json> BuildChecklist(RunEngine& engine, const Spec& spec, Store& store,
+                                      StateDb& state, const std::string& run_id) {
+  BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state.GetRun(run_id));
+  BACKSTOP_ASSIGN_OR_RETURN(auto acks, state.ChecklistAcks(run_id));
+  nlohmann::json items = nlohmann::json::array();
+  bool all_ok = true;
+  for (const auto& item : RecoveryChecklistItems()) {
+    Verdict v;
+    const std::string id = item.id;
+    if (id == "services-healthy") {
+      v = ServicesHealthy(engine, spec);
+    } else if (id == "database-integrity") {
+      v = Invariants(engine, spec, "database");
+    } else if (id == "queues-operational") {
+      v = Invariants(engine, spec, "stream");
+    } else if (id == "no-data-loss") {
+      v = DataLoss(run);
+    } else if (id == "performance-baselines") {
+      v = Verdict{"not measured", {"not measured: performance baselines are not built yet"}};
+    } else if (id == "alerts-cleared") {
+      v = TriggersOk(state);
+    } else if (id == "backups-updated") {
+      v = FreshRestorePoint(store, run);
+    } else {
+      v.status = "awaiting acknowledgement";
+      v.evidence.push_back("`backstop checklist ack " + run_id + " " + id + " --by NAME`");
+      for (const auto& a : acks) {
+        if (a.item != id) continue;
+        v.status = "acknowledged";
+        v.evidence = nlohmann::json::array();
+        v.evidence.push_back("by " + a.by + " at " + FormatRfc3339(a.at_us) +
+                             (a.note.empty() ? "" : ": " + a.note));
+      }
+    }
+    all_ok = all_ok && v.status != "failed";
+    items.push_back({{"number", item.number},
+                     {"id", id},
+                     {"title", item.title},
+                     {"machine", item.machine},
+                     {"status", v.status},
+                     {"evidence", v.evidence}});
+  }
+  return nlohmann::json{{"run_id", run_id}, {"items", items}, {"ok", all_ok}};
+}
+
+std::string RenderChecklist(const nlohmann::json& checklist) {
+  std::string out = "Recovery checklist for " + checklist.value("run_id", "") + "\n";
+  for (const auto& item : checklist["items"]) {
+    const std::string status = item.value("status", "");
+    const char* mark = status == "ok" || status == "acknowledged" ? Output::Ok()
+                       : status == "failed"                       ? Output::Fail()
+                                                                  : "-";
+    char number[8];
+    std::snprintf(number, sizeof number, "%2d", item.value("number", 0));
+    out += std::string(mark) + " " + number + ". " + item.value("title", "") + " [" +
+           item.value("id", "") + "]: " + status + "\n";
+    for (const auto& e : item["evidence"]) out += "       " + e.get<std::string>() + "\n";
+  }
+  return out;
+}
+
+}  // namespace backstop

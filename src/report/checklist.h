@@ -1,0 +1,54 @@
+// The recovery checklist of a run (seed 7.2): ten items, checked after a
+// rollback before the incident is closed.
+//
+// Seven are checked by Backstop and show their evidence: every service
+// answers its health check (probed now), database integrity and the queues
+// (the drivers' invariant checks, probed now), data loss (the run's ledger),
+// performance baselines (not measured yet: said so, never "ok"), triggers
+// back to ok (the event journal) and a fresh restore point taken after the
+// rollback (the run's post-rollback restore point, in the store). The other
+// three are confirmed by people with `backstop checklist ack`, stored in the
+// state database with who and when (StateDb::AckChecklistItem).
+//
+// Thread-safety: one thread (it drives the run engine's drivers).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "run/run.h"
+#include "run/state_db.h"
+#include "spec/spec.h"
+#include "store/store.h"
+
+namespace backstop {
+
+struct ChecklistItem {
+  int number;         // 1..10, the seed's order
+  const char* id;     // "services-healthy", ... (stable: stored with acknowledgements)
+  const char* title;  // the seed's wording
+  bool machine;       // checked by Backstop; otherwise acknowledged by a person
+};
+
+// The ten items, in the seed's order.
+const std::vector<ChecklistItem>& RecoveryChecklistItems();
+
+// The item a person may acknowledge, by id or number ("6", "user-access").
+// InvalidArgument for an unknown item or one Backstop checks itself.
+Result<const ChecklistItem*> AcknowledgeableItem(const std::string& selector);
+
+// Checks the machine items now and adds the acknowledgements of `run_id` (an
+// exact id). JSON: {"run_id", "items": [{"number","id","title","machine",
+// "status","evidence"}], "ok"}; status is ok | failed | not measured |
+// not applicable | acknowledged | awaiting acknowledgement; "ok" is false
+// when an item failed.
+Result<nlohmann::json> BuildChecklist(RunEngine& engine, const Spec& spec, Store& store,
+                                      StateDb& state, const std::string& run_id);
+
+// The checklist as text: one line per item and its evidence.
+std::string RenderChecklist(const nlohmann::json& checklist);
+
+}  // namespace backstop
