@@ -34,14 +34,13 @@
 
 #include "base/env.h"
 #include "base/status.h"
+#include "probe/health.h"
+#include "probe/progress.h"
 #include "spec/spec.h"
 
 namespace backstop {
 
 class Store;
-
-// Receives progress lines of long steps ("pg_restore: 40%").
-using ProgressFn = std::function<void(const std::string& line)>;
 
 struct DriverContext {
   Env* env = nullptr;
@@ -60,23 +59,6 @@ struct DriverContext {
   ProgressFn progress;  // may be empty
   void Progress(const std::string& line) const {
     if (progress) progress(line);
-  }
-};
-
-struct HealthResult {
-  enum class State { kPass, kFail, kUnknown };
-  State state = State::kUnknown;
-  int64_t latency_ms = 0;
-  std::string detail;  // "HTTP 200", "connection refused", "accepting connections"
-  // Extra signals for triggers: "connect_time_ms", "disconnected_ms", "cpu_percent", ...
-  std::map<std::string, double> signals;
-  bool pass() const { return state == State::kPass; }
-  static HealthResult Make(State state, int64_t latency_ms, std::string detail) {
-    HealthResult r;
-    r.state = state;
-    r.latency_ms = latency_ms;
-    r.detail = std::move(detail);
-    return r;
   }
 };
 
