@@ -79,7 +79,7 @@ struct Environment {
 
 Result<std::unique_ptr<Environment>> OpenEnvironment(const GlobalOptions& g, Output& out) {
   auto e = std::make_unique<Environment>();
-  BACKSTOP_ASSIGN_OR_RETURN(e->spec, LoadSpec(g.spec_path));
+  BACKSTOP_ASSIGN_OR_RETURN(e->spec, LoadSpec(g.spec_path, DriverRegistry::Global()));
   Env* env = Env::Default();
   BACKSTOP_ASSIGN_OR_RETURN(StateDirReport dir,
                             OpenStateDir(env, e->spec.state_dir, e->spec.store_path));
@@ -1122,7 +1122,7 @@ int DispatchWatch(const GlobalOptions& g, Output& out, WatchFlags& f, const std:
   }
   f.options.command = command;
   f.options.json_output = out.json();
-  auto spec = LoadSpec(g.spec_path);
+  auto spec = LoadSpec(g.spec_path, DriverRegistry::Global());
   if (!spec.ok()) return Fail(out, spec.status());
   return RunWatchCommand(Env::Default(), *spec, DriverRegistry::Global(), f.options, out);
 }

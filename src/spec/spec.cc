@@ -175,20 +175,20 @@ void Parser::ParseDataLoss(const Entry& e, Spec* spec) {
 }  // namespace spec_internal
 
 std::vector<SpecError> CheckSpecText(const std::string& text, const std::string& filename,
-                                     const DriverRegistry& registry) {
+                                     const DriverCatalog& drivers) {
   Spec spec;
   std::string abs = AbsolutePath(filename, CurrentDir());
-  spec_internal::Parser parser(filename, Dirname(abs), registry);
+  spec_internal::Parser parser(filename, Dirname(abs), drivers);
   parser.Run(text, &spec);
   return parser.TakeErrors();
 }
 
 Result<Spec> ParseSpec(const std::string& text, const std::string& filename,
-                       const DriverRegistry& registry) {
+                       const DriverCatalog& drivers) {
   Spec spec;
   spec.path = AbsolutePath(filename, CurrentDir());
   spec.base_dir = Dirname(spec.path);
-  spec_internal::Parser parser(filename, spec.base_dir, registry);
+  spec_internal::Parser parser(filename, spec.base_dir, drivers);
   parser.Run(text, &spec);
   std::vector<SpecError> errors = parser.TakeErrors();
   if (!errors.empty()) {

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "base/units.h"
-#include "drivers/driver.h"
 #include "spec/spec_parser.h"
 
 namespace backstop::spec_internal {
@@ -25,10 +24,10 @@ const std::vector<std::string> kProbeKeys = {"http",         "tcp",           "e
 
 std::string Parser::DriversFor(const std::optional<std::string>& kind) const {
   std::vector<std::string> serving;
-  std::vector<std::string> all = registry_.Names();
+  std::vector<std::string> all = drivers_.Names();
   if (kind) {
     for (const auto& name : all) {
-      const DriverInfo* info = registry_.Find(name);
+      const DriverSchema* info = drivers_.FindSchema(name);
       if (info != nullptr && Contains(info->kinds, *kind)) serving.push_back(name);
     }
     if (!serving.empty()) return "a driver for kind " + *kind + ": " + JoinList(serving);
@@ -82,15 +81,15 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
     Err(c.key_mark, path + ".kind", "missing required key 'kind'", "one of " + JoinList(kKinds));
   }
 
-  const DriverInfo* info = nullptr;
+  const DriverSchema* info = nullptr;
   if (Entry* d = f.Take("driver")) {
     auto name = NonEmptyStr(*d, path + ".driver", DriversFor(kind));
     if (name) {
       comp->driver = *name;
-      info = registry_.Find(*name);
+      info = drivers_.FindSchema(*name);
       if (info == nullptr) {
         Err(At(*d), path + ".driver",
-            "unknown driver '" + *name + "'" + DidYouMean(*name, registry_.Names()),
+            "unknown driver '" + *name + "'" + DidYouMean(*name, drivers_.Names()),
             DriversFor(kind));
       } else if (kind && !Contains(info->kinds, *kind)) {
         Err(At(*d), path + ".driver",

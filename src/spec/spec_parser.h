@@ -9,7 +9,7 @@
 // on nodes, every yaml-cpp call inside Run's try block, no recursion whose
 // depth the input controls.
 //
-// Ownership: a Parser refers to the registry it is given, which must outlive it.
+// Ownership: a Parser refers to the driver catalogue it is given, which must outlive it.
 // Thread-safety: one Parser per parse, used by one thread.
 #pragma once
 
@@ -27,13 +27,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "spec/driver_catalog.h"
+#include "spec/setting_schema.h"
 #include "spec/spec.h"
 #include "spec/spec_internal.h"
 
 namespace backstop {
-
-class DriverRegistry;
-struct SettingSchema;
 
 namespace spec_internal {
 
@@ -66,8 +65,8 @@ struct MapFields {
 
 class Parser {
  public:
-  Parser(std::string file, std::string base_dir, const DriverRegistry& registry)
-      : file_(std::move(file)), base_dir_(std::move(base_dir)), registry_(registry) {}
+  Parser(std::string file, std::string base_dir, const DriverCatalog& drivers)
+      : file_(std::move(file)), base_dir_(std::move(base_dir)), drivers_(drivers) {}
 
   // Parses `text` into *spec, collecting every error found.
   void Run(const std::string& text, Spec* spec);
@@ -189,7 +188,7 @@ class Parser {
   std::string file_;
   std::string base_dir_;
   std::string_view text_;  // the spec's text, for checks yaml-cpp cannot make
-  const DriverRegistry& registry_;
+  const DriverCatalog& drivers_;
   std::vector<SpecError> errors_;
   std::map<std::string, std::vector<Mark>> dep_marks_;  // parallel to depends_on
   std::set<std::string> trigger_names_;                 // every trigger name written

@@ -7,7 +7,6 @@
 
 #include "base/env.h"
 #include "base/units.h"
-#include "drivers/driver.h"
 #include "spec/spec_expect.h"
 #include "spec/spec_parser.h"
 
