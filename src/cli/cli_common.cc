@@ -30,7 +30,7 @@ std::string HealthWord(const HealthResult& h) {
 
 Result<std::unique_ptr<Environment>> OpenEnvironment(const GlobalOptions& g, Output& out) {
   auto e = std::make_unique<Environment>();
-  BACKSTOP_ASSIGN_OR_RETURN(e->spec, LoadSpec(g.spec_path));
+  BACKSTOP_ASSIGN_OR_RETURN(e->spec, LoadSpec(g.spec_path, DriverRegistry::Global()));
   Env* env = Env::Default();
   BACKSTOP_ASSIGN_OR_RETURN(StateDirReport dir,
                             OpenStateDir(env, e->spec.state_dir, e->spec.store_path));

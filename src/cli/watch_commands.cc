@@ -119,7 +119,7 @@ int DispatchWatch(const GlobalOptions& g, Output& out, WatchFlags& f, const std:
   }
   f.options.command = command;
   f.options.json_output = out.json();
-  auto spec = LoadSpec(g.spec_path);
+  auto spec = LoadSpec(g.spec_path, DriverRegistry::Global());
   if (!spec.ok()) return Fail(out, spec.status());
   return RunWatchCommand(Env::Default(), *spec, DriverRegistry::Global(), f.options, out);
 }

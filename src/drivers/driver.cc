@@ -95,20 +95,6 @@ DataLossReport DataLossReport::FromJson(const nlohmann::json& j) {
   return r;
 }
 
-SettingSchema MakeSetting(std::string key, SettingSchema::Type type, bool required,
-                          std::string help, nlohmann::json default_value,
-                          std::vector<std::string> allowed, std::vector<SettingSchema> fields) {
-  SettingSchema s;
-  s.key = std::move(key);
-  s.type = type;
-  s.required = required;
-  s.help = std::move(help);
-  s.default_value = std::move(default_value);
-  s.allowed = std::move(allowed);
-  s.fields = std::move(fields);
-  return s;
-}
-
 HealthResult Driver::Health(const ComponentSpec& c, DriverContext& ctx) {
   if (!c.health.enabled()) {
     HealthResult r;
@@ -129,6 +115,7 @@ DriverRegistry& DriverRegistry::Global() {
 }
 
 void DriverRegistry::Register(DriverInfo info) {
+  schemas_.Add(DriverSchema{info.name, info.kinds, info.settings});
   std::string name = info.name;
   drivers_[name] = std::move(info);
 }
@@ -136,6 +123,10 @@ void DriverRegistry::Register(DriverInfo info) {
 const DriverInfo* DriverRegistry::Find(const std::string& name) const {
   auto it = drivers_.find(name);
   return it == drivers_.end() ? nullptr : &it->second;
+}
+
+const DriverSchema* DriverRegistry::FindSchema(const std::string& name) const {
+  return schemas_.FindSchema(name);
 }
 
 std::vector<std::string> DriverRegistry::Names() const {

@@ -35,14 +35,15 @@
 #include "base/env.h"
 #include "base/json_lines.h"  // ReadJsonLines, for the drivers' ledgers
 #include "base/status.h"
+#include "probe/health.h"
+#include "probe/progress.h"
+#include "spec/driver_catalog.h"
+#include "spec/setting_schema.h"
 #include "spec/spec.h"
 
 namespace backstop {
 
 class Store;
-
-// Receives progress lines of long steps ("pg_restore: 40%").
-using ProgressFn = std::function<void(const std::string& line)>;
 
 struct DriverContext {
   Env* env = nullptr;
@@ -61,23 +62,6 @@ struct DriverContext {
   ProgressFn progress;  // may be empty
   void Progress(const std::string& line) const {
     if (progress) progress(line);
-  }
-};
-
-struct HealthResult {
-  enum class State { kPass, kFail, kUnknown };
-  State state = State::kUnknown;
-  int64_t latency_ms = 0;
-  std::string detail;  // "HTTP 200", "connection refused", "accepting connections"
-  // Extra signals for triggers: "connect_time_ms", "disconnected_ms", "cpu_percent", ...
-  std::map<std::string, double> signals;
-  bool pass() const { return state == State::kPass; }
-  static HealthResult Make(State state, int64_t latency_ms, std::string detail) {
-    HealthResult r;
-    r.state = state;
-    r.latency_ms = latency_ms;
-    r.detail = std::move(detail);
-    return r;
   }
 };
 
@@ -251,38 +235,6 @@ class Driver {
   }
 };
 
-// The schema of one driver setting, used by the spec parser to validate and
-// convert the settings map before any driver code sees it.
-struct SettingSchema {
-  enum class Type {
-    kString,
-    kPath,  // a string; made absolute against the spec's directory
-    kInt,
-    kBool,
-    kDuration,    // "30s" -> milliseconds
-    kPercent,     // "5%" -> 5.0
-    kBytes,       // "512MB" -> bytes
-    kStringList,  // [a, b] (a single string is accepted as a one-element list)
-    kPathList,
-    kStringMap,   // {k: v} with string values
-    kObjectList,  // list of maps validated against `fields`
-    kComparison,  // a number or a comparison with one ("0", "<= 0", "> 5"): spec_expect.h
-  };
-  std::string key;
-  Type type = Type::kString;
-  bool required = false;
-  std::string help;                   // what is expected, shown in errors
-  std::vector<std::string> allowed;   // for kString: the accepted values (empty: any)
-  std::vector<SettingSchema> fields;  // for kObjectList
-  nlohmann::json default_value;       // filled in when absent (null: none)
-};
-
-// One setting in one expression, for DriverInfo::settings lists.
-SettingSchema MakeSetting(std::string key, SettingSchema::Type type, bool required,
-                          std::string help, nlohmann::json default_value = nullptr,
-                          std::vector<std::string> allowed = {},
-                          std::vector<SettingSchema> fields = {});
-
 struct DriverInfo {
   std::string name;
   std::vector<std::string> kinds;  // component kinds this driver serves
@@ -296,17 +248,22 @@ struct DriverInfo {
 
 // The explicit registry of drivers, looked up by name. Built once by
 // RegisterBuiltinDrivers() (driver_registry.cc) and read-only afterwards.
-class DriverRegistry {
+//
+// It is the spec parser's DriverCatalog: each driver's name, kinds and
+// settings schema, which the command line and the daemon pass to LoadSpec.
+class DriverRegistry final : public DriverCatalog {
  public:
   static DriverRegistry& Global();  // with every built-in driver registered
   void Register(DriverInfo info);
   const DriverInfo* Find(const std::string& name) const;
-  std::vector<std::string> Names() const;
+  std::vector<std::string> Names() const override;
+  const DriverSchema* FindSchema(const std::string& name) const override;
   // NotFound naming the known drivers when `name` is unknown.
   Result<std::unique_ptr<Driver>> Create(const std::string& name) const;
 
  private:
   std::map<std::string, DriverInfo> drivers_;
+  DriverSchemaList schemas_;  // what the spec parser sees of drivers_
 };
 
 // Lists every built-in driver; the one place a new driver is added.

@@ -13,7 +13,8 @@
 #include <string>
 
 #include "base/env.h"
-#include "drivers/driver.h"
+#include "probe/health.h"
+#include "probe/progress.h"
 #include "spec/spec.h"
 
 namespace backstop {

@@ -56,7 +56,7 @@ struct ProbeSpec {
 struct ComponentSpec {
   std::string name;
   std::string kind;    // service | config | database | stream | traffic
-  std::string driver;  // a name in the DriverRegistry
+  std::string driver;  // a name in the DriverCatalog the spec was parsed with
   std::vector<std::string> depends_on;
   ProbeSpec health;
   // Driver-specific keys, validated against the driver's schema. Durations
@@ -134,7 +134,7 @@ struct Spec {
   const ComponentSpec* Find(const std::string& name) const;
 };
 
-class DriverRegistry;
+class DriverCatalog;  // spec/driver_catalog.h
 
 // The largest spec file Backstop reads (4 MiB): far more than any real
 // environment needs, small enough that parsing it stays quick.
@@ -146,16 +146,17 @@ constexpr uint64_t kMaxSpecBytes = uint64_t{4} << 20;
 // be read. Never reads more than kMaxSpecBytes + 1 bytes.
 Result<std::string> ReadSpecFile(const std::string& path);
 
-// Reads and validates `path` against the global driver registry. On failure
-// the Status message lists every error, one per line, with positions.
-Result<Spec> LoadSpec(const std::string& path);
+// Reads and validates `path` against `drivers` (the command line and the
+// daemon pass DriverRegistry::Global()). On failure the Status message lists
+// every error, one per line, with positions.
+Result<Spec> LoadSpec(const std::string& path, const DriverCatalog& drivers);
 // Same, from text; `filename` is used in positions and to resolve relative
-// paths. `registry` supplies the driver names and their setting schemas.
+// paths. `drivers` supplies the driver names, kinds and setting schemas.
 Result<Spec> ParseSpec(const std::string& text, const std::string& filename,
-                       const DriverRegistry& registry);
+                       const DriverCatalog& drivers);
 // The errors alone (empty when the spec is valid), for `backstop check --output json`.
 std::vector<SpecError> CheckSpecText(const std::string& text, const std::string& filename,
-                                     const DriverRegistry& registry);
+                                     const DriverCatalog& drivers);
 
 // The seed's eight triggers and its decision matrix.
 std::vector<TriggerSpec> DefaultTriggers();

@@ -7,21 +7,15 @@
 #include <cstdlib>
 #include <string>
 
-#include "drivers/driver.h"
-#include "probe/probe.h"
+#include "spec/driver_catalog.h"
 #include "spec/spec.h"
 
 // The fuzz target links the parser's sources, not backstop_core (see
-// CMakeLists.txt). driver.cc refers to these two; the parser never calls them.
-namespace backstop {
-HealthResult RunProbe(const ProbeSpec&, Env*) { __builtin_trap(); }
-void RegisterBuiltinDrivers(DriverRegistry&) { __builtin_trap(); }
-}  // namespace backstop
-
+// CMakeLists.txt): the drivers are a plain catalogue of their schemas.
 namespace {
 
-using backstop::DriverInfo;
-using backstop::DriverRegistry;
+using backstop::DriverSchema;
+using backstop::DriverSchemaList;
 using backstop::SettingSchema;
 using Type = SettingSchema::Type;
 
@@ -35,11 +29,11 @@ SettingSchema Setting(std::string key, Type type, bool required = false,
   return s;
 }
 
-// Schemas like the real drivers', one of every setting type; no factories.
-const DriverRegistry& FuzzRegistry() {
-  static const DriverRegistry* registry = [] {
-    auto* r = new DriverRegistry();
-    DriverInfo process{"process", {"service", "traffic"}, "", {}, nullptr};
+// Schemas like the real drivers', one of every setting type.
+const DriverSchemaList& FuzzDrivers() {
+  static const DriverSchemaList* drivers = [] {
+    auto* r = new DriverSchemaList();
+    DriverSchema process{"process", {"service", "traffic"}, {}};
     process.settings = {Setting("releases", Type::kPath, true),
                         Setting("current", Type::kPath),
                         Setting("command", Type::kStringList, true),
@@ -49,26 +43,26 @@ const DriverRegistry& FuzzRegistry() {
                         Setting("cpu_limit", Type::kPercent),
                         Setting("restart", Type::kBool, false, false),
                         Setting("priority", Type::kInt)};
-    r->Register(process);
-    DriverInfo files{"files", {"config"}, "", {}, nullptr};
+    r->Add(process);
+    DriverSchema files{"files", {"config"}, {}};
     files.settings = {Setting("files", Type::kPathList, true),
                       Setting("reload", Type::kStringList)};
-    r->Register(files);
-    DriverInfo postgres{"postgres", {"database"}, "", {}, nullptr};
+    r->Add(files);
+    DriverSchema postgres{"postgres", {"database"}, {}};
     SettingSchema integrity = Setting("integrity", Type::kObjectList);
     integrity.fields = {Setting("name", Type::kString, true), Setting("sql", Type::kString, true),
                         Setting("expect", Type::kInt, false, 0)};
     SettingSchema staged = Setting("staged", Type::kString, false, "auto");
     staged.allowed = {"auto", "always", "never"};
     postgres.settings = {Setting("connection", Type::kString, true), integrity, staged};
-    r->Register(postgres);
-    DriverInfo nats{"nats", {"stream"}, "", {}, nullptr};
+    r->Add(postgres);
+    DriverSchema nats{"nats", {"stream"}, {}};
     nats.settings = {Setting("url", Type::kString, true), Setting("monitor", Type::kString),
                      Setting("streams", Type::kStringList, true)};
-    r->Register(nats);
+    r->Add(nats);
     return r;
   }();
-  return *registry;
+  return *drivers;
 }
 
 }  // namespace
@@ -82,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   (void)env_ready;
   std::string text(reinterpret_cast<const char*>(data), size);
-  auto errors = backstop::CheckSpecText(text, "fuzz/backstop.yaml", FuzzRegistry());
+  auto errors = backstop::CheckSpecText(text, "fuzz/backstop.yaml", FuzzDrivers());
   for (const auto& e : errors) {
     // Exercise the formatting too.
     if (e.ToString().empty()) __builtin_trap();

@@ -1,6 +1,5 @@
-// LoadSpec: the spec file from disk, checked against the built-in drivers.
-// Kept apart from the parser (spec.cc) so that the parser depends on no
-// global state and the fuzz target links without the drivers.
+// LoadSpec: the spec file from disk, with the size and file-type limits,
+// handed to the parser (spec.cc) with the caller's driver catalogue.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +8,6 @@
 #include <cstring>
 
 #include "base/env.h"
-#include "drivers/driver.h"
 #include "spec/spec.h"
 
 namespace backstop {
@@ -76,9 +74,9 @@ Result<std::string> ReadSpecFile(const std::string& path) {
   return text;
 }
 
-Result<Spec> LoadSpec(const std::string& path) {
+Result<Spec> LoadSpec(const std::string& path, const DriverCatalog& drivers) {
   BACKSTOP_ASSIGN_OR_RETURN(std::string text, ReadSpecFile(path));
-  return ParseSpec(text, path, DriverRegistry::Global());
+  return ParseSpec(text, path, drivers);
 }
 
 }  // namespace backstop

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "base/env.h"
-#include "drivers/driver.h"
+#include "spec/driver_catalog.h"
 #include "spec/spec_expect.h"
 #include "spec/spec_internal.h"
 #include "testing/test_env.h"
@@ -48,10 +48,10 @@ SettingSchema Setting(std::string key, Type type, bool required = false,
 }
 
 // Drivers with the settings the example spec uses (see the brief of each
-// real driver); no factories: the parser never creates drivers.
-DriverRegistry FakeRegistry() {
-  DriverRegistry r;
-  DriverInfo process{"process", {"service"}, "fake process driver", {}, nullptr};
+// real driver), as the parser sees drivers: a plain catalogue, no driver code.
+DriverSchemaList FakeDrivers() {
+  DriverSchemaList r;
+  DriverSchema process{"process", {"service"}, {}};
   process.settings = {Setting("releases", Type::kPath, true),
                       Setting("current", Type::kPath),
                       Setting("command", Type::kStringList, true),
@@ -61,13 +61,13 @@ DriverRegistry FakeRegistry() {
                       Setting("cpu_limit", Type::kPercent),
                       Setting("restart", Type::kBool, false, false),
                       Setting("priority", Type::kInt)};
-  r.Register(process);
+  r.Add(process);
 
-  DriverInfo files{"files", {"config"}, "fake files driver", {}, nullptr};
+  DriverSchema files{"files", {"config"}, {}};
   files.settings = {Setting("files", Type::kPathList, true), Setting("reload", Type::kStringList)};
-  r.Register(files);
+  r.Add(files);
 
-  DriverInfo postgres{"postgres", {"database"}, "fake postgres driver", {}, nullptr};
+  DriverSchema postgres{"postgres", {"database"}, {}};
   SettingSchema connection = Setting("connection", Type::kString, true);
   connection.help = "a libpq conninfo string";
   SettingSchema integrity = Setting("integrity", Type::kObjectList);
@@ -76,18 +76,18 @@ DriverRegistry FakeRegistry() {
   SettingSchema staged = Setting("staged", Type::kString, false, "auto");
   staged.allowed = {"auto", "always", "never"};
   postgres.settings = {connection, integrity, staged};
-  r.Register(postgres);
+  r.Add(postgres);
 
-  DriverInfo nats{"nats", {"stream"}, "fake nats driver", {}, nullptr};
+  DriverSchema nats{"nats", {"stream"}, {}};
   nats.settings = {Setting("url", Type::kString, true), Setting("monitor", Type::kString),
                    Setting("streams", Type::kStringList, true)};
-  r.Register(nats);
+  r.Add(nats);
   return r;
 }
 
 std::vector<SpecError> CheckFile(const std::string& name) {
   std::string path = DataPath(name);
-  return CheckSpecText(ReadOrDie(path), path, FakeRegistry());
+  return CheckSpecText(ReadOrDie(path), path, FakeDrivers());
 }
 
 std::string Dump(const std::vector<SpecError>& errors) {
@@ -133,7 +133,7 @@ class ExampleSpecTest : public ::testing::Test {
 };
 
 TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
-  auto spec = ParseSpec(ReadOrDie(path_), path_, FakeRegistry());
+  auto spec = ParseSpec(ReadOrDie(path_), path_, FakeDrivers());
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->environment, "production");
   EXPECT_TRUE(spec->requires_confirm);
@@ -222,7 +222,7 @@ TEST_F(ExampleSpecTest, TheDemoOverridesPortsPathsAndIntervals) {
   setenv("HEALTH_TIMEOUT", "500ms", 1);
   setenv("HEALTH_START_PERIOD", "5s", 1);
   setenv("ERROR_RATE_FOR", "3s", 1);
-  auto spec = ParseSpec(ReadOrDie(path_), path_, FakeRegistry());
+  auto spec = ParseSpec(ReadOrDie(path_), path_, FakeDrivers());
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->environment, "demo");
   EXPECT_FALSE(spec->requires_confirm);
@@ -239,7 +239,7 @@ TEST_F(ExampleSpecTest, TheDemoOverridesPortsPathsAndIntervals) {
 
   // A shorter interval alone leaves the explicit 10s timeout too long: said, not guessed.
   unsetenv("HEALTH_TIMEOUT");
-  auto errors = CheckSpecText(ReadOrDie(path_), path_, FakeRegistry());
+  auto errors = CheckSpecText(ReadOrDie(path_), path_, FakeDrivers());
   ASSERT_EQ(errors.size(), 4u) << Dump(errors);
   EXPECT_EQ(errors[0].key, "components.postgres.health.timeout");
   EXPECT_NE(errors[0].message.find("timeout 10s exceeds interval 1s"), std::string::npos);
@@ -250,7 +250,7 @@ TEST(SpecTest, DefaultTimeoutFollowsAShorterInterval) {
   auto spec = ParseSpec(
       "environment: dev\ncomponents:\n  web:\n    kind: service\n    driver: process\n"
       "    releases: r\n    command: [w]\n    health: {tcp: 'localhost:80', interval: 2s}\n",
-      "/tmp/backstop.yaml", FakeRegistry());
+      "/tmp/backstop.yaml", FakeDrivers());
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->Find("web")->health.interval_ms, 2000);
   EXPECT_EQ(spec->Find("web")->health.timeout_ms, 2000);
@@ -292,7 +292,7 @@ TEST_P(BadSpecTest, ReportsTheErrorWhereItIs) {
   EXPECT_NE(e.message.find("expected"), std::string::npos) << e.ToString();
   // ParseSpec refuses the same file with the same line.
   std::string path = DataPath(std::string("bad/") + c.file);
-  auto spec = ParseSpec(ReadOrDie(path), path, FakeRegistry());
+  auto spec = ParseSpec(ReadOrDie(path), path, FakeDrivers());
   ASSERT_FALSE(spec.ok());
   EXPECT_EQ(spec.status().code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(spec.status().message(), e.ToString());
@@ -400,7 +400,7 @@ TEST(SpecTest, ReportsEveryErrorOfAFile) {
                  }))
       << Dump(errors);
   std::string path = DataPath("bad/many_errors.yaml");
-  auto spec = ParseSpec(ReadOrDie(path), path, FakeRegistry());
+  auto spec = ParseSpec(ReadOrDie(path), path, FakeDrivers());
   ASSERT_FALSE(spec.ok());
   // One error per line, each starting with file:line:column.
   std::string msg = spec.status().message();
@@ -416,7 +416,7 @@ TEST(SpecTest, ReportsEveryErrorOfAFile) {
 
 TEST(SpecTest, MinimalSpecGetsEveryDefault) {
   std::string path = DataPath("good/minimal.yaml");
-  auto spec = ParseSpec(ReadOrDie(path), path, FakeRegistry());
+  auto spec = ParseSpec(ReadOrDie(path), path, FakeDrivers());
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->path, path);
   EXPECT_EQ(spec->environment, "staging");
@@ -446,7 +446,7 @@ TEST(SpecTest, MinimalSpecGetsEveryDefault) {
 
 TEST(SpecTest, FullSpecConvertsEverySection) {
   std::string path = DataPath("good/full.yaml");
-  auto spec = ParseSpec(ReadOrDie(path), path, FakeRegistry());
+  auto spec = ParseSpec(ReadOrDie(path), path, FakeDrivers());
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->environment, "production");
   EXPECT_FALSE(spec->requires_confirm);  // protected: false overrides the production default
@@ -603,7 +603,7 @@ TEST(SpecTest, ExpandsEnvironmentVariables) {
   setenv("SPEC_TEST_ENV", "staging", 1);
   setenv("SPEC_TEST_EMPTY", "", 1);
   unsetenv("SPEC_TEST_UNSET");
-  auto spec = ParseSpec(kExpansionSpec, "/tmp/x/backstop.yaml", FakeRegistry());
+  auto spec = ParseSpec(kExpansionSpec, "/tmp/x/backstop.yaml", FakeDrivers());
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->environment, "staging");
   const ComponentSpec& web = *spec->Find("web");
@@ -614,7 +614,7 @@ TEST(SpecTest, ExpandsEnvironmentVariables) {
   EXPECT_EQ(web.settings.at("env").at("SQL"), "$1 and $");
 
   unsetenv("SPEC_TEST_ENV");
-  auto errors = CheckSpecText(kExpansionSpec, "spec.yaml", FakeRegistry());
+  auto errors = CheckSpecText(kExpansionSpec, "spec.yaml", FakeDrivers());
   // Every use of the now-unset variable without a default is an error at its scalar,
   // including the one in another variable's default.
   ASSERT_EQ(errors.size(), 3u) << Dump(errors);
@@ -705,7 +705,7 @@ TEST(SpecTest, ErrorAndPositionStrings) {
 
 TEST(SpecTest, LoadSpecReportsAMissingFileWithAHint) {
   testing::TempDir dir;
-  auto spec = LoadSpec(dir.Join("backstop.yaml"));
+  auto spec = LoadSpec(dir.Join("backstop.yaml"), FakeDrivers());
   ASSERT_FALSE(spec.ok());
   EXPECT_TRUE(spec.status().IsNotFound());
   EXPECT_NE(spec.status().message().find("backstop init --example mistersmith"), std::string::npos);
@@ -713,11 +713,11 @@ TEST(SpecTest, LoadSpecReportsAMissingFileWithAHint) {
 
 TEST(SpecTest, LoadSpecReadsTheFile) {
   testing::TempDir dir;
-  // The global registry may hold no driver yet; an unknown driver is the one error.
+  // A driver the catalogue does not know is the one error.
   testing::WriteFileOrDie(dir.Join("backstop.yaml"),
                           "environment: dev\ncomponents:\n  a: {kind: service, driver: "
                           "no-such-driver}\n");
-  auto spec = LoadSpec(dir.Join("backstop.yaml"));
+  auto spec = LoadSpec(dir.Join("backstop.yaml"), FakeDrivers());
   ASSERT_FALSE(spec.ok());
   EXPECT_EQ(spec.status().code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(
@@ -726,6 +726,27 @@ TEST(SpecTest, LoadSpecReadsTheFile) {
                                     0),
       0u)
       << spec.status().message();
+}
+
+TEST(SpecTest, LoadSpecChecksAgainstTheCatalogueItIsGiven) {
+  // The parser knows only the drivers its caller hands it: a driver in this
+  // catalogue is accepted with its settings converted, the same file against
+  // another catalogue names the driver as unknown.
+  testing::TempDir dir;
+  testing::WriteFileOrDie(dir.Join("backstop.yaml"),
+                          "environment: dev\ncomponents:\n  a: {kind: stream, driver: queue, "
+                          "flush: 2s}\n");
+  DriverSchemaList only_queue({DriverSchema{
+      "queue", {"stream"}, {MakeSetting("flush", Type::kDuration, true, "how often")}}});
+  auto spec = LoadSpec(dir.Join("backstop.yaml"), only_queue);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->components.at("a").driver, "queue");
+  EXPECT_EQ(spec->components.at("a").settings, nlohmann::json({{"flush", 2000}}));
+
+  auto other = LoadSpec(dir.Join("backstop.yaml"), FakeDrivers());
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("unknown driver 'queue'"), std::string::npos)
+      << other.status().message();
 }
 
 TEST(SpecTest, ReadSpecFileRefusesWhatIsNotASpecFile) {
@@ -738,7 +759,7 @@ TEST(SpecTest, ReadSpecFileRefusesWhatIsNotASpecFile) {
     EXPECT_EQ(text.status().code(), Status::Code::kInvalidArgument) << path;
     EXPECT_NE(text.status().message().find("regular YAML file"), std::string::npos)
         << text.status().message();
-    auto spec = LoadSpec(path);
+    auto spec = LoadSpec(path, FakeDrivers());
     ASSERT_FALSE(spec.ok());
     EXPECT_EQ(spec.status().code(), Status::Code::kInvalidArgument);
   }
@@ -778,7 +799,7 @@ TEST(SpecTest, IntegrityExpectationsAreTyped) {
       "      - {name: b, sql: SELECT 1, expect: <= 0}\n"
       "      - {name: c, sql: SELECT 1, expect: '> 5'}\n"
       "      - {name: d, sql: SELECT 1, expect: ==2.5}\n";
-  auto spec = ParseSpec(text, "typed.yaml", FakeRegistry());
+  auto spec = ParseSpec(text, "typed.yaml", FakeDrivers());
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   const auto& items = spec->Find("db")->settings.at("integrity");
   EXPECT_EQ(items[0].at("expect"), "0");
@@ -839,27 +860,27 @@ TEST(SpecTest, SurvivesHostileInput) {
       "components: {}",
   };
   for (const char* input : inputs) {
-    auto errors = CheckSpecText(input, "hostile.yaml", FakeRegistry());
+    auto errors = CheckSpecText(input, "hostile.yaml", FakeDrivers());
     EXPECT_FALSE(errors.empty()) << input;
   }
   // yaml-cpp 0.7's LoadAll loops forever on these (jbeder/yaml-cpp#1040).
   for (const char* input : {",", "- a\n,", "environment: e\n---\n,"}) {
-    auto errors = CheckSpecText(input, "stuck.yaml", FakeRegistry());
+    auto errors = CheckSpecText(input, "stuck.yaml", FakeDrivers());
     ASSERT_FALSE(errors.empty()) << input;
     EXPECT_NE(errors[0].message.find("YAML syntax error: unexpected ','"), std::string::npos)
         << errors[0].ToString();
   }
-  auto comma = CheckSpecText("- a\n,", "stuck.yaml", FakeRegistry());
+  auto comma = CheckSpecText("- a\n,", "stuck.yaml", FakeDrivers());
   EXPECT_EQ(comma[0].pos.line, 2);
   EXPECT_EQ(comma[0].pos.column, 1);
-  auto two = CheckSpecText("environment: e\n---\nenvironment: f\n", "two.yaml", FakeRegistry());
+  auto two = CheckSpecText("environment: e\n---\nenvironment: f\n", "two.yaml", FakeDrivers());
   ASSERT_EQ(two.size(), 2u) << Dump(two);
   EXPECT_EQ(two[0].key, "components");  // the first document lacks them
   EXPECT_EQ(two[1].pos.line, 2);
   EXPECT_NE(two[1].message.find("more than one YAML document"), std::string::npos);
 
   std::string deep(100000, '[');
-  EXPECT_FALSE(CheckSpecText(deep, "deep.yaml", FakeRegistry()).empty());
+  EXPECT_FALSE(CheckSpecText(deep, "deep.yaml", FakeDrivers()).empty());
 }
 
 }  // namespace

@@ -258,7 +258,7 @@ class Parser {
     if (YAML::Node s = root["spec"]) {
       if (auto p = Scalar(s, "spec", "a path to a spec file")) {
         std::string spec_path = AbsolutePath(*p, Dirname(AbsolutePath(path_, CurrentDir())));
-        auto spec = LoadSpec(spec_path);
+        auto spec = LoadSpec(spec_path, DriverRegistry::Global());
         if (!spec.ok()) {
           Err(s.Mark(), "spec " + spec_path + " is not valid:\n" + spec.status().message(),
               "fix it (backstop check) or point 'spec' at another file");

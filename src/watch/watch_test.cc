@@ -179,7 +179,7 @@ Result<Spec> MakeSpec(const testing::TempDir& dir, const Services& s, const std:
   testing::WriteFileOrDie(dir.Join("a.json"), "{}");
   testing::WriteFileOrDie(dir.Join("b.json"), "{}");
   testing::WriteFileOrDie(path, text);
-  return LoadSpec(path);
+  return LoadSpec(path, DriverRegistry::Global());
 }
 
 TEST(WatcherTest, OnceProbesEverythingAndReports) {
@@ -459,7 +459,7 @@ TEST(WatcherTest, BrokenDatabaseInvariantFiresDataIntegrity) {
           "        expect: 0\n"
           "    health: { tcp: \"127.0.0.1:" +
           std::to_string((*server)->port()) + "\", interval: 200ms }\n");
-  auto spec = LoadSpec(path);
+  auto spec = LoadSpec(path, DriverRegistry::Global());
   ASSERT_TRUE(spec.ok()) << spec.status().message();
   {
     // A restore point to roll back to (its entry also lists the foreign keys).
@@ -550,7 +550,7 @@ TEST(WatchCommandTest, ListeningBeyondLoopbackNeedsAllowRemote) {
                           "environment: test\ncomponents:\n  etc:\n    kind: config\n"
                           "    driver: files\n    files: [" +
                               dir.Join("app.conf") + "]\n");
-  auto spec = LoadSpec(path);
+  auto spec = LoadSpec(path, DriverRegistry::Global());
   ASSERT_TRUE(spec.ok()) << spec.status().message();
   std::FILE* err = std::tmpfile();
   Output out(false, err, err);
