@@ -4,13 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "base/crash_point.h"
+#include "base/parallel_for.h"
 #include "base/units.h"
 #include "run/lock.h"
 
@@ -258,15 +258,12 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     std::vector<std::string> blobs(needed.begin(), needed.end());
     // Re-hash on every core: a dump is many large blobs.
     std::vector<BlobCheck> checks(blobs.size());
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (size_t i = next++; i < blobs.size(); i = next++) checks[i] = store_.Check(blobs[i]);
-    };
-    size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < std::min(threads, blobs.size()); ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& t : pool) t.join();
+    const int threads =
+        std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
+    BACKSTOP_RETURN_IF_ERROR(ParallelFor(blobs.size(), threads, [&](size_t i) {
+      checks[i] = store_.Check(blobs[i]);  // a damaged blob is a finding, not an error
+      return Status::OK();
+    }));
     std::vector<std::string> bad;
     for (const auto& check : checks) {
       if (check.state != BlobCheck::State::kOk) {

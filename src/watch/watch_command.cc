@@ -9,15 +9,12 @@
 #include <thread>
 
 #include "base/exit_code.h"
+#include "base/strings.h"
 #include "watch/watch.h"
 
 namespace backstop {
 
 namespace {
-
-std::string Pad(const std::string& s, size_t width) {
-  return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
-}
 
 void PrintOnce(Output& out, const nlohmann::json& doc) {
   out.Line(Pad("COMPONENT", 16) + Pad("HEALTH", 12) + Pad("LATENCY", 10) + "DETAIL");
