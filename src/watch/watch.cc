@@ -1150,6 +1150,7 @@ Status Watcher::Run() {
                             {"cooldown", FormatDurationSpec(options_.cooldown_ms)},
                             {"max_per_hour", options_.max_rollbacks_per_hour}});
   }
+  service_.Ready(ServiceStatus(), env_->clock()->NowMicros());
 
   Clock* clock = env_->clock();
   const int64_t start = clock->NowMicros();
@@ -1167,6 +1168,7 @@ Status Watcher::Run() {
       wait = std::min(wait, std::chrono::milliseconds(
                                 std::max<int64_t>(1, (deadline - clock->NowMicros()) / 1000)));
     }
+    wait = service_.Bound(wait, clock->NowMicros());
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, wait, [&] {
@@ -1199,10 +1201,13 @@ Status Watcher::Run() {
       RetryHeld();
     }
     SaveRuleState(!events.empty(), now);
+    service_.Alive(now, [this] { return ServiceStatus(); });
     if (deadline > 0 && now >= deadline) break;
   }
 
   log_->Info("stopping");
+  service_.Stopping(run_thread_.joinable() ? "stopping: waiting for the running rollback to finish"
+                                           : "stopping");
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& job : api_jobs_) job.second->set_value({503, "the watcher is stopping"});

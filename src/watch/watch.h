@@ -73,6 +73,7 @@
 #include "watch/decision.h"
 #include "watch/prober.h"
 #include "watch/rules.h"
+#include "watch/service_notify.h"
 #include "watch/signals.h"
 
 namespace backstop {
@@ -204,6 +205,8 @@ class Watcher final : public ApiBackend {
   int AutomaticInLastHour(int64_t now_wall_us);
   void WriteDaemonInfo();
   nlohmann::json StatusLocked();
+  // The short state systemd shows (service_notify.h). Control thread.
+  std::string ServiceStatus();
 
   Env* env_;
   const Spec& spec_;
@@ -227,6 +230,7 @@ class Watcher final : public ApiBackend {
   int64_t last_rules_save_us_ = 0;
   int64_t last_pause_check_us_ = 0;
   std::thread run_thread_;
+  ServiceNotifier service_;  // readiness, watchdog and STATUS= for systemd
 
   // Shared; guarded by mu_.
   mutable std::mutex mu_;
