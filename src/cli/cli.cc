@@ -52,6 +52,7 @@ int RunCli(int argc, char** argv) {
   groups.push_back(NewSnapshotCommands());
   groups.push_back(NewOperateCommands());
   groups.push_back(NewWatchCommands());
+  groups.push_back(NewCompletionCommands());
   for (auto& group : groups) group->Register(app);
 
   try {
