@@ -52,7 +52,8 @@ READY_LINE=$(grep 'READY=1' "$NOTES" | head -n1)
 expect_contains "$READY_LINE" "STATUS=watching 3 components" "READY=1 carries a status"
 expect_eq "$(count READY=1 "$NOTES")" 1 "READY=1 sent once"
 # Several pings, each from a later turn of the control loop.
-wait_for 30 test "$(count WATCHDOG=1 "$NOTES")" -ge 5 ||
+pings_at_least() { (($(count WATCHDOG=1 "$NOTES") >= $1)); }
+wait_for 30 pings_at_least 5 ||
   fail "fewer than 5 WATCHDOG=1 pings: $(cat "$NOTES")"
 kill -TERM "$WATCH_PID"
 rc=0
