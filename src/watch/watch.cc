@@ -564,6 +564,7 @@ Status Watcher::Run() {
                             {"cooldown", FormatDurationSpec(options_.cooldown_ms)},
                             {"max_per_hour", options_.max_rollbacks_per_hour}});
   }
+  service_.Ready(ServiceStatus(), env_->clock()->NowMicros());
 
   Clock* clock = env_->clock();
   const int64_t start = clock->NowMicros();
@@ -581,6 +582,7 @@ Status Watcher::Run() {
       wait = std::min(wait, std::chrono::milliseconds(
                                 std::max<int64_t>(1, (deadline - clock->NowMicros()) / 1000)));
     }
+    wait = service_.Bound(wait, clock->NowMicros());
     {
       const auto until = std::chrono::steady_clock::now() + wait;
       MutexLock lock(&mu_);
@@ -617,10 +619,12 @@ Status Watcher::Run() {
       RetryHeld();
     }
     SaveRuleState(!events.empty(), now);
+    service_.Alive(now, [this] { return ServiceStatus(); });
     if (deadline > 0 && now >= deadline) break;
   }
 
   log_->Info("stopping");
+  service_.Stopping(job_ ? "stopping: waiting for the running rollback to finish" : "stopping");
   {
     MutexLock lock(&mu_);
     for (auto& request : api_requests_) {

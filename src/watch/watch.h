@@ -73,6 +73,7 @@
 #include "watch/prober.h"
 #include "watch/rollback_job.h"
 #include "watch/rules.h"
+#include "watch/service_notify.h"
 #include "watch/signals.h"
 #include "watch/watch_logger.h"
 #include "watch/watch_state.h"
@@ -170,6 +171,8 @@ class Watcher final : public ApiBackend {
   DecisionContext BuildDecisionContext() EXCLUDES(mu_);
   void WriteDaemonInfo() EXCLUDES(mu_);
   nlohmann::json StatusLocked() REQUIRES(mu_);
+  // The short state systemd shows (service_notify.h). Control thread.
+  std::string ServiceStatus() EXCLUDES(mu_);
 
   Env* env_;
   const Spec& spec_;
@@ -192,6 +195,7 @@ class Watcher final : public ApiBackend {
   int64_t last_rules_save_us_ = 0;
   int64_t last_pause_check_us_ = 0;
   std::unique_ptr<RollbackJob> job_;  // running, or finished and not yet reaped
+  ServiceNotifier service_;           // readiness, watchdog and STATUS= for systemd
 
   // Shared between the control, prober, job and API threads.
   mutable Mutex mu_;
