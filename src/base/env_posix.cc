@@ -220,13 +220,22 @@ class PosixFileSystem : public FileSystem {
   }
 };
 
-// Builds the envp for a child: the inherited environment with `extra` applied.
+// What systemd gives Backstop for its own readiness and watchdog messages
+// (sd_notify): a child that inherited them could speak for Backstop, or
+// make systemd discard the messages of a service it manages itself.
+bool IsServiceManagerVariable(std::string_view key) {
+  return key == "NOTIFY_SOCKET" || key == "WATCHDOG_USEC" || key == "WATCHDOG_PID";
+}
+
+// Builds the envp for a child: the inherited environment, without the
+// service manager's variables, with `extra` applied.
 std::vector<std::string> BuildEnvironment(const std::map<std::string, std::string>& extra) {
   std::vector<std::string> out;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view kv(*e);
     auto eq = kv.find('=');
     std::string key(kv.substr(0, eq));
+    if (IsServiceManagerVariable(key)) continue;
     if (extra.count(key) == 0) out.emplace_back(kv);
   }
   for (const auto& [k, v] : extra) out.push_back(k + "=" + v);
