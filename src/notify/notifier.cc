@@ -102,6 +102,12 @@ Result<int> Notifier::DeliverDue(StateDb& db, int64_t deadline_us) {
     BACKSTOP_ASSIGN_OR_RETURN(auto events, db.ListEvents({d.event_id - 1, "", 1}));
     if (events.empty() || events.front().id != d.event_id) continue;
     const Event& event = events.front();
+    // Leased for longer than an attempt can last; lost to another process: skip it.
+    const int64_t lease_us = (options_.total_timeout_ms + 60'000) * 1000;
+    const int64_t claimed_at = env_->clock()->WallMicros();
+    BACKSTOP_ASSIGN_OR_RETURN(
+        bool mine, db.ClaimDelivery(d.event_id, d.target, claimed_at, claimed_at + lease_us));
+    if (!mine) continue;
     Status sent = Send(*target, event, deadline_us);
     ++attempts;
     const int64_t now_us = env_->clock()->WallMicros();

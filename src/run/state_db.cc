@@ -571,6 +571,16 @@ Result<std::vector<DeliveryRecord>> StateDb::Deliveries(const DeliveryQuery& que
   return out;
 }
 
+Result<bool> StateDb::ClaimDelivery(int64_t event_id, const std::string& target, int64_t now_us,
+                                    int64_t lease_until_us) {
+  Stmt s(db_,
+         "UPDATE deliveries SET next_attempt_us = ? WHERE event_id = ? AND target = ? AND "
+         "delivered_us = 0 AND failed_us = 0 AND next_attempt_us <= ?");
+  s.Bind(1, lease_until_us).Bind(2, event_id).Bind(3, target).Bind(4, now_us);
+  BACKSTOP_RETURN_IF_ERROR(s.Run("claim notification"));
+  return sqlite3_changes(db_) == 1;
+}
+
 Status StateDb::RecordDeliveryAttempt(const DeliveryRecord& d) {
   // One statement: the attempt, and delivered or when to try again, land
   // together; a row already delivered is left as it is.

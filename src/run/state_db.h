@@ -142,6 +142,12 @@ class StateDb {
   // does nothing, so feeding the same events twice queues them once.
   Status EnqueueDeliveries(const std::vector<DeliveryRecord>& deliveries);
   Result<std::vector<DeliveryRecord>> Deliveries(const DeliveryQuery& query);
+  // Takes a due delivery for one attempt: moves its next attempt to
+  // `lease_until_us`, so that another process (a command beside `backstop
+  // watch`) does not send it too, and a sender that dies leaves it due again.
+  // False when it is no longer due (another process took it, or it is done).
+  Result<bool> ClaimDelivery(int64_t event_id, const std::string& target, int64_t now_us,
+                             int64_t lease_until_us);
   // Writes an attempt's outcome (attempts, next_attempt_us, delivered_us,
   // failed_us, last_error) in one statement; a delivered row is not changed.
   Status RecordDeliveryAttempt(const DeliveryRecord& delivery);
