@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "base/units.h"
 #include "notify/notifier.h"
 #include "notify/notify_events.h"
 #include "notify/payload.h"
