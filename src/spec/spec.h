@@ -104,13 +104,20 @@ struct DrillSpec {
 
 struct NotifySpec {
   std::string name;
-  std::string type;  // webhook | command | log
-  std::string url;
+  std::string type;  // webhook | slack | command | log
+  std::string url;   // webhook, slack (may hold a token: never logged)
   std::vector<std::string> command;
-  std::vector<std::string> on;  // events: rollback_started, rollback_finished, rollback_failed,
-                                // trigger_firing, drill_finished
+  // Webhook signatures (HMAC-SHA256 over the body): where the key is, never
+  // the key itself. A relative file is resolved against the spec's folder.
+  std::string secret_file;
+  std::string secret_env;
+  std::vector<std::string> on;  // event names (NotifyEventNames()); all when `on` is absent
   SourcePos pos;
 };
+
+// The event names a notifier's `on:` accepts, in the order docs/notify.md
+// lists them ("rollback_started", "trigger_firing", ...).
+const std::vector<std::string>& NotifyEventNames();
 
 struct Spec {
   std::string path;      // absolute path of the spec file

@@ -14,6 +14,7 @@
 #include "run/run.h"
 #include "store/restore_point.h"
 #include "store/state_dir.h"
+#include "watch/watch_events.h"
 #include "watch/watcher_internal.h"
 
 namespace backstop {
@@ -181,6 +182,12 @@ void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act
                              {"from", TriggerStateName(e.from)},
                              {"to", TriggerStateName(e.to)},
                              {"reason", e.reason}};
+    if (may_act) {  // --once decides on the saved state: nothing new to journal
+      Status st = db_->AppendEvent(TriggerJournalEvent(e, env_->clock()->WallMicros(),
+                                                       env_->clock()->NowMicros()))
+                      .status();
+      if (!st.ok()) log_->Error("cannot journal the trigger event: " + st.message());
+    }
     if (e.to == TriggerState::kFiring) {
       log_->Warn("trigger firing", fields);
       HandleFiring(e, may_act);
@@ -296,6 +303,13 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
   }
   record["outcome"] = outcome;
   record["why"] = why;
+  if (may_act) {
+    Status st =
+        db_->AppendEvent(DecisionJournalEvent(e, outcome, why,
+                                              record.value("decision", nlohmann::json()), wall))
+            .status();
+    if (!st.ok()) log_->Error("cannot journal the decision: " + st.message());
+  }
   log_->Log(outcome == "acted"     ? "warn"
             : outcome == "dry_run" ? "info"
                                    : "warn",
