@@ -24,7 +24,7 @@ std::string DescribeState(const ComponentSpec& c, const nlohmann::json& d) {
         d["release"].is_string() ? "release " + d["release"].get<std::string>() : "no release";
     if (d.value("running", false)) {
       s += " (running, pid " + std::to_string(d.value("pid", 0)) + ")";
-    } else if (c.kind == "service") {
+    } else if (c.kind == ComponentKind::kService) {
       s += " (stopped)";
     }
     return s;
@@ -73,7 +73,7 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
     const HealthResult& h = health[name];
     std::string health_text = HealthWord(h);
     if (!h.detail.empty()) health_text += " (" + h.detail + ")";
-    out.Text(Pad(name, 14) + Pad(c->kind, 10) + Pad(c->driver, 10) +
+    out.Text(Pad(name, 14) + Pad(std::string(Name(c->kind)), 10) + Pad(c->driver, 10) +
              Pad(DescribeState(*c, described), 34) + health_text);
     doc["components"].push_back({{"name", name},
                                  {"kind", c->kind},
@@ -342,13 +342,13 @@ int CmdSalvage(const GlobalOptions& g, Output& out, const SalvageFlags& f,
     return Fail(out, Status::InvalidArgument("no component named '" + f.component +
                                              "' in the spec (" + e.spec.path + ")"));
   }
-  if (!f.table.empty() && c->kind != "database") {
+  if (!f.table.empty() && c->kind != ComponentKind::kDatabase) {
     return Fail(out, Status::InvalidArgument("--table is for a database component; " + c->name +
-                                             " is a " + c->kind + " component"));
+                                             " is a " + std::string(Name(c->kind)) + " component"));
   }
-  if (!f.stream.empty() && c->kind != "stream") {
+  if (!f.stream.empty() && c->kind != ComponentKind::kStream) {
     return Fail(out, Status::InvalidArgument("--stream is for a stream component; " + c->name +
-                                             " is a " + c->kind + " component"));
+                                             " is a " + std::string(Name(c->kind)) + " component"));
   }
   if (f.apply && e.spec.requires_confirm && !f.confirm) {
     return Fail(out, Status::Aborted("environment '" + e.spec.environment +
@@ -396,8 +396,8 @@ int CmdSalvage(const GlobalOptions& g, Output& out, const SalvageFlags& f,
   auto result = (*driver)->Salvage(*c, req, ctx);
   if (!result.ok()) return Fail(out, result.status().WithContext("salvage " + c->name));
   out.Text("exported " + FormatThousands(result->exported) + " " +
-           (c->kind == "stream" ? "messages" : "rows") + " of " + req.object + " discarded by " +
-           *run_id + " to " + req.output_path);
+           (c->kind == ComponentKind::kStream ? "messages" : "rows") + " of " + req.object +
+           " discarded by " + *run_id + " to " + req.output_path);
   for (const auto& conflict : result->conflicts) out.Error("conflict: " + conflict);
   bool ok = result->conflicts.empty();
   if (f.apply) {

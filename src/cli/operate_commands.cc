@@ -181,7 +181,7 @@ int CmdStartStop(const GlobalOptions& g, Output& out, bool start,
   bool all_ok = true;
   for (const auto& name : order) {
     const ComponentSpec* c = e.spec.Find(name);
-    if (c->kind != "service") continue;
+    if (c->kind != ComponentKind::kService) continue;
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
     auto driver = e.engine->DriverFor(*c);
     if (!driver.ok()) return Fail(out, driver.status());

@@ -138,7 +138,7 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data, const std::string&
     auto latest = ResolveRestorePoint(*e.store, "latest");
     for (const auto& name : order) {
       const ComponentSpec* c = e.spec.Find(name);
-      if (c->kind != "database" && c->kind != "stream") continue;
+      if (!HoldsData(c->kind)) continue;
       auto driver = e.engine->DriverFor(*c);
       if (!driver.ok()) continue;
       DriverContext ctx = e.engine->Context();

@@ -44,7 +44,7 @@ Verdict ServicesHealthy(RunEngine& engine, const Spec& spec) {
 
 // Items 2 and 3: the drivers' invariant checks of every component of `kind`
 // (database or stream), and for streams their health too.
-Verdict Invariants(RunEngine& engine, const Spec& spec, const std::string& kind) {
+Verdict Invariants(RunEngine& engine, const Spec& spec, ComponentKind kind) {
   Verdict v{"ok"};
   bool any = false;
   for (const auto& name : spec.component_order) {
@@ -58,7 +58,7 @@ Verdict Invariants(RunEngine& engine, const Spec& spec, const std::string& kind)
       continue;
     }
     DriverContext ctx = engine.Context();
-    if (kind == "stream") {
+    if (kind == ComponentKind::kStream) {
       HealthResult h = (*driver)->Health(c, ctx);
       if (!HealthAcceptable(c, h)) v.status = "failed";
       v.evidence.push_back(name + ": " + HealthText(h));
@@ -84,7 +84,7 @@ Verdict Invariants(RunEngine& engine, const Spec& spec, const std::string& kind)
   }
   if (!any) {
     v.status = "not applicable";
-    v.evidence.push_back("the spec has no " + kind + " component");
+    v.evidence.push_back("the spec has no " + std::string(Name(kind)) + " component");
   }
   return v;
 }
@@ -194,9 +194,9 @@ Result<nlohmann::json> BuildChecklist(RunEngine& engine, const Spec& spec, Store
     if (id == "services-healthy") {
       v = ServicesHealthy(engine, spec);
     } else if (id == "database-integrity") {
-      v = Invariants(engine, spec, "database");
+      v = Invariants(engine, spec, ComponentKind::kDatabase);
     } else if (id == "queues-operational") {
-      v = Invariants(engine, spec, "stream");
+      v = Invariants(engine, spec, ComponentKind::kStream);
     } else if (id == "no-data-loss") {
       v = DataLoss(run);
     } else if (id == "performance-baselines") {

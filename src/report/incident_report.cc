@@ -136,10 +136,11 @@ const DecisionRule* DecisionRuleForRun(const Spec& spec, const RunRecord& run) {
     }
     return nullptr;
   }
-  // A manual run: the row of the scope the operator chose.
-  const std::string scope = run.plan.value("scope", "");
+  // A manual run: the row of the scope the operator chose (a plan's scope,
+  // all or component, is spelt as the matrix's).
+  const std::optional<MatrixScope> scope = ParseMatrixScope(run.plan.value("scope", ""));
   for (const auto& r : spec.decision_matrix) {
-    if (r.scope == scope) return &r;
+    if (scope && r.scope == *scope) return &r;
   }
   return nullptr;
 }

@@ -13,8 +13,8 @@
 namespace backstop {
 namespace {
 
-bool IsService(const ComponentSpec& c) { return c.kind == "service"; }
-bool HoldsData(const ComponentSpec& c) { return c.kind == "database" || c.kind == "stream"; }
+bool IsService(const ComponentSpec& c) { return c.kind == ComponentKind::kService; }
+bool HoldsData(const ComponentSpec& c) { return backstop::HoldsData(c.kind); }
 
 PlanStep Step(std::string action, std::string component, std::string description,
               nlohmann::json args = nlohmann::json::object()) {
@@ -393,7 +393,7 @@ Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const st
   const ComponentSpec* c = spec.Find(component);
   if (c == nullptr) return Status::InvalidArgument("no component named '" + component + "'");
   if (!IsService(*c)) {
-    return Status::InvalidArgument(component + " is a " + c->kind +
+    return Status::InvalidArgument(component + " is a " + std::string(Name(c->kind)) +
                                    " component; only services are deployed by release");
   }
   BACKSTOP_ASSIGN_OR_RETURN(nlohmann::json described, DescribeComponent(*c, registry, ctx));

@@ -17,7 +17,7 @@ class DescribeOnlyDriver : public Driver {
     return nlohmann::json::object();
   }
   Result<nlohmann::json> Describe(const ComponentSpec& c, DriverContext&) override {
-    if (c.kind != "service") return nlohmann::json::object();
+    if (c.kind != ComponentKind::kService) return nlohmann::json::object();
     return nlohmann::json{{"release", "v3"}, {"releases", {"v1", "v2", "v3"}}};
   }
   Status Restore(const ComponentSpec&, const nlohmann::json&, DriverContext&) override {
@@ -42,7 +42,7 @@ DriverRegistry FakeRegistry() {
 Spec FiveComponentSpec() {
   Spec spec;
   spec.environment = "test";
-  auto add = [&](std::string name, std::string kind, std::string driver,
+  auto add = [&](std::string name, ComponentKind kind, std::string driver,
                  std::vector<std::string> deps) {
     ComponentSpec c;
     c.name = name;
@@ -52,11 +52,11 @@ Spec FiveComponentSpec() {
     spec.component_order.push_back(name);
     spec.components[name] = c;
   };
-  add("webui", "service", "process", {"orchestrator"});
-  add("orchestrator", "service", "process", {"postgres", "nats", "config"});
-  add("config", "config", "files", {});
-  add("nats", "stream", "nats", {});
-  add("postgres", "database", "postgres", {});
+  add("webui", ComponentKind::kService, "process", {"orchestrator"});
+  add("orchestrator", ComponentKind::kService, "process", {"postgres", "nats", "config"});
+  add("config", ComponentKind::kConfig, "files", {});
+  add("nats", ComponentKind::kStream, "nats", {});
+  add("postgres", ComponentKind::kDatabase, "postgres", {});
   return spec;
 }
 

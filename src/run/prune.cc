@@ -89,7 +89,7 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   // resumed. Data drivers release it when Prune is given no run id
   // (services keep nothing of a run outside its run directory).
   for (const auto& [name, c] : spec.components) {
-    if (c.kind != "database" && c.kind != "stream") continue;
+    if (!HoldsData(c.kind)) continue;
     auto driver = engine.DriverFor(c);
     if (!driver.ok()) continue;
     DriverContext ctx = engine.Context();

@@ -61,7 +61,7 @@ class PruneTest : public ::testing::Test {
     registry_.Register(info);
     ComponentSpec conf;
     conf.name = "conf";
-    conf.kind = "config";
+    conf.kind = ComponentKind::kConfig;
     conf.driver = "recording";
     spec_.component_order.push_back("conf");
     spec_.components["conf"] = conf;

@@ -362,7 +362,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
         driver->CheckRestorable(*c, entry, ctx).WithContext("check " + c->name));
     CrashPointForTest("run.prepare.after-check");
     BACKSTOP_RETURN_IF_ERROR(driver->Prepare(*c, entry, ctx).WithContext("prepare " + c->name));
-    *detail = c->kind == "database" || c->kind == "stream" ? "staged" : "ready";
+    *detail = HoldsData(c->kind) ? "staged" : "ready";
     return Status::OK();
   }
 
@@ -398,7 +398,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
   }
 
   if (step.action == "restore") {
-    if (c->kind == "database" || c->kind == "stream") {
+    if (HoldsData(c->kind)) {
       // The authoritative ledger: taken with the dependent services stopped,
       // immediately before the live data is replaced.
       auto loss = driver->AssessLoss(*c, entry, ctx);

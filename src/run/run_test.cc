@@ -184,11 +184,11 @@ class RunEngineTest : public ::testing::Test {
     engine_ = std::make_unique<RunEngine>(Env::Default(), spec_, *store_, *state_, registry_, out_);
   }
 
-  void Add(std::string name, std::string kind, std::vector<std::string> deps) {
+  void Add(std::string name, ComponentKind kind, std::vector<std::string> deps) {
     ComponentSpec c;
     c.name = name;
     c.kind = kind;
-    c.driver = kind == "service" ? "fakeservice" : "fakedata";
+    c.driver = kind == ComponentKind::kService ? "fakeservice" : "fakedata";
     c.depends_on = std::move(deps);
     c.health.start_period_ms = 0;  // one probe decides
     spec_.component_order.push_back(name);
@@ -234,8 +234,8 @@ class RunEngineTest : public ::testing::Test {
 // The refusal names every data component's loss: the streams are counted
 // (and their ledgers written) even when the database alone is over the limit.
 TEST_F(RunEngineTest, DataLossRefusalCountsEveryDataComponentBeforeDeciding) {
-  Add("db", "database", {});
-  Add("bus", "stream", {});
+  Add("db", ComponentKind::kDatabase, {});
+  Add("bus", ComponentKind::kStream, {});
   world_.loss["db"] = DataLossItem{"db", "orders", "rows", 6, 0, 0};
   world_.loss["bus"] = DataLossItem{"bus", "EVENTS", "messages", 3, 0, 0};
   Plan plan = PlanAllTo({{"db", nlohmann::json::object()}, {"bus", nlohmann::json::object()}});
@@ -254,7 +254,7 @@ TEST_F(RunEngineTest, DataLossRefusalCountsEveryDataComponentBeforeDeciding) {
 
 // A release that cannot be restored refuses the run while the service runs.
 TEST_F(RunEngineTest, AMissingReleaseIsRefusedBeforeAnyServiceIsStopped) {
-  Add("api", "service", {});
+  Add("api", ComponentKind::kService, {});
   world_.services["api"] = {"v2", true};
   world_.missing_releases = {"v1"};
   Plan plan = PlanAllTo({{"api", {{"release", "v1"}}}});
@@ -274,8 +274,8 @@ TEST_F(RunEngineTest, AMissingReleaseIsRefusedBeforeAnyServiceIsStopped) {
 // go back up on the release they ran, the summary says where each component
 // is, and the history keeps the release that ran (marked failed).
 TEST_F(RunEngineTest, AFailedStartLeavesNoOutageBehindAndIsRecorded) {
-  Add("catalog", "service", {});
-  Add("api", "service", {"catalog"});
+  Add("catalog", ComponentKind::kService, {});
+  Add("api", ComponentKind::kService, {"catalog"});
   world_.services["catalog"] = {"v2", true};
   world_.services["api"] = {"v2", true};
   world_.unhealthy_releases = {"v1"};
@@ -308,7 +308,7 @@ TEST_F(RunEngineTest, AFailedStartLeavesNoOutageBehindAndIsRecorded) {
 
 // Resuming a run that already succeeded is a refusal (exit 3), not a failure.
 TEST_F(RunEngineTest, ResumingAFinishedRunIsRefused) {
-  Add("api", "service", {});
+  Add("api", ComponentKind::kService, {});
   world_.services["api"] = {"v2", true};
   Plan plan = PlanAllTo({{"api", {{"release", "v1"}}}});
   auto outcome = engine_->Start(plan, RunOptions{});
@@ -324,7 +324,7 @@ TEST_F(RunEngineTest, ResumingAFinishedRunIsRefused) {
 // journaled, before its first step, so that the watch daemon need not read it
 // from the human-readable output.
 TEST_F(RunEngineTest, OnRunIdIsCalledWithTheJournaledIdBeforeTheFirstStep) {
-  Add("api", "service", {});
+  Add("api", ComponentKind::kService, {});
   world_.services["api"] = {"v2", true};
   Plan plan = PlanAllTo({{"api", {{"release", "v1"}}}});
   std::vector<std::string> seen;
@@ -344,7 +344,7 @@ TEST_F(RunEngineTest, OnRunIdIsCalledWithTheJournaledIdBeforeTheFirstStep) {
 // The partial writes of a killed run (its pid is gone) are removed by the
 // next run; those of a live process are left alone.
 TEST_F(RunEngineTest, TheNextRunRemovesTempFilesOfKilledRuns) {
-  Add("api", "service", {});
+  Add("api", ComponentKind::kService, {});
   world_.services["api"] = {"v2", true};
   pid_t dead = ::fork();
   if (dead == 0) ::_exit(0);
@@ -395,9 +395,9 @@ class RunResumeTest : public RunEngineTest {
   // A database and two services (api depends on catalog) on v2, rolled back to v1.
   void SetUp() override {
     RunEngineTest::SetUp();
-    Add("db", "database", {});
-    Add("catalog", "service", {});
-    Add("api", "service", {"catalog"});
+    Add("db", ComponentKind::kDatabase, {});
+    Add("catalog", ComponentKind::kService, {});
+    Add("api", ComponentKind::kService, {"catalog"});
   }
 
   const nlohmann::json kTarget = {{"db", nlohmann::json::object()},

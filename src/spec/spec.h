@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "spec/spec_enums.h"
 
 namespace backstop {
 
@@ -55,7 +56,7 @@ struct ProbeSpec {
 
 struct ComponentSpec {
   std::string name;
-  std::string kind;    // service | config | database | stream | traffic
+  ComponentKind kind = ComponentKind::kService;
   std::string driver;  // a name in the DriverCatalog the spec was parsed with
   std::vector<std::string> depends_on;
   ProbeSpec health;
@@ -69,24 +70,23 @@ struct ComponentSpec {
 struct TriggerSpec {
   std::string name;
   std::string component;  // empty: every component the signal applies to
-  std::string signal;     // health | latency | error_rate | cpu | memory | connect_time |
-                          // disconnected | unreachable
-  std::string metric;     // error_rate from a Prometheus counter: "errors_total/requests_total"
-  int consecutive = 0;    // 0: not a consecutive-count rule
+  Signal signal = Signal::kHealth;
+  std::string metric;   // error_rate from a Prometheus counter: "errors_total/requests_total"
+  int consecutive = 0;  // 0: not a consecutive-count rule
   std::optional<double> above;  // in the signal's unit: ms for times, percent for rates
   std::optional<double> below;
   int64_t for_ms = 0;
   int64_t window_ms = 0;              // ratios over a window (error_rate)
   int64_t keep_firing_for_ms = 0;     // hysteresis
   std::string missing_data = "fail";  // fail | ignore | keep
-  std::string action;  // component_rollback | evaluate_and_rollback | immediate_rollback | alert
+  TriggerAction action = TriggerAction::kAlert;
   SourcePos pos;
 };
 
 struct DecisionRule {
   std::string scenario;
   std::vector<std::string> triggers;  // trigger names that select this row
-  std::string scope;      // component | component_and_dependents | affected | all | fallback
+  MatrixScope scope = MatrixScope::kComponent;
   std::string procedure;  // free text shown in plans and reports
   int64_t recovery_min_ms = 0;
   int64_t recovery_max_ms = 0;  // the recovery-time target

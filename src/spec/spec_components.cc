@@ -13,7 +13,6 @@ namespace backstop::spec_internal {
 
 namespace {
 
-const std::vector<std::string> kKinds = {"service", "config", "database", "stream", "traffic"};
 const std::vector<std::string> kComponentKeys = {"kind", "driver", "depends_on", "health"};
 const std::vector<std::string> kProbeTypes = {"http", "tcp", "exec", "grpc"};
 const std::vector<std::string> kProbeKeys = {"http",         "tcp",           "exec",     "grpc",
@@ -22,16 +21,17 @@ const std::vector<std::string> kProbeKeys = {"http",         "tcp",           "e
 
 }  // namespace
 
-std::string Parser::DriversFor(const std::optional<std::string>& kind) const {
+std::string Parser::DriversFor(const std::optional<ComponentKind>& kind) const {
   std::vector<std::string> serving;
   std::vector<std::string> all = drivers_.Names();
   if (kind) {
+    const std::string kind_name(Name(*kind));
     for (const auto& name : all) {
       const DriverSchema* info = drivers_.FindSchema(name);
-      if (info != nullptr && Contains(info->kinds, *kind)) serving.push_back(name);
+      if (info != nullptr && Contains(info->kinds, kind_name)) serving.push_back(name);
     }
-    if (!serving.empty()) return "a driver for kind " + *kind + ": " + JoinList(serving);
-    return "a driver for kind " + *kind +
+    if (!serving.empty()) return "a driver for kind " + kind_name + ": " + JoinList(serving);
+    return "a driver for kind " + kind_name +
            ", but none is registered (known drivers: " + (all.empty() ? "none" : JoinList(all)) +
            ")";
   }
@@ -73,12 +73,13 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
   }
   f.anchor = c.key_mark;
 
-  std::optional<std::string> kind;
+  std::optional<ComponentKind> kind;
   if (Entry* k = f.Take("kind")) {
-    kind = OneOf(*k, path + ".kind", kKinds, "kind");
+    kind = OneOf(*k, path + ".kind", kComponentKindNames, "kind");
     if (kind) comp->kind = *kind;
   } else {
-    Err(c.key_mark, path + ".kind", "missing required key 'kind'", "one of " + JoinList(kKinds));
+    Err(c.key_mark, path + ".kind", "missing required key 'kind'",
+        "one of " + JoinList(kComponentKindNames.All()));
   }
 
   const DriverSchema* info = nullptr;
@@ -91,10 +92,10 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
         Err(At(*d), path + ".driver",
             "unknown driver '" + *name + "'" + DidYouMean(*name, drivers_.Names()),
             DriversFor(kind));
-      } else if (kind && !Contains(info->kinds, *kind)) {
+      } else if (kind && !Contains(info->kinds, std::string(Name(*kind)))) {
         Err(At(*d), path + ".driver",
-            "driver '" + *name + "' does not serve kind '" + *kind + "' (it serves " +
-                JoinList(info->kinds) + ")",
+            "driver '" + *name + "' does not serve kind '" + std::string(Name(*kind)) +
+                "' (it serves " + JoinList(info->kinds) + ")",
             DriversFor(kind));
       }
     }

@@ -11,11 +11,11 @@ namespace backstop {
 
 namespace {
 
-TriggerSpec Trigger(std::string name, std::string signal, std::string action) {
+TriggerSpec Trigger(std::string name, Signal signal, TriggerAction action) {
   TriggerSpec t;
   t.name = std::move(name);
-  t.signal = std::move(signal);
-  t.action = std::move(action);
+  t.signal = signal;
+  t.action = action;
   return t;
 }
 
@@ -30,49 +30,50 @@ std::vector<TriggerSpec> DefaultTriggers() {
   // 1.1 health_check_failures: "threshold: 3 consecutive failures, interval:
   // 30 seconds, action: initiate_component_rollback". The 30 s interval is
   // the probe's (ProbeSpec::interval_ms), not the trigger's.
-  TriggerSpec t = Trigger("health_check_failures", "health", "component_rollback");
+  TriggerSpec t =
+      Trigger("health_check_failures", Signal::kHealth, TriggerAction::kComponentRollback);
   t.consecutive = 3;
   out.push_back(t);
 
   // 1.1 performance_degradation (action: evaluate_and_rollback):
   //   response_time: >5 seconds for 5 minutes
-  t = Trigger("response_time", "latency", "evaluate_and_rollback");
+  t = Trigger("response_time", Signal::kLatency, TriggerAction::kEvaluateAndRollback);
   t.above = 5 * kSecond;
   t.for_ms = 5 * kMinute;
   out.push_back(t);
   //   error_rate: >5% for 2 minutes
-  t = Trigger("error_rate", "error_rate", "evaluate_and_rollback");
+  t = Trigger("error_rate", Signal::kErrorRate, TriggerAction::kEvaluateAndRollback);
   t.above = 5;
   t.for_ms = 2 * kMinute;
   out.push_back(t);
   //   cpu_usage: >90% for 10 minutes
-  t = Trigger("cpu_usage", "cpu", "evaluate_and_rollback");
+  t = Trigger("cpu_usage", Signal::kCpu, TriggerAction::kEvaluateAndRollback);
   t.above = 90;
   t.for_ms = 10 * kMinute;
   out.push_back(t);
   //   memory_usage: >95% for 5 minutes
-  t = Trigger("memory_usage", "memory", "evaluate_and_rollback");
+  t = Trigger("memory_usage", Signal::kMemory, TriggerAction::kEvaluateAndRollback);
   t.above = 95;
   t.for_ms = 5 * kMinute;
   out.push_back(t);
 
   // 1.1 connectivity_issues (action: immediate_rollback):
   //   database_timeout: >30 seconds (time to connect to a database)
-  t = Trigger("database_timeout", "connect_time", "immediate_rollback");
+  t = Trigger("database_timeout", Signal::kConnectTime, TriggerAction::kImmediateRollback);
   t.above = 30 * kSecond;
   out.push_back(t);
   //   nats_disconnection: >60 seconds (time a stream has been disconnected)
-  t = Trigger("nats_disconnection", "disconnected", "immediate_rollback");
+  t = Trigger("nats_disconnection", Signal::kDisconnected, TriggerAction::kImmediateRollback);
   t.above = 60 * kSecond;
   out.push_back(t);
   //   service_unreachable: ">3 attempts", i.e. the 4th failed attempt fires
-  t = Trigger("service_unreachable", "unreachable", "immediate_rollback");
+  t = Trigger("service_unreachable", Signal::kUnreachable, TriggerAction::kImmediateRollback);
   t.consecutive = 4;
   out.push_back(t);
 
   // Not in 1.1 but in the section 6 matrix: "Database corruption — Data
   // integrity check fails". One failed integrity check is enough.
-  t = Trigger("data_integrity", "integrity", "component_rollback");
+  t = Trigger("data_integrity", Signal::kIntegrity, TriggerAction::kComponentRollback);
   t.consecutive = 1;
   out.push_back(t);
   return out;
@@ -80,12 +81,12 @@ std::vector<TriggerSpec> DefaultTriggers() {
 
 std::vector<DecisionRule> DefaultDecisionMatrix() {
   // Section 6, "Rollback Decision Matrix", row by row.
-  auto rule = [](std::string scenario, std::vector<std::string> triggers, std::string scope,
+  auto rule = [](std::string scenario, std::vector<std::string> triggers, MatrixScope scope,
                  std::string procedure, int64_t min_ms, int64_t max_ms) {
     DecisionRule r;
     r.scenario = std::move(scenario);
     r.triggers = std::move(triggers);
-    r.scope = std::move(scope);
+    r.scope = scope;
     r.procedure = std::move(procedure);
     r.recovery_min_ms = min_ms;
     r.recovery_max_ms = max_ms;
@@ -97,30 +98,30 @@ std::vector<DecisionRule> DefaultDecisionMatrix() {
       rule("Single service failure",
            {"health_check_failures", "service_unreachable", "database_timeout",
             "nats_disconnection"},
-           "component",
+           MatrixScope::kComponent,
            "roll back the failed component to its previous release or restore point, then "
            "verify its health",
            2 * kMinute, 5 * kMinute),
       // "Data integrity check fails | Database + dependent services | rollback-database.sh +
       // verify | 10-15 minutes"
-      rule("Database corruption", {"data_integrity"}, "component_and_dependents",
+      rule("Database corruption", {"data_integrity"}, MatrixScope::kComponentAndDependents,
            "restore the database from the restore point (into a shadow database, swapped in), "
            "roll back the services that depend on it, verify data integrity",
            10 * kMinute, 15 * kMinute),
       // "Response time >5s | Affected services | rollback-component.sh with monitoring |
       // 5-10 minutes"
       rule("Performance degradation", {"response_time", "error_rate", "cpu_usage", "memory_usage"},
-           "affected",
+           MatrixScope::kAffected,
            "roll back the affected components one at a time, watching the triggers after each",
            5 * kMinute, 10 * kMinute),
       // "All AWS services unreachable | Full system | emergency-fallback.sh | 5 minutes":
       // every component unreachable at once, recognised by the watcher, not by one trigger.
-      rule("Complete failure", {}, "fallback",
+      rule("Complete failure", {}, MatrixScope::kFallback,
            "emergency fallback to the standby environment (`backstop fallback`)", 5 * kMinute,
            5 * kMinute),
       // "50% services migrated | Revert to original | rollback-all.sh | 15-20 minutes": an
       // operator's decision (`backstop rollback --all`).
-      rule("Partial migration failure", {}, "all",
+      rule("Partial migration failure", {}, MatrixScope::kAll,
            "roll back every component in dependency order to the restore point taken before the "
            "change, then verify everything",
            15 * kMinute, 20 * kMinute),

@@ -30,6 +30,7 @@
 #include "spec/driver_catalog.h"
 #include "spec/setting_schema.h"
 #include "spec/spec.h"
+#include "spec/spec_enums.h"
 #include "spec/spec_internal.h"
 
 namespace backstop {
@@ -131,6 +132,14 @@ class Parser {
   std::optional<std::string> OneOf(const Entry& e, const std::string& path,
                                    const std::vector<std::string>& allowed,
                                    const std::string& what);
+  // The same for a name of one of the spec's enums (spec/spec_enums.h).
+  template <typename Enum, size_t N>
+  std::optional<Enum> OneOf(const Entry& e, const std::string& path,
+                            const EnumNames<Enum, N>& names, const std::string& what) {
+    auto s = OneOf(e, path, names.All(), what);
+    if (!s) return std::nullopt;
+    return names.Parse(*s);
+  }
 
   // A list of scalars (a single scalar too when `allow_single`), each with
   // its position. Items that fail are reported and left out.
@@ -154,7 +163,7 @@ class Parser {
 
   // ---- components (spec_components.cc) ----
 
-  std::string DriversFor(const std::optional<std::string>& kind) const;
+  std::string DriversFor(const std::optional<ComponentKind>& kind) const;
   void ParseComponents(const Entry& e, Spec* spec);
   void ParseComponent(const Entry& c, const std::string& path, ComponentSpec* comp);
   void ParseProbe(const Entry& h, const std::string& path, ProbeSpec* probe);
@@ -169,8 +178,10 @@ class Parser {
 
   // ---- triggers and the decision matrix (spec_triggers.cc) ----
 
+  // `signal` is nullopt when the trigger's signal is missing or unknown
+  // (already reported): either form of threshold is then accepted silently.
   std::optional<double> Threshold(const Entry& e, const std::string& path,
-                                  const std::string& signal);
+                                  std::optional<Signal> signal);
   void ParseTriggers(const Entry& e, Spec* spec);
   bool ParseTrigger(const YAML::Node& item, const Mark& fallback, const std::string& path,
                     const Spec& spec, std::map<std::string, int>* first_line, TriggerSpec* t);

@@ -147,7 +147,7 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
 
   const ComponentSpec* orch = spec->Find("orchestrator");
   ASSERT_NE(orch, nullptr);
-  EXPECT_EQ(orch->kind, "service");
+  EXPECT_EQ(orch->kind, ComponentKind::kService);
   EXPECT_EQ(orch->driver, "process");
   EXPECT_EQ(orch->depends_on, (std::vector<std::string>{"postgres", "nats", "config"}));
   EXPECT_EQ(orch->settings.at("releases"), "/srv/mistersmith/orchestrator/releases");
@@ -527,19 +527,19 @@ TEST(SpecTest, DefaultTriggersHaveTheSeedsThresholds) {
   ASSERT_EQ(by_name.size(), 9u);
 
   const auto& health = by_name.at("health_check_failures");
-  EXPECT_EQ(health.signal, "health");
+  EXPECT_EQ(health.signal, Signal::kHealth);
   EXPECT_EQ(health.consecutive, 3);
-  EXPECT_EQ(health.action, "component_rollback");
+  EXPECT_EQ(health.action, TriggerAction::kComponentRollback);
 
   auto expect_above = [&](const std::string& name, const std::string& signal, double above,
                           int64_t for_ms, const std::string& action) {
     SCOPED_TRACE(name);
     const auto& t = by_name[name];
-    EXPECT_EQ(t.signal, signal);
+    EXPECT_EQ(Name(t.signal), signal);
     ASSERT_TRUE(t.above.has_value());
     EXPECT_EQ(*t.above, above);
     EXPECT_EQ(t.for_ms, for_ms);
-    EXPECT_EQ(t.action, action);
+    EXPECT_EQ(Name(t.action), action);
     EXPECT_EQ(t.consecutive, 0);
   };
   expect_above("response_time", "latency", 5000, 300000, "evaluate_and_rollback");
@@ -549,10 +549,10 @@ TEST(SpecTest, DefaultTriggersHaveTheSeedsThresholds) {
   expect_above("database_timeout", "connect_time", 30000, 0, "immediate_rollback");
   expect_above("nats_disconnection", "disconnected", 60000, 0, "immediate_rollback");
 
-  EXPECT_EQ(by_name.at("service_unreachable").signal, "unreachable");
+  EXPECT_EQ(by_name.at("service_unreachable").signal, Signal::kUnreachable);
   EXPECT_EQ(by_name.at("service_unreachable").consecutive, 4);
-  EXPECT_EQ(by_name.at("service_unreachable").action, "immediate_rollback");
-  EXPECT_EQ(by_name.at("data_integrity").signal, "integrity");
+  EXPECT_EQ(by_name.at("service_unreachable").action, TriggerAction::kImmediateRollback);
+  EXPECT_EQ(by_name.at("data_integrity").signal, Signal::kIntegrity);
   EXPECT_EQ(by_name.at("data_integrity").consecutive, 1);
 }
 
@@ -568,20 +568,20 @@ TEST(SpecTest, DefaultDecisionMatrixIsTheSeedsTable) {
     for (const auto& t : r.triggers) EXPECT_EQ(names.count(t), 1u) << r.scenario << ": " << t;
   }
   EXPECT_EQ(rules[0].scenario, "Single service failure");
-  EXPECT_EQ(rules[0].scope, "component");
+  EXPECT_EQ(rules[0].scope, MatrixScope::kComponent);
   EXPECT_EQ(rules[0].recovery_min_ms, 120000);
   EXPECT_EQ(rules[0].recovery_max_ms, 300000);
   EXPECT_EQ(rules[0].triggers.front(), "health_check_failures");
   EXPECT_EQ(rules[1].scenario, "Database corruption");
   EXPECT_EQ(rules[1].triggers, std::vector<std::string>{"data_integrity"});
-  EXPECT_EQ(rules[1].scope, "component_and_dependents");
+  EXPECT_EQ(rules[1].scope, MatrixScope::kComponentAndDependents);
   EXPECT_EQ(rules[1].recovery_max_ms, 900000);
-  EXPECT_EQ(rules[2].scope, "affected");
+  EXPECT_EQ(rules[2].scope, MatrixScope::kAffected);
   EXPECT_EQ(rules[2].triggers.size(), 4u);
-  EXPECT_EQ(rules[3].scope, "fallback");
+  EXPECT_EQ(rules[3].scope, MatrixScope::kFallback);
   EXPECT_TRUE(rules[3].triggers.empty());
   EXPECT_EQ(rules[3].recovery_min_ms, 300000);
-  EXPECT_EQ(rules[4].scope, "all");
+  EXPECT_EQ(rules[4].scope, MatrixScope::kAll);
   EXPECT_EQ(rules[4].recovery_min_ms, 900000);
   EXPECT_EQ(rules[4].recovery_max_ms, 1200000);
 }

@@ -11,31 +11,32 @@ namespace backstop::spec_internal {
 
 namespace {
 
-const std::vector<std::string> kSignals = {"health",       "latency",     "error_rate",
-                                           "cpu",          "memory",      "connect_time",
-                                           "disconnected", "unreachable", "integrity"};
 const std::vector<std::string> kTriggerKeys = {
     "name",  "component", "signal", "metric",          "consecutive",  "above",
     "below", "for",       "window", "keep_firing_for", "missing_data", "action"};
 const std::vector<std::string> kMissingData = {"fail", "ignore", "keep"};
-const std::vector<std::string> kActions = {"component_rollback", "evaluate_and_rollback",
-                                           "immediate_rollback", "alert"};
 const std::vector<std::string> kRuleKeys = {"scenario", "triggers", "scope", "procedure",
                                             "recovery_time"};
-const std::vector<std::string> kScopes = {"component", "component_and_dependents", "affected",
-                                          "all", "fallback"};
 
 // Signals measured as a time (thresholds are durations, stored in ms), as a
 // percentage, or as a pass/fail count (only `consecutive` applies).
 enum class SignalUnit { kUnknown, kTime, kPercent, kCount };
 
-SignalUnit UnitOf(const std::string& signal) {
-  if (signal == "latency" || signal == "connect_time" || signal == "disconnected") {
-    return SignalUnit::kTime;
-  }
-  if (signal == "error_rate" || signal == "cpu" || signal == "memory") return SignalUnit::kPercent;
-  if (signal == "health" || signal == "unreachable" || signal == "integrity") {
-    return SignalUnit::kCount;
+SignalUnit UnitOf(std::optional<Signal> signal) {
+  if (!signal) return SignalUnit::kUnknown;
+  switch (*signal) {
+    case Signal::kLatency:
+    case Signal::kConnectTime:
+    case Signal::kDisconnected:
+      return SignalUnit::kTime;
+    case Signal::kErrorRate:
+    case Signal::kCpu:
+    case Signal::kMemory:
+      return SignalUnit::kPercent;
+    case Signal::kHealth:
+    case Signal::kUnreachable:
+    case Signal::kIntegrity:
+      return SignalUnit::kCount;
   }
   return SignalUnit::kUnknown;
 }
@@ -43,8 +44,9 @@ SignalUnit UnitOf(const std::string& signal) {
 }  // namespace
 
 std::optional<double> Parser::Threshold(const Entry& e, const std::string& path,
-                                        const std::string& signal) {
+                                        std::optional<Signal> signal) {
   SignalUnit unit = UnitOf(signal);
+  const std::string signal_name = signal ? std::string(Name(*signal)) : "";
   const std::string as_time = "a duration such as 5s or 500ms";
   const std::string as_percent = "a percentage between 0% and 100% such as 5%";
   auto text = Str(e, path, unit == SignalUnit::kPercent ? as_percent : as_time);
@@ -54,7 +56,7 @@ std::optional<double> Parser::Threshold(const Entry& e, const std::string& path,
     case SignalUnit::kTime: {
       if (percent_form) {
         Err(At(e), path,
-            "'" + *text + "' is a percentage, but signal '" + signal + "' is measured in time",
+            "'" + *text + "' is a percentage, but signal '" + signal_name + "' is measured in time",
             as_time);
         return std::nullopt;
       }
@@ -70,7 +72,7 @@ std::optional<double> Parser::Threshold(const Entry& e, const std::string& path,
     case SignalUnit::kPercent: {
       if (!percent_form && ParseDurationMs(*text)) {
         Err(At(e), path,
-            "'" + *text + "' is a duration, but signal '" + signal + "' is a percentage",
+            "'" + *text + "' is a duration, but signal '" + signal_name + "' is a percentage",
             as_percent);
         return std::nullopt;
       }
@@ -84,7 +86,7 @@ std::optional<double> Parser::Threshold(const Entry& e, const std::string& path,
       return *p;
     }
     case SignalUnit::kCount:
-      Err(e.key_mark, path, "signal '" + signal + "' has no threshold",
+      Err(e.key_mark, path, "signal '" + signal_name + "' has no threshold",
           "consecutive: N (failures in a row)");
       return std::nullopt;
     case SignalUnit::kUnknown:
@@ -152,17 +154,18 @@ bool Parser::ParseTrigger(const YAML::Node& item, const Mark& fallback, const st
       }
     }
   }
-  std::string signal;
+  std::optional<Signal> signal;
   if (Entry* e = f.Take("signal")) {
-    if (auto s = OneOf(*e, path + ".signal", kSignals, "signal")) signal = t->signal = *s;
+    signal = OneOf(*e, path + ".signal", kSignalNames, "signal");
+    if (signal) t->signal = *signal;
   } else {
     Err(f.anchor, path + ".signal", "missing required key 'signal'",
-        "one of " + JoinList(kSignals));
+        "one of " + JoinList(kSignalNames.All()));
   }
   if (Entry* e = f.Take("metric")) {
     if (auto m = NonEmptyStr(*e, path + ".metric", "a Prometheus metric name")) {
       size_t slash = m->find('/');
-      if (signal == "error_rate" &&
+      if (signal == Signal::kErrorRate &&
           (slash == std::string::npos || slash == 0 || slash + 1 == m->size() ||
            m->find('/', slash + 1) != std::string::npos)) {
         Err(At(*e), path + ".metric", "'" + *m + "' is not a ratio of two counters",
@@ -196,15 +199,15 @@ bool Parser::ParseTrigger(const YAML::Node& item, const Mark& fallback, const st
     }
   }
   if (Entry* e = f.Take("action")) {
-    if (auto v = OneOf(*e, path + ".action", kActions, "action")) t->action = *v;
+    if (auto v = OneOf(*e, path + ".action", kTriggerActionNames, "action")) t->action = *v;
   } else {
     Err(f.anchor, path + ".action", "missing required key 'action'",
-        "one of " + JoinList(kActions));
+        "one of " + JoinList(kTriggerActionNames.All()));
   }
-  if (above == nullptr && below == nullptr && !f.Take("consecutive") && !signal.empty()) {
+  if (above == nullptr && below == nullptr && !f.Take("consecutive") && signal) {
     Err(f.anchor, path, "trigger has no condition",
         UnitOf(signal) == SignalUnit::kCount
-            ? "consecutive: N for signal '" + signal + "'"
+            ? "consecutive: N for signal '" + std::string(Name(*signal)) + "'"
             : "above, below or consecutive (for example above: " +
                   std::string(UnitOf(signal) == SignalUnit::kTime ? "5s" : "5%") + ")");
   }
@@ -258,9 +261,10 @@ void Parser::ParseDecisionMatrix(const Entry& e, Spec* spec) {
       }
     }
     if (Entry* s = f.Take("scope")) {
-      if (auto v = OneOf(*s, path + ".scope", kScopes, "scope")) r.scope = *v;
+      if (auto v = OneOf(*s, path + ".scope", kMatrixScopeNames, "scope")) r.scope = *v;
     } else {
-      Err(f.anchor, path + ".scope", "missing required key 'scope'", "one of " + JoinList(kScopes));
+      Err(f.anchor, path + ".scope", "missing required key 'scope'",
+          "one of " + JoinList(kMatrixScopeNames.All()));
     }
     if (Entry* p = f.Take("procedure")) {
       if (auto v = Str(*p, path + ".procedure", "a description of the procedure")) {

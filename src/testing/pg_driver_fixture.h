@@ -87,7 +87,7 @@ class PostgresDriverTest : public ::testing::Test {
   ComponentSpec Component() const {
     ComponentSpec c;
     c.name = "db";
-    c.kind = "database";
+    c.kind = ComponentKind::kDatabase;
     c.driver = "postgres";
     c.settings = settings_;
     return c;

@@ -14,14 +14,14 @@ namespace backstop {
 
 namespace {
 
-bool IsPercentSignal(const std::string& s) {
-  return s == "error_rate" || s == "cpu" || s == "memory";
+bool IsPercentSignal(Signal s) {
+  return s == Signal::kErrorRate || s == Signal::kCpu || s == Signal::kMemory;
 }
-bool IsCountSignal(const std::string& s) {
-  return s == "health" || s == "unreachable" || s == "integrity";
+bool IsCountSignal(Signal s) {
+  return s == Signal::kHealth || s == Signal::kUnreachable || s == Signal::kIntegrity;
 }
 
-std::string FormatSignalValue(const std::string& signal, double v) {
+std::string FormatSignalValue(Signal signal, double v) {
   char buf[64];
   if (IsPercentSignal(signal)) {
     std::snprintf(buf, sizeof buf, "%.4g%%", v);
@@ -30,22 +30,24 @@ std::string FormatSignalValue(const std::string& signal, double v) {
   return FormatDurationMs(static_cast<int64_t>(std::llround(v)));
 }
 
-std::string FormatThreshold(const std::string& signal, double v) {
+std::string FormatThreshold(Signal signal, double v) {
   if (IsPercentSignal(signal)) return FormatSignalValue(signal, v);
   return FormatDurationSpec(static_cast<int64_t>(std::llround(v)));
 }
 
 // The value the baseline recorded for a signal, under the names drivers and
 // probes use (HealthResult::signals: "cpu_percent", "connect_time_ms", ...).
-std::optional<double> BaselineValue(const nlohmann::json& baseline, const std::string& signal) {
-  if (signal == "latency" && baseline.contains("latency_ms") &&
+std::optional<double> BaselineValue(const nlohmann::json& baseline, Signal signal_enum) {
+  const std::string signal(Name(signal_enum));
+  if (signal_enum == Signal::kLatency && baseline.contains("latency_ms") &&
       baseline["latency_ms"].is_number()) {
     return baseline["latency_ms"].get<double>();
   }
   if (!baseline.contains("signals") || !baseline["signals"].is_object()) return std::nullopt;
   const nlohmann::json& s = baseline["signals"];
-  for (const std::string& key : {signal, signal + "_ms", signal + "_percent",
-                                 std::string(signal == "disconnected" ? "disconnected_ms" : "")}) {
+  for (const std::string& key :
+       {signal, signal + "_ms", signal + "_percent",
+        std::string(signal_enum == Signal::kDisconnected ? "disconnected_ms" : "")}) {
     if (!key.empty() && s.contains(key) && s[key].is_number()) return s[key].get<double>();
   }
   return std::nullopt;
@@ -65,23 +67,34 @@ const DecisionRule* RowFor(const Spec& spec, const std::string& trigger) {
   return nullptr;
 }
 
-std::string ScopeForAction(const std::string& action) {
-  if (action == "component_rollback") return "component";
-  if (action == "immediate_rollback") return "component_and_dependents";
-  if (action == "evaluate_and_rollback") return "affected";
-  return "";  // alert
+std::optional<MatrixScope> ScopeForAction(TriggerAction action) {
+  switch (action) {
+    case TriggerAction::kComponentRollback:
+      return MatrixScope::kComponent;
+    case TriggerAction::kImmediateRollback:
+      return MatrixScope::kComponentAndDependents;
+    case TriggerAction::kEvaluateAndRollback:
+      return MatrixScope::kAffected;
+    case TriggerAction::kAlert:
+      break;
+  }
+  return std::nullopt;
 }
 
-std::string ProcedureForScope(const std::string& scope) {
-  if (scope == "component")
-    return "roll back the component to the restore point, verify its health";
-  if (scope == "component_and_dependents") {
-    return "roll back the component and the services that depend on it, verify their health";
+std::string ProcedureForScope(std::optional<MatrixScope> scope) {
+  if (!scope) return "";
+  switch (*scope) {
+    case MatrixScope::kComponent:
+      return "roll back the component to the restore point, verify its health";
+    case MatrixScope::kComponentAndDependents:
+      return "roll back the component and the services that depend on it, verify their health";
+    case MatrixScope::kAffected:
+      return "roll back the affected components one at a time, watching the triggers after each";
+    case MatrixScope::kAll:
+      return "roll back every component in dependency order, verify everything";
+    case MatrixScope::kFallback:
+      break;
   }
-  if (scope == "affected") {
-    return "roll back the affected components one at a time, watching the triggers after each";
-  }
-  if (scope == "all") return "roll back every component in dependency order, verify everything";
   return "";
 }
 
@@ -104,7 +117,7 @@ RollbackDecision Hold(RollbackDecision d, const std::string& reason) {
 
 nlohmann::json RollbackDecision::ToJson() const {
   return {{"act", act},
-          {"scope", scope},
+          {"scope", scope ? Name(*scope) : ""},
           {"components", components},
           {"scenario", scenario},
           {"procedure", procedure},
@@ -124,11 +137,11 @@ bool CompleteFailure(const std::map<std::string, bool>& reachable) {
 RollbackDecision DecideCompleteFailure(const Spec& spec, const RestorePoint& target,
                                        const std::map<std::string, bool>& reachable) {
   RollbackDecision d;
-  d.scope = "fallback";
+  d.scope = MatrixScope::kFallback;
   d.restore_point_id = target.id;
   d.scenario = "Complete failure";
   for (const auto& r : spec.decision_matrix) {
-    if (r.scope == "fallback") {
+    if (r.scope == MatrixScope::kFallback) {
       d.scenario = r.scenario;
       d.procedure = r.procedure;
       d.recovery_min_ms = r.recovery_min_ms;
@@ -196,25 +209,25 @@ bool BaselineHealthy(const nlohmann::json& entry, const TriggerSpec& trigger, st
   }
   std::optional<double> v = BaselineValue(b, trigger.signal);
   if (!v) {
-    out = "its baseline health was pass; no baseline " + trigger.signal +
+    out = "its baseline health was pass; no baseline " + std::string(Name(trigger.signal)) +
           " was recorded, so it is judged on health alone";
     return true;
   }
   std::string value = FormatSignalValue(trigger.signal, *v);
   if (trigger.above && *v > *trigger.above) {
-    out = "its baseline " + trigger.signal + " was already " + value + ", above the threshold " +
-          FormatThreshold(trigger.signal, *trigger.above) +
+    out = "its baseline " + std::string(Name(trigger.signal)) + " was already " + value +
+          ", above the threshold " + FormatThreshold(trigger.signal, *trigger.above) +
           ": rolling back to it would not fix this";
     return false;
   }
   if (trigger.below && *v < *trigger.below) {
-    out = "its baseline " + trigger.signal + " was already " + value + ", below the threshold " +
-          FormatThreshold(trigger.signal, *trigger.below) +
+    out = "its baseline " + std::string(Name(trigger.signal)) + " was already " + value +
+          ", below the threshold " + FormatThreshold(trigger.signal, *trigger.below) +
           ": rolling back to it would not fix this";
     return false;
   }
-  out = "its baseline health was pass and its baseline " + trigger.signal + " " + value +
-        " was within the threshold";
+  out = "its baseline health was pass and its baseline " + std::string(Name(trigger.signal)) + " " +
+        value + " was within the threshold";
   return true;
 }
 
@@ -246,7 +259,8 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
     trigger.signal = event.signal;
     trigger.action = event.action;
   }
-  const std::string action = trigger.action.empty() ? event.action : trigger.action;
+  const TriggerAction action = trigger.action;
+  const std::string action_name(Name(action));
 
   const DecisionRule* row = RowFor(spec, event.trigger);
   if (row != nullptr) {
@@ -258,18 +272,14 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
   } else {
     d.scope = ScopeForAction(action);
     d.scenario = "trigger " + event.trigger +
-                 " (not in the decision matrix; scope from its action " + action + ")";
+                 " (not in the decision matrix; scope from its action " + action_name + ")";
     d.procedure = ProcedureForScope(d.scope);
   }
 
-  if (action == "alert") {
+  if (action == TriggerAction::kAlert) {
     return Hold(d, who + ": " + event.reason + "; its action is alert: alerting, no rollback");
   }
-  if (action != "component_rollback" && action != "immediate_rollback" &&
-      action != "evaluate_and_rollback") {
-    return Hold(d, who + ": unknown action '" + action + "': holding and alerting");
-  }
-  if (d.scope == "fallback") {
+  if (d.scope == MatrixScope::kFallback) {
     return Hold(d, who + ": " + event.reason + "; decision matrix row '" + d.scenario +
                        "' has scope fallback, which Backstop cannot carry out (no standby "
                        "environment): holding and alerting");
@@ -285,15 +295,17 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
   // to the services that use it (a bad release exhausting connections, say):
   // roll those back, and only if they changed; otherwise hold and alert. A
   // decision-matrix row with scope "all" is the operator saying otherwise.
-  const bool holds_data = comp->kind == "database" || comp->kind == "stream";
-  const std::string& signal = trigger.signal.empty() ? event.signal : trigger.signal;
-  const bool connectivity = signal == "health" || signal == "unreachable" ||
-                            signal == "connect_time" || signal == "disconnected";
-  if (holds_data && connectivity && d.scope != "all") {
+  const bool holds_data = HoldsData(comp->kind);
+  const Signal signal = trigger.signal;
+  const bool connectivity = signal == Signal::kHealth || signal == Signal::kUnreachable ||
+                            signal == Signal::kConnectTime || signal == Signal::kDisconnected;
+  if (holds_data && connectivity && d.scope != MatrixScope::kAll) {
     std::set<std::string> services;
     for (const auto& dep : Dependents(spec, event.component)) {
       const ComponentSpec* c = spec.Find(dep);
-      if (c == nullptr || c->kind != "service" || !target.components.contains(dep)) continue;
+      if (c == nullptr || c->kind != ComponentKind::kService || !target.components.contains(dep)) {
+        continue;
+      }
       std::string why;
       auto rel = context.current_releases.find(dep);
       auto hash = context.current_config_hashes.find(dep);
@@ -306,7 +318,8 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
       services.insert(dep);
     }
     if (services.empty()) {
-      return Hold(d, who + ": " + event.reason + "; " + event.component + " is a " + comp->kind +
+      return Hold(d, who + ": " + event.reason + "; " + event.component + " is a " +
+                         std::string(Name(comp->kind)) +
                          " and restoring its data does not fix a server that cannot be "
                          "reached, and no service that depends on it changed since restore "
                          "point " +
@@ -314,7 +327,7 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
     }
     d.components = InDependencyOrder(spec, services);
     d.act = true;
-    d.reason = who + ": " + event.reason + "; " + action + ": " + event.component +
+    d.reason = who + ": " + event.reason + "; " + action_name + ": " + event.component +
                " is unreachable, which a data restore cannot fix; rolling back the services "
                "that depend on it and changed since restore point " +
                target.id + ": " + Join(d.components);
@@ -323,12 +336,12 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
 
   // The components the scope names.
   std::set<std::string> names{event.component};
-  if (d.scope == "component_and_dependents") {
+  if (d.scope == MatrixScope::kComponentAndDependents) {
     for (const auto& dep : Dependents(spec, event.component)) {
       const ComponentSpec* c = spec.Find(dep);
-      if (c != nullptr && c->kind == "service") names.insert(dep);
+      if (c != nullptr && c->kind == ComponentKind::kService) names.insert(dep);
     }
-  } else if (d.scope == "affected") {
+  } else if (d.scope == MatrixScope::kAffected) {
     for (const auto& st : context.trigger_states) {
       if (st.state != TriggerState::kFiring || spec.Find(st.component) == nullptr) continue;
       bool related = row != nullptr ? std::find(row->triggers.begin(), row->triggers.end(),
@@ -336,7 +349,7 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
                                     : st.trigger == event.trigger;
       if (related) names.insert(st.component);
     }
-  } else if (d.scope == "all") {
+  } else if (d.scope == MatrixScope::kAll) {
     for (const auto& n : spec.component_order) names.insert(n);
   }
   std::vector<std::string> ordered = InDependencyOrder(spec, names);
@@ -357,7 +370,7 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
     const nlohmann::json& entry = target.components[name];
 
     // evaluate_and_rollback: only back to a state that was healthy on the signal.
-    if (action == "evaluate_and_rollback") {
+    if (action == TriggerAction::kEvaluateAndRollback) {
       std::vector<TriggerSpec> checks;
       if (primary) checks.push_back(trigger);
       for (const auto& st : context.trigger_states) {
@@ -408,9 +421,9 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
 
   d.components = chosen;
   d.act = true;
-  d.reason = who + ": " + event.reason + "; " + action + ", decision matrix row '" + d.scenario +
-             "' (scope " + d.scope + "): rolling back " + Join(chosen) + " to restore point " +
-             target.id;
+  d.reason = who + ": " + event.reason + "; " + action_name + ", decision matrix row '" +
+             d.scenario + "' (scope " + std::string(d.scope ? Name(*d.scope) : "") +
+             "): rolling back " + Join(chosen) + " to restore point " + target.id;
   for (const auto& n : notes) d.reason += "; " + n;
   return d;
 }

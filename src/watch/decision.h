@@ -39,7 +39,7 @@ namespace backstop {
 
 struct RollbackDecision {
   bool act = false;
-  std::string scope;  // component | component_and_dependents | affected | all | fallback | ""
+  std::optional<MatrixScope> scope;     // nullopt: an alert, no scope
   std::vector<std::string> components;  // what to roll back, in dependency order
   std::string scenario;                 // the matrix row, or a description when none matched
   std::string procedure;

@@ -14,7 +14,7 @@ using nlohmann::json;
 Spec TestSpec() {
   Spec spec;
   spec.environment = "test";
-  auto add = [&](const std::string& name, const std::string& kind, std::vector<std::string> deps) {
+  auto add = [&](const std::string& name, ComponentKind kind, std::vector<std::string> deps) {
     ComponentSpec c;
     c.name = name;
     c.kind = kind;
@@ -23,13 +23,13 @@ Spec TestSpec() {
     spec.components[name] = c;
     spec.component_order.push_back(name);
   };
-  add("conf", "config", {});
-  add("db", "database", {});
-  add("bus", "stream", {});
-  add("api", "service", {"db", "bus", "conf"});
-  add("web", "service", {"api"});
-  add("front", "traffic", {"web"});
-  add("worker", "service", {"bus"});
+  add("conf", ComponentKind::kConfig, {});
+  add("db", ComponentKind::kDatabase, {});
+  add("bus", ComponentKind::kStream, {});
+  add("api", ComponentKind::kService, {"db", "bus", "conf"});
+  add("web", ComponentKind::kService, {"api"});
+  add("front", ComponentKind::kTraffic, {"web"});
+  add("worker", ComponentKind::kService, {"bus"});
   spec.triggers = DefaultTriggers();
   spec.decision_matrix = DefaultDecisionMatrix();
   return spec;
@@ -83,7 +83,7 @@ TEST(Decide, HealthFailureRollsBackTheComponentOnly) {
       Decide(Firing("health_check_failures", "api"), TestSpec(), TestRestorePoint());
   EXPECT_TRUE(d.act) << d.reason;
   EXPECT_EQ(d.scenario, "Single service failure");
-  EXPECT_EQ(d.scope, "component");
+  EXPECT_EQ(d.scope, MatrixScope::kComponent);
   EXPECT_EQ(d.components, std::vector<std::string>{"api"});
   EXPECT_EQ(d.recovery_min_ms, 2 * 60'000);
   EXPECT_EQ(d.recovery_max_ms, 5 * 60'000);
@@ -99,7 +99,7 @@ TEST(Decide, IntegrityFailureRollsBackTheDatabaseAndItsDependentServices) {
   RollbackDecision d = Decide(Firing("data_integrity", "db"), TestSpec(), TestRestorePoint());
   EXPECT_TRUE(d.act) << d.reason;
   EXPECT_EQ(d.scenario, "Database corruption");
-  EXPECT_EQ(d.scope, "component_and_dependents");
+  EXPECT_EQ(d.scope, MatrixScope::kComponentAndDependents);
   // Services only (front is traffic), in dependency order.
   EXPECT_EQ(d.components, (std::vector<std::string>{"db", "api", "web"}));
   EXPECT_EQ(d.recovery_max_ms, 15 * 60'000);
@@ -109,36 +109,36 @@ TEST(Decide, TriggerNotInTheMatrixTakesTheScopeOfItsAction) {
   Spec spec = TestSpec();
   TriggerSpec t;
   t.name = "queue_stuck";
-  t.signal = "latency";
+  t.signal = Signal::kLatency;
   t.above = 1000;
-  t.action = "immediate_rollback";
+  t.action = TriggerAction::kImmediateRollback;
   spec.triggers.push_back(t);
   t.name = "slow_bus";
-  t.action = "component_rollback";
+  t.action = TriggerAction::kComponentRollback;
   spec.triggers.push_back(t);
   t.name = "just_tell_me";
-  t.action = "alert";
+  t.action = TriggerAction::kAlert;
   spec.triggers.push_back(t);
   t.name = "evaluate_me";
-  t.action = "evaluate_and_rollback";
+  t.action = TriggerAction::kEvaluateAndRollback;
   spec.triggers.push_back(t);
 
   TriggerEvent ev = Firing("queue_stuck", "bus");
-  ev.action = "immediate_rollback";
+  ev.action = TriggerAction::kImmediateRollback;
   RollbackDecision d = Decide(ev, spec, TestRestorePoint());
   EXPECT_TRUE(d.act) << d.reason;
-  EXPECT_EQ(d.scope, "component_and_dependents");
+  EXPECT_EQ(d.scope, MatrixScope::kComponentAndDependents);
   EXPECT_EQ(d.components, (std::vector<std::string>{"bus", "api", "web", "worker"}));
   EXPECT_NE(d.scenario.find("not in the decision matrix"), std::string::npos);
 
   d = Decide(Firing("slow_bus", "bus"), spec, TestRestorePoint());
   EXPECT_TRUE(d.act);
-  EXPECT_EQ(d.scope, "component");
+  EXPECT_EQ(d.scope, MatrixScope::kComponent);
   EXPECT_EQ(d.components, std::vector<std::string>{"bus"});
 
   d = Decide(Firing("just_tell_me", "api"), spec, TestRestorePoint());
   EXPECT_FALSE(d.act);
-  EXPECT_EQ(d.scope, "");
+  EXPECT_EQ(d.scope, std::nullopt);
   EXPECT_NE(d.reason.find("its action is alert"), std::string::npos) << d.reason;
 
   DecisionContext ctx;
@@ -146,7 +146,7 @@ TEST(Decide, TriggerNotInTheMatrixTakesTheScopeOfItsAction) {
                         FiringStatus("health_check_failures", "worker")};
   d = Decide(Firing("evaluate_me", "web"), spec, TestRestorePoint(), ctx);
   EXPECT_TRUE(d.act) << d.reason;
-  EXPECT_EQ(d.scope, "affected");
+  EXPECT_EQ(d.scope, MatrixScope::kAffected);
   // Only components where the same trigger fires: not worker.
   EXPECT_EQ(d.components, (std::vector<std::string>{"api", "web"}));
 }
@@ -161,7 +161,7 @@ TEST(Decide, PerformanceDegradationRollsBackTheAffectedComponents) {
   RollbackDecision d = Decide(Firing("response_time", "api"), TestSpec(), TestRestorePoint(), ctx);
   EXPECT_TRUE(d.act) << d.reason;
   EXPECT_EQ(d.scenario, "Performance degradation");
-  EXPECT_EQ(d.scope, "affected");
+  EXPECT_EQ(d.scope, MatrixScope::kAffected);
   // worker fires cpu_usage (same row); web's firing trigger is another row's,
   // its memory_usage only pending.
   EXPECT_EQ(d.components, (std::vector<std::string>{"api", "worker"}));
@@ -282,7 +282,7 @@ TEST(Decide, CompleteFailureHoldsAndAlerts) {
   RollbackDecision d =
       Decide(Firing("service_unreachable", "api"), TestSpec(), TestRestorePoint(), ctx);
   EXPECT_FALSE(d.act);
-  EXPECT_EQ(d.scope, "fallback");
+  EXPECT_EQ(d.scope, MatrixScope::kFallback);
   EXPECT_EQ(d.scenario, "Complete failure");
   EXPECT_EQ(d.recovery_max_ms, 5 * 60'000);
   EXPECT_EQ(d.trigger, "service_unreachable");
@@ -303,24 +303,24 @@ TEST(Decide, CompleteFailureHoldsAndAlerts) {
 TEST(Decide, AMatrixRowWithScopeFallbackHolds) {
   Spec spec = TestSpec();
   for (auto& r : spec.decision_matrix) {
-    if (r.scope == "fallback") r.triggers.push_back("service_unreachable");
+    if (r.scope == MatrixScope::kFallback) r.triggers.push_back("service_unreachable");
   }
   // The first row listing the trigger wins: move the fallback row first.
   std::stable_partition(spec.decision_matrix.begin(), spec.decision_matrix.end(),
-                        [](const DecisionRule& r) { return r.scope == "fallback"; });
+                        [](const DecisionRule& r) { return r.scope == MatrixScope::kFallback; });
   RollbackDecision d = Decide(Firing("service_unreachable", "api"), spec, TestRestorePoint());
   EXPECT_FALSE(d.act);
-  EXPECT_EQ(d.scope, "fallback");
+  EXPECT_EQ(d.scope, MatrixScope::kFallback);
   EXPECT_NE(d.reason.find("Backstop cannot carry out"), std::string::npos) << d.reason;
 }
 
 TEST(Decide, ScopeAllRollsBackEverything) {
   Spec spec = TestSpec();
   for (auto& r : spec.decision_matrix) {
-    if (r.scope == "all") r.triggers.push_back("nats_disconnection");
+    if (r.scope == MatrixScope::kAll) r.triggers.push_back("nats_disconnection");
   }
   std::stable_partition(spec.decision_matrix.begin(), spec.decision_matrix.end(),
-                        [](const DecisionRule& r) { return r.scope == "all"; });
+                        [](const DecisionRule& r) { return r.scope == MatrixScope::kAll; });
   RollbackDecision d = Decide(Firing("nats_disconnection", "bus"), spec, TestRestorePoint());
   EXPECT_TRUE(d.act) << d.reason;
   EXPECT_EQ(d.scenario, "Partial migration failure");
@@ -345,14 +345,14 @@ TEST(Decide, UnknownComponentHolds) {
 
 TEST(BaselineHealthy, JudgesOnHealthWhenTheValueWasNotRecorded) {
   TriggerSpec t;
-  t.signal = "error_rate";
+  t.signal = Signal::kErrorRate;
   t.above = 5;
   std::string why;
   EXPECT_TRUE(BaselineHealthy({{"baseline", Baseline("pass", 10)}}, t, &why));
   EXPECT_EQ(why,
             "its baseline health was pass; no baseline error_rate was recorded, so it is "
             "judged on health alone");
-  t.signal = "connect_time";
+  t.signal = Signal::kConnectTime;
   t.above = 30000;
   EXPECT_FALSE(BaselineHealthy({{"baseline", Baseline("pass", 10, {{"connect_time_ms", 31000.0}})}},
                                t, &why));

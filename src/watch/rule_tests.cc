@@ -32,10 +32,8 @@ namespace {
 const std::vector<std::string> kTopKeys = {"spec", "triggers", "components", "interval", "tests"};
 const std::vector<std::string> kTestKeys = {"name", "interval", "series", "expect"};
 const std::vector<std::string> kExpectKeys = {"at", "trigger", "component", "state"};
-const std::vector<std::string> kKinds = {"service", "config", "database", "stream", "traffic"};
-const std::vector<std::string> kSignals = {"health",       "latency",     "error_rate",
-                                           "cpu",          "memory",      "connect_time",
-                                           "disconnected", "unreachable", "integrity"};
+const std::vector<std::string> kKinds = kComponentKindNames.All();
+const std::vector<std::string> kSignals = kSignalNames.All();
 const std::vector<std::string> kStates = {"ok", "pending", "firing"};
 constexpr int64_t kDefaultIntervalMs = 30'000;  // the seed's probe interval
 // Engine time of the first sample: away from 0 so no "unset" sentinel can hide a bug.
@@ -277,13 +275,14 @@ class Parser {
           }
           auto kind = Scalar(it->second, "components." + name, "a kind (" + Join(kKinds) + ")");
           if (!kind) continue;
-          if (std::find(kKinds.begin(), kKinds.end(), *kind) == kKinds.end()) {
+          std::optional<ComponentKind> parsed = ParseComponentKind(*kind);
+          if (!parsed) {
             Err(it->second.Mark(),
                 "components." + name + ": unknown kind '" + *kind + "'" + Suggest(*kind, kKinds),
                 "use one of " + Join(kKinds));
             continue;
           }
-          components_[name] = *kind;
+          components_[name] = *parsed;
         }
       }
     }
@@ -345,7 +344,7 @@ class Parser {
     }
     text += "environment: rules-test\ncomponents:\n";
     for (const auto& [name, kind] : components_) {
-      text += "  \"" + name + "\": {kind: " + kind + ", driver: rules-test}\n";
+      text += "  \"" + name + "\": {kind: " + std::string(Name(kind)) + ", driver: rules-test}\n";
     }
     DriverRegistry registry;
     DriverInfo info;
@@ -396,7 +395,7 @@ class Parser {
           "use one of " + Join(names) + ", or add it under 'components:'");
       return std::nullopt;
     }
-    if (std::find(kSignals.begin(), kSignals.end(), out.signal) == kSignals.end()) {
+    if (!ParseSignal(out.signal)) {
       Err(key.Mark(),
           "series '" + k + "': unknown signal '" + out.signal + "'" + Suggest(out.signal, kSignals),
           "use one of " + Join(kSignals));
@@ -540,9 +539,9 @@ class Parser {
     for (const auto& t : triggers_) {
       if (t.name == e.trigger && !TriggerAppliesTo(t, e.component, components_[e.component])) {
         Err(n.Mark(),
-            where + ": trigger '" + e.trigger + "' (signal " + t.signal +
+            where + ": trigger '" + e.trigger + "' (signal " + std::string(Name(t.signal)) +
                 ") does not apply to component '" + e.component + "' of kind " +
-                components_[e.component],
+                std::string(Name(components_[e.component])),
             "expect it on a component it applies to, or give the trigger 'component: " +
                 e.component + "'");
         return;
@@ -572,7 +571,7 @@ class Parser {
             if (index >= pts.size()) continue;
             Sample s;
             s.component = id.first;
-            s.signal = id.second;
+            s.signal = *ParseSignal(id.second);  // checked when the series was read
             s.t_us = now_us;
             s.missing = pts[index].missing;
             s.value = pts[index].value;
@@ -583,7 +582,7 @@ class Parser {
             if (index >= pts.size() && index >= errs.size()) continue;
             Sample s;
             s.component = id.first;
-            s.signal = id.second;
+            s.signal = *ParseSignal(id.second);  // checked when the series was read
             s.t_us = now_us;
             bool have = index < pts.size() && index < errs.size() && !pts[index].missing &&
                         !errs[index].missing;
@@ -625,7 +624,7 @@ class Parser {
   std::string path_;
   std::string text_;
   std::vector<std::string> errors_;
-  std::map<std::string, std::string> components_;
+  std::map<std::string, ComponentKind> components_;
   std::vector<TriggerSpec> triggers_;
   std::vector<std::string> trigger_names_;
   std::vector<TestCase> cases_;

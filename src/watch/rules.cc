@@ -39,11 +39,21 @@ constexpr int kStateVersion = 1;
 
 enum class SignalKind { kCount, kTime, kPercent };
 
-SignalKind KindOf(const std::string& signal) {
-  if (signal == "health" || signal == "unreachable" || signal == "integrity") {
-    return SignalKind::kCount;
+SignalKind KindOf(Signal signal) {
+  switch (signal) {
+    case Signal::kHealth:
+    case Signal::kUnreachable:
+    case Signal::kIntegrity:
+      return SignalKind::kCount;
+    case Signal::kErrorRate:
+    case Signal::kCpu:
+    case Signal::kMemory:
+      return SignalKind::kPercent;
+    case Signal::kLatency:
+    case Signal::kConnectTime:
+    case Signal::kDisconnected:
+      return SignalKind::kTime;
   }
-  if (signal == "error_rate" || signal == "cpu" || signal == "memory") return SignalKind::kPercent;
   return SignalKind::kTime;
 }
 
@@ -63,7 +73,12 @@ nlohmann::json SampleToJson(const Sample& s, int64_t t_field, const char* t_name
 Sample SampleFromJson(const nlohmann::json& j, int64_t t_us) {
   Sample s;
   s.component = j.at("component").get<std::string>();
-  s.signal = j.at("signal").get<std::string>();
+  const auto signal_name = j.at("signal").get<std::string>();
+  std::optional<Signal> signal = ParseSignal(signal_name);
+  if (!signal) {
+    throw nlohmann::json::other_error::create(501, "unknown signal '" + signal_name + "'", &j);
+  }
+  s.signal = *signal;
   s.t_us = t_us;
   s.missing = j.value("missing", false);
   if (!s.missing) s.value = j.at("value").get<double>();
@@ -87,7 +102,7 @@ std::string FormatPercent(double v) {
 }
 
 // A signal value as people read it: "6.20 s", "7.5%", "fail".
-std::string FormatValue(const std::string& signal, double v) {
+std::string FormatValue(Signal signal, double v) {
   switch (KindOf(signal)) {
     case SignalKind::kCount:
       return v < 0.5 ? "fail" : "pass";
@@ -100,24 +115,37 @@ std::string FormatValue(const std::string& signal, double v) {
 }
 
 // A threshold as written in specs: "5s", "5%".
-std::string FormatThreshold(const std::string& signal, double v) {
+std::string FormatThreshold(Signal signal, double v) {
   if (KindOf(signal) == SignalKind::kPercent) return FormatPercent(v);
   return FormatDurationSpec(static_cast<int64_t>(std::llround(v)));
 }
 
-std::string SignalLabel(const std::string& signal) {
-  if (signal == "connect_time") return "connect time";
-  if (signal == "disconnected") return "disconnected time";
-  if (signal == "error_rate") return "error rate";
-  if (signal == "cpu") return "CPU";
-  return signal;
+std::string SignalLabel(Signal signal) {
+  switch (signal) {
+    case Signal::kConnectTime:
+      return "connect time";
+    case Signal::kDisconnected:
+      return "disconnected time";
+    case Signal::kErrorRate:
+      return "error rate";
+    case Signal::kCpu:
+      return "CPU";
+    case Signal::kHealth:
+    case Signal::kLatency:
+    case Signal::kMemory:
+    case Signal::kUnreachable:
+    case Signal::kIntegrity:
+      break;
+  }
+  return std::string(Name(signal));
 }
 
 // "failures", "failed attempts", "failed integrity checks" (count signals).
-std::string FailureNoun(const std::string& signal, int n) {
+std::string FailureNoun(Signal signal, int n) {
   bool one = n == 1;
-  if (signal == "unreachable") return one ? "failed attempt" : "failed attempts";
-  if (signal == "integrity") return one ? "failed integrity check" : "failed integrity checks";
+  if (signal == Signal::kUnreachable) return one ? "failed attempt" : "failed attempts";
+  if (signal == Signal::kIntegrity)
+    return one ? "failed integrity check" : "failed integrity checks";
   return one ? "failure" : "failures";
 }
 
@@ -153,13 +181,23 @@ nlohmann::json TriggerEvent::ToJson() const {
 }
 
 bool TriggerAppliesTo(const TriggerSpec& trigger, const std::string& component,
-                      const std::string& kind) {
+                      ComponentKind kind) {
   if (!trigger.component.empty()) return trigger.component == component;
-  const std::string& s = trigger.signal;
-  if (s == "health" || s == "latency" || s == "unreachable") return true;
-  if (s == "connect_time" || s == "integrity") return kind == "database";
-  if (s == "disconnected") return kind == "stream";
-  if (s == "cpu" || s == "memory" || s == "error_rate") return kind == "service";
+  switch (trigger.signal) {
+    case Signal::kHealth:
+    case Signal::kLatency:
+    case Signal::kUnreachable:
+      return true;
+    case Signal::kConnectTime:
+    case Signal::kIntegrity:
+      return kind == ComponentKind::kDatabase;
+    case Signal::kDisconnected:
+      return kind == ComponentKind::kStream;
+    case Signal::kCpu:
+    case Signal::kMemory:
+    case Signal::kErrorRate:
+      return kind == ComponentKind::kService;
+  }
   return false;
 }
 
@@ -188,10 +226,10 @@ struct RuleEngine::Impl {
   };
 
   std::vector<TriggerSpec> triggers;
-  std::map<std::string, std::string> components;
+  std::map<std::string, ComponentKind> components;
   std::vector<Instance> instances;
-  std::map<std::pair<std::string, std::string>, std::vector<size_t>> by_signal;  // (comp, signal)
-  std::map<std::pair<std::string, std::string>, size_t> by_name;  // (trigger, component)
+  std::map<std::pair<std::string, Signal>, std::vector<size_t>> by_signal;  // (comp, signal)
+  std::map<std::pair<std::string, std::string>, size_t> by_name;            // (trigger, component)
   std::vector<TriggerEvent> pending_events;
   int64_t latest_us = 0;  // the newest time seen (sample or Evaluate)
   bool seen_time = false;
@@ -266,9 +304,9 @@ struct RuleEngine::Impl {
     int n = inst.consecutive_bad;
     if (KindOf(t.signal) == SignalKind::kCount) {
       if (t.consecutive <= 1 && t.for_ms == 0) {
-        return (t.signal == "integrity"     ? "integrity check failed"
-                : t.signal == "unreachable" ? "unreachable"
-                                            : "health check failed") +
+        return (t.signal == Signal::kIntegrity     ? "integrity check failed"
+                : t.signal == Signal::kUnreachable ? "unreachable"
+                                                   : "health check failed") +
                Paren(last);
       }
       std::string out = std::to_string(n) + " consecutive " + FailureNoun(t.signal, n);
@@ -308,9 +346,9 @@ struct RuleEngine::Impl {
     if (inst.ring.empty() || inst.ring.back().missing) {
       out = "condition no longer holds";
     } else if (KindOf(t.signal) == SignalKind::kCount) {
-      out = t.signal == "integrity"     ? "integrity check passed"
-            : t.signal == "unreachable" ? "reachable again"
-                                        : "health check passed";
+      out = t.signal == Signal::kIntegrity     ? "integrity check passed"
+            : t.signal == Signal::kUnreachable ? "reachable again"
+                                               : "health check passed";
     } else {
       out = "no longer " + Condition(t);
     }
@@ -480,7 +518,7 @@ struct RuleEngine::Impl {
 };
 
 RuleEngine::RuleEngine(std::vector<TriggerSpec> triggers,
-                       std::map<std::string, std::string> components)
+                       std::map<std::string, ComponentKind> components)
     : impl_(std::make_unique<Impl>()) {
   impl_->triggers = std::move(triggers);
   impl_->components = std::move(components);

@@ -52,7 +52,7 @@ namespace backstop {
 //     see `counter_total` / `counter_errors`)
 struct Sample {
   std::string component;
-  std::string signal;
+  Signal signal = Signal::kHealth;
   int64_t t_us = 0;  // monotonic microseconds
   double value = 0;
   bool missing = false;  // no data could be obtained (not: the probe failed)
@@ -77,10 +77,10 @@ struct TriggerEvent {
   TriggerState from = TriggerState::kOk;
   TriggerState to = TriggerState::kOk;
   int64_t t_us = 0;
-  std::string action;           // the trigger's action
-  std::string signal;           // the trigger's signal
-  std::string reason;           // "3 consecutive failures (last: HTTP 503)",
-                                // "latency above 5 s for 5m (last 6.20 s)"
+  TriggerAction action = TriggerAction::kAlert;  // the trigger's action
+  Signal signal = Signal::kHealth;               // the trigger's signal
+  std::string reason;                            // "3 consecutive failures (last: HTTP 503)",
+                                                 // "latency above 5 s for 5m (last 6.20 s)"
   std::vector<Sample> samples;  // the samples that caused it (bounded, newest last)
   // The value the rule last judged (the rate for counter error rates).
   std::optional<double> last_value;
@@ -96,8 +96,8 @@ struct TriggerStatus {
   int consecutive_bad = 0;
   std::optional<double> last_value;
   std::string reason;
-  std::string signal;
-  std::string action;
+  Signal signal = Signal::kHealth;
+  TriggerAction action = TriggerAction::kAlert;
 };
 
 // Whether a trigger without `component` applies to a component of `kind`:
@@ -106,14 +106,13 @@ struct TriggerStatus {
 //   connect_time, integrity: database    disconnected: stream
 //   cpu, memory, error_rate: service
 // A trigger with `component` applies to that component only, whatever its kind.
-bool TriggerAppliesTo(const TriggerSpec& trigger, const std::string& component,
-                      const std::string& kind);
+bool TriggerAppliesTo(const TriggerSpec& trigger, const std::string& component, ComponentKind kind);
 
 class RuleEngine {
  public:
   // `components` maps component name -> kind; a trigger without `component`
   // applies to every component its signal makes sense for.
-  RuleEngine(std::vector<TriggerSpec> triggers, std::map<std::string, std::string> components);
+  RuleEngine(std::vector<TriggerSpec> triggers, std::map<std::string, ComponentKind> components);
   ~RuleEngine();
   RuleEngine(RuleEngine&&) noexcept;
   RuleEngine& operator=(RuleEngine&&) noexcept;

@@ -23,8 +23,10 @@ std::string RulesData(const std::string& name) {
   return JoinPath(SourceDir(), "tests/data/rules/" + name);
 }
 
-const std::map<std::string, std::string> kComponents = {
-    {"api", "service"}, {"db", "database"}, {"bus", "stream"}, {"conf", "config"}};
+const std::map<std::string, ComponentKind> kComponents = {{"api", ComponentKind::kService},
+                                                          {"db", ComponentKind::kDatabase},
+                                                          {"bus", ComponentKind::kStream},
+                                                          {"conf", ComponentKind::kConfig}};
 
 TriggerSpec Default(const std::string& name) {
   for (const auto& t : DefaultTriggers()) {
@@ -34,7 +36,7 @@ TriggerSpec Default(const std::string& name) {
   return {};
 }
 
-Sample S(const std::string& component, const std::string& signal, int64_t t_us, double value,
+Sample S(const std::string& component, Signal signal, int64_t t_us, double value,
          const std::string& detail = "") {
   Sample s;
   s.component = component;
@@ -45,14 +47,14 @@ Sample S(const std::string& component, const std::string& signal, int64_t t_us, 
   return s;
 }
 
-Sample Missing(const std::string& component, const std::string& signal, int64_t t_us) {
+Sample Missing(const std::string& component, Signal signal, int64_t t_us) {
   Sample s = S(component, signal, t_us, 0);
   s.missing = true;
   return s;
 }
 
 Sample Counters(const std::string& component, int64_t t_us, double total, double errors) {
-  Sample s = S(component, "error_rate", t_us, 0);
+  Sample s = S(component, Signal::kErrorRate, t_us, 0);
   s.counter_total = total;
   s.counter_errors = errors;
   return s;
@@ -69,7 +71,7 @@ TriggerState StateOf(const RuleEngine& e, const std::string& trigger,
 // evaluating after each sample, and returns the index of the sample at which
 // `trigger` first became firing (-1 if never). States at each index go to `states`.
 int FeedUntilFiring(RuleEngine& e, const std::string& trigger, const std::string& component,
-                    const std::string& signal, const std::vector<double>& values, int64_t interval,
+                    Signal signal, const std::vector<double>& values, int64_t interval,
                     std::vector<TriggerState>* states = nullptr) {
   int fired = -1;
   for (size_t i = 0; i < values.size(); ++i) {
@@ -95,8 +97,8 @@ std::vector<double> Repeat(double v, size_t n) { return std::vector<double>(n, v
 TEST(DefaultTriggers, HealthCheckFailuresFiresOnTheThirdConsecutiveFailure) {
   RuleEngine e(DefaultTriggers(), kComponents);
   std::vector<TriggerState> states;
-  int fired = FeedUntilFiring(e, "health_check_failures", "api", "health", {0, 0, 0, 0}, 30 * kSec,
-                              &states);
+  int fired = FeedUntilFiring(e, "health_check_failures", "api", Signal::kHealth, {0, 0, 0, 0},
+                              30 * kSec, &states);
   EXPECT_EQ(fired, 2);
   EXPECT_EQ(states[0], TriggerState::kPending);
   EXPECT_EQ(states[1], TriggerState::kPending);
@@ -106,7 +108,7 @@ TEST(DefaultTriggers, HealthCheckFailuresFiresOnTheThirdConsecutiveFailure) {
 TEST(DefaultTriggers, HealthCheckFailuresNeedsThemConsecutive) {
   RuleEngine e(DefaultTriggers(), kComponents);
   // A good sample resets the count: never three in a row.
-  int fired = FeedUntilFiring(e, "health_check_failures", "api", "health",
+  int fired = FeedUntilFiring(e, "health_check_failures", "api", Signal::kHealth,
                               {0, 0, 1, 0, 0, 1, 0, 0, 1}, 30 * kSec);
   EXPECT_EQ(fired, -1);
   EXPECT_EQ(StateOf(e, "health_check_failures", "api"), TriggerState::kOk);
@@ -114,10 +116,10 @@ TEST(DefaultTriggers, HealthCheckFailuresNeedsThemConsecutive) {
 
 TEST(DefaultTriggers, HealthCheckFailuresEventCarriesSamplesAndReason) {
   RuleEngine e(DefaultTriggers(), kComponents);
-  e.Observe(S("api", "health", kT0, 1, "HTTP 200"));
-  e.Observe(S("api", "health", kT0 + 30 * kSec, 0, "HTTP 503"));
-  e.Observe(S("api", "health", kT0 + 60 * kSec, 0, "HTTP 503"));
-  e.Observe(S("api", "health", kT0 + 90 * kSec, 0, "timeout after 10 s"));
+  e.Observe(S("api", Signal::kHealth, kT0, 1, "HTTP 200"));
+  e.Observe(S("api", Signal::kHealth, kT0 + 30 * kSec, 0, "HTTP 503"));
+  e.Observe(S("api", Signal::kHealth, kT0 + 60 * kSec, 0, "HTTP 503"));
+  e.Observe(S("api", Signal::kHealth, kT0 + 90 * kSec, 0, "timeout after 10 s"));
   auto events = e.Evaluate(kT0 + 90 * kSec);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].to, TriggerState::kPending);
@@ -125,7 +127,7 @@ TEST(DefaultTriggers, HealthCheckFailuresEventCarriesSamplesAndReason) {
   const TriggerEvent& fire = events[1];
   EXPECT_EQ(fire.from, TriggerState::kPending);
   EXPECT_EQ(fire.to, TriggerState::kFiring);
-  EXPECT_EQ(fire.action, "component_rollback");
+  EXPECT_EQ(fire.action, TriggerAction::kComponentRollback);
   EXPECT_EQ(fire.reason, "3 consecutive failures (last: timeout after 10 s)");
   // The three failures that made it fire, not the good sample before.
   ASSERT_EQ(fire.samples.size(), 3u);
@@ -139,7 +141,8 @@ TEST(DefaultTriggers, ResponseTimeFiresAtFiveMinutesNotFourThirty) {
   std::vector<double> values = {200, 180};
   for (int i = 0; i < 12; ++i) values.push_back(6200);  // bad from index 2 (t = 1m)
   std::vector<TriggerState> states;
-  int fired = FeedUntilFiring(e, "response_time", "api", "latency", values, 30 * kSec, &states);
+  int fired =
+      FeedUntilFiring(e, "response_time", "api", Signal::kLatency, values, 30 * kSec, &states);
   // First bad at 1m; 5m later is 6m = index 12. At index 11 (4m30s in) still pending.
   EXPECT_EQ(fired, 12);
   EXPECT_EQ(states[2], TriggerState::kPending);
@@ -153,8 +156,8 @@ TEST(DefaultTriggers, ResponseTimeFiresOnEvaluateOnceForHasElapsed) {
   // Prometheus semantics: the first evaluation where now - since >= for and
   // the last sample is bad, even between samples.
   RuleEngine e(DefaultTriggers(), kComponents);
-  e.Observe(S("api", "latency", kT0, 6000));
-  e.Observe(S("api", "latency", kT0 + 4 * kMin + 50 * kSec, 6000));
+  e.Observe(S("api", Signal::kLatency, kT0, 6000));
+  e.Observe(S("api", Signal::kLatency, kT0 + 4 * kMin + 50 * kSec, 6000));
   EXPECT_TRUE(e.Evaluate(kT0 + 5 * kMin - 1).size() == 1);  // only the pending event
   EXPECT_EQ(StateOf(e, "response_time", "api"), TriggerState::kPending);
   auto events = e.Evaluate(kT0 + 5 * kMin);
@@ -165,15 +168,17 @@ TEST(DefaultTriggers, ResponseTimeFiresOnEvaluateOnceForHasElapsed) {
 
 TEST(DefaultTriggers, ResponseTimeAtExactlyTheThresholdIsNotBad) {
   RuleEngine e(DefaultTriggers(), kComponents);
-  EXPECT_EQ(FeedUntilFiring(e, "response_time", "api", "latency", Repeat(5000, 20), 30 * kSec), -1);
+  EXPECT_EQ(
+      FeedUntilFiring(e, "response_time", "api", Signal::kLatency, Repeat(5000, 20), 30 * kSec),
+      -1);
   EXPECT_EQ(StateOf(e, "response_time", "api"), TriggerState::kOk);
 }
 
 TEST(DefaultTriggers, ErrorRatePercentFiresAfterTwoMinutes) {
   RuleEngine e(DefaultTriggers(), kComponents);
   std::vector<TriggerState> states;
-  int fired =
-      FeedUntilFiring(e, "error_rate", "api", "error_rate", Repeat(7.5, 6), 30 * kSec, &states);
+  int fired = FeedUntilFiring(e, "error_rate", "api", Signal::kErrorRate, Repeat(7.5, 6), 30 * kSec,
+                              &states);
   EXPECT_EQ(fired, 4);  // 2m after the first bad sample at 0
   EXPECT_EQ(states[3], TriggerState::kPending);
 }
@@ -206,19 +211,20 @@ TEST(DefaultTriggers, ErrorRateFromCountersOverTheWindow) {
 TEST(DefaultTriggers, CpuUsageFiresAfterTenMinutes) {
   RuleEngine e(DefaultTriggers(), kComponents);
   std::vector<TriggerState> states;
-  int fired = FeedUntilFiring(e, "cpu_usage", "api", "cpu", Repeat(95, 25), 30 * kSec, &states);
+  int fired =
+      FeedUntilFiring(e, "cpu_usage", "api", Signal::kCpu, Repeat(95, 25), 30 * kSec, &states);
   EXPECT_EQ(fired, 20);
   EXPECT_EQ(states[19], TriggerState::kPending);
   // 90% exactly is not above 90%.
   RuleEngine f(DefaultTriggers(), kComponents);
-  EXPECT_EQ(FeedUntilFiring(f, "cpu_usage", "api", "cpu", Repeat(90, 25), 30 * kSec), -1);
+  EXPECT_EQ(FeedUntilFiring(f, "cpu_usage", "api", Signal::kCpu, Repeat(90, 25), 30 * kSec), -1);
 }
 
 TEST(DefaultTriggers, MemoryUsageFiresAfterFiveMinutes) {
   RuleEngine e(DefaultTriggers(), kComponents);
   std::vector<TriggerState> states;
-  int fired =
-      FeedUntilFiring(e, "memory_usage", "api", "memory", Repeat(96, 12), 30 * kSec, &states);
+  int fired = FeedUntilFiring(e, "memory_usage", "api", Signal::kMemory, Repeat(96, 12), 30 * kSec,
+                              &states);
   EXPECT_EQ(fired, 10);
   EXPECT_EQ(states[9], TriggerState::kPending);
 }
@@ -226,7 +232,7 @@ TEST(DefaultTriggers, MemoryUsageFiresAfterFiveMinutes) {
 TEST(DefaultTriggers, DatabaseTimeoutFiresOnTheFirstConnectOverThirtySeconds) {
   RuleEngine e(DefaultTriggers(), kComponents);
   std::vector<TriggerState> states;
-  int fired = FeedUntilFiring(e, "database_timeout", "db", "connect_time", {12, 30000, 31000},
+  int fired = FeedUntilFiring(e, "database_timeout", "db", Signal::kConnectTime, {12, 30000, 31000},
                               30 * kSec, &states);
   EXPECT_EQ(fired, 2);
   EXPECT_EQ(states[1], TriggerState::kOk);  // 30 s exactly is not over 30 s
@@ -243,7 +249,7 @@ TEST(DefaultTriggers, NatsDisconnectionFiresOnceDisconnectedOverSixtySeconds) {
   for (int s = 0; s < 100; ++s) values.push_back(s < 10 ? 0 : (s - 10) * 1000.0);
   std::vector<TriggerState> states;
   int fired =
-      FeedUntilFiring(e, "nats_disconnection", "bus", "disconnected", values, kSec, &states);
+      FeedUntilFiring(e, "nats_disconnection", "bus", Signal::kDisconnected, values, kSec, &states);
   EXPECT_EQ(fired, 71);                      // disconnected for 61 s
   EXPECT_EQ(states[70], TriggerState::kOk);  // 60 s is not over 60 s
 }
@@ -251,8 +257,8 @@ TEST(DefaultTriggers, NatsDisconnectionFiresOnceDisconnectedOverSixtySeconds) {
 TEST(DefaultTriggers, ServiceUnreachableFiresOnTheFourthAttempt) {
   RuleEngine e(DefaultTriggers(), kComponents);
   std::vector<TriggerState> states;
-  int fired = FeedUntilFiring(e, "service_unreachable", "api", "unreachable", {0, 0, 0, 0, 0},
-                              10 * kSec, &states);
+  int fired = FeedUntilFiring(e, "service_unreachable", "api", Signal::kUnreachable,
+                              {0, 0, 0, 0, 0}, 10 * kSec, &states);
   EXPECT_EQ(fired, 3);
   EXPECT_EQ(states[2], TriggerState::kPending);
   auto st = e.State("service_unreachable", "api");
@@ -263,7 +269,8 @@ TEST(DefaultTriggers, ServiceUnreachableFiresOnTheFourthAttempt) {
 TEST(DefaultTriggers, DataIntegrityFiresOnOneFailedCheck) {
   RuleEngine e(DefaultTriggers(), kComponents);
   std::vector<TriggerState> states;
-  int fired = FeedUntilFiring(e, "data_integrity", "db", "integrity", {1, 1, 0}, kMin, &states);
+  int fired =
+      FeedUntilFiring(e, "data_integrity", "db", Signal::kIntegrity, {1, 1, 0}, kMin, &states);
   EXPECT_EQ(fired, 2);
   EXPECT_EQ(states[1], TriggerState::kOk);
 }
@@ -285,13 +292,13 @@ TEST(DefaultTriggers, ApplyToTheComponentsTheirSignalMakesSenseFor) {
                                                  "nats_disconnection", "service_unreachable"}));
   EXPECT_FALSE(e.State("cpu_usage", "db").ok());
   // A sample for a signal no instance watches changes nothing.
-  e.Observe(S("db", "cpu", kT0, 100));
+  e.Observe(S("db", Signal::kCpu, kT0, 100));
   EXPECT_TRUE(e.Evaluate(kT0).empty());
 
   TriggerSpec pinned = Default("cpu_usage");
   pinned.component = "db";  // explicit component: applies whatever the kind
-  EXPECT_TRUE(TriggerAppliesTo(pinned, "db", "database"));
-  EXPECT_FALSE(TriggerAppliesTo(pinned, "api", "service"));
+  EXPECT_TRUE(TriggerAppliesTo(pinned, "db", ComponentKind::kDatabase));
+  EXPECT_FALSE(TriggerAppliesTo(pinned, "api", ComponentKind::kService));
 }
 
 // ---------------------------------------------------------------------------
@@ -299,26 +306,26 @@ TEST(DefaultTriggers, ApplyToTheComponentsTheirSignalMakesSenseFor) {
 
 TEST(Rules, PendingGoesBackToOkOnAGoodSample) {
   RuleEngine e(DefaultTriggers(), kComponents);
-  e.Observe(S("api", "latency", kT0, 7000));
-  e.Observe(S("api", "latency", kT0 + 30 * kSec, 300));
+  e.Observe(S("api", Signal::kLatency, kT0, 7000));
+  e.Observe(S("api", Signal::kLatency, kT0 + 30 * kSec, 300));
   auto events = e.Evaluate(kT0 + 30 * kSec);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].from, TriggerState::kPending);
   EXPECT_EQ(events[1].to, TriggerState::kOk);
   EXPECT_EQ(events[1].reason, "no longer latency above 5s (last 300 ms)");
   // A later bad run starts its own 5 minutes.
-  for (int i = 2; i <= 11; ++i) e.Observe(S("api", "latency", kT0 + i * 30 * kSec, 7000));
+  for (int i = 2; i <= 11; ++i) e.Observe(S("api", Signal::kLatency, kT0 + i * 30 * kSec, 7000));
   e.Evaluate(kT0 + 11 * 30 * kSec);
   EXPECT_EQ(StateOf(e, "response_time", "api"), TriggerState::kPending);
-  e.Observe(S("api", "latency", kT0 + 12 * 30 * kSec, 7000));
+  e.Observe(S("api", Signal::kLatency, kT0 + 12 * 30 * kSec, 7000));
   e.Evaluate(kT0 + 12 * 30 * kSec);
   EXPECT_EQ(StateOf(e, "response_time", "api"), TriggerState::kFiring);
 }
 
 TEST(Rules, FiringResolvesWhenTheConditionClears) {
   RuleEngine e(DefaultTriggers(), kComponents);
-  FeedUntilFiring(e, "health_check_failures", "api", "health", {0, 0, 0}, 30 * kSec);
-  e.Observe(S("api", "health", kT0 + 90 * kSec, 1, "HTTP 200"));
+  FeedUntilFiring(e, "health_check_failures", "api", Signal::kHealth, {0, 0, 0}, 30 * kSec);
+  e.Observe(S("api", Signal::kHealth, kT0 + 90 * kSec, 1, "HTTP 200"));
   auto events = e.Evaluate(kT0 + 90 * kSec);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].from, TriggerState::kFiring);
@@ -331,7 +338,7 @@ TEST(Rules, FlappingNeverFiresAForRule) {
   int transitions = 0;
   for (int i = 0; i < 3600; ++i) {  // an hour, bad and good alternating each second
     int64_t t = kT0 + i * kSec;
-    e.Observe(S("api", "latency", t, i % 2 == 0 ? 9000 : 100));
+    e.Observe(S("api", Signal::kLatency, t, i % 2 == 0 ? 9000 : 100));
     for (const auto& ev : e.Evaluate(t)) {
       ASSERT_NE(ev.to, TriggerState::kFiring) << ev.reason;
       ++transitions;
@@ -344,23 +351,23 @@ TEST(Rules, FlappingNeverFiresAForRule) {
 TEST(Rules, KeepFiringForHoldsThroughABriefRecovery) {
   TriggerSpec t;
   t.name = "slow";
-  t.signal = "latency";
+  t.signal = Signal::kLatency;
   t.above = 1000;
   t.for_ms = 60'000;
   t.keep_firing_for_ms = 120'000;
-  t.action = "component_rollback";
+  t.action = TriggerAction::kComponentRollback;
   RuleEngine e({t}, kComponents);
   std::vector<double> values = {2000, 2000, 2000};  // fires at 1m (index 2)
-  EXPECT_EQ(FeedUntilFiring(e, "slow", "api", "latency", values, 30 * kSec), 2);
+  EXPECT_EQ(FeedUntilFiring(e, "slow", "api", Signal::kLatency, values, 30 * kSec), 2);
   // Good at 1m30, bad again at 2m: still firing, no event.
-  e.Observe(S("api", "latency", kT0 + 90 * kSec, 100));
+  e.Observe(S("api", Signal::kLatency, kT0 + 90 * kSec, 100));
   EXPECT_TRUE(e.Evaluate(kT0 + 90 * kSec).empty());
-  e.Observe(S("api", "latency", kT0 + 120 * kSec, 2000));
+  e.Observe(S("api", Signal::kLatency, kT0 + 120 * kSec, 2000));
   EXPECT_TRUE(e.Evaluate(kT0 + 120 * kSec).empty());
   EXPECT_EQ(StateOf(e, "slow", "api"), TriggerState::kFiring);
   // Good from 2m30: resolves exactly when clear for 2m, at 4m30.
   for (int i = 5; i <= 8; ++i) {  // 2m30 .. 4m00
-    e.Observe(S("api", "latency", kT0 + i * 30 * kSec, 100));
+    e.Observe(S("api", Signal::kLatency, kT0 + i * 30 * kSec, 100));
     EXPECT_TRUE(e.Evaluate(kT0 + i * 30 * kSec).empty()) << "at index " << i;
   }
   EXPECT_TRUE(e.Evaluate(kT0 + 270 * kSec - 1).empty());
@@ -374,12 +381,12 @@ TEST(Rules, KeepFiringForHoldsThroughABriefRecovery) {
 TEST(Rules, WithoutKeepFiringForOneGoodSampleResolves) {
   TriggerSpec t;
   t.name = "slow";
-  t.signal = "latency";
+  t.signal = Signal::kLatency;
   t.above = 1000;
-  t.action = "alert";
+  t.action = TriggerAction::kAlert;
   RuleEngine e({t}, kComponents);
-  EXPECT_EQ(FeedUntilFiring(e, "slow", "api", "latency", {2000}, kSec), 0);
-  e.Observe(S("api", "latency", kT0 + kSec, 10));
+  EXPECT_EQ(FeedUntilFiring(e, "slow", "api", Signal::kLatency, {2000}, kSec), 0);
+  e.Observe(S("api", Signal::kLatency, kT0 + kSec, 10));
   auto events = e.Evaluate(kT0 + kSec);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].to, TriggerState::kOk);
@@ -388,25 +395,25 @@ TEST(Rules, WithoutKeepFiringForOneGoodSampleResolves) {
 TEST(Rules, BelowThreshold) {
   TriggerSpec t;
   t.name = "idle";
-  t.signal = "cpu";
+  t.signal = Signal::kCpu;
   t.below = 1;
   t.for_ms = 60'000;
-  t.action = "alert";
+  t.action = TriggerAction::kAlert;
   RuleEngine e({t}, kComponents);
-  EXPECT_EQ(FeedUntilFiring(e, "idle", "api", "cpu", {5, 0.5, 0.5, 0.5, 0.2}, 30 * kSec), 3);
+  EXPECT_EQ(FeedUntilFiring(e, "idle", "api", Signal::kCpu, {5, 0.5, 0.5, 0.5, 0.2}, 30 * kSec), 3);
 }
 
 TEST(Rules, ConsecutiveAndForTogetherNeedBoth) {
   TriggerSpec t;
   t.name = "slow3";
-  t.signal = "latency";
+  t.signal = Signal::kLatency;
   t.above = 1000;
   t.consecutive = 3;
   t.for_ms = 90'000;
-  t.action = "alert";
+  t.action = TriggerAction::kAlert;
   RuleEngine e({t}, kComponents);
   // 3 bad samples at 30 s reach the count at 1m but `for` only at 1m30.
-  EXPECT_EQ(FeedUntilFiring(e, "slow3", "api", "latency", Repeat(2000, 5), 30 * kSec), 3);
+  EXPECT_EQ(FeedUntilFiring(e, "slow3", "api", Signal::kLatency, Repeat(2000, 5), 30 * kSec), 3);
 }
 
 // ---------------------------------------------------------------------------
@@ -420,11 +427,11 @@ TriggerSpec HealthRule(const std::string& missing) {
 
 TEST(MissingData, FailCountsAMissingSampleAsBad) {
   RuleEngine e({HealthRule("fail")}, kComponents);
-  e.Observe(S("api", "health", kT0, 0));
-  e.Observe(Missing("api", "health", kT0 + 30 * kSec));
+  e.Observe(S("api", Signal::kHealth, kT0, 0));
+  e.Observe(Missing("api", Signal::kHealth, kT0 + 30 * kSec));
   e.Evaluate(kT0 + 30 * kSec);
   EXPECT_EQ(StateOf(e, "health_check_failures", "api"), TriggerState::kPending);
-  e.Observe(Missing("api", "health", kT0 + 60 * kSec));
+  e.Observe(Missing("api", Signal::kHealth, kT0 + 60 * kSec));
   auto events = e.Evaluate(kT0 + 60 * kSec);
   EXPECT_EQ(StateOf(e, "health_check_failures", "api"), TriggerState::kFiring);
   ASSERT_FALSE(events.empty());
@@ -433,16 +440,16 @@ TEST(MissingData, FailCountsAMissingSampleAsBad) {
 
 TEST(MissingData, IgnoreSkipsTheSample) {
   RuleEngine e({HealthRule("ignore")}, kComponents);
-  e.Observe(S("api", "health", kT0, 0));
-  e.Observe(Missing("api", "health", kT0 + 30 * kSec));
-  e.Observe(Missing("api", "health", kT0 + 60 * kSec));
-  e.Observe(S("api", "health", kT0 + 90 * kSec, 0));
+  e.Observe(S("api", Signal::kHealth, kT0, 0));
+  e.Observe(Missing("api", Signal::kHealth, kT0 + 30 * kSec));
+  e.Observe(Missing("api", Signal::kHealth, kT0 + 60 * kSec));
+  e.Observe(S("api", Signal::kHealth, kT0 + 90 * kSec, 0));
   e.Evaluate(kT0 + 90 * kSec);
   auto st = e.State("health_check_failures", "api");
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->state, TriggerState::kPending);
   EXPECT_EQ(st->consecutive_bad, 2);
-  e.Observe(S("api", "health", kT0 + 120 * kSec, 0));
+  e.Observe(S("api", Signal::kHealth, kT0 + 120 * kSec, 0));
   e.Evaluate(kT0 + 120 * kSec);
   EXPECT_EQ(StateOf(e, "health_check_failures", "api"), TriggerState::kFiring);
 }
@@ -451,30 +458,30 @@ TEST(MissingData, IgnoreDoesNotResetAPendingForRule) {
   TriggerSpec t = Default("response_time");
   t.missing_data = "ignore";
   RuleEngine e({t}, kComponents);
-  e.Observe(S("api", "latency", kT0, 6000));
-  for (int i = 1; i < 10; ++i) e.Observe(Missing("api", "latency", kT0 + i * 30 * kSec));
+  e.Observe(S("api", Signal::kLatency, kT0, 6000));
+  for (int i = 1; i < 10; ++i) e.Observe(Missing("api", Signal::kLatency, kT0 + i * 30 * kSec));
   e.Evaluate(kT0 + 9 * 30 * kSec);
   EXPECT_EQ(StateOf(e, "response_time", "api"), TriggerState::kPending);
-  e.Observe(S("api", "latency", kT0 + 5 * kMin, 6000));
+  e.Observe(S("api", Signal::kLatency, kT0 + 5 * kMin, 6000));
   e.Evaluate(kT0 + 5 * kMin);
   EXPECT_EQ(StateOf(e, "response_time", "api"), TriggerState::kFiring);
 }
 
 TEST(MissingData, KeepRepeatsTheLastValue) {
   RuleEngine e({HealthRule("keep")}, kComponents);
-  e.Observe(Missing("api", "health", kT0));  // nothing to repeat yet: skipped
+  e.Observe(Missing("api", Signal::kHealth, kT0));  // nothing to repeat yet: skipped
   e.Evaluate(kT0);
   EXPECT_EQ(StateOf(e, "health_check_failures", "api"), TriggerState::kOk);
-  e.Observe(S("api", "health", kT0 + 30 * kSec, 0));
-  e.Observe(Missing("api", "health", kT0 + 60 * kSec));
-  e.Observe(Missing("api", "health", kT0 + 90 * kSec));
+  e.Observe(S("api", Signal::kHealth, kT0 + 30 * kSec, 0));
+  e.Observe(Missing("api", Signal::kHealth, kT0 + 60 * kSec));
+  e.Observe(Missing("api", Signal::kHealth, kT0 + 90 * kSec));
   e.Evaluate(kT0 + 90 * kSec);
   EXPECT_EQ(StateOf(e, "health_check_failures", "api"), TriggerState::kFiring);
 
   // Keeping a good value keeps it good.
   RuleEngine g({HealthRule("keep")}, kComponents);
-  g.Observe(S("api", "health", kT0, 1));
-  for (int i = 1; i < 10; ++i) g.Observe(Missing("api", "health", kT0 + i * 30 * kSec));
+  g.Observe(S("api", Signal::kHealth, kT0, 1));
+  for (int i = 1; i < 10; ++i) g.Observe(Missing("api", Signal::kHealth, kT0 + i * 30 * kSec));
   g.Evaluate(kT0 + 10 * 30 * kSec);
   EXPECT_EQ(StateOf(g, "health_check_failures", "api"), TriggerState::kOk);
 }
@@ -483,7 +490,7 @@ TEST(MissingData, AProbeTimeoutIsAFailureNotAGap) {
   // Even under `ignore`, a timed-out probe (value 0, not missing) counts.
   RuleEngine e({HealthRule("ignore")}, kComponents);
   for (int i = 0; i < 3; ++i) {
-    e.Observe(S("api", "health", kT0 + i * 30 * kSec, 0, "timeout after 10 s"));
+    e.Observe(S("api", Signal::kHealth, kT0 + i * 30 * kSec, 0, "timeout after 10 s"));
   }
   auto events = e.Evaluate(kT0 + 60 * kSec);
   EXPECT_EQ(StateOf(e, "health_check_failures", "api"), TriggerState::kFiring);
@@ -572,8 +579,8 @@ TEST(Counters, OldPointsLeaveTheWindow) {
 TEST(RulesState, SaveAndLoadMidPendingKeepsTheTimer) {
   RuleEngine before(DefaultTriggers(), kComponents);
   for (int i = 0; i <= 6; ++i) {  // bad from 0 to 3m
-    before.Observe(S("api", "latency", kT0 + i * 30 * kSec, 6000));
-    before.Observe(S("api", "health", kT0 + i * 30 * kSec, i >= 5 ? 0 : 1));
+    before.Observe(S("api", Signal::kLatency, kT0 + i * 30 * kSec, 6000));
+    before.Observe(S("api", Signal::kHealth, kT0 + i * 30 * kSec, i >= 5 ? 0 : 1));
   }
   before.Evaluate(kT0 + 3 * kMin);
   ASSERT_EQ(StateOf(before, "response_time", "api"), TriggerState::kPending);
@@ -595,14 +602,14 @@ TEST(RulesState, SaveAndLoadMidPendingKeepsTheTimer) {
   int fired = -1;
   for (int i = 1; i <= 6; ++i) {
     int64_t t = t1 + i * 30 * kSec;
-    after.Observe(S("api", "latency", t, 6000));
+    after.Observe(S("api", Signal::kLatency, t, 6000));
     for (const auto& ev : after.Evaluate(t)) {
       if (ev.trigger == "response_time" && ev.to == TriggerState::kFiring) fired = i;
     }
   }
   EXPECT_EQ(fired, 4);
   // The count carried over too: one more failure is the third.
-  after.Observe(S("api", "health", t1 + 4 * kMin, 0));
+  after.Observe(S("api", Signal::kHealth, t1 + 4 * kMin, 0));
   after.Evaluate(t1 + 4 * kMin);
   EXPECT_EQ(StateOf(after, "health_check_failures", "api"), TriggerState::kFiring);
 }
@@ -614,7 +621,7 @@ TEST(RulesState, FiringAndCountersSurvive) {
   RuleEngine before({rate, Default("data_integrity")}, kComponents);
   before.Observe(Counters("api", kT0, 0, 0));
   before.Observe(Counters("api", kT0 + 30 * kSec, 100, 0));
-  before.Observe(S("db", "integrity", kT0 + 30 * kSec, 0, "orphan rows in tasks"));
+  before.Observe(S("db", Signal::kIntegrity, kT0 + 30 * kSec, 0, "orphan rows in tasks"));
   before.Evaluate(kT0 + 30 * kSec);
   nlohmann::json saved = before.SaveState();
 
@@ -632,7 +639,7 @@ TEST(RulesState, FiringAndCountersSurvive) {
 
 TEST(RulesState, LoadRejectsGarbageAndLeavesTheEngineAlone) {
   RuleEngine e(DefaultTriggers(), kComponents);
-  FeedUntilFiring(e, "health_check_failures", "api", "health", {0, 0, 0}, 30 * kSec);
+  FeedUntilFiring(e, "health_check_failures", "api", Signal::kHealth, {0, 0, 0}, 30 * kSec);
   Status st = e.LoadState(nlohmann::json::parse(R"({"version": 1, "instances": [
       {"trigger": "health_check_failures", "component": "api", "state": "pending"}]})"),
                           kT0);
@@ -647,8 +654,8 @@ TEST(RulesState, LoadRejectsGarbageAndLeavesTheEngineAlone) {
 
 TEST(RulesState, InstancesNoLongerInTheSpecAreSkipped) {
   RuleEngine before(DefaultTriggers(), kComponents);
-  FeedUntilFiring(before, "health_check_failures", "api", "health", {0, 0}, 30 * kSec);
-  RuleEngine after({Default("response_time")}, {{"api", "service"}});
+  FeedUntilFiring(before, "health_check_failures", "api", Signal::kHealth, {0, 0}, 30 * kSec);
+  RuleEngine after({Default("response_time")}, {{"api", ComponentKind::kService}});
   EXPECT_TRUE(after.LoadState(before.SaveState(), kT0).ok());
   EXPECT_EQ(StateOf(after, "response_time", "api"), TriggerState::kOk);
 }
@@ -657,16 +664,16 @@ TEST(RulesState, InstancesNoLongerInTheSpecAreSkipped) {
 
 TEST(Rules, OutOfOrderSamplesAreDropped) {
   RuleEngine e(DefaultTriggers(), kComponents);
-  e.Observe(S("api", "health", kT0 + 60 * kSec, 0));
-  e.Observe(S("api", "health", kT0 + 30 * kSec, 0));  // older: ignored
+  e.Observe(S("api", Signal::kHealth, kT0 + 60 * kSec, 0));
+  e.Observe(S("api", Signal::kHealth, kT0 + 30 * kSec, 0));  // older: ignored
   e.Evaluate(kT0 + 60 * kSec);
   EXPECT_EQ(e.State("health_check_failures", "api")->consecutive_bad, 1);
 }
 
 TEST(Rules, ResetPutsAComponentBackToOk) {
   RuleEngine e(DefaultTriggers(), kComponents);
-  FeedUntilFiring(e, "health_check_failures", "api", "health", {0, 0, 0}, 30 * kSec);
-  e.Observe(S("db", "health", kT0, 0));
+  FeedUntilFiring(e, "health_check_failures", "api", Signal::kHealth, {0, 0, 0}, 30 * kSec);
+  e.Observe(S("db", Signal::kHealth, kT0, 0));
   e.Evaluate(kT0 + 60 * kSec);
   e.Reset("api", kT0 + 2 * kMin, "rolled back by run r-1");
   auto events = e.Evaluate(kT0 + 2 * kMin);
@@ -685,14 +692,14 @@ TEST(Rules, AnHourOfSamplesAtOneSecond) {
   std::vector<TriggerEvent> fired;
   for (int s = 0; s < 3600; ++s) {
     int64_t t = kT0 + s * kSec;
-    e.Observe(S("api", "health", t, 1));
-    e.Observe(S("api", "latency", t, 40 + s % 7));
-    e.Observe(S("api", "cpu", t, 30));
+    e.Observe(S("api", Signal::kHealth, t, 1));
+    e.Observe(S("api", Signal::kLatency, t, 40 + s % 7));
+    e.Observe(S("api", Signal::kCpu, t, 30));
     // Memory climbs over 95% from minute 20 and stays there.
-    e.Observe(S("api", "memory", t, s >= 20 * 60 ? 97 : 60));
-    e.Observe(S("db", "health", t, 1));
-    e.Observe(S("db", "connect_time", t, 5));
-    e.Observe(S("bus", "disconnected", t, 0));
+    e.Observe(S("api", Signal::kMemory, t, s >= 20 * 60 ? 97 : 60));
+    e.Observe(S("db", Signal::kHealth, t, 1));
+    e.Observe(S("db", Signal::kConnectTime, t, 5));
+    e.Observe(S("bus", Signal::kDisconnected, t, 0));
     for (auto& ev : e.Evaluate(t)) {
       if (ev.to == TriggerState::kFiring) fired.push_back(ev);
     }

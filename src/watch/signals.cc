@@ -340,7 +340,7 @@ std::vector<Sample> SignalDeriver::FromHealth(const std::string& component, cons
                                               bool reachable, bool reachability_known, int64_t t_us,
                                               bool error_rate_from_probes) {
   std::vector<Sample> out;
-  auto add = [&](const char* signal, double value, bool missing = false) {
+  auto add = [&](Signal signal, double value, bool missing = false) {
     Sample s;
     s.component = component;
     s.signal = signal;
@@ -350,17 +350,17 @@ std::vector<Sample> SignalDeriver::FromHealth(const std::string& component, cons
     out.push_back(std::move(s));
   };
   const bool unknown = h.state == HealthResult::State::kUnknown;
-  add("health", h.pass() ? 1 : 0, unknown);
+  add(Signal::kHealth, h.pass() ? 1 : 0, unknown);
   if (!unknown) {
-    add("latency", static_cast<double>(h.latency_ms));
-    if (reachability_known) add("unreachable", reachable ? 1 : 0);
+    add(Signal::kLatency, static_cast<double>(h.latency_ms));
+    if (reachability_known) add(Signal::kUnreachable, reachable ? 1 : 0);
     if (error_rate_from_probes) {
       Counts& c = probe_counts_[component];
       c.total += 1;
       if (!h.pass()) c.errors += 1;
       Sample s;
       s.component = component;
-      s.signal = "error_rate";
+      s.signal = Signal::kErrorRate;
       s.t_us = t_us;
       s.value = h.pass() ? 0 : 100;
       s.counter_total = c.total;
@@ -371,14 +371,14 @@ std::vector<Sample> SignalDeriver::FromHealth(const std::string& component, cons
   if (auto it = h.signals.find("connect_time_ms"); it != h.signals.end() && !unknown) {
     // Only data components report a connect time meaningful for database_timeout;
     // the rules decide which components a trigger applies to.
-    add("connect_time", ConnectTime(component, h, reachable, it->second, t_us));
+    add(Signal::kConnectTime, ConnectTime(component, h, reachable, it->second, t_us));
   }
   if (auto it = h.signals.find("disconnected_ms"); it != h.signals.end()) {
-    add("disconnected", it->second);
+    add(Signal::kDisconnected, it->second);
   }
-  if (auto it = h.signals.find("cpu_percent"); it != h.signals.end()) add("cpu", it->second);
+  if (auto it = h.signals.find("cpu_percent"); it != h.signals.end()) add(Signal::kCpu, it->second);
   if (auto it = h.signals.find("memory_percent"); it != h.signals.end()) {
-    add("memory", it->second);
+    add(Signal::kMemory, it->second);
   }
   return out;
 }
@@ -388,7 +388,7 @@ Sample SignalDeriver::FromMetrics(const std::string& component, const MetricRati
                                   std::string* problem) {
   Sample s;
   s.component = component;
-  s.signal = "error_rate";
+  s.signal = Signal::kErrorRate;
   s.t_us = t_us;
   s.missing = true;
   if (!fetched) {

@@ -92,7 +92,7 @@ HealthResult Health(HealthResult::State state, int64_t latency_ms) {
   return h;
 }
 
-const Sample* Find(const std::vector<Sample>& samples, const std::string& signal) {
+const Sample* Find(const std::vector<Sample>& samples, Signal signal) {
   for (const auto& s : samples) {
     if (s.signal == signal) return &s;
   }
@@ -102,35 +102,35 @@ const Sample* Find(const std::vector<Sample>& samples, const std::string& signal
 TEST(SignalDeriverTest, HealthLatencyReachabilityAndErrorRateFromProbes) {
   SignalDeriver d;
   auto pass = d.FromHealth("svc", Health(HealthResult::State::kPass, 12), true, true, 100, true);
-  ASSERT_NE(Find(pass, "health"), nullptr);
-  EXPECT_EQ(Find(pass, "health")->value, 1);
-  EXPECT_FALSE(Find(pass, "health")->missing);
-  EXPECT_EQ(Find(pass, "latency")->value, 12);
-  EXPECT_EQ(Find(pass, "unreachable")->value, 1);
-  EXPECT_EQ(Find(pass, "error_rate")->counter_total, 1);
-  EXPECT_EQ(Find(pass, "error_rate")->counter_errors, 0);
+  ASSERT_NE(Find(pass, Signal::kHealth), nullptr);
+  EXPECT_EQ(Find(pass, Signal::kHealth)->value, 1);
+  EXPECT_FALSE(Find(pass, Signal::kHealth)->missing);
+  EXPECT_EQ(Find(pass, Signal::kLatency)->value, 12);
+  EXPECT_EQ(Find(pass, Signal::kUnreachable)->value, 1);
+  EXPECT_EQ(Find(pass, Signal::kErrorRate)->counter_total, 1);
+  EXPECT_EQ(Find(pass, Signal::kErrorRate)->counter_errors, 0);
 
   auto fail = d.FromHealth("svc", Health(HealthResult::State::kFail, 1000), false, true, 200, true);
-  EXPECT_EQ(Find(fail, "health")->value, 0);
-  EXPECT_EQ(Find(fail, "unreachable")->value, 0);
-  EXPECT_EQ(Find(fail, "error_rate")->counter_total, 2);
-  EXPECT_EQ(Find(fail, "error_rate")->counter_errors, 1);
-  EXPECT_EQ(Find(fail, "error_rate")->value, 100);
-  EXPECT_EQ(Find(fail, "health")->t_us, 200);
+  EXPECT_EQ(Find(fail, Signal::kHealth)->value, 0);
+  EXPECT_EQ(Find(fail, Signal::kUnreachable)->value, 0);
+  EXPECT_EQ(Find(fail, Signal::kErrorRate)->counter_total, 2);
+  EXPECT_EQ(Find(fail, Signal::kErrorRate)->counter_errors, 1);
+  EXPECT_EQ(Find(fail, Signal::kErrorRate)->value, 100);
+  EXPECT_EQ(Find(fail, Signal::kHealth)->t_us, 200);
 
   // A probe that could not run at all is missing data, not a failure.
   auto unknown =
       d.FromHealth("svc", Health(HealthResult::State::kUnknown, 0), false, true, 300, true);
-  ASSERT_NE(Find(unknown, "health"), nullptr);
-  EXPECT_TRUE(Find(unknown, "health")->missing);
-  EXPECT_EQ(Find(unknown, "latency"), nullptr);
-  EXPECT_EQ(Find(unknown, "error_rate"), nullptr);
+  ASSERT_NE(Find(unknown, Signal::kHealth), nullptr);
+  EXPECT_TRUE(Find(unknown, Signal::kHealth)->missing);
+  EXPECT_EQ(Find(unknown, Signal::kLatency), nullptr);
+  EXPECT_EQ(Find(unknown, Signal::kErrorRate), nullptr);
 
   // No unreachable signal where reachability means nothing (exec probes), no
   // error_rate from probes when it comes from /metrics.
   auto exec = d.FromHealth("job", Health(HealthResult::State::kPass, 3), true, false, 400, false);
-  EXPECT_EQ(Find(exec, "unreachable"), nullptr);
-  EXPECT_EQ(Find(exec, "error_rate"), nullptr);
+  EXPECT_EQ(Find(exec, Signal::kUnreachable), nullptr);
+  EXPECT_EQ(Find(exec, Signal::kErrorRate), nullptr);
 }
 
 TEST(SignalDeriverTest, DriverSignalsBecomeRuleSignals) {
@@ -141,10 +141,10 @@ TEST(SignalDeriverTest, DriverSignalsBecomeRuleSignals) {
   h.signals["cpu_percent"] = 93.5;
   h.signals["memory_percent"] = 12;
   auto s = d.FromHealth("x", h, false, true, 1, false);
-  EXPECT_EQ(Find(s, "connect_time")->value, 31'000);
-  EXPECT_EQ(Find(s, "disconnected")->value, 65'000);
-  EXPECT_EQ(Find(s, "cpu")->value, 93.5);
-  EXPECT_EQ(Find(s, "memory")->value, 12);
+  EXPECT_EQ(Find(s, Signal::kConnectTime)->value, 31'000);
+  EXPECT_EQ(Find(s, Signal::kDisconnected)->value, 65'000);
+  EXPECT_EQ(Find(s, Signal::kCpu)->value, 93.5);
+  EXPECT_EQ(Find(s, Signal::kMemory)->value, 12);
 }
 
 TEST(SignalDeriverTest, ErrorRateFromMetricsCounters) {
@@ -233,15 +233,14 @@ struct Probed {
 // True when `trigger` fires on `component` (of `kind`) within `probes`
 // probes at the default interval, each producing what `probe(i)` says.
 bool DefaultTriggerFires(const std::string& trigger, const std::string& component,
-                         const std::string& kind, int probes,
-                         const std::function<Probed(int)>& probe) {
+                         ComponentKind kind, int probes, const std::function<Probed(int)>& probe) {
   RuleEngine engine(DefaultTriggers(), {{component, kind}});
   SignalDeriver deriver;
   for (int i = 0; i < probes; ++i) {
     const int64_t t = kInterval * (i + 1);
     Probed p = probe(i);
-    for (auto& sample :
-         deriver.FromHealth(component, p.health, p.reachable, true, t, kind == "service")) {
+    for (auto& sample : deriver.FromHealth(component, p.health, p.reachable, true, t,
+                                           kind == ComponentKind::kService)) {
       engine.Observe(sample);
     }
     for (const auto& e : engine.Evaluate(t)) {
@@ -254,29 +253,30 @@ bool DefaultTriggerFires(const std::string& trigger, const std::string& componen
 }
 
 TEST(DefaultTriggersFireTest, HealthCheckFailures) {
-  EXPECT_TRUE(DefaultTriggerFires("health_check_failures", "web", "service", 3, [](int) {
-    HealthResult h = Health(HealthResult::State::kFail, 4);
-    h.detail = "HTTP 503";
-    return Probed{h, true};
-  }));
+  EXPECT_TRUE(
+      DefaultTriggerFires("health_check_failures", "web", ComponentKind::kService, 3, [](int) {
+        HealthResult h = Health(HealthResult::State::kFail, 4);
+        h.detail = "HTTP 503";
+        return Probed{h, true};
+      }));
 }
 
 TEST(DefaultTriggersFireTest, ResponseTimeWithinTheDefaultProbeTimeout) {
   // 6 s answers: above 5 s, below the 10 s timeout, for more than 5 minutes.
-  EXPECT_TRUE(DefaultTriggerFires("response_time", "web", "service", 12, [](int) {
+  EXPECT_TRUE(DefaultTriggerFires("response_time", "web", ComponentKind::kService, 12, [](int) {
     return Probed{Health(HealthResult::State::kPass, 6'000), true};
   }));
 }
 
 TEST(DefaultTriggersFireTest, ErrorRateFromProbeResults) {
-  EXPECT_TRUE(DefaultTriggerFires("error_rate", "web", "service", 8, [](int i) {
+  EXPECT_TRUE(DefaultTriggerFires("error_rate", "web", ComponentKind::kService, 8, [](int i) {
     return Probed{Health(i % 2 ? HealthResult::State::kFail : HealthResult::State::kPass, 5), true};
   }));
 }
 
 TEST(DefaultTriggersFireTest, CpuOfOneBusyCore) {
   // ProcessSampler reports CPU per core: one thread spinning is 100%.
-  EXPECT_TRUE(DefaultTriggerFires("cpu_usage", "web", "service", 23, [](int) {
+  EXPECT_TRUE(DefaultTriggerFires("cpu_usage", "web", ComponentKind::kService, 23, [](int) {
     HealthResult h = Health(HealthResult::State::kPass, 5);
     h.signals["cpu_percent"] = 100;
     return Probed{h, true};
@@ -293,7 +293,7 @@ TEST(DefaultTriggersFireTest, MemoryOfAProcessThatTakesWhatIsLeft) {
   EXPECT_GT(percent, 95);
   // Under a cgroup limit, the limit is what it can use.
   EXPECT_NEAR(MemoryPercentOfUsable(1.9 * gb, 10 * gb, 2 * gb), 95, 1e-9);
-  EXPECT_TRUE(DefaultTriggerFires("memory_usage", "web", "service", 12, [&](int) {
+  EXPECT_TRUE(DefaultTriggerFires("memory_usage", "web", ComponentKind::kService, 12, [&](int) {
     HealthResult h = Health(HealthResult::State::kPass, 5);
     h.signals["memory_percent"] = percent;
     return Probed{h, true};
@@ -303,7 +303,7 @@ TEST(DefaultTriggersFireTest, MemoryOfAProcessThatTakesWhatIsLeft) {
 TEST(DefaultTriggersFireTest, DatabaseTimeoutWhenConnectsTimeOut) {
   // What PostgresDriver::Health reports when every connect gives up after
   // its 10 s connect timeout: connect_time_ms 10000, never above 30 s alone.
-  EXPECT_TRUE(DefaultTriggerFires("database_timeout", "db", "database", 3, [](int) {
+  EXPECT_TRUE(DefaultTriggerFires("database_timeout", "db", ComponentKind::kDatabase, 3, [](int) {
     HealthResult h = Health(HealthResult::State::kFail, 10'000);
     h.signals["connect_time_ms"] = 10'000;
     h.signals["accepting"] = 0;
@@ -315,7 +315,7 @@ TEST(DefaultTriggersFireTest, DatabaseTimeoutWhenConnectsTimeOut) {
 
 TEST(DefaultTriggersFireTest, DatabaseTimeoutWhenConnectsAreRefused) {
   // Refused at once (the server is down): 1 ms per attempt, an outage all the same.
-  EXPECT_TRUE(DefaultTriggerFires("database_timeout", "db", "database", 3, [](int) {
+  EXPECT_TRUE(DefaultTriggerFires("database_timeout", "db", ComponentKind::kDatabase, 3, [](int) {
     HealthResult h = Health(HealthResult::State::kFail, 1);
     h.signals["connect_time_ms"] = 1;
     h.signals["accepting"] = 0;
@@ -330,43 +330,46 @@ TEST(DefaultTriggersFireTest, DatabaseTimeoutIsNotAnOutageAfterARecovery) {
     HealthResult h = Health(HealthResult::State::kFail, 10'000);
     h.signals["connect_time_ms"] = 10'000;
     h.signals["accepting"] = 0;
-    return Find(d.FromHealth("db", h, false, true, t, false), "connect_time")->value;
+    return Find(d.FromHealth("db", h, false, true, t, false), Signal::kConnectTime)->value;
   };
   EXPECT_EQ(failing(10'000'000), 10'000);
   EXPECT_EQ(failing(40'000'000), 40'000);
   HealthResult ok = Health(HealthResult::State::kPass, 3);
   ok.signals["connect_time_ms"] = 3;
   ok.signals["accepting"] = 1;
-  EXPECT_EQ(Find(d.FromHealth("db", ok, true, true, 70'000'000, false), "connect_time")->value, 3);
+  EXPECT_EQ(
+      Find(d.FromHealth("db", ok, true, true, 70'000'000, false), Signal::kConnectTime)->value, 3);
   EXPECT_EQ(failing(110'000'000), 10'000) << "a new outage counts from its own first attempt";
 }
 
 TEST(DefaultTriggersFireTest, NatsDisconnection) {
   // NatsDriver::Health: the time since the last successful connect.
-  EXPECT_TRUE(DefaultTriggerFires("nats_disconnection", "bus", "stream", 4, [](int i) {
-    HealthResult h = Health(HealthResult::State::kFail, 5'000);
-    h.signals["connect_time_ms"] = 5'000;
-    h.signals["disconnected_ms"] = 30'000.0 * (i + 1);
-    h.detail = "cannot connect to NATS at nats://127.0.0.1:4222: No Server";
-    return Probed{h, false};
-  }));
+  EXPECT_TRUE(
+      DefaultTriggerFires("nats_disconnection", "bus", ComponentKind::kStream, 4, [](int i) {
+        HealthResult h = Health(HealthResult::State::kFail, 5'000);
+        h.signals["connect_time_ms"] = 5'000;
+        h.signals["disconnected_ms"] = 30'000.0 * (i + 1);
+        h.detail = "cannot connect to NATS at nats://127.0.0.1:4222: No Server";
+        return Probed{h, false};
+      }));
 }
 
 TEST(DefaultTriggersFireTest, ServiceUnreachable) {
-  EXPECT_TRUE(DefaultTriggerFires("service_unreachable", "web", "service", 4, [](int) {
-    HealthResult h = Health(HealthResult::State::kFail, 0);
-    h.detail = "connection refused";
-    return Probed{h, false};
-  }));
+  EXPECT_TRUE(
+      DefaultTriggerFires("service_unreachable", "web", ComponentKind::kService, 4, [](int) {
+        HealthResult h = Health(HealthResult::State::kFail, 0);
+        h.detail = "connection refused";
+        return Probed{h, false};
+      }));
 }
 
 TEST(DefaultTriggersFireTest, DataIntegrity) {
   // The integrity signal comes from the watcher's scheduled checks, one
   // sample per check.
-  RuleEngine engine(DefaultTriggers(), {{"db", "database"}});
+  RuleEngine engine(DefaultTriggers(), {{"db", ComponentKind::kDatabase}});
   Sample s;
   s.component = "db";
-  s.signal = "integrity";
+  s.signal = Signal::kIntegrity;
   s.t_us = kInterval;
   s.value = 0;
   engine.Observe(s);

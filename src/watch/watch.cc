@@ -65,7 +65,7 @@ Status Watcher::Open() {
   const std::string db_path = JoinPath(spec_.state_dir, "state.db");
   BACKSTOP_ASSIGN_OR_RETURN(db_, StateDb::Open(db_path));
   BACKSTOP_ASSIGN_OR_RETURN(api_db_, StateDb::Open(db_path));
-  std::map<std::string, std::string> kinds;
+  std::map<std::string, ComponentKind> kinds;
   for (const auto& [name, c] : spec_.components) kinds[name] = c.kind;
   engine_ = std::make_unique<RuleEngine>(spec_.triggers, kinds);
   BACKSTOP_ASSIGN_OR_RETURN(auto saved, db_->Get(kRulesKey));
@@ -110,7 +110,7 @@ DecisionContext Watcher::BuildDecisionContext() {
   ctx.trigger_states = engine_->States();
   for (const auto& name : spec_.component_order) {
     const ComponentSpec* c = spec_.Find(name);
-    if (c->kind != "service") continue;
+    if (c->kind != ComponentKind::kService) continue;
     auto driver = registry_.Create(c->driver);
     if (!driver.ok()) continue;
     DriverContext dctx = DaemonDriverContext();
@@ -223,7 +223,7 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
     RollbackDecision d = Decide(e, spec_, *rp, BuildDecisionContext());
     record["decision"] = d.ToJson();
     if (!d.act) {
-      outcome = e.action == "alert" ? "alert" : "held";
+      outcome = e.action == TriggerAction::kAlert ? "alert" : "held";
       why = d.reason;
     } else if (!may_act) {
       outcome = "dry_run";
@@ -248,7 +248,7 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
         why = "the decision names no component to roll back";
       } else {
         RunJob job;
-        if (d.scope == "all") {
+        if (d.scope == MatrixScope::kAll) {
           RollbackRequest r;
           r.all = true;
           r.to = rp->id;
@@ -260,7 +260,7 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
             // Services go back to their previous release, data to the very
             // restore point the decision was judged against.
             const ComponentSpec* c = spec_.Find(name);
-            r.to = c != nullptr && c->kind == "service" ? "" : rp->id;
+            r.to = c != nullptr && c->kind == ComponentKind::kService ? "" : rp->id;
             job.requests.push_back(r);
           }
         }

@@ -14,7 +14,9 @@
 namespace backstop {
 
 struct Watcher::ComponentView {
-  std::string name, kind, driver;
+  std::string name;
+  ComponentKind kind = ComponentKind::kService;
+  std::string driver;
   std::string mode;   // http | tcp | exec | grpc | driver | "" (not probed)
   std::string probe;  // what is probed, for status
   int64_t interval_ms = 0;

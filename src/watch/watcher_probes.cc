@@ -62,7 +62,7 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
     ProbeTarget t;
     t.name = name;
     t.probe = c->health;
-    if (HasOwnHealth(*c) || (!c->health.enabled() && c->kind == "service")) {
+    if (HasOwnHealth(*c) || (!c->health.enabled() && c->kind == ComponentKind::kService)) {
       auto driver = registry_.Create(c->driver);
       if (!driver.ok()) {
         log_->Warn("not probing " + name + ": " + driver.status().message());
@@ -90,7 +90,7 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
     AddIntegrityTarget(*c, targets);
     // error_rate from the service's own counters, when a trigger names them.
     for (const auto& trig : engine_->TriggersFor(name)) {
-      if (trig.signal != "error_rate" || trig.metric.empty()) continue;
+      if (trig.signal != Signal::kErrorRate || trig.metric.empty()) continue;
       auto ratio = ParseMetricRatio(trig.metric);
       std::string url = MetricsUrlFor(*c);
       if (!ratio.ok() || url.empty()) {
@@ -142,7 +142,8 @@ DriverContext Watcher::DaemonDriverContext() {
 void Watcher::AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets) {
   if (options_.integrity_interval_ms <= 0) return;
   bool watched = false;
-  for (const auto& trig : engine_->TriggersFor(c.name)) watched |= trig.signal == "integrity";
+  for (const auto& trig : engine_->TriggersFor(c.name))
+    watched |= trig.signal == Signal::kIntegrity;
   if (!watched) return;
   auto driver = registry_.Create(c.driver);
   if (!driver.ok()) return;
@@ -229,7 +230,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
     if (suppressed) return;
     Sample s;
     s.component = comp;
-    s.signal = "integrity";
+    s.signal = Signal::kIntegrity;
     s.t_us = t_us;
     s.value = o.health.pass() ? 1 : 0;
     s.detail = detail;

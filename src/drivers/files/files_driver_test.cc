@@ -55,7 +55,7 @@ class FilesDriverTest : public ::testing::Test {
     WriteFileOrDie(nginx_, "server { listen 3000; }\n", 0600);
 
     spec_.name = "config";
-    spec_.kind = "config";
+    spec_.kind = ComponentKind::kConfig;
     spec_.driver = "files";
     spec_.settings = {{"files", {app_, nginx_, extra_}},
                       {"reload", {"sh", "-c", "echo reloaded >> " + reload_log_}}};

@@ -69,7 +69,7 @@ class NatsDriverTest : public ::testing::Test {
     env_ = std::make_unique<Env>(testing::MakeEnvWithClock(&clock_));
     store_ = ValueOrDie(Store::Open(Env::Default(), dir_.Join("store")));
     component_.name = "bus";
-    component_.kind = "stream";
+    component_.kind = ComponentKind::kStream;
     component_.driver = "nats";
     component_.settings = {{"url", server_->url()},
                            {"monitor", server_->monitor_url()},

@@ -74,7 +74,7 @@ class ProcessDriverTest : public ::testing::Test {
     driver_ = ProcessDriverInfo().factory();
 
     spec_.name = "orchestrator";
-    spec_.kind = "service";
+    spec_.kind = ComponentKind::kService;
     spec_.driver = "process";
     spec_.settings = {{"releases", releases_},
                       {"command", json::array({"bin/svc"})},
