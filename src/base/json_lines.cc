@@ -61,7 +61,8 @@ Status JsonLinesWriter::Close() {
   return st.ok() ? st : Fail(st);
 }
 
-Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::string& path) {
+Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::string& path,
+                                                  TornTail torn_tail) {
   std::vector<nlohmann::json> out;
   auto text = fs->ReadFile(path);
   if (!text.ok()) {
@@ -78,8 +79,9 @@ Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::str
     if (row.empty()) continue;
     nlohmann::json j = nlohmann::json::parse(row, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) {
-      if (!terminated) break;  // a torn tail: not a record (json_lines.h)
-      return Status::Corruption(path + ":" + std::to_string(line) + ": not a JSON object");
+      if (!terminated && torn_tail == TornTail::kLeaveOut) break;  // not a record
+      return Status::Corruption(path + ":" + std::to_string(line) + ": not a JSON object" +
+                                (terminated ? "" : " (the file ends inside this line)"));
     }
     out.push_back(std::move(j));
   }

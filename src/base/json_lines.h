@@ -9,15 +9,17 @@
 // beside it, buffered, and Close renames it into place once complete, so
 // nobody ever reads a half-written ledger under its real name.
 //
-// ReadJsonLines reads them back. A torn tail (the last line has no newline
-// and is not valid JSON: a write cut short by a full disk or a crash) is not
-// a record and is left out, as LevelDB's log reader drops a torn last
-// record; every complete line before it is returned. An unterminated last
-// line that is valid JSON is a record whose newline was lost (or a file
-// written by hand) and is returned: the writer's records are objects, and no
-// proper prefix of an object's text is valid JSON, so a torn object is
-// never mistaken for one. A damaged line that is followed by others is
-// Corruption.
+// ReadJsonLines reads them back. A damaged line is Corruption naming it. A
+// torn tail (the last line has no newline and is not valid JSON: a write cut
+// short by a full disk or a crash) is Corruption too by default: a ledger is
+// written whole under a temporary name, so a torn one was damaged after the
+// fact, and reading it short would under-report what a rollback discarded.
+// A file that is appended to in place (a journal) may ask for the torn tail
+// to be left out instead, as LevelDB's log reader drops a torn last record.
+// An unterminated last line that is valid JSON is a record whose newline was
+// lost (or a file written by hand) and is returned: the writer's records are
+// objects, and no proper prefix of an object's text is valid JSON, so a torn
+// object is never mistaken for one.
 //
 // Ownership: a writer owns its file. Thread-safety: a writer is not
 // thread-safe; ReadJsonLines is safe from any thread.
@@ -78,6 +80,11 @@ class JsonLinesWriter {
 // The values of a JSON-lines file, blank lines skipped, a torn tail left out
 // (above): empty when the file does not exist; Corruption naming the line
 // when one before the last is not JSON.
-Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::string& path);
+enum class TornTail {
+  kCorruption,  // a ledger, written whole: a torn tail is damage
+  kLeaveOut,    // a file appended to in place: a torn tail is a write that never finished
+};
+Result<std::vector<nlohmann::json>> ReadJsonLines(FileSystem* fs, const std::string& path,
+                                                  TornTail torn_tail = TornTail::kCorruption);
 
 }  // namespace backstop

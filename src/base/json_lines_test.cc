@@ -116,7 +116,7 @@ TEST_F(JsonLinesTest, ATornLastLineIsNeverReadAsARecord) {
   EXPECT_EQ(w.Append({{"n", 3}, {"subject", "orders"}}).code(), Status::Code::kIOError);
   EXPECT_EQ(w.Append({{"n", 4}}).code(), Status::Code::kIOError);  // refused after a failure
   EXPECT_EQ(*real_->ReadFile(path_), "{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"s");
-  auto back = ReadJsonLines(real_, path_);
+  auto back = ReadJsonLines(real_, path_, TornTail::kLeaveOut);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, (std::vector<json>{{{"n", 1}}, {{"n", 2}}}));
 }
@@ -129,9 +129,18 @@ TEST_F(JsonLinesTest, ADiskFullMidLineLeavesATornTailThatIsLeftOut) {
   ASSERT_TRUE(w.Append({{"n", 1}}).ok());                          // 8 bytes
   EXPECT_EQ(w.Append({{"n", 2}}).code(), Status::Code::kIOError);  // 4 of 8 land
   EXPECT_EQ(*real_->ReadFile(path_), "{\"n\":1}\n{\"n\"");
-  auto back = ReadJsonLines(real_, path_);
+  auto back = ReadJsonLines(real_, path_, TornTail::kLeaveOut);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, (std::vector<json>{{{"n", 1}}}));
+}
+
+TEST_F(JsonLinesTest, ATornTailOfALedgerIsCorruptionNamingTheLine) {
+  WriteFileOrDie(path_, "{\"n\":1}\n{\"n\":");
+  auto back = ReadJsonLines(real_, path_);
+  EXPECT_EQ(back.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(back.status().message().find(":2: not a JSON object (the file ends inside this line)"),
+            std::string::npos)
+      << back.status().ToString();
 }
 
 TEST_F(JsonLinesTest, ReaderKeepsAnUnterminatedValidLastLine) {
