@@ -533,6 +533,11 @@ Status Watcher::Run() {
     }
   }
   WriteDaemonInfo();
+  if (spec_.restore_points.every_ms > 0) {
+    scheduled_ = std::make_unique<RestorePointScheduler>(
+        env_, spec_.restore_points.every_ms, NewestScheduledRestorePoint(env_, spec_),
+        [this] { return TakeScheduledRestorePoint(env_, spec_, registry_, log_); });
+  }
   // Firing in the saved state: decided again once probed afresh (if still firing).
   for (const auto& st : engine_->States()) {
     if (st.state != TriggerState::kFiring) continue;
@@ -612,6 +617,14 @@ Status Watcher::Run() {
       states_refreshed_us = now;
     }
     ProcessApiJobs();
+    if (scheduled_) {
+      bool run_active;
+      {
+        MutexLock lock(&mu_);
+        run_active = run_active_ || run_finished_;
+      }
+      scheduled_->Tick(run_active);
+    }
     if (now - last_pause_check_us_ >= kPauseCheckEveryUs) {
       RefreshPaused();
       RetryHeld();
@@ -633,6 +646,7 @@ Status Watcher::Run() {
   }
   prober_->Stop();
   if (api_) api_->Stop();
+  scheduled_.reset();  // waits for a restore point being taken
   if (job_) {
     log_->Warn("waiting for the running rollback to finish");
     job_->Join();
