@@ -23,6 +23,7 @@
 
 #include "base/env.h"
 #include "base/posix_file.h"
+#include "base/proc_stat.h"
 
 extern char** environ;
 
@@ -219,13 +220,22 @@ class PosixFileSystem : public FileSystem {
   }
 };
 
-// Builds the envp for a child: the inherited environment with `extra` applied.
+// What systemd gives Backstop for its own readiness and watchdog messages
+// (sd_notify): a child that inherited them could speak for Backstop, or
+// make systemd discard the messages of a service it manages itself.
+bool IsServiceManagerVariable(std::string_view key) {
+  return key == "NOTIFY_SOCKET" || key == "WATCHDOG_USEC" || key == "WATCHDOG_PID";
+}
+
+// Builds the envp for a child: the inherited environment, without the
+// service manager's variables, with `extra` applied.
 std::vector<std::string> BuildEnvironment(const std::map<std::string, std::string>& extra) {
   std::vector<std::string> out;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view kv(*e);
     auto eq = kv.find('=');
     std::string key(kv.substr(0, eq));
+    if (IsServiceManagerVariable(key)) continue;
     if (extra.count(key) == 0) out.emplace_back(kv);
   }
   for (const auto& [k, v] : extra) out.push_back(k + "=" + v);
@@ -274,20 +284,20 @@ std::vector<char*> CStrings(std::vector<std::string>& v) {
   _exit(127);
 }
 
-// Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22).
-Result<uint64_t> ReadStartTicks(pid_t pid) {
+// /proc/<pid>/stat of a live process; NotFound when it is gone.
+Result<ProcStat> ReadStat(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   if (!std::getline(f, line)) return Status::NotFound("process " + std::to_string(pid));
-  auto rp = line.rfind(')');
-  if (rp == std::string::npos) return Status::NotFound("process " + std::to_string(pid));
-  std::istringstream rest(line.substr(rp + 2));
-  std::string field;
-  // Fields after the command: state is field 3; starttime is field 22.
-  for (int i = 3; i <= 22; ++i) {
-    if (!(rest >> field)) return Status::NotFound("process " + std::to_string(pid));
-  }
-  return static_cast<uint64_t>(std::stoull(field));
+  auto st = ParseProcStat(line);
+  if (!st.ok()) return Status::NotFound("process " + std::to_string(pid));
+  return st;
+}
+
+// Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22).
+Result<uint64_t> ReadStartTicks(pid_t pid) {
+  BACKSTOP_ASSIGN_OR_RETURN(ProcStat st, ReadStat(pid));
+  return st.start_ticks;
 }
 
 // True if /proc/<pid>/environ holds every one of `entries` as a whole entry.
@@ -550,13 +560,8 @@ class PosixProcessRunner : public ProcessRunner {
   bool IsAlive(pid_t pid) override {
     if (pid <= 0) return false;
     if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(f, line)) return false;
-    auto rp = line.rfind(')');
-    if (rp == std::string::npos || rp + 2 >= line.size()) return false;
-    char state = line[rp + 2];
-    return state != 'Z' && state != 'X';
+    auto st = ReadStat(pid);
+    return st.ok() && st->state != 'Z' && st->state != 'X';
   }
 
   Result<uint64_t> StartTicks(pid_t pid) override { return ReadStartTicks(pid); }

@@ -150,5 +150,23 @@ TEST_F(EnvFileTest, WrapperForwardsAndHashingGoesThroughTheFileSystem) {
   EXPECT_EQ(counting.opened, 1);
 }
 
+TEST(EnvProcessTest, ChildrenDoNotInheritTheServiceManagersNotifySocketOrWatchdog) {
+  ::setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+  ::setenv("WATCHDOG_USEC", "30000000", 1);
+  ::setenv("WATCHDOG_PID", "1", 1);
+  ::setenv("BACKSTOP_ENV_TEST_KEPT", "yes", 1);
+  ProcessOptions o;
+  o.argv = {"sh", "-c",
+            "echo \"${NOTIFY_SOCKET:-none} ${WATCHDOG_USEC:-none} ${WATCHDOG_PID:-none} "
+            "${BACKSTOP_ENV_TEST_KEPT:-none}\""};
+  auto r = Env::Default()->processes()->Run(o);
+  ::unsetenv("NOTIFY_SOCKET");
+  ::unsetenv("WATCHDOG_USEC");
+  ::unsetenv("WATCHDOG_PID");
+  ::unsetenv("BACKSTOP_ENV_TEST_KEPT");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->out, "none none none yes\n");
+}
+
 }  // namespace
 }  // namespace backstop

@@ -34,7 +34,10 @@ Status JsonLinesWriter::Append(const nlohmann::json& record) {
   std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line += '\n';
   Status st = file_->Append(line);
-  if (st.ok()) st = file_->Flush();
+  // A file from Create is invisible until Close renames it, so flushing each
+  // line would buy nothing but a write call per record (a ledger scan writes
+  // one per row): its lines are flushed as the buffer fills and at Close.
+  if (st.ok() && final_path_.empty()) st = file_->Flush();
   if (!st.ok()) return Fail(st);
   ++lines_;
   return Status::OK();

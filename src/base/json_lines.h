@@ -1,12 +1,13 @@
 // JSON lines: one JSON value a line, the format of Backstop's data-loss
 // ledgers (what a rollback discarded, for salvage) and of key lists.
 //
-// JsonLinesWriter writes records through a WritableFile, each line flushed
+// JsonLinesWriter writes records through a WritableFile and syncs them on
+// Sync and Close. A file it continues (the constructor) has each line flushed
 // to the operating system as it is appended (a crash of Backstop loses no
 // appended record; a crash of the machine may lose those after the last
-// Sync), and synced on Sync and Close. A ledger is written with Create: its
-// lines go to a temporary file beside it, renamed into place by Close once
-// complete, so nobody ever reads a half-written ledger under its real name.
+// Sync). A ledger is written with Create: its lines go to a temporary file
+// beside it, buffered, and Close renames it into place once complete, so
+// nobody ever reads a half-written ledger under its real name.
 //
 // ReadJsonLines reads them back. A torn tail (the last line has no newline
 // and is not valid JSON: a write cut short by a full disk or a crash) is not
@@ -49,7 +50,7 @@ class JsonLinesWriter {
   JsonLinesWriter(const JsonLinesWriter&) = delete;
   JsonLinesWriter& operator=(const JsonLinesWriter&) = delete;
 
-  // Appends `record` as one line and flushes it. Strings that are not UTF-8
+  // Appends `record` as one line (flushed at once unless from Create). Strings that are not UTF-8
   // are written with U+FFFD in place of the bad bytes. After a failed
   // Append the file may end in a torn line (see above); the writer refuses
   // further calls.

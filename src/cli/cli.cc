@@ -10,6 +10,7 @@
 #include "base/output.h"
 #include "cli/cli_common.h"
 #include "cli/command_group.h"
+#include "notify/notify_service.h"
 #include "report/incident_report.h"
 
 namespace backstop {
@@ -37,6 +38,8 @@ int RunCli(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   // Every run that changes something, from any command or `watch`, leaves its report.
   InstallIncidentReportWriter();
+  // ... and then its notifications (or, under `backstop watch`, wakes their thread).
+  InstallRunNotifier();
   CLI::App app{"backstop: restore points, rollback triggers and verified rollbacks"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
@@ -56,6 +59,7 @@ int RunCli(int argc, char** argv) {
   groups.push_back(NewOperateCommands());
   groups.push_back(NewWatchCommands());
   groups.push_back(NewReportCommands());
+  groups.push_back(NewCompletionCommands());
   for (auto& group : groups) group->Register(app);
 
   try {

@@ -8,15 +8,6 @@
 
 namespace backstop {
 
-std::string Pad(const std::string& s, size_t width) {
-  // Pads by characters as displayed: count UTF-8 lead bytes only.
-  size_t shown = 0;
-  for (unsigned char ch : s) {
-    if ((ch & 0xC0) != 0x80) ++shown;
-  }
-  return shown >= width ? s + " " : s + std::string(width - shown, ' ');
-}
-
 std::string HealthWord(const HealthResult& h) {
   switch (h.state) {
     case HealthResult::State::kPass:

@@ -13,6 +13,7 @@
 
 #include "base/output.h"
 #include "base/status.h"
+#include "base/strings.h"  // Pad, for every command's tables
 #include "drivers/driver.h"
 #include "run/run.h"
 #include "run/state_db.h"
@@ -26,9 +27,6 @@ struct GlobalOptions {
   std::string spec_path;
   std::string output = "text";
 };
-
-// Pads `s` to `width` characters as displayed (UTF-8 aware), for text tables.
-std::string Pad(const std::string& s, size_t width);
 
 // "healthy", "unhealthy" or "unknown".
 std::string HealthWord(const HealthResult& h);

@@ -5,6 +5,7 @@
 // set-up and DNS cache warm-up each time; every attempt still opens a fresh
 // connection, so "connection refused" and the connect time mean what they say.
 #include "probe/probe.h"
+#include "base/strings.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -131,26 +132,6 @@ HealthResult HttpProbe(const ProbeSpec& probe, Env* env) {
 }
 
 // --- TCP --------------------------------------------------------------------
-
-// Splits "host:port", "[v6]:port" (an optional "tcp://" prefix is ignored).
-bool SplitHostPort(std::string target, std::string* host, std::string* port) {
-  if (target.rfind("tcp://", 0) == 0) target = target.substr(6);
-  if (!target.empty() && target.front() == '[') {
-    auto close = target.find(']');
-    if (close == std::string::npos || close + 1 >= target.size() || target[close + 1] != ':') {
-      return false;
-    }
-    *host = target.substr(1, close - 1);
-    *port = target.substr(close + 2);
-  } else {
-    auto colon = target.rfind(':');
-    if (colon == std::string::npos) return false;
-    *host = target.substr(0, colon);
-    *port = target.substr(colon + 1);
-  }
-  if (host->empty() || port->empty()) return false;
-  return std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 HealthResult TcpProbe(const ProbeSpec& probe, Env* env) {
   std::string host, port;

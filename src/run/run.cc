@@ -4,13 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "base/crash_point.h"
+#include "base/parallel_for.h"
 #include "base/units.h"
 #include "run/lock.h"
 
@@ -104,14 +105,59 @@ void RemoveLeftoversOfKilledRuns(Env* env, const Spec& spec, Store& store) {
   }
 }
 
-RunEndedHook& RunEndedHookSlot() {
-  static RunEndedHook hook;
-  return hook;
+// Who started a run, for run.started's detail (the incident report shows it):
+// the API's actor, the watch daemon and its rule for an automatic run, else
+// the person at the terminal ($SUDO_USER first: the one behind sudo).
+std::string RunUser(const RunOptions& options) {
+  const nlohmann::json& d = options.trigger_detail;
+  if (d.is_object() && d.value("via", "") == "api" && d.contains("actor") &&
+      d["actor"].is_string()) {
+    return d["actor"].get<std::string>();
+  }
+  if (options.triggered_by.rfind("trigger:", 0) == 0) {
+    return "watch (rule " + options.triggered_by.substr(8) + ")";
+  }
+  for (const char* name : {"SUDO_USER", "USER"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v != '\0') return v;
+  }
+  return "unknown";
+}
+
+// Appends a run's event to the journal. A journal that cannot be written
+// never changes the run (notifications and reports are told less).
+void JournalRunEvent(StateDb& state, Clock* clock, EventKind kind, const RunRecord& run,
+                     const std::string& component, std::string message, nlohmann::json detail) {
+  Event event;
+  event.at_us = clock->WallMicros();
+  event.kind = kind;
+  event.run_id = run.id;
+  event.component = component;
+  event.trigger = run.triggered_by.rfind("trigger:", 0) == 0 ? run.triggered_by.substr(8) : "";
+  event.message = std::move(message);
+  event.detail = std::move(detail);
+  (void)state.AppendEvent(event);
+}
+
+std::string PlanScope(const Plan& plan) {
+  return plan.scope == "all" ? std::string("the whole environment") : plan.component;
+}
+
+std::vector<RunEndedHook>& RunEndedHooks() {
+  static std::vector<RunEndedHook> hooks;
+  return hooks;
 }
 
 }  // namespace
 
-void SetRunEndedHook(RunEndedHook hook) { RunEndedHookSlot() = std::move(hook); }
+void SetRunEndedHook(RunEndedHook hook) {
+  RunEndedHooks().clear();
+  if (hook) RunEndedHooks().push_back(std::move(hook));
+}
+
+void AddRunEndedHook(RunEndedHook hook) {
+  if (hook) RunEndedHooks().push_back(std::move(hook));
+}
 
 // What the steps of one run have learned so far; rebuilt from the journal on resume.
 struct RunEngine::Progress {
@@ -258,15 +304,12 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     std::vector<std::string> blobs(needed.begin(), needed.end());
     // Re-hash on every core: a dump is many large blobs.
     std::vector<BlobCheck> checks(blobs.size());
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (size_t i = next++; i < blobs.size(); i = next++) checks[i] = store_.Check(blobs[i]);
-    };
-    size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < std::min(threads, blobs.size()); ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& t : pool) t.join();
+    const int threads =
+        std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
+    BACKSTOP_RETURN_IF_ERROR(ParallelFor(blobs.size(), threads, [&](size_t i) {
+      checks[i] = store_.Check(blobs[i]);  // a damaged blob is a finding, not an error
+      return Status::OK();
+    }));
     std::vector<std::string> bad;
     for (const auto& check : checks) {
       if (check.state != BlobCheck::State::kOk) {
@@ -631,8 +674,35 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   // either way, and --resume accepts failed runs too.
   BACKSTOP_RETURN_IF_ERROR(
       state_.FinishRun(run.id, outcome.status, ended_us, outcome.error, summary));
-  if ((outcome.succeeded() || outcome.changed_anything) && RunEndedHookSlot()) {
-    RunEndedHookSlot()(RunEnded{env_, spec_, store_, state_, run.id});
+  {
+    nlohmann::json detail = {{"kind", plan.kind},
+                             {"scope", plan.scope},
+                             {"target", plan.target},
+                             {"affected", plan.affected},
+                             {"triggered_by", run.triggered_by},
+                             {"status", outcome.status},
+                             {"duration_ms", outcome.duration_ms},
+                             {"data_loss",
+                              {{"any", loss.TotalRows() + loss.TotalMessages() > 0},
+                               {"rows", loss.TotalRows()},
+                               {"messages", loss.TotalMessages()},
+                               {"summary", loss.Summary()}}}};
+    if (!outcome.error.empty()) detail["error"] = outcome.error;
+    if (summary.contains("failed_step")) detail["failed_step"] = summary["failed_step"];
+    if (summary.contains("post_restore_point")) {
+      detail["post_restore_point"] = summary["post_restore_point"];
+    }
+    JournalRunEvent(state_, env_->clock(),
+                    outcome.succeeded() ? EventKind::kRunFinished : EventKind::kRunFailed, run,
+                    plan.scope == "all" ? "" : plan.component,
+                    plan.kind + " of " + PlanScope(plan) + " " +
+                        (outcome.succeeded() ? "succeeded" : "failed") + " (" +
+                        FormatDurationMs(outcome.duration_ms) + "; data loss: " + loss.Summary() +
+                        ")",
+                    std::move(detail));
+  }
+  if (outcome.succeeded() || outcome.changed_anything) {
+    for (const auto& hook : RunEndedHooks()) hook(RunEnded{env_, spec_, store_, state_, run.id});
   }
   return outcome;
 }
@@ -677,6 +747,17 @@ Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options)
   RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.CreateRun(run, steps));
   if (options.on_run_id) options.on_run_id(run.id);
+  JournalRunEvent(state_, env_->clock(), EventKind::kRunStarted, run,
+                  plan.scope == "all" ? "" : plan.component,
+                  plan.kind + " of " + PlanScope(plan) + " to " + plan.target + " started",
+                  {{"kind", plan.kind},
+                   {"scope", plan.scope},
+                   {"target", plan.target},
+                   {"affected", plan.affected},
+                   {"triggered_by", run.triggered_by},
+                   {"command", run.command},
+                   {"user", RunUser(options)},
+                   {"restore_point", plan.restore_point_id}});
   out_.Line("Run " + run.id + ": " + (plan.kind == "deploy" ? "deploy " : "rollback of ") +
             (plan.scope == "all" ? std::string("the whole environment") : plan.component) + " to " +
             plan.target);
@@ -708,6 +789,17 @@ Result<RunOutcome> RunEngine::Resume(const std::string& selector, const RunOptio
   BACKSTOP_ASSIGN_OR_RETURN(Plan plan, Plan::FromJson(run.plan));
   RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.SetRunStatus(run_id, "running"));
+  JournalRunEvent(state_, env_->clock(), EventKind::kRunStarted, run,
+                  plan.scope == "all" ? "" : plan.component,
+                  plan.kind + " of " + PlanScope(plan) + " to " + plan.target + " resumed",
+                  {{"kind", plan.kind},
+                   {"scope", plan.scope},
+                   {"target", plan.target},
+                   {"affected", plan.affected},
+                   {"triggered_by", run.triggered_by},
+                   {"command", options.command},
+                   {"user", RunUser(options)},
+                   {"resumed", true}});
   out_.Line("Resuming run " + run_id + " (" + run.command + ")");
   return Drive(run, plan, options);
 }
@@ -721,8 +813,14 @@ Status RunEngine::Abandon(const std::string& selector) {
   if (run.status == "succeeded") {
     return Status::Aborted("run " + run_id + " succeeded; nothing to abandon");
   }
-  return state_.FinishRun(run_id, "abandoned", env_->clock()->WallMicros(),
-                          run.error.empty() ? "abandoned by the operator" : run.error, run.summary);
+  BACKSTOP_RETURN_IF_ERROR(
+      state_.FinishRun(run_id, "abandoned", env_->clock()->WallMicros(),
+                       run.error.empty() ? "abandoned by the operator" : run.error, run.summary));
+  JournalRunEvent(
+      state_, env_->clock(), EventKind::kRunFailed, run, "",
+      run.kind + " run " + run_id + " abandoned: the operator takes over by hand",
+      {{"kind", run.kind}, {"triggered_by", run.triggered_by}, {"status", "abandoned"}});
+  return Status::OK();
 }
 
 void RunEngine::TakePostRollbackRestorePoint(const RunRecord& run, const Plan& plan,

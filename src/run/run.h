@@ -115,9 +115,13 @@ struct RunEnded {
 };
 using RunEndedHook = std::function<void(const RunEnded&)>;
 // Sets the hook every RunEngine of this process calls after such a run (an
-// empty hook: none). A failing hook never changes the run's outcome.
+// empty hook: none), in place of any set or added before. A failing hook
+// never changes the run's outcome.
 // REQUIRES: called at program start, before any run (it is not synchronized).
 void SetRunEndedHook(RunEndedHook hook);
+// Adds a hook called after those set or added before (notify/ after report/).
+// REQUIRES: as SetRunEndedHook.
+void AddRunEndedHook(RunEndedHook hook);
 
 // Whether a health result counts as healthy for `c`: a pass, or "unknown"
 // only when the component has no probe of its own (nothing to check). A

@@ -127,6 +127,21 @@ CREATE TABLE IF NOT EXISTS checklist_acks (
   at_us INTEGER NOT NULL,
   PRIMARY KEY (run_id, item)
 );
+-- The notification queue (notify/): one row per journal event and notify
+-- target that wants it, until it is delivered or given up. An attempt and
+-- its outcome (delivered or the next attempt's time) are one UPDATE, so a
+-- delivered notification is never sent again after a restart.
+CREATE TABLE IF NOT EXISTS deliveries (
+  event_id INTEGER NOT NULL,
+  target TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us INTEGER NOT NULL,
+  delivered_us INTEGER NOT NULL DEFAULT 0,
+  failed_us INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (event_id, target)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (delivered_us, failed_us, next_attempt_us);
 PRAGMA user_version = 1;
 )sql";
 
@@ -504,6 +519,77 @@ Result<std::vector<ChecklistAck>> StateDb::ChecklistAcks(const std::string& run_
   }
   if (rc != SQLITE_DONE) return s.Error("read checklist acknowledgements");
   return out;
+}
+
+Status StateDb::EnqueueDeliveries(const std::vector<DeliveryRecord>& deliveries) {
+  if (deliveries.empty()) return Status::OK();
+  BACKSTOP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  for (const auto& d : deliveries) {
+    Stmt s(db_,
+           "INSERT OR IGNORE INTO deliveries (event_id, target, next_attempt_us) VALUES (?,?,?)");
+    s.Bind(1, d.event_id).Bind(2, d.target).Bind(3, d.next_attempt_us);
+    Status st = s.Run("queue notification");
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+namespace {
+
+constexpr const char* kDeliveryColumns =
+    "event_id, target, attempts, next_attempt_us, delivered_us, failed_us, last_error";
+
+DeliveryRecord ReadDelivery(const Stmt& s) {
+  DeliveryRecord d;
+  d.event_id = s.Int(0);
+  d.target = s.Text(1);
+  d.attempts = static_cast<int>(s.Int(2));
+  d.next_attempt_us = s.Int(3);
+  d.delivered_us = s.Int(4);
+  d.failed_us = s.Int(5);
+  d.last_error = s.Text(6);
+  return d;
+}
+
+}  // namespace
+
+Result<std::vector<DeliveryRecord>> StateDb::Deliveries(const DeliveryQuery& query) {
+  const std::string sql = std::string("SELECT ") + kDeliveryColumns +
+                          " FROM deliveries WHERE (? = 0 OR (delivered_us = 0 AND failed_us = 0 "
+                          "AND next_attempt_us <= ?)) ORDER BY event_id, target LIMIT ?";
+  Stmt s(db_, sql.c_str());
+  if (!s.prepared()) return s.Error("read notifications");
+  s.Bind(1, query.due_at_us).Bind(2, query.due_at_us);
+  s.Bind(3, static_cast<int64_t>(query.limit > 0 ? query.limit : -1));
+  std::vector<DeliveryRecord> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadDelivery(s));
+  if (rc != SQLITE_DONE) return s.Error("read notifications");
+  return out;
+}
+
+Result<bool> StateDb::ClaimDelivery(int64_t event_id, const std::string& target, int64_t now_us,
+                                    int64_t lease_until_us) {
+  Stmt s(db_,
+         "UPDATE deliveries SET next_attempt_us = ? WHERE event_id = ? AND target = ? AND "
+         "delivered_us = 0 AND failed_us = 0 AND next_attempt_us <= ?");
+  s.Bind(1, lease_until_us).Bind(2, event_id).Bind(3, target).Bind(4, now_us);
+  BACKSTOP_RETURN_IF_ERROR(s.Run("claim notification"));
+  return sqlite3_changes(db_) == 1;
+}
+
+Status StateDb::RecordDeliveryAttempt(const DeliveryRecord& d) {
+  // One statement: the attempt, and delivered or when to try again, land
+  // together; a row already delivered is left as it is.
+  Stmt s(db_,
+         "UPDATE deliveries SET attempts = ?, next_attempt_us = ?, delivered_us = ?, "
+         "failed_us = ?, last_error = ? WHERE event_id = ? AND target = ? AND delivered_us = 0");
+  s.Bind(1, d.attempts).Bind(2, d.next_attempt_us).Bind(3, d.delivered_us).Bind(4, d.failed_us);
+  s.Bind(5, d.last_error).Bind(6, d.event_id).Bind(7, d.target);
+  return s.Run("record notification attempt");
 }
 
 Status StateDb::Put(const std::string& key, const std::string& value) {

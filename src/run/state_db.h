@@ -80,6 +80,25 @@ struct ChecklistAck {
   int64_t at_us = 0;  // wall clock
 };
 
+// One notification in the queue (notify/): an event of the journal for one
+// notify target. Times are wall clock microseconds; 0 means not yet.
+struct DeliveryRecord {
+  int64_t event_id = 0;
+  std::string target;  // the notify target's name (the spec's notify[].name)
+  int attempts = 0;
+  int64_t next_attempt_us = 0;
+  int64_t delivered_us = 0;
+  int64_t failed_us = 0;  // given up after the last attempt
+  std::string last_error;
+  bool pending() const { return delivered_us == 0 && failed_us == 0; }
+};
+
+// Which deliveries Deliveries returns, by event id then target.
+struct DeliveryQuery {
+  int64_t due_at_us = 0;  // > 0: only pending ones due at this time; 0: all
+  int limit = 0;          // at most this many (0: all)
+};
+
 class StateDb {
  public:
   // Opens (creating and migrating if needed) the database at `path`.
@@ -118,6 +137,20 @@ class StateDb {
   // event's id; an event is durable when it returns.
   Result<int64_t> AppendEvent(const Event& event);
   Result<std::vector<Event>> ListEvents(const EventQuery& query);
+
+  // The notification queue. Enqueueing a (event, target) pair already queued
+  // does nothing, so feeding the same events twice queues them once.
+  Status EnqueueDeliveries(const std::vector<DeliveryRecord>& deliveries);
+  Result<std::vector<DeliveryRecord>> Deliveries(const DeliveryQuery& query);
+  // Takes a due delivery for one attempt: moves its next attempt to
+  // `lease_until_us`, so that another process (a command beside `backstop
+  // watch`) does not send it too, and a sender that dies leaves it due again.
+  // False when it is no longer due (another process took it, or it is done).
+  Result<bool> ClaimDelivery(int64_t event_id, const std::string& target, int64_t now_us,
+                             int64_t lease_until_us);
+  // Writes an attempt's outcome (attempts, next_attempt_us, delivered_us,
+  // failed_us, last_error) in one statement; a delivered row is not changed.
+  Status RecordDeliveryAttempt(const DeliveryRecord& delivery);
 
   // The recovery checklist's acknowledgements; a second ack of the same item
   // replaces the first. Oldest first.

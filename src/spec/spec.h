@@ -104,13 +104,20 @@ struct DrillSpec {
 
 struct NotifySpec {
   std::string name;
-  std::string type;  // webhook | command | log
-  std::string url;
+  std::string type;  // webhook | slack | command | log
+  std::string url;   // webhook, slack (may hold a token: never logged)
   std::vector<std::string> command;
-  std::vector<std::string> on;  // events: rollback_started, rollback_finished, rollback_failed,
-                                // trigger_firing, drill_finished
+  // Webhook signatures (HMAC-SHA256 over the body): where the key is, never
+  // the key itself. A relative file is resolved against the spec's folder.
+  std::string secret_file;
+  std::string secret_env;
+  std::vector<std::string> on;  // event names (NotifyEventNames()); all when `on` is absent
   SourcePos pos;
 };
+
+// The event names a notifier's `on:` accepts, in the order docs/notify.md
+// lists them ("rollback_started", "trigger_firing", ...).
+const std::vector<std::string>& NotifyEventNames();
 
 // How many restore points of each age `backstop prune` keeps, in the manner
 // of restic's `forget --keep-*`: the newest `last`, then the newest of each
@@ -127,8 +134,8 @@ struct KeepPolicy {
 
 // `restore_points:` — restore points taken without anyone thinking of them.
 struct RestorePointsSpec {
-  int64_t every_ms =
-      0;            // `backstop watch` takes one of the whole environment this often (0: never)
+  // `backstop watch` takes one of the whole environment this often (0: never).
+  int64_t every_ms = 0;
   KeepPolicy keep;  // applied by `backstop prune` and after each scheduled one
   SourcePos pos;
 };

@@ -15,11 +15,15 @@ const std::vector<std::string> kDrillKeys = {"name", "scenario", "component", "s
 const std::vector<std::string> kBuiltinFaults = {
     "service_failure", "bad_deploy", "database_corruption", "stream_loss", "full_system"};
 const std::vector<std::string> kSchedules = {"weekly", "monthly", "quarterly", "annually"};
-const std::vector<std::string> kNotifyKeys = {"name", "type", "url", "command", "on"};
-const std::vector<std::string> kNotifyTypes = {"webhook", "command", "log"};
-const std::vector<std::string> kEvents = {"rollback_started", "rollback_finished",
-                                          "rollback_failed",  "trigger_firing",
-                                          "trigger_resolved", "drill_finished"};
+const std::vector<std::string> kNotifyKeys = {"name", "type",        "url",       "command",
+                                              "on",   "secret_file", "secret_env"};
+const std::vector<std::string> kNotifyTypes = {"webhook", "slack", "command", "log"};
+// The names `on:` accepts (NotifyEventNames); notify/ maps each to the
+// journal's event kind in one table.
+const std::vector<std::string> kEvents = {
+    "rollback_started", "rollback_finished",   "rollback_failed", "trigger_pending",
+    "trigger_firing",   "trigger_resolved",    "decision",        "drill_started",
+    "drill_finished",   "restore_point_failed"};
 
 }  // namespace
 
@@ -148,16 +152,41 @@ void Parser::ParseNotify(const Entry& e, Spec* spec) {
         std::string why;
         if (!ValidHttpUrl(*v, &why)) {
           Err(At(*url), path + ".url", "'" + *v + "' is not a usable URL: " + why, expected);
-        } else if (n.type != "webhook" && !n.type.empty()) {
-          Err(url->key_mark, path + ".url", "'url' applies only to webhook notifiers",
+        } else if (n.type != "webhook" && n.type != "slack" && !n.type.empty()) {
+          Err(url->key_mark, path + ".url", "'url' applies only to webhook and slack notifiers",
               "no url for type " + n.type);
         } else {
           n.url = *v;
         }
       }
-    } else if (n.type == "webhook") {
-      Err(f.anchor, path + ".url", "missing required key 'url' for a webhook",
+    } else if (n.type == "webhook" || n.type == "slack") {
+      Err(f.anchor, path + ".url", "missing required key 'url' for a " + n.type + " notifier",
           "an http:// or https:// URL");
+    }
+    // The signing key is named, never written in the spec.
+    Entry* secret_file = f.Take("secret_file");
+    Entry* secret_env = f.Take("secret_env");
+    if (secret_file != nullptr && secret_env != nullptr) {
+      Err(secret_env->key_mark, path + ".secret_env",
+          "'secret_file' and 'secret_env' both name the signing key", "one of them");
+    }
+    for (Entry* x : {secret_file, secret_env}) {
+      if (x == nullptr) continue;
+      const bool is_file = x == secret_file;
+      const std::string key = is_file ? "secret_file" : "secret_env";
+      const std::string expected =
+          is_file ? "the path of a file holding the signing key"
+                  : "the name of an environment variable holding the signing key";
+      if (auto v = NonEmptyStr(*x, path + "." + key, expected)) {
+        if (n.type != "webhook" && !n.type.empty()) {
+          Err(x->key_mark, path + "." + key, "'" + key + "' applies only to webhook notifiers",
+              "no signing key for type " + n.type);
+        } else if (is_file) {
+          n.secret_file = *v;
+        } else {
+          n.secret_env = *v;
+        }
+      }
     }
     if (command != nullptr) {
       const std::string expected = "a command as a list, such as [/usr/local/bin/page, oncall]";
@@ -198,3 +227,9 @@ void Parser::ParseNotify(const Entry& e, Spec* spec) {
 }
 
 }  // namespace backstop::spec_internal
+
+namespace backstop {
+
+const std::vector<std::string>& NotifyEventNames() { return spec_internal::kEvents; }
+
+}  // namespace backstop

@@ -20,6 +20,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "base/fd.h"
 #include "base/hash.h"
 #include "base/units.h"
 
@@ -45,26 +46,6 @@ constexpr int64_t kStaleTmpMicros = 24LL * 3600 * 1'000'000;
 constexpr int kPutFileAttempts = 3;
 constexpr int kCacheFormatVersion = 1;
 constexpr mode_t kBlobMode = 0400;
-
-// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset(int fd) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 // Removes a temporary file on scope exit unless it was renamed away.
 class TmpFileGuard {
@@ -531,7 +512,7 @@ Status Store::PutFileOnce(const std::string& abs, std::string* digest, bool* cha
   }
 
   // O_NOFOLLOW: a file swapped for a link since lstat() is not read through.
-  Fd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd.valid()) {
     if (errno == ELOOP) {
       *changed = true;  // replaced by a link since lstat(): look again

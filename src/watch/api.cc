@@ -26,6 +26,7 @@
 
 #include "base/hash.h"
 #include "base/mutex.h"
+#include "base/strings.h"
 
 namespace backstop {
 
@@ -33,14 +34,8 @@ namespace backstop {
 
 namespace {
 
-std::string Trim(std::string s) {
-  auto nl = s.find_first_of("\r\n");
-  if (nl != std::string::npos) s = s.substr(0, nl);
-  size_t a = s.find_first_not_of(" \t");
-  if (a == std::string::npos) return "";
-  size_t b = s.find_last_not_of(" \t");
-  return s.substr(a, b - a + 1);
-}
+// The first line of `s`, trimmed: a token file or variable may end in a newline.
+std::string FirstLine(const std::string& s) { return Trim(s.substr(0, s.find_first_of("\r\n"))); }
 
 std::string Hex(const unsigned char* data, size_t n) {
   static const char* kDigits = "0123456789abcdef";
@@ -64,7 +59,7 @@ Result<std::string> LoadOrCreateApiToken(Env* env, const std::string& state_dir,
       return Status::InvalidArgument("cannot read the API token file " + token_file + ": " +
                                      text.status().message());
     }
-    std::string token = Trim(*text);
+    std::string token = FirstLine(*text);
     if (token.empty()) {
       return Status::InvalidArgument("the API token file " + token_file +
                                      " is empty; put the token on its first line");
@@ -74,12 +69,12 @@ Result<std::string> LoadOrCreateApiToken(Env* env, const std::string& state_dir,
   }
   if (const char* from_env = std::getenv("BACKSTOP_API_TOKEN"); from_env && *from_env) {
     if (source) *source = "BACKSTOP_API_TOKEN";
-    return Trim(from_env);
+    return FirstLine(from_env);
   }
   const std::string path = JoinPath(state_dir, "api-token");
   if (fs->Exists(path)) {
     BACKSTOP_ASSIGN_OR_RETURN(std::string text, fs->ReadFile(path));
-    std::string token = Trim(text);
+    std::string token = FirstLine(text);
     if (!token.empty()) {
       // Tighten the mode of a token file someone loosened.
       auto info = fs->Stat(path);
@@ -315,10 +310,7 @@ std::optional<std::string> HeaderValue(std::string_view head, std::string_view n
           return std::tolower(static_cast<unsigned char>(a)) ==
                  std::tolower(static_cast<unsigned char>(b));
         })) {
-      std::string v(l.substr(name.size() + 1));
-      size_t a = v.find_first_not_of(" \t");
-      size_t b = v.find_last_not_of(" \t");
-      return a == std::string::npos ? std::string() : v.substr(a, b - a + 1);
+      return Trim(l.substr(name.size() + 1));
     }
     line = end;
   }
@@ -693,7 +685,7 @@ bool ApiServer::Impl::Authorized(const httplib::Request& req, httplib::Response&
   bool has = header.size() > prefix.size() &&
              std::equal(prefix.begin(), prefix.end(), header.begin(),
                         [](char a, char b) { return std::tolower(a) == std::tolower(b); });
-  if (has) presented = Trim(header.substr(prefix.size()));
+  if (has) presented = FirstLine(header.substr(prefix.size()));
   if (has && TokenMatches(presented, options_.token)) return true;
   // Never log the header or the presented token: only that it was wrong.
   Log("warn", "api: refused an unauthenticated request",

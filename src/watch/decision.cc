@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 
+#include "base/strings.h"
 #include "base/units.h"
 #include "run/plan.h"
 
@@ -48,12 +49,6 @@ std::optional<double> BaselineValue(const nlohmann::json& baseline, const std::s
     if (!key.empty() && s.contains(key) && s[key].is_number()) return s[key].get<double>();
   }
   return std::nullopt;
-}
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-  return out;
 }
 
 const TriggerSpec* FindTrigger(const Spec& spec, const std::string& name) {

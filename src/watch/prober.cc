@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "base/mutex.h"
+#include "base/strings.h"
 #include "probe/probe.h"
 
 namespace backstop {
@@ -57,25 +58,6 @@ void InitCurlOnce() {
 int64_t EffectiveTimeoutMs(const ProbeSpec& p) { return p.timeout_ms > 0 ? p.timeout_ms : 10'000; }
 int64_t EffectiveIntervalMs(const ProbeSpec& p) {
   return p.interval_ms > 0 ? p.interval_ms : 30'000;
-}
-
-// Splits "host:port" / "[v6]:port" (an optional tcp:// prefix is ignored).
-bool SplitHostPort(std::string target, std::string* host, std::string* port) {
-  if (target.rfind("tcp://", 0) == 0) target = target.substr(6);
-  if (!target.empty() && target.front() == '[') {
-    auto close = target.find(']');
-    if (close == std::string::npos || close + 1 >= target.size() || target[close + 1] != ':')
-      return false;
-    *host = target.substr(1, close - 1);
-    *port = target.substr(close + 2);
-  } else {
-    auto colon = target.rfind(':');
-    if (colon == std::string::npos) return false;
-    *host = target.substr(0, colon);
-    *port = target.substr(colon + 1);
-  }
-  return !host->empty() && !port->empty() &&
-         std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace

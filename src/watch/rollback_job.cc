@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "base/output.h"
+#include "base/strings.h"
 #include "run/state_db.h"
 #include "store/store.h"
 
@@ -51,12 +52,6 @@ class LineStream {
   FILE* file_ = nullptr;
 };
 
-std::string Trimmed(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t");
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(" \t") - a + 1);
-}
-
 }  // namespace
 
 RollbackJob::RollbackJob(Env* env, const Spec& spec, const DriverRegistry& registry,
@@ -90,10 +85,10 @@ void RollbackJob::Run() {
   auto store = Store::Open(env_, spec_.store_path);
   if (!store.ok()) return finish(store.status().message());
   LineStream out_stream([&](const std::string& line) {
-    log_->Info("run: " + Trimmed(line), {{"run", run_id}});
+    log_->Info("run: " + Trim(line), {{"run", run_id}});
   });
   LineStream err_stream([&](const std::string& line) {
-    log_->Error("run: " + Trimmed(line), {{"run", run_id}});
+    log_->Error("run: " + Trim(line), {{"run", run_id}});
   });
   Output output(false, out_stream.file(), err_stream.file());
   RunEngine engine(env_, spec_, **store, **db, registry_, output);

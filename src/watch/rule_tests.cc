@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "base/env.h"
+#include "base/strings.h"
 #include "base/units.h"
 #include "drivers/driver.h"
 #include "spec/spec.h"
@@ -39,12 +40,6 @@ const std::vector<std::string> kStates = {"ok", "pending", "firing"};
 constexpr int64_t kDefaultIntervalMs = 30'000;  // the seed's probe interval
 // Engine time of the first sample: away from 0 so no "unset" sentinel can hide a bug.
 constexpr int64_t kOriginUs = 1'000'000'000;
-
-std::string JoinList(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-  return out;
-}
 
 size_t Distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -237,7 +232,7 @@ class Parser {
       std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         Err(it->first.Mark(), "unknown key '" + key + "'" + Suggest(key, known) + " in " + where,
-            "use one of " + JoinList(known));
+            "use one of " + Join(known));
       }
     }
   }
@@ -280,12 +275,12 @@ class Parser {
                 "use letters, digits, '_', '.' and '-' only");
             continue;
           }
-          auto kind = Scalar(it->second, "components." + name, "a kind (" + JoinList(kKinds) + ")");
+          auto kind = Scalar(it->second, "components." + name, "a kind (" + Join(kKinds) + ")");
           if (!kind) continue;
           if (std::find(kKinds.begin(), kKinds.end(), *kind) == kKinds.end()) {
             Err(it->second.Mark(),
                 "components." + name + ": unknown kind '" + *kind + "'" + Suggest(*kind, kKinds),
-                "use one of " + JoinList(kKinds));
+                "use one of " + Join(kKinds));
             continue;
           }
           components_[name] = *kind;
@@ -398,13 +393,13 @@ class Parser {
       Err(key.Mark(),
           "series '" + k + "': unknown component '" + out.component + "'" +
               Suggest(out.component, names),
-          "use one of " + JoinList(names) + ", or add it under 'components:'");
+          "use one of " + Join(names) + ", or add it under 'components:'");
       return std::nullopt;
     }
     if (std::find(kSignals.begin(), kSignals.end(), out.signal) == kSignals.end()) {
       Err(key.Mark(),
           "series '" + k + "': unknown signal '" + out.signal + "'" + Suggest(out.signal, kSignals),
-          "use one of " + JoinList(kSignals));
+          "use one of " + Join(kSignals));
       return std::nullopt;
     }
     return out;
@@ -511,7 +506,7 @@ class Parser {
           std::find(trigger_names_.begin(), trigger_names_.end(), *s) == trigger_names_.end()) {
         Err(n["trigger"].Mark(),
             where + ": unknown trigger '" + *s + "'" + Suggest(*s, trigger_names_),
-            "use one of " + JoinList(trigger_names_));
+            "use one of " + Join(trigger_names_));
         ok = false;
       }
     } else {
@@ -523,7 +518,7 @@ class Parser {
       for (const auto& [name, kind] : components_) names.push_back(name);
       if (components_.count(*s) == 0) {
         Err(n["component"].Mark(), where + ": unknown component '" + *s + "'" + Suggest(*s, names),
-            "use one of " + JoinList(names));
+            "use one of " + Join(names));
         ok = false;
       }
     } else {

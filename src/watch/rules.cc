@@ -73,7 +73,8 @@ Sample SampleFromJson(const nlohmann::json& j, int64_t t_us) {
   return s;
 }
 
-std::string Trim(std::string s) {
+// "7.50" -> "7.5", "5.00" -> "5": a printed decimal without its trailing zeros.
+std::string WithoutTrailingZeros(std::string s) {
   while (!s.empty() && s.back() == '0' && s.find('.') != std::string::npos) s.pop_back();
   if (!s.empty() && s.back() == '.') s.pop_back();
   return s;
@@ -82,7 +83,7 @@ std::string Trim(std::string s) {
 std::string FormatPercent(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.2f", v);
-  return Trim(buf) + "%";
+  return WithoutTrailingZeros(buf) + "%";
 }
 
 // A signal value as people read it: "6.20 s", "7.5%", "fail".

@@ -14,6 +14,7 @@
 #include "run/run.h"
 #include "store/restore_point.h"
 #include "store/state_dir.h"
+#include "watch/watch_events.h"
 #include "watch/watcher_internal.h"
 
 namespace backstop {
@@ -181,6 +182,12 @@ void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act
                              {"from", TriggerStateName(e.from)},
                              {"to", TriggerStateName(e.to)},
                              {"reason", e.reason}};
+    if (may_act) {  // --once decides on the saved state: nothing new to journal
+      Status st = db_->AppendEvent(TriggerJournalEvent(e, env_->clock()->WallMicros(),
+                                                       env_->clock()->NowMicros()))
+                      .status();
+      if (!st.ok()) log_->Error("cannot journal the trigger event: " + st.message());
+    }
     if (e.to == TriggerState::kFiring) {
       log_->Warn("trigger firing", fields);
       HandleFiring(e, may_act);
@@ -296,6 +303,13 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
   }
   record["outcome"] = outcome;
   record["why"] = why;
+  if (may_act) {
+    Status st =
+        db_->AppendEvent(DecisionJournalEvent(e, outcome, why,
+                                              record.value("decision", nlohmann::json()), wall))
+            .status();
+    if (!st.ok()) log_->Error("cannot journal the decision: " + st.message());
+  }
   log_->Log(outcome == "acted"     ? "warn"
             : outcome == "dry_run" ? "info"
                                    : "warn",
@@ -569,6 +583,7 @@ Status Watcher::Run() {
                             {"cooldown", FormatDurationSpec(options_.cooldown_ms)},
                             {"max_per_hour", options_.max_rollbacks_per_hour}});
   }
+  service_.Ready(ServiceStatus(), env_->clock()->NowMicros());
 
   Clock* clock = env_->clock();
   const int64_t start = clock->NowMicros();
@@ -586,6 +601,7 @@ Status Watcher::Run() {
       wait = std::min(wait, std::chrono::milliseconds(
                                 std::max<int64_t>(1, (deadline - clock->NowMicros()) / 1000)));
     }
+    wait = service_.Bound(wait, clock->NowMicros());
     {
       const auto until = std::chrono::steady_clock::now() + wait;
       MutexLock lock(&mu_);
@@ -630,10 +646,12 @@ Status Watcher::Run() {
       RetryHeld();
     }
     SaveRuleState(!events.empty(), now);
+    service_.Alive(now, [this] { return ServiceStatus(); });
     if (deadline > 0 && now >= deadline) break;
   }
 
   log_->Info("stopping");
+  service_.Stopping(job_ ? "stopping: waiting for the running rollback to finish" : "stopping");
   {
     MutexLock lock(&mu_);
     for (auto& request : api_requests_) {

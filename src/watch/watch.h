@@ -74,6 +74,7 @@
 #include "watch/restore_point_scheduler.h"
 #include "watch/rollback_job.h"
 #include "watch/rules.h"
+#include "watch/service_notify.h"
 #include "watch/signals.h"
 #include "watch/watch_logger.h"
 #include "watch/watch_state.h"
@@ -171,6 +172,8 @@ class Watcher final : public ApiBackend {
   DecisionContext BuildDecisionContext() EXCLUDES(mu_);
   void WriteDaemonInfo() EXCLUDES(mu_);
   nlohmann::json StatusLocked() REQUIRES(mu_);
+  // The short state systemd shows (service_notify.h). Control thread.
+  std::string ServiceStatus() EXCLUDES(mu_);
 
   Env* env_;
   const Spec& spec_;
@@ -195,6 +198,7 @@ class Watcher final : public ApiBackend {
   std::unique_ptr<RollbackJob> job_;  // running, or finished and not yet reaped
   // restore_points.every of the spec (null when not set).
   std::unique_ptr<RestorePointScheduler> scheduled_;
+  ServiceNotifier service_;           // readiness, watchdog and STATUS= for systemd
 
   // Shared between the control, prober, job and API threads.
   mutable Mutex mu_;

@@ -9,15 +9,13 @@
 #include <thread>
 
 #include "base/exit_code.h"
+#include "base/strings.h"
+#include "notify/notify_service.h"
 #include "watch/watch.h"
 
 namespace backstop {
 
 namespace {
-
-std::string Pad(const std::string& s, size_t width) {
-  return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
-}
 
 void PrintOnce(Output& out, const nlohmann::json& doc) {
   out.Line(Pad("COMPONENT", 16) + Pad("HEALTH", 12) + Pad("LATENCY", 10) + "DETAIL");
@@ -102,6 +100,16 @@ int RunWatchCommand(Env* env, const Spec& spec, const DriverRegistry& registry,
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
+  // Notifications on their own thread: a slow receiver never holds up the loop.
+  for (const auto& target : spec.notify) {
+    if (!target.url.empty()) log.AddSecret(target.url);  // may hold a token
+  }
+  NotifyService notifications(env, spec, [&log](const std::string& level, const std::string& line) {
+    log.Log(level, line);
+  });
+  if (Status nst = notifications.Start(); !nst.ok()) {
+    log.Error("notifications will not be sent: " + nst.message());
+  }
   std::atomic<bool> done{false};
   std::thread signal_thread([&] {
     int sig = 0;

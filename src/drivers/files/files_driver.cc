@@ -9,6 +9,7 @@
 
 #include "base/crash_point.h"
 #include "base/hash.h"
+#include "base/strings.h"
 #include "base/units.h"
 #include "store/restore_point.h"
 #include "store/store.h"
@@ -254,12 +255,6 @@ std::string ModeText(uint32_t mode) {
   return buf;
 }
 
-std::string JoinArgv(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
-  return out;
-}
-
 enum class Action { kNone, kReplace, kChmod, kRemove, kLink };
 
 struct Step {
@@ -338,12 +333,6 @@ std::vector<std::string> Differences(const std::vector<Step>& steps) {
         break;
     }
   }
-  return out;
-}
-
-std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
   return out;
 }
 
@@ -435,7 +424,7 @@ class FilesDriver : public Driver {
         if (st.action != Action::kNone) ctx.Progress("would restore " + st.want.path);
       }
       if ((changes || reload_pending) && !s.reload.empty()) {
-        ctx.Progress("would run " + JoinArgv(s.reload));
+        ctx.Progress("would run " + Join(s.reload, " "));
       }
       return Status::OK();
     }
@@ -495,7 +484,7 @@ class FilesDriver : public Driver {
     const bool reload_pending = !s.marker_path.empty() && ctx.env->fs()->Exists(s.marker_path);
     if (reload_pending) {
       return Status::FailedPrecondition("config files of " + s.name +
-                                        " were restored but the reload (" + JoinArgv(s.reload) +
+                                        " were restored but the reload (" + Join(s.reload, " ") +
                                         ") has not succeeded yet");
     }
     return Status::OK();
@@ -621,13 +610,13 @@ class FilesDriver : public Driver {
     ProcessOptions opts;
     opts.argv = s.reload;
     opts.timeout_ms = s.reload_timeout_ms;
-    ctx.Progress(s.name + ": running " + JoinArgv(s.reload));
+    ctx.Progress(s.name + ": running " + Join(s.reload, " "));
     auto run = ctx.env->processes()->Run(opts);
     if (!run.ok()) {
-      return run.status().WithContext("reload of " + s.name + " (" + JoinArgv(s.reload) + ")");
+      return run.status().WithContext("reload of " + s.name + " (" + Join(s.reload, " ") + ")");
     }
     if (!run->success()) {
-      return Status::Unavailable("reload of " + s.name + " failed: `" + JoinArgv(s.reload) +
+      return Status::Unavailable("reload of " + s.name + " failed: `" + Join(s.reload, " ") +
                                  "`: " + run->Describe() +
                                  "; the restored files are in place, the reload is retried by the "
                                  "next restore (backstop rollback --resume)");

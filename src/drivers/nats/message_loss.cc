@@ -8,8 +8,8 @@
 
 #include "base/crash_point.h"
 #include "base/hash.h"
+#include "base/json_lines.h"
 #include "base/units.h"
-#include "drivers/nats/ledger_writer.h"
 #include "drivers/nats/nats_driver.h"
 #include "drivers/nats/nats_files.h"
 #include "drivers/nats/nats_settings.h"
@@ -103,14 +103,14 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
   BACKSTOP_ASSIGN_OR_RETURN(NatsSettings settings, ReadSettings(c));
   BACKSTOP_ASSIGN_OR_RETURN(auto streams, EntryStreams(entry, c.name));
   BACKSTOP_ASSIGN_OR_RETURN(auto conn, Connect(settings));
-  std::unique_ptr<LedgerWriter> ledger;
+  std::unique_ptr<JsonLinesWriter> ledger;
   std::string ledger_path;
   // Streams an earlier attempt of this run already restored (resumed run):
   // what they discarded is gone from the server, so their lines are kept
   // from the ledger that attempt wrote.
   std::vector<json> earlier_lines;
   std::vector<json> earlier_discarded;
-  std::unique_ptr<LedgerWriter> discarded;  // the messages themselves, for salvage
+  std::unique_ptr<JsonLinesWriter> discarded;  // the messages themselves, for salvage
   json saved;
   if (!ctx.run_dir.empty()) {
     BACKSTOP_RETURN_IF_ERROR(ctx.env->fs()->CreateDirs(ctx.run_dir));
@@ -119,8 +119,8 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     BACKSTOP_ASSIGN_OR_RETURN(earlier_lines, ReadJsonLines(ctx.env->fs(), ledger_path));
     BACKSTOP_ASSIGN_OR_RETURN(earlier_discarded, ReadJsonLines(ctx.env->fs(), discarded_path));
     saved = LoadJsonFile(ctx.env->fs(), SavedRecordPath(ctx.run_dir, c.name));
-    BACKSTOP_ASSIGN_OR_RETURN(ledger, LedgerWriter::Open(ledger_path));
-    BACKSTOP_ASSIGN_OR_RETURN(discarded, LedgerWriter::Open(discarded_path));
+    BACKSTOP_ASSIGN_OR_RETURN(ledger, JsonLinesWriter::Create(ctx.env->fs(), ledger_path));
+    BACKSTOP_ASSIGN_OR_RETURN(discarded, JsonLinesWriter::Create(ctx.env->fs(), discarded_path));
   }
   LedgerTaken taken;
   taken.run_id = ctx.run_id;
@@ -149,7 +149,7 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
       if (!recorded) listed_to = PositionOf(rec["position"]).last_seq;
       for (const auto& l : earlier_lines) {
         if (l.value("stream", "") != stream) continue;
-        if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(l));
+        if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Append(l));
         const std::string event = l.value("event", "");
         if (event == "published") {
           ++item.inserted;
@@ -162,7 +162,7 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
       }
       for (const auto& l : earlier_discarded) {
         if (discarded && l.value("stream", "") == stream) {
-          BACKSTOP_RETURN_IF_ERROR(discarded->Write(l));
+          BACKSTOP_RETURN_IF_ERROR(discarded->Append(l));
         }
       }
       // Messages that reach a stream still live after that ledger are
@@ -184,8 +184,8 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     std::string deleted_event = "deleted";
     auto discard = [&](const MessageMeta& m) -> Status {
       ++published;
-      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(PublishedLine(stream, m)));
-      if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Write(DiscardedLine(stream, m)));
+      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Append(PublishedLine(stream, m)));
+      if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Append(DiscardedLine(stream, m)));
       return Status::OK();
     };
     if (rec.contains("index_blob") && rec["index_blob"].is_string()) {
@@ -231,26 +231,26 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
       }
     }
     if (deleted > 0 && ledger) {
-      BACKSTOP_RETURN_IF_ERROR(ledger->Write({{"stream", stream},
-                                              {"event", deleted_event},
-                                              {"count", deleted},
-                                              {"restore_point_first_seq", then.first_seq},
-                                              {"restore_point_last_seq", then.last_seq},
-                                              {"first_seq_now", now.first_seq}}));
+      BACKSTOP_RETURN_IF_ERROR(ledger->Append({{"stream", stream},
+                                               {"event", deleted_event},
+                                               {"count", deleted},
+                                               {"restore_point_first_seq", then.first_seq},
+                                               {"restore_point_last_seq", then.last_seq},
+                                               {"first_seq_now", now.first_seq}}));
     }
     item.inserted = published;
     item.deleted = deleted;
     report.items.push_back(item);
     BACKSTOP_ASSIGN_OR_RETURN(auto rewinds, ConsumerRewinds(*conn, stream, rec, c.name));
     for (const auto& r : rewinds) {
-      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Write(RewoundLine(stream, r)));
+      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Append(RewoundLine(stream, r)));
       report.rewinds.push_back(r);
     }
   }
-  if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Commit(ctx.env->fs()));
+  if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Close());
   if (ledger) {
     bool any = ledger->lines() > 0;
-    BACKSTOP_RETURN_IF_ERROR(ledger->Commit(ctx.env->fs()));
+    BACKSTOP_RETURN_IF_ERROR(ledger->Close());
     if (any) report.ledger_files.push_back(ledger_path);
     CrashPointForTest("nats.after-ledger");
   }
@@ -285,17 +285,17 @@ Result<uint64_t> NatsDriver::ListLatePublishes(Connection& conn, const std::stri
     // The whole ledger again, atomically: a resumed run reads it back.
     BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> lines,
                               ReadJsonLines(ctx.env->fs(), ledger_taken_->path));
-    BACKSTOP_ASSIGN_OR_RETURN(auto w, LedgerWriter::Open(ledger_taken_->path));
-    for (const auto& l : lines) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
-    for (const auto& l : late) BACKSTOP_RETURN_IF_ERROR(w->Write(l));
+    BACKSTOP_ASSIGN_OR_RETURN(auto w, JsonLinesWriter::Create(ctx.env->fs(), ledger_taken_->path));
+    for (const auto& l : lines) BACKSTOP_RETURN_IF_ERROR(w->Append(l));
+    for (const auto& l : late) BACKSTOP_RETURN_IF_ERROR(w->Append(l));
     // The messages first: a ledger line never lacks its message.
     const std::string& discarded_path = ledger_taken_->discarded_path;
     BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> kept, ReadJsonLines(ctx.env->fs(), discarded_path));
-    BACKSTOP_ASSIGN_OR_RETURN(auto d, LedgerWriter::Open(discarded_path));
-    for (const auto& l : kept) BACKSTOP_RETURN_IF_ERROR(d->Write(l));
-    for (const auto& l : late_messages) BACKSTOP_RETURN_IF_ERROR(d->Write(l));
-    BACKSTOP_RETURN_IF_ERROR(d->Commit(ctx.env->fs()));
-    BACKSTOP_RETURN_IF_ERROR(w->Commit(ctx.env->fs()));
+    BACKSTOP_ASSIGN_OR_RETURN(auto d, JsonLinesWriter::Create(ctx.env->fs(), discarded_path));
+    for (const auto& l : kept) BACKSTOP_RETURN_IF_ERROR(d->Append(l));
+    for (const auto& l : late_messages) BACKSTOP_RETURN_IF_ERROR(d->Append(l));
+    BACKSTOP_RETURN_IF_ERROR(d->Close());
+    BACKSTOP_RETURN_IF_ERROR(w->Close());
     if (r.ledger_files.empty()) r.ledger_files.push_back(ledger_taken_->path);
   }
   for (auto& item : r.items) {

@@ -7,9 +7,9 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
-#include <type_traits>
 
 #include "base/crash_point.h"
+#include "base/fd.h"
 
 namespace backstop::nats {
 namespace {
@@ -37,38 +37,6 @@ struct JsDeleter {
 struct MetaDeleter {
   void operator()(jsMsgMetaData* m) const { jsMsgMetaData_Destroy(m); }
 };
-
-// A file descriptor closed on scope exit. Move-only: a copy would close the
-// descriptor twice (the second time perhaps another file's, reused).
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = other.release();
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-static_assert(!std::is_copy_constructible_v<Fd> && !std::is_copy_assignable_v<Fd>,
-              "a copied Fd would close its descriptor twice");
-static_assert(std::is_nothrow_move_constructible_v<Fd> && std::is_nothrow_move_assignable_v<Fd>);
 
 std::string_view MsgData(natsMsg* m) {
   const char* d = natsMsg_GetData(m);
@@ -305,7 +273,7 @@ Result<SnapshotResult> SnapshotStreamToFile(Connection& conn, const std::string&
   // The server's flow-control window (32 MB) bounds what can pile up here.
   (void)natsSubscription_SetPendingLimits(sub.get(), -1, -1);
 
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (fd.get() < 0) return Status::FromErrno("open " + path, errno);
 
   json request = {{"deliver_subject", inbox},
@@ -361,7 +329,7 @@ Result<json> RestoreStreamFromFile(Connection& conn, const std::string& stream, 
                                    const json& state, const std::string& path, int64_t chunk_size,
                                    const RestoreHooks& hooks) {
   const std::string subject = "$JS.API.STREAM.RESTORE." + stream;
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno("open " + path, errno);
   off_t file_size = ::lseek(fd.get(), 0, SEEK_END);
   ::lseek(fd.get(), 0, SEEK_SET);

@@ -8,7 +8,6 @@
 
 #include "base/crash_point.h"
 #include "base/units.h"
-#include "drivers/nats/ledger_writer.h"
 #include "drivers/nats/message_loss.h"
 #include "drivers/nats/nats_files.h"
 #include "drivers/nats/nats_settings.h"

@@ -7,8 +7,8 @@
 #include <set>
 
 #include "base/crash_point.h"
+#include "base/strings.h"
 #include "base/units.h"
-#include "drivers/nats/ledger_writer.h"
 #include "drivers/nats/message_loss.h"
 #include "drivers/nats/nats_files.h"
 #include "drivers/nats/nats_settings.h"
@@ -77,7 +77,7 @@ Result<SalvageResult> NatsDriver::Salvage(const ComponentSpec& c, const SalvageR
       std::find(settings.streams.begin(), settings.streams.end(), req.object) ==
           settings.streams.end()) {
     return Status::NotFound("component " + c.name + " has no stream " + req.object +
-                            "; its streams: " + JoinNames(settings.streams));
+                            "; its streams: " + Join(settings.streams));
   }
   if (chosen) {
     std::set<uint64_t> found;

@@ -50,10 +50,4 @@ Result<std::map<std::string, json>> EntryStreams(const json& entry, const std::s
   return out;
 }
 
-std::string JoinNames(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 }  // namespace backstop::nats

@@ -43,6 +43,4 @@ bool SamePosition(const Position& a, const Position& b);
 Result<std::map<std::string, nlohmann::json>> EntryStreams(const nlohmann::json& entry,
                                                            const std::string& component);
 
-std::string JoinNames(const std::vector<std::string>& names);
-
 }  // namespace backstop::nats

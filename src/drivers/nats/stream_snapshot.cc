@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 
+#include "base/strings.h"
 #include "base/units.h"
 #include "drivers/nats/message_loss.h"
 #include "drivers/nats/nats_files.h"
@@ -111,8 +112,7 @@ Status VerifyStream(Connection& conn, const std::string& stream, const json& rec
   }
   BACKSTOP_ASSIGN_OR_RETURN(auto missing, MissingConsumers(conn, stream, rec));
   if (!missing.empty()) {
-    return Status::FailedPrecondition("stream " + stream +
-                                      ": consumers missing: " + JoinNames(missing));
+    return Status::FailedPrecondition("stream " + stream + ": consumers missing: " + Join(missing));
   }
   return Status::OK();
 }

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "base/hash.h"
+#include "base/strings.h"
 #include "base/units.h"
 #include "spec/spec_expect.h"
 
@@ -29,12 +30,6 @@ std::vector<std::string> StringList(const nlohmann::json& j) {
   for (const auto& v : j) {
     if (v.is_string()) out.push_back(v.get<std::string>());
   }
-  return out;
-}
-
-std::string Join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
   return out;
 }
 

@@ -1,11 +1,8 @@
 #include "drivers/postgres/pg_component.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cstdlib>
-#include <mutex>
-#include <thread>
 
 namespace backstop::postgres {
 
@@ -91,33 +88,6 @@ Status RunTool(const DriverContext& ctx, const Loaded& l, std::vector<std::strin
     return Status::FailedPrecondition(what + " failed (" + how + "): " + l.params.Mask(err));
   }
   return Status::OK();
-}
-
-Status ParallelFor(size_t n, int threads, const std::function<Status(size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  Status first;
-  auto worker = [&] {
-    for (;;) {
-      size_t i = next++;
-      if (i >= n) return;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!first.ok()) return;
-      }
-      Status st = fn(i);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first.ok()) first = st;
-      }
-    }
-  };
-  int t = std::max(1, std::min<int>(threads, static_cast<int>(n)));
-  std::vector<std::thread> pool;
-  for (int i = 1; i < t; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
-  return first;
 }
 
 Status RestoreDump(const DriverContext& ctx, const Loaded& l, const std::string& bin_dir,

@@ -9,7 +9,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,9 +51,6 @@ std::string LastLines(const std::string& text, int n);
 
 Status RunTool(const DriverContext& ctx, const Loaded& l, std::vector<std::string> argv,
                const std::string& what, const std::map<std::string, std::string>& extra_env = {});
-
-// Runs fn(0..n-1) on up to `threads` threads; returns the first error.
-Status ParallelFor(size_t n, int threads, const std::function<Status(size_t)>& fn);
 
 // pg_restore's sessions commit without waiting for the WAL flush: the target
 // is a shadow or staged database nobody uses until it is verified, and a

@@ -1,4 +1,5 @@
 #include "drivers/postgres/pg_conn.h"
+#include "base/strings.h"
 
 #include <libpq-fe.h>
 
@@ -8,16 +9,9 @@
 namespace backstop::postgres {
 namespace {
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && s[i] == ' ') ++i;
-  return s.substr(i);
-}
-
 // libpq messages span lines ("ERROR:  x\nDETAIL:  y"); keep them on one line.
 std::string OneLine(std::string s) {
-  s = Trim(std::move(s));
+  s = Trim(s);
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\n') {

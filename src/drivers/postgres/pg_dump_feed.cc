@@ -1,4 +1,5 @@
 #include "drivers/postgres/pg_dump_feed.h"
+#include "base/parallel_for.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -58,27 +59,12 @@ Result<std::unique_ptr<DumpFeeder>> DumpFeeder::Create(Store* store, const std::
   }
 
   // Extract the rest on a few threads (scratch copies: a crash redoes it all).
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  Status first;
-  auto worker = [&] {
-    for (size_t i = next++; i < extract.size(); i = next++) {
-      Status s = store->GetToScratchFile(extract[i]->digest, JoinPath(dir, extract[i]->name), 0600);
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first.ok()) first = s.WithContext("dump file " + extract[i]->name);
-        return;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  int threads = std::clamp<int>(options.extract_threads, 1, 8);
-  for (int t = 1; t < threads && static_cast<size_t>(t) < extract.size(); ++t) {
-    pool.emplace_back(worker);
-  }
-  worker();
-  for (auto& t : pool) t.join();
-  BACKSTOP_RETURN_IF_ERROR(first);
+  BACKSTOP_RETURN_IF_ERROR(
+      ParallelFor(extract.size(), std::clamp<int>(options.extract_threads, 1, 8), [&](size_t i) {
+        Status st =
+            store->GetToScratchFile(extract[i]->digest, JoinPath(dir, extract[i]->name), 0600);
+        return st.ok() ? st : st.WithContext("dump file " + extract[i]->name);
+      }));
   feeder->extracted_ = extract.size();
   return feeder;
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/crash_point.h"
+#include "base/json_lines.h"
 #include "base/units.h"
 #include "drivers/postgres/pg_component.h"
 #include "drivers/postgres/pg_ledger.h"
@@ -131,7 +132,7 @@ TablePlan PlanTable(const TableInfo* live, const TableInfo* rp) {
 struct LedgerContext {
   PgConn* live = nullptr;
   PgConn* rp = nullptr;
-  LedgerWriter* writer = nullptr;
+  JsonLinesWriter* writer = nullptr;  // none when no ledger file is wanted
   // Set when the xmin shortcut applies: age() of the restore point's snapshot
   // xmin (rows with age(xmin) <= it may be newer than the restore point; age()
   // is stable within the live transaction), and the restore point's row
@@ -152,9 +153,14 @@ std::string FullSelect(const TablePlan& p, const std::string& table_sql,
          (where.empty() ? "" : " WHERE " + where) + " ORDER BY " + KeyOrder(p);
 }
 
+// Appends `line` to the ledger file, if one is written.
+Status Record(LedgerContext& lc, const json& line) {
+  return lc.writer != nullptr ? lc.writer->Append(line) : Status::OK();
+}
+
 Status WriteChange(LedgerContext& lc, const TablePlan& p, RowChange change, const KeyedRow& row) {
-  return lc.writer->Line(
-      {{"table", p.display}, {"change", RowChangeName(change)}, {"key", KeyJson(p, row)}});
+  return Record(
+      lc, {{"table", p.display}, {"change", RowChangeName(change)}, {"key", KeyJson(p, row)}});
 }
 
 ChangeSink SinkFor(LedgerContext& lc, const TablePlan& p, bool deleted_only = false) {
@@ -324,10 +330,10 @@ Result<DataLossItem> CompareTable(LedgerContext& lc, const std::string& componen
                                   const TableInfo* live, const TableInfo* rp) {
   TablePlan p = PlanTable(live, rp);
   if (!p.added.empty() || !p.removed.empty()) {
-    BACKSTOP_RETURN_IF_ERROR(lc.writer->Line({{"table", p.display},
-                                              {"change", "columns"},
-                                              {"added_since", p.added},
-                                              {"removed_since", p.removed}}));
+    BACKSTOP_RETURN_IF_ERROR(Record(lc, {{"table", p.display},
+                                         {"change", "columns"},
+                                         {"added_since", p.added},
+                                         {"removed_since", p.removed}}));
   }
   std::optional<MergeCounts> counts;
   if (live && rp && lc.horizon_age && lc.row_counts) {
@@ -351,12 +357,12 @@ Result<DataLossItem> CompareTable(LedgerContext& lc, const std::string& componen
     counts = full;
   }
   if (p.key.empty() && (counts->inserted || counts->deleted)) {
-    BACKSTOP_RETURN_IF_ERROR(lc.writer->Line(
-        {{"table", p.display},
-         {"change", "unkeyed"},
-         {"detail", "table has no primary key; " + std::to_string(counts->inserted) +
-                        " rows written and " + std::to_string(counts->deleted) +
-                        " rows gone since the restore point (compared as whole rows)"}}));
+    BACKSTOP_RETURN_IF_ERROR(Record(
+        lc, {{"table", p.display},
+             {"change", "unkeyed"},
+             {"detail", "table has no primary key; " + std::to_string(counts->inserted) +
+                            " rows written and " + std::to_string(counts->deleted) +
+                            " rows gone since the restore point (compared as whole rows)"}}));
   }
   DataLossItem item;
   item.component = component;
@@ -494,9 +500,13 @@ Result<LedgerScan> ScanLedger(PgConn* live, PgConn* rp, const json& entry, uint3
     }
   }
 
-  LedgerWriter writer(EnvOf(ctx), ledger_path);
-  BACKSTOP_RETURN_IF_ERROR(writer.Open());
-  lc.writer = &writer;
+  std::unique_ptr<JsonLinesWriter> writer;
+  if (!ledger_path.empty()) {
+    FileSystem* fs = EnvOf(ctx)->fs();
+    BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(ledger_path)));
+    BACKSTOP_ASSIGN_OR_RETURN(writer, JsonLinesWriter::Create(fs, ledger_path));
+  }
+  lc.writer = writer.get();
 
   std::map<std::string, std::pair<const TableInfo*, const TableInfo*>> all;
   for (const auto& t : live_tables) all[t.Qualified()].first = &t;
@@ -537,9 +547,9 @@ Result<LedgerScan> ScanLedger(PgConn* live, PgConn* rp, const json& entry, uint3
       auto display = table_display.find(owner->second);
       line["table"] = display != table_display.end() ? display->second : owner->second;
     }
-    BACKSTOP_RETURN_IF_ERROR(writer.Line(line));
+    BACKSTOP_RETURN_IF_ERROR(Record(lc, line));
   }
-  BACKSTOP_RETURN_IF_ERROR(writer.Commit());
+  if (writer) BACKSTOP_RETURN_IF_ERROR(writer->Close());
   CrashPointForTest("postgres.ledger-written");
   if (!ledger_path.empty()) report.ledger_files.push_back(ledger_path);
   (void)live->Run("COMMIT");

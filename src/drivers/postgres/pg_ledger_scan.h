@@ -22,7 +22,6 @@
 #include "drivers/driver.h"
 #include "drivers/postgres/pg_catalog.h"
 #include "drivers/postgres/pg_conn.h"
-#include "drivers/postgres/pg_ledger_writer.h"
 
 namespace backstop::postgres {
 

@@ -3,8 +3,8 @@
 #include <map>
 #include <set>
 
+#include "base/json_lines.h"
 #include "drivers/postgres/pg_admin.h"
-#include "drivers/postgres/pg_ledger_writer.h"
 #include "drivers/postgres/pg_markers.h"
 
 namespace backstop::postgres {
@@ -223,13 +223,15 @@ Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const Salv
         req.run_id + "` lists them, keys as {\"id\": 201}); nothing was exported");
   }
   SalvageResult result;
-  LedgerWriter out(env, req.output_path);
-  BACKSTOP_RETURN_IF_ERROR(out.Open());
-  for (const auto& r : rows) {
-    BACKSTOP_RETURN_IF_ERROR(
-        out.Line({{"table", r.table->Display()}, {"key", r.key}, {"row", r.row}}));
+  if (!req.output_path.empty()) {
+    BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(req.output_path)));
+    BACKSTOP_ASSIGN_OR_RETURN(auto out, JsonLinesWriter::Create(env->fs(), req.output_path));
+    for (const auto& r : rows) {
+      BACKSTOP_RETURN_IF_ERROR(
+          out->Append({{"table", r.table->Display()}, {"key", r.key}, {"row", r.row}}));
+    }
+    BACKSTOP_RETURN_IF_ERROR(out->Close());
   }
-  BACKSTOP_RETURN_IF_ERROR(out.Commit());
   result.exported = rows.size();
   ctx.Progress(std::to_string(rows.size()) + " discarded rows read from " + aside);
   if (!req.apply || rows.empty()) return result;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "base/parallel_for.h"
 #include "base/units.h"
 #include "drivers/postgres/pg_admin.h"
 #include "drivers/postgres/pg_markers.h"

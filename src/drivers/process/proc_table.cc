@@ -11,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "base/proc_stat.h"
 #include "probe/probe.h"
 
 namespace backstop::process {
@@ -105,12 +106,8 @@ pid_t SessionOf(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   if (!std::getline(f, line)) return 0;
-  auto rp = line.rfind(')');
-  if (rp == std::string::npos) return 0;
-  std::istringstream rest(line.substr(rp + 2));
-  std::string state, ppid, pgrp, session;
-  if (!(rest >> state >> ppid >> pgrp >> session)) return 0;
-  return static_cast<pid_t>(std::atol(session.c_str()));
+  auto st = ParseProcStat(line);
+  return st.ok() ? st->session : 0;
 }
 
 std::string ForeignListener(const ProbeSpec& probe, pid_t session, const std::string& service) {

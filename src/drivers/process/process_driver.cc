@@ -17,6 +17,8 @@
 #include <sstream>
 
 #include "base/crash_point.h"
+#include "base/proc_stat.h"
+#include "base/strings.h"
 #include "base/units.h"
 #include "drivers/process/proc_table.h"
 #include "drivers/process/process_record.h"
@@ -93,16 +95,6 @@ std::vector<std::string> ResolveCommand(const Settings& s, const std::string& re
   return argv;
 }
 
-std::string JoinArgv(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty() && a.find_first_of(" \t\"'\\$") == std::string::npos;
-    out += plain ? a : "'" + a + "'";
-  }
-  return out;
-}
-
 // --- Process statistics for triggers (cpu, memory) --------------------------
 
 struct CpuSample {
@@ -110,25 +102,6 @@ struct CpuSample {
   uint64_t ticks = 0;
   int64_t at_us = 0;
 };
-
-bool ReadProcStat(pid_t pid, uint64_t* cpu_ticks, uint64_t* rss_pages) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return false;
-  auto rp = line.rfind(')');
-  if (rp == std::string::npos) return false;
-  std::istringstream rest(line.substr(rp + 2));
-  std::string field;
-  uint64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 24; ++i) {
-    if (!(rest >> field)) return false;
-    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
-    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
-    if (i == 24) *rss_pages = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  *cpu_ticks = utime + stime;
-  return true;
-}
 
 uint64_t MemTotalBytes() {
   std::ifstream f("/proc/meminfo");
@@ -238,7 +211,7 @@ class ProcessDriver : public Driver {
     }
     std::vector<std::string> argv = ResolveCommand(s, cur->dir);
     if (ctx.dry_run) {
-      ctx.Progress("would start " + s.name + " release " + cur->release + ": " + JoinArgv(argv));
+      ctx.Progress("would start " + s.name + " release " + cur->release + ": " + ShellJoin(argv));
       return Status::OK();
     }
     if (auto rec = ReadRecord(s, fs); rec && IsOurs(procs, *rec)) {
@@ -263,7 +236,7 @@ class ProcessDriver : public Driver {
     const std::string started_at = FormatRfc3339(clock->WallMicros());
     BACKSTOP_RETURN_IF_ERROR(fs->AppendFile(s.log, "--- backstop: starting " + s.name +
                                                        " release " + cur->release + " at " +
-                                                       started_at + ": " + JoinArgv(argv) + "\n"));
+                                                       started_at + ": " + ShellJoin(argv) + "\n"));
     ProcessOptions opts;
     opts.argv = argv;
     opts.cwd = cur->dir;
@@ -475,20 +448,21 @@ class ProcessDriver : public Driver {
       r.state = HealthResult::State::kUnknown;
       r.detail = "no health probe configured and no process recorded";
     }
-    if (alive) AddProcessSignals(rec->pid, ctx.env->clock(), &r);
+    if (alive) AddProcessSignals(rec->pid, ctx.env, &r);
     return r;
   }
 
  private:
-  void AddProcessSignals(pid_t pid, Clock* clock, HealthResult* r) {
-    uint64_t ticks = 0, rss_pages = 0;
-    if (!ReadProcStat(pid, &ticks, &rss_pages)) return;
+  void AddProcessSignals(pid_t pid, Env* env, HealthResult* r) {
+    auto stat = ReadProcStat(env->fs(), pid);
+    if (!stat.ok()) return;
+    const uint64_t ticks = stat->utime_ticks + stat->stime_ticks;
     const double rss =
-        static_cast<double>(rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+        static_cast<double>(stat->rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
     r->signals["memory_bytes"] = rss;
     static const uint64_t mem_total = MemTotalBytes();
     if (mem_total > 0) r->signals["memory_percent"] = 100.0 * rss / static_cast<double>(mem_total);
-    const int64_t now = clock->NowMicros();
+    const int64_t now = env->clock()->NowMicros();
     if (last_cpu_.pid == pid && now > last_cpu_.at_us && ticks >= last_cpu_.ticks) {
       const double cpu_s = static_cast<double>(ticks - last_cpu_.ticks) /
                            static_cast<double>(::sysconf(_SC_CLK_TCK));

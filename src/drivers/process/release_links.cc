@@ -72,12 +72,6 @@ Result<std::vector<std::string>> ListReleaseNames(const Settings& s, FileSystem*
   return out;
 }
 
-std::string JoinNames(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out.empty() ? "(none)" : out;
-}
-
 Result<std::optional<std::string>> TargetRelease(const Settings& s, const json& entry) {
   if (!entry.is_object() || !entry.contains("release")) {
     return Status::InvalidArgument("process entry for " + s.name + " has no \"release\"");

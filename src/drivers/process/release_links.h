@@ -41,9 +41,6 @@ Result<CurrentTarget> ReadCurrent(const Settings& s, FileSystem* fs);
 // excluded), in NaturalLess order. NotFound without a releases directory.
 Result<std::vector<std::string>> ListReleaseNames(const Settings& s, FileSystem* fs);
 
-// "v1, v2", or "(none)".
-std::string JoinNames(const std::vector<std::string>& names);
-
 // The release a manifest entry asks for; nullopt for "nothing deployed"
 // ("release": null). InvalidArgument for an entry without a valid release.
 Result<std::optional<std::string>> TargetRelease(const Settings& s, const nlohmann::json& entry);

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "base/hash.h"
+#include "base/strings.h"
 #include "base/units.h"
 #include "drivers/process/release_links.h"
 #include "store/restore_point.h"
@@ -214,9 +215,11 @@ Result<std::optional<std::string>> TreeToRebuildFrom(const Settings& s, const js
     }
   }
   auto names = ListReleaseNames(s, fs);
+  std::string available = !names.ok()      ? names.status().message()
+                          : names->empty() ? "(none)"
+                                           : Join(*names);
   return Status::NotFound("release " + release + " of " + s.name + " not found in " + s.releases +
-                          " and no restore point holds its files; available: " +
-                          (names.ok() ? JoinNames(*names) : names.status().message()));
+                          " and no restore point holds its files; available: " + available);
 }
 
 Status CheckTreeBlobs(const Settings& s, const std::string& release, const std::string& tree_digest,

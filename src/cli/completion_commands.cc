@@ -1,0 +1,258 @@
+// `backstop completion bash|zsh`: prints a shell completion script made from
+// the command line's own definition. It walks the CLI11 app every other group
+// registered (subcommands, their options, which options take a value and the
+// choices a validator allows), so a new command or flag is completed without
+// anyone editing the script: it cannot drift from the parser.
+//
+// The scripts hold tables keyed by the command path ("backstop watch") and a
+// small function that walks the words typed so far to find that path.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/exit_code.h"
+#include "cli/command_group.h"
+
+namespace backstop {
+namespace {
+
+// One command of the tree, as the completion scripts see it.
+struct CompletionNode {
+  std::string path;                      // "backstop", "backstop watch"
+  std::vector<std::string> subcommands;  // the visible ones
+  std::vector<std::string> options;      // "--spec", "-f", ... (inherited ones too)
+  // Options that take a value: their choices, or empty (any value: file names).
+  std::map<std::string, std::vector<std::string>> values;
+  std::vector<std::string> arguments;  // choices of the positional arguments
+};
+
+// The choices of an IsMember validator: CLI11 appends "{a,b}" to the type name.
+std::vector<std::string> Choices(const CLI::Option& option) {
+  const std::string type = option.get_type_name();
+  const size_t open = type.rfind(":{");
+  if (open == std::string::npos || type.back() != '}') return {};
+  std::vector<std::string> out;
+  for (const std::string& choice :
+       CLI::detail::split(type.substr(open + 2, type.size() - open - 3), ',')) {
+    // Words the scripts can hold unquoted; anything else is left to the user.
+    if (!choice.empty() && choice.find_first_of(" \t'\"\\$`|") == std::string::npos) {
+      out.push_back(choice);
+    }
+  }
+  return out;
+}
+
+void Walk(const CLI::App& app, const std::string& path, const CompletionNode* parent,
+          std::vector<CompletionNode>& out) {
+  CompletionNode node;
+  node.path = path;
+  // With fallthrough, the parent's options are accepted here too (`backstop
+  // verify --output json`).
+  if (parent != nullptr && app.get_fallthrough()) {
+    node.options = parent->options;
+    node.values = parent->values;
+  }
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->get_positional() && option->get_lnames().empty() && option->get_snames().empty()) {
+      for (const std::string& choice : Choices(*option)) node.arguments.push_back(choice);
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const std::string& l : option->get_lnames()) names.push_back("--" + l);
+    for (const std::string& s : option->get_snames()) names.push_back("-" + s);
+    for (const std::string& name : names) {
+      // An own option may shadow an inherited one of the same name.
+      if (std::find(node.options.begin(), node.options.end(), name) == node.options.end()) {
+        node.options.push_back(name);
+      }
+      if (option->get_expected_max() > 0) node.values[name] = Choices(*option);
+    }
+  }
+  std::vector<const CLI::App*> visible =
+      app.get_subcommands([](const CLI::App* sub) { return !sub->get_group().empty(); });
+  for (const CLI::App* sub : visible) node.subcommands.push_back(sub->get_name());
+  out.push_back(node);
+  const CompletionNode copy = out.back();  // `out` grows below
+  for (const CLI::App* sub : visible) Walk(*sub, path + " " + sub->get_name(), &copy, out);
+}
+
+std::string Join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+// A single-quoted shell word (bash and zsh alike).
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The four tables of the scripts, as the lines of associative array
+// assignments (`[key]=value` for bash, `key value` for zsh).
+struct Tables {
+  std::string subs, opts, values, args;
+};
+
+Tables MakeTables(const std::vector<CompletionNode>& nodes, bool bash) {
+  auto entry = [bash](const std::string& key, const std::string& value) {
+    return "    " +
+           (bash ? "[" + Quote(key) + "]=" + Quote(value) : Quote(key) + " " + Quote(value)) + "\n";
+  };
+  Tables t;
+  for (const CompletionNode& n : nodes) {
+    if (!n.subcommands.empty()) t.subs += entry(n.path, Join(n.subcommands));
+    t.opts += entry(n.path, Join(n.options));
+    for (const auto& [option, choices] : n.values)
+      t.values += entry(n.path + "|" + option, Join(choices));
+    if (!n.arguments.empty()) t.args += entry(n.path, Join(n.arguments));
+  }
+  return t;
+}
+
+std::string BashScript(const std::vector<CompletionNode>& nodes) {
+  const Tables t = MakeTables(nodes, /*bash=*/true);
+  return R"(# bash completion for backstop, generated by `backstop completion bash` from
+# the command line's own definition. Install it with
+#   backstop completion bash > /etc/bash_completion.d/backstop
+# or add `source <(backstop completion bash)` to ~/.bashrc.
+_backstop() {
+  # Per command path: its subcommands, its options, the options that take a
+  # value ("path|option": the value's choices, empty for any), the choices of
+  # its arguments.
+  local -A subs=(
+)" + t.subs +
+         R"(  )
+  local -A opts=(
+)" + t.opts +
+         R"(  )
+  local -A values=(
+)" + t.values +
+         R"(  )
+  local -A args=(
+)" + t.args +
+         R"(  )
+  local cmd=backstop cur=${COMP_WORDS[COMP_CWORD]} word i
+  # The command path typed so far; an option's value is not a command.
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    word=${COMP_WORDS[i]}
+    if [[ $word == -* ]]; then
+      if [[ $word != *=* && -n ${values["$cmd|$word"]+x} ]]; then ((i += 1)); fi
+      continue
+    fi
+    if [[ " ${subs[$cmd]-} " == *" $word "* ]]; then cmd="$cmd $word"; fi
+  done
+  local prev=${COMP_WORDS[COMP_CWORD - 1]}
+  if ((COMP_CWORD > 1)) && [[ $prev == -* && -n ${values["$cmd|$prev"]+x} ]]; then
+    # No choices: COMPREPLY stays empty and `-o default` offers file names.
+    COMPREPLY=($(compgen -W "${values["$cmd|$prev"]}" -- "$cur"))
+    return 0
+  fi
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "${opts[$cmd]-}" -- "$cur"))
+  else
+    COMPREPLY=($(compgen -W "${subs[$cmd]-} ${args[$cmd]-}" -- "$cur"))
+  fi
+  return 0
+}
+complete -o default -F _backstop backstop
+)";
+}
+
+std::string ZshScript(const std::vector<CompletionNode>& nodes) {
+  const Tables t = MakeTables(nodes, /*bash=*/false);
+  return R"(#compdef backstop
+# zsh completion for backstop, generated by `backstop completion zsh` from the
+# command line's own definition. Install it as _backstop in a directory of
+# $fpath, e.g.
+#   backstop completion zsh > /usr/local/share/zsh/site-functions/_backstop
+# or add `source <(backstop completion zsh)` to ~/.zshrc after compinit.
+_backstop() {
+  # Per command path: its subcommands, its options, the options that take a
+  # value ("path|option": the value's choices, empty for any), the choices of
+  # its arguments.
+  local -A subs opts values args
+  subs=(
+)" + t.subs +
+         R"(  )
+  opts=(
+)" + t.opts +
+         R"(  )
+  values=(
+)" + t.values +
+         R"(  )
+  args=(
+)" + t.args +
+         R"(  )
+  local cmd=backstop word key i
+  # The command path typed so far; an option's value is not a command.
+  for ((i = 2; i < CURRENT; i++)); do
+    word=${words[i]}
+    if [[ $word == -* ]]; then
+      key="$cmd|$word"
+      if [[ $word != *=* ]] && (( ${+values[$key]} )); then ((i += 1)); fi
+      continue
+    fi
+    if [[ " ${subs[$cmd]} " == *" $word "* ]]; then cmd="$cmd $word"; fi
+  done
+  key="$cmd|${words[CURRENT - 1]}"
+  if ((CURRENT > 2)) && [[ ${words[CURRENT - 1]} == -* ]] && (( ${+values[$key]} )); then
+    if [[ -n ${values[$key]} ]]; then compadd -- ${=values[$key]}; else _files; fi
+    return
+  fi
+  if [[ $PREFIX == -* ]]; then
+    compadd -- ${=opts[$cmd]}
+  else
+    local -a candidates
+    candidates=(${=subs[$cmd]} ${=args[$cmd]})
+    if (( ${#candidates} )); then compadd -- $candidates; else _files; fi
+  fi
+}
+if [[ ${funcstack[1]} == _backstop ]]; then
+  _backstop "$@"
+else
+  compdef _backstop backstop
+fi
+)";
+}
+
+class CompletionCommands : public CommandGroup {
+ public:
+  void Register(CLI::App& app) override {
+    root_ = &app;
+    cmd_ = app.add_subcommand("completion", "Print a completion script for bash or zsh");
+    cmd_->add_option("SHELL", shell_, "bash or zsh")
+        ->required()
+        ->check(CLI::IsMember({"bash", "zsh"}));
+  }
+
+  std::optional<int> Run(const Invocation& inv) override {
+    if (!*cmd_) return std::nullopt;
+    std::vector<CompletionNode> nodes;
+    Walk(*root_, "backstop", nullptr, nodes);
+    const std::string script = shell_ == "zsh" ? ZshScript(nodes) : BashScript(nodes);
+    if (inv.out.json()) {
+      inv.out.Json({{"shell", shell_}, {"script", script}});
+    } else {
+      inv.out.Text(script.substr(0, script.size() - 1));  // Text ends the line itself
+    }
+    return kExitOk;
+  }
+
+ private:
+  const CLI::App* root_ = nullptr;
+  CLI::App* cmd_ = nullptr;
+  std::string shell_;
+};
+
+}  // namespace
+
+std::unique_ptr<CommandGroup> NewCompletionCommands() {
+  return std::make_unique<CompletionCommands>();
+}
+
+}  // namespace backstop
