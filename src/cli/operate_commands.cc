@@ -282,6 +282,7 @@ int CmdDeploy(const GlobalOptions& g, Output& out, const DeployFlags& f,
   if (!outcome.ok()) return Fail(out, outcome.status());
   PrintOutcome(out, *outcome);
   if (!f.atomic) return outcome->succeeded() ? kExitOk : kExitFailed;
+  if (!outcome->succeeded() && !outcome->changed_anything) return kExitFailed;  // nothing to undo
   if (!outcome->succeeded()) {
     std::string error = outcome->error.substr(0, outcome->error.find('\n'));
     return RollBackDeploy(e, out, f, outcome->run_id, plan->restore_point_id,

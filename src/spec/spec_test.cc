@@ -664,7 +664,7 @@ TEST(SpecTest, RestorePointErrorsPointAtTheValue) {
             "a positive duration such as 250ms, 30s, 5m or 1h30m");
   EXPECT_EQ(errors[1].key, "restore_points.keep.hourly");
   EXPECT_EQ(errors[1].pos.line, 6);
-  EXPECT_EQ(errors[1].pos.column, 19);
+  EXPECT_EQ(errors[1].pos.column, 18);
   EXPECT_NE(errors[2].message.find("dayly"), std::string::npos) << errors[2].ToString();
   EXPECT_EQ(errors[3].key, "restore_points.keep.weekly");
   EXPECT_EQ(errors[4].pos.line, 7);
