@@ -69,7 +69,8 @@ wait "$atomic_pid" || RC=$?
 OUT=$(cat "$WORK/atomic.out")
 ERR=$(cat "$WORK/atomic.err")
 expect_rc 1 "deploy webui v3 --atomic --watch-for 2m"
-expect_contains "$ERR" "fired trigger" "--watch-for reason"
+expect_contains "$ERR" "within --watch-for 2m, trigger health_check_failures fired for webui" \
+  "--watch-for reason"
 expect_contains "$ERR" "samples:" "--watch-for samples"
 expect_contains "$ERR" "deploy rolled back" "--watch-for outcome"
 expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui after --atomic --watch-for"

@@ -242,8 +242,8 @@ int RollBackDeploy(Environment& e, Output& out, const DeployFlags& f, const std:
     return kExitFailed;
   }
   PrintOutcome(out, *outcome);
-  out.Error(std::string(outcome->succeeded() ? "deploy rolled back: " : "rollback FAILED: ") +
-            "the release " + f.release + " of " + f.component + " " + why);
+  out.Error(std::string(outcome->succeeded() ? "deploy rolled back" : "rollback FAILED") +
+            ": release " + f.release + " of " + f.component + ": " + why);
   return kExitFailed;
 }
 
@@ -313,8 +313,7 @@ int CmdDeploy(const GlobalOptions& g, Output& out, const DeployFlags& f,
   }
   const TriggerEvent& event = **fired;
   return RollBackDeploy(e, out, f, outcome->run_id, plan->restore_point_id,
-                        "fired trigger " + event.trigger + " within --watch-for " + f.watch_for +
-                            ": " + DescribeFiring(event),
+                        "within --watch-for " + f.watch_for + ", " + DescribeFiring(event),
                         "trigger:" + event.trigger, event.ToJson(), command);
 }
 
