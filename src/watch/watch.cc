@@ -25,6 +25,20 @@ constexpr const char* kRulesKey = "watch.rules";
 // histories (which change with every sample) at most this often.
 constexpr int64_t kRulesSaveEveryUs = 30'000'000;
 constexpr int64_t kPauseCheckEveryUs = 1'000'000;
+
+// The newest restore point holding `component`, safety ones skipped as
+// "latest" skips them: a pre-deploy or post-rollback restore point holds only
+// what its run touched, and must not hide an older one of the whole
+// environment. With none, "latest" (whose error says what exists).
+Result<RestorePoint> NewestRestorePointWith(Store& store, const std::string& component) {
+  std::vector<std::string> errors;
+  std::vector<RestorePoint> rps = ListRestorePoints(store, &errors);
+  for (auto it = rps.rbegin(); it != rps.rend(); ++it) {
+    if (it->kind == "safety" || !it->components.contains(component)) continue;
+    return ResolveRestorePoint(store, it->id);  // refuses a modified manifest
+  }
+  return ResolveRestorePoint(store, "latest");
+}
 constexpr size_t kRecentDecisions = 50;
 
 }  // namespace
@@ -214,7 +228,7 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
     MutexLock lock(&mu_);
     gate_.Forget(e.trigger, e.component);  // held again below if a gate holds it
   }
-  auto rp = ResolveRestorePoint(*store_, "latest");
+  auto rp = NewestRestorePointWith(*store_, e.component);
   if (!rp.ok()) {
     outcome = "held";
     why = "no restore point to roll back to (" + rp.status().message() +
