@@ -18,7 +18,7 @@ expect_rc 0 snapshot
 expect_contains "$OUT" "before-v2"
 
 echo '{"mode": "v2"}' >"$WORK/etc/app.json"
-bs deploy orchestrator v2
+bs deploy orchestrator v2 --no-snapshot  # the config edit above is not the deploy's: roll back to before-v2
 expect_rc 1 "deploy orchestrator v2 (unhealthy)"
 expect_contains "$OUT$ERR" "health check did not pass"
 

@@ -1,17 +1,21 @@
 // Commands that change an environment through the run engine: `plan
 // rollback` prints the steps, `rollback` runs them (or resumes or abandons an
-// interrupted run), `deploy` switches a service's release; `start` and `stop`
+// interrupted run), `deploy` switches a service's release (after a pre-deploy
+// restore point; with --atomic it rolls itself back); `start` and `stop`
 // act on services directly, under the lock.
 #include "cli/command_group.h"
 
 #include <algorithm>
+#include <set>
 #include <vector>
 
 #include "base/env.h"
 #include "base/exit_code.h"
 #include "base/units.h"
+#include "run/event.h"
 #include "run/lock.h"
 #include "run/plan.h"
+#include "watch/deploy_guard.h"
 
 namespace backstop {
 namespace {
@@ -146,20 +150,171 @@ int CmdRollback(const GlobalOptions& g, Output& out, const RollbackFlags& f,
   return refused ? kExitRefused : kExitFailed;
 }
 
-int CmdDeploy(const GlobalOptions& g, Output& out, const std::string& component,
-              const std::string& release, const std::string& command) {
+struct DeployFlags {
+  std::string component;
+  std::string release;
+  bool no_snapshot = false;
+  bool atomic = false;
+  std::string watch_for;  // a duration; with --atomic
+};
+
+// What a deploy may change: the service, and the data and config components
+// it depends on (directly or through them), which a new release may migrate.
+// Other services keep their releases. In dependency order.
+std::vector<std::string> DeployFootprint(const Spec& spec, const std::string& service) {
+  std::set<std::string> found{service};
+  std::vector<std::string> queue{service};
+  while (!queue.empty()) {
+    const ComponentSpec* c = spec.Find(queue.back());
+    queue.pop_back();
+    if (c == nullptr) continue;
+    for (const auto& d : c->depends_on) {
+      const ComponentSpec* dep = spec.Find(d);
+      if (dep == nullptr || dep->kind == "service" || !found.insert(d).second) continue;
+      queue.push_back(d);
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& n : DependencyOrder(spec)) {
+    if (found.count(n)) out.push_back(n);
+  }
+  return out;
+}
+
+// The pre-deploy restore point: what the deploy may change, before any step
+// acts, under the environment lock (released before the run takes it).
+Result<RestorePoint> TakePreDeployRestorePoint(Environment& e, Output& out,
+                                               const std::string& service,
+                                               const std::string& command) {
+  auto lock = EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
+  if (!lock.ok()) return lock.status();
+  std::vector<std::string> components = DeployFootprint(e.spec, service);
+  std::string list;
+  for (const auto& c : components) list += (list.empty() ? "" : ", ") + c;
+  out.Line("Taking a pre-deploy restore point of " + list);
+  Event event;
+  event.component = service;
+  event.detail = {{"label", "pre-deploy"}, {"components", components}};
+  auto rp =
+      TakeRestorePoint(*e.engine, e.spec, *e.store, components, "pre-deploy", "pre-deploy", "", "");
+  event.at_us = Env::Default()->clock()->WallMicros();
+  if (rp.ok()) {
+    (void)e.store->FlushCache();
+    event.kind = EventKind::kRestorePointTaken;
+    event.detail["restore_point"] = rp->id;
+    event.message = "pre-deploy restore point " + rp->id + " taken";
+    out.Line(std::string("  ") + Output::Ok() + " restore point " + rp->id + " (pre-deploy)");
+  } else {
+    event.kind = EventKind::kRestorePointFailed;
+    event.message = "pre-deploy restore point failed: " + rp.status().message();
+  }
+  (void)e.state->AppendEvent(event);
+  return rp;
+}
+
+// --atomic: rolls the deploy back to its pre-deploy restore point (or, with
+// --no-snapshot, to the service's previous release) and says why.
+int RollBackDeploy(Environment& e, Output& out, const DeployFlags& f, const std::string& deploy_run,
+                   const std::string& restore_point, const std::string& why,
+                   const std::string& triggered_by, nlohmann::json detail,
+                   const std::string& command) {
+  out.Error("deploy " + deploy_run + " is rolled back (--atomic): " + why);
+  RollbackRequest request;
+  request.component = f.component;
+  request.to = restore_point;  // empty: the release before this one
+  DriverContext ctx = e.engine->Context();
+  auto plan = PlanRollback(e.spec, request, *e.store, *e.state, DriverRegistry::Global(), ctx);
+  if (!plan.ok()) {
+    out.Error("the rollback of deploy " + deploy_run +
+              " could not be planned: " + plan.status().message());
+    return kExitFailed;
+  }
+  RunOptions options;
+  options.command = command;
+  options.triggered_by = triggered_by;
+  detail["atomic_deploy"] = deploy_run;
+  detail["reason"] = why;
+  options.trigger_detail = detail;
+  auto outcome = e.engine->Start(*plan, options);
+  if (!outcome.ok()) {
+    out.Error("the rollback of deploy " + deploy_run +
+              " was refused: " + outcome.status().message());
+    return kExitFailed;
+  }
+  PrintOutcome(out, *outcome);
+  out.Error(std::string(outcome->succeeded() ? "deploy rolled back" : "rollback FAILED") +
+            ": release " + f.release + " of " + f.component + ": " + why);
+  return kExitFailed;
+}
+
+int CmdDeploy(const GlobalOptions& g, Output& out, const DeployFlags& f,
+              const std::string& command) {
+  int64_t watch_for_ms = 0;
+  if (!f.watch_for.empty()) {
+    auto ms = ParseDurationMs(f.watch_for);
+    if (!ms || *ms <= 0) {
+      return Fail(out, Status::InvalidArgument("--watch-for: bad duration '" + f.watch_for +
+                                               "'; expected a duration such as 30s or 5m"));
+    }
+    watch_for_ms = *ms;
+  }
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
   DriverContext ctx = e.engine->Context();
-  auto plan = PlanDeploy(e.spec, component, release, DriverRegistry::Global(), ctx);
+  auto plan = PlanDeploy(e.spec, f.component, f.release, DriverRegistry::Global(), ctx);
   if (!plan.ok()) return Fail(out, plan.status());
+  if (!f.no_snapshot) {
+    auto rp = TakePreDeployRestorePoint(e, out, f.component, command);
+    if (!rp.ok()) {
+      out.Error("deploy stopped before changing anything: the pre-deploy restore point failed: " +
+                rp.status().message() +
+                "\nFix the cause, or deploy without one with --no-snapshot");
+      out.Json({{"ok", false}, {"error", rp.status().message()}});
+      return kExitFailed;
+    }
+    // Recorded in the run: `backstop rollback` right after this deploy targets it.
+    plan->restore_point_id = rp->id;
+  }
   RunOptions options;
   options.command = command;
   auto outcome = e.engine->Start(*plan, options);
   if (!outcome.ok()) return Fail(out, outcome.status());
   PrintOutcome(out, *outcome);
-  return outcome->succeeded() ? kExitOk : kExitFailed;
+  if (!f.atomic) return outcome->succeeded() ? kExitOk : kExitFailed;
+  if (!outcome->succeeded() && !outcome->changed_anything) return kExitFailed;  // nothing to undo
+  if (!outcome->succeeded()) {
+    std::string error = outcome->error.substr(0, outcome->error.find('\n'));
+    return RollBackDeploy(e, out, f, outcome->run_id, plan->restore_point_id,
+                          "failed its health gate: " + error, "manual", nlohmann::json::object(),
+                          command);
+  }
+  if (watch_for_ms == 0) return kExitOk;
+  out.Line("Watching " + f.component + " for " + FormatDurationMs(watch_for_ms) +
+           " with the spec's triggers (--atomic)");
+  DeployGuardOptions guard;
+  guard.watch_for_ms = watch_for_ms;
+  auto fired =
+      WatchAfterDeploy(Env::Default(), e.spec, {f.component}, guard, [&](const ComponentSpec& c) {
+        auto driver = e.engine->DriverFor(c);
+        if (!driver.ok()) {
+          return HealthResult::Make(HealthResult::State::kUnknown, 0, driver.status().message());
+        }
+        DriverContext hctx = e.engine->Context();
+        return (*driver)->Health(c, hctx);
+      });
+  if (!fired.ok()) return Fail(out, fired.status());
+  if (!fired->has_value()) {
+    out.Line(std::string(Output::Ok()) + " no trigger fired within " +
+             FormatDurationMs(watch_for_ms) + ": release " + f.release + " of " + f.component +
+             " stays");
+    out.Json({{"ok", true}, {"run", outcome->run_id}, {"watched_ms", watch_for_ms}});
+    return kExitOk;
+  }
+  const TriggerEvent& event = **fired;
+  return RollBackDeploy(e, out, f, outcome->run_id, plan->restore_point_id,
+                        "within --watch-for " + f.watch_for + ", " + DescribeFiring(event),
+                        "trigger:" + event.trigger, event.ToJson(), command);
 }
 
 // Starts or stops services directly (operator convenience, outside any run):
@@ -213,10 +368,22 @@ void AddTargetOptions(CLI::App* cmd, RollbackRequest& req) {
 class OperateCommands : public CommandGroup {
  public:
   void Register(CLI::App& app) override {
-    deploy_ =
-        app.add_subcommand("deploy", "Switch a service to a release (recorded in its history)");
-    deploy_->add_option("SERVICE", deploy_component_)->required();
-    deploy_->add_option("RELEASE", deploy_release_)->required();
+    deploy_ = app.add_subcommand(
+        "deploy",
+        "Switch a service to a release (recorded in its history), after a pre-deploy restore "
+        "point");
+    deploy_->add_option("SERVICE", deploy_flags_.component)->required();
+    deploy_->add_option("RELEASE", deploy_flags_.release)->required();
+    deploy_->add_flag("--no-snapshot", deploy_flags_.no_snapshot,
+                      "Do not take the pre-deploy restore point first");
+    auto* atomic = deploy_->add_flag(
+        "--atomic", deploy_flags_.atomic,
+        "Roll the deploy back by itself (to the pre-deploy restore point) when the release fails "
+        "its health gate or a trigger fires within --watch-for; exit 1 naming why");
+    deploy_
+        ->add_option("--watch-for", deploy_flags_.watch_for,
+                     "With --atomic: how long to evaluate the spec's triggers after the deploy")
+        ->needs(atomic);
 
     plan_ = app.add_subcommand("plan", "Print the steps of an operation without acting");
     plan_->require_subcommand(1);
@@ -250,7 +417,7 @@ class OperateCommands : public CommandGroup {
   std::optional<int> Run(const Invocation& inv) override {
     const GlobalOptions& g = inv.global;
     Output& out = inv.out;
-    if (*deploy_) return CmdDeploy(g, out, deploy_component_, deploy_release_, inv.command);
+    if (*deploy_) return CmdDeploy(g, out, deploy_flags_, inv.command);
     if (*plan_) {
       if (!plan_req_.all && plan_req_.component.empty()) {
         out.Error("backstop plan rollback: say what to roll back: --all or --component NAME");
@@ -284,7 +451,7 @@ class OperateCommands : public CommandGroup {
 
  private:
   CLI::App* deploy_ = nullptr;
-  std::string deploy_component_, deploy_release_;
+  DeployFlags deploy_flags_;
   CLI::App* plan_ = nullptr;
   RollbackRequest plan_req_;
   CLI::App* rollback_ = nullptr;

@@ -1,8 +1,9 @@
 // Commands on restore points: `snapshot` takes one, `snapshots` lists them
-// (`snapshots verify` re-hashes one), `prune` releases old ones and what old
-// rollbacks kept aside.
+// (`snapshots verify` re-hashes one), `prune` releases old ones (by the
+// retention policy) and what old rollbacks kept aside.
 #include "cli/command_group.h"
 
+#include <optional>
 #include <vector>
 
 #include "base/env.h"
@@ -10,6 +11,7 @@
 #include "base/units.h"
 #include "run/lock.h"
 #include "run/prune.h"
+#include "run/retention.h"
 #include "store/restore_point.h"
 
 namespace backstop {
@@ -138,21 +140,41 @@ int CmdSnapshotsVerify(const GlobalOptions& g, Output& out, const std::string& s
   return kExitOk;
 }
 
-int CmdPrune(const GlobalOptions& g, Output& out, const PruneOptions& options,
+// --keep-* flags given on the command line; each overrides the spec's value.
+struct KeepFlags {
+  std::optional<int> last, hourly, daily, weekly, monthly, restore_points;
+};
+
+int CmdPrune(const GlobalOptions& g, Output& out, PruneOptions options, const KeepFlags& flags,
              const std::string& command) {
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
+  KeepPolicy& keep = options.keep;
+  keep = e.spec.restore_points.keep;
+  if (flags.last) keep.last = *flags.last;
+  if (flags.hourly) keep.hourly = *flags.hourly;
+  if (flags.daily) keep.daily = *flags.daily;
+  if (flags.weekly) keep.weekly = *flags.weekly;
+  if (flags.monthly) keep.monthly = *flags.monthly;
+  // The older count is --keep-last by another name.
+  if (flags.restore_points && !flags.last) keep.last = *flags.restore_points;
+  if (keep.empty()) keep.last = options.keep_restore_points;
   auto lock = EnvironmentLock::Acquire(Env::Default(), e.spec.state_dir, {{"command", command}});
   if (!lock.ok()) return Fail(out, lock.status());
   auto report = PruneEnvironment(*e.engine, e.spec, *e.store, *e.state, options);
   if (!report.ok()) return Fail(out, report.status());
+  out.Text("retention: " + DescribeKeepPolicy(keep) + " (labelled restore points are kept)");
+  if (options.dry_run) {
+    for (const auto& k : report->kept) out.Text(k);
+  }
   for (const auto& a : report->actions) out.Text((options.dry_run ? "would " : "") + a);
   for (const auto& err : report->errors) out.Error("warning: " + err);
   if (report->actions.empty()) out.Text("nothing to prune");
   out.Json({{"ok", report->errors.empty()},
             {"dry_run", options.dry_run},
             {"actions", report->actions},
+            {"kept", report->kept},
             {"errors", report->errors},
             {"blobs_deleted", report->blobs_deleted},
             {"bytes_freed", report->bytes_freed}});
@@ -182,11 +204,30 @@ class SnapshotCommands : public CommandGroup {
         ->default_val(3)
         ->check(CLI::NonNegativeNumber);
     prune_
-        ->add_option("--keep-restore-points", prune_options_.keep_restore_points,
-                     "Newest restore points kept (labelled ones are always kept)")
-        ->default_val(10)
+        ->add_option("--keep-restore-points", keep_flags_.restore_points,
+                     "Newest restore points kept, when no other --keep-* rule is given nor "
+                     "restore_points.keep in the spec (default 10; same as --keep-last)")
         ->check(CLI::NonNegativeNumber);
-    prune_->add_flag("--dry-run", prune_options_.dry_run, "Say what would be released");
+    prune_->add_option("--keep-last", keep_flags_.last, "Keep the newest N restore points")
+        ->check(CLI::NonNegativeNumber);
+    prune_
+        ->add_option("--keep-hourly", keep_flags_.hourly,
+                     "Keep the newest of each of the last N hours that have one")
+        ->check(CLI::NonNegativeNumber);
+    prune_
+        ->add_option("--keep-daily", keep_flags_.daily,
+                     "Keep the newest of each of the last N days that have one")
+        ->check(CLI::NonNegativeNumber);
+    prune_
+        ->add_option("--keep-weekly", keep_flags_.weekly,
+                     "Keep the newest of each of the last N weeks that have one")
+        ->check(CLI::NonNegativeNumber);
+    prune_
+        ->add_option("--keep-monthly", keep_flags_.monthly,
+                     "Keep the newest of each of the last N months that have one")
+        ->check(CLI::NonNegativeNumber);
+    prune_->add_flag("--dry-run", prune_options_.dry_run,
+                     "Say what would be released, and why each kept restore point is kept");
   }
 
   std::optional<int> Run(const Invocation& inv) override {
@@ -197,7 +238,7 @@ class SnapshotCommands : public CommandGroup {
       if (*snapshots_verify_) return CmdSnapshotsVerify(inv.global, inv.out, verify_selector_);
       return CmdSnapshots(inv.global, inv.out);
     }
-    if (*prune_) return CmdPrune(inv.global, inv.out, prune_options_, inv.command);
+    if (*prune_) return CmdPrune(inv.global, inv.out, prune_options_, keep_flags_, inv.command);
     return std::nullopt;
   }
 
@@ -210,6 +251,7 @@ class SnapshotCommands : public CommandGroup {
   std::string verify_selector_;
   CLI::App* prune_ = nullptr;
   PruneOptions prune_options_;
+  KeepFlags keep_flags_;
 };
 
 }  // namespace

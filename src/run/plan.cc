@@ -191,6 +191,21 @@ std::vector<std::string> Dependents(const Spec& spec, const std::string& name) {
 
 namespace {
 
+// The restore point a rollback targets when none is named: the newest run's
+// own, when that run is a deploy that took one (a rollback right after a
+// deploy undoes that deploy, even if a scheduled restore point of the bad
+// release was taken since); otherwise the latest.
+Result<std::string> DefaultTarget(StateDb& state, Store& store, std::vector<std::string>* notes) {
+  BACKSTOP_ASSIGN_OR_RETURN(auto runs, state.ListRuns(1));
+  if (runs.empty() || runs[0].kind != "deploy" || runs[0].restore_point.empty()) {
+    return std::string("latest");
+  }
+  if (!ReadRestorePoint(store, runs[0].restore_point).ok()) return std::string("latest");
+  notes->push_back("the target is the pre-deploy restore point of the newest run, " + runs[0].id +
+                   " (" + runs[0].command + ")");
+  return runs[0].restore_point;
+}
+
 Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request, Store& store,
                                StateDb& state, const DriverRegistry& registry, DriverContext& ctx) {
   Plan plan;
@@ -199,7 +214,10 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
 
   if (request.all) {
     plan.scope = "all";
-    std::string selector = request.to.empty() ? "latest" : request.to;
+    std::string selector = request.to;
+    if (selector.empty()) {
+      BACKSTOP_ASSIGN_OR_RETURN(selector, DefaultTarget(state, store, &plan.notes));
+    }
     BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ResolveRestorePoint(store, selector));
     plan.restore_point_id = rp.id;
     plan.target = DescribeRestorePoint(rp);
@@ -315,7 +333,17 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
 
   // A data or config component: restored from a restore point; the services
   // that depend on it are stopped around the restore and started again.
-  std::string selector = request.to.empty() ? "latest" : request.to;
+  std::string selector = request.to;
+  if (selector.empty()) {
+    std::vector<std::string> notes;
+    BACKSTOP_ASSIGN_OR_RETURN(selector, DefaultTarget(state, store, &notes));
+    auto rp = ResolveRestorePoint(store, selector);
+    if (rp.ok() && rp->components.contains(c->name)) {
+      plan.notes.insert(plan.notes.end(), notes.begin(), notes.end());
+    } else {
+      selector = "latest";
+    }
+  }
   BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ResolveRestorePoint(store, selector));
   if (!rp.components.contains(c->name)) {
     return Status::NotFound(rp.id + " does not contain " + c->name);

@@ -63,8 +63,10 @@ struct RollbackRequest {
   bool all = false;
   std::string component;  // when !all
   // previous | latest | a restore point selector | a release name (services).
-  // Empty: --all -> latest restore point; a service -> its previous release;
-  // another component -> latest restore point.
+  // Empty: --all -> the newest run's pre-deploy restore point when that run
+  // is a deploy that took one, else the latest restore point; a service -> its
+  // previous release; another component -> as --all (when that restore point
+  // holds it), else the latest.
   std::string to;
 };
 

@@ -1,14 +1,20 @@
 #include "run/prune.h"
 
 #include <algorithm>
+#include <map>
 #include <regex>
 #include <set>
 
 #include "base/units.h"
+#include "run/retention.h"
 #include "store/restore_point.h"
 
 namespace backstop {
 namespace {
+
+// A name a user gave (`backstop snapshot --label`), not one Backstop gives
+// its own restore points (safety, pre-deploy, scheduled, post-rollback, drill).
+bool IsUserLabelled(const RestorePoint& rp) { return !rp.label.empty() && rp.kind == "manual"; }
 
 // Blob digests mentioned in a kept run's artifacts (e.g. saved stream content).
 void CollectDigests(FileSystem* fs, const std::string& dir, std::set<std::string>* out) {
@@ -52,10 +58,16 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   // safety restore point of such a run refers to what is gone (a retained
   // database), so it goes with it.
   std::set<std::string> released_runs;
+  // Restore points a kept run names as its own (a deploy's pre-deploy point:
+  // a rollback of that deploy targets it).
+  std::map<std::string, std::string> needed_by_runs;
   int seen = 0;
   for (const auto& run : runs) {
     if (seen++ < options.keep_runs) {
       kept_runs.insert(run.id);
+      if (run.kind == "deploy" && !run.restore_point.empty()) {
+        needed_by_runs[run.restore_point] = run.id;
+      }
       continue;
     }
     BACKSTOP_ASSIGN_OR_RETURN(auto pruned, state.Get("pruned:" + run.id));
@@ -63,6 +75,7 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
       released_runs.insert(run.id);
       continue;
     }
+    if (options.restore_points_only) continue;
     auto plan = Plan::FromJson(run.plan);
     if (!plan.ok()) continue;
     bool all_ok = true;
@@ -89,6 +102,7 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   // resumed. Data drivers release it when Prune is given no run id
   // (services keep nothing of a run outside its run directory).
   for (const auto& [name, c] : spec.components) {
+    if (options.restore_points_only) break;
     if (!HoldsData(c.kind)) continue;
     auto driver = engine.DriverFor(c);
     if (!driver.ok()) continue;
@@ -98,19 +112,43 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
     if (!st.ok()) report.errors.push_back(name + " (leftovers of killed runs): " + st.message());
   }
 
-  // 2. Restore points beyond the retention count (newest kept).
+  // 2. Restore points the retention policy does not keep.
   std::vector<std::string> list_errors;
   std::vector<RestorePoint> rps = ListRestorePoints(store, &list_errors);
   std::reverse(rps.begin(), rps.end());  // newest first
+  KeepPolicy policy = options.keep;
+  if (policy.empty()) policy.last = options.keep_restore_points;
+  std::vector<RestorePoint> candidates;
+  for (const auto& rp : rps) {
+    if (!(rp.kind == "safety" && released_runs.count(rp.run_id) > 0)) candidates.push_back(rp);
+  }
+  std::map<std::string, std::vector<std::string>> reasons = KeptByPolicy(candidates, policy);
+  // The checklist's evidence of the last recovery ("a fresh restore point
+  // taken after the rollback") stays whatever its age.
+  for (const auto& rp : candidates) {
+    if (rp.kind != "post-rollback") continue;
+    reasons[rp.id].push_back("the newest post-rollback restore point");
+    break;
+  }
   std::vector<RestorePoint> remaining;
-  int count = 0;
   for (const auto& rp : rps) {
     const bool released = rp.kind == "safety" && released_runs.count(rp.run_id) > 0;
-    bool keep = !released && (count++ < options.keep_restore_points ||
-                              (options.keep_labelled && !rp.label.empty() && rp.kind != "safety") ||
-                              (!rp.run_id.empty() && kept_runs.count(rp.run_id)));
-    if (keep) {
+    std::vector<std::string> why = released ? std::vector<std::string>{} : reasons[rp.id];
+    if (!released) {
+      if (options.keep_labelled && IsUserLabelled(rp)) why.push_back("labelled " + rp.label);
+      if (!rp.run_id.empty() && kept_runs.count(rp.run_id)) {
+        why.push_back("belongs to kept run " + rp.run_id);
+      }
+      auto needed = needed_by_runs.find(rp.id);
+      if (needed != needed_by_runs.end()) why.push_back("target of run " + needed->second);
+    }
+    if (!why.empty()) {
       remaining.push_back(rp);
+      std::string line = "keep restore point " + rp.id +
+                         (rp.label.empty() ? "" : " (" + rp.label + ")") + " of " +
+                         FormatRfc3339(rp.created_wall_us) + ": ";
+      for (size_t i = 0; i < why.size(); ++i) line += (i ? ", " : "") + why[i];
+      report.kept.push_back(line);
       continue;
     }
     report.actions.push_back(

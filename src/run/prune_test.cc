@@ -317,5 +317,86 @@ TEST_F(PruneTest, ADryRunReportsWhatARealRunDoesAndChangesNothing) {
   EXPECT_EQ(Blobs(), (std::vector<std::string>{b}));
 }
 
+// The spec's keep policy in prune: hourly buckets at fixed times, a user
+// label kept beyond the policy while Backstop's own labels are not, the
+// newest post-rollback restore point and a kept deploy's pre-deploy one kept
+// whatever their age, and a dry run saying why each kept one is kept.
+TEST_F(PruneTest, TheKeepPolicyDecidesWhichRestorePointsGoAndSaysWhyOthersStay) {
+  const std::string a = Blob("a");
+  const int h = 3600;
+  AddRestorePoint("rp-old-post", 1, {a}, "post-rollback", "post-rollback", "run-gone");
+  AddRestorePoint("rp-golden", 2, {a}, "golden");
+  AddRestorePoint("rp-pre", 3, {a}, "pre-deploy", "pre-deploy");
+  AddRestorePoint("rp-s1", h + 10, {a}, "scheduled", "scheduled");
+  AddRestorePoint("rp-s2", h + 20, {a}, "scheduled", "scheduled");
+  AddRestorePoint("rp-s3", 2 * h + 10, {a}, "scheduled", "scheduled");
+  AddRestorePoint("rp-s4", 2 * h + 20, {a}, "scheduled", "scheduled");
+  {
+    RunRecord deploy;  // the newest run: a deploy that recorded rp-pre
+    deploy.id = "run-deploy";
+    deploy.kind = "deploy";
+    deploy.status = "succeeded";
+    Plan plan;
+    plan.kind = "deploy";
+    plan.scope = "component";
+    plan.affected = {"conf"};
+    deploy.plan = plan.ToJson();
+    deploy.restore_point = "rp-pre";
+    deploy.started_us = Wall(4);
+    ASSERT_TRUE(state_->CreateRun(deploy, {}).ok());
+  }
+  PruneOptions options;
+  options.keep.hourly = 2;
+  options.dry_run = true;
+  auto report = Prune(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const std::string hour1 = FormatRfc3339(Wall(h)).substr(0, 13);
+  const std::string hour2 = FormatRfc3339(Wall(2 * h)).substr(0, 13);
+  EXPECT_EQ(report->kept,
+            (std::vector<std::string>{"keep restore point rp-s4 (scheduled) of " +
+                                          FormatRfc3339(Wall(2 * h + 20)) + ": hourly " + hour2,
+                                      "keep restore point rp-s2 (scheduled) of " +
+                                          FormatRfc3339(Wall(h + 20)) + ": hourly " + hour1,
+                                      "keep restore point rp-pre (pre-deploy) of " +
+                                          FormatRfc3339(Wall(3)) + ": target of run run-deploy",
+                                      "keep restore point rp-golden (golden) of " +
+                                          FormatRfc3339(Wall(2)) + ": labelled golden",
+                                      "keep restore point rp-old-post (post-rollback) of " +
+                                          FormatRfc3339(Wall(1)) +
+                                          ": the newest post-rollback restore point"}));
+  EXPECT_EQ(report->actions,
+            (std::vector<std::string>{
+                "delete restore point rp-s3 (scheduled) of " + FormatRfc3339(Wall(2 * h + 10)),
+                "delete restore point rp-s1 (scheduled) of " + FormatRfc3339(Wall(h + 10))}));
+  EXPECT_EQ(RestorePointIds().size(), 7u);  // a dry run deletes nothing
+
+  options.dry_run = false;
+  report = Prune(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(RestorePointIds(),
+            (std::vector<std::string>{"rp-old-post", "rp-golden", "rp-pre", "rp-s2", "rp-s4"}));
+}
+
+// After a scheduled restore point only restore points are pruned: what runs
+// kept aside stays for `backstop prune`.
+TEST_F(PruneTest, RestorePointsOnlyReleasesNothingRunsKeptAside) {
+  const std::string a = Blob("a");
+  AddRun("run-1", 10);
+  AddRun("run-2", 20);
+  AddRestorePoint("rp-1", 30, {a});
+  AddRestorePoint("rp-2", 40, {a});
+  PruneOptions options;
+  options.keep_runs = 0;
+  options.keep.last = 1;
+  options.restore_points_only = true;
+  auto report = Prune(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(RestorePointIds(), (std::vector<std::string>{"rp-2"}));
+  EXPECT_EQ(calls_, (std::vector<std::string>{"discard conf"}));
+  auto marked = state_->Get("pruned:run-1");
+  ASSERT_TRUE(marked.ok());
+  EXPECT_FALSE(marked->has_value());
+}
+
 }  // namespace
 }  // namespace backstop

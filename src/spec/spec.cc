@@ -63,8 +63,8 @@ namespace spec_internal {
 namespace {
 
 const std::vector<std::string> kTopKeys = {
-    "environment", "protected", "state_dir",       "store",  "data_loss",
-    "components",  "triggers",  "decision_matrix", "drills", "notify"};
+    "environment", "protected",       "state_dir", "store",  "data_loss",     "components",
+    "triggers",    "decision_matrix", "drills",    "notify", "restore_points"};
 
 }  // namespace
 
@@ -130,6 +130,7 @@ void Parser::ParseRoot(const YAML::Node& root, Spec* spec) {
 
   if (Entry* e = top.Take("drills")) ParseDrills(*e, spec);
   if (Entry* e = top.Take("notify")) ParseNotify(*e, spec);
+  if (Entry* e = top.Take("restore_points")) ParseRestorePoints(*e, spec);
 
   RejectUnknown(top, kTopKeys);
 }

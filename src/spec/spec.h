@@ -119,6 +119,27 @@ struct NotifySpec {
 // lists them ("rollback_started", "trigger_firing", ...).
 const std::vector<std::string>& NotifyEventNames();
 
+// How many restore points of each age `backstop prune` keeps, in the manner
+// of restic's `forget --keep-*`: the newest `last`, then the newest of each
+// of the last `hourly` hours (days, ISO weeks, months, UTC) that have one.
+// A count of 0 keeps none by that rule. Empty (every count 0): no policy.
+struct KeepPolicy {
+  int last = 0;
+  int hourly = 0;
+  int daily = 0;
+  int weekly = 0;
+  int monthly = 0;
+  bool empty() const { return last + hourly + daily + weekly + monthly == 0; }
+};
+
+// `restore_points:` — restore points taken without anyone thinking of them.
+struct RestorePointsSpec {
+  // `backstop watch` takes one of the whole environment this often (0: never).
+  int64_t every_ms = 0;
+  KeepPolicy keep;  // applied by `backstop prune` and after each scheduled one
+  SourcePos pos;
+};
+
 struct Spec {
   std::string path;      // absolute path of the spec file
   std::string base_dir;  // its directory: relative paths in the spec resolve against it
@@ -137,6 +158,7 @@ struct Spec {
   bool decision_matrix_defaulted = false;
   std::vector<DrillSpec> drills;
   std::vector<NotifySpec> notify;
+  RestorePointsSpec restore_points;
 
   const ComponentSpec* Find(const std::string& name) const;
 };

@@ -240,7 +240,7 @@ TEST_F(ExampleSpecTest, TheDemoOverridesPortsPathsAndIntervals) {
   // A shorter interval alone leaves the explicit 10s timeout too long: said, not guessed.
   unsetenv("HEALTH_TIMEOUT");
   auto errors = CheckSpecText(ReadOrDie(path_), path_, FakeDrivers());
-  ASSERT_EQ(errors.size(), 4u) << Dump(errors);
+  ASSERT_EQ(errors.size(), 5u) << Dump(errors);
   EXPECT_EQ(errors[0].key, "components.postgres.health.timeout");
   EXPECT_NE(errors[0].message.find("timeout 10s exceeds interval 1s"), std::string::npos);
   SetUp();
@@ -625,6 +625,49 @@ TEST(SpecTest, ExpandsEnvironmentVariables) {
   EXPECT_EQ(errors[1].pos.line, 7);
   EXPECT_EQ(errors[1].pos.column, 68);
   EXPECT_EQ(errors[2].key, "components.web.env.COST");
+}
+
+constexpr char kRestorePointsBase[] =
+    "environment: staging\n"
+    "components:\n"
+    "  web: {kind: service, driver: process, releases: /r, command: [x]}\n";
+
+TEST(SpecTest, ParsesTheRestorePointScheduleAndRetention) {
+  auto spec = ParseSpec(std::string(kRestorePointsBase) +
+                            "restore_points: {every: 1h, keep: {last: 2, hourly: 24, daily: 7, "
+                            "weekly: 4, monthly: 6}}\n",
+                        "/tmp/x/backstop.yaml", FakeDrivers());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->restore_points.every_ms, 3600 * 1000);
+  EXPECT_EQ(spec->restore_points.keep.last, 2);
+  EXPECT_EQ(spec->restore_points.keep.hourly, 24);
+  EXPECT_EQ(spec->restore_points.keep.daily, 7);
+  EXPECT_EQ(spec->restore_points.keep.weekly, 4);
+  EXPECT_EQ(spec->restore_points.keep.monthly, 6);
+
+  auto none = ParseSpec(kRestorePointsBase, "/tmp/x/backstop.yaml", FakeDrivers());
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->restore_points.every_ms, 0);
+  EXPECT_TRUE(none->restore_points.keep.empty());
+}
+
+TEST(SpecTest, RestorePointErrorsPointAtTheValue) {
+  auto errors = CheckSpecText(std::string(kRestorePointsBase) +
+                                  "restore_points:\n"
+                                  "  every: 0s\n"
+                                  "  keep: {hourly: -1, dayly: 7, weekly: x}\n"
+                                  "  often: yes\n",
+                              "spec.yaml", FakeDrivers());
+  ASSERT_EQ(errors.size(), 5u) << Dump(errors);
+  EXPECT_EQ(errors[0].ToString(),
+            "spec.yaml:5:10: restore_points.every: duration must be greater than zero; expected "
+            "a positive duration such as 250ms, 30s, 5m or 1h30m");
+  EXPECT_EQ(errors[1].key, "restore_points.keep.hourly");
+  EXPECT_EQ(errors[1].pos.line, 6);
+  EXPECT_EQ(errors[1].pos.column, 18);
+  EXPECT_NE(errors[2].message.find("dayly"), std::string::npos) << errors[2].ToString();
+  EXPECT_EQ(errors[3].key, "restore_points.keep.weekly");
+  EXPECT_EQ(errors[4].pos.line, 7);
 }
 
 TEST(SpecTest, ExpandEnvHelper) {

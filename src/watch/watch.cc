@@ -25,6 +25,20 @@ constexpr const char* kRulesKey = "watch.rules";
 // histories (which change with every sample) at most this often.
 constexpr int64_t kRulesSaveEveryUs = 30'000'000;
 constexpr int64_t kPauseCheckEveryUs = 1'000'000;
+
+// The newest restore point holding `component`, safety ones skipped as
+// "latest" skips them: a pre-deploy or post-rollback restore point holds only
+// what its run touched, and must not hide an older one of the whole
+// environment. With none, "latest" (whose error says what exists).
+Result<RestorePoint> NewestRestorePointWith(Store& store, const std::string& component) {
+  std::vector<std::string> errors;
+  std::vector<RestorePoint> rps = ListRestorePoints(store, &errors);
+  for (auto it = rps.rbegin(); it != rps.rend(); ++it) {
+    if (it->kind == "safety" || !it->components.contains(component)) continue;
+    return ResolveRestorePoint(store, it->id);  // refuses a modified manifest
+  }
+  return ResolveRestorePoint(store, "latest");
+}
 constexpr size_t kRecentDecisions = 50;
 
 }  // namespace
@@ -214,7 +228,7 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
     MutexLock lock(&mu_);
     gate_.Forget(e.trigger, e.component);  // held again below if a gate holds it
   }
-  auto rp = ResolveRestorePoint(*store_, "latest");
+  auto rp = NewestRestorePointWith(*store_, e.component);
   if (!rp.ok()) {
     outcome = "held";
     why = "no restore point to roll back to (" + rp.status().message() +
@@ -547,6 +561,11 @@ Status Watcher::Run() {
     }
   }
   WriteDaemonInfo();
+  if (spec_.restore_points.every_ms > 0) {
+    scheduled_ = std::make_unique<RestorePointScheduler>(
+        env_, spec_.restore_points.every_ms, NewestScheduledRestorePoint(env_, spec_),
+        [this] { return TakeScheduledRestorePoint(env_, spec_, registry_, log_); });
+  }
   // Firing in the saved state: decided again once probed afresh (if still firing).
   for (const auto& st : engine_->States()) {
     if (st.state != TriggerState::kFiring) continue;
@@ -628,6 +647,14 @@ Status Watcher::Run() {
       states_refreshed_us = now;
     }
     ProcessApiJobs();
+    if (scheduled_) {
+      bool run_active;
+      {
+        MutexLock lock(&mu_);
+        run_active = run_active_ || run_finished_;
+      }
+      scheduled_->Tick(run_active);
+    }
     if (now - last_pause_check_us_ >= kPauseCheckEveryUs) {
       RefreshPaused();
       RetryHeld();
@@ -651,6 +678,7 @@ Status Watcher::Run() {
   }
   prober_->Stop();
   if (api_) api_->Stop();
+  scheduled_.reset();  // waits for a restore point being taken
   if (job_) {
     log_->Warn("waiting for the running rollback to finish");
     job_->Join();

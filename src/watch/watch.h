@@ -71,6 +71,7 @@
 #include "watch/api.h"
 #include "watch/decision.h"
 #include "watch/prober.h"
+#include "watch/restore_point_scheduler.h"
 #include "watch/rollback_job.h"
 #include "watch/rules.h"
 #include "watch/service_notify.h"
@@ -195,6 +196,8 @@ class Watcher final : public ApiBackend {
   int64_t last_rules_save_us_ = 0;
   int64_t last_pause_check_us_ = 0;
   std::unique_ptr<RollbackJob> job_;  // running, or finished and not yet reaped
+  // restore_points.every of the spec (null when not set).
+  std::unique_ptr<RestorePointScheduler> scheduled_;
   ServiceNotifier service_;           // readiness, watchdog and STATUS= for systemd
 
   // Shared between the control, prober, job and API threads.
