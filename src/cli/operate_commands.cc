@@ -170,7 +170,8 @@ std::vector<std::string> DeployFootprint(const Spec& spec, const std::string& se
     if (c == nullptr) continue;
     for (const auto& d : c->depends_on) {
       const ComponentSpec* dep = spec.Find(d);
-      if (dep == nullptr || dep->kind == "service" || !found.insert(d).second) continue;
+      if (dep == nullptr || dep->kind == ComponentKind::kService || !found.insert(d).second)
+        continue;
       queue.push_back(d);
     }
   }
