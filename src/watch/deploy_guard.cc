@@ -12,7 +12,7 @@ Result<std::optional<TriggerEvent>> WatchAfterDeploy(Env* env, const Spec& spec,
                                                      const std::vector<std::string>& components,
                                                      const DeployGuardOptions& options,
                                                      const ProbeComponent& probe) {
-  std::map<std::string, std::string> kinds;
+  std::map<std::string, ComponentKind> kinds;
   std::map<std::string, int64_t> interval_us;
   for (const auto& name : components) {
     const ComponentSpec* c = spec.Find(name);
@@ -66,7 +66,7 @@ std::string DescribeFiring(const TriggerEvent& event) {
     for (auto it = event.samples.rbegin(); it != event.samples.rend() && shown < 5; ++it, ++shown) {
       char value[32];
       snprintf(value, sizeof(value), "%g", it->value);
-      out += std::string(shown ? "," : "") + " " + it->signal + "=" + value +
+      out += std::string(shown ? "," : "") + " " + std::string(Name(it->signal)) + "=" + value +
              (it->detail.empty() ? "" : " (" + it->detail + ")");
     }
   }

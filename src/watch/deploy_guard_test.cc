@@ -16,15 +16,15 @@ Spec OneService() {
   spec.environment = "test";
   ComponentSpec web;
   web.name = "web";
-  web.kind = "service";
+  web.kind = ComponentKind::kService;
   web.health.interval_ms = 1000;
   spec.components["web"] = web;
   spec.component_order = {"web"};
   TriggerSpec down;
   down.name = "service_down";
-  down.signal = "health";
+  down.signal = Signal::kHealth;
   down.consecutive = 3;
-  down.action = "component_rollback";
+  down.action = TriggerAction::kComponentRollback;
   spec.triggers = {down};
   return spec;
 }
