@@ -182,10 +182,12 @@ Result<DataLossReport> NatsDriver::AssessLoss(const ComponentSpec& c, const json
     uint64_t published = 0;  // live messages the restore discards
     uint64_t deleted = 0;    // restore-point messages the live stream no longer holds
     std::string deleted_event = "deleted";
+    // A named copy: clang 14 cannot capture a structured binding.
+    const std::string& stream_name = stream;
     auto discard = [&](const MessageMeta& m) -> Status {
       ++published;
-      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Append(PublishedLine(stream, m)));
-      if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Append(DiscardedLine(stream, m)));
+      if (ledger) BACKSTOP_RETURN_IF_ERROR(ledger->Append(PublishedLine(stream_name, m)));
+      if (discarded) BACKSTOP_RETURN_IF_ERROR(discarded->Append(DiscardedLine(stream_name, m)));
       return Status::OK();
     };
     if (rec.contains("index_blob") && rec["index_blob"].is_string()) {
