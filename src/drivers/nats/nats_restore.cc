@@ -37,7 +37,10 @@ Status NatsDriver::Restore(const ComponentSpec& c, const json& entry, DriverCont
     saved["streams"] = json::object();
 
   BACKSTOP_ASSIGN_OR_RETURN(auto conn, Connect(settings));
-  for (const auto& [stream, rec] : streams) {
+  for (const auto& stream_and_record : streams) {
+    // Named, not a structured binding: the lambdas below capture them.
+    const auto& stream = stream_and_record.first;
+    const auto& rec = stream_and_record.second;
     Position target = PositionOf(rec["position"]);
     auto info = GetStreamInfo(*conn, stream);
     if (!info.ok() && !info.status().IsNotFound()) {
