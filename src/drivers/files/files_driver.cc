@@ -11,6 +11,7 @@
 #include "base/hash.h"
 #include "base/strings.h"
 #include "base/units.h"
+#include "drivers/driver_settings.h"
 #include "store/restore_point.h"
 #include "store/store.h"
 
@@ -38,17 +39,6 @@ struct Settings {
   std::string marker_path;     // reload pending; empty without a state dir
   std::string reference_path;  // the state last restored (drift reference)
 };
-
-Result<int64_t> DurationMs(const json& settings, const std::string& key, int64_t fallback) {
-  if (!settings.contains(key) || settings[key].is_null()) return fallback;
-  const json& v = settings[key];
-  if (v.is_number()) return v.get<int64_t>();
-  if (v.is_string()) {
-    if (auto ms = ParseDurationMs(v.get<std::string>())) return *ms;
-  }
-  return Status::InvalidArgument("setting '" + key + "' must be a duration such as 30s, not " +
-                                 v.dump());
-}
 
 std::vector<std::string> StringList(const json& v) {
   if (v.is_string()) return {v.get<std::string>()};
@@ -81,7 +71,7 @@ Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_d
       }
     }
     if (j.contains("reload") && !j["reload"].is_null()) s.reload = StringList(j["reload"]);
-    BACKSTOP_ASSIGN_OR_RETURN(s.reload_timeout_ms, DurationMs(j, "reload_timeout", 30'000));
+    BACKSTOP_ASSIGN_OR_RETURN(s.reload_timeout_ms, DurationSettingMs(j, "reload_timeout", 30'000));
   } catch (const std::exception& e) {
     return Status::InvalidArgument("component " + c.name + ": bad files settings: " + e.what());
   }

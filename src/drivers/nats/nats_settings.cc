@@ -2,24 +2,13 @@
 #include "drivers/nats/nats_settings.h"
 
 #include "base/units.h"
+#include "drivers/driver_settings.h"
 
 namespace backstop::nats {
 
 using nlohmann::json;
 
 namespace {
-
-// Durations arrive converted to milliseconds; a raw string is accepted too.
-Result<int64_t> DurationSetting(const json& s, const std::string& key, int64_t fallback) {
-  auto it = s.find(key);
-  if (it == s.end() || it->is_null()) return fallback;
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_string()) {
-    auto ms = ParseDurationMs(it->get<std::string>());
-    if (ms) return *ms;
-  }
-  return Status::InvalidArgument(key + ": expected a duration such as \"5s\", got " + it->dump());
-}
 
 std::string StringSetting(const json& s, const std::string& key) {
   auto it = s.find(key);
@@ -49,9 +38,9 @@ Result<NatsSettings> ReadSettings(const ComponentSpec& c) {
   if (out.streams.empty()) {
     return Status::InvalidArgument(where + "streams is required: the JetStream streams to restore");
   }
-  auto ct = DurationSetting(s, "connect_timeout", 5000);
+  auto ct = DurationSettingMs(s, "connect_timeout", 5000);
   if (!ct.ok()) return ct.status().WithContext(where);
-  auto rt = DurationSetting(s, "request_timeout", 10000);
+  auto rt = DurationSettingMs(s, "request_timeout", 10000);
   if (!rt.ok()) return rt.status().WithContext(where);
   out.connect.connect_timeout_ms = *ct > 0 ? *ct : 5000;
   out.connect.request_timeout_ms = *rt > 0 ? *rt : 10000;

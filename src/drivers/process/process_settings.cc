@@ -3,6 +3,7 @@
 
 #include "base/env.h"
 #include "base/units.h"
+#include "drivers/driver_settings.h"
 
 namespace backstop::process {
 
@@ -11,17 +12,6 @@ using nlohmann::json;
 namespace {
 
 // A duration setting: milliseconds (as the spec parser stores it) or text ("10s").
-Result<int64_t> DurationMs(const json& settings, const std::string& key, int64_t fallback) {
-  if (!settings.contains(key) || settings[key].is_null()) return fallback;
-  const json& v = settings[key];
-  if (v.is_number()) return v.get<int64_t>();
-  if (v.is_string()) {
-    if (auto ms = ParseDurationMs(v.get<std::string>())) return *ms;
-  }
-  return Status::InvalidArgument("setting '" + key + "' must be a duration such as 10s, not " +
-                                 v.dump());
-}
-
 }  // namespace
 
 Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_dir) {
@@ -54,7 +44,7 @@ Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_d
         s.env[k] = v.is_string() ? v.get<std::string>() : v.dump();
       }
     }
-    BACKSTOP_ASSIGN_OR_RETURN(s.stop_timeout_ms, DurationMs(j, "stop_timeout", 10'000));
+    BACKSTOP_ASSIGN_OR_RETURN(s.stop_timeout_ms, DurationSettingMs(j, "stop_timeout", 10'000));
     if (j.contains("check_listener") && j["check_listener"].is_boolean()) {
       s.check_listener = j["check_listener"].get<bool>();
     }
