@@ -143,6 +143,29 @@ std::string PlanScope(const Plan& plan) {
   return plan.scope == "all" ? std::string("the whole environment") : plan.component;
 }
 
+// The run.started event of a new run, or of a resumed one (`command` is the
+// command that resumed it; a new run names its target restore point).
+void JournalRunStarted(StateDb& state, Clock* clock, const RunRecord& run, const Plan& plan,
+                       const std::string& command, const std::string& user, bool resumed) {
+  nlohmann::json detail = {{"kind", plan.kind},
+                           {"scope", plan.scope},
+                           {"target", plan.target},
+                           {"affected", plan.affected},
+                           {"triggered_by", run.triggered_by},
+                           {"command", command},
+                           {"user", user}};
+  if (resumed) {
+    detail["resumed"] = true;
+  } else {
+    detail["restore_point"] = plan.restore_point_id;
+  }
+  JournalRunEvent(state, clock, EventKind::kRunStarted, run,
+                  plan.scope == "all" ? "" : plan.component,
+                  plan.kind + " of " + PlanScope(plan) + " to " + plan.target +
+                      (resumed ? " resumed" : " started"),
+                  std::move(detail));
+}
+
 std::vector<RunEndedHook>& RunEndedHooks() {
   static std::vector<RunEndedHook> hooks;
   return hooks;
@@ -747,17 +770,8 @@ Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options)
   RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.CreateRun(run, steps));
   if (options.on_run_id) options.on_run_id(run.id);
-  JournalRunEvent(state_, env_->clock(), EventKind::kRunStarted, run,
-                  plan.scope == "all" ? "" : plan.component,
-                  plan.kind + " of " + PlanScope(plan) + " to " + plan.target + " started",
-                  {{"kind", plan.kind},
-                   {"scope", plan.scope},
-                   {"target", plan.target},
-                   {"affected", plan.affected},
-                   {"triggered_by", run.triggered_by},
-                   {"command", run.command},
-                   {"user", RunUser(options)},
-                   {"restore_point", plan.restore_point_id}});
+  JournalRunStarted(state_, env_->clock(), run, plan, run.command, RunUser(options),
+                    /*resumed=*/false);
   out_.Line("Run " + run.id + ": " + (plan.kind == "deploy" ? "deploy " : "rollback of ") +
             (plan.scope == "all" ? std::string("the whole environment") : plan.component) + " to " +
             plan.target);
@@ -789,17 +803,8 @@ Result<RunOutcome> RunEngine::Resume(const std::string& selector, const RunOptio
   BACKSTOP_ASSIGN_OR_RETURN(Plan plan, Plan::FromJson(run.plan));
   RemoveLeftoversOfKilledRuns(env_, spec_, store_);
   BACKSTOP_RETURN_IF_ERROR(state_.SetRunStatus(run_id, "running"));
-  JournalRunEvent(state_, env_->clock(), EventKind::kRunStarted, run,
-                  plan.scope == "all" ? "" : plan.component,
-                  plan.kind + " of " + PlanScope(plan) + " to " + plan.target + " resumed",
-                  {{"kind", plan.kind},
-                   {"scope", plan.scope},
-                   {"target", plan.target},
-                   {"affected", plan.affected},
-                   {"triggered_by", run.triggered_by},
-                   {"command", options.command},
-                   {"user", RunUser(options)},
-                   {"resumed", true}});
+  JournalRunStarted(state_, env_->clock(), run, plan, options.command, RunUser(options),
+                    /*resumed=*/true);
   out_.Line("Resuming run " + run_id + " (" + run.command + ")");
   return Drive(run, plan, options);
 }
