@@ -1,7 +1,6 @@
 // The watch daemon. See watch.h.
 #include "watch/watch.h"
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,11 +19,12 @@
 namespace backstop {
 namespace {
 
-constexpr const char* kRulesKey = "watch.rules";
 // Trigger state is saved at once on every state change; counts and counter
 // histories (which change with every sample) at most this often.
 constexpr int64_t kRulesSaveEveryUs = 30'000'000;
-constexpr int64_t kPauseCheckEveryUs = 1'000'000;
+// Held triggers are retried, and status refreshed between state changes, at
+// most this often.
+constexpr int64_t kHousekeepingEveryUs = 1'000'000;
 
 }  // namespace
 
@@ -43,6 +43,17 @@ Watcher::~Watcher() {
   if (prober_) prober_->Stop();
   if (api_) api_->Stop();
   job_.reset();  // joins
+  StopWorkers();
+}
+
+void Watcher::StopWorkers() {
+  {
+    MutexLock lock(&mu_);
+    decider_stop_ = true;
+    cv_.SignalAll();
+  }
+  if (decider_.joinable()) decider_.join();
+  if (writer_) writer_->Stop();
 }
 
 void Watcher::Stop() {
@@ -67,13 +78,13 @@ Status Watcher::Open() {
   std::map<std::string, ComponentKind> kinds;
   for (const auto& [name, c] : spec_.components) kinds[name] = c.kind;
   engine_ = std::make_unique<RuleEngine>(spec_.triggers, kinds);
-  BACKSTOP_ASSIGN_OR_RETURN(auto saved, db_->Get(kRulesKey));
+  BACKSTOP_ASSIGN_OR_RETURN(auto saved, db_->Get(kRulesStateKey));
   if (saved) {
     auto j = nlohmann::json::parse(*saved, nullptr, false);
     Status st = j.is_discarded() ? Status::InvalidArgument("not JSON")
                                  : engine_->LoadState(j, env_->clock()->NowMicros());
     if (!st.ok()) {
-      log_->Warn("saved trigger state ignored: " + st.message(), {{"key", kRulesKey}});
+      log_->Warn("saved trigger state ignored: " + st.message(), {{"key", kRulesStateKey}});
     } else {
       int active = 0;
       for (const auto& s : engine_->States()) active += s.state != TriggerState::kOk;
@@ -111,37 +122,14 @@ void Watcher::SaveActions() {
     actions = gate_.PruneActions();
     actions_dirty_ = false;
   }
-  Status st = WriteWatchActions(*db_, actions);
-  if (!st.ok()) log_->Error("cannot record the rollback for cooldowns: " + st.message());
-}
-
-void Watcher::RefreshPaused() {
-  last_pause_check_us_ = env_->clock()->NowMicros();
-  auto state = ReadPauseState(*db_);
-  if (!state.ok()) return;
-  bool changed;
-  {
-    MutexLock lock(&mu_);
-    changed = paused_.paused != state->paused;
-    paused_ = *state;
-  }
-  if (changed) {
-    log_->Warn(state->paused ? "automatic actions paused" : "automatic actions resumed",
-               {{"by", state->by}, {"reason", state->reason}});
-  }
+  writer_->SaveActions(std::move(actions));
 }
 
 void Watcher::SaveRuleState(bool force, int64_t now_us) {
   if (!force && (!rules_dirty_ || now_us - last_rules_save_us_ < kRulesSaveEveryUs)) return;
-  Status st = db_->Put(kRulesKey, engine_->SaveState().dump());
-  if (!st.ok()) {
-    log_->Error("cannot save the trigger state: " + st.message());
-    return;
-  }
+  writer_->SaveRules(engine_->SaveState().dump());
   rules_dirty_ = false;
   last_rules_save_us_ = now_us;
-  // The saved document can be large (counter histories): give its memory back.
-  ::malloc_trim(0);
 }
 
 void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act) {
@@ -157,10 +145,8 @@ void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act
                              {"to", TriggerStateName(e.to)},
                              {"reason", e.reason}};
     if (may_act) {  // --once decides on the saved state: nothing new to journal
-      Status st = db_->AppendEvent(TriggerJournalEvent(e, env_->clock()->WallMicros(),
-                                                       env_->clock()->NowMicros()))
-                      .status();
-      if (!st.ok()) log_->Error("cannot journal the trigger event: " + st.message());
+      writer_->Append(
+          TriggerJournalEvent(e, env_->clock()->WallMicros(), env_->clock()->NowMicros()));
     }
     if (e.to == TriggerState::kFiring) {
       log_->Warn("trigger firing", fields);
@@ -337,6 +323,12 @@ void Watcher::WriteDaemonInfo() {
 
 Status Watcher::Run() {
   BACKSTOP_RETURN_IF_ERROR(Open());
+  const std::string db_path = JoinPath(spec_.state_dir, "state.db");
+  writer_ = std::make_unique<StateWriter>(db_path, log_,
+                                          [this](const PauseState& s) { TakePauseState(s); });
+  BACKSTOP_RETURN_IF_ERROR(writer_->Start());
+  BACKSTOP_ASSIGN_OR_RETURN(decider_db_, StateDb::Open(db_path));
+  decider_ = std::thread([this] { DeciderLoop(decider_db_.get()); });
   std::vector<ProbeTarget> targets = BuildTargets(/*spread=*/true);
   Prober::Options popts;
   popts.workers = options_.workers;
@@ -419,7 +411,7 @@ Status Watcher::Run() {
     // Between samples only instances that are not ok can change (their `for`
     // or keep_firing_for runs out): with none, the loop sleeps until the next
     // outcome or the once-a-second housekeeping.
-    auto wait = non_ok_.empty() ? std::chrono::milliseconds(kPauseCheckEveryUs / 1000) : tick;
+    auto wait = non_ok_.empty() ? std::chrono::milliseconds(kHousekeepingEveryUs / 1000) : tick;
     if (deadline > 0) {
       wait = std::min(wait, std::chrono::milliseconds(
                                 std::max<int64_t>(1, (deadline - clock->NowMicros()) / 1000)));
@@ -428,7 +420,8 @@ Status Watcher::Run() {
     {
       const auto until = std::chrono::steady_clock::now() + wait;
       MutexLock lock(&mu_);
-      while (!stop_ && outcomes_.empty() && !run_finished_ && api_requests_.empty()) {
+      while (!stop_ && outcomes_.empty() && !run_finished_ && api_requests_.empty() &&
+             decided_.empty()) {
         if (!cv_.WaitUntil(&mu_, until)) break;
       }
       if (stop_) break;
@@ -445,10 +438,11 @@ Status Watcher::Run() {
     std::vector<TriggerEvent> events;
     if (had_samples || !non_ok_.empty()) events = engine_->Evaluate(now);
     HandleEvents(events, /*may_act=*/true);
+    ActOnDecisions();
     // Status shows consecutive counts and last values too: refresh it at most
     // once a second when only samples (no state changes) came in.
     states_stale = (states_stale || had_samples) && events.empty();
-    if (states_stale && now - states_refreshed_us >= kPauseCheckEveryUs) {
+    if (states_stale && now - states_refreshed_us >= kHousekeepingEveryUs) {
       std::vector<TriggerStatus> fresh = engine_->States();
       MutexLock lock(&mu_);
       trigger_states_.swap(fresh);
@@ -464,8 +458,8 @@ Status Watcher::Run() {
       }
       scheduled_->Tick(run_active);
     }
-    if (now - last_pause_check_us_ >= kPauseCheckEveryUs) {
-      RefreshPaused();
+    if (now - last_held_retry_us_ >= kHousekeepingEveryUs) {
+      last_held_retry_us_ = now;
       RetryHeld();
     }
     SaveRuleState(!events.empty(), now);
@@ -485,6 +479,13 @@ Status Watcher::Run() {
     api_requests_.clear();
     cv_.SignalAll();
   }
+  {
+    // Decisions not yet acted on are dropped: a trigger that still fires is
+    // decided again after a restart (it is saved firing).
+    MutexLock lock(&mu_);
+    decider_stop_ = true;
+    cv_.SignalAll();
+  }
   prober_->Stop();
   if (api_) api_->Stop();
   scheduled_.reset();  // waits for a restore point being taken
@@ -494,6 +495,7 @@ Status Watcher::Run() {
   }
   FinishJobIfDone(clock->NowMicros());
   SaveRuleState(true, clock->NowMicros());
+  StopWorkers();  // writes what is pending
   (void)env_->fs()->Remove(JoinPath(spec_.state_dir, "watch.json"));
   return Status::OK();
 }

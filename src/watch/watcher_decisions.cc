@@ -29,9 +29,9 @@ constexpr size_t kRecentDecisions = 50;
 
 }  // namespace
 
-DecisionContext Watcher::BuildDecisionContext() {
+DecisionContext Watcher::BuildDecisionContext(std::vector<TriggerStatus> trigger_states) {
   DecisionContext ctx;
-  ctx.trigger_states = engine_->States();
+  ctx.trigger_states = std::move(trigger_states);
   for (const auto& name : spec_.component_order) {
     const ComponentSpec* c = spec_.Find(name);
     if (c->kind != ComponentKind::kService) continue;
@@ -55,23 +55,100 @@ DecisionContext Watcher::BuildDecisionContext() {
 }
 
 void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
+  DecisionRequest request{e, engine_->States()};
+  {
+    MutexLock lock(&mu_);
+    gate_.Forget(e.trigger, e.component);  // held again when decided, if a gate holds it
+    if (may_act) {
+      to_decide_.push_back(std::move(request));
+      cv_.SignalAll();
+      return;
+    }
+  }
+  // --once: decided at once, nothing else waits meanwhile.
+  ActOnDecision(PrepareDecision(request, nullptr), /*may_act=*/false);
+}
+
+Watcher::PreparedDecision Watcher::PrepareDecision(const DecisionRequest& request,
+                                                   StateDb* pause_db) {
+  PreparedDecision prepared;
+  prepared.event = request.event;
+  auto rp = NewestRestorePointWith(*store_, request.event.component);
+  if (!rp.ok()) {
+    prepared.no_restore_point = rp.status().message();
+    return prepared;
+  }
+  prepared.restore_point = std::move(*rp);
+  prepared.decision = Decide(request.event, spec_, *prepared.restore_point,
+                             BuildDecisionContext(request.trigger_states));
+  // Paused by `backstop watch pause` a moment ago: seen before acting.
+  if (prepared.decision.act && pause_db != nullptr) {
+    if (auto state = ReadPauseState(*pause_db); state.ok()) TakePauseState(*state);
+  }
+  return prepared;
+}
+
+void Watcher::DeciderLoop(StateDb* pause_db) {
+  for (;;) {
+    DecisionRequest request;
+    {
+      MutexLock lock(&mu_);
+      while (!decider_stop_ && to_decide_.empty()) cv_.Wait(&mu_);
+      if (decider_stop_) return;
+      request = std::move(to_decide_.front());
+      to_decide_.pop_front();
+    }
+    PreparedDecision prepared = PrepareDecision(request, pause_db);
+    MutexLock lock(&mu_);
+    decided_.push_back(std::move(prepared));
+    cv_.SignalAll();
+  }
+}
+
+void Watcher::ActOnDecisions() {
+  std::deque<PreparedDecision> decided;
+  {
+    MutexLock lock(&mu_);
+    decided.swap(decided_);
+  }
+  for (const auto& prepared : decided) ActOnDecision(prepared, /*may_act=*/true);
+}
+
+void Watcher::TakePauseState(const PauseState& state) {
+  bool changed;
+  {
+    MutexLock lock(&mu_);
+    changed = paused_.paused != state.paused;
+    paused_ = state;
+  }
+  if (changed) {
+    log_->Warn(state.paused ? "automatic actions paused" : "automatic actions resumed",
+               {{"by", state.by}, {"reason", state.reason}});
+  }
+}
+
+void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
+  const TriggerEvent& e = prepared.event;
   const int64_t wall = env_->clock()->WallMicros();
   nlohmann::json record = {{"at", FormatRfc3339(wall, true)},
                            {"trigger", e.trigger},
                            {"component", e.component},
                            {"reason", e.reason}};
   std::string outcome, why;
-  {
-    MutexLock lock(&mu_);
-    gate_.Forget(e.trigger, e.component);  // held again below if a gate holds it
+  const std::optional<RestorePoint>& rp = prepared.restore_point;
+  // The rules went on while the decider worked: act only on a trigger that
+  // still fires.
+  bool still_firing = true;
+  if (may_act) {
+    auto state = engine_->State(e.trigger, e.component);
+    still_firing = state.ok() && state->state == TriggerState::kFiring;
   }
-  auto rp = NewestRestorePointWith(*store_, e.component);
-  if (!rp.ok()) {
+  if (!rp) {
     outcome = "held";
-    why = "no restore point to roll back to (" + rp.status().message() +
+    why = "no restore point to roll back to (" + prepared.no_restore_point +
           "); take one with `backstop snapshot`";
   } else {
-    RollbackDecision d = Decide(e, spec_, *rp, BuildDecisionContext());
+    const RollbackDecision& d = prepared.decision;
     record["decision"] = d.ToJson();
     if (!d.act) {
       outcome = e.action == TriggerAction::kAlert ? "alert" : "held";
@@ -82,8 +159,10 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
     } else if (options_.dry_run) {
       outcome = "dry_run";
       why = "dry run, not acting: " + d.reason;
+    } else if (!still_firing) {
+      outcome = "held";
+      why = "the trigger stopped firing while it was decided on: " + d.reason;
     } else {
-      RefreshPaused();
       const GateInputs inputs = ReadGateInputs();
       GateVerdict verdict;
       {
@@ -155,11 +234,8 @@ void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
   record["outcome"] = outcome;
   record["why"] = why;
   if (may_act) {
-    Status st =
-        db_->AppendEvent(DecisionJournalEvent(e, outcome, why,
-                                              record.value("decision", nlohmann::json()), wall))
-            .status();
-    if (!st.ok()) log_->Error("cannot journal the decision: " + st.message());
+    writer_->Append(
+        DecisionJournalEvent(e, outcome, why, record.value("decision", nlohmann::json()), wall));
   }
   log_->Log(outcome == "acted"     ? "warn"
             : outcome == "dry_run" ? "info"
