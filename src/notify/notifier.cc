@@ -91,9 +91,10 @@ Status Notifier::Feed(StateDb& db, int64_t first_event_id) {
   }
 }
 
-Result<int> Notifier::DeliverDue(StateDb& db, int64_t deadline_us) {
+Result<int> Notifier::DeliverDue(StateDb& db, int64_t deadline_us, const std::string& target_name) {
   if (spec_.notify.empty()) return 0;
-  BACKSTOP_ASSIGN_OR_RETURN(auto due, db.Deliveries({env_->clock()->WallMicros(), kBatch}));
+  BACKSTOP_ASSIGN_OR_RETURN(auto due,
+                            db.Deliveries({env_->clock()->WallMicros(), kBatch, target_name}));
   int attempts = 0;
   for (DeliveryRecord d : due) {
     if (deadline_us > 0 && env_->clock()->NowMicros() >= deadline_us) break;

@@ -17,7 +17,8 @@
 // duplicate (a crash between a 2xx answer and that write).
 //
 // Secrets: URLs and signing keys are never logged; errors name the target.
-// Ownership: borrows the Env, Spec and Transport. Thread-safety: one thread;
+// Ownership: borrows the Env, Spec and Transport (null for a Notifier that
+// only feeds). Thread-safety: one thread;
 // the StateDb passed in is that thread's connection.
 #pragma once
 
@@ -59,8 +60,10 @@ class Notifier {
 
   // One attempt for each due notification, oldest first; returns how many
   // attempts were made. With `deadline_us` (monotonic, > 0) no attempt starts
-  // after it and none lasts beyond it by more than its timeouts allow.
-  Result<int> DeliverDue(StateDb& db, int64_t deadline_us = 0);
+  // after it and none lasts beyond it by more than its timeouts allow. With
+  // `target`, only that target's notifications (one deliverer per target:
+  // a slow receiver holds up no other).
+  Result<int> DeliverDue(StateDb& db, int64_t deadline_us = 0, const std::string& target = "");
 
  private:
   const NotifySpec* Target(const std::string& name) const;

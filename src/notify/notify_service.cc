@@ -19,17 +19,29 @@ NotifyService::NotifyService(Env* env, const Spec& spec, NotifyLog log, NotifyOp
 
 NotifyService::~NotifyService() { Stop(); }
 
-Status NotifyService::Start(int64_t poll_ms) {
+Status NotifyService::Start(int64_t poll_ms, Transport* transport) {
   if (spec_.notify.empty()) return Status::OK();
-  BACKSTOP_ASSIGN_OR_RETURN(db_, StateDb::Open(JoinPath(spec_.state_dir, "state.db")));
-  transport_ = std::make_unique<CurlTransport>(env_);
+  const std::string db_path = JoinPath(spec_.state_dir, "state.db");
+  BACKSTOP_ASSIGN_OR_RETURN(db_, StateDb::Open(db_path));
+  for (const auto& target : spec_.notify) {
+    auto d = std::make_unique<Deliverer>();
+    d->target = target.name;
+    BACKSTOP_ASSIGN_OR_RETURN(d->db, StateDb::Open(db_path));
+    if (transport == nullptr) d->own_transport = std::make_unique<CurlTransport>(env_);
+    d->transport = transport != nullptr ? transport : d->own_transport.get();
+    deliverers_.push_back(std::move(d));
+  }
   g_running_service.store(this);
-  thread_ = std::thread([this, poll_ms] { Loop(poll_ms); });
+  feeder_ = std::thread([this, poll_ms] { FeedLoop(poll_ms); });
+  for (auto& d : deliverers_) {
+    Deliverer* self = d.get();
+    d->thread = std::thread([this, self, poll_ms] { DeliverLoop(self, poll_ms); });
+  }
   return Status::OK();
 }
 
 void NotifyService::Stop() {
-  if (!thread_.joinable()) return;
+  if (!feeder_.joinable()) return;
   NotifyService* self = this;
   g_running_service.compare_exchange_strong(self, nullptr);
   {
@@ -37,7 +49,10 @@ void NotifyService::Stop() {
     stop_ = true;
     cv_.SignalAll();
   }
-  thread_.join();
+  feeder_.join();
+  for (auto& d : deliverers_) {
+    if (d->thread.joinable()) d->thread.join();
+  }
 }
 
 void NotifyService::Wake() {
@@ -46,8 +61,9 @@ void NotifyService::Wake() {
   cv_.SignalAll();
 }
 
-void NotifyService::Loop(int64_t poll_ms) {
-  Notifier notifier(env_, spec_, transport_.get(), log_, options_);
+void NotifyService::FeedLoop(int64_t poll_ms) {
+  // Feeding needs no transport: the feeder never sends.
+  Notifier notifier(env_, spec_, nullptr, log_, options_);
   std::string last_error;  // logged once until it changes
   for (;;) {
     {
@@ -55,24 +71,44 @@ void NotifyService::Loop(int64_t poll_ms) {
       if (stop_) return;
     }
     Status st = notifier.Feed(*db_);
-    int attempts = 0;
-    if (st.ok()) {
-      auto made = notifier.DeliverDue(*db_);
-      st = made.status();
-      if (made.ok()) attempts = *made;
-    }
     if (!st.ok() && st.message() != last_error) {
       log_("error", "notifications: " + st.message());
     }
     last_error = st.ok() ? "" : st.message();
     MutexLock lock(&mu_);
-    if (stop_) return;
-    if (attempts > 0 && st.ok()) continue;  // more may be due
+    ++fed_;
+    cv_.SignalAll();  // the deliverers look at their queues again
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(poll_ms);
     while (!stop_ && !woken_) {
       if (!cv_.WaitUntil(&mu_, deadline)) break;
     }
     woken_ = false;
+  }
+}
+
+void NotifyService::DeliverLoop(Deliverer* d, int64_t poll_ms) {
+  Notifier notifier(env_, spec_, d->transport, log_, options_);
+  std::string last_error;  // logged once until it changes
+  uint64_t seen = 0;       // the feeds this deliverer has looked after
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      if (stop_) return;
+      seen = fed_;
+    }
+    auto made = notifier.DeliverDue(*d->db, 0, d->target);
+    const Status st = made.status();
+    if (!st.ok() && st.message() != last_error) {
+      log_("error", "notifications to " + d->target + ": " + st.message());
+    }
+    last_error = st.ok() ? "" : st.message();
+    MutexLock lock(&mu_);
+    if (stop_) return;
+    if (made.ok() && *made > 0) continue;  // more may be due
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(poll_ms);
+    while (!stop_ && fed_ == seen) {
+      if (!cv_.WaitUntil(&mu_, deadline)) break;
+    }
   }
 }
 

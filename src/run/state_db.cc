@@ -559,11 +559,13 @@ DeliveryRecord ReadDelivery(const Stmt& s) {
 Result<std::vector<DeliveryRecord>> StateDb::Deliveries(const DeliveryQuery& query) {
   const std::string sql = std::string("SELECT ") + kDeliveryColumns +
                           " FROM deliveries WHERE (? = 0 OR (delivered_us = 0 AND failed_us = 0 "
-                          "AND next_attempt_us <= ?)) ORDER BY event_id, target LIMIT ?";
+                          "AND next_attempt_us <= ?)) AND (? = '' OR target = ?) "
+                          "ORDER BY event_id, target LIMIT ?";
   Stmt s(db_, sql.c_str());
   if (!s.prepared()) return s.Error("read notifications");
   s.Bind(1, query.due_at_us).Bind(2, query.due_at_us);
-  s.Bind(3, static_cast<int64_t>(query.limit > 0 ? query.limit : -1));
+  s.Bind(3, query.target).Bind(4, query.target);
+  s.Bind(5, static_cast<int64_t>(query.limit > 0 ? query.limit : -1));
   std::vector<DeliveryRecord> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadDelivery(s));

@@ -97,6 +97,7 @@ struct DeliveryRecord {
 struct DeliveryQuery {
   int64_t due_at_us = 0;  // > 0: only pending ones due at this time; 0: all
   int limit = 0;          // at most this many (0: all)
+  std::string target;     // non-empty: only this notify target's
 };
 
 class StateDb {

@@ -1,7 +1,6 @@
 // The watch daemon. See watch.h.
 #include "watch/watch.h"
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,26 +19,12 @@
 namespace backstop {
 namespace {
 
-constexpr const char* kRulesKey = "watch.rules";
 // Trigger state is saved at once on every state change; counts and counter
 // histories (which change with every sample) at most this often.
 constexpr int64_t kRulesSaveEveryUs = 30'000'000;
-constexpr int64_t kPauseCheckEveryUs = 1'000'000;
-
-// The newest restore point holding `component`, safety ones skipped as
-// "latest" skips them: a pre-deploy or post-rollback restore point holds only
-// what its run touched, and must not hide an older one of the whole
-// environment. With none, "latest" (whose error says what exists).
-Result<RestorePoint> NewestRestorePointWith(Store& store, const std::string& component) {
-  std::vector<std::string> errors;
-  std::vector<RestorePoint> rps = ListRestorePoints(store, &errors);
-  for (auto it = rps.rbegin(); it != rps.rend(); ++it) {
-    if (it->kind == "safety" || !it->components.contains(component)) continue;
-    return ResolveRestorePoint(store, it->id);  // refuses a modified manifest
-  }
-  return ResolveRestorePoint(store, "latest");
-}
-constexpr size_t kRecentDecisions = 50;
+// Held triggers are retried, and status refreshed between state changes, at
+// most this often.
+constexpr int64_t kHousekeepingEveryUs = 1'000'000;
 
 }  // namespace
 
@@ -58,6 +43,17 @@ Watcher::~Watcher() {
   if (prober_) prober_->Stop();
   if (api_) api_->Stop();
   job_.reset();  // joins
+  StopWorkers();
+}
+
+void Watcher::StopWorkers() {
+  {
+    MutexLock lock(&mu_);
+    decider_stop_ = true;
+    cv_.SignalAll();
+  }
+  if (decider_.joinable()) decider_.join();
+  if (writer_) writer_->Stop();
 }
 
 void Watcher::Stop() {
@@ -82,13 +78,13 @@ Status Watcher::Open() {
   std::map<std::string, ComponentKind> kinds;
   for (const auto& [name, c] : spec_.components) kinds[name] = c.kind;
   engine_ = std::make_unique<RuleEngine>(spec_.triggers, kinds);
-  BACKSTOP_ASSIGN_OR_RETURN(auto saved, db_->Get(kRulesKey));
+  BACKSTOP_ASSIGN_OR_RETURN(auto saved, db_->Get(kRulesStateKey));
   if (saved) {
     auto j = nlohmann::json::parse(*saved, nullptr, false);
     Status st = j.is_discarded() ? Status::InvalidArgument("not JSON")
                                  : engine_->LoadState(j, env_->clock()->NowMicros());
     if (!st.ok()) {
-      log_->Warn("saved trigger state ignored: " + st.message(), {{"key", kRulesKey}});
+      log_->Warn("saved trigger state ignored: " + st.message(), {{"key", kRulesStateKey}});
     } else {
       int active = 0;
       for (const auto& s : engine_->States()) active += s.state != TriggerState::kOk;
@@ -119,31 +115,6 @@ Status Watcher::Open() {
   return Status::OK();
 }
 
-DecisionContext Watcher::BuildDecisionContext() {
-  DecisionContext ctx;
-  ctx.trigger_states = engine_->States();
-  for (const auto& name : spec_.component_order) {
-    const ComponentSpec* c = spec_.Find(name);
-    if (c->kind != ComponentKind::kService) continue;
-    auto driver = registry_.Create(c->driver);
-    if (!driver.ok()) continue;
-    DriverContext dctx = DaemonDriverContext();
-    auto described = (*driver)->Describe(*c, dctx);
-    if (!described.ok()) continue;
-    if (described->contains("release") && (*described)["release"].is_string()) {
-      ctx.current_releases[name] = (*described)["release"].get<std::string>();
-    }
-    if (described->contains("config_hash") && (*described)["config_hash"].is_string()) {
-      ctx.current_config_hashes[name] = (*described)["config_hash"].get<std::string>();
-    }
-  }
-  MutexLock lock(&mu_);
-  for (const auto& [name, v] : views_) {
-    if (v->has_result && v->reachability_known) ctx.reachable[name] = v->reachable;
-  }
-  return ctx;
-}
-
 void Watcher::SaveActions() {
   std::vector<WatchAction> actions;
   {
@@ -151,37 +122,14 @@ void Watcher::SaveActions() {
     actions = gate_.PruneActions();
     actions_dirty_ = false;
   }
-  Status st = WriteWatchActions(*db_, actions);
-  if (!st.ok()) log_->Error("cannot record the rollback for cooldowns: " + st.message());
-}
-
-void Watcher::RefreshPaused() {
-  last_pause_check_us_ = env_->clock()->NowMicros();
-  auto state = ReadPauseState(*db_);
-  if (!state.ok()) return;
-  bool changed;
-  {
-    MutexLock lock(&mu_);
-    changed = paused_.paused != state->paused;
-    paused_ = *state;
-  }
-  if (changed) {
-    log_->Warn(state->paused ? "automatic actions paused" : "automatic actions resumed",
-               {{"by", state->by}, {"reason", state->reason}});
-  }
+  writer_->SaveActions(std::move(actions));
 }
 
 void Watcher::SaveRuleState(bool force, int64_t now_us) {
   if (!force && (!rules_dirty_ || now_us - last_rules_save_us_ < kRulesSaveEveryUs)) return;
-  Status st = db_->Put(kRulesKey, engine_->SaveState().dump());
-  if (!st.ok()) {
-    log_->Error("cannot save the trigger state: " + st.message());
-    return;
-  }
+  writer_->SaveRules(engine_->SaveState().dump());
   rules_dirty_ = false;
   last_rules_save_us_ = now_us;
-  // The saved document can be large (counter histories): give its memory back.
-  ::malloc_trim(0);
 }
 
 void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act) {
@@ -197,10 +145,8 @@ void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act
                              {"to", TriggerStateName(e.to)},
                              {"reason", e.reason}};
     if (may_act) {  // --once decides on the saved state: nothing new to journal
-      Status st = db_->AppendEvent(TriggerJournalEvent(e, env_->clock()->WallMicros(),
-                                                       env_->clock()->NowMicros()))
-                      .status();
-      if (!st.ok()) log_->Error("cannot journal the trigger event: " + st.message());
+      writer_->Append(
+          TriggerJournalEvent(e, env_->clock()->WallMicros(), env_->clock()->NowMicros()));
     }
     if (e.to == TriggerState::kFiring) {
       log_->Warn("trigger firing", fields);
@@ -214,157 +160,6 @@ void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act
   if (!events.empty()) {
     MutexLock lock(&mu_);
     trigger_states_ = engine_->States();
-  }
-}
-
-void Watcher::HandleFiring(const TriggerEvent& e, bool may_act) {
-  const int64_t wall = env_->clock()->WallMicros();
-  nlohmann::json record = {{"at", FormatRfc3339(wall, true)},
-                           {"trigger", e.trigger},
-                           {"component", e.component},
-                           {"reason", e.reason}};
-  std::string outcome, why;
-  {
-    MutexLock lock(&mu_);
-    gate_.Forget(e.trigger, e.component);  // held again below if a gate holds it
-  }
-  auto rp = NewestRestorePointWith(*store_, e.component);
-  if (!rp.ok()) {
-    outcome = "held";
-    why = "no restore point to roll back to (" + rp.status().message() +
-          "); take one with `backstop snapshot`";
-  } else {
-    RollbackDecision d = Decide(e, spec_, *rp, BuildDecisionContext());
-    record["decision"] = d.ToJson();
-    if (!d.act) {
-      outcome = e.action == TriggerAction::kAlert ? "alert" : "held";
-      why = d.reason;
-    } else if (!may_act) {
-      outcome = "dry_run";
-      why = "--once decides but never acts: " + d.reason;
-    } else if (options_.dry_run) {
-      outcome = "dry_run";
-      why = "dry run, not acting: " + d.reason;
-    } else {
-      RefreshPaused();
-      const GateInputs inputs = ReadGateInputs();
-      GateVerdict verdict;
-      {
-        MutexLock lock(&mu_);
-        verdict = gate_.MayAct(d.components, inputs);
-      }
-      outcome = "held";
-      std::optional<Gate> gate = verdict.gate;
-      why = verdict.why;
-      if (!verdict.go) {
-        // held: `gate` says by what
-      } else if (d.components.empty()) {
-        why = "the decision names no component to roll back";
-      } else {
-        RunJob job;
-        if (d.scope == MatrixScope::kAll) {
-          RollbackRequest r;
-          r.all = true;
-          r.to = rp->id;
-          job.requests.push_back(r);
-        } else {
-          for (const auto& name : d.components) {
-            RollbackRequest r;
-            r.component = name;
-            // Services go back to their previous release, data to the very
-            // restore point the decision was judged against.
-            const ComponentSpec* c = spec_.Find(name);
-            r.to = c != nullptr && c->kind == ComponentKind::kService ? "" : rp->id;
-            job.requests.push_back(r);
-          }
-        }
-        job.components = d.components;
-        job.triggered_by = "trigger:" + e.trigger;
-        job.detail = {{"event", e.ToJson()}, {"decision", d.ToJson()}};
-        job.command =
-            "backstop watch (automatic: trigger " + e.trigger + " on " + e.component + ")";
-        job.description = "rollback of " +
-                          [&] {
-                            std::string s;
-                            for (const auto& n : d.components) s += (s.empty() ? "" : ", ") + n;
-                            return s;
-                          }() +
-                          " (trigger:" + e.trigger + ")";
-        job.automatic = true;
-        job.trigger = e.trigger;
-        std::string refusal;
-        if (StartJob(std::move(job), nullptr, &refusal)) {
-          outcome = "acted";
-          why = d.reason;
-          {
-            MutexLock lock(&mu_);
-            gate_.RecordAction(d.components, e.trigger, true);
-          }
-          SaveActions();
-        } else {
-          gate = Gate::kRunActive;
-          why = refusal;
-        }
-      }
-      if (gate) {
-        {
-          MutexLock lock(&mu_);
-          gate_.Hold(e, *gate);
-        }
-        why += " (decided again when that changes, while the trigger still fires)";
-      }
-    }
-  }
-  record["outcome"] = outcome;
-  record["why"] = why;
-  if (may_act) {
-    Status st =
-        db_->AppendEvent(DecisionJournalEvent(e, outcome, why,
-                                              record.value("decision", nlohmann::json()), wall))
-            .status();
-    if (!st.ok()) log_->Error("cannot journal the decision: " + st.message());
-  }
-  log_->Log(outcome == "acted"     ? "warn"
-            : outcome == "dry_run" ? "info"
-                                   : "warn",
-            "decision: " + (outcome == "acted"     ? std::string("rolling back")
-                            : outcome == "dry_run" ? std::string("would roll back")
-                            : outcome == "alert"   ? std::string("alert only")
-                                                   : std::string("hold")),
-            record);
-  MutexLock lock(&mu_);
-  decisions_.push_back(record);
-  while (decisions_.size() > kRecentDecisions) decisions_.pop_front();
-  ++metrics_.decisions_total[outcome];
-}
-
-void Watcher::RetryHeld() {
-  {
-    MutexLock lock(&mu_);
-    if (!gate_.HasHeld()) return;
-  }
-  const GateInputs inputs = ReadGateInputs();
-  std::vector<TriggerEvent> again;
-  {
-    MutexLock lock(&mu_);
-    again = gate_.TakeReopened(
-        inputs,
-        [&](const std::string& trigger,
-            const std::string& component) -> std::optional<std::string> {
-          auto state = engine_->State(trigger, component);
-          if (!state.ok() || state->state != TriggerState::kFiring) return std::nullopt;
-          return state->reason;
-        },
-        [&](const std::string& component) NO_THREAD_SAFETY_ANALYSIS {
-          // Called by TakeReopened, under mu_.
-          auto v = views_.find(component);
-          return v != views_.end() && v->second->has_result;
-        });
-  }
-  for (const auto& e : again) {
-    log_->Info("deciding again on a trigger that still fires",
-               {{"trigger", e.trigger}, {"component", e.component}});
-    HandleFiring(e, /*may_act=*/true);
   }
 }
 
@@ -528,6 +323,12 @@ void Watcher::WriteDaemonInfo() {
 
 Status Watcher::Run() {
   BACKSTOP_RETURN_IF_ERROR(Open());
+  const std::string db_path = JoinPath(spec_.state_dir, "state.db");
+  writer_ = std::make_unique<StateWriter>(db_path, log_,
+                                          [this](const PauseState& s) { TakePauseState(s); });
+  BACKSTOP_RETURN_IF_ERROR(writer_->Start());
+  BACKSTOP_ASSIGN_OR_RETURN(decider_db_, StateDb::Open(db_path));
+  decider_ = std::thread([this] { DeciderLoop(decider_db_.get()); });
   std::vector<ProbeTarget> targets = BuildTargets(/*spread=*/true);
   Prober::Options popts;
   popts.workers = options_.workers;
@@ -610,7 +411,7 @@ Status Watcher::Run() {
     // Between samples only instances that are not ok can change (their `for`
     // or keep_firing_for runs out): with none, the loop sleeps until the next
     // outcome or the once-a-second housekeeping.
-    auto wait = non_ok_.empty() ? std::chrono::milliseconds(kPauseCheckEveryUs / 1000) : tick;
+    auto wait = non_ok_.empty() ? std::chrono::milliseconds(kHousekeepingEveryUs / 1000) : tick;
     if (deadline > 0) {
       wait = std::min(wait, std::chrono::milliseconds(
                                 std::max<int64_t>(1, (deadline - clock->NowMicros()) / 1000)));
@@ -619,7 +420,8 @@ Status Watcher::Run() {
     {
       const auto until = std::chrono::steady_clock::now() + wait;
       MutexLock lock(&mu_);
-      while (!stop_ && outcomes_.empty() && !run_finished_ && api_requests_.empty()) {
+      while (!stop_ && outcomes_.empty() && !run_finished_ && api_requests_.empty() &&
+             decided_.empty()) {
         if (!cv_.WaitUntil(&mu_, until)) break;
       }
       if (stop_) break;
@@ -636,10 +438,11 @@ Status Watcher::Run() {
     std::vector<TriggerEvent> events;
     if (had_samples || !non_ok_.empty()) events = engine_->Evaluate(now);
     HandleEvents(events, /*may_act=*/true);
+    ActOnDecisions();
     // Status shows consecutive counts and last values too: refresh it at most
     // once a second when only samples (no state changes) came in.
     states_stale = (states_stale || had_samples) && events.empty();
-    if (states_stale && now - states_refreshed_us >= kPauseCheckEveryUs) {
+    if (states_stale && now - states_refreshed_us >= kHousekeepingEveryUs) {
       std::vector<TriggerStatus> fresh = engine_->States();
       MutexLock lock(&mu_);
       trigger_states_.swap(fresh);
@@ -655,8 +458,8 @@ Status Watcher::Run() {
       }
       scheduled_->Tick(run_active);
     }
-    if (now - last_pause_check_us_ >= kPauseCheckEveryUs) {
-      RefreshPaused();
+    if (now - last_held_retry_us_ >= kHousekeepingEveryUs) {
+      last_held_retry_us_ = now;
       RetryHeld();
     }
     SaveRuleState(!events.empty(), now);
@@ -676,6 +479,13 @@ Status Watcher::Run() {
     api_requests_.clear();
     cv_.SignalAll();
   }
+  {
+    // Decisions not yet acted on are dropped: a trigger that still fires is
+    // decided again after a restart (it is saved firing).
+    MutexLock lock(&mu_);
+    decider_stop_ = true;
+    cv_.SignalAll();
+  }
   prober_->Stop();
   if (api_) api_->Stop();
   scheduled_.reset();  // waits for a restore point being taken
@@ -685,6 +495,7 @@ Status Watcher::Run() {
   }
   FinishJobIfDone(clock->NowMicros());
   SaveRuleState(true, clock->NowMicros());
+  StopWorkers();  // writes what is pending
   (void)env_->fs()->Remove(JoinPath(spec_.state_dir, "watch.json"));
   return Status::OK();
 }

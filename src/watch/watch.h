@@ -8,6 +8,14 @@
 //             durations), decides (decision.h) and starts rollbacks
 //   prober    one event loop for HTTP and TCP probes, plus a small worker
 //             pool for blocking probes (prober.h)
+//   decider   the blocking half of a decision on a firing trigger: reads
+//             and checksums the restore points' manifests, asks the drivers
+//             what runs now (Describe), applies the decision matrix and
+//             re-reads the pause flag; the control thread then gates and
+//             acts on its result
+//   state     writes trigger state, recent rollbacks and journal events to
+//             the state database and reads the pause flag (state_writer.h):
+//             the control thread never waits on SQLite
 //   rollback  at most one at a time: plans (plan.h) and runs (run.h) a
 //             rollback under the environment lock the CLI also takes
 //   api       cpp-httplib's workers (api.h)
@@ -15,7 +23,8 @@
 // Safety rules on an automatic rollback (every decision is logged):
 //   - dry run (--dry-run): decide and log, never act
 //   - paused (`backstop watch pause`, or POST /api/v1/pause): stored in the
-//     state database, so it survives restarts; re-read before every action
+//     state database, so it survives restarts; re-read every second and
+//     before every action
 //   - one rollback at a time; a run held by someone else (a manual rollback:
 //     the environment lock) makes the daemon hold and log
 //   - a cooldown per component (default 10m) and a cap of automatic
@@ -34,7 +43,8 @@
 // decided again while it still fires; so is one found firing in the saved
 // state at start-up, once its component has been probed afresh.
 // Trigger state is saved in the state database (RuleEngine::SaveState) on
-// every change and every few seconds, and reloaded on start.
+// every change and every few seconds, and reloaded on start; a decision is
+// acted on only while its trigger still fires.
 //
 // While a rollback runs, the samples of the components it affects are not
 // fed to the rules (their downtime is deliberate); when it ends, their
@@ -66,6 +76,7 @@
 #include "drivers/driver.h"
 #include "run/state_db.h"
 #include "spec/spec.h"
+#include "store/restore_point.h"
 #include "store/store.h"
 #include "watch/action_gate.h"
 #include "watch/api.h"
@@ -76,6 +87,7 @@
 #include "watch/rules.h"
 #include "watch/service_notify.h"
 #include "watch/signals.h"
+#include "watch/state_writer.h"
 #include "watch/watch_logger.h"
 #include "watch/watch_state.h"
 
@@ -133,6 +145,19 @@ class Watcher final : public ApiBackend {
 
  private:
   struct ComponentView;
+  // A firing trigger, as the decider found it: the restore point to go back
+  // to (or why there is none) and the decision matrix's verdict.
+  struct PreparedDecision {
+    TriggerEvent event;
+    std::optional<RestorePoint> restore_point;
+    std::string no_restore_point;  // why, when restore_point is empty
+    RollbackDecision decision;     // when restore_point is set
+  };
+  // A firing trigger for the decider, with the rule states when it fired.
+  struct DecisionRequest {
+    TriggerEvent event;
+    std::vector<TriggerStatus> trigger_states;
+  };
   // A rollback asked for through the API, from the API thread that waits for
   // the answer to the control thread and the job. Only a request still
   // pending when it is withdrawn (503) is answered by the API thread; a
@@ -155,7 +180,19 @@ class Watcher final : public ApiBackend {
   void OnOutcome(ProbeOutcome&& outcome) EXCLUDES(mu_);
   void HandleOutcome(ProbeOutcome& outcome, int64_t now_us) EXCLUDES(mu_);
   void HandleEvents(const std::vector<TriggerEvent>& events, bool may_act) EXCLUDES(mu_);
+  // Decides on a firing trigger: in Run, hands it to the decider and acts
+  // on its answer later (ActOnDecisions); in Once, at once.
   void HandleFiring(const TriggerEvent& event, bool may_act) EXCLUDES(mu_);
+  // The blocking half of a decision (store, drivers; the pause flag from
+  // `pause_db` when the decision is to act). Any thread.
+  PreparedDecision PrepareDecision(const DecisionRequest& request, StateDb* pause_db) EXCLUDES(mu_);
+  // The decider thread: prepares what HandleFiring queued.
+  void DeciderLoop(StateDb* pause_db) EXCLUDES(mu_);
+  // Control thread: gates, acts on and records a prepared decision.
+  void ActOnDecision(const PreparedDecision& prepared, bool may_act) EXCLUDES(mu_);
+  void ActOnDecisions() EXCLUDES(mu_);
+  // Takes the pause flag as read from the state database; logs a change.
+  void TakePauseState(const PauseState& state) EXCLUDES(mu_);
   void RetryHeld() EXCLUDES(mu_);
   // What the gate needs to know now (reads the lock file, then takes mu_).
   GateInputs ReadGateInputs() EXCLUDES(mu_);
@@ -167,9 +204,10 @@ class Watcher final : public ApiBackend {
   // Reaps a finished job: its components' trigger instances start afresh.
   void FinishJobIfDone(int64_t now_us) EXCLUDES(mu_);
   void SaveRuleState(bool force, int64_t now_us);
-  void RefreshPaused() EXCLUDES(mu_);
   void SaveActions() EXCLUDES(mu_);
-  DecisionContext BuildDecisionContext() EXCLUDES(mu_);
+  DecisionContext BuildDecisionContext(std::vector<TriggerStatus> trigger_states) EXCLUDES(mu_);
+  // Stops the decider and the state writer (this one after writing what is pending).
+  void StopWorkers() EXCLUDES(mu_);
   void WriteDaemonInfo() EXCLUDES(mu_);
   nlohmann::json StatusLocked() REQUIRES(mu_);
   // The short state systemd shows (service_notify.h). Control thread.
@@ -181,9 +219,13 @@ class Watcher final : public ApiBackend {
   WatchOptions options_;
   WatchLogger* log_;
 
-  // Control thread only.
+  // Control thread only (the store is also read by the decider and the
+  // integrity checks: Store is thread-safe).
   std::unique_ptr<Store> store_;
-  std::unique_ptr<StateDb> db_;
+  std::unique_ptr<StateDb> db_;          // read at start; written by writer_ only
+  std::unique_ptr<StateWriter> writer_;  // Run only
+  std::thread decider_;                  // Run only
+  std::unique_ptr<StateDb> decider_db_;  // the decider's connection
   std::unique_ptr<RuleEngine> engine_;
   SignalDeriver deriver_;
   ProcessSampler sampler_;
@@ -194,17 +236,21 @@ class Watcher final : public ApiBackend {
   std::set<std::pair<std::string, std::string>> non_ok_;  // instances pending or firing
   bool rules_dirty_ = false;
   int64_t last_rules_save_us_ = 0;
-  int64_t last_pause_check_us_ = 0;
+  int64_t last_held_retry_us_ = 0;
   std::unique_ptr<RollbackJob> job_;  // running, or finished and not yet reaped
   // restore_points.every of the spec (null when not set).
   std::unique_ptr<RestorePointScheduler> scheduled_;
-  ServiceNotifier service_;           // readiness, watchdog and STATUS= for systemd
+  ServiceNotifier service_;  // readiness, watchdog and STATUS= for systemd
 
   // Shared between the control, prober, job and API threads.
   mutable Mutex mu_;
   CondVar cv_;
   bool stop_ GUARDED_BY(mu_) = false;
   std::deque<ProbeOutcome> outcomes_ GUARDED_BY(mu_);
+  // Firing triggers for the decider, and its answers for the control thread.
+  std::deque<DecisionRequest> to_decide_ GUARDED_BY(mu_);
+  std::deque<PreparedDecision> decided_ GUARDED_BY(mu_);
+  bool decider_stop_ GUARDED_BY(mu_) = false;
   // The map itself is built before any other thread starts and then only read;
   // the views' fields are guarded by mu_.
   std::map<std::string, std::unique_ptr<ComponentView>> views_;

@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "base/output.h"
@@ -217,7 +219,8 @@ TEST(WatcherTest, OnceProbesEverythingAndReports) {
 // Runs the daemon on a thread; the API on a free port, the token given.
 class DaemonThread {
  public:
-  DaemonThread(const Spec& spec, const testing::TempDir& dir, bool dry_run = false)
+  DaemonThread(const Spec& spec, const testing::TempDir& dir, bool dry_run = false,
+               Env* env = Env::Default())
       : logf_(std::tmpfile()) {
     testing::WriteFileOrDie(dir.Join("token"), "daemon-test-token-123\n");
     log_ = std::make_unique<WatchLogger>(true, logf_);
@@ -225,8 +228,7 @@ class DaemonThread {
     options.dry_run = dry_run;
     options.listen = "127.0.0.1:0";
     options.token_file = dir.Join("token");
-    watcher_ = std::make_unique<Watcher>(Env::Default(), spec, DriverRegistry::Global(), options,
-                                         log_.get());
+    watcher_ = std::make_unique<Watcher>(env, spec, DriverRegistry::Global(), options, log_.get());
     thread_ = std::thread([this] { status_ = watcher_->Run(); });
     for (int i = 0; i < 2000 && watcher_->api_port() == 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -425,6 +427,84 @@ TEST(WatcherTest, ARollbackRequestAnswered503NeverRuns) {
   EXPECT_NE((*runs)[0].command.find("\"good\""), std::string::npos) << (*runs)[0].command;
 }
 
+// A file system whose reads of restore-point manifests wait until Release():
+// a store that hangs.
+class ManifestReadsWait : public FileSystemWrapper {
+ public:
+  explicit ManifestReadsWait(FileSystem* target) : FileSystemWrapper(target) {}
+  Result<std::string> ReadFileNoFollow(const std::string& path) override {
+    if (path.find("/restore-points/") != std::string::npos) {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++waiting_;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return released_; });
+    }
+    return FileSystemWrapper::ReadFileNoFollow(path);
+  }
+  // Waits (at most about 10 s) until a manifest read is held.
+  bool WaitForAWaitingRead() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [this] { return waiting_ > 0; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  bool released_ = false;
+};
+
+uint64_t ProbesOf(const nlohmann::json& status, const std::string& component) {
+  for (const auto& c : status["components"]) {
+    if (c["name"] == component) return c.value("probes_total", uint64_t{0});
+  }
+  return 0;
+}
+
+// Deciding on a firing trigger reads (and checksums) the restore points'
+// manifests. While the store hangs, the daemon keeps recording probes and
+// the API keeps answering; the decision is taken once the store answers.
+TEST(WatcherTest, AHangingStoreNeitherStopsProbesNorTheApi) {
+  Services services;
+  testing::TempDir dir;
+  auto spec = MakeSpec(dir, services, "");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  TakeRestorePointOrDie(*spec);
+  ManifestReadsWait fs(Env::Default()->fs());
+  Env env(Env::Default()->clock(), &fs, Env::Default()->processes());
+  {
+    DaemonThread daemon(*spec, dir, /*dry_run=*/true, &env);
+    struct ReleaseFirst {  // on a failed assertion, before the daemon stops
+      ManifestReadsWait& fs;
+      ~ReleaseFirst() { fs.Release(); }
+    } release_first{fs};
+    ASSERT_GT(daemon.port(), 0);
+    // The failing component's trigger fires; its decision waits on the store.
+    ASSERT_TRUE(fs.WaitForAWaitingRead());
+    const uint64_t before =
+        ProbesOf(daemon.WaitForStatus([](const nlohmann::json&) { return true; }), "good");
+    nlohmann::json status = daemon.WaitForStatus(
+        [&](const nlohmann::json& s) { return ProbesOf(s, "good") >= before + 3; });
+    EXPECT_GE(ProbesOf(status, "good"), before + 3) << "probes stopped while the store hung";
+    EXPECT_TRUE(status["decisions"].empty()) << status["decisions"].dump();
+    httplib::Headers auth = {{"Authorization", "Bearer daemon-test-token-123"}};
+    auto paused = daemon.client().Post("/api/v1/pause", auth, R"({"reason": "store hangs"})",
+                                       "application/json");
+    ASSERT_TRUE(paused);
+    EXPECT_EQ(paused->status, 200) << paused->body;
+    fs.Release();
+    status = daemon.WaitForStatus([](const nlohmann::json& s) { return !s["decisions"].empty(); });
+    ASSERT_FALSE(status["decisions"].empty());
+    EXPECT_EQ(status["decisions"][0]["component"], "bad");
+    daemon.Stop();
+    EXPECT_TRUE(daemon.status().ok()) << daemon.status().message();
+  }
+}
 }  // namespace
 // The integrity signal: the database's invariants (here the spec's integrity
 // query) are checked on a schedule by a real `postgres` driver against a real
