@@ -116,4 +116,17 @@ expect_eq "$(py 'import json,sys; d=json.loads(sys.argv[1])["drills"][0]; print(
   "weekly-component orchestrator passed" "the weekly drill took the first service"
 bs drill --due; expect_rc 0 "drill --due again"
 expect_contains "$OUT" "weekly-component: not due"
+
+# 6. A fault the triggers do not catch in time fails the drill loudly, and
+# the drill rolls back by itself: the environment is still verified back.
+bs drill service_failure --component webui --timeout 1s
+expect_rc 1 "an undetected fault fails the drill"
+expect_contains "$ERR" "not detected"
+UD=$(drill_id)
+py 'import json,sys; d=json.load(open(sys.argv[1]))
+assert d["passed"] is False and d["reason"].startswith("not detected"), d
+assert d["detection_ms"] is None and d["cleanup_run_id"] and d["verified_back"] is True, d' \
+  "$STATE/drills/$UD/drill.json" || fail "undetected drill report"
+expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui back on v1 after the drill's own rollback"
+bs drill history; expect_contains "$OUT" "Trend: 3 of 4 passed"
 log "ok"
