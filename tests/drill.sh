@@ -3,7 +3,8 @@
 # demo services), end to end:
 # - refusals before anything is touched: a scenario not built yet, a protected
 #   environment without --confirm, an unfinished run, an open incident (a
-#   failed run), a running watch daemon;
+#   failed run), a running watch daemon (the firing trigger in the daemon's
+#   saved state is covered by drill_runner_test);
 # - service_failure: a release that never answers health is deployed, the
 #   spec's health trigger fires, the matrix's "Single service failure" row
 #   rolls the service back, and the environment is verified back on the
@@ -39,7 +40,10 @@ rm -f "$STATE/watch.json"
 bs deploy webui v2; expect_rc 1 "deploy webui v2 (fails its health gate)"
 bs drill service_failure; expect_rc 3 "refused while an incident is open (a failed run)"
 expect_contains "$ERR" "incident is open"
-bs rollback --component webui --to v1; expect_rc 0 "rollback webui to v1 closes it"
+crash_at 1 rollback --component webui --to v1 || die "no unfinished run"
+bs drill service_failure; expect_rc 3 "refused while a run is unfinished"
+expect_contains "$ERR" "unfinished"
+bs rollback --resume "$CRASH_RUN_ID"; expect_rc 0 "the resumed rollback of webui closes the incident"
 [[ -z "$(ls "$STATE/drills" 2>/dev/null)" ]] || fail "a refused drill left a drill folder"
 bs drill history -o json; expect_rc 0 "history"
 expect_eq "$(py 'import json,sys; print(len(json.loads(sys.argv[1])["drills"]))' "$OUT")" 0 "no drill recorded"

@@ -2,6 +2,7 @@
 // rehearses a rollback on the environment, `drill --due` runs the spec's
 // drills whose schedule is due, `drill history` lists past drills with their
 // times against the target and the trend.
+#include <cstdio>
 #include <vector>
 
 #include "base/env.h"
@@ -11,6 +12,7 @@
 #include "drill/drill_faults.h"
 #include "drill/drill_runner.h"
 #include "drill/drill_schedule.h"
+#include "notify/notify_service.h"
 
 namespace backstop {
 namespace {
@@ -28,7 +30,7 @@ struct DrillFlags {
 std::string MsOrDash(int64_t ms) { return ms >= 0 ? FormatDurationMs(ms) : "-"; }
 
 // Prints one drill's outcome; its exit code (0 passed, 1 failed).
-int PrintOutcome(Output& out, const DrillOutcome& o) {
+int PrintOutcome(Output& out, const std::string& state_dir, const DrillOutcome& o) {
   const DrillRecord& r = o.record;
   out.Text("");
   if (o.passed()) {
@@ -41,8 +43,17 @@ int PrintOutcome(Output& out, const DrillOutcome& o) {
            (r.target_ms > 0 ? " (target " + FormatDurationMs(r.target_ms) + ")" : ""));
   if (!r.run_id.empty()) out.Text("  Run:       " + r.run_id);
   for (const auto& line : o.end_state) out.Text("  End:       " + line);
-  out.Text("  Report:    " + JoinPath(DrillDir("<state_dir>", r.id), "drill.md"));
+  out.Text("  Report:    " + JoinPath(DrillDir(state_dir, r.id), "drill.md"));
   return o.passed() ? kExitOk : kExitFailed;
+}
+
+// drill.finished was journaled after the drill's last run ended (whose end
+// delivered the events until then): deliver it now, like a run's end does.
+void DeliverDrillNotifications(Environment& e, const DrillOutcome& o) {
+  DeliverRunNotifications(Env::Default(), e.spec, *e.state, o.record.run_id,
+                          [](const std::string& level, const std::string& line) {
+                            std::fprintf(stderr, "backstop: %s: %s\n", level.c_str(), line.c_str());
+                          });
 }
 
 int ExitFor(const Status& st) {
@@ -74,8 +85,9 @@ int CmdDrill(const GlobalOptions& g, Output& out, const DrillFlags& f) {
     Fail(out, outcome.status());
     return ExitFor(outcome.status());
   }
+  DeliverDrillNotifications(e, *outcome);
   out.Json({{"ok", outcome->passed()}, {"drill", outcome->ToJson()}});
-  return PrintOutcome(out, *outcome);
+  return PrintOutcome(out, e.spec.state_dir, *outcome);
 }
 
 int CmdDue(const GlobalOptions& g, Output& out, const DrillFlags& f) {
@@ -111,8 +123,9 @@ int CmdDue(const GlobalOptions& g, Output& out, const DrillFlags& f) {
       if (code == kExitOk) code = ExitFor(outcome.status());
       continue;
     }
+    DeliverDrillNotifications(e, *outcome);
     ran.push_back(outcome->ToJson());
-    if (PrintOutcome(out, *outcome) != kExitOk) code = kExitFailed;
+    if (PrintOutcome(out, e.spec.state_dir, *outcome) != kExitOk) code = kExitFailed;
     auto refreshed = e.state->ListDrills(0);
     if (refreshed.ok()) *history = *refreshed;
   }
