@@ -11,7 +11,8 @@
 #   drill's restore point; database_corruption: a foreign key is dropped, the
 #   integrity trigger fires, "Database corruption" restores the database;
 # - drill.json / drill.md (0600) agree with the journal (drill.started,
-#   trigger.firing, decision, drill.finished) and the run record;
+#   trigger.firing, decision, drill.finished) and the run record, and
+#   drill.finished is delivered to the spec's log notifier;
 # - drill history lists both with the trend; --due runs the spec's weekly
 #   drill on the next service in rotation and then says it is not due.
 source "$(dirname "$0")/lib.sh"
@@ -81,6 +82,9 @@ finished = [e for e in ev if e["kind"] == "drill.finished" and json.loads(e["det
 eq(len(started), 1, "drill.started events"); eq(len(finished), 1, "drill.finished events")
 eq(finished[0]["run_id"], d["run_id"], "run of drill.finished")
 eq(json.loads(finished[0]["detail"])["recovery_ms"], d["recovery_ms"], "recovery in the journal")
+# The example spec has a log notifier that wants drill_finished: delivered at the end.
+delivered = db.execute("SELECT delivered_us FROM deliveries WHERE event_id = ? AND target = ?", (finished[0]["id"], "log")).fetchone()
+assert delivered and delivered[0] > 0, "drill.finished not delivered to the log notifier: %r" % (delivered,)
 firing = [e for e in ev if e["kind"] == "trigger.firing" and started[0]["id"] < e["id"] < finished[0]["id"]]
 assert firing, "no trigger.firing between the drill events"
 eq(firing[0]["trigger"], d["trigger"]["name"], "trigger")
