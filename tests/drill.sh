@@ -3,12 +3,13 @@
 # demo services), end to end:
 # - refusals before anything is touched: a scenario not built yet, a protected
 #   environment without --confirm, an unfinished run, an open incident (a
-#   failed run), a running watch daemon (the firing trigger in the daemon's
-#   saved state is covered by drill_runner_test);
+#   failed run) (the firing trigger in the daemon's saved state is covered
+#   by drill_runner_test);
 # - service_failure: a release that never answers health is deployed, the
 #   spec's health trigger fires, the matrix's "Single service failure" row
 #   rolls the service back, and the environment is verified back on the
-#   drill's restore point; database_corruption: a foreign key is dropped, the
+#   drill's restore point (in-process, then again with `backstop watch`
+#   running: the daemon rolls back and the drill follows it); database_corruption: a foreign key is dropped, the
 #   integrity trigger fires, "Database corruption" restores the database;
 # - drill.json / drill.md (0600) agree with the journal (drill.started,
 #   trigger.firing, decision, drill.finished) and the run record, and
@@ -34,10 +35,6 @@ bs drill service_failure --component postgres; expect_rc 2 "service_failure of a
 BACKSTOP_ENVIRONMENT=production bs drill service_failure
 expect_rc 3 "protected environment without --confirm"
 expect_contains "$ERR" "--confirm"
-echo '{"pid": '$$'}' >"$STATE/watch.json"  # a live pid: a daemon would be running
-bs drill service_failure; expect_rc 3 "refused while a watch daemon runs"
-expect_contains "$ERR" "watch daemon"
-rm -f "$STATE/watch.json"
 bs deploy webui v2; expect_rc 1 "deploy webui v2 (fails its health gate)"
 bs drill service_failure; expect_rc 3 "refused while an incident is open (a failed run)"
 expect_contains "$ERR" "incident is open"
@@ -62,6 +59,27 @@ bs drill database_corruption --timeout 3m
 expect_rc 0 "database_corruption drill passes: $ERR"
 DC=$(drill_id); [[ -n "$DC" ]] || die "no drill id in: $OUT"
 bs verify --data; expect_rc 0 "verify --data after the drill"
+
+# 3b. With `backstop watch` running, the daemon detects and rolls back; the
+# drill follows its run through the journal.
+"$BACKSTOP_BIN" --spec "$SPEC" watch --listen 127.0.0.1:0 >"$WORK/watch.log" 2>&1 &
+WATCH_PID=$!
+at_exit "kill -9 $WATCH_PID"
+wait_for 20 test -s "$STATE/watch.json" || die "watch did not start: $(cat "$WORK/watch.log")"
+bs drill service_failure --component webui --timeout 2m
+expect_rc 0 "a drill following the watch daemon passes: $ERR"
+WD=$(drill_id); [[ -n "$WD" ]] || die "no drill id in: $OUT"
+kill -TERM "$WATCH_PID"; wait "$WATCH_PID" || true
+py 'import json, sqlite3, sys
+d = json.load(open(sys.argv[1])); db = sqlite3.connect(sys.argv[2])
+assert d["passed"] and d["detector"].startswith("backstop watch (pid"), d
+assert d["decision"]["scenario"] == "Single service failure", d["decision"]
+assert "cleanup_run_id" not in d, d
+cmd, by = db.execute("SELECT command, triggered_by FROM runs WHERE id = ?", (d["run_id"],)).fetchone()
+assert cmd.startswith("backstop watch") and by == "trigger:" + d["trigger"]["name"], (cmd, by)
+assert 0 <= d["detection_ms"] <= d["recovery_ms"], d
+' "$STATE/drills/$WD/drill.json" "$STATE/state.db" || fail "drill following the daemon: $(tail -n 20 "$WORK/watch.log")"
+expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui back on v1 (by the daemon)"
 
 # 4. The reports against the journal and the run records.
 bs -o json runs; expect_rc 0 "runs -o json"; printf '%s' "$OUT" >"$WORK/runs.json"
@@ -114,7 +132,7 @@ expect_contains "$(cat "$STATE/drills/$SF/drill.md")" "PASSED"
 
 # 5. History and the schedule.
 bs drill history; expect_rc 0 "drill history"
-expect_contains "$OUT" "$SF"; expect_contains "$OUT" "$DC"; expect_contains "$OUT" "Trend: 2 of 2 passed"
+expect_contains "$OUT" "$SF"; expect_contains "$OUT" "$DC"; expect_contains "$OUT" "Trend: 3 of 3 passed"
 # The spec's weekly drill has not run: it takes the first service, orchestrator.
 bs drill --due; expect_rc 0 "drill --due runs the weekly drill: $ERR"
 expect_contains "$OUT" "weekly-component: due"
@@ -136,5 +154,5 @@ assert d["passed"] is False and d["reason"].startswith("not detected"), d
 assert d["detection_ms"] is None and d["cleanup_run_id"] and d["verified_back"] is True, d' \
   "$STATE/drills/$UD/drill.json" || fail "undetected drill report"
 expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui back on v1 after the drill's own rollback"
-bs drill history; expect_contains "$OUT" "Trend: 3 of 4 passed"
+bs drill history; expect_contains "$OUT" "Trend: 4 of 5 passed"
 log "ok"

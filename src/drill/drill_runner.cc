@@ -165,15 +165,71 @@ Result<RunOutcome> RollBackTo(const Spec& spec, Store& store, StateDb& state, Ru
   return last;
 }
 
+// With a `backstop watch` daemon running: the daemon detects, decides and
+// rolls back; the drill follows it through the event journal (events after
+// `after_id`) until the daemon's rollback run has ended or `deadline_mono_us`
+// passes. Fills the outcome's trigger, decision, run and times; returns why
+// the drill failed, or "" when the daemon's rollback succeeded.
+std::string FollowDaemon(Env* env, StateDb& state, const std::string& component, int64_t after_id,
+                         int64_t deadline_mono_us, DrillOutcome* o, Output& out) {
+  Clock* clock = env->clock();
+  DrillRecord& r = o->record;
+  bool fired = false, acted = false;
+  std::string held, started_after_firing;
+  while (true) {
+    auto events = state.ListEvents({after_id, "", 0});
+    if (!events.ok()) return "cannot read the event journal: " + events.status().message();
+    for (const Event& e : *events) {
+      after_id = e.id;
+      if (e.kind == EventKind::kTriggerFiring && !fired) {
+        fired = true;
+        o->detected_us = e.at_us;
+        r.detection_ms = (e.at_us - o->injected_us) / 1000;
+        o->trigger = e.trigger;
+        o->trigger_component = e.component;
+        o->trigger_reason = e.detail.value("reason", e.message);
+        out.Line("  detected by the daemon in " + FormatDurationMs(r.detection_ms) + ": " +
+                 e.message);
+      } else if (e.kind == EventKind::kDecision && fired && !acted) {
+        const nlohmann::json d = e.detail.value("decision", nlohmann::json::object());
+        o->decision_scenario = d.value("scenario", "");
+        o->decision_reason = e.detail.value("why", e.message);
+        o->target_min_ms = d.value("recovery_min_ms", int64_t{0});
+        r.target_ms = d.value("recovery_max_ms", int64_t{0});
+        acted = e.detail.value("outcome", "") == "acted";
+        o->decision_acted = acted;
+        if (acted && r.run_id.empty()) r.run_id = started_after_firing;
+        if (!acted) held = e.message;  // it may act later, once its gate opens
+        const auto chosen = d.value("components", std::vector<std::string>{});
+        if (acted && std::find(chosen.begin(), chosen.end(), component) == chosen.end()) {
+          return "the daemon's decision (" + o->decision_scenario + ") does not roll back " +
+                 component;
+        }
+      } else if (e.kind == EventKind::kRunStarted && fired) {
+        // The daemon's job may journal its run before the decision that started it.
+        started_after_firing = e.run_id;
+        if (acted && r.run_id.empty()) r.run_id = e.run_id;
+      } else if ((e.kind == EventKind::kRunFinished || e.kind == EventKind::kRunFailed) &&
+                 !r.run_id.empty() && e.run_id == r.run_id) {
+        if (e.kind == EventKind::kRunFailed) {
+          return "the daemon's rollback " + r.run_id + " failed: " + e.message;
+        }
+        o->recovered_us = e.at_us;
+        r.recovery_ms = (e.at_us - o->injected_us) / 1000;
+        return "";
+      }
+    }
+    if (clock->NowMicros() >= deadline_mono_us) break;
+    clock->SleepForMicros(200'000);
+  }
+  if (!fired) return "not detected: the daemon saw no trigger fire in time";
+  if (!acted) return "the daemon held: " + held;
+  return "the daemon's rollback did not finish in time";
+}
+
 }  // namespace
 
 Status CheckDrillAllowed(Env* env, const Spec& spec, StateDb& state, bool confirm) {
-  if (int pid = RunningWatchDaemon(env, spec.state_dir); pid > 0) {
-    return Status::Aborted(
-        "a backstop watch daemon (pid " + std::to_string(pid) +
-        ") runs on this environment: its rollback would race the drill's. Following the "
-        "daemon's run is not built yet; stop it for the drill");
-  }
   nlohmann::json holder = EnvironmentLock::CurrentHolder(spec.state_dir);
   if (!holder.is_null()) {
     return Status::Aborted("a run is in progress (" + holder.dump() + "): no drill now");
@@ -243,21 +299,29 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   Journal(state, env, EventKind::kDrillStarted, "", component,
           "drill " + r.id + " started: " + r.scenario + " of " + component, about);
 
-  // Inject, then watch.
+  // Inject, then watch: the running daemon, or the same machinery in-process.
+  const int daemon_pid = RunningWatchDaemon(env, spec.state_dir);
+  auto last_event = state.ListEvents({0, "", 0});
+  const int64_t after_id = last_event.ok() && !last_event->empty() ? last_event->back().id : 0;
+  const int64_t timeout_ms = request.timeout_ms > 0 ? request.timeout_ms : kDefaultTimeoutMs;
+  if (daemon_pid > 0) o.detector = "backstop watch (pid " + std::to_string(daemon_pid) + ")";
   const int64_t injected_mono = clock->NowMicros();
   o.injected_us = clock->WallMicros();
   auto fault = InjectFault(env, spec, engine, *rp, r.scenario, component, r.id, triggered_by);
-  bool detected = false, acted = false;
-  RunOutcome rollback;
-  bool rolled_back = false;
   std::string failure;
   if (!fault.ok()) {
     failure = "the fault could not be injected: " + fault.status().message();
+  } else if (daemon_pid > 0) {
+    o.fault = fault->description;
+    out.Line("  fault: " + o.fault + "; following backstop watch (pid " +
+             std::to_string(daemon_pid) + ")");
+    failure =
+        FollowDaemon(env, state, component, after_id, injected_mono + timeout_ms * 1000, &o, out);
   } else {
     o.fault = fault->description;
     out.Line("  fault: " + o.fault);
     DeployGuardOptions guard;
-    guard.watch_for_ms = request.timeout_ms > 0 ? request.timeout_ms : kDefaultTimeoutMs;
+    guard.watch_for_ms = timeout_ms;
     guard.on_event = [&](const TriggerEvent& e) {
       (void)state.AppendEvent(TriggerJournalEvent(e, clock->WallMicros(), clock->NowMicros()));
     };
@@ -282,7 +346,6 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       failure = "not detected: no trigger fired within " + FormatDurationMs(guard.watch_for_ms);
     } else {
       const TriggerEvent& e = **fired;
-      detected = true;
       o.detected_us = clock->WallMicros() - (clock->NowMicros() - e.t_us);
       r.detection_ms = (e.t_us - injected_mono) / 1000;
       o.trigger = e.trigger;
@@ -304,7 +367,6 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
                  d.components.end()) {
         failure = "the decision (" + d.scenario + ") does not roll back " + component;
       } else {
-        acted = true;
         out.Line("  decision: " + d.scenario + ": " + d.reason);
         RunOptions options;
         options.command =
@@ -316,10 +378,8 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
         if (!run.ok()) {
           failure = "the rollback was refused: " + run.status().message();
         } else {
-          rollback = *run;
           r.run_id = run->run_id;
-          rolled_back = run->succeeded();
-          if (rolled_back) {
+          if (run->succeeded()) {
             o.recovered_us = clock->WallMicros();
             r.recovery_ms = (clock->NowMicros() - injected_mono) / 1000;
           } else {
@@ -368,8 +428,6 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
                        (r.target_ms > 0 ? " (target " + FormatDurationMs(r.target_ms) + ")" : "") +
                        ", verified back on " + rp->id
                  : failure;
-  (void)detected;
-  (void)acted;
   BACKSTOP_RETURN_IF_ERROR(state.RecordDrill(r));
   Status written = WriteDrillReport(env, spec.state_dir, o);
   if (!written.ok()) out.Error("cannot write the drill report: " + written.message());

@@ -5,16 +5,19 @@
 // point — rolling back to it by itself when the detected rollback did not
 // get there — or say loudly that it is not.
 //
-// Detection runs the watch machinery in-process (watch/deploy_guard.h: the
-// same RuleEngine and signal derivation as `backstop watch`, the drivers'
-// health and integrity checks, the decision layer's Decide), so a drill
-// measures the spec's triggers and decision matrix with no daemon involved.
-// A `backstop watch` daemon running on the same state dir would race the
-// drill's own rollback: the drill is refused while one runs (following the
-// daemon's run through the event journal instead is not built yet).
+// Detection: when a `backstop watch` daemon runs on the same state dir (its
+// watch.json names a live pid), the daemon detects, decides and rolls back,
+// and the drill follows it through the event journal (trigger.firing, the
+// decision, the run's run.started and run.finished): a drill then rehearses
+// the very daemon that would act in an incident. Otherwise the drill runs the
+// same watch machinery in-process (watch/deploy_guard.h: the RuleEngine and
+// signal derivation of `backstop watch`, the drivers' health and integrity
+// checks, the decision layer's Decide) and rolls back to its restore point
+// itself. Either way the drill gives up after its timeout, rolls back to its
+// restore point by itself and fails as "not detected" (or held, or failed).
 //
 // Refusals, checked before anything is touched: an unknown scenario or one
-// not built yet, a watch daemon running, a run in progress (the environment
+// not built yet, a run in progress (the environment
 // lock held, or an unfinished run), an incident open (a trigger firing in the
 // watch daemon's persisted rule state, or the newest run that is not a
 // drill's own deploy failed or was abandoned: its environment was left in an
