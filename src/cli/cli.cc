@@ -59,6 +59,7 @@ int RunCli(int argc, char** argv) {
   groups.push_back(NewOperateCommands());
   groups.push_back(NewWatchCommands());
   groups.push_back(NewReportCommands());
+  groups.push_back(NewDrillCommands());
   groups.push_back(NewCompletionCommands());
   for (auto& group : groups) group->Register(app);
 

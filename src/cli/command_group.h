@@ -1,8 +1,8 @@
 // A group of commands of the command line (one file each: setup_commands.cc,
 // inspect_commands.cc, snapshot_commands.cc, operate_commands.cc,
-// watch_commands.cc, report_commands.cc, completion_commands.cc). A group adds its subcommands and their flags to the
-// CLI11 app, and after parsing runs the one the user chose. cli.cc registers
-// every group and returns what the chosen command returns.
+// watch_commands.cc, report_commands.cc, drill_commands.cc, completion_commands.cc). A group adds
+// its subcommands and their flags to the CLI11 app, and after parsing runs the one the user chose.
+// cli.cc registers every group and returns what the chosen command returns.
 //
 // Ownership: a group owns the variables CLI11 parses its flags into, so it
 // must outlive the parse. Thread-safety: one thread.
@@ -42,6 +42,7 @@ std::unique_ptr<CommandGroup> NewSnapshotCommands();    // snapshot, snapshots, 
 std::unique_ptr<CommandGroup> NewOperateCommands();     // plan, rollback, deploy, start, stop
 std::unique_ptr<CommandGroup> NewWatchCommands();       // watch, test-rules
 std::unique_ptr<CommandGroup> NewReportCommands();      // report, checklist
+std::unique_ptr<CommandGroup> NewDrillCommands();       // drill, drill --due, drill history
 std::unique_ptr<CommandGroup> NewCompletionCommands();  // completion
 
 }  // namespace backstop

@@ -142,6 +142,24 @@ CREATE TABLE IF NOT EXISTS deliveries (
   PRIMARY KEY (event_id, target)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (delivered_us, failed_us, next_attempt_us);
+-- Drills (drill/, `backstop drill`): one row per rehearsal of a rollback,
+-- written when it starts and when it ends, for `drill history` and `--due`.
+CREATE TABLE IF NOT EXISTS drills (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL DEFAULT '',
+  scenario TEXT NOT NULL,
+  component TEXT NOT NULL DEFAULT '',
+  environment TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  run_id TEXT NOT NULL DEFAULT '',
+  restore_point TEXT NOT NULL DEFAULT '',
+  started_us INTEGER NOT NULL,
+  ended_us INTEGER NOT NULL DEFAULT 0,
+  detection_ms INTEGER NOT NULL DEFAULT -1,
+  recovery_ms INTEGER NOT NULL DEFAULT -1,
+  target_ms INTEGER NOT NULL DEFAULT 0
+);
 PRAGMA user_version = 1;
 )sql";
 
@@ -518,6 +536,49 @@ Result<std::vector<ChecklistAck>> StateDb::ChecklistAcks(const std::string& run_
     out.push_back(std::move(a));
   }
   if (rc != SQLITE_DONE) return s.Error("read checklist acknowledgements");
+  return out;
+}
+
+Status StateDb::RecordDrill(const DrillRecord& d) {
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO drills (id, name, scenario, component, environment, status, "
+         "reason, run_id, restore_point, started_us, ended_us, detection_ms, recovery_ms, "
+         "target_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  s.Bind(1, d.id).Bind(2, d.name).Bind(3, d.scenario).Bind(4, d.component).Bind(5, d.environment);
+  s.Bind(6, d.status).Bind(7, d.reason).Bind(8, d.run_id).Bind(9, d.restore_point);
+  s.Bind(10, d.started_us).Bind(11, d.ended_us).Bind(12, d.detection_ms).Bind(13, d.recovery_ms);
+  s.Bind(14, d.target_ms);
+  return s.Run("record drill");
+}
+
+Result<std::vector<DrillRecord>> StateDb::ListDrills(int limit) {
+  Stmt s(db_,
+         "SELECT id, name, scenario, component, environment, status, reason, run_id, "
+         "restore_point, started_us, ended_us, detection_ms, recovery_ms, target_ms FROM drills "
+         "ORDER BY started_us DESC, id DESC LIMIT ?");
+  if (!s.prepared()) return s.Error("read drills");
+  s.Bind(1, limit > 0 ? static_cast<int64_t>(limit) : int64_t{-1});
+  std::vector<DrillRecord> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    DrillRecord d;
+    d.id = s.Text(0);
+    d.name = s.Text(1);
+    d.scenario = s.Text(2);
+    d.component = s.Text(3);
+    d.environment = s.Text(4);
+    d.status = s.Text(5);
+    d.reason = s.Text(6);
+    d.run_id = s.Text(7);
+    d.restore_point = s.Text(8);
+    d.started_us = s.Int(9);
+    d.ended_us = s.Int(10);
+    d.detection_ms = s.Int(11);
+    d.recovery_ms = s.Int(12);
+    d.target_ms = s.Int(13);
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return s.Error("read drills");
   return out;
 }
 

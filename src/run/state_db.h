@@ -80,6 +80,26 @@ struct ChecklistAck {
   int64_t at_us = 0;  // wall clock
 };
 
+// One drill (drill/): a rehearsal of a rollback, recorded when it starts and
+// again when it ends, for `backstop drill history` and `drill --due`.
+// Times are wall clock microseconds; a duration not measured is -1.
+struct DrillRecord {
+  std::string id;        // "20261201T030000Z-ab12"
+  std::string name;      // the spec's drills[].name, or empty when run by hand
+  std::string scenario;  // service_failure, database_corruption, ...
+  std::string component;
+  std::string environment;
+  std::string status = "running";  // running | passed | failed
+  std::string reason;              // why it passed or failed, one line
+  std::string run_id;              // the rollback run, if one ran
+  std::string restore_point;       // the drill's starting restore point
+  int64_t started_us = 0;
+  int64_t ended_us = 0;
+  int64_t detection_ms = -1;  // injection -> trigger firing
+  int64_t recovery_ms = -1;   // injection -> rollback verified
+  int64_t target_ms = 0;      // the decision matrix row's recovery_max_ms (0: none)
+};
+
 // One notification in the queue (notify/): an event of the journal for one
 // notify target. Times are wall clock microseconds; 0 means not yet.
 struct DeliveryRecord {
@@ -157,6 +177,10 @@ class StateDb {
   // replaces the first. Oldest first.
   Status AckChecklistItem(const ChecklistAck& ack);
   Result<std::vector<ChecklistAck>> ChecklistAcks(const std::string& run_id);
+
+  // Drills: Record inserts or replaces by id; newest first, `limit` 0: all.
+  Status RecordDrill(const DrillRecord& drill);
+  Result<std::vector<DrillRecord>> ListDrills(int limit);
 
   // Small key/value state (watch daemon).
   Status Put(const std::string& key, const std::string& value);

@@ -111,6 +111,37 @@ TEST_F(StateDbTest, KeyValue) {
   EXPECT_EQ(db_->Get("k")->value(), "2");
 }
 
+TEST_F(StateDbTest, DrillsAreReplacedByIdAndListedNewestFirst) {
+  DrillRecord first;
+  first.id = "d1";
+  first.scenario = "service_failure";
+  first.component = "orchestrator";
+  first.started_us = 100;
+  ASSERT_TRUE(db_->RecordDrill(first).ok());
+  DrillRecord second = first;
+  second.id = "d2";
+  second.started_us = 200;
+  ASSERT_TRUE(db_->RecordDrill(second).ok());
+  first.status = "passed";
+  first.detection_ms = 1200;
+  first.recovery_ms = 9000;
+  first.target_ms = 300000;
+  ASSERT_TRUE(db_->RecordDrill(first).ok());  // the end of the drill replaces its start
+  auto all = db_->ListDrills(0);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, "d2");
+  EXPECT_EQ((*all)[0].status, "running");
+  EXPECT_EQ((*all)[0].detection_ms, -1);
+  EXPECT_EQ((*all)[1].status, "passed");
+  EXPECT_EQ((*all)[1].recovery_ms, 9000);
+  EXPECT_EQ((*all)[1].target_ms, 300000);
+  auto newest = db_->ListDrills(1);
+  ASSERT_TRUE(newest.ok());
+  ASSERT_EQ(newest->size(), 1u);
+  EXPECT_EQ((*newest)[0].id, "d2");
+}
+
 TEST_F(StateDbTest, EventsAreListedOldestFirstWithGrowingIdsAndSurviveReopen) {
   Event pending;
   pending.at_us = 1'000'000;

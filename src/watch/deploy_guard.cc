@@ -14,6 +14,7 @@ Result<std::optional<TriggerEvent>> WatchAfterDeploy(Env* env, const Spec& spec,
                                                      const ProbeComponent& probe) {
   std::map<std::string, ComponentKind> kinds;
   std::map<std::string, int64_t> interval_us;
+  std::map<std::string, bool> integrity_watched;
   for (const auto& name : components) {
     const ComponentSpec* c = spec.Find(name);
     if (c == nullptr) return Status::InvalidArgument("no component named '" + name + "'");
@@ -22,6 +23,11 @@ Result<std::optional<TriggerEvent>> WatchAfterDeploy(Env* env, const Spec& spec,
         std::max<int64_t>(1, std::min(c->health.interval_ms, options.max_interval_ms)) * 1000;
   }
   RuleEngine rules(spec.triggers, kinds);
+  for (const auto& name : components) {
+    for (const auto& trig : rules.TriggersFor(name)) {
+      integrity_watched[name] = integrity_watched[name] || trig.signal == Signal::kIntegrity;
+    }
+  }
   SignalDeriver deriver;
   Clock* clock = env->clock();
   const int64_t start_us = clock->NowMicros();
@@ -42,9 +48,22 @@ Result<std::optional<TriggerEvent>> WatchAfterDeploy(Env* env, const Spec& spec,
         s.detail = h.detail;
         rules.Observe(s);
       }
+      if (options.integrity && integrity_watched[name]) {
+        HealthResult checked = options.integrity(c);
+        if (checked.state != HealthResult::State::kUnknown) {
+          Sample s;
+          s.component = name;
+          s.signal = Signal::kIntegrity;
+          s.t_us = now_us;
+          s.value = checked.pass() ? 1 : 0;
+          s.detail = checked.detail;
+          rules.Observe(s);
+        }
+      }
       due_us[name] = now_us + interval_us[name];
     }
     for (auto& event : rules.Evaluate(clock->NowMicros())) {
+      if (options.on_event) options.on_event(event);
       if (event.to == TriggerState::kFiring) return std::optional<TriggerEvent>(event);
     }
     if (options.on_round) options.on_round((clock->NowMicros() - start_us) / 1000);

@@ -8,6 +8,9 @@
 // (the command line passes the component's driver Health). Time comes from
 // the Env's clock only, so a test runs an hour of watching on a FakeClock.
 //
+// `backstop drill` runs the same loop after injecting a fault, with the
+// integrity checks of data components as well (DeployGuardOptions::integrity).
+//
 // Thread-safety: one thread; Watch blocks for up to DURATION.
 #pragma once
 
@@ -32,6 +35,13 @@ struct DeployGuardOptions {
   int64_t max_interval_ms = 5'000;
   // Called after each round of probes (for progress lines); may be empty.
   std::function<void(int64_t elapsed_ms)> on_round;
+  // Called with every change of a trigger's state (pending, firing,
+  // resolved), for the event journal; may be empty.
+  std::function<void(const TriggerEvent&)> on_event;
+  // When set, components watched by an `integrity` trigger are also checked
+  // with it each round (IntegrityHealth of their invariants): a pass or fail
+  // is an integrity sample, an unknown result none (as in `backstop watch`).
+  ProbeComponent integrity;
 };
 
 // The first trigger that fired within the window, or nullopt when none did.

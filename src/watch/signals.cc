@@ -425,4 +425,22 @@ Sample SignalDeriver::FromMetrics(const std::string& component, const MetricRati
   return s;
 }
 
+HealthResult IntegrityHealth(const Result<std::vector<IntegrityCheck>>& checks) {
+  HealthResult r;
+  if (!checks.ok()) {
+    r.state = HealthResult::State::kUnknown;
+    r.detail = "integrity checks could not run: " + checks.status().message();
+    return r;
+  }
+  std::string failed;
+  for (const auto& check : *checks) {
+    if (check.passed) continue;
+    failed += (failed.empty() ? "" : "; ") + check.name + ": " + check.detail;
+  }
+  r.state = failed.empty() ? HealthResult::State::kPass : HealthResult::State::kFail;
+  r.detail = failed.empty() ? std::to_string(checks->size()) + " integrity checks passed"
+                            : "integrity check failed: " + failed;
+  return r;
+}
+
 }  // namespace backstop

@@ -109,6 +109,11 @@ class ProcessSampler {
 
 // Turns one probe outcome of one component into rule samples. Keeps, per
 // component, the cumulative probe and failure counts for error_rate.
+// The integrity signal's view of a data component's invariants
+// (Driver::CheckInvariants): pass when every check passed, fail naming those
+// that did not, unknown when they could not run (which gives no sample).
+HealthResult IntegrityHealth(const Result<std::vector<IntegrityCheck>>& checks);
+
 class SignalDeriver {
  public:
   // `error_rate_from_probes`: feed error_rate from probe results (false when

@@ -156,26 +156,11 @@ void Watcher::AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget
   const ComponentSpec* cp = &c;
   t.blocking = [this, d, cp] {
     DriverContext ctx = DaemonDriverContext();
-    HealthResult r;
     nlohmann::json entry;  // the latest restore point's, for the foreign keys it had
     if (auto rp = ResolveRestorePoint(*store_, "latest"); rp.ok()) {
       if (rp->components.contains(cp->name)) entry = rp->components[cp->name];
     }
-    auto checks = d->CheckInvariants(*cp, entry, ctx);
-    if (!checks.ok()) {
-      r.state = HealthResult::State::kUnknown;
-      r.detail = "integrity checks could not run: " + checks.status().message();
-      return r;
-    }
-    std::string failed;
-    for (const auto& check : *checks) {
-      if (check.passed) continue;
-      failed += (failed.empty() ? "" : "; ") + check.name + ": " + check.detail;
-    }
-    r.state = failed.empty() ? HealthResult::State::kPass : HealthResult::State::kFail;
-    r.detail = failed.empty() ? std::to_string(checks->size()) + " integrity checks passed"
-                              : "integrity check failed: " + failed;
-    return r;
+    return IntegrityHealth(d->CheckInvariants(*cp, entry, ctx));
   };
   targets.push_back(std::move(t));
 }

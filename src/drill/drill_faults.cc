@@ -1,0 +1,184 @@
+#include "drill/drill_faults.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+#include "base/strings.h"
+#include "drivers/postgres/pg_component.h"
+#include "drivers/process/process_settings.h"
+#include "run/plan.h"
+#include "watch/rules.h"
+
+namespace backstop {
+namespace {
+
+const std::vector<std::string> kNotBuilt = {"nats_outage", "performance_degradation",
+                                            "full_system"};
+
+bool WatchedBy(const Spec& spec, const std::string& component, Signal signal) {
+  const ComponentSpec* c = spec.Find(component);
+  if (c == nullptr) return false;
+  return std::any_of(spec.triggers.begin(), spec.triggers.end(), [&](const TriggerSpec& t) {
+    return t.signal == signal && TriggerAppliesTo(t, component, c->kind);
+  });
+}
+
+// A release whose command starts and never answers: the health check fails
+// for as long as it runs, as a release with a broken listener would.
+Status WriteFaultRelease(Env* env, const process::Settings& s, const std::string& dir) {
+  const std::string program = JoinPath(dir, s.command.front());
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(program), 0755));
+  return env->fs()->WriteFileAtomic(
+      program,
+      "#!/bin/sh\n"
+      "# A release made by `backstop drill service_failure`: it runs and never\n"
+      "# answers its health check. Removed when the drill ends.\n"
+      "echo 'backstop drill: this release never answers its health check' >&2\n"
+      "exec sleep 86400\n",
+      0755);
+}
+
+}  // namespace
+
+const std::vector<std::string>& DrillScenarios() {
+  static const std::vector<std::string> kScenarios = {"service_failure", "database_corruption",
+                                                      "nats_outage", "performance_degradation",
+                                                      "full_system"};
+  return kScenarios;
+}
+
+std::string CanonicalScenario(const std::string& name) {
+  std::string key;
+  for (char ch : name) {
+    if (ch == ' ' || ch == '_' || ch == '-') continue;
+    key += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  static const std::map<std::string, std::string> kAliases = {
+      {"servicefailure", "service_failure"},
+      {"singleservicefailure", "service_failure"},
+      {"baddeploy", "service_failure"},
+      {"databasecorruption", "database_corruption"},
+      {"natsoutage", "nats_outage"},
+      {"streamloss", "nats_outage"},
+      {"performancedegradation", "performance_degradation"},
+      {"fullsystem", "full_system"},
+      {"completefailure", "full_system"},
+      {"partialmigrationfailure", "full_system"},
+  };
+  auto it = kAliases.find(key);
+  return it == kAliases.end() ? name : it->second;
+}
+
+Status CheckFault(const Spec& spec, const std::string& scenario, const std::string& component) {
+  if (std::find(kNotBuilt.begin(), kNotBuilt.end(), scenario) != kNotBuilt.end()) {
+    return Status::FailedPrecondition("the " + scenario +
+                                      " drill is not built yet; built: service_failure, "
+                                      "database_corruption");
+  }
+  const auto& known = DrillScenarios();
+  if (std::find(known.begin(), known.end(), scenario) == known.end()) {
+    return Status::InvalidArgument("unknown drill scenario '" + scenario + "'; expected one of " +
+                                   Join(known));
+  }
+  const ComponentSpec* c = spec.Find(component);
+  if (c == nullptr) {
+    return Status::InvalidArgument(component.empty()
+                                       ? "the spec has no component this drill can take"
+                                       : "no component named '" + component + "'");
+  }
+  if (scenario == "service_failure") {
+    if (c->kind != ComponentKind::kService || c->driver != "process") {
+      return Status::InvalidArgument("service_failure drills a service of the process driver; " +
+                                     component + " is a " + c->driver + " " +
+                                     std::string(Name(c->kind)));
+    }
+    auto settings = process::LoadSettings(*c, "");
+    if (!settings.ok()) return settings.status();
+    if (settings->command.empty() || settings->command.front().empty() ||
+        settings->command.front()[0] == '/') {
+      return Status::InvalidArgument(
+          "service_failure deploys a release that fails its health check, which needs a "
+          "command relative to the release folder; " +
+          component + "'s is not");
+    }
+    if (!WatchedBy(spec, component, Signal::kHealth) &&
+        !WatchedBy(spec, component, Signal::kUnreachable)) {
+      return Status::FailedPrecondition("no trigger watches the health of " + component +
+                                        ": nothing could detect a service failure");
+    }
+    return Status::OK();
+  }
+  // database_corruption
+  if (c->kind != ComponentKind::kDatabase || c->driver != "postgres") {
+    return Status::InvalidArgument(
+        "database_corruption drills a database of the postgres "
+        "driver; " +
+        component + " is a " + c->driver + " " + std::string(Name(c->kind)));
+  }
+  if (!WatchedBy(spec, component, Signal::kIntegrity)) {
+    return Status::FailedPrecondition(
+        "no trigger watches the integrity of " + component +
+        " (a trigger with signal: integrity): nothing could detect the corruption");
+  }
+  return Status::OK();
+}
+
+std::string DefaultFaultComponent(const Spec& spec, const std::string& scenario) {
+  const ComponentKind kind =
+      scenario == "database_corruption" ? ComponentKind::kDatabase : ComponentKind::kService;
+  for (const auto& name : spec.component_order) {
+    if (spec.Find(name)->kind == kind) return name;
+  }
+  return "";
+}
+
+Result<InjectedFault> InjectFault(Env* env, const Spec& spec, RunEngine& engine,
+                                  const RestorePoint& rp, const std::string& scenario,
+                                  const std::string& component, const std::string& drill_id,
+                                  const std::string& triggered_by) {
+  const ComponentSpec& c = *spec.Find(component);
+  InjectedFault fault;
+  if (scenario == "service_failure") {
+    BACKSTOP_ASSIGN_OR_RETURN(process::Settings s, process::LoadSettings(c, ""));
+    const std::string release = "drill-" + drill_id;
+    fault.release_dir = JoinPath(s.releases, release);
+    BACKSTOP_RETURN_IF_ERROR(WriteFaultRelease(env, s, fault.release_dir));
+    DriverContext ctx = engine.Context();
+    BACKSTOP_ASSIGN_OR_RETURN(Plan plan,
+                              PlanDeploy(spec, component, release, DriverRegistry::Global(), ctx));
+    RunOptions options;
+    options.command = "backstop drill service_failure (fault: deploy " + release + ")";
+    options.triggered_by = triggered_by;
+    BACKSTOP_ASSIGN_OR_RETURN(RunOutcome deployed, engine.Start(plan, options));
+    fault.deploy_run_id = deployed.run_id;
+    fault.description = "deployed release " + release + " of " + component +
+                        ", which never answers its health check (run " + deployed.run_id + ", " +
+                        deployed.status + ")";
+    return fault;
+  }
+  // database_corruption: drop the first foreign key the restore point recorded.
+  const nlohmann::json entry =
+      rp.components.contains(component) ? rp.components[component] : nlohmann::json();
+  if (!entry.contains("foreign_keys") || !entry["foreign_keys"].is_array() ||
+      entry["foreign_keys"].empty()) {
+    return Status::FailedPrecondition(
+        "database_corruption drops a foreign key that the integrity checks watch; " + component +
+        " has none in restore point " + rp.id);
+  }
+  postgres::ForeignKey fk = postgres::ForeignKey::FromJson(entry["foreign_keys"][0]);
+  BACKSTOP_ASSIGN_OR_RETURN(postgres::Loaded l, postgres::Load(c));
+  BACKSTOP_ASSIGN_OR_RETURN(auto conn, postgres::ConnectTo(l, l.db()));
+  BACKSTOP_RETURN_IF_ERROR(conn->Run("ALTER TABLE " +
+                                     postgres::QuoteQualified(fk.schema, fk.table) +
+                                     " DROP CONSTRAINT " + postgres::QuoteIdent(fk.name)));
+  fault.description = "dropped foreign key " + fk.name + " (" + fk.Describe() + ") of " + component;
+  return fault;
+}
+
+Status RemoveFault(Env* env, const InjectedFault& fault) {
+  if (fault.release_dir.empty()) return Status::OK();
+  return env->fs()->RemoveAll(fault.release_dir);
+}
+
+}  // namespace backstop

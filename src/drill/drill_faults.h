@@ -1,0 +1,68 @@
+// The faults a drill injects (seed 8.2), each one that the spec's triggers
+// must detect and that a rollback to the drill's starting restore point
+// undoes:
+//   service_failure      a release that never answers its health check is
+//                        deployed to a `process` service (a real deploy run,
+//                        so the service differs from its restore point and
+//                        the rollback has something to do: a killed process
+//                        on its restore point's release is "already there",
+//                        and the decision layer would rightly hold)
+//   database_corruption  a foreign key of a `postgres` database recorded in
+//                        the restore point is dropped: the integrity checks
+//                        (CheckInvariants) report it missing
+// nats_outage, performance_degradation and full_system are not built yet:
+// CheckFault refuses them, so no drill passes without doing what it says.
+//
+// Thread-safety: one thread (the drill's).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "run/run.h"
+#include "spec/spec.h"
+#include "store/restore_point.h"
+
+namespace backstop {
+
+// The scenarios `backstop drill` knows, in the order docs/drills.md lists them.
+const std::vector<std::string>& DrillScenarios();
+
+// The drill scenario for a name the spec's `drills[].scenario` accepts: a
+// built-in fault (service_failure, bad_deploy, database_corruption,
+// stream_loss, full_system) or a decision-matrix row ("Single service
+// failure", "Database corruption", "Performance degradation", "Complete
+// failure", ...), matched without regard to case, spaces or underscores.
+// Unknown names are returned unchanged (CheckFault refuses them).
+std::string CanonicalScenario(const std::string& name);
+
+// OK when `scenario` can be injected into `component`, before anything is
+// touched: FailedPrecondition ("not built yet") for a scenario not built yet, InvalidArgument for
+// an unknown one or a component of the wrong kind or driver, FailedPrecondition when the spec gives
+// nothing that could detect it (no integrity trigger for database_corruption).
+Status CheckFault(const Spec& spec, const std::string& scenario, const std::string& component);
+
+// The component a scenario takes when none is given: the first service
+// (service_failure) or database (database_corruption) in spec order.
+std::string DefaultFaultComponent(const Spec& spec, const std::string& scenario);
+
+struct InjectedFault {
+  std::string description;    // one line for the report
+  std::string deploy_run_id;  // service_failure: the deploy that injected it
+  std::string release_dir;    // service_failure: removed by RemoveFault
+};
+
+// Injects the fault. `rp` is the drill's starting restore point (the
+// foreign keys it recorded); `drill_id` names the fault release.
+// REQUIRES: CheckFault(spec, scenario, component) is OK.
+Result<InjectedFault> InjectFault(Env* env, const Spec& spec, RunEngine& engine,
+                                  const RestorePoint& rp, const std::string& scenario,
+                                  const std::string& component, const std::string& drill_id,
+                                  const std::string& triggered_by);
+
+// Removes what InjectFault left outside the environment's state (the fault
+// release's folder, once the service no longer runs it).
+Status RemoveFault(Env* env, const InjectedFault& fault);
+
+}  // namespace backstop
