@@ -40,6 +40,7 @@
 #include "spec/driver_catalog.h"
 #include "spec/setting_schema.h"
 #include "spec/spec.h"
+#include "store/restore_point_kind.h"
 
 namespace backstop {
 
@@ -53,11 +54,11 @@ struct DriverContext {
   std::string run_id;     // empty outside a run
   std::string run_dir;    // <state_dir>/runs/<run_id>, for artifacts such as the ledger
   // During Snapshot: the id of the restore point being taken, and its kind
-  // ("manual", "safety", "pre-deploy", "drill"). A safety snapshot is taken by
+  // (manual, safety, pre-deploy...). A safety snapshot is taken by
   // a rollback just before it acts; a driver may make it cheaper by
   // referring to what its own Restore keeps aside (e.g. the replaced database).
   std::string restore_point_id;
-  std::string snapshot_kind;
+  RestorePointKind snapshot_kind = RestorePointKind::kManual;
   bool dry_run = false;
   ProgressFn progress;  // may be empty
   void Progress(const std::string& line) const {

@@ -367,7 +367,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
       if (components.empty()) components = plan.affected;
       BACKSTOP_ASSIGN_OR_RETURN(
           RestorePoint rp, TakeRestorePoint(*this, spec_, store_, components, "before " + run.id,
-                                            "safety", run.id, id));
+                                            RestorePointKind::kSafety, run.id, id));
       *detail = rp.id;
     }
     CrashPointForTest("run.safety-snapshot.before-record");
@@ -840,8 +840,8 @@ void RunEngine::TakePostRollbackRestorePoint(const RunRecord& run, const Plan& p
     return;
   }
   out_.Line("          taking restore point " + id + " (post-rollback)");
-  auto rp = TakeRestorePoint(*this, spec_, store_, plan.affected, "post-rollback", "post-rollback",
-                             run.id, id);
+  auto rp = TakeRestorePoint(*this, spec_, store_, plan.affected, "post-rollback",
+                             RestorePointKind::kPostRollback, run.id, id);
   event.at_us = env_->clock()->WallMicros();
   if (rp.ok()) {
     (*summary)["post_restore_point"] = id;
@@ -872,7 +872,7 @@ bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h) {
 
 Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store& store,
                                       const std::vector<std::string>& components,
-                                      const std::string& label, const std::string& kind,
+                                      const std::string& label, RestorePointKind kind,
                                       const std::string& run_id, const std::string& id) {
   Env* env = engine.Context().env;
   RestorePoint rp;

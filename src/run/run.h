@@ -133,7 +133,7 @@ bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h);
 // safety step. `id` empty: a fresh id.
 Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store& store,
                                       const std::vector<std::string>& components,
-                                      const std::string& label, const std::string& kind,
+                                      const std::string& label, RestorePointKind kind,
                                       const std::string& run_id, const std::string& id);
 
 }  // namespace backstop

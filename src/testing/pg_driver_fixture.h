@@ -94,7 +94,7 @@ class PostgresDriverTest : public ::testing::Test {
   }
 
   DriverContext Ctx(const std::string& run_id, const std::string& rp_id = "",
-                    const std::string& kind = "manual") {
+                    RestorePointKind kind = RestorePointKind::kManual) {
     DriverContext ctx;
     ctx.env = Env::Default();
     ctx.store = store_.get();
@@ -111,7 +111,7 @@ class PostgresDriverTest : public ::testing::Test {
   }
 
   json Snap(const std::string& rp_id, const std::string& run_id = "",
-            const std::string& kind = "manual") {
+            RestorePointKind kind = RestorePointKind::kManual) {
     DriverContext ctx = Ctx(run_id, rp_id, kind);
     auto e = driver_->Snapshot(Component(), ctx);
     EXPECT_TRUE(e.ok()) << e.status().ToString();
