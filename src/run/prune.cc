@@ -67,7 +67,7 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   for (const auto& run : runs) {
     if (seen++ < options.keep_runs) {
       kept_runs.insert(run.id);
-      if (run.kind == "deploy" && !run.restore_point.empty()) {
+      if (run.kind == RunKind::kDeploy && !run.restore_point.empty()) {
         needed_by_runs[run.restore_point] = run.id;
       }
       continue;

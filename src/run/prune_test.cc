@@ -101,14 +101,14 @@ class PruneTest : public ::testing::Test {
   }
 
   // A rollback of "conf" journaled with `status`, started at second `second`.
-  void AddRun(const std::string& id, int second, const std::string& status = "succeeded") {
+  void AddRun(const std::string& id, int second, RunStatus status = RunStatus::kSucceeded) {
     Plan plan;
-    plan.kind = "rollback";
-    plan.scope = "all";
+    plan.kind = RunKind::kRollback;
+    plan.scope = PlanScope::kAll;
     plan.affected = {"conf"};
     RunRecord run;
     run.id = id;
-    run.kind = "rollback";
+    run.kind = RunKind::kRollback;
     run.status = status;
     run.plan = plan.ToJson();
     run.started_us = Wall(second);
@@ -242,7 +242,7 @@ TEST_F(PruneTest, SafetyRestorePointsOfReleasedRunsGoAndThoseOfKeptRunsStay) {
 TEST_F(PruneTest, AnUnfinishedRunRefusesPruneAndNothingIsReleased) {
   const std::string a = Blob("a"), b = Blob("b"), loose = Blob("loose");
   AddRun("run-1", 10);
-  AddRun("run-2", 20, "running");
+  AddRun("run-2", 20, RunStatus::kRunning);
   AddRestorePoint("rp-1", 1, {a});
   AddRestorePoint("rp-2", 2, {b});
   PruneOptions options;
@@ -336,11 +336,11 @@ TEST_F(PruneTest, TheKeepPolicyDecidesWhichRestorePointsGoAndSaysWhyOthersStay) 
   {
     RunRecord deploy;  // the newest run: a deploy that recorded rp-pre
     deploy.id = "run-deploy";
-    deploy.kind = "deploy";
-    deploy.status = "succeeded";
+    deploy.kind = RunKind::kDeploy;
+    deploy.status = RunStatus::kSucceeded;
     Plan plan;
-    plan.kind = "deploy";
-    plan.scope = "component";
+    plan.kind = RunKind::kDeploy;
+    plan.scope = PlanScope::kComponent;
     plan.affected = {"conf"};
     deploy.plan = plan.ToJson();
     deploy.restore_point = "rp-pre";

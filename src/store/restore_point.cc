@@ -7,7 +7,6 @@
 #include <set>
 
 #include "base/hash.h"
-#include "base/strings.h"
 #include "base/units.h"
 
 namespace backstop {
@@ -62,13 +61,8 @@ Result<RestorePoint> FromJson(const nlohmann::json& j) {
     // Older manifests have no kind: they were taken by `backstop snapshot`.
     const std::string kind = StringField(j, "kind");
     if (!kind.empty()) {
-      auto parsed = ParseRestorePointKind(kind);
-      if (!parsed) {
-        return Status::Corruption("the manifest's kind '" + kind +
-                                  "' is not one Backstop writes (one of " +
-                                  Join(kRestorePointKindNames.All(), ", ") + ")");
-      }
-      rp.kind = *parsed;
+      BACKSTOP_ASSIGN_OR_RETURN(rp.kind,
+                                ParseStored(kRestorePointKindNames, kind, "the manifest's kind"));
     }
     rp.run_id = StringField(j, "run_id");
     rp.environment = StringField(j, "environment");
