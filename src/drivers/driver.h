@@ -47,7 +47,11 @@ namespace backstop {
 class Store;
 
 struct DriverContext {
-  Env* env = nullptr;
+  // Every driver call reaches the file system, processes, the clock and /proc
+  // through `env` (tests fake them there): a context cannot be built without
+  // one.
+  explicit DriverContext(Env& env) : env(&env) {}
+  Env* env;  // never null
   Store* store = nullptr;
   const Spec* spec = nullptr;
   std::string state_dir;  // drivers may keep files under <state_dir>/components/<name>/

@@ -78,7 +78,6 @@ class PlanTest : public ::testing::Test {
     auto state = StateDb::Open(dir_.Join("state.db"));
     ASSERT_TRUE(state.ok());
     state_ = std::move(*state);
-    ctx_.env = Env::Default();
     ctx_.store = store_.get();
     ctx_.spec = &spec_;
     RestorePoint rp;
@@ -99,7 +98,7 @@ class PlanTest : public ::testing::Test {
   DriverRegistry registry_ = FakeRegistry();
   std::unique_ptr<Store> store_;
   std::unique_ptr<StateDb> state_;
-  DriverContext ctx_;
+  DriverContext ctx_{*Env::Default()};
 };
 
 TEST_F(PlanTest, DependencyOrderPutsDependenciesFirstAndBreaksTiesByFileOrder) {

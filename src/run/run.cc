@@ -231,8 +231,7 @@ std::string RunEngine::NewRunId() {
 }
 
 DriverContext RunEngine::Context(const std::string& run_id) {
-  DriverContext ctx;
-  ctx.env = env_;
+  DriverContext ctx(*env_);
   ctx.store = &store_;
   ctx.spec = &spec_;
   ctx.state_dir = spec_.state_dir;

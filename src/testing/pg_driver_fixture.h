@@ -95,8 +95,7 @@ class PostgresDriverTest : public ::testing::Test {
 
   DriverContext Ctx(const std::string& run_id, const std::string& rp_id = "",
                     RestorePointKind kind = RestorePointKind::kManual) {
-    DriverContext ctx;
-    ctx.env = Env::Default();
+    DriverContext ctx(*Env::Default());
     ctx.store = store_.get();
     ctx.state_dir = tmp_.Join("state");
     ctx.run_id = run_id;
