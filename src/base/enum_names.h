@@ -7,6 +7,10 @@
 // names the parser accepts cannot drift apart. The table's order is the order
 // names are listed in messages ("one of service, config, ...").
 //
+// Names read back from disk (the journal, manifests, stored plans) go through
+// ParseStored: a name the table does not hold is damage or the work of a newer
+// Backstop, reported as Corruption, never read as some default.
+//
 // Thread-safety: a table is a constant; every function is safe to call from
 // any thread.
 #pragma once
@@ -18,6 +22,9 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "base/status.h"
+#include "base/strings.h"
 
 namespace backstop {
 
@@ -48,5 +55,17 @@ struct EnumNames {
     return out;
   }
 };
+
+// The value named `name`, or Corruption naming it: "<what> 'name' is not one
+// Backstop writes (one of a, b, c)". `what` says which field of which file or
+// table, e.g. "run run-1 in the state database: status".
+template <typename Enum, size_t N>
+Result<Enum> ParseStored(const EnumNames<Enum, N>& names, std::string_view name,
+                         const std::string& what) {
+  if (auto value = names.Parse(name)) return *value;
+  return Status::Corruption(what + " '" + std::string(name) +
+                            "' is not one Backstop writes (one of " + Join(names.All(), ", ") +
+                            ")");
+}
 
 }  // namespace backstop

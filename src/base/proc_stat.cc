@@ -79,6 +79,26 @@ Result<ProcStat> ParseProcStat(std::string_view text) {
   return st;
 }
 
+Result<uint64_t> ReadMemInfoBytes(FileSystem* fs, std::string_view key) {
+  BACKSTOP_ASSIGN_OR_RETURN(std::string text, fs->ReadFile("/proc/meminfo"));
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const size_t eol = rest.find('\n');
+    std::string_view line = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ':') {
+      continue;
+    }
+    std::string_view value = line.substr(key.size() + 1);
+    std::string_view number = NextField(&value);
+    uint64_t kb = 0;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), kb);
+    if (ec != std::errc() || end != number.data() + number.size()) break;
+    return kb * 1024;
+  }
+  return Status::NotFound(std::string(key) + " in /proc/meminfo");
+}
+
 Result<ProcStat> ReadProcStat(FileSystem* fs, pid_t pid) {
   auto text = fs->ReadFile("/proc/" + std::to_string(pid) + "/stat");
   if (!text.ok() || text->empty()) return Status::NotFound("process " + std::to_string(pid));

@@ -1,6 +1,6 @@
 // /proc/<pid>/stat, parsed once: the fields of a process Backstop uses to
 // name it across pid reuse (start time), to find its session and to measure
-// it (cpu time, resident memory). See proc(5).
+// it (cpu time, resident memory); and /proc/meminfo. See proc(5).
 //
 // Thread-safety: pure functions, safe from any thread.
 #pragma once
@@ -34,5 +34,10 @@ Result<ProcStat> ParseProcStat(std::string_view text);
 // Reads /proc/<pid>/stat through `fs` and parses it: NotFound when the
 // process is gone.
 Result<ProcStat> ReadProcStat(FileSystem* fs, pid_t pid);
+
+// The value of `key` ("MemTotal", "MemAvailable") in /proc/meminfo, read
+// through `fs`, in bytes (the file gives kB). NotFound when the file or the
+// key is missing.
+Result<uint64_t> ReadMemInfoBytes(FileSystem* fs, std::string_view key);
 
 }  // namespace backstop

@@ -98,7 +98,7 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
       std::string where;
       if (steps.ok()) {
         for (const auto& s : *steps) {
-          if (s.status != "done") {
+          if (s.status != StepStatus::kDone) {
             where = "at step " + std::to_string(s.index + 1) + "/" + std::to_string(steps->size()) +
                     " (" + s.description + ")";
             break;
@@ -113,12 +113,12 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
   auto runs = e.state->ListRuns(1);
   if (runs.ok() && !runs->empty()) {
     const RunRecord& r = runs->front();
-    out.Text("Last run: " + r.id + " " + r.kind + " " + r.status + " (" +
-             FormatRfc3339(r.started_us) + ")");
+    out.Text("Last run: " + r.id + " " + std::string(Name(r.kind)) + " " +
+             std::string(Name(r.status)) + " (" + FormatRfc3339(r.started_us) + ")");
     doc["last_run"] = {{"id", r.id}, {"kind", r.kind}, {"status", r.status}};
     // A run that failed after changing something left the environment
     // part-way: say so as loudly as an interrupted one.
-    if (r.status == "failed" && r.error.find("--resume") != std::string::npos) {
+    if (r.status == RunStatus::kFailed && r.error.find("--resume") != std::string::npos) {
       out.Text("FAILED PART-WAY: " + r.error.substr(0, r.error.find('\n')));
       out.Text("  " + r.error.substr(r.error.find('\n') + 1));
       doc["last_run"]["error"] = r.error;
@@ -173,8 +173,9 @@ int CmdRuns(const GlobalOptions& g, Output& out) {
   nlohmann::json doc = nlohmann::json::array();
   for (const auto& r : *runs) {
     std::string took = r.ended_us > 0 ? FormatDurationMs((r.ended_us - r.started_us) / 1000) : "-";
-    out.Text(Pad(r.id, 32) + Pad(r.kind, 10) + Pad(r.status, 11) +
-             Pad(FormatRfc3339(r.started_us), 22) + Pad(took, 10) + r.command);
+    out.Text(Pad(r.id, 32) + Pad(std::string(Name(r.kind)), 10) +
+             Pad(std::string(Name(r.status)), 11) + Pad(FormatRfc3339(r.started_us), 22) +
+             Pad(took, 10) + r.command);
     doc.push_back({{"id", r.id},
                    {"kind", r.kind},
                    {"status", r.status},
@@ -268,7 +269,7 @@ int CmdLedger(const GlobalOptions& g, Output& out, const std::string& selector,
   if (run->summary.is_object() && run->summary.contains("data_loss")) {
     loss = DataLossReport::FromJson(run->summary["data_loss"]);
   }
-  out.Text("Run " + *run_id + " (" + run->status + ", `" + run->command + "`)");
+  out.Text("Run " + *run_id + " (" + std::string(Name(run->status)) + ", `" + run->command + "`)");
   out.Text(Pad("COMPONENT", 14) + Pad("OBJECT", 28) + Pad("CHANGE", 12) + "KEY/SEQUENCE");
   nlohmann::json lines = nlohmann::json::array();
   size_t discarded = 0;

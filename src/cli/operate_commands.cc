@@ -196,8 +196,8 @@ Result<RestorePoint> TakePreDeployRestorePoint(Environment& e, Output& out,
   Event event;
   event.component = service;
   event.detail = {{"label", "pre-deploy"}, {"components", components}};
-  auto rp =
-      TakeRestorePoint(*e.engine, e.spec, *e.store, components, "pre-deploy", "pre-deploy", "", "");
+  auto rp = TakeRestorePoint(*e.engine, e.spec, *e.store, components, "pre-deploy",
+                             RestorePointKind::kPreDeploy, "", "");
   event.at_us = Env::Default()->clock()->WallMicros();
   if (rp.ok()) {
     (void)e.store->FlushCache();

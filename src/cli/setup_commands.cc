@@ -85,8 +85,8 @@ Result<std::optional<RestorePoint>> CountsBaseline(Environment& e, const std::st
     return std::optional<RestorePoint>(std::move(rp));
   }
   BACKSTOP_ASSIGN_OR_RETURN(auto runs, e.state->ListRuns(1));
-  if (!runs.empty() && runs.front().kind == "rollback" && runs.front().status == "succeeded" &&
-      !runs.front().restore_point.empty()) {
+  if (!runs.empty() && runs.front().kind == RunKind::kRollback &&
+      runs.front().status == RunStatus::kSucceeded && !runs.front().restore_point.empty()) {
     auto rp = ReadRestorePoint(*e.store, runs.front().restore_point);
     if (rp.ok()) {
       *why = "row counts against restore point " + rp->id + " (the last run, " + runs.front().id +

@@ -27,7 +27,8 @@ int CmdSnapshot(const GlobalOptions& g, Output& out, const std::string& label,
   auto lock = EnvironmentLock::Acquire(env, e.spec.state_dir, {{"command", command}});
   if (!lock.ok()) return Fail(out, lock.status());
   int64_t t0 = env->clock()->NowMicros();
-  auto rp = TakeRestorePoint(*e.engine, e.spec, *e.store, components, label, "manual", "", "");
+  auto rp = TakeRestorePoint(*e.engine, e.spec, *e.store, components, label,
+                             RestorePointKind::kManual, "", "");
   if (!rp.ok()) return Fail(out, rp.status().WithContext("snapshot"));
   // Keep the stat cache even if this process is killed later.
   (void)e.store->FlushCache();
@@ -66,8 +67,9 @@ int CmdSnapshots(const GlobalOptions& g, Output& out) {
     for (const auto& [name, entry] : rp.components.items()) {
       comps += (comps.empty() ? "" : ",") + name;
     }
-    out.Text(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) + Pad(rp.kind, 8) +
-             Pad(FormatRfc3339(rp.created_wall_us), 22) + comps);
+    out.Text(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) +
+             Pad(std::string(Name(rp.kind)), 8) + Pad(FormatRfc3339(rp.created_wall_us), 22) +
+             comps);
     doc.push_back({{"id", rp.id},
                    {"label", rp.label},
                    {"kind", rp.kind},

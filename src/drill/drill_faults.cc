@@ -154,7 +154,7 @@ Result<InjectedFault> InjectFault(Env* env, const Spec& spec, RunEngine& engine,
     fault.deploy_run_id = deployed.run_id;
     fault.description = "deployed release " + release + " of " + component +
                         ", which never answers its health check (run " + deployed.run_id + ", " +
-                        deployed.status + ")";
+                        std::string(Name(deployed.status)) + ")";
     return fault;
   }
   // database_corruption: drop the first foreign key the restore point recorded.

@@ -247,10 +247,10 @@ Status CheckDrillAllowed(Env* env, const Spec& spec, StateDb& state, bool confir
   }
   BACKSTOP_ASSIGN_OR_RETURN(auto runs, state.ListRuns(20));
   for (const auto& run : runs) {
-    if (IsDrillRun(run) && run.kind == "deploy") continue;  // a drill's fault, by design
-    if (run.status == "failed" || run.status == "abandoned") {
+    if (IsDrillRun(run) && run.kind == RunKind::kDeploy) continue;  // a drill's fault, by design
+    if (run.status == RunStatus::kFailed || run.status == RunStatus::kAbandoned) {
       return Status::Aborted(
-          "an incident is open: the newest run, " + run.id + ", " + run.status +
+          "an incident is open: the newest run, " + run.id + ", " + std::string(Name(run.status)) +
           (run.error.empty() ? "" : " (" + run.error.substr(0, run.error.find('\n')) + ")") +
           "; a run that succeeds (a rollback or deploy) closes it");
     }
@@ -289,7 +289,8 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   {
     auto lock = EnvironmentLock::Acquire(env, spec.state_dir, {{"command", "backstop drill"}});
     if (!lock.ok()) return lock.status();
-    rp = TakeRestorePoint(engine, spec, store, {}, "drill-" + r.id, "drill", "", "");
+    rp = TakeRestorePoint(engine, spec, store, {}, "drill-" + r.id,
+                          RestorePointKind::kDrill, "", "");
     if (!rp.ok()) return rp.status();
     (void)store.FlushCache();
   }

@@ -32,13 +32,13 @@ class DrillRefusalTest : public ::testing::Test {
               const std::string& triggered_by, int64_t started_us) {
     RunRecord r;
     r.id = id;
-    r.kind = kind;
-    r.status = "running";
+    r.kind = *ParseRunKind(kind);
+    r.status = RunStatus::kRunning;
     r.triggered_by = triggered_by;
     r.started_us = started_us;
     ASSERT_TRUE(db_->CreateRun(r, {}).ok());
     if (status != "running") {
-      ASSERT_TRUE(db_->FinishRun(id, status, started_us + 1, "", {}).ok());
+      ASSERT_TRUE(db_->FinishRun(id, *ParseRunStatus(status), started_us + 1, "", {}).ok());
     }
   }
   testing::TempDir dir_;

@@ -40,24 +40,29 @@
 #include "spec/driver_catalog.h"
 #include "spec/setting_schema.h"
 #include "spec/spec.h"
+#include "store/restore_point_kind.h"
 
 namespace backstop {
 
 class Store;
 
 struct DriverContext {
-  Env* env = nullptr;
+  // Every driver call reaches the file system, processes, the clock and /proc
+  // through `env` (tests fake them there): a context cannot be built without
+  // one.
+  explicit DriverContext(Env& env) : env(&env) {}
+  Env* env;  // never null
   Store* store = nullptr;
   const Spec* spec = nullptr;
   std::string state_dir;  // drivers may keep files under <state_dir>/components/<name>/
   std::string run_id;     // empty outside a run
   std::string run_dir;    // <state_dir>/runs/<run_id>, for artifacts such as the ledger
   // During Snapshot: the id of the restore point being taken, and its kind
-  // ("manual", "safety", "pre-deploy", "drill"). A safety snapshot is taken by
+  // (manual, safety, pre-deploy...). A safety snapshot is taken by
   // a rollback just before it acts; a driver may make it cheaper by
   // referring to what its own Restore keeps aside (e.g. the replaced database).
   std::string restore_point_id;
-  std::string snapshot_kind;
+  RestorePointKind snapshot_kind = RestorePointKind::kManual;
   bool dry_run = false;
   ProgressFn progress;  // may be empty
   void Progress(const std::string& line) const {

@@ -132,8 +132,8 @@ Verdict FreshRestorePoint(Store& store, const RunRecord& run) {
   const std::string id = run.summary.value("post_restore_point", "");
   if (id.empty()) {
     std::string why = run.summary.value("post_restore_point_error", "");
-    if (run.kind != "rollback") why = "a " + run.kind + " takes none";
-    if (why.empty()) why = "the run did not end verified (" + run.status + ")";
+    if (run.kind != RunKind::kRollback) why = "a " + std::string(Name(run.kind)) + " takes none";
+    if (why.empty()) why = "the run did not end verified (" + std::string(Name(run.status)) + ")";
     return Verdict{"failed",
                    {"no post-rollback restore point: " + why +
                     "; take one with `backstop snapshot --label post-rollback`"}};

@@ -199,7 +199,7 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
   } else if (detail.contains("decision") && detail["decision"].contains("reason")) {
     r["reason"] = detail["decision"]["reason"];
   } else if (trigger.empty()) {
-    r["reason"] = "manual " + run.kind + ": " + run.command;
+    r["reason"] = "manual " + std::string(Name(run.kind)) + ": " + run.command;
   } else {
     r["reason"] = kNotRecorded;
   }
@@ -261,22 +261,26 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
                decision ? decision->message
                         : Text(detail.value("decision", nlohmann::json::object()), "reason")));
   }
-  timeline.push_back(
-      Moment(run.kind + " started", started ? started->at_us : run.started_us, run.command));
+  timeline.push_back(Moment(std::string(Name(run.kind)) + " started",
+                            started ? started->at_us : run.started_us, run.command));
   int64_t verified_us = 0;
   for (const auto& s : steps) {
     if (s.started_us == 0) continue;
-    timeline.push_back(Moment("step " + std::to_string(s.index + 1) + ": " + s.description,
-                              s.started_us, s.status + (s.detail.empty() ? "" : ": " + s.detail)));
-    if (s.action == "verify" && s.status == "done") verified_us = std::max(verified_us, s.ended_us);
+    timeline.push_back(
+        Moment("step " + std::to_string(s.index + 1) + ": " + s.description, s.started_us,
+               std::string(Name(s.status)) + (s.detail.empty() ? "" : ": " + s.detail)));
+    if (s.action == StepAction::kVerify && s.status == StepStatus::kDone) {
+      verified_us = std::max(verified_us, s.ended_us);
+    }
   }
-  const bool has_verify = std::any_of(steps.begin(), steps.end(),
-                                      [](const StepRecord& s) { return s.action == "verify"; });
-  if (run.status == "succeeded") {
+  const bool has_verify = std::any_of(steps.begin(), steps.end(), [](const StepRecord& s) {
+    return s.action == StepAction::kVerify;
+  });
+  if (run.status == RunStatus::kSucceeded) {
     if (!has_verify) verified_us = run.ended_us;
     timeline.push_back(Moment("verified", verified_us, "every verify step passed"));
   }
-  timeline.push_back(Moment("run " + run.status, run.ended_us, run.error));
+  timeline.push_back(Moment("run " + std::string(Name(run.status)), run.ended_us, run.error));
   // The post-rollback restore point is taken once the run is verified and recorded.
   for (const auto& e : events) {
     if (e.kind == EventKind::kRestorePointTaken || e.kind == EventKind::kRestorePointFailed) {
@@ -288,9 +292,10 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
   // Recovery time: from detection (the trigger firing; a manual run's start)
   // to verified, against the decision matrix's target for the scenario.
   nlohmann::json recovery = nlohmann::json::object();
-  const DecisionRule* rule = run.kind == "deploy" ? nullptr : DecisionRuleForRun(spec, run);
+  const DecisionRule* rule = run.kind == RunKind::kDeploy ? nullptr : DecisionRuleForRun(spec, run);
   int64_t from_us = trigger.empty() ? run.started_us : (firing ? firing->at_us : 0);
-  recovery["measured_from"] = trigger.empty() ? run.kind + " started" : "trigger firing";
+  recovery["measured_from"] =
+      trigger.empty() ? std::string(Name(run.kind)) + " started" : "trigger firing";
   recovery["measured_to"] = "verified";
   recovery["measured_ms"] = from_us > 0 && verified_us >= from_us
                                 ? nlohmann::json((verified_us - from_us) / 1000)
@@ -302,12 +307,13 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
   } else {
     recovery["scenario"] = nullptr;
   }
-  if (run.kind == "deploy") {
+  if (run.kind == RunKind::kDeploy) {
     recovery["met"] = nullptr;
     recovery["verdict"] = "not applicable: a deploy is not a recovery";
-  } else if (run.status != "succeeded") {
+  } else if (run.status != RunStatus::kSucceeded) {
     recovery["met"] = false;
-    recovery["verdict"] = "missed: the run did not end verified (" + run.status + ")";
+    recovery["verdict"] =
+        "missed: the run did not end verified (" + std::string(Name(run.status)) + ")";
   } else if (recovery["measured_ms"].is_null()) {
     recovery["met"] = nullptr;
     recovery["verdict"] = "not measured: the trigger's firing is not recorded";

@@ -29,11 +29,11 @@ class IncidentReportTest : public ::testing::Test {
 
   // A run of three steps (stop, restore, verify), each `step_us` long from `start_us`.
   void RecordRun(const std::string& id, const std::string& triggered_by, const std::string& scope,
-                 int64_t start_us, int64_t step_us, const std::string& status = "succeeded") {
+                 int64_t start_us, int64_t step_us, RunStatus status = RunStatus::kSucceeded) {
     RunRecord run;
     run.id = id;
-    run.kind = "rollback";
-    run.status = "running";
+    run.kind = RunKind::kRollback;
+    run.status = RunStatus::kRunning;
     run.command = triggered_by == "manual" ? "backstop rollback --all --to good"
                                            : "backstop watch (automatic)";
     run.triggered_by = triggered_by;
@@ -41,13 +41,13 @@ class IncidentReportTest : public ::testing::Test {
     run.restore_point = "rp-good";
     run.started_us = start_us;
     std::vector<StepRecord> steps;
-    const char* actions[] = {"stop", "restore", "verify"};
+    const StepAction actions[] = {StepAction::kStop, StepAction::kRestore, StepAction::kVerify};
     for (int i = 0; i < 3; ++i) {
       StepRecord s;
       s.index = i;
       s.action = actions[i];
       s.component = "webui";
-      s.description = std::string(actions[i]) + " webui";
+      s.description = std::string(Name(actions[i])) + " webui";
       steps.push_back(s);
     }
     ASSERT_TRUE(db_->CreateRun(run, steps).ok());
@@ -188,7 +188,7 @@ TEST_F(IncidentReportTest, RunWithNoEventsSaysNotRecorded) {
 }
 
 TEST_F(IncidentReportTest, FailedRunMissesItsTarget) {
-  RecordRun("run-5", "manual", "component", kT0, kSecondUs, "failed");
+  RecordRun("run-5", "manual", "component", kT0, kSecondUs, RunStatus::kFailed);
   nlohmann::json r = Report("run-5");
   EXPECT_EQ(r["recovery"]["scenario"], "Single service failure");
   EXPECT_EQ(r["recovery"]["met"], false);

@@ -16,9 +16,9 @@ namespace {
 bool IsService(const ComponentSpec& c) { return c.kind == ComponentKind::kService; }
 bool HoldsData(const ComponentSpec& c) { return backstop::HoldsData(c.kind); }
 
-PlanStep Step(std::string action, std::string component, std::string description,
+PlanStep Step(StepAction action, std::string component, std::string description,
               nlohmann::json args = nlohmann::json::object()) {
-  return PlanStep{std::move(action), std::move(component), std::move(description), std::move(args)};
+  return PlanStep{action, std::move(component), std::move(description), std::move(args)};
 }
 
 std::string DescribeRestorePoint(const RestorePoint& rp) {
@@ -63,7 +63,7 @@ void AddPrepareSteps(const Spec& spec, Plan& plan, const std::vector<std::string
   for (const auto& name : restored) {
     const ComponentSpec* c = spec.Find(name);
     std::string what = HoldsData(*c) ? "stage the restore" : "check what the restore needs";
-    plan.steps.push_back(Step("prepare", name, "prepare " + name + " (" + what + ")"));
+    plan.steps.push_back(Step(StepAction::kPrepare, name, "prepare " + name + " (" + what + ")"));
   }
 }
 
@@ -76,26 +76,28 @@ void AddCommonTail(const Spec& spec, Plan& plan, const std::vector<std::string>&
                    const std::vector<std::string>& restored) {
   std::vector<std::string> stop_order(services_to_cycle.rbegin(), services_to_cycle.rend());
   for (const auto& name : stop_order) {
-    plan.steps.push_back(Step("stop", name, "stop " + name + " (reverse dependency order)"));
+    plan.steps.push_back(
+        Step(StepAction::kStop, name, "stop " + name + " (reverse dependency order)"));
   }
   std::set<std::string> restored_set(restored.begin(), restored.end());
   for (const auto& name : restored) {
     const ComponentSpec* c = spec.Find(name);
     if (IsService(*c)) continue;
-    plan.steps.push_back(Step("restore", name, "restore " + name + " (" + c->driver + ")"));
+    plan.steps.push_back(
+        Step(StepAction::kRestore, name, "restore " + name + " (" + c->driver + ")"));
   }
   for (const auto& name : services_to_cycle) {
     if (restored_set.count(name)) {
-      plan.steps.push_back(Step("restore", name,
+      plan.steps.push_back(Step(StepAction::kRestore, name,
                                 "switch " + name + " to release " +
                                     plan.entries[name].value("release", std::string("?")) +
                                     " (recorded in its history)"));
     }
-    plan.steps.push_back(
-        Step("start", name, "start " + name + " and wait until its health check passes"));
+    plan.steps.push_back(Step(StepAction::kStart, name,
+                              "start " + name + " and wait until its health check passes"));
   }
   for (const auto& name : plan.affected) {
-    plan.steps.push_back(Step("verify", name, "verify " + name));
+    plan.steps.push_back(Step(StepAction::kVerify, name, "verify " + name));
   }
 }
 
@@ -197,7 +199,7 @@ namespace {
 // release was taken since); otherwise the latest.
 Result<std::string> DefaultTarget(StateDb& state, Store& store, std::vector<std::string>* notes) {
   BACKSTOP_ASSIGN_OR_RETURN(auto runs, state.ListRuns(1));
-  if (runs.empty() || runs[0].kind != "deploy" || runs[0].restore_point.empty()) {
+  if (runs.empty() || runs[0].kind != RunKind::kDeploy || runs[0].restore_point.empty()) {
     return std::string("latest");
   }
   if (!ReadRestorePoint(store, runs[0].restore_point).ok()) return std::string("latest");
@@ -209,11 +211,11 @@ Result<std::string> DefaultTarget(StateDb& state, Store& store, std::vector<std:
 Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request, Store& store,
                                StateDb& state, const DriverRegistry& registry, DriverContext& ctx) {
   Plan plan;
-  plan.kind = "rollback";
+  plan.kind = RunKind::kRollback;
   const std::vector<std::string> order = DependencyOrder(spec);
 
   if (request.all) {
-    plan.scope = "all";
+    plan.scope = PlanScope::kAll;
     std::string selector = request.to;
     if (selector.empty()) {
       BACKSTOP_ASSIGN_OR_RETURN(selector, DefaultTarget(state, store, &plan.notes));
@@ -256,15 +258,15 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
         }
       }
     }
-    plan.steps.push_back(Step("verify-restore-point", "",
+    plan.steps.push_back(Step(StepAction::kVerifyRestorePoint, "",
                               "verify every blob of " + rp.id + " (refuse a damaged one)"));
     plan.steps.push_back(
-        Step("safety-snapshot", "", "take a safety restore point of the current state"));
+        Step(StepAction::kSafetySnapshot, "", "take a safety restore point of the current state"));
     AddPrepareSteps(spec, plan, restored);
     for (const auto& name : restored) {
       if (HoldsData(*spec.Find(name))) {
         plan.steps.push_back(
-            Step("assess-loss", name, "count what rolling back " + name + " discards"));
+            Step(StepAction::kAssessLoss, name, "count what rolling back " + name + " discards"));
       }
     }
     AddCommonTail(spec, plan, services, restored);
@@ -279,7 +281,7 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
     return Status::InvalidArgument("no component named '" + request.component +
                                    "' in the spec; components: " + known);
   }
-  plan.scope = "component";
+  plan.scope = PlanScope::kComponent;
   plan.component = c->name;
 
   if (IsService(*c)) {
@@ -322,10 +324,11 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
     plan.affected = {c->name};
     plan.entries[c->name] = entry;
     if (!plan.restore_point_id.empty()) {
-      plan.steps.push_back(Step("verify-restore-point", "",
+      plan.steps.push_back(Step(StepAction::kVerifyRestorePoint, "",
                                 "verify the blobs of " + c->name + " in " + plan.restore_point_id));
     }
-    plan.steps.push_back(Step("safety-snapshot", "", "take a safety restore point of " + c->name));
+    plan.steps.push_back(
+        Step(StepAction::kSafetySnapshot, "", "take a safety restore point of " + c->name));
     AddPrepareSteps(spec, plan, {c->name});
     AddCommonTail(spec, plan, {c->name}, {c->name});
     return plan;
@@ -364,15 +367,15 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
                          list);
   }
   plan.steps.push_back(
-      Step("verify-restore-point", "", "verify the blobs of " + c->name + " in " + rp.id));
+      Step(StepAction::kVerifyRestorePoint, "", "verify the blobs of " + c->name + " in " + rp.id));
   nlohmann::json safety_args;
   safety_args["components"] = {c->name};
-  plan.steps.push_back(
-      Step("safety-snapshot", "", "take a safety restore point of " + c->name, safety_args));
+  plan.steps.push_back(Step(StepAction::kSafetySnapshot, "",
+                            "take a safety restore point of " + c->name, safety_args));
   AddPrepareSteps(spec, plan, {c->name});
   if (HoldsData(*c)) {
     plan.steps.push_back(
-        Step("assess-loss", c->name, "count what rolling back " + c->name + " discards"));
+        Step(StepAction::kAssessLoss, c->name, "count what rolling back " + c->name + " discards"));
   }
   AddCommonTail(spec, plan, services, {c->name});
   return plan;
@@ -434,8 +437,8 @@ Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const st
                             "'; releases:" + (releases.empty() ? " none" : releases));
   }
   Plan plan;
-  plan.kind = "deploy";
-  plan.scope = "component";
+  plan.kind = RunKind::kDeploy;
+  plan.scope = PlanScope::kComponent;
   plan.component = component;
   plan.target = "release " + release;
   plan.affected = {component};
@@ -468,8 +471,11 @@ nlohmann::json Plan::ToJson() const {
 Result<Plan> Plan::FromJson(const nlohmann::json& j) {
   try {
     Plan p;
-    p.kind = j.at("kind").get<std::string>();
-    p.scope = j.at("scope").get<std::string>();
+    BACKSTOP_ASSIGN_OR_RETURN(
+        p.kind, ParseStored(kRunKindNames, j.at("kind").get<std::string>(), "stored plan: kind"));
+    BACKSTOP_ASSIGN_OR_RETURN(
+        p.scope,
+        ParseStored(kPlanScopeNames, j.at("scope").get<std::string>(), "stored plan: scope"));
     p.component = j.value("component", "");
     p.target = j.value("target", "");
     p.restore_point_id = j.value("restore_point", "");
@@ -477,8 +483,11 @@ Result<Plan> Plan::FromJson(const nlohmann::json& j) {
     p.notes = j.value("notes", std::vector<std::string>{});
     p.entries = j.value("entries", nlohmann::json::object());
     for (const auto& s : j.at("steps")) {
-      p.steps.push_back(Step(s.at("action").get<std::string>(), s.value("component", ""),
-                             s.value("description", ""),
+      BACKSTOP_ASSIGN_OR_RETURN(
+          StepAction action,
+          ParseStored(kStepActionNames, s.at("action").get<std::string>(),
+                      "stored plan: step " + std::to_string(p.steps.size() + 1) + " action"));
+      p.steps.push_back(Step(action, s.value("component", ""), s.value("description", ""),
                              s.value("args", nlohmann::json::object())));
     }
     return p;
@@ -488,11 +497,12 @@ Result<Plan> Plan::FromJson(const nlohmann::json& j) {
 }
 
 std::string Plan::Describe() const {
-  std::string out = kind == "deploy"
-                        ? "Deploy " + component + " to " + target + "\n"
-                        : "Roll back " +
-                              (scope == "all" ? std::string("the whole environment") : component) +
-                              " to " + target + "\n";
+  std::string out =
+      kind == RunKind::kDeploy
+          ? "Deploy " + component + " to " + target + "\n"
+          : "Roll back " +
+                (scope == PlanScope::kAll ? std::string("the whole environment") : component) +
+                " to " + target + "\n";
   std::string affected_list;
   for (const auto& a : affected) affected_list += (affected_list.empty() ? "" : ", ") + a;
   out += "Affected: " + affected_list + "\n";

@@ -27,6 +27,7 @@
 
 #include "base/status.h"
 #include "drivers/driver.h"
+#include "run/run_enums.h"
 #include "spec/spec.h"
 
 namespace backstop {
@@ -35,16 +36,16 @@ class StateDb;
 class Store;
 
 struct PlanStep {
-  std::string action;
+  StepAction action = StepAction::kVerify;
   std::string component;  // empty for whole-run steps
   std::string description;
   nlohmann::json args = nlohmann::json::object();
 };
 
 struct Plan {
-  std::string kind;       // rollback | deploy
-  std::string scope;      // all | component
-  std::string component;  // when scope == component
+  RunKind kind = RunKind::kRollback;  // rollback | deploy
+  PlanScope scope = PlanScope::kAll;
+  std::string component;  // when scope is kComponent
   std::string target;     // "restore point rp-… (pre-migration)", "release v1"
   std::string restore_point_id;
   std::vector<std::string> affected;  // in dependency order
@@ -54,6 +55,8 @@ struct Plan {
   std::vector<PlanStep> steps;
 
   nlohmann::json ToJson() const;
+  // Corruption when a stored plan cannot be read, an unknown kind, scope or
+  // step action included (named in the message).
   static Result<Plan> FromJson(const nlohmann::json& j);
   // Numbered, human-readable steps.
   std::string Describe() const;

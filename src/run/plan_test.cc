@@ -63,7 +63,8 @@ Spec FiveComponentSpec() {
 std::vector<std::string> Actions(const Plan& plan) {
   std::vector<std::string> out;
   for (const auto& s : plan.steps) {
-    out.push_back(s.component.empty() ? s.action : s.action + " " + s.component);
+    const std::string action(Name(s.action));
+    out.push_back(s.component.empty() ? action : action + " " + s.component);
   }
   return out;
 }
@@ -77,7 +78,6 @@ class PlanTest : public ::testing::Test {
     auto state = StateDb::Open(dir_.Join("state.db"));
     ASSERT_TRUE(state.ok());
     state_ = std::move(*state);
-    ctx_.env = Env::Default();
     ctx_.store = store_.get();
     ctx_.spec = &spec_;
     RestorePoint rp;
@@ -98,7 +98,7 @@ class PlanTest : public ::testing::Test {
   DriverRegistry registry_ = FakeRegistry();
   std::unique_ptr<Store> store_;
   std::unique_ptr<StateDb> state_;
-  DriverContext ctx_;
+  DriverContext ctx_{*Env::Default()};
 };
 
 TEST_F(PlanTest, DependencyOrderPutsDependenciesFirstAndBreaksTiesByFileOrder) {
@@ -129,6 +129,17 @@ TEST_F(PlanTest, RollbackAllFollowsTheSeedsOrder) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(Actions(*again), Actions(*plan));
   EXPECT_EQ(again->entries, plan->entries);
+
+  // A journaled plan with a step Backstop does not know is damage, named.
+  nlohmann::json stored = plan->ToJson();
+  stored["steps"][2]["action"] = "reboot";
+  auto damaged = Plan::FromJson(stored);
+  EXPECT_EQ(damaged.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(damaged.status().message().find("step 3 action 'reboot'"), std::string::npos)
+      << damaged.status().message();
+  stored = plan->ToJson();
+  stored["scope"] = "everything";
+  EXPECT_EQ(Plan::FromJson(stored).status().code(), Status::Code::kCorruption);
 }
 
 TEST_F(PlanTest, DatabaseRollbackCyclesItsDependentServicesOnly) {

@@ -14,7 +14,9 @@ namespace {
 
 // A name a user gave (`backstop snapshot --label`), not one Backstop gives
 // its own restore points (safety, pre-deploy, scheduled, post-rollback, drill).
-bool IsUserLabelled(const RestorePoint& rp) { return !rp.label.empty() && rp.kind == "manual"; }
+bool IsUserLabelled(const RestorePoint& rp) {
+  return !rp.label.empty() && rp.kind == RestorePointKind::kManual;
+}
 
 // Blob digests mentioned in a kept run's artifacts (e.g. saved stream content).
 void CollectDigests(FileSystem* fs, const std::string& dir, std::set<std::string>* out) {
@@ -65,7 +67,7 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   for (const auto& run : runs) {
     if (seen++ < options.keep_runs) {
       kept_runs.insert(run.id);
-      if (run.kind == "deploy" && !run.restore_point.empty()) {
+      if (run.kind == RunKind::kDeploy && !run.restore_point.empty()) {
         needed_by_runs[run.restore_point] = run.id;
       }
       continue;
@@ -120,19 +122,21 @@ Result<PruneReport> PruneEnvironment(RunEngine& engine, const Spec& spec, Store&
   if (policy.empty()) policy.last = options.keep_restore_points;
   std::vector<RestorePoint> candidates;
   for (const auto& rp : rps) {
-    if (!(rp.kind == "safety" && released_runs.count(rp.run_id) > 0)) candidates.push_back(rp);
+    if (!(rp.kind == RestorePointKind::kSafety && released_runs.count(rp.run_id) > 0))
+      candidates.push_back(rp);
   }
   std::map<std::string, std::vector<std::string>> reasons = KeptByPolicy(candidates, policy);
   // The checklist's evidence of the last recovery ("a fresh restore point
   // taken after the rollback") stays whatever its age.
   for (const auto& rp : candidates) {
-    if (rp.kind != "post-rollback") continue;
+    if (rp.kind != RestorePointKind::kPostRollback) continue;
     reasons[rp.id].push_back("the newest post-rollback restore point");
     break;
   }
   std::vector<RestorePoint> remaining;
   for (const auto& rp : rps) {
-    const bool released = rp.kind == "safety" && released_runs.count(rp.run_id) > 0;
+    const bool released =
+        rp.kind == RestorePointKind::kSafety && released_runs.count(rp.run_id) > 0;
     std::vector<std::string> why = released ? std::vector<std::string>{} : reasons[rp.id];
     if (!released) {
       if (options.keep_labelled && IsUserLabelled(rp)) why.push_back("labelled " + rp.label);

@@ -85,7 +85,8 @@ class PruneTest : public ::testing::Test {
 
   // A restore point of "conf" naming `blobs`, taken at second `second`.
   void AddRestorePoint(const std::string& id, int second, const std::vector<std::string>& blobs,
-                       const std::string& label = "", const std::string& kind = "manual",
+                       const std::string& label = "",
+                       RestorePointKind kind = RestorePointKind::kManual,
                        const std::string& run_id = "") {
     RestorePoint rp;
     rp.id = id;
@@ -100,14 +101,14 @@ class PruneTest : public ::testing::Test {
   }
 
   // A rollback of "conf" journaled with `status`, started at second `second`.
-  void AddRun(const std::string& id, int second, const std::string& status = "succeeded") {
+  void AddRun(const std::string& id, int second, RunStatus status = RunStatus::kSucceeded) {
     Plan plan;
-    plan.kind = "rollback";
-    plan.scope = "all";
+    plan.kind = RunKind::kRollback;
+    plan.scope = PlanScope::kAll;
     plan.affected = {"conf"};
     RunRecord run;
     run.id = id;
-    run.kind = "rollback";
+    run.kind = RunKind::kRollback;
     run.status = status;
     run.plan = plan.ToJson();
     run.started_us = Wall(second);
@@ -209,8 +210,8 @@ TEST_F(PruneTest, SafetyRestorePointsOfReleasedRunsGoAndThoseOfKeptRunsStay) {
   const std::string a = Blob("a"), b = Blob("b"), c = Blob("c");
   AddRun("run-1", 10);
   AddRun("run-2", 20);
-  AddRestorePoint("rp-safety-2", 21, {b}, "", "safety", "run-2");
-  AddRestorePoint("rp-safety-1", 30, {a}, "", "safety", "run-1");
+  AddRestorePoint("rp-safety-2", 21, {b}, "", RestorePointKind::kSafety, "run-2");
+  AddRestorePoint("rp-safety-1", 30, {a}, "", RestorePointKind::kSafety, "run-1");
   AddRestorePoint("rp-5", 50, {c});
   PruneOptions options;
   options.keep_runs = 1;
@@ -241,7 +242,7 @@ TEST_F(PruneTest, SafetyRestorePointsOfReleasedRunsGoAndThoseOfKeptRunsStay) {
 TEST_F(PruneTest, AnUnfinishedRunRefusesPruneAndNothingIsReleased) {
   const std::string a = Blob("a"), b = Blob("b"), loose = Blob("loose");
   AddRun("run-1", 10);
-  AddRun("run-2", 20, "running");
+  AddRun("run-2", 20, RunStatus::kRunning);
   AddRestorePoint("rp-1", 1, {a});
   AddRestorePoint("rp-2", 2, {b});
   PruneOptions options;
@@ -290,7 +291,7 @@ TEST_F(PruneTest, ADryRunReportsWhatARealRunDoesAndChangesNothing) {
   const std::string a = Blob("a"), b = Blob("b"), loose = Blob("loose");
   AddRun("run-1", 10);
   AddRun("run-2", 20);
-  AddRestorePoint("rp-safety-1", 11, {a}, "", "safety", "run-1");
+  AddRestorePoint("rp-safety-1", 11, {a}, "", RestorePointKind::kSafety, "run-1");
   AddRestorePoint("rp-2", 21, {b});
   PruneOptions options;
   options.keep_runs = 1;
@@ -324,21 +325,22 @@ TEST_F(PruneTest, ADryRunReportsWhatARealRunDoesAndChangesNothing) {
 TEST_F(PruneTest, TheKeepPolicyDecidesWhichRestorePointsGoAndSaysWhyOthersStay) {
   const std::string a = Blob("a");
   const int h = 3600;
-  AddRestorePoint("rp-old-post", 1, {a}, "post-rollback", "post-rollback", "run-gone");
+  AddRestorePoint("rp-old-post", 1, {a}, "post-rollback", RestorePointKind::kPostRollback,
+                  "run-gone");
   AddRestorePoint("rp-golden", 2, {a}, "golden");
-  AddRestorePoint("rp-pre", 3, {a}, "pre-deploy", "pre-deploy");
-  AddRestorePoint("rp-s1", h + 10, {a}, "scheduled", "scheduled");
-  AddRestorePoint("rp-s2", h + 20, {a}, "scheduled", "scheduled");
-  AddRestorePoint("rp-s3", 2 * h + 10, {a}, "scheduled", "scheduled");
-  AddRestorePoint("rp-s4", 2 * h + 20, {a}, "scheduled", "scheduled");
+  AddRestorePoint("rp-pre", 3, {a}, "pre-deploy", RestorePointKind::kPreDeploy);
+  AddRestorePoint("rp-s1", h + 10, {a}, "scheduled", RestorePointKind::kScheduled);
+  AddRestorePoint("rp-s2", h + 20, {a}, "scheduled", RestorePointKind::kScheduled);
+  AddRestorePoint("rp-s3", 2 * h + 10, {a}, "scheduled", RestorePointKind::kScheduled);
+  AddRestorePoint("rp-s4", 2 * h + 20, {a}, "scheduled", RestorePointKind::kScheduled);
   {
     RunRecord deploy;  // the newest run: a deploy that recorded rp-pre
     deploy.id = "run-deploy";
-    deploy.kind = "deploy";
-    deploy.status = "succeeded";
+    deploy.kind = RunKind::kDeploy;
+    deploy.status = RunStatus::kSucceeded;
     Plan plan;
-    plan.kind = "deploy";
-    plan.scope = "component";
+    plan.kind = RunKind::kDeploy;
+    plan.scope = PlanScope::kComponent;
     plan.affected = {"conf"};
     deploy.plan = plan.ToJson();
     deploy.restore_point = "rp-pre";

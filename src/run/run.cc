@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -139,8 +140,13 @@ void JournalRunEvent(StateDb& state, Clock* clock, EventKind kind, const RunReco
   (void)state.AppendEvent(event);
 }
 
-std::string PlanScope(const Plan& plan) {
-  return plan.scope == "all" ? std::string("the whole environment") : plan.component;
+std::string DescribeScope(const Plan& plan) {
+  return plan.scope == PlanScope::kAll ? std::string("the whole environment") : plan.component;
+}
+
+// The component a run's events are about: none for the whole environment.
+std::string EventComponent(const Plan& plan) {
+  return plan.scope == PlanScope::kAll ? "" : plan.component;
 }
 
 // The run.started event of a new run, or of a resumed one (`command` is the
@@ -159,10 +165,9 @@ void JournalRunStarted(StateDb& state, Clock* clock, const RunRecord& run, const
   } else {
     detail["restore_point"] = plan.restore_point_id;
   }
-  JournalRunEvent(state, clock, EventKind::kRunStarted, run,
-                  plan.scope == "all" ? "" : plan.component,
-                  plan.kind + " of " + PlanScope(plan) + " to " + plan.target +
-                      (resumed ? " resumed" : " started"),
+  JournalRunEvent(state, clock, EventKind::kRunStarted, run, EventComponent(plan),
+                  std::string(Name(plan.kind)) + " of " + DescribeScope(plan) + " to " +
+                      plan.target + (resumed ? " resumed" : " started"),
                   std::move(detail));
 }
 
@@ -203,15 +208,15 @@ struct RunEngine::Progress {
     return total;
   }
   // Folds a journaled step result back in (resume).
-  void Absorb(const std::string& action, const std::string& component,
-              const nlohmann::json& result) {
+  void Absorb(StepAction action, const std::string& component, const nlohmann::json& result) {
     if (!result.is_object()) return;
-    if (action == "assess-loss")
+    if (action == StepAction::kAssessLoss)
       assessed[component] = DataLossReport::FromJson(result.value("loss", nlohmann::json()));
-    if (action == "restore" && result.contains("loss"))
+    if (action == StepAction::kRestore && result.contains("loss"))
       final[component] = DataLossReport::FromJson(result["loss"]);
-    if (action == "verify") health[component] = result.value("health", "");
-    if (action == "safety-snapshot") safety_restore_point = result.value("restore_point", "");
+    if (action == StepAction::kVerify) health[component] = result.value("health", "");
+    if (action == StepAction::kSafetySnapshot)
+      safety_restore_point = result.value("restore_point", "");
   }
 };
 
@@ -226,8 +231,7 @@ std::string RunEngine::NewRunId() {
 }
 
 DriverContext RunEngine::Context(const std::string& run_id) {
-  DriverContext ctx;
-  ctx.env = env_;
+  DriverContext ctx(*env_);
   ctx.store = &store_;
   ctx.spec = &spec_;
   ctx.state_dir = spec_.state_dir;
@@ -310,7 +314,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
   const nlohmann::json entry =
       c != nullptr && plan.entries.contains(c->name) ? plan.entries[c->name] : nlohmann::json();
 
-  if (step.action == "verify-restore-point") {
+  if (step.action == StepAction::kVerifyRestorePoint) {
     BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ReadRestorePoint(store_, plan.restore_point_id));
     // Only the blobs this plan's restores will read matter.
     std::set<std::string> needed;
@@ -355,7 +359,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     return Status::OK();
   }
 
-  if (step.action == "safety-snapshot") {
+  if (step.action == StepAction::kSafetySnapshot) {
     // Deterministic id: a resumed step finds the restore point it already wrote.
     std::string id = "rp-" + run.id.substr(4) + "-safety";
     auto existing = ReadRestorePoint(store_, id);
@@ -367,7 +371,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
       if (components.empty()) components = plan.affected;
       BACKSTOP_ASSIGN_OR_RETURN(
           RestorePoint rp, TakeRestorePoint(*this, spec_, store_, components, "before " + run.id,
-                                            "safety", run.id, id));
+                                            RestorePointKind::kSafety, run.id, id));
       *detail = rp.id;
     }
     CrashPointForTest("run.safety-snapshot.before-record");
@@ -377,7 +381,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     return Status::OK();
   }
 
-  if (step.action == "prepare") {
+  if (step.action == StepAction::kPrepare) {
     // Nothing is stopped yet: whatever the restore will need is checked and
     // staged now, so that a missing release tree or retained database refuses
     // the run while every service still runs.
@@ -389,7 +393,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     return Status::OK();
   }
 
-  if (step.action == "assess-loss") {
+  if (step.action == StepAction::kAssessLoss) {
     if (options.accept_data_loss) {
       // This early count only exists to refuse before anything is stopped;
       // the operator accepted the loss, and the restore step still writes the
@@ -408,19 +412,19 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     // written, so that a refusal names everything the rollback would discard.
     bool last_assessment = true;
     for (size_t i = static_cast<size_t>(index) + 1; i < plan.steps.size(); ++i) {
-      if (plan.steps[i].action == "assess-loss") last_assessment = false;
+      if (plan.steps[i].action == StepAction::kAssessLoss) last_assessment = false;
     }
     if (!last_assessment) return Status::OK();
     return CheckDataLossLimit(progress, options);
   }
 
-  if (step.action == "stop") {
+  if (step.action == StepAction::kStop) {
     BACKSTOP_RETURN_IF_ERROR(driver->Stop(*c, ctx).WithContext("stop " + c->name));
     *detail = "stopped";
     return Status::OK();
   }
 
-  if (step.action == "restore") {
+  if (step.action == StepAction::kRestore) {
     if (HoldsData(c->kind)) {
       // The authoritative ledger: taken with the dependent services stopped,
       // immediately before the live data is replaced.
@@ -456,7 +460,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     return Status::OK();
   }
 
-  if (step.action == "start") {
+  if (step.action == StepAction::kStart) {
     BACKSTOP_RETURN_IF_ERROR(driver->Start(*c, ctx).WithContext("start " + c->name));
     CrashPointForTest("run.start.after-start");
     int attempts = 0;
@@ -477,7 +481,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     return Status::OK();
   }
 
-  if (step.action == "verify") {
+  if (step.action == StepAction::kVerify) {
     if (!entry.is_null()) {
       BACKSTOP_RETURN_IF_ERROR(
           driver->VerifyRestored(*c, entry, ctx).WithContext("verify " + c->name));
@@ -494,7 +498,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     return Status::OK();
   }
 
-  if (step.action == "record-history") {
+  if (step.action == StepAction::kRecordHistory) {
     // Plans journaled before releases were recorded at their switch.
     for (const auto& name : step.args.value("components", std::vector<std::string>{})) {
       BACKSTOP_RETURN_IF_ERROR(RecordRelease(run, plan, name));
@@ -503,7 +507,7 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     return Status::OK();
   }
 
-  return Status::Internal("unknown plan step '" + step.action + "'");
+  return Status::Internal("unknown plan step '" + std::string(Name(step.action)) + "'");
 }
 
 Status RunEngine::RecordRelease(const RunRecord& run, const Plan& plan, const std::string& name) {
@@ -521,28 +525,30 @@ Status RunEngine::RecordRelease(const RunRecord& run, const Plan& plan, const st
   h.status = "deployed";
   h.at_us = env_->clock()->WallMicros();
   h.run_id = run.id;
-  h.description = plan.kind == "deploy" ? "Deploy " + h.release
-                                        : "Rollback to " + plan.target + " (" + run.id + ")";
+  h.description = plan.kind == RunKind::kDeploy
+                      ? "Deploy " + h.release
+                      : "Rollback to " + plan.target + " (" + run.id + ")";
   return state_.AddHistory(h);
 }
 
 void RunEngine::Recover(const RunRecord& run, const Plan& plan) {
   auto steps = state_.GetSteps(run.id);
   if (!steps.ok()) return;
-  auto status_of = [&](const std::string& action, const std::string& component) -> std::string {
+  auto status_of = [&](StepAction action,
+                       const std::string& component) -> std::optional<StepStatus> {
     for (const auto& s : *steps) {
       if (s.action == action && s.component == component) return s.status;
     }
-    return "";
+    return std::nullopt;
   };
   for (const auto& s : *steps) {
-    if (s.action != "stop" || s.status != "done") continue;
+    if (s.action != StepAction::kStop || s.status != StepStatus::kDone) continue;
     const std::string& name = s.component;
-    if (status_of("start", name) == "done") continue;
+    if (status_of(StepAction::kStart, name) == StepStatus::kDone) continue;
     // Only a service still on the release it ran before goes back up: one
     // already switched would start the target that just failed.
-    std::string restore = status_of("restore", name);
-    if (!restore.empty() && restore != "pending") continue;
+    std::optional<StepStatus> restore = status_of(StepAction::kRestore, name);
+    if (restore && *restore != StepStatus::kPending) continue;
     const ComponentSpec* c = spec_.Find(name);
     if (c == nullptr) continue;
     auto driver = DriverFor(*c);
@@ -593,7 +599,7 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   progress.started_mono_us = env_->clock()->NowMicros();
   BACKSTOP_ASSIGN_OR_RETURN(auto steps, state_.GetSteps(run.id));
   for (const auto& s : steps) {
-    if (s.status == "done") progress.Absorb(s.action, s.component, s.result);
+    if (s.status == StepStatus::kDone) progress.Absorb(s.action, s.component, s.result);
   }
 
   const int total = static_cast<int>(plan.steps.size());
@@ -603,7 +609,7 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
     const StepRecord& record = steps[static_cast<size_t>(i)];
     const PlanStep& step = plan.steps[static_cast<size_t>(i)];
     std::string counter = std::to_string(i + 1) + "/" + std::to_string(total);
-    if (record.status == "done") {
+    if (record.status == StepStatus::kDone) {
       out_.Line("  [" + counter + "] " + Output::Ok() + " " + step.description +
                 " (done before the resume)");
       continue;
@@ -613,7 +619,7 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
     char stamp[32];
     std::snprintf(stamp, sizeof stamp, "%7.2fs", since);
     out_.Line(std::string(stamp) + " [" + counter + "] " + step.description +
-              (record.status == "started" ? " (again: it was interrupted)" : ""));
+              (record.status == StepStatus::kStarted ? " (again: it was interrupted)" : ""));
     BACKSTOP_RETURN_IF_ERROR(state_.MarkStepStarted(run.id, i, env_->clock()->WallMicros()));
 
     std::string detail;
@@ -654,15 +660,14 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   outcome.run_id = run.id;
   outcome.duration_ms = (ended_us - fresh.started_us) / 1000;
   if (failure.ok()) {
-    outcome.status = "succeeded";
-    if (plan.kind == "rollback") TakePostRollbackRestorePoint(run, plan, &summary);
+    outcome.status = RunStatus::kSucceeded;
+    if (plan.kind == RunKind::kRollback) TakePostRollbackRestorePoint(run, plan, &summary);
   } else {
-    outcome.status = "failed";
+    outcome.status = RunStatus::kFailed;
     const PlanStep& step = plan.steps[static_cast<size_t>(failed_index)];
     bool touched = false;  // did the failed step or any before it change the live state?
     for (int i = 0; i <= failed_index; ++i) {
-      const std::string& a = plan.steps[static_cast<size_t>(i)].action;
-      if (a == "stop" || a == "restore" || a == "start") touched = true;
+      if (ChangesLiveState(plan.steps[static_cast<size_t>(i)].action)) touched = true;
     }
     outcome.failure = failure.code();
     outcome.changed_anything = touched;
@@ -677,7 +682,7 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
           " (or `backstop rollback --abandon " + run.id + "` to take over by hand).";
     }
     summary["failed_step"] = failed_index + 1;
-    if (plan.kind == "deploy") {
+    if (plan.kind == RunKind::kDeploy) {
       for (const auto& name : plan.affected) {
         (void)state_.SetHistoryStatus(name, run.id, "failed");
       }
@@ -717,8 +722,8 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
     }
     JournalRunEvent(state_, env_->clock(),
                     outcome.succeeded() ? EventKind::kRunFinished : EventKind::kRunFailed, run,
-                    plan.scope == "all" ? "" : plan.component,
-                    plan.kind + " of " + PlanScope(plan) + " " +
+                    EventComponent(plan),
+                    std::string(Name(plan.kind)) + " of " + DescribeScope(plan) + " " +
                         (outcome.succeeded() ? "succeeded" : "failed") + " (" +
                         FormatDurationMs(outcome.duration_ms) + "; data loss: " + loss.Summary() +
                         ")",
@@ -734,7 +739,7 @@ Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options)
   RunRecord run;
   run.id = NewRunId();
   run.kind = plan.kind;
-  run.status = "running";
+  run.status = RunStatus::kRunning;
   run.command = options.command;
   run.triggered_by = options.triggered_by;
   run.trigger_detail = options.trigger_detail;
@@ -772,9 +777,8 @@ Result<RunOutcome> RunEngine::Start(const Plan& plan, const RunOptions& options)
   if (options.on_run_id) options.on_run_id(run.id);
   JournalRunStarted(state_, env_->clock(), run, plan, run.command, RunUser(options),
                     /*resumed=*/false);
-  out_.Line("Run " + run.id + ": " + (plan.kind == "deploy" ? "deploy " : "rollback of ") +
-            (plan.scope == "all" ? std::string("the whole environment") : plan.component) + " to " +
-            plan.target);
+  out_.Line("Run " + run.id + ": " + (plan.kind == RunKind::kDeploy ? "deploy " : "rollback of ") +
+            DescribeScope(plan) + " to " + plan.target);
   for (const auto& n : plan.notes) out_.Line("  note: " + n);
   return Drive(run, plan, options);
 }
@@ -786,13 +790,13 @@ Result<RunOutcome> RunEngine::Resume(const std::string& selector, const RunOptio
                                           {{"run_id", run_id}, {"command", options.command}}));
   BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state_.GetRun(run_id));
   // Refusals (exit 3): nothing is done for a run that cannot go on.
-  if (run.status == "succeeded") {
+  if (run.status == RunStatus::kSucceeded) {
     return Status::Aborted("run " + run_id + " already succeeded; nothing to resume");
   }
-  if (run.status == "abandoned") {
+  if (run.status == RunStatus::kAbandoned) {
     return Status::Aborted("run " + run_id + " was abandoned; start a new run instead");
   }
-  if (run.status == "failed") {
+  if (run.status == RunStatus::kFailed) {
     // Another run may have acted since: resuming an old failure would be unsafe.
     BACKSTOP_ASSIGN_OR_RETURN(auto latest, state_.ListRuns(1));
     if (!latest.empty() && latest.front().id != run_id) {
@@ -800,9 +804,13 @@ Result<RunOutcome> RunEngine::Resume(const std::string& selector, const RunOptio
                              " has run since; start a new run instead");
     }
   }
-  BACKSTOP_ASSIGN_OR_RETURN(Plan plan, Plan::FromJson(run.plan));
+  auto stored = Plan::FromJson(run.plan);
+  if (!stored.ok()) {
+    return stored.status().WithContext("run " + run_id + " in the state database (table runs)");
+  }
+  const Plan plan = std::move(stored).value();
   RemoveLeftoversOfKilledRuns(env_, spec_, store_);
-  BACKSTOP_RETURN_IF_ERROR(state_.SetRunStatus(run_id, "running"));
+  BACKSTOP_RETURN_IF_ERROR(state_.SetRunStatus(run_id, RunStatus::kRunning));
   JournalRunStarted(state_, env_->clock(), run, plan, options.command, RunUser(options),
                     /*resumed=*/true);
   out_.Line("Resuming run " + run_id + " (" + run.command + ")");
@@ -815,16 +823,17 @@ Status RunEngine::Abandon(const std::string& selector) {
                             EnvironmentLock::Acquire(env_, spec_.state_dir,
                                                      {{"run_id", run_id}, {"command", "abandon"}}));
   BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state_.GetRun(run_id));
-  if (run.status == "succeeded") {
+  if (run.status == RunStatus::kSucceeded) {
     return Status::Aborted("run " + run_id + " succeeded; nothing to abandon");
   }
   BACKSTOP_RETURN_IF_ERROR(
-      state_.FinishRun(run_id, "abandoned", env_->clock()->WallMicros(),
+      state_.FinishRun(run_id, RunStatus::kAbandoned, env_->clock()->WallMicros(),
                        run.error.empty() ? "abandoned by the operator" : run.error, run.summary));
   JournalRunEvent(
       state_, env_->clock(), EventKind::kRunFailed, run, "",
-      run.kind + " run " + run_id + " abandoned: the operator takes over by hand",
-      {{"kind", run.kind}, {"triggered_by", run.triggered_by}, {"status", "abandoned"}});
+      std::string(Name(run.kind)) + " run " + run_id +
+          " abandoned: the operator takes over by hand",
+      {{"kind", run.kind}, {"triggered_by", run.triggered_by}, {"status", RunStatus::kAbandoned}});
   return Status::OK();
 }
 
@@ -840,8 +849,8 @@ void RunEngine::TakePostRollbackRestorePoint(const RunRecord& run, const Plan& p
     return;
   }
   out_.Line("          taking restore point " + id + " (post-rollback)");
-  auto rp = TakeRestorePoint(*this, spec_, store_, plan.affected, "post-rollback", "post-rollback",
-                             run.id, id);
+  auto rp = TakeRestorePoint(*this, spec_, store_, plan.affected, "post-rollback",
+                             RestorePointKind::kPostRollback, run.id, id);
   event.at_us = env_->clock()->WallMicros();
   if (rp.ok()) {
     (*summary)["post_restore_point"] = id;
@@ -872,7 +881,7 @@ bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h) {
 
 Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store& store,
                                       const std::vector<std::string>& components,
-                                      const std::string& label, const std::string& kind,
+                                      const std::string& label, RestorePointKind kind,
                                       const std::string& run_id, const std::string& id) {
   Env* env = engine.Context().env;
   RestorePoint rp;

@@ -42,13 +42,13 @@ struct RunOptions {
 
 struct RunOutcome {
   std::string run_id;
-  std::string status;                        // succeeded | failed
+  RunStatus status = RunStatus::kFailed;     // succeeded | failed
   std::string error;                         // what failed and what to do, when failed
   Status::Code failure = Status::Code::kOk;  // the failed step's status code
   bool changed_anything = false;             // whether any step that changes components had run
   int64_t duration_ms = 0;
   nlohmann::json summary;  // also stored in the run record
-  bool succeeded() const { return status == "succeeded"; }
+  bool succeeded() const { return status == RunStatus::kSucceeded; }
 };
 
 class RunEngine {
@@ -133,7 +133,7 @@ bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h);
 // safety step. `id` empty: a fresh id.
 Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store& store,
                                       const std::vector<std::string>& components,
-                                      const std::string& label, const std::string& kind,
+                                      const std::string& label, RestorePointKind kind,
                                       const std::string& run_id, const std::string& id);
 
 }  // namespace backstop

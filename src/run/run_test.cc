@@ -506,9 +506,9 @@ class RunResumeTest : public RunEngineTest {
     auto steps = site.state->GetSteps(run_id);
     EXPECT_TRUE(steps.ok());
     for (const auto& s : steps.ok() ? *steps : std::vector<StepRecord>{}) {
-      e.journal.push_back(replace_run(std::to_string(s.index + 1) + " " + s.action + " " +
-                                      s.component + " " + s.status + ": " + s.detail + " " +
-                                      s.result.dump()));
+      e.journal.push_back(replace_run(
+          std::to_string(s.index + 1) + " " + std::string(Name(s.action)) + " " + s.component +
+          " " + std::string(Name(s.status)) + ": " + s.detail + " " + s.result.dump()));
       e.attempts.push_back(s.attempts);
     }
     for (const char* name : {"catalog", "api"}) {
@@ -521,7 +521,7 @@ class RunResumeTest : public RunEngineTest {
     }
     auto run = site.state->GetRun(run_id);
     EXPECT_TRUE(run.ok());
-    e.status = run.ok() ? run->status : "";
+    e.status = run.ok() ? std::string(Name(run->status)) : "";
     return e;
   }
 };
@@ -648,7 +648,7 @@ TEST_F(RunResumeTest, AFailedStepFailsTheRunSkipsTheRestAndIsRetriedByTheResume)
     auto outcome = site->engine->Start(plan, RunOptions{});
     ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
     run_id = outcome->run_id;
-    EXPECT_EQ(outcome->status, "failed");
+    EXPECT_EQ(outcome->status, RunStatus::kFailed);
     EXPECT_EQ(outcome->failure, Status::Code::kIOError);
     EXPECT_TRUE(outcome->changed_anything);
     EXPECT_EQ(outcome->error,

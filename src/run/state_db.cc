@@ -167,11 +167,12 @@ constexpr const char* kRunColumns =
     "id, kind, status, command, triggered_by, trigger_detail, plan, restore_point, "
     "safety_restore_point, started_us, ended_us, pid, error, summary";
 
-RunRecord ReadRun(const Stmt& s) {
+Result<RunRecord> ReadRun(const Stmt& s) {
   RunRecord r;
   r.id = s.Text(0);
-  r.kind = s.Text(1);
-  r.status = s.Text(2);
+  const std::string where = "run " + r.id + " in the state database (table runs): ";
+  BACKSTOP_ASSIGN_OR_RETURN(r.kind, ParseStored(kRunKindNames, s.Text(1), where + "kind"));
+  BACKSTOP_ASSIGN_OR_RETURN(r.status, ParseStored(kRunStatusNames, s.Text(2), where + "status"));
   r.command = s.Text(3);
   r.triggered_by = s.Text(4);
   r.trigger_detail = ParseJsonOr(s.Text(5), nullptr);
@@ -260,7 +261,8 @@ Status StateDb::CreateRun(const RunRecord& run, const std::vector<StepRecord>& s
            "INSERT INTO runs (id, kind, status, command, triggered_by, trigger_detail, plan, "
            "restore_point, safety_restore_point, started_us, ended_us, pid, error, summary) "
            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    s.Bind(1, run.id).Bind(2, run.kind).Bind(3, run.status).Bind(4, run.command);
+    s.Bind(1, run.id).Bind(2, std::string(Name(run.kind))).Bind(3, std::string(Name(run.status)));
+    s.Bind(4, run.command);
     s.Bind(5, run.triggered_by).Bind(6, run.trigger_detail.dump()).Bind(7, run.plan.dump());
     s.Bind(8, run.restore_point).Bind(9, run.safety_restore_point).Bind(10, run.started_us);
     s.Bind(11, run.ended_us).Bind(12, run.pid).Bind(13, run.error).Bind(14, run.summary.dump());
@@ -271,8 +273,8 @@ Status StateDb::CreateRun(const RunRecord& run, const std::vector<StepRecord>& s
     Stmt s(db_,
            "INSERT INTO steps (run_id, idx, action, component, description, status) "
            "VALUES (?,?,?,?,?,?)");
-    s.Bind(1, run.id).Bind(2, step.index).Bind(3, step.action).Bind(4, step.component);
-    s.Bind(5, step.description).Bind(6, step.status);
+    s.Bind(1, run.id).Bind(2, step.index).Bind(3, std::string(Name(step.action)));
+    s.Bind(4, step.component).Bind(5, step.description).Bind(6, std::string(Name(step.status)));
     Status st = s.Run("insert step");
     if (!st.ok()) return fail(st);
   }
@@ -298,19 +300,26 @@ Result<std::vector<RunRecord>> StateDb::ListRuns(int limit) {
   s.Bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
   std::vector<RunRecord> out;
   int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadRun(s));
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, ReadRun(s));
+    out.push_back(std::move(run));
+  }
   if (rc != SQLITE_DONE) return s.Error("list runs");
   return out;
 }
 
 Result<std::vector<RunRecord>> StateDb::UnfinishedRuns() {
-  std::string sql = std::string("SELECT ") + kRunColumns +
-                    " FROM runs WHERE status = 'running' ORDER BY started_us";
+  std::string sql =
+      std::string("SELECT ") + kRunColumns + " FROM runs WHERE status = ? ORDER BY started_us";
   Stmt s(db_, sql.c_str());
   if (!s.prepared()) return s.Error("list unfinished runs");
+  s.Bind(1, std::string(Name(RunStatus::kRunning)));
   std::vector<RunRecord> out;
   int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadRun(s));
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, ReadRun(s));
+    out.push_back(std::move(run));
+  }
   if (rc != SQLITE_DONE) return s.Error("list unfinished runs");
   return out;
 }
@@ -327,10 +336,12 @@ Result<std::vector<StepRecord>> StateDb::GetSteps(const std::string& run_id) {
     StepRecord r;
     r.run_id = run_id;
     r.index = static_cast<int>(s.Int(0));
-    r.action = s.Text(1);
+    const std::string where = "step " + std::to_string(r.index + 1) + " of run " + run_id +
+                              " in the state database (table steps): ";
+    BACKSTOP_ASSIGN_OR_RETURN(r.action, ParseStored(kStepActionNames, s.Text(1), where + "action"));
     r.component = s.Text(2);
     r.description = s.Text(3);
-    r.status = s.Text(4);
+    BACKSTOP_ASSIGN_OR_RETURN(r.status, ParseStored(kStepStatusNames, s.Text(4), where + "status"));
     r.attempts = static_cast<int>(s.Int(5));
     r.started_us = s.Int(6);
     r.ended_us = s.Int(7);
@@ -344,27 +355,29 @@ Result<std::vector<StepRecord>> StateDb::GetSteps(const std::string& run_id) {
 
 Status StateDb::MarkStepStarted(const std::string& run_id, int index, int64_t now_us) {
   Stmt s(db_,
-         "UPDATE steps SET status = 'started', attempts = attempts + 1, started_us = ?, "
+         "UPDATE steps SET status = ?, attempts = attempts + 1, started_us = ?, "
          "detail = '' WHERE run_id = ? AND idx = ?");
-  s.Bind(1, now_us).Bind(2, run_id).Bind(3, index);
+  s.Bind(1, std::string(Name(StepStatus::kStarted))).Bind(2, now_us).Bind(3, run_id).Bind(4, index);
   return s.Run("mark step started");
 }
 
 Status StateDb::MarkStepDone(const std::string& run_id, int index, int64_t now_us,
                              const std::string& detail, const nlohmann::json& result) {
   Stmt s(db_,
-         "UPDATE steps SET status = 'done', ended_us = ?, detail = ?, result = ? "
+         "UPDATE steps SET status = ?, ended_us = ?, detail = ?, result = ? "
          "WHERE run_id = ? AND idx = ?");
-  s.Bind(1, now_us).Bind(2, detail).Bind(3, result.dump()).Bind(4, run_id).Bind(5, index);
+  s.Bind(1, std::string(Name(StepStatus::kDone))).Bind(2, now_us).Bind(3, detail);
+  s.Bind(4, result.dump()).Bind(5, run_id).Bind(6, index);
   return s.Run("mark step done");
 }
 
 Status StateDb::MarkStepFailed(const std::string& run_id, int index, int64_t now_us,
                                const std::string& detail) {
   Stmt s(db_,
-         "UPDATE steps SET status = 'failed', ended_us = ?, detail = ? "
+         "UPDATE steps SET status = ?, ended_us = ?, detail = ? "
          "WHERE run_id = ? AND idx = ?");
-  s.Bind(1, now_us).Bind(2, detail).Bind(3, run_id).Bind(4, index);
+  s.Bind(1, std::string(Name(StepStatus::kFailed))).Bind(2, now_us).Bind(3, detail);
+  s.Bind(4, run_id).Bind(5, index);
   return s.Run("mark step failed");
 }
 
@@ -374,16 +387,17 @@ Status StateDb::SetSafetyRestorePoint(const std::string& run_id, const std::stri
   return s.Run("record safety restore point");
 }
 
-Status StateDb::SetRunStatus(const std::string& run_id, const std::string& status) {
+Status StateDb::SetRunStatus(const std::string& run_id, RunStatus status) {
   Stmt s(db_, "UPDATE runs SET status = ? WHERE id = ?");
-  s.Bind(1, status).Bind(2, run_id);
+  s.Bind(1, std::string(Name(status))).Bind(2, run_id);
   return s.Run("set run status");
 }
 
-Status StateDb::FinishRun(const std::string& run_id, const std::string& status, int64_t now_us,
+Status StateDb::FinishRun(const std::string& run_id, RunStatus status, int64_t now_us,
                           const std::string& error, const nlohmann::json& summary) {
   Stmt s(db_, "UPDATE runs SET status = ?, ended_us = ?, error = ?, summary = ? WHERE id = ?");
-  s.Bind(1, status).Bind(2, now_us).Bind(3, error).Bind(4, summary.dump()).Bind(5, run_id);
+  s.Bind(1, std::string(Name(status))).Bind(2, now_us).Bind(3, error).Bind(4, summary.dump());
+  s.Bind(5, run_id);
   return s.Run("finish run");
 }
 

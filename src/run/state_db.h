@@ -24,15 +24,16 @@
 
 #include "base/status.h"
 #include "run/event.h"
+#include "run/run_enums.h"
 
 struct sqlite3;
 
 namespace backstop {
 
 struct RunRecord {
-  std::string id;                       // "run-20261126T021947Z-ab12cd"
-  std::string kind;                     // rollback | deploy | drill
-  std::string status;                   // running | succeeded | failed | abandoned
+  std::string id;  // "run-20261126T021947Z-ab12cd"
+  RunKind kind = RunKind::kRollback;
+  RunStatus status = RunStatus::kRunning;
   std::string command;                  // the command line, for reports
   std::string triggered_by = "manual";  // manual | trigger:<name> | drill:<name>
   nlohmann::json trigger_detail;        // the samples that fired a trigger, etc.
@@ -44,17 +45,17 @@ struct RunRecord {
   int pid = 0;
   std::string error;
   nlohmann::json summary;  // data loss, per-component results
-  bool finished() const { return status != "running"; }
+  bool finished() const { return status != RunStatus::kRunning; }
 };
 
 struct StepRecord {
   std::string run_id;
   int index = 0;
-  std::string action;
+  StepAction action = StepAction::kVerify;
   std::string component;
   std::string description;
-  std::string status = "pending";  // pending | started | done | failed
-  int attempts = 0;                // how many times it was started (> 1 after a resume)
+  StepStatus status = StepStatus::kPending;
+  int attempts = 0;  // how many times it was started (> 1 after a resume)
   int64_t started_us = 0;
   int64_t ended_us = 0;
   std::string detail;
@@ -128,7 +129,9 @@ class StateDb {
   StateDb(const StateDb&) = delete;
   StateDb& operator=(const StateDb&) = delete;
 
-  // Runs and steps.
+  // Runs and steps. A run or step whose kind, status or action is a name
+  // Backstop does not write reads as Corruption naming it, the run and the
+  // table.
   Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps);
   Result<RunRecord> GetRun(const std::string& id);
   // Newest first; `limit` 0 means all.
@@ -141,8 +144,8 @@ class StateDb {
   Status MarkStepFailed(const std::string& run_id, int index, int64_t now_us,
                         const std::string& detail);
   Status SetSafetyRestorePoint(const std::string& run_id, const std::string& rp_id);
-  Status SetRunStatus(const std::string& run_id, const std::string& status);
-  Status FinishRun(const std::string& run_id, const std::string& status, int64_t now_us,
+  Status SetRunStatus(const std::string& run_id, RunStatus status);
+  Status FinishRun(const std::string& run_id, RunStatus status, int64_t now_us,
                    const std::string& error, const nlohmann::json& summary);
   // Resolves "latest" or a unique prefix of a run id.
   Result<std::string> ResolveRunId(const std::string& selector);

@@ -1,6 +1,7 @@
 #include "run/state_db.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "testing/test_env.h"
 
@@ -17,8 +18,8 @@ class StateDbTest : public ::testing::Test {
   RunRecord MakeRun(const std::string& id, int64_t started) {
     RunRecord r;
     r.id = id;
-    r.kind = "rollback";
-    r.status = "running";
+    r.kind = RunKind::kRollback;
+    r.status = RunStatus::kRunning;
     r.command = "backstop rollback --all";
     r.started_us = started;
     r.plan = {{"kind", "rollback"}};
@@ -29,7 +30,7 @@ class StateDbTest : public ::testing::Test {
     for (int i = 0; i < n; ++i) {
       StepRecord s;
       s.index = i;
-      s.action = "stop";
+      s.action = StepAction::kStop;
       s.component = "c" + std::to_string(i);
       s.description = "stop c" + std::to_string(i);
       steps.push_back(s);
@@ -39,6 +40,35 @@ class StateDbTest : public ::testing::Test {
   testing::TempDir dir_;
   std::unique_ptr<StateDb> db_;
 };
+
+// A name Backstop does not write, read back from the journal (a newer
+// Backstop, a hand edit), is Corruption naming the value, the run and the
+// table, never read as some default status.
+TEST_F(StateDbTest, AnUnknownStatusOrActionInTheJournalIsCorruption) {
+  ASSERT_TRUE(db_->CreateRun(MakeRun("run-1", 100), MakeSteps(2)).ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("state.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "UPDATE runs SET status = 'paused' WHERE id = 'run-1';"
+                         "UPDATE steps SET action = 'reboot' WHERE idx = 1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto run = db_->GetRun("run-1");
+  EXPECT_EQ(run.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(run.status().message().find("run run-1"), std::string::npos) << run.status().message();
+  EXPECT_NE(run.status().message().find("table runs): status 'paused'"), std::string::npos)
+      << run.status().message();
+  EXPECT_EQ(db_->ListRuns(0).status().code(), Status::Code::kCorruption);
+
+  auto steps = db_->GetSteps("run-1");
+  EXPECT_EQ(steps.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(steps.status().message().find("step 2 of run run-1"), std::string::npos)
+      << steps.status().message();
+  EXPECT_NE(steps.status().message().find("action 'reboot'"), std::string::npos)
+      << steps.status().message();
+}
 
 TEST_F(StateDbTest, JournalsStepsAndSurvivesReopen) {
   ASSERT_TRUE(db_->CreateRun(MakeRun("run-1", 100), MakeSteps(3)).ok());
@@ -52,11 +82,11 @@ TEST_F(StateDbTest, JournalsStepsAndSurvivesReopen) {
   auto steps = (*reopened)->GetSteps("run-1");
   ASSERT_TRUE(steps.ok());
   ASSERT_EQ(steps->size(), 3u);
-  EXPECT_EQ((*steps)[0].status, "done");
+  EXPECT_EQ((*steps)[0].status, StepStatus::kDone);
   EXPECT_EQ((*steps)[0].result["x"], 1);
-  EXPECT_EQ((*steps)[1].status, "started");
+  EXPECT_EQ((*steps)[1].status, StepStatus::kStarted);
   EXPECT_EQ((*steps)[1].attempts, 1);
-  EXPECT_EQ((*steps)[2].status, "pending");
+  EXPECT_EQ((*steps)[2].status, StepStatus::kPending);
   auto unfinished = (*reopened)->UnfinishedRuns();
   ASSERT_TRUE(unfinished.ok());
   ASSERT_EQ(unfinished->size(), 1u);
@@ -65,11 +95,11 @@ TEST_F(StateDbTest, JournalsStepsAndSurvivesReopen) {
   ASSERT_TRUE((*reopened)->MarkStepStarted("run-1", 1, 140).ok());
   steps = (*reopened)->GetSteps("run-1");
   EXPECT_EQ((*steps)[1].attempts, 2);
-  ASSERT_TRUE((*reopened)->FinishRun("run-1", "succeeded", 200, "", {{"ok", true}}).ok());
+  ASSERT_TRUE((*reopened)->FinishRun("run-1", RunStatus::kSucceeded, 200, "", {{"ok", true}}).ok());
   EXPECT_TRUE((*reopened)->UnfinishedRuns()->empty());
   auto run = (*reopened)->GetRun("run-1");
   ASSERT_TRUE(run.ok());
-  EXPECT_EQ(run->status, "succeeded");
+  EXPECT_EQ(run->status, RunStatus::kSucceeded);
   EXPECT_EQ(run->ended_us, 200);
 }
 

@@ -58,8 +58,12 @@ Result<RestorePoint> FromJson(const nlohmann::json& j) {
     rp.id = StringField(j, "id");
     if (rp.id.empty()) return Status::Corruption("the manifest has no \"id\"");
     rp.label = StringField(j, "label");
-    rp.kind = StringField(j, "kind");
-    if (rp.kind.empty()) rp.kind = "manual";
+    // Older manifests have no kind: they were taken by `backstop snapshot`.
+    const std::string kind = StringField(j, "kind");
+    if (!kind.empty()) {
+      BACKSTOP_ASSIGN_OR_RETURN(rp.kind,
+                                ParseStored(kRestorePointKindNames, kind, "the manifest's kind"));
+    }
     rp.run_id = StringField(j, "run_id");
     rp.environment = StringField(j, "environment");
     rp.checksum = StringField(j, "checksum");
@@ -165,7 +169,7 @@ std::vector<LoadedManifest> LoadAll(Store& store, std::vector<std::string>* erro
 std::string Describe(const RestorePoint& rp) {
   std::string s = rp.id;
   if (!rp.label.empty()) s += " '" + rp.label + "'";
-  if (rp.kind != "manual") s += " (" + rp.kind + ")";
+  if (rp.kind != RestorePointKind::kManual) s += " (" + std::string(Name(rp.kind)) + ")";
   return s;
 }
 
@@ -220,7 +224,6 @@ Status WriteRestorePoint(Store& store, RestorePoint& rp) {
   if (rp.created_wall_us == 0) rp.created_wall_us = store.env()->clock()->WallMicros();
   if (rp.id.empty()) rp.id = NewRestorePointId(rp.created_wall_us);
   BACKSTOP_RETURN_IF_ERROR(ValidateId(rp.id));
-  if (rp.kind.empty()) rp.kind = "manual";
   if (!rp.components.is_object()) {
     return Status::InvalidArgument("restore point " + rp.id + ": components must be a JSON object");
   }
@@ -311,7 +314,7 @@ Result<LoadedManifest> ResolveManifest(Store& store, const std::string& selector
   if (selector == "latest" || selector == "previous") {
     std::vector<const LoadedManifest*> candidates;
     for (const auto& m : all) {
-      if (include_safety || m.rp.kind != "safety") candidates.push_back(&m);
+      if (include_safety || m.rp.kind != RestorePointKind::kSafety) candidates.push_back(&m);
     }
     size_t want = selector == "latest" ? 1 : 2;
     if (candidates.size() < want) {

@@ -5,7 +5,8 @@
 //     "id": "rp-20261126T021947Z-a1b2c3",
 //     "version": "pre-migration",          // the label, or the id when unlabelled
 //     "label": "pre-migration",
-//     "kind": "manual",                    // manual | safety | pre-deploy | drill
+//     "kind": "manual",                    // RestorePointKind: manual | safety | pre-deploy |
+//                                          // drill | scheduled | post-rollback
 //     "run_id": "",                        // the run that took it (safety points)
 //     "environment": "production",
 //     "timestamp": "2026-11-26T02:19:47Z",
@@ -24,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/restore_point_kind.h"
 #include "store/store.h"
 
 namespace backstop {
@@ -31,7 +33,7 @@ namespace backstop {
 struct RestorePoint {
   std::string id;
   std::string label;
-  std::string kind = "manual";
+  RestorePointKind kind = RestorePointKind::kManual;
   std::string run_id;
   std::string environment;
   int64_t created_wall_us = 0;

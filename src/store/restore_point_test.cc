@@ -26,6 +26,12 @@ std::string ReadRaw(const std::string& path) {
   return ss.str();
 }
 
+// The checksum a manifest edited by hand needs to read as unmodified.
+std::string CanonicalOf(nlohmann::json manifest) {
+  manifest.erase("checksum");
+  return "sha256:" + Sha256Hex(manifest.dump());
+}
+
 // 2026-11-26T02:19:47Z and later.
 constexpr int64_t kT0 = 1'795'659'587'000'000;
 constexpr int64_t kMinute = 60'000'000;
@@ -65,7 +71,7 @@ class RestorePointTest : public ::testing::Test {
 
   // Writes a minimal restore point; returns it as written.
   RestorePoint Write(const std::string& id, int64_t when, const std::string& label = "",
-                     const std::string& kind = "manual") {
+                     RestorePointKind kind = RestorePointKind::kManual) {
     RestorePoint rp;
     rp.id = id;
     rp.label = label;
@@ -109,7 +115,7 @@ TEST_F(RestorePointTest, WriteAndReadRoundTrip) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->id, rp.id);
   EXPECT_EQ(back->label, "pre-migration");
-  EXPECT_EQ(back->kind, "manual");
+  EXPECT_EQ(back->kind, RestorePointKind::kManual);
   EXPECT_EQ(back->environment, "production");
   EXPECT_EQ(back->created_wall_us, kT0);
   EXPECT_EQ(back->components, rp.components);
@@ -196,6 +202,33 @@ TEST_F(RestorePointTest, TamperedManifestIsDetected) {
   j["injected"] = true;
   WriteFileOrDie(path, j.dump(2));
   EXPECT_EQ(ReadRestorePoint(*store_, rp.id).status().code(), Status::Code::kCorruption);
+}
+
+// A kind Backstop never writes is damage, named with the file, not a manual
+// restore point; a manifest without a kind (older ones) is a manual one.
+TEST_F(RestorePointTest, AnUnknownKindIsCorruptionNamingTheValueAndTheFile) {
+  RestorePoint rp = Sample();
+  ASSERT_TRUE(WriteRestorePoint(*store_, rp).ok());
+  const std::string path = ManifestPath(rp.id);
+  auto j = nlohmann::json::parse(ReadRaw(path));
+
+  j["kind"] = "hourly";
+  j["checksum"] = CanonicalOf(j);
+  WriteFileOrDie(path, j.dump(2));
+  auto read = ReadRestorePoint(*store_, rp.id);
+  EXPECT_EQ(read.status().code(), Status::Code::kCorruption) << read.status().ToString();
+  EXPECT_NE(read.status().message().find("'hourly'"), std::string::npos) << read.status().message();
+  EXPECT_NE(read.status().message().find(path), std::string::npos) << read.status().message();
+  std::vector<std::string> errors;
+  EXPECT_TRUE(ListRestorePoints(*store_, &errors).empty());
+  EXPECT_EQ(errors.size(), 1u);
+
+  j.erase("kind");
+  j["checksum"] = CanonicalOf(j);
+  WriteFileOrDie(path, j.dump(2));
+  auto old = ReadRestorePoint(*store_, rp.id);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->kind, RestorePointKind::kManual);
 }
 
 TEST_F(RestorePointTest, VerifyReportsEveryDamagedBlob) {
@@ -319,7 +352,7 @@ TEST_F(RestorePointTest, ResolvesSelectors) {
   Write("rp-20261126T021947Z-aaaaaa", kT0, "stable");
   Write("rp-20261126T022047Z-bbbbbb", kT0 + kMinute, "pre-migration");
   Write("rp-20261126T022147Z-cccccc", kT0 + 2 * kMinute, "stable");
-  Write("rp-20261126T022247Z-dddddd", kT0 + 3 * kMinute, "", "safety");
+  Write("rp-20261126T022247Z-dddddd", kT0 + 3 * kMinute, "", RestorePointKind::kSafety);
 
   EXPECT_EQ(Resolve("latest"), "rp-20261126T022147Z-cccccc");
   EXPECT_EQ(Resolve("previous"), "rp-20261126T022047Z-bbbbbb");
@@ -360,7 +393,7 @@ TEST_F(RestorePointTest, LatestAndPreviousNeedEnoughRestorePoints) {
   auto none = ResolveRestorePoint(*store_, "latest");
   EXPECT_EQ(none.status().code(), Status::Code::kNotFound);
   EXPECT_NE(none.status().message().find("there is none"), std::string::npos);
-  Write("rp-only-safety", kT0, "", "safety");
+  Write("rp-only-safety", kT0, "", RestorePointKind::kSafety);
   EXPECT_EQ(ResolveRestorePoint(*store_, "latest").status().code(), Status::Code::kNotFound);
   EXPECT_EQ(Resolve("latest", true), "rp-only-safety");
   Write("rp-one", kT0 + kMinute);

@@ -94,9 +94,8 @@ class PostgresDriverTest : public ::testing::Test {
   }
 
   DriverContext Ctx(const std::string& run_id, const std::string& rp_id = "",
-                    const std::string& kind = "manual") {
-    DriverContext ctx;
-    ctx.env = Env::Default();
+                    RestorePointKind kind = RestorePointKind::kManual) {
+    DriverContext ctx(*Env::Default());
     ctx.store = store_.get();
     ctx.state_dir = tmp_.Join("state");
     ctx.run_id = run_id;
@@ -111,7 +110,7 @@ class PostgresDriverTest : public ::testing::Test {
   }
 
   json Snap(const std::string& rp_id, const std::string& run_id = "",
-            const std::string& kind = "manual") {
+            RestorePointKind kind = RestorePointKind::kManual) {
     DriverContext ctx = Ctx(run_id, rp_id, kind);
     auto e = driver_->Snapshot(Component(), ctx);
     EXPECT_TRUE(e.ok()) << e.status().ToString();

@@ -47,4 +47,21 @@ std::string RandomBytes(size_t n, uint64_t seed) {
   return out;
 }
 
+void FakeProcFileSystem::Set(const std::string& path, const std::string& content) {
+  if (content.empty()) {
+    files_.erase(path);
+  } else {
+    files_[path] = content;
+  }
+}
+
+Result<std::string> FakeProcFileSystem::ReadFile(const std::string& path) {
+  if (path.rfind("/proc/", 0) != 0 && path.rfind("/sys/", 0) != 0) {
+    return FileSystemWrapper::ReadFile(path);
+  }
+  auto it = files_.find(path);
+  if (it == files_.end()) return Status::NotFound(path + ": no such file (faked /proc)");
+  return it->second;
+}
+
 }  // namespace backstop::testing

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "base/env.h"
@@ -40,6 +41,20 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// A file system whose /proc and /sys files are the ones a test sets (a file
+// not set does not exist there); every other path is the wrapped one's.
+// Thread-safety: Set before the code under test reads.
+class FakeProcFileSystem : public FileSystemWrapper {
+ public:
+  explicit FakeProcFileSystem(FileSystem* target) : FileSystemWrapper(target) {}
+  // An empty `content` removes the file.
+  void Set(const std::string& path, const std::string& content);
+  Result<std::string> ReadFile(const std::string& path) override;
+
+ private:
+  std::map<std::string, std::string> files_;
 };
 
 // An Env with the real file system and processes but the given clock.

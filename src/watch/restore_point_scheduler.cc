@@ -56,7 +56,7 @@ int64_t NewestScheduledRestorePoint(Env* env, const Spec& spec) {
   std::vector<std::string> errors;
   int64_t newest = 0;
   for (const auto& rp : ListRestorePoints(**store, &errors)) {
-    if (rp.kind == "scheduled") newest = std::max(newest, rp.created_wall_us);
+    if (rp.kind == RestorePointKind::kScheduled) newest = std::max(newest, rp.created_wall_us);
   }
   return newest;
 }
@@ -110,7 +110,8 @@ ScheduledAttempt TakeScheduledRestorePoint(Env* env, const Spec& spec,
   Status outcome;
   {
     RunEngine engine(env, spec, **store, **db, registry, output);
-    auto rp = TakeRestorePoint(engine, spec, **store, {}, "scheduled", "scheduled", "", "");
+    auto rp = TakeRestorePoint(engine, spec, **store, {}, "scheduled", RestorePointKind::kScheduled,
+                               "", "");
     if (!rp.ok()) {
       std::fclose(devnull);
       return fail(rp.status().message());

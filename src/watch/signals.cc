@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/env.h"
+#include "base/proc_stat.h"
 
 namespace backstop {
 namespace {
@@ -189,79 +189,43 @@ std::string MetricsUrlFor(const ComponentSpec& c) {
 
 // --- ProcessSampler ---------------------------------------------------------------
 
-namespace {
-
-bool ReadStat(int pid, uint64_t* start_ticks, uint64_t* cpu_ticks, uint64_t* rss_pages) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return false;
-  auto rp = line.rfind(')');
-  if (rp == std::string::npos || rp + 2 > line.size()) return false;
-  std::istringstream rest(line.substr(rp + 2));
-  std::string field;
-  uint64_t utime = 0, stime = 0;
-  char state = 0;
-  for (int i = 3; i <= 24; ++i) {
-    if (!(rest >> field)) return false;
-    if (i == 3) state = field.empty() ? 0 : field[0];
-    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
-    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
-    if (i == 22) *start_ticks = std::strtoull(field.c_str(), nullptr, 10);
-    if (i == 24) *rss_pages = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  if (state == 'Z' || state == 'X') return false;  // exited, not yet reaped
-  *cpu_ticks = utime + stime;
-  return true;
-}
-
-uint64_t MemTotal() {
-  static const uint64_t total = [] {
-    std::ifstream f("/proc/meminfo");
-    std::string key, unit;
-    uint64_t kb = 0;
-    while (f >> key >> kb >> unit) {
-      if (key == "MemTotal:") return kb * 1024;
-    }
-    return uint64_t{0};
-  }();
-  return total;
-}
-
-}  // namespace
-
-ProcessSampler::Reading ProcessSampler::Read(const std::string& state_dir,
+ProcessSampler::Reading ProcessSampler::Read(FileSystem* fs, const std::string& state_dir,
                                              const std::string& component, int64_t now_us) {
   Reading r;
   const std::string path =
       JoinPath(JoinPath(JoinPath(state_dir, "components"), component), "process.json");
-  std::ifstream in(path);
-  if (!in) {
+  auto text = fs->ReadFile(path);
+  if (!text.ok()) {
     last_.erase(component);
     return r;
   }
   nlohmann::json rec;
   try {
-    rec = nlohmann::json::parse(in);
+    rec = nlohmann::json::parse(*text);
   } catch (const std::exception&) {
     return r;  // being replaced right now; try again next time
   }
   r.recorded = true;
   r.pid = rec.value("pid", 0);
   const uint64_t want_ticks = rec.value("start_ticks", uint64_t{0});
-  uint64_t start = 0, cpu = 0, rss = 0;
-  if (r.pid <= 0 || !ReadStat(r.pid, &start, &cpu, &rss) ||
-      (want_ticks != 0 && start != want_ticks)) {
+  auto stat = r.pid > 0 ? ReadProcStat(fs, r.pid) : Result<ProcStat>(Status::NotFound("no pid"));
+  // Exited (a zombie not yet reaped is gone too), or the pid now names another process.
+  if (!stat.ok() || stat->state == 'Z' || stat->state == 'X' ||
+      (want_ticks != 0 && stat->start_ticks != want_ticks)) {
     last_.erase(component);
     return r;
   }
+  const uint64_t cpu = stat->utime_ticks + stat->stime_ticks;
   r.alive = true;
-  r.memory_bytes = static_cast<double>(rss) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-  auto available = ReadMemAvailable();
+  r.memory_bytes =
+      static_cast<double>(stat->rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  auto available = ReadMemAvailable(fs);
+  auto total = ReadMemInfoBytes(fs, "MemTotal");
   if (available) {
     r.memory_percent =
-        MemoryPercentOfUsable(r.memory_bytes, *available, ReadCgroupMemoryLimit(r.pid));
-  } else if (MemTotal() > 0) {
-    r.memory_percent = 100.0 * r.memory_bytes / static_cast<double>(MemTotal());
+        MemoryPercentOfUsable(r.memory_bytes, *available, ReadCgroupMemoryLimit(fs, r.pid));
+  } else if (total.ok() && *total > 0) {
+    r.memory_percent = 100.0 * r.memory_bytes / static_cast<double>(*total);
   }
   auto it = last_.find(component);
   if (it != last_.end() && it->second.pid == r.pid && now_us > it->second.at_us &&
@@ -281,18 +245,16 @@ double MemoryPercentOfUsable(double rss, double available, std::optional<double>
   return std::min(100.0, 100.0 * rss / usable);
 }
 
-std::optional<double> ReadMemAvailable() {
-  std::ifstream f("/proc/meminfo");
-  std::string key, unit;
-  uint64_t kb = 0;
-  while (f >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return static_cast<double>(kb) * 1024;
-  }
-  return std::nullopt;
+std::optional<double> ReadMemAvailable(FileSystem* fs) {
+  auto bytes = ReadMemInfoBytes(fs, "MemAvailable");
+  if (!bytes.ok()) return std::nullopt;
+  return static_cast<double>(*bytes);
 }
 
-std::optional<double> ReadCgroupMemoryLimit(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/cgroup");
+std::optional<double> ReadCgroupMemoryLimit(FileSystem* fs, int pid) {
+  auto cgroups = fs->ReadFile("/proc/" + std::to_string(pid) + "/cgroup");
+  if (!cgroups.ok()) return std::nullopt;
+  std::istringstream f(*cgroups);
   std::string line, path;
   while (std::getline(f, line)) {
     if (line.rfind("0::", 0) == 0) path = line.substr(3);  // cgroup v2
@@ -301,7 +263,9 @@ std::optional<double> ReadCgroupMemoryLimit(int pid) {
   std::optional<double> lowest;
   // memory.max of the process's cgroup and of every ancestor: the lowest binds.
   for (;;) {
-    std::ifstream m("/sys/fs/cgroup" + (path == "/" ? std::string() : path) + "/memory.max");
+    auto max =
+        fs->ReadFile("/sys/fs/cgroup" + (path == "/" ? std::string() : path) + "/memory.max");
+    std::istringstream m(max.ok() ? *max : std::string());
     std::string value;
     if (m >> value && value != "max") {
       double v = std::strtod(value.c_str(), nullptr);

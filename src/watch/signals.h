@@ -74,16 +74,18 @@ std::string MetricsUrlFor(const ComponentSpec& c);
 // Percent of the memory a process can use (see `memory` above): `rss` over
 // the smaller of `cgroup_limit` (when set) and rss + `available`.
 double MemoryPercentOfUsable(double rss, double available, std::optional<double> cgroup_limit);
-// The machine's MemAvailable from /proc/meminfo, in bytes; nullopt when unknown.
-std::optional<double> ReadMemAvailable();
+// The machine's MemAvailable from /proc/meminfo (read through `fs`), in
+// bytes; nullopt when unknown.
+std::optional<double> ReadMemAvailable(FileSystem* fs);
 // The lowest memory.max (cgroup v2) on the path of `pid`'s cgroup, in bytes;
 // nullopt when there is none ("max" everywhere, or no cgroup v2).
-std::optional<double> ReadCgroupMemoryLimit(int pid);
+std::optional<double> ReadCgroupMemoryLimit(FileSystem* fs, int pid);
 
 // CPU and memory of a process-driver service, read from the record the
 // process driver keeps (<state_dir>/components/<name>/process.json: pid and
-// start_ticks) and /proc/<pid>/stat. A pid whose start time differs from the
-// record is not the service (recycled) and counts as exited.
+// start_ticks) and /proc/<pid>/stat, through `fs` (the daemon's Env). A pid
+// whose start time differs from the record is not the service (recycled) and
+// counts as exited.
 class ProcessSampler {
  public:
   struct Reading {
@@ -94,7 +96,8 @@ class ProcessSampler {
     double memory_percent = 0;
     double memory_bytes = 0;
   };
-  Reading Read(const std::string& state_dir, const std::string& component, int64_t now_us);
+  Reading Read(FileSystem* fs, const std::string& state_dir, const std::string& component,
+               int64_t now_us);
 
  private:
   struct Last {

@@ -192,18 +192,19 @@ TEST(ProcessSamplerTest, ReadsTheRecordedProcess) {
   testing::TempDir dir;
   const std::string record = dir.Join("components/svc/process.json");
   ProcessSampler sampler;
-  EXPECT_FALSE(sampler.Read(dir.path(), "svc", 1'000'000).recorded);
+  FileSystem* fs = Env::Default()->fs();
+  EXPECT_FALSE(sampler.Read(fs, dir.path(), "svc", 1'000'000).recorded);
 
   testing::WriteFileOrDie(record, "{\"pid\": " + std::to_string(::getpid()) +
                                       ", \"start_ticks\": " + std::to_string(OwnStartTicks()) +
                                       "}");
-  auto first = sampler.Read(dir.path(), "svc", 1'000'000);
+  auto first = sampler.Read(fs, dir.path(), "svc", 1'000'000);
   EXPECT_TRUE(first.recorded);
   EXPECT_TRUE(first.alive);
   EXPECT_GT(first.memory_bytes, 0);
   EXPECT_GT(first.memory_percent, 0);
   EXPECT_FALSE(first.cpu_percent.has_value()) << "CPU needs two readings";
-  auto second = sampler.Read(dir.path(), "svc", 2'000'000);
+  auto second = sampler.Read(fs, dir.path(), "svc", 2'000'000);
   ASSERT_TRUE(second.cpu_percent.has_value());
   EXPECT_GE(*second.cpu_percent, 0);
 
@@ -211,9 +212,47 @@ TEST(ProcessSamplerTest, ReadsTheRecordedProcess) {
   testing::WriteFileOrDie(
       record, "{\"pid\": " + std::to_string(::getpid()) +
                   ", \"start_ticks\": " + std::to_string(OwnStartTicks() + 12345) + "}");
-  auto recycled = sampler.Read(dir.path(), "svc", 3'000'000);
+  auto recycled = sampler.Read(fs, dir.path(), "svc", 3'000'000);
   EXPECT_TRUE(recycled.recorded);
   EXPECT_FALSE(recycled.alive);
+}
+
+// /proc as the Env's file system shows it: a process and a machine that exist
+// only in the test, so the figures are exact.
+TEST(ProcessSamplerTest, ReadsProcThroughTheEnvFileSystem) {
+  testing::TempDir dir;
+  testing::FakeProcFileSystem fs(Env::Default()->fs());
+  testing::WriteFileOrDie(dir.Join("components/svc/process.json"),
+                          R"({"pid": 4242, "start_ticks": 987654})");
+  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  // utime 250 + stime 75 ticks, started at tick 987654, 1000 resident pages.
+  auto stat = [](int utime) {
+    return "4242 (svc) S 1 4242 4242 0 -1 4194560 1234 0 0 0 " + std::to_string(utime) +
+           " 75 0 0 20 0 3 0 987654 123456789 1000 18446744073709551615 1 1 0 0 0 0 0\n";
+  };
+  fs.Set("/proc/4242/stat", stat(250));
+  // As much available as the process holds: it uses half of what it can.
+  fs.Set("/proc/meminfo", "MemTotal:       16000000 kB\nMemAvailable:   " +
+                              std::to_string(static_cast<uint64_t>(1000 * page / 1024)) + " kB\n");
+  ProcessSampler sampler;
+  auto first = sampler.Read(&fs, dir.path(), "svc", 1'000'000);
+  EXPECT_TRUE(first.alive);
+  EXPECT_EQ(first.pid, 4242);
+  EXPECT_EQ(first.memory_bytes, 1000 * page);
+  EXPECT_DOUBLE_EQ(first.memory_percent, 50.0);
+
+  // A cgroup limit below rss + available binds: memory.max of its cgroup.
+  fs.Set("/proc/4242/cgroup", "0::/svc.slice\n");
+  fs.Set("/sys/fs/cgroup/svc.slice/memory.max",
+         std::to_string(static_cast<uint64_t>(1250 * page)) + "\n");
+  fs.Set("/proc/4242/stat", stat(250 + static_cast<int>(::sysconf(_SC_CLK_TCK))));
+  auto second = sampler.Read(&fs, dir.path(), "svc", 3'000'000);
+  EXPECT_DOUBLE_EQ(second.memory_percent, 80.0);
+  ASSERT_TRUE(second.cpu_percent.has_value());
+  EXPECT_DOUBLE_EQ(*second.cpu_percent, 50.0);  // one second of CPU in two
+
+  fs.Set("/proc/4242/stat", "");  // gone
+  EXPECT_FALSE(sampler.Read(&fs, dir.path(), "svc", 4'000'000).alive);
 }
 
 // --- Every default trigger can fire --------------------------------------------

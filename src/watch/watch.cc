@@ -232,7 +232,7 @@ bool Watcher::StartJob(RunJob job, std::shared_ptr<ApiRequest> request, std::str
   };
   hooks.finished_run = [this](const RunOutcome& outcome) {
     MutexLock lock(&mu_);
-    ++metrics_.runs_total[{"rollback", outcome.status}];
+    ++metrics_.runs_total[{"rollback", std::string(Name(outcome.status))}];
     metrics_.run_duration.Observe(static_cast<double>(outcome.duration_ms) / 1000.0);
   };
   hooks.done = [this](bool acted, const std::string&) {

@@ -389,7 +389,7 @@ void TakeRestorePointOrDie(const Spec& spec) {
   std::FILE* quiet = std::tmpfile();
   Output out(false, quiet, quiet);
   RunEngine engine(Env::Default(), spec, **store, **state, DriverRegistry::Global(), out);
-  auto rp = TakeRestorePoint(engine, spec, **store, {}, "good", "manual", "", "");
+  auto rp = TakeRestorePoint(engine, spec, **store, {}, "good", RestorePointKind::kManual, "", "");
   std::fclose(quiet);
   ASSERT_TRUE(rp.ok()) << rp.status().ToString();
 }
@@ -551,7 +551,8 @@ TEST(WatcherTest, BrokenDatabaseInvariantFiresDataIntegrity) {
     std::FILE* quiet = std::tmpfile();
     Output out(false, quiet, quiet);
     RunEngine engine(Env::Default(), *spec, **store, **state, DriverRegistry::Global(), out);
-    auto rp = TakeRestorePoint(engine, *spec, **store, {}, "good", "manual", "", "");
+    auto rp =
+        TakeRestorePoint(engine, *spec, **store, {}, "good", RestorePointKind::kManual, "", "");
     std::fclose(quiet);
     ASSERT_TRUE(rp.ok()) << rp.status().ToString();
   }

@@ -20,7 +20,7 @@ Result<RestorePoint> NewestRestorePointWith(Store& store, const std::string& com
   std::vector<std::string> errors;
   std::vector<RestorePoint> rps = ListRestorePoints(store, &errors);
   for (auto it = rps.rbegin(); it != rps.rend(); ++it) {
-    if (it->kind == "safety" || !it->components.contains(component)) continue;
+    if (it->kind == RestorePointKind::kSafety || !it->components.contains(component)) continue;
     return ResolveRestorePoint(store, it->id);  // refuses a modified manifest
   }
   return ResolveRestorePoint(store, "latest");

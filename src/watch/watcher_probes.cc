@@ -131,8 +131,7 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
 }
 
 DriverContext Watcher::DaemonDriverContext() {
-  DriverContext ctx;
-  ctx.env = env_;
+  DriverContext ctx(*env_);
   ctx.store = store_.get();
   ctx.spec = &spec_;
   ctx.state_dir = spec_.state_dir;
@@ -232,7 +231,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
     // that died is down whatever answers on its port; CPU and memory. The
     // memory signal is always the sampler's (percent of what the process can
     // use, see signals.h), also when the driver's Health is the probe.
-    ProcessSampler::Reading r = sampler_.Read(spec_.state_dir, view.name, now_us);
+    ProcessSampler::Reading r = sampler_.Read(env_->fs(), spec_.state_dir, view.name, now_us);
     if (view.mode != "driver" && r.recorded && !r.alive) {
       h.state = HealthResult::State::kFail;
       h.detail = "process " + std::to_string(r.pid) + " has exited (" + h.detail + ")";

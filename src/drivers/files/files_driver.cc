@@ -531,7 +531,7 @@ class FilesDriver : public Driver {
     if (ctx.store != nullptr) {
       std::vector<RestorePoint> points = ListRestorePoints(*ctx.store, nullptr);
       for (auto it = points.rbegin(); it != points.rend(); ++it) {
-        if (it->kind == "safety" || !it->components.contains(s.name)) continue;
+        if (it->kind == RestorePointKind::kSafety || !it->components.contains(s.name)) continue;
         if (it->created_wall_us > when) {
           ref.entry = it->components[s.name];
           ref.since = "restore point " + it->id;

@@ -80,7 +80,7 @@ class FilesDriverTest : public ::testing::Test {
   std::unique_ptr<Driver> driver_;
   std::string app_, nginx_, extra_, reload_log_;
   ComponentSpec spec_;
-  DriverContext ctx_;
+  DriverContext ctx_{*Env::Default()};
   std::vector<std::string> progress_;
 };
 

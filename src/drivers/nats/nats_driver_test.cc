@@ -82,8 +82,7 @@ class NatsDriverTest : public ::testing::Test {
   }
 
   DriverContext MakeContext(const std::string& run_id) {
-    DriverContext ctx;
-    ctx.env = Env::Default();
+    DriverContext ctx(*Env::Default());
     ctx.store = store_.get();
     ctx.state_dir = dir_.Join("state");
     ctx.run_id = run_id;
@@ -121,7 +120,7 @@ class NatsDriverTest : public ::testing::Test {
   std::unique_ptr<NatsTestClient> client_;
   std::unique_ptr<Store> store_;
   ComponentSpec component_;
-  DriverContext ctx_;
+  DriverContext ctx_{*Env::Default()};
   std::vector<std::string> progress_;
   NatsDriver driver_;
 };

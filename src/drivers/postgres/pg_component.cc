@@ -27,9 +27,7 @@ Result<std::unique_ptr<PgConn>> ConnectAdmin(const Loaded& l) {
   return ConnectTo(l, l.settings.admin_dbname);
 }
 
-Env* EnvOf(const DriverContext& ctx) { return ctx.env ? ctx.env : Env::Default(); }
-
-int64_t NowMs(const DriverContext& ctx) { return EnvOf(ctx)->clock()->NowMicros() / 1000; }
+int64_t NowMs(const DriverContext& ctx) { return ctx.env->clock()->NowMicros() / 1000; }
 
 std::string WorkDir(const DriverContext& ctx, const ComponentSpec& c) {
   if (!ctx.state_dir.empty()) return JoinPath(ctx.state_dir, "components/" + c.name);
@@ -75,7 +73,7 @@ Status RunTool(const DriverContext& ctx, const Loaded& l, std::vector<std::strin
   o.argv = std::move(argv);
   o.env = l.params.ChildEnv(l.settings.connect_timeout_ms);
   for (const auto& [k, v] : extra_env) o.env[k] = v;
-  auto r = EnvOf(ctx)->processes()->Run(o);
+  auto r = ctx.env->processes()->Run(o);
   if (!r.ok())
     return Status::IOError(what + ": cannot start " + o.argv[0] + ": " +
                            l.params.Mask(r.status().message()));

@@ -35,8 +35,6 @@ Result<std::unique_ptr<PgConn>> ConnectTo(const Loaded& l, const std::string& db
 
 Result<std::unique_ptr<PgConn>> ConnectAdmin(const Loaded& l);
 
-Env* EnvOf(const DriverContext& ctx);
-
 int64_t NowMs(const DriverContext& ctx);
 
 std::string WorkDir(const DriverContext& ctx, const ComponentSpec& c);

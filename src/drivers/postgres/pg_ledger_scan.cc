@@ -502,7 +502,7 @@ Result<LedgerScan> ScanLedger(PgConn* live, PgConn* rp, const json& entry, uint3
 
   std::unique_ptr<JsonLinesWriter> writer;
   if (!ledger_path.empty()) {
-    FileSystem* fs = EnvOf(ctx)->fs();
+    FileSystem* fs = ctx.env->fs();
     BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(ledger_path)));
     BACKSTOP_ASSIGN_OR_RETURN(writer, JsonLinesWriter::Create(fs, ledger_path));
   }

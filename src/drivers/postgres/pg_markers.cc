@@ -25,12 +25,12 @@ std::string SystemIdentifier(PgConn& conn) {
 bool NeverSwapped(const DriverContext& ctx, const ComponentSpec& c, const json& entry) {
   if (entry.value("database_existed", true) == false) return true;
   std::string path = SwapMarkerPath(ctx, c.name, entry.value("run_id", ""));
-  return !path.empty() && !EnvOf(ctx)->fs()->Exists(path);
+  return !path.empty() && !ctx.env->fs()->Exists(path);
 }
 
 json ReadRecord(const DriverContext& ctx, const std::string& path) {
   if (path.empty()) return json();
-  auto text = EnvOf(ctx)->fs()->ReadFile(path);
+  auto text = ctx.env->fs()->ReadFile(path);
   if (!text.ok()) return json();
   json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   return j.is_object() ? j : json();
@@ -38,7 +38,7 @@ json ReadRecord(const DriverContext& ctx, const std::string& path) {
 
 Status WriteRecord(const DriverContext& ctx, const std::string& path, const json& record) {
   if (path.empty()) return Status::OK();
-  Env* env = EnvOf(ctx);
+  Env* env = ctx.env;
   BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(path)));
   return env->fs()->WriteFileAtomic(path, record.dump() + "\n");
 }

@@ -31,7 +31,7 @@ Status PostgresDriver::BuildFromDump(const ComponentSpec& c, const Loaded& l, Pg
                                      const json& entry, DriverContext& ctx,
                                      const std::string& shadow) {
   if (ctx.store == nullptr) return Status::FailedPrecondition("postgres prepare: no store");
-  Env* env = EnvOf(ctx);
+  Env* env = ctx.env;
   if (entry.contains("roles")) {
     std::vector<std::string> roles = entry["roles"].get<std::vector<std::string>>();
     BACKSTOP_ASSIGN_OR_RETURN(std::vector<std::string> missing, MissingRoles(admin, roles));
@@ -216,7 +216,7 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
     // shadow was closed before the marker was set; if it is still closed,
     // nobody has used it since. Otherwise no record: VerifyRestored recounts.
     if (std::string path = IdentityPath(ctx, c.name, ctx.run_id); !ctx.dry_run && !path.empty() &&
-                                                                  !EnvOf(ctx)->fs()->Exists(path) &&
+                                                                  !ctx.env->fs()->Exists(path) &&
                                                                   !existing.allow_connections) {
       BACKSTOP_RETURN_IF_ERROR(
           RecordIdentity(c, l, *admin, ctx, shadow, rp, MarkerFrom(existing.comment), true));
@@ -344,7 +344,7 @@ Status PostgresDriver::RecordRetainedIdentity(const ComponentSpec& c, const Load
                                               PgConn& admin, DriverContext& ctx, const json& entry,
                                               const std::string& name, uint32_t oid) {
   const std::string path = IdentityPath(ctx, c.name, ctx.run_id);
-  if (path.empty() || EnvOf(ctx)->fs()->Exists(path)) return Status::OK();
+  if (path.empty() || ctx.env->fs()->Exists(path)) return Status::OK();
   return WriteRecord(ctx, path,
                      {{"database", l.db()},
                       {"verified_database", name},
@@ -363,7 +363,7 @@ bool PostgresDriver::ProveIdentity(const ComponentSpec& c, const Loaded& l, PgCo
     *why_not = "no run directory";
     return false;
   }
-  auto text = EnvOf(ctx)->fs()->ReadFile(path);
+  auto text = ctx.env->fs()->ReadFile(path);
   if (!text.ok()) {
     *why_not = "Prepare of run " + ctx.run_id + " recorded no verified shadow (" +
                text.status().message() + ")";

@@ -110,7 +110,7 @@ Result<SalvageResult> PostgresDriver::Salvage(const ComponentSpec& c, const Salv
         " replaced, no longer exists (pruned, " +
         "or swapped back in by an undo): the rows it discarded cannot be read back");
   }
-  Env* env = EnvOf(ctx);
+  Env* env = ctx.env;
   const std::string ledger_path = JoinPath(req.run_dir, "ledger-" + c.name + ".jsonl");
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<json> ledger, ReadJsonLines(env->fs(), ledger_path));
   // The chosen keys: ledger keys, or whole ledger lines (then their table too).

@@ -56,9 +56,9 @@ Result<json> PostgresDriver::SafetySnapshot(const Loaded& l, DriverContext& ctx)
 
 Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
-  if (ctx.snapshot_kind == "safety") return SafetySnapshot(l, ctx);
+  if (ctx.snapshot_kind == RestorePointKind::kSafety) return SafetySnapshot(l, ctx);
   if (ctx.store == nullptr) return Status::FailedPrecondition("postgres snapshot: no store");
-  Env* env = EnvOf(ctx);
+  Env* env = ctx.env;
   const std::string& db = l.db();
   int64_t t0 = NowMs(ctx);
 

@@ -167,7 +167,7 @@ TEST_F(PostgresDriverTest, DiscardSnapshotDropsOnlyItsStagedCopy) {
   settings_["staged"] = "never";
   json cold = Snap("rp-20260101T000003Z-eeeee3");
   ASSERT_TRUE(driver_->DiscardSnapshot(Component(), cold, ctx).ok());
-  json safety = Snap("rp-s", "run9", "safety");
+  json safety = Snap("rp-s", "run9", RestorePointKind::kSafety);
   ASSERT_TRUE(driver_->DiscardSnapshot(Component(), safety, ctx).ok());
   EXPECT_TRUE(server_->DatabaseExists(staged2));
   EXPECT_TRUE(server_->DatabaseExists(db_));

@@ -58,7 +58,7 @@ Result<DataLossReport> PostgresDriver::TakeLedger(const ComponentSpec& c, const 
     if (aside.exists) {
       ctx.Progress("database " + db + " was already swapped by this run: its ledger stands");
       if (ledger_path.empty()) return report;
-      return ReportFromLedger(EnvOf(ctx)->fs(), c.name, ledger_path);
+      return ReportFromLedger(ctx.env->fs(), c.name, ledger_path);
     }
   }
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo live_info, GetDatabase(*admin, db));
@@ -405,7 +405,7 @@ HealthResult PostgresDriver::Health(const ComponentSpec& c, DriverContext& ctx) 
     h.detail = l.status().message();
     return h;
   }
-  Clock* clock = EnvOf(ctx)->clock();
+  Clock* clock = ctx.env->clock();
   int64_t t0 = clock->NowMicros();
   auto conn = ConnectTo(*l, l->db());
   int64_t elapsed_ms = (clock->NowMicros() - t0) / 1000;
@@ -514,7 +514,7 @@ Status PostgresDriver::RemoveLeftovers(const ComponentSpec& c, const Loaded& l, 
     }
   }
   // Scratch directories of restores that were killed.
-  Env* env = EnvOf(ctx);
+  Env* env = ctx.env;
   const std::string work = WorkDir(ctx, c);
   const std::string keep_dir = ctx.run_id.empty() ? "" : "restore-" + Sanitized(ctx.run_id);
   if (auto names = env->fs()->ListDir(work); names.ok()) {
@@ -549,7 +549,7 @@ Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
   }
   BACKSTOP_RETURN_IF_ERROR(ReleaseShadow(l, *admin, ShadowName(db, run_id), ctx));
   if (!ctx.dry_run) {
-    (void)EnvOf(ctx)->fs()->RemoveAll(JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(run_id)));
+    (void)ctx.env->fs()->RemoveAll(JoinPath(WorkDir(ctx, c), "restore-" + Sanitized(run_id)));
   }
   return Status::OK();
 }

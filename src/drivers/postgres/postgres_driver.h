@@ -15,7 +15,7 @@
 // in the entry ("staged_verified") the copy's oid and how many sessions were
 // ever opened on it (pg_stat_database.sessions, PostgreSQL 14+). Deleting the
 // restore point (`backstop prune`) drops its staged copy (DiscardSnapshot).
-// A safety snapshot (ctx.snapshot_kind == "safety") only records the name
+// A safety snapshot (ctx.snapshot_kind == RestorePointKind::kSafety) only records the name
 // Restore will give the replaced database, <db>_pre_rollback_<run>, and the
 // live database's oid and write stamp; restoring that entry (undo) swaps the
 // retained database back in (checked by oid against the one the run set

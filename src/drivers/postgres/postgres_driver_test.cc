@@ -25,7 +25,7 @@ TEST_F(PostgresDriverTest, RollbackWithForeignKeysSequencesAndAnActiveClient) {
 
   ComponentSpec c = Component();
   DriverContext ctx = Ctx("run1");
-  json safety = Snap("rp-safety", "run1", "safety");
+  json safety = Snap("rp-safety", "run1", RestorePointKind::kSafety);
   EXPECT_EQ(safety["retained_database"], db_ + "_pre_rollback_run1");
   ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
   auto loss = driver_->AssessLoss(c, e, ctx);
@@ -140,7 +140,7 @@ TEST_F(PostgresDriverTest, SafetySnapshotUndoesTheRollback) {
   ComponentSpec c = Component();
 
   DriverContext ctx1 = Ctx("run1");
-  json safety1 = Snap("rp-s1", "run1", "safety");
+  json safety1 = Snap("rp-s1", "run1", RestorePointKind::kSafety);
   EXPECT_TRUE(safety1["blobs"].empty());
   ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());
   ASSERT_TRUE(driver_->Restore(c, e, ctx1).ok());
@@ -148,7 +148,7 @@ TEST_F(PostgresDriverTest, SafetySnapshotUndoesTheRollback) {
 
   // Undo: restore the safety entry of run1 in run2.
   DriverContext ctx2 = Ctx("run2");
-  json safety2 = Snap("rp-s2", "run2", "safety");
+  json safety2 = Snap("rp-s2", "run2", RestorePointKind::kSafety);
   ASSERT_TRUE(driver_->Prepare(c, safety1, ctx2).ok());
   auto loss = driver_->AssessLoss(c, safety1, ctx2);
   ASSERT_TRUE(loss.ok()) << loss.status().ToString();
@@ -167,7 +167,7 @@ TEST_F(PostgresDriverTest, SafetySnapshotUndoesTheRollback) {
   ASSERT_TRUE(driver_->Restore(c, safety2, ctx3).ok());
   EXPECT_EQ(Fingerprint(db_), at_rp);
   // A safety entry whose rollback never swapped has nothing to undo.
-  json never = Snap("rp-s9", "run9", "safety");
+  json never = Snap("rp-s9", "run9", RestorePointKind::kSafety);
   DriverContext ctx10 = Ctx("run10");
   ASSERT_TRUE(driver_->Prepare(c, never, ctx10).ok());
   auto none = driver_->AssessLoss(c, never, ctx10);
@@ -177,7 +177,7 @@ TEST_F(PostgresDriverTest, SafetySnapshotUndoesTheRollback) {
   EXPECT_EQ(Fingerprint(db_), at_rp);
   // One that swapped but whose retained database was pruned cannot be undone.
   DriverContext ctx11 = Ctx("run11");
-  json safety11 = Snap("rp-s11", "run11", "safety");
+  json safety11 = Snap("rp-s11", "run11", RestorePointKind::kSafety);
   ASSERT_TRUE(driver_->Prepare(c, e, ctx11).ok());
   ASSERT_TRUE(driver_->Restore(c, e, ctx11).ok());
   ASSERT_TRUE(driver_->Prune(c, "run11", ctx11).ok());
@@ -297,7 +297,7 @@ TEST_F(PostgresDriverTest, RollbackBringsBackADroppedDatabase) {
   Sql("DROP DATABASE " + db_ + " WITH (FORCE)", "postgres");
   ComponentSpec c = Component();
   DriverContext ctx = Ctx("run1");
-  json safety = Snap("rp-s1", "run1", "safety");
+  json safety = Snap("rp-s1", "run1", RestorePointKind::kSafety);
   EXPECT_EQ(safety["database_existed"], false);
   ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
   auto loss = driver_->AssessLoss(c, e, ctx);
@@ -468,7 +468,7 @@ TEST_F(PostgresDriverTest, SafetyEntryOfARunThatNeverSwappedRestoresOnlyAnUnchan
   json e = Snap("rp-1");
   ComponentSpec c = Component();
   WaitForNoSessions(db_);
-  json safety1 = Snap("rp-s1", "run1", "safety");
+  json safety1 = Snap("rp-s1", "run1", RestorePointKind::kSafety);
   DriverContext ctx1 = Ctx("run1");
   ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());  // then refused: no swap
   ASSERT_TRUE(driver_->Prune(c, "run1", ctx1).ok());
@@ -505,7 +505,7 @@ TEST_F(PostgresDriverTest, SafetyEntryIsRestorableUntilItsRetainedDatabaseIsUsed
   json e = Snap("rp-1");
   ComponentSpec c = Component();
   Sql("INSERT INTO agents (name) VALUES ('bad deploy')");
-  json safety1 = Snap("rp-s1", "run1", "safety");
+  json safety1 = Snap("rp-s1", "run1", RestorePointKind::kSafety);
   DriverContext ctx1 = Ctx("run1");
   ASSERT_TRUE(driver_->Prepare(c, e, ctx1).ok());
   ASSERT_TRUE(driver_->Restore(c, e, ctx1).ok());
@@ -528,7 +528,7 @@ TEST_F(PostgresDriverTest, SafetyEntryIsRestorableUntilItsRetainedDatabaseIsUsed
 
   // A database put in its place by hand is not the retained one.
   DriverContext ctx4 = Ctx("run4");
-  json safety4 = Snap("rp-s4", "run4", "safety");
+  json safety4 = Snap("rp-s4", "run4", RestorePointKind::kSafety);
   ASSERT_TRUE(driver_->Prepare(c, e, ctx4).ok());
   ASSERT_TRUE(driver_->Restore(c, e, ctx4).ok());
   Sql("DROP DATABASE " + db_ + "_pre_rollback_run4", "postgres");

@@ -1,12 +1,8 @@
 // The process table as the process driver reads it. See proc_table.h.
 #include "drivers/process/proc_table.h"
 
-#include <dirent.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -37,10 +33,12 @@ bool ReachableFromLoopback(const std::string& hex_address) {
 
 // Inodes of the sockets in state LISTEN on `port` that a connection to a
 // loopback address can reach.
-std::set<uint64_t> LoopbackListeners(int port) {
+std::set<uint64_t> LoopbackListeners(FileSystem* fs, int port) {
   std::set<uint64_t> out;
   for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::ifstream in(table);
+    auto text = fs->ReadFile(table);
+    if (!text.ok()) continue;  // no IPv6 here
+    std::istringstream in(*text);
     std::string line;
     std::getline(in, line);  // header
     while (std::getline(in, line)) {
@@ -61,66 +59,59 @@ std::set<uint64_t> LoopbackListeners(int port) {
   return out;
 }
 
-std::vector<pid_t> AllPids() {
+// Every pid in /proc, in increasing order.
+std::vector<pid_t> AllPids(FileSystem* fs) {
   std::vector<pid_t> out;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return out;
-  while (struct dirent* d = ::readdir(proc)) {
+  auto names = fs->ListDir("/proc");
+  if (!names.ok()) return out;
+  for (const auto& name : *names) {
     char* end = nullptr;
-    long pid = std::strtol(d->d_name, &end, 10);
+    long pid = std::strtol(name.c_str(), &end, 10);
     if (pid > 0 && *end == '\0') out.push_back(static_cast<pid_t>(pid));
   }
-  ::closedir(proc);
+  std::sort(out.begin(), out.end());
   return out;
 }
 
 // Removes from `pending` the socket inodes `pid` holds; true if it held any.
-bool TakeHeldSockets(pid_t pid, std::set<uint64_t>* pending) {
+bool TakeHeldSockets(FileSystem* fs, pid_t pid, std::set<uint64_t>* pending) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* fds = ::opendir(dir.c_str());
-  if (fds == nullptr) return false;  // gone, or another user's
+  auto fds = fs->ListDir(dir);
+  if (!fds.ok()) return false;  // gone, or another user's
   bool held = false;
-  char target[64];
-  while (struct dirent* d = ::readdir(fds)) {
-    if (d->d_name[0] == '.') continue;
-    ssize_t n = ::readlinkat(::dirfd(fds), d->d_name, target, sizeof target - 1);
-    if (n <= 0) continue;
-    target[n] = '\0';
-    if (std::strncmp(target, "socket:[", 8) != 0) continue;
-    if (pending->erase(std::strtoull(target + 8, nullptr, 10)) > 0) held = true;
+  for (const auto& fd : *fds) {
+    auto target = fs->ReadLink(dir + "/" + fd);
+    if (!target.ok() || target->rfind("socket:[", 0) != 0) continue;
+    if (pending->erase(std::strtoull(target->c_str() + 8, nullptr, 10)) > 0) held = true;
   }
-  ::closedir(fds);
   return held;
 }
 
-std::string CommandName(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(f, name);
-  return name;
+std::string CommandName(FileSystem* fs, pid_t pid) {
+  auto text = fs->ReadFile("/proc/" + std::to_string(pid) + "/comm");
+  if (!text.ok()) return "";
+  return text->substr(0, text->find('\n'));
 }
 
 }  // namespace
 
-pid_t SessionOf(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return 0;
-  auto st = ParseProcStat(line);
+pid_t SessionOf(FileSystem* fs, pid_t pid) {
+  auto st = ReadProcStat(fs, pid);
   return st.ok() ? st->session : 0;
 }
 
-std::string ForeignListener(const ProbeSpec& probe, pid_t session, const std::string& service) {
+std::string ForeignListener(FileSystem* fs, const ProbeSpec& probe, pid_t session,
+                            const std::string& service) {
   auto endpoint = ProbeEndpointOf(probe);
   if (!endpoint || !IsLoopbackHost(endpoint->host)) return "";
-  std::set<uint64_t> pending = LoopbackListeners(endpoint->port);
+  std::set<uint64_t> pending = LoopbackListeners(fs, endpoint->port);
   if (pending.empty()) return "";
   // The leader usually holds the socket itself: look there before scanning.
-  TakeHeldSockets(session, &pending);
+  TakeHeldSockets(fs, session, &pending);
   if (pending.empty()) return "";
-  const std::vector<pid_t> pids = AllPids();
+  const std::vector<pid_t> pids = AllPids(fs);
   for (pid_t pid : pids) {
-    if (pid != session && SessionOf(pid) == session) TakeHeldSockets(pid, &pending);
+    if (pid != session && SessionOf(fs, pid) == session) TakeHeldSockets(fs, pid, &pending);
     if (pending.empty()) return "";
   }
   // Someone else listens on the port: name it.
@@ -128,10 +119,11 @@ std::string ForeignListener(const ProbeSpec& probe, pid_t session, const std::st
   const std::string ours =
       service + "'s process " + std::to_string(session) + " or a process it started";
   for (pid_t pid : pids) {
-    if (SessionOf(pid) == session || !TakeHeldSockets(pid, &pending)) continue;
-    return "port " + port + " is served by pid " + std::to_string(pid) + " (" + CommandName(pid) +
-           "), not by " + ours + ": another process answers the health check in its place; " +
-           "stop pid " + std::to_string(pid) + " and start " + service + " again";
+    if (SessionOf(fs, pid) == session || !TakeHeldSockets(fs, pid, &pending)) continue;
+    return "port " + port + " is served by pid " + std::to_string(pid) + " (" +
+           CommandName(fs, pid) + "), not by " + ours +
+           ": another process answers the health check in its place; " + "stop pid " +
+           std::to_string(pid) + " and start " + service + " again";
   }
   return "port " + port + " is served by a process that is not " + ours +
          " (its owner is not visible to this user; `ss -ltnp sport = :" + port +

@@ -103,17 +103,6 @@ struct CpuSample {
   int64_t at_us = 0;
 };
 
-uint64_t MemTotalBytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  std::string unit;
-  while (f >> key >> kb >> unit) {
-    if (key == "MemTotal:") return kb * 1024;
-  }
-  return 0;
-}
-
 // --- The driver -------------------------------------------------------------
 
 class ProcessDriver : public Driver {
@@ -434,7 +423,7 @@ class ProcessDriver : public Driver {
       }
       // And a passing probe counts only when the process it started answers.
       if (alive && r.pass() && settings->check_listener) {
-        std::string impostor = ForeignListener(c.health, rec->pid, c.name);
+        std::string impostor = ForeignListener(ctx.env->fs(), c.health, rec->pid, c.name);
         if (!impostor.empty()) {
           r.state = HealthResult::State::kFail;
           r.detail = impostor;
@@ -460,8 +449,10 @@ class ProcessDriver : public Driver {
     const double rss =
         static_cast<double>(stat->rss_pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
     r->signals["memory_bytes"] = rss;
-    static const uint64_t mem_total = MemTotalBytes();
-    if (mem_total > 0) r->signals["memory_percent"] = 100.0 * rss / static_cast<double>(mem_total);
+    auto mem_total = ReadMemInfoBytes(env->fs(), "MemTotal");
+    if (mem_total.ok() && *mem_total > 0) {
+      r->signals["memory_percent"] = 100.0 * rss / static_cast<double>(*mem_total);
+    }
     const int64_t now = env->clock()->NowMicros();
     if (last_cpu_.pid == pid && now > last_cpu_.at_us && ticks >= last_cpu_.ticks) {
       const double cpu_s = static_cast<double>(ticks - last_cpu_.ticks) /
@@ -501,7 +492,7 @@ class ProcessDriver : public Driver {
       // Started after the running service, or in its session: possibly its
       // own child (a helper it detached), not an orphan of an earlier start.
       const bool maybe_its_own =
-          leader_alive && (p.start_ticks >= rec->start_ticks || SessionOf(p.pid) == rec->pid);
+          leader_alive && (p.start_ticks >= rec->start_ticks || SessionOf(fs, p.pid) == rec->pid);
       if (maybe_its_own && !recorded) continue;
       targets.push_back(p);  // stopping the service: its detached helpers too
       if (!maybe_its_own) {

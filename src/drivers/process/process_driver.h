@@ -73,11 +73,11 @@ DriverInfo ProcessDriverInfo();
 // The releases available for `c` (subdirectories of its releases directory,
 // hidden ones excluded), sorted naturally: v2 < v10. NotFound if the releases
 // directory does not exist.
-Result<std::vector<std::string>> ListReleases(const ComponentSpec& c, Env* env = Env::Default());
+Result<std::vector<std::string>> ListReleases(const ComponentSpec& c, Env* env);
 
 // The release the `current` symlink points at. NotFound ("nothing deployed")
 // when there is no current symlink.
-Result<std::string> CurrentRelease(const ComponentSpec& c, Env* env = Env::Default());
+Result<std::string> CurrentRelease(const ComponentSpec& c, Env* env);
 
 // Natural order of release names: digit runs compare as numbers ("v2" < "v10").
 bool NaturalLess(const std::string& a, const std::string& b);

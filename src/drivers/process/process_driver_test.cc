@@ -172,7 +172,7 @@ class ProcessDriverTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Driver> driver_;
   ComponentSpec spec_;
-  DriverContext ctx_;
+  DriverContext ctx_{*Env::Default()};
   std::vector<std::string> progress_;
 };
 
@@ -225,7 +225,7 @@ TEST_F(ProcessDriverTest, SpecParserAppliesTheSchema) {
   MakeSleeperRelease("v1");
   ASSERT_TRUE(
       driver_->Restore(spec->components.at("orchestrator"), json{{"release", "v1"}}, ctx_).ok());
-  EXPECT_EQ(*CurrentRelease(spec->components.at("orchestrator")), "v1");
+  EXPECT_EQ(*CurrentRelease(spec->components.at("orchestrator"), env_), "v1");
   EXPECT_TRUE(env_->fs()->Exists(current_));  // the default: next to the releases directory
 
   auto bad = ParseSpec(
@@ -239,13 +239,13 @@ TEST_F(ProcessDriverTest, SpecParserAppliesTheSchema) {
 TEST_F(ProcessDriverTest, ListReleasesSortsNaturallyAndHidesAsideCopies) {
   for (const char* r : {"v10", "v2", "v1", ".v1.replaced-run-0"}) MakeSleeperRelease(r);
   WriteFileOrDie(JoinPath(releases_, "NOTES.txt"), "not a release");
-  auto list = ListReleases(spec_);
+  auto list = ListReleases(spec_, env_);
   ASSERT_TRUE(list.ok()) << list.status().ToString();
   EXPECT_EQ(*list, (std::vector<std::string>{"v1", "v2", "v10"}));
 
-  EXPECT_TRUE(CurrentRelease(spec_).status().IsNotFound());
+  EXPECT_TRUE(CurrentRelease(spec_, env_).status().IsNotFound());
   ASSERT_TRUE(Deploy("v10").ok());
-  auto cur = CurrentRelease(spec_);
+  auto cur = CurrentRelease(spec_, env_);
   ASSERT_TRUE(cur.ok()) << cur.status().ToString();
   EXPECT_EQ(*cur, "v10");
 }
@@ -543,7 +543,7 @@ TEST_F(ProcessDriverTest, SnapshotStoresTheTreeAndRestoresADeletedRelease) {
   EXPECT_EQ(ReadOrEmpty(v1 + "/lib/deep/data.bin"), std::string(100000, 'x') + "v1");
   EXPECT_EQ(*env_->fs()->ReadLink(v1 + "/data-link"), "lib/deep/data.bin");
   EXPECT_EQ(ModeOf(v1 + "/empty"), 0700u);
-  EXPECT_EQ(*CurrentRelease(spec_), "v1");
+  EXPECT_EQ(*CurrentRelease(spec_, env_), "v1");
   EXPECT_FALSE(env_->fs()->Exists(JoinPath(releases_, ".v1.restoring")));
   EXPECT_TRUE(driver_->VerifyRestored(spec_, *entry, ctx_).ok());
 
@@ -584,7 +584,7 @@ TEST_F(ProcessDriverTest, ModifiedReleaseIsMovedAsideAndRebuilt) {
   ASSERT_TRUE(driver_->Restore(spec_, *entry, ctx_).ok());
   EXPECT_EQ(ModeOf(v1 + "/config.json"), 0640u);
   EXPECT_TRUE(env_->fs()->Exists(JoinPath(releases_, ".v1.replaced-run-1-2")));
-  EXPECT_EQ(*ListReleases(spec_), std::vector<std::string>{"v1"});
+  EXPECT_EQ(*ListReleases(spec_, env_), std::vector<std::string>{"v1"});
 
   // Prune removes what this run set aside, and nothing else.
   WriteFileOrDie(JoinPath(releases_, ".v1.replaced-run-10/keep"), "another run's copy");
@@ -629,8 +629,8 @@ TEST_F(ProcessDriverTest, SpawnHoldsTheProcessUntilItIsRecorded) {
   opts.before_exec = [&](pid_t pid) -> Status {
     held = pid;
     EXPECT_TRUE(Alive(pid));
-    EXPECT_EQ(SessionOf(pid), pid);         // its own session and group: pid == pgid == sid
-    EXPECT_FALSE(env_->fs()->Exists(ran));  // held: the command has not run
+    EXPECT_EQ(SessionOf(env_->fs(), pid), pid);  // its own session and group: pid == pgid == sid
+    EXPECT_FALSE(env_->fs()->Exists(ran));       // held: the command has not run
     return Status::OK();
   };
   auto pid = env_->processes()->SpawnDetached(opts);
@@ -662,7 +662,7 @@ TEST_F(ProcessDriverTest, RecordNamesTheSessionBeforeTheServiceRuns) {
   ASSERT_TRUE(rec.has_value());
   EXPECT_EQ((*rec)["pgid"], (*rec)["pid"]);
   EXPECT_EQ((*rec)["released"], true);
-  EXPECT_EQ(SessionOf(RecordedPid()), RecordedPid());
+  EXPECT_EQ(SessionOf(env_->fs(), RecordedPid()), RecordedPid());
 }
 
 // A process whose record says it was never confirmed released (its backstop
@@ -730,7 +730,8 @@ TEST_F(ProcessDriverTest, DetachedHelperOfTheServiceIsStoppedWithIt) {
   const pid_t helper = std::atoi(log.c_str() + log.find("helper ") + 7);
   ASSERT_GT(helper, 0);
   ASSERT_TRUE(Alive(helper));
-  EXPECT_NE(SessionOf(helper), RecordedPid());  // outside the service's group and session
+  EXPECT_NE(SessionOf(env_->fs(), helper),
+            RecordedPid());  // outside the service's group and session
   const pid_t service = RecordedPid();
 
   ASSERT_TRUE(driver_->Start(spec_, ctx_).ok());
@@ -772,8 +773,9 @@ TEST_F(ProcessDriverTest, HealthFailsWhenAnotherProcessServesThePort) {
   ProbeSpec tcp = spec_.health;
   tcp.type = ProbeSpec::Type::kTcp;
   tcp.target = "127.0.0.1:" + std::to_string(port);
-  EXPECT_NE(ForeignListener(tcp, RecordedPid(), "orchestrator"), "");
-  EXPECT_EQ(ForeignListener(tcp, ::getpid(), "orchestrator"), "");  // the test's own session
+  EXPECT_NE(ForeignListener(env_->fs(), tcp, RecordedPid(), "orchestrator"), "");
+  EXPECT_EQ(ForeignListener(env_->fs(), tcp, ::getpid(), "orchestrator"),
+            "");  // the test's own session
 
   // A probe that goes through a local proxy opts out.
   spec_.settings["check_listener"] = false;
@@ -801,10 +803,10 @@ TEST_F(ProcessDriverTest, PrepareRebuildsAMissingReleaseBeforeAnythingStops) {
   Status prepared = driver_->Prepare(spec_, by_name, ctx_);
   ASSERT_TRUE(prepared.ok()) << prepared.ToString();
   EXPECT_EQ(ReadOrEmpty(JoinPath(releases_, "v1/config.json")), "{\"version\": \"v1\"}\n");
-  EXPECT_EQ(*CurrentRelease(spec_), "v2");
+  EXPECT_EQ(*CurrentRelease(spec_, env_), "v2");
   EXPECT_TRUE(Alive(running));
   ASSERT_TRUE(driver_->Restore(spec_, by_name, ctx_).ok());
-  EXPECT_EQ(*CurrentRelease(spec_), "v1");
+  EXPECT_EQ(*CurrentRelease(spec_, env_), "v1");
 
   // The same from the entry's own tree.
   ASSERT_TRUE(Deploy("v2").ok());
