@@ -75,7 +75,7 @@ DriverSchemaList FakeDrivers() {
                       Setting("expect", Type::kComparison, false, 0)};
   SettingSchema staged = Setting("staged", Type::kString, false, "auto");
   staged.allowed = {"auto", "always", "never"};
-  postgres.settings = {connection, integrity, staged};
+  postgres.settings = {connection, integrity, staged, Setting("baseline_query", Type::kString)};
   r.Add(postgres);
 
   DriverSchema nats{"nats", {"stream"}, {}};
@@ -167,6 +167,9 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   EXPECT_EQ(pg->settings.at("connection"),
             "host=127.0.0.1 port=5432 dbname=mistersmith user=mistersmith");
   EXPECT_EQ(pg->settings.at("staged"), "auto");
+  EXPECT_EQ(pg->settings.at("baseline_query"), "SELECT COUNT(*) FROM tasks");  // seed 4.3
+  EXPECT_EQ(spec->performance.samples, 20);
+  EXPECT_EQ(spec->performance.max_latency_ms, 1000);  // the seed's "< 1000 ms"
   ASSERT_EQ(pg->settings.at("integrity").size(), 1u);
   EXPECT_EQ(pg->settings.at("integrity")[0].at("expect"), "0");
   EXPECT_NE(pg->settings.at("integrity")[0].at("sql").get<std::string>().find("LEFT JOIN agents"),
