@@ -67,6 +67,8 @@ expect_eq "$(json "[i['status'] for i in d['items'] if i['id']=='performance-bas
   failed "checklist performance item after a degraded rollback"
 bs checklist "$run"
 expect_contains "$OUT" "webui probe p95: degraded" "checklist evidence"
+bs report "$run"; expect_rc 0 "report"
+expect_contains "$OUT" "**Performance:** performance DEGRADED: webui probe" "incident report"
 
 log "rolled back to the baseline's release, performance is met again"
 bs rollback --component webui --to good; expect_rc 0 "rollback webui"
