@@ -1,6 +1,6 @@
 // Commands that set up and check an environment: `init` writes a starter
 // spec, `check` validates one, `verify` checks every component's health (and
-// with --data, the data).
+// with --data, the data; with --performance, the performance baselines).
 #include "cli/command_group.h"
 
 #include <map>
@@ -8,6 +8,7 @@
 
 #include "base/exit_code.h"
 #include "drivers/driver.h"
+#include "perf/verify.h"
 #include "run/run.h"
 #include "spec/spec.h"
 #include "store/restore_point.h"
@@ -100,10 +101,27 @@ Result<std::optional<RestorePoint>> CountsBaseline(Environment& e, const std::st
   return std::optional<RestorePoint>();
 }
 
-int CmdVerify(const GlobalOptions& g, Output& out, bool data, const std::string& against) {
-  if (!against.empty() && !data) {
-    return Fail(out, Status::InvalidArgument(
-                         "--against compares the data with a restore point: use it with --data"));
+// Which restore point `verify --performance` prefers for the baselines: the
+// one named by --against, else the one the last run rolled back to when it
+// succeeded; empty: each component's newest restore point (perf/verify.h).
+Result<std::string> PerformanceBaseline(Environment& e, const std::string& against) {
+  if (!against.empty()) {
+    return ResolveRestorePointId(*e.store, against, /*include_safety=*/true);
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(auto runs, e.state->ListRuns(1));
+  if (!runs.empty() && runs.front().kind == RunKind::kRollback &&
+      runs.front().status == RunStatus::kSucceeded) {
+    return runs.front().restore_point;
+  }
+  return std::string();
+}
+
+int CmdVerify(const GlobalOptions& g, Output& out, bool data, bool performance,
+              const std::string& against) {
+  if (!against.empty() && !data && !performance) {
+    return Fail(out, Status::InvalidArgument("--against compares the data or the performance with "
+                                             "a restore point: use it with --data or "
+                                             "--performance"));
   }
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
@@ -167,8 +185,27 @@ int CmdVerify(const GlobalOptions& g, Output& out, bool data, const std::string&
       }
     }
   }
+  nlohmann::json perf_doc;
+  if (performance) {
+    auto preferred = PerformanceBaseline(e, against);
+    if (!preferred.ok()) return Fail(out, preferred.status());
+    auto verdict = VerifyPerformance(
+        e.spec, *e.store, [&e](const ComponentSpec& c) { return e.engine->DriverFor(c); },
+        e.engine->Context(), *preferred);
+    if (!verdict.ok()) return Fail(out, verdict.status());
+    all_ok = all_ok && verdict->ok();
+    out.Text("performance: " + std::string(preferred->empty()
+                                               ? "each component against its newest restore point"
+                                               : "against restore point " + *preferred));
+    std::string table = RenderPerformanceTable(*verdict);
+    if (!table.empty() && table.back() == '\n') table.pop_back();
+    out.Text(table);
+    perf_doc = verdict->ToJson();
+  }
   out.Text(all_ok ? "all checks passed" : "some checks FAILED");
-  out.Json({{"ok", all_ok}, {"components", doc}, {"integrity", integrity}});
+  nlohmann::json doc_all = {{"ok", all_ok}, {"components", doc}, {"integrity", integrity}};
+  if (performance) doc_all["performance"] = perf_doc;
+  out.Json(doc_all);
   return all_ok ? kExitOk : kExitFailed;
 }
 
@@ -185,14 +222,18 @@ class SetupCommands : public CommandGroup {
     verify_ =
         app.add_subcommand("verify", "Check every component's health (exit 0 only if all pass)");
     verify_->add_flag("--data", verify_data_, "Also the data integrity checks");
+    verify_->add_flag("--performance", verify_performance_,
+                      "Also measure performance and compare it with the restore point's baseline");
     verify_->add_option("--against", verify_against_,
-                        "With --data: also compare row counts with this restore point");
+                        "With --data: also compare row counts with this restore point; with "
+                        "--performance: the restore point whose baselines to compare with");
   }
 
   std::optional<int> Run(const Invocation& inv) override {
     if (*init_) return CmdInit(inv.global, inv.out, init_example_, init_file_, init_force_);
     if (*check_) return CmdCheck(inv.global, inv.out);
-    if (*verify_) return CmdVerify(inv.global, inv.out, verify_data_, verify_against_);
+    if (*verify_)
+      return CmdVerify(inv.global, inv.out, verify_data_, verify_performance_, verify_against_);
     return std::nullopt;
   }
 
@@ -203,6 +244,7 @@ class SetupCommands : public CommandGroup {
   CLI::App* check_ = nullptr;
   CLI::App* verify_ = nullptr;
   bool verify_data_ = false;
+  bool verify_performance_ = false;
   std::string verify_against_;
 };
 

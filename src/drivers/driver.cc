@@ -1,5 +1,8 @@
 #include "drivers/driver.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "base/units.h"
 #include "probe/probe.h"
 
@@ -143,6 +146,42 @@ Result<std::unique_ptr<Driver>> DriverRegistry::Create(const std::string& name) 
     return Status::NotFound("unknown driver '" + name + "'; known drivers: " + known);
   }
   return info->factory();
+}
+
+std::vector<PerformanceMetric> PercentileMetrics(const std::string& prefix,
+                                                 PerformanceMetric::Kind kind,
+                                                 std::vector<double> samples_ms) {
+  std::sort(samples_ms.begin(), samples_ms.end());
+  // Nearest rank: the smallest sample with at least p% of them at or below it.
+  auto rank = [&](double p) {
+    size_t n = samples_ms.size();
+    size_t r = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(n)));
+    return samples_ms[std::clamp<size_t>(r, 1, n) - 1];
+  };
+  return {PerformanceMetric{prefix + " p50", kind, rank(50)},
+          PerformanceMetric{prefix + " p95", kind, rank(95)}};
+}
+
+Result<std::vector<PerformanceMetric>> MeasureProbeLatency(const ComponentSpec& c,
+                                                           DriverContext& ctx) {
+  if (!c.health.enabled()) {
+    return Status::FailedPrecondition("component " + c.name + " has no health probe to time");
+  }
+  const int samples = ctx.spec != nullptr ? ctx.spec->performance.samples : 20;
+  std::vector<double> latencies;
+  for (int i = 0; i < samples; ++i) {
+    // Timed here in microseconds: HealthResult's whole milliseconds would
+    // round a loopback probe to 0.
+    int64_t t0 = ctx.env->clock()->NowMicros();
+    HealthResult h = RunProbe(c.health, ctx.env);
+    int64_t took_us = ctx.env->clock()->NowMicros() - t0;
+    if (h.state != HealthResult::State::kPass) {
+      return Status::Unavailable("the health probe of " + c.name + " (" + c.health.Describe() +
+                                 ") did not pass: " + h.detail);
+    }
+    latencies.push_back(static_cast<double>(took_us) / 1000.0);
+  }
+  return PercentileMetrics("probe", PerformanceMetric::Kind::kLatency, std::move(latencies));
 }
 
 }  // namespace backstop

@@ -139,6 +139,19 @@ struct IntegrityCheck {
   std::string detail;  // "expected 12, found 12"
 };
 
+// One number of a performance baseline (seed 4.3), measured the same way
+// when a restore point is taken and by `backstop verify --performance`.
+struct PerformanceMetric {
+  enum class Kind {
+    kLatency,     // a health probe's time, ms: lower is better
+    kQuery,       // a database query's time, ms: lower is better
+    kThroughput,  // messages per second: higher is better
+  };
+  std::string name;  // stable within a component: "probe p50", "query p95", "publish rate"
+  Kind kind = Kind::kLatency;
+  double value = 0;
+};
+
 class Driver {
  public:
   virtual ~Driver() = default;
@@ -211,6 +224,14 @@ class Driver {
                                                               DriverContext& ctx) {
     return std::vector<IntegrityCheck>{};
   }
+  // Measures the component's performance now (seed 4.3), with ctx.spec's
+  // `performance` settings (samples, NATS message count and size). Never
+  // writes user data. Empty: nothing to measure (the default); an error
+  // says why it could not be measured.
+  virtual Result<std::vector<PerformanceMetric>> MeasurePerformance(const ComponentSpec& c,
+                                                                    DriverContext& ctx) {
+    return std::vector<PerformanceMetric>{};
+  }
   // Exports (and with req.apply, writes back) what run req.run_id discarded
   // from this component. Unimplemented for drivers that discard no data.
   virtual Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
@@ -239,6 +260,17 @@ class Driver {
     return Status::OK();
   }
 };
+
+// `samples` latencies (ms) reduced to "<prefix> p50" and "<prefix> p95"
+// metrics of `kind` (nearest rank). REQUIRES: !samples_ms.empty().
+std::vector<PerformanceMetric> PercentileMetrics(const std::string& prefix,
+                                                 PerformanceMetric::Kind kind,
+                                                 std::vector<double> samples_ms);
+// The component's health probe run ctx.spec->performance.samples times:
+// "probe p50" and "probe p95" latencies. Fails when the probe fails (the
+// latency of a failing probe is no baseline) or the component has none.
+Result<std::vector<PerformanceMetric>> MeasureProbeLatency(const ComponentSpec& c,
+                                                           DriverContext& ctx);
 
 struct DriverInfo {
   std::string name;

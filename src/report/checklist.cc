@@ -5,6 +5,7 @@
 #include "base/output.h"
 #include "base/units.h"
 #include "drivers/driver.h"
+#include "perf/verify.h"
 #include "run/event.h"
 #include "store/restore_point.h"
 
@@ -97,6 +98,41 @@ Verdict DataLoss(const RunRecord& run) {
   if (v.status != "ok") {
     v.evidence.push_back("the discarded rows and messages: `backstop ledger " + run.id +
                          "`; to bring some back: `backstop salvage " + run.id + "`");
+  }
+  return v;
+}
+
+// Item 5: the rollback's last verification (its summary), or, for a run
+// that recorded none (older runs, deploys), a measurement now against the
+// run's restore point. Each compared or failing metric is evidence.
+Verdict PerformanceBaselines(RunEngine& engine, const Spec& spec, Store& store,
+                             const RunRecord& run) {
+  PerformanceVerdict verdict;
+  std::string when;
+  if (run.summary.is_object() && run.summary.contains("performance")) {
+    verdict = PerformanceVerdict::FromJson(run.summary["performance"]);
+    when = "measured at the end of the rollback";
+    if (verdict.rows.empty() && !run.summary["performance"].value("ok", true)) {
+      return Verdict{"failed", {run.summary["performance"].value("summary", "")}};
+    }
+  } else {
+    auto now = VerifyPerformance(
+        spec, store, [&engine](const ComponentSpec& c) { return engine.DriverFor(c); },
+        engine.Context(), ReadRestorePoint(store, run.restore_point).ok() ? run.restore_point : "");
+    if (!now.ok()) return Verdict{"failed", {now.status().message()}};
+    verdict = std::move(now).value();
+    when = "measured now (the run recorded no performance verification)";
+  }
+  Verdict v{verdict.ok() ? "ok" : "failed"};
+  bool compared = false;
+  for (const auto& r : verdict.rows)
+    compared = compared || r.status == "ok" || r.status == "degraded";
+  if (verdict.ok() && !compared) v.status = "not measured";
+  v.evidence.push_back(verdict.Summary() + ", " + when);
+  for (const auto& r : verdict.rows) {
+    if (r.status == "ok") continue;
+    v.evidence.push_back(r.component + (r.metric.empty() ? "" : " " + r.metric) + ": " + r.status +
+                         (r.detail.empty() ? "" : " (" + r.detail + ")"));
   }
   return v;
 }
@@ -200,7 +236,7 @@ Result<nlohmann::json> BuildChecklist(RunEngine& engine, const Spec& spec, Store
     } else if (id == "no-data-loss") {
       v = DataLoss(run);
     } else if (id == "performance-baselines") {
-      v = Verdict{"not measured", {"not measured: performance baselines are not built yet"}};
+      v = PerformanceBaselines(engine, spec, store, run);
     } else if (id == "alerts-cleared") {
       v = TriggersOk(state);
     } else if (id == "backups-updated") {

@@ -4,7 +4,9 @@
 // Seven are checked by Backstop and show their evidence: every service
 // answers its health check (probed now), database integrity and the queues
 // (the drivers' invariant checks, probed now), data loss (the run's ledger),
-// performance baselines (not measured yet: said so, never "ok"), triggers
+// performance baselines (the rollback's last verification, perf/verify.h, or
+// measured now when the run recorded none; "not measured" when no metric
+// had a baseline to compare with), triggers
 // back to ok (the event journal) and a fresh restore point taken after the
 // rollback (the run's post-rollback restore point, in the store). The other
 // three are confirmed by people with `backstop checklist ack`, stored in the

@@ -332,6 +332,10 @@ Result<nlohmann::json> BuildIncidentReport(const Spec& spec, StateDb& state, Fil
 
   r["post_restore_point"] = summary.contains("post_restore_point") ? summary["post_restore_point"]
                                                                    : nlohmann::json(nullptr);
+  // The rollback's last verification (run/run_performance.cc): its one-line verdict.
+  r["performance"] = summary.contains("performance") && summary["performance"].is_object()
+                         ? nlohmann::json(summary["performance"].value("summary", ""))
+                         : nlohmann::json(nullptr);
   r["error"] = run.error;
   nlohmann::json ack_list = nlohmann::json::array();
   for (const auto& a : acks) {
@@ -367,6 +371,7 @@ std::string RenderIncidentReport(const nlohmann::json& r) {
   line("**Components Affected:** " + (components.empty() ? "none" : components));
   line("**Rollback Duration:** " + Ms(r, "duration_ms"));
   line("**Data Loss:** " + loss.value("summary", ""));
+  line("**Performance:** " + Text(r, "performance"));
   line("**Recovery Time:** " + r["recovery"].value("verdict", ""));
   line("**Post-rollback Restore Point:** " + Text(r, "post_restore_point"));
   line("");

@@ -14,6 +14,7 @@
 #include "base/crash_point.h"
 #include "base/parallel_for.h"
 #include "base/units.h"
+#include "perf/verify.h"
 #include "run/lock.h"
 
 namespace backstop {
@@ -661,7 +662,10 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
   outcome.duration_ms = (ended_us - fresh.started_us) / 1000;
   if (failure.ok()) {
     outcome.status = RunStatus::kSucceeded;
-    if (plan.kind == RunKind::kRollback) TakePostRollbackRestorePoint(run, plan, &summary);
+    if (plan.kind == RunKind::kRollback) {
+      VerifyPerformanceAfterRollback(run, &summary);
+      TakePostRollbackRestorePoint(run, plan, &summary);
+    }
   } else {
     outcome.status = RunStatus::kFailed;
     const PlanStep& step = plan.steps[static_cast<size_t>(failed_index)];
@@ -720,13 +724,21 @@ Result<RunOutcome> RunEngine::Drive(const RunRecord& run, const Plan& plan,
     if (summary.contains("post_restore_point")) {
       detail["post_restore_point"] = summary["post_restore_point"];
     }
+    std::string performance;  // said in the event's line only when degraded
+    if (summary.contains("performance")) {
+      detail["performance"] = {{"ok", summary["performance"].value("ok", true)},
+                               {"summary", summary["performance"].value("summary", "")}};
+      if (!summary["performance"].value("ok", true)) {
+        performance = "; " + summary["performance"].value("summary", "");
+      }
+    }
     JournalRunEvent(state_, env_->clock(),
                     outcome.succeeded() ? EventKind::kRunFinished : EventKind::kRunFailed, run,
                     EventComponent(plan),
                     std::string(Name(plan.kind)) + " of " + DescribeScope(plan) + " " +
                         (outcome.succeeded() ? "succeeded" : "failed") + " (" +
                         FormatDurationMs(outcome.duration_ms) + "; data loss: " + loss.Summary() +
-                        ")",
+                        ")" + performance,
                     std::move(detail));
   }
   if (outcome.succeeded() || outcome.changed_anything) {
@@ -914,6 +926,15 @@ Result<RestorePoint> TakeRestorePoint(RunEngine& engine, const Spec& spec, Store
                                {"detail", h.detail}};
     for (const auto& [signal, value] : h.signals) baseline["signals"][signal] = value;
     entry["baseline"] = baseline;
+    // Seed 4.3's performance baseline (perf/baseline.h). Not for a safety
+    // restore point: a rollback takes it just before it acts, and
+    // measuring would only delay it. Not for a post-rollback one either: it
+    // holds the state of the rollback's target, whose baseline stands, and a
+    // rollback that ended degraded must not make "degraded" the new normal.
+    if (kind != RestorePointKind::kSafety && kind != RestorePointKind::kPostRollback) {
+      nlohmann::json performance = MeasureBaseline(*driver, *c, ctx);
+      if (!performance.is_null()) entry["performance"] = std::move(performance);
+    }
     rp.components[name] = entry;
     CrashPointForTest("restore-point.after-component");
   }

@@ -93,6 +93,11 @@ class RunEngine {
   // updated"). A failure is journaled and summarised, never fails the run.
   void TakePostRollbackRestorePoint(const RunRecord& run, const Plan& plan,
                                     nlohmann::json* summary);
+  // A verified rollback's last verification (run_performance.cc): every
+  // component's performance against the baseline of the restore point it
+  // went back to, in the summary ("performance") and the run's output. A
+  // degraded result is reported loudly; it does not undo the rollback.
+  void VerifyPerformanceAfterRollback(const RunRecord& run, nlohmann::json* summary);
 
   Env* env_;
   const Spec& spec_;

@@ -64,7 +64,8 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {
     "environment", "protected",       "state_dir", "store",  "data_loss",     "components",
-    "triggers",    "decision_matrix", "drills",    "notify", "restore_points"};
+    "triggers",    "decision_matrix", "drills",    "notify", "restore_points",
+    "performance"};
 
 }  // namespace
 
@@ -131,6 +132,7 @@ void Parser::ParseRoot(const YAML::Node& root, Spec* spec) {
   if (Entry* e = top.Take("drills")) ParseDrills(*e, spec);
   if (Entry* e = top.Take("notify")) ParseNotify(*e, spec);
   if (Entry* e = top.Take("restore_points")) ParseRestorePoints(*e, spec);
+  if (Entry* e = top.Take("performance")) ParsePerformance(*e, spec);
 
   RejectUnknown(top, kTopKeys);
 }

@@ -140,6 +140,29 @@ struct RestorePointsSpec {
   SourcePos pos;
 };
 
+// `performance:` — how restore points record a performance baseline and how
+// `backstop verify --performance` (and a rollback's last verification)
+// compares the present with it (seed 4.3). Every key has a default, so the
+// block may be left out.
+struct PerformanceSpec {
+  int samples = 20;  // probes or query runs per measurement (p50/p95 over them)
+  // How much worse than the baseline a metric may be before it is degraded:
+  // latency (probe p50/p95) and query times may grow by these percentages,
+  // throughput (NATS publish/consume msg/s) may fall by its percentage.
+  double latency_tolerance_pct = 50;
+  double query_tolerance_pct = 50;
+  double throughput_tolerance_pct = 30;
+  // Latency or query times that grew by less than this many milliseconds are
+  // not degraded whatever the ratio: 0.3 ms becoming 0.6 ms is noise.
+  int64_t min_change_ms = 5;
+  // An absolute ceiling for latency and query times, as the seed's "< 1000 ms"
+  // (0: none): a metric above it is degraded even without a baseline.
+  int64_t max_latency_ms = 0;
+  int64_t nats_messages = 1000;     // the seed's `nats bench --msgs=1000`
+  int64_t nats_message_size = 256;  // and `--size=256`
+  SourcePos pos;
+};
+
 struct Spec {
   std::string path;      // absolute path of the spec file
   std::string base_dir;  // its directory: relative paths in the spec resolve against it
@@ -159,6 +182,7 @@ struct Spec {
   std::vector<DrillSpec> drills;
   std::vector<NotifySpec> notify;
   RestorePointsSpec restore_points;
+  PerformanceSpec performance;
 
   const ComponentSpec* Find(const std::string& name) const;
 };

@@ -75,7 +75,7 @@ DriverSchemaList FakeDrivers() {
                       Setting("expect", Type::kComparison, false, 0)};
   SettingSchema staged = Setting("staged", Type::kString, false, "auto");
   staged.allowed = {"auto", "always", "never"};
-  postgres.settings = {connection, integrity, staged};
+  postgres.settings = {connection, integrity, staged, Setting("baseline_query", Type::kString)};
   r.Add(postgres);
 
   DriverSchema nats{"nats", {"stream"}, {}};
@@ -167,6 +167,9 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   EXPECT_EQ(pg->settings.at("connection"),
             "host=127.0.0.1 port=5432 dbname=mistersmith user=mistersmith");
   EXPECT_EQ(pg->settings.at("staged"), "auto");
+  EXPECT_EQ(pg->settings.at("baseline_query"), "SELECT COUNT(*) FROM tasks");  // seed 4.3
+  EXPECT_EQ(spec->performance.samples, 20);
+  EXPECT_EQ(spec->performance.max_latency_ms, 1000);  // the seed's "< 1000 ms"
   ASSERT_EQ(pg->settings.at("integrity").size(), 1u);
   EXPECT_EQ(pg->settings.at("integrity")[0].at("expect"), "0");
   EXPECT_NE(pg->settings.at("integrity")[0].at("sql").get<std::string>().find("LEFT JOIN agents"),
@@ -669,6 +672,59 @@ TEST(SpecTest, RestorePointErrorsPointAtTheValue) {
   EXPECT_NE(errors[2].message.find("dayly"), std::string::npos) << errors[2].ToString();
   EXPECT_EQ(errors[3].key, "restore_points.keep.weekly");
   EXPECT_EQ(errors[4].pos.line, 7);
+}
+
+TEST(SpecTest, ParsesThePerformanceBlockWithDefaults) {
+  auto spec = ParseSpec(std::string(kRestorePointsBase) +
+                            "performance:\n"
+                            "  samples: 5\n"
+                            "  tolerance: {latency: 200%, throughput: 40%}\n"
+                            "  min_change: 2ms\n"
+                            "  max_latency: 1s\n"
+                            "  nats: {messages: 500, size: 128}\n",
+                        "/tmp/x/backstop.yaml", FakeDrivers());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->performance.samples, 5);
+  EXPECT_EQ(spec->performance.latency_tolerance_pct, 200);
+  EXPECT_EQ(spec->performance.query_tolerance_pct, 50);  // the default
+  EXPECT_EQ(spec->performance.throughput_tolerance_pct, 40);
+  EXPECT_EQ(spec->performance.min_change_ms, 2);
+  EXPECT_EQ(spec->performance.max_latency_ms, 1000);
+  EXPECT_EQ(spec->performance.nats_messages, 500);
+  EXPECT_EQ(spec->performance.nats_message_size, 128);
+
+  auto none = ParseSpec(kRestorePointsBase, "/tmp/x/backstop.yaml", FakeDrivers());
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->performance.samples, 20);
+  EXPECT_EQ(none->performance.latency_tolerance_pct, 50);
+  EXPECT_EQ(none->performance.throughput_tolerance_pct, 30);
+  EXPECT_EQ(none->performance.max_latency_ms, 0);
+  EXPECT_EQ(none->performance.nats_messages, 1000);
+  EXPECT_EQ(none->performance.nats_message_size, 256);
+}
+
+TEST(SpecTest, PerformanceErrorsPointAtTheValue) {
+  auto errors = CheckSpecText(std::string(kRestorePointsBase) +
+                                  "performance:\n"
+                                  "  samples: 0\n"
+                                  "  tolerance: {latency: fast, throughput: 150%, memory: 5%}\n"
+                                  "  max_latency: 1000\n"
+                                  "  nats: {messages: 10}\n"
+                                  "  warmup: 3\n",
+                              "spec.yaml", FakeDrivers());
+  ASSERT_EQ(errors.size(), 6u) << Dump(errors);
+  EXPECT_EQ(errors[0].ToString(),
+            "spec.yaml:5:12: performance.samples: 0 is out of range; expected a count from 1 to "
+            "1000");
+  EXPECT_EQ(errors[1].key, "performance.tolerance.latency");
+  EXPECT_EQ(errors[1].pos.line, 6);
+  EXPECT_EQ(errors[1].pos.column, 24);
+  EXPECT_EQ(errors[2].ToString(),
+            "spec.yaml:6:42: performance.tolerance.throughput: 150% is out of range; expected a "
+            "percentage from 0% to 100% such as 50%");
+  EXPECT_NE(errors[3].message.find("memory"), std::string::npos) << errors[3].ToString();
+  EXPECT_EQ(errors[4].key, "performance.max_latency");
+  EXPECT_NE(errors[5].message.find("warmup"), std::string::npos) << errors[5].ToString();
 }
 
 TEST(SpecTest, ExpandEnvHelper) {

@@ -4,7 +4,9 @@
 // `serve` reads release.json from its working directory (the release
 // directory Backstop starts it in):
 //   {"role": "orchestrator", "version": "v2", "healthy": true, "error_rate": 0.0,
-//    "ignore_sigterm": false, "start_delay_ms": 0}
+//    "ignore_sigterm": false, "start_delay_ms": 0, "response_delay_ms": 0}
+// (response_delay_ms: every answer of /health and / waits that long first, a
+// release that answers slowly)
 // and answers
 //   GET /health   200 "ok", or 503 with the reason when the release is unhealthy
 //   GET /version  {"role", "version", "pid", "port"}
@@ -65,6 +67,7 @@ struct Release {
   double error_rate = 0.0;
   bool ignore_sigterm = false;
   int64_t start_delay_ms = 0;
+  int64_t response_delay_ms = 0;
 };
 
 void Log(const std::string& line) {
@@ -92,6 +95,7 @@ bool ReadRelease(const std::string& path, Release* out, std::string* error) {
     out->error_rate = j.value("error_rate", 0.0);
     out->ignore_sigterm = j.value("ignore_sigterm", false);
     out->start_delay_ms = j.value("start_delay_ms", int64_t{0});
+    out->response_delay_ms = j.value("response_delay_ms", int64_t{0});
   } catch (const std::exception& e) {
     *error = "bad " + path + ": " + e.what();
     return false;
@@ -181,7 +185,7 @@ int MakeRelease(int argc, char** argv) {
       return Fail(std::string("make-release needs --") + required +
                   "; usage: demo-service make-release --role R --version V "
                   "--healthy true|false --dir DIR [--error-rate X] [--ignore-sigterm true] "
-                  "[--start-delay-ms N]");
+                  "[--start-delay-ms N] [--response-delay-ms N]");
     }
   }
   nlohmann::json release;
@@ -195,12 +199,15 @@ int MakeRelease(int argc, char** argv) {
   release["error_rate"] = 0.0;
   release["ignore_sigterm"] = false;
   release["start_delay_ms"] = 0;
+  release["response_delay_ms"] = 0;
   try {
     if (flags.count("error-rate")) release["error_rate"] = std::stod(flags["error-rate"]);
     if (flags.count("start-delay-ms"))
       release["start_delay_ms"] = std::stoll(flags["start-delay-ms"]);
+    if (flags.count("response-delay-ms"))
+      release["response_delay_ms"] = std::stoll(flags["response-delay-ms"]);
   } catch (const std::exception&) {
-    return Fail("--error-rate and --start-delay-ms take numbers");
+    return Fail("--error-rate, --start-delay-ms and --response-delay-ms take numbers");
   }
   if (flags.count("ignore-sigterm")) {
     bool ignore = false;
@@ -393,6 +400,9 @@ int Serve(int argc, char** argv) {
   server.set_keep_alive_timeout(1);  // so a stop is not held up by idle clients
   Counters counters;
   server.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
+    if (rel.response_delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rel.response_delay_ms));
+    }
     if (health.healthy()) {
       res.set_content("ok\n", "text/plain");
     } else {
@@ -435,6 +445,9 @@ int Serve(int argc, char** argv) {
     res.set_content(m.str(), "text/plain; version=0.0.4");
   });
   server.Get("/", [&](const httplib::Request&, httplib::Response& res) {
+    if (rel.response_delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rel.response_delay_ms));
+    }
     if (counters.CountRequest(rel.error_rate)) {
       res.status = 500;
       res.set_content("internal error (simulated by release " + rel.version + ")\n", "text/plain");
@@ -508,6 +521,7 @@ int main(int argc, char** argv) {
                "[--grpc-port N]\n"
                "       demo-service make-release --role R --version V --healthy true|false "
                "--dir DIR\n"
-               "         [--error-rate X] [--ignore-sigterm true] [--start-delay-ms N]\n";
+               "         [--error-rate X] [--ignore-sigterm true] [--start-delay-ms N]\n"
+               "         [--response-delay-ms N]\n";
   return command == "--help" || command == "-h" ? 0 : 2;
 }

@@ -99,6 +99,9 @@ class NatsDriver : public Driver {
   // naming it and the sequences already republished.
   Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
                                 DriverContext& ctx) override;
+  // Core publish/consume rates on a private subject (nats_performance.cc).
+  Result<std::vector<PerformanceMetric>> MeasurePerformance(const ComponentSpec& c,
+                                                            DriverContext& ctx) override;
 
   // Test hook: applied when restoring from the restore point (never when
   // putting the saved content back), e.g. to cut the transfer short.

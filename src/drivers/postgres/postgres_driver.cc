@@ -653,6 +653,9 @@ DriverInfo PostgresDriverInfo() {
                   "directory of pg_dump and pg_restore; default /usr/lib/postgresql/<server "
                   "major>/bin if present, else PATH"),
       MakeSetting("connect_timeout", T::kDuration, false, "libpq connect timeout", "10s"),
+      MakeSetting("baseline_query", T::kString, false,
+                  "a read-only query timed for the performance baseline (seed 4.3: \"SELECT "
+                  "COUNT(*) FROM tasks\"); none: the database records no query time"),
   };
   info.factory = [] { return std::unique_ptr<Driver>(new PostgresDriver()); };
   return info;

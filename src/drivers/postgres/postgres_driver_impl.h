@@ -7,6 +7,7 @@
 //   pg_prepare.cc       Prepare (the shadow), CheckRestorable, the identity
 //                       records VerifyRestored relies on
 //   pg_salvage.cc       Salvage
+//   pg_performance.cc   MeasurePerformance (the baseline query)
 //
 // Ownership: created by PostgresDriverInfo().make, owned by the caller.
 // Thread-safety: one thread per driver instance (driver.h).
@@ -54,6 +55,8 @@ class PostgresDriver : public Driver {
   Status CheckRestorable(const ComponentSpec& c, const json& entry, DriverContext& ctx) override;
   Result<SalvageResult> Salvage(const ComponentSpec& c, const SalvageRequest& req,
                                 DriverContext& ctx) override;
+  Result<std::vector<PerformanceMetric>> MeasurePerformance(const ComponentSpec& c,
+                                                            DriverContext& ctx) override;
 
  private:
   // What a safety entry (a retained database) can restore now. True: nothing

@@ -405,6 +405,12 @@ class ProcessDriver : public Driver {
     return Status::OK();
   }
 
+  // The seed's "orchestrator response time": the service's own probe, timed.
+  Result<std::vector<PerformanceMetric>> MeasurePerformance(const ComponentSpec& c,
+                                                            DriverContext& ctx) override {
+    return MeasureProbeLatency(c, ctx);
+  }
+
   HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override {
     auto settings = LoadSettings(c, ctx.state_dir);
     std::optional<Record> rec;

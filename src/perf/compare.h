@@ -1,0 +1,76 @@
+// Comparing a measurement of now with a restore point's performance
+// baseline, within the spec's `performance` tolerances (seed 4.3).
+//
+// Per metric, with tolerance t (percent) from the spec:
+//   latency, query  degraded when now > baseline × (1 + t/100) and now −
+//                   baseline >= min_change (small absolute changes are
+//                   noise), or when max_latency is set and now exceeds it
+//                   (with or without a baseline);
+//   throughput      degraded when now < baseline × (1 − t/100).
+// ratio = now / baseline. A metric with no baseline is "no baseline" (never
+// an error: older restore points have none); a component that could not be
+// measured now is "failed", one whose driver declined (a stream would
+// capture the benchmark's messages) "skipped".
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "perf/baseline.h"
+#include "spec/spec.h"
+
+namespace backstop {
+
+struct MetricComparison {
+  std::string component;
+  std::string metric;  // "probe p95"; empty for a row about the whole component
+  PerformanceMetric::Kind kind = PerformanceMetric::Kind::kLatency;
+  std::optional<double> baseline;
+  std::optional<double> now;
+  std::optional<double> ratio;  // now / baseline
+  double tolerance_pct = 0;
+  std::string status;  // ok | degraded | no baseline | failed | skipped
+  std::string detail;  // why, for every status but ok
+};
+
+struct PerformanceVerdict {
+  std::vector<MetricComparison> rows;
+  // False when any row is degraded or failed.
+  bool ok() const;
+  std::vector<const MetricComparison*> Problems() const;
+  // One line: "performance within the baselines (9 metrics)" or
+  // "performance DEGRADED: webui probe p95 4.1× the baseline (tolerance +50%)".
+  std::string Summary() const;
+  // {"ok", "summary", "rows": [{"component","metric","kind","baseline","now","ratio",
+  //  "tolerance_pct","status","detail"}]} (absent numbers are null).
+  nlohmann::json ToJson() const;
+  static PerformanceVerdict FromJson(const nlohmann::json& j);
+};
+
+// The tolerance the spec gives metrics of `kind`, in percent.
+double ToleranceFor(const PerformanceSpec& spec, PerformanceMetric::Kind kind);
+
+// Compares one metric. `baseline` nullopt: none recorded (`why_no_baseline`
+// then says so in the detail).
+MetricComparison CompareMetric(const PerformanceSpec& spec, const std::string& component,
+                               const PerformanceMetric& now, std::optional<double> baseline,
+                               const std::string& why_no_baseline = "no baseline recorded");
+
+// Compares everything `now` measured of `component` with `baseline` (the
+// restore point's, nullopt when it has none; `baseline_source` names the
+// restore point for the details). A component with nothing to measure
+// yields no row.
+std::vector<MetricComparison> CompareComponent(const PerformanceSpec& spec,
+                                               const std::string& component, const Measurement& now,
+                                               const std::optional<Measurement>& baseline,
+                                               const std::string& baseline_source);
+
+// The table: component, metric, baseline, now, ratio, tolerance, result.
+std::string RenderPerformanceTable(const PerformanceVerdict& verdict);
+
+}  // namespace backstop
