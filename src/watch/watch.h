@@ -147,6 +147,9 @@ class Watcher final : public ApiBackend {
 
   Status Open();
   std::vector<ProbeTarget> BuildTargets(bool spread);
+  // Adds a component's view to views_ (BuildTargets), under mu_: another
+  // thread may call GetStatus while Run is still building the map.
+  void AddView(const std::string& name, std::unique_ptr<ComponentView> view) EXCLUDES(mu_);
   // Adds `c`'s invariant checks ("<name>#integrity") when a trigger watches
   // its integrity signal.
   void AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets);
@@ -198,15 +201,16 @@ class Watcher final : public ApiBackend {
   std::unique_ptr<RollbackJob> job_;  // running, or finished and not yet reaped
   // restore_points.every of the spec (null when not set).
   std::unique_ptr<RestorePointScheduler> scheduled_;
-  ServiceNotifier service_;           // readiness, watchdog and STATUS= for systemd
+  ServiceNotifier service_;  // readiness, watchdog and STATUS= for systemd
 
   // Shared between the control, prober, job and API threads.
   mutable Mutex mu_;
   CondVar cv_;
   bool stop_ GUARDED_BY(mu_) = false;
   std::deque<ProbeOutcome> outcomes_ GUARDED_BY(mu_);
-  // The map itself is built before any other thread starts and then only read;
-  // the views' fields are guarded by mu_.
+  // The map is built by the control thread under mu_ (AddView) before the
+  // prober starts, then only read: the control thread reads it without mu_,
+  // other threads with it. The views' fields are guarded by mu_.
   std::map<std::string, std::unique_ptr<ComponentView>> views_;
   std::vector<TriggerStatus> trigger_states_ GUARDED_BY(mu_);
   PauseState paused_ GUARDED_BY(mu_);
