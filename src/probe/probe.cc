@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <mutex>
 
 namespace backstop {
@@ -25,7 +26,9 @@ namespace {
 using State = HealthResult::State;
 
 std::mutex g_grpc_mu;
-GrpcProbeFn* g_grpc_probe = nullptr;  // guarded by g_grpc_mu; never freed once set
+// Guarded by g_grpc_mu. Shared: a probe running on another thread keeps the
+// function it took alive while SetGrpcProbe replaces it.
+std::shared_ptr<const GrpcProbeFn> g_grpc_probe;
 
 // "10 s" for whole seconds, "250 ms" otherwise: how timeouts are written in details.
 std::string FormatTimeout(int64_t ms) {
@@ -282,7 +285,7 @@ HealthResult RunProbe(const ProbeSpec& probe, Env* env) {
     case ProbeSpec::Type::kExec:
       return ExecProbe(probe, env);
     case ProbeSpec::Type::kGrpc: {
-      GrpcProbeFn* fn = nullptr;
+      std::shared_ptr<const GrpcProbeFn> fn;
       {
         std::lock_guard<std::mutex> lock(g_grpc_mu);
         fn = g_grpc_probe;
@@ -325,8 +328,7 @@ HealthResult WaitHealthy(const ProbeSpec& probe, Env* env, int64_t poll_ms, int*
 
 void SetGrpcProbe(GrpcProbeFn fn) {
   std::lock_guard<std::mutex> lock(g_grpc_mu);
-  // Leaked on purpose: a probe running on another thread may still hold the old one.
-  g_grpc_probe = fn ? new GrpcProbeFn(std::move(fn)) : nullptr;
+  g_grpc_probe = fn ? std::make_shared<const GrpcProbeFn>(std::move(fn)) : nullptr;
 }
 
 }  // namespace backstop

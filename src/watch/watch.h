@@ -172,6 +172,9 @@ class Watcher final : public ApiBackend {
 
   Status Open();
   std::vector<ProbeTarget> BuildTargets(bool spread);
+  // Adds a component's view to views_ (BuildTargets), under mu_: another
+  // thread may call GetStatus while Run is still building the map.
+  void AddView(const std::string& name, std::unique_ptr<ComponentView> view) EXCLUDES(mu_);
   // Adds `c`'s invariant checks ("<name>#integrity") when a trigger watches
   // its integrity signal.
   void AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget>& targets);
@@ -251,8 +254,9 @@ class Watcher final : public ApiBackend {
   std::deque<DecisionRequest> to_decide_ GUARDED_BY(mu_);
   std::deque<PreparedDecision> decided_ GUARDED_BY(mu_);
   bool decider_stop_ GUARDED_BY(mu_) = false;
-  // The map itself is built before any other thread starts and then only read;
-  // the views' fields are guarded by mu_.
+  // The map is built by the control thread under mu_ (AddView) before the
+  // prober starts, then only read: the control thread reads it without mu_,
+  // other threads with it. The views' fields are guarded by mu_.
   std::map<std::string, std::unique_ptr<ComponentView>> views_;
   std::vector<TriggerStatus> trigger_states_ GUARDED_BY(mu_);
   PauseState paused_ GUARDED_BY(mu_);

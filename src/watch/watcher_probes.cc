@@ -66,7 +66,7 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
       auto driver = registry_.Create(c->driver);
       if (!driver.ok()) {
         log_->Warn("not probing " + name + ": " + driver.status().message());
-        views_[name] = std::move(view);
+        AddView(name, std::move(view));
         continue;
       }
       Driver* d = driver->get();
@@ -83,7 +83,7 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
       view->probe = c->health.Describe();
     } else {
       AddIntegrityTarget(*c, targets);
-      views_[name] = std::move(view);
+      AddView(name, std::move(view));
       continue;  // nothing else to probe (e.g. config files)
     }
     targets.push_back(std::move(t));
@@ -113,7 +113,7 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
       targets.push_back(std::move(m));
       break;
     }
-    views_[name] = std::move(view);
+    AddView(name, std::move(view));
   }
   if (spread && targets.size() > kProbeBatch) {
     // Probes that start together are cheap (one wake-up of the loop starts
@@ -162,6 +162,11 @@ void Watcher::AddIntegrityTarget(const ComponentSpec& c, std::vector<ProbeTarget
     return IntegrityHealth(d->CheckInvariants(*cp, entry, ctx));
   };
   targets.push_back(std::move(t));
+}
+
+void Watcher::AddView(const std::string& name, std::unique_ptr<ComponentView> view) {
+  MutexLock lock(&mu_);
+  views_[name] = std::move(view);
 }
 
 void Watcher::OnOutcome(ProbeOutcome&& outcome) {
