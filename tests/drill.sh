@@ -17,7 +17,7 @@
 # - drill history lists both with the trend; --due runs the spec's weekly
 #   drill on the next service in rotation and then says it is not due.
 source "$(dirname "$0")/lib.sh"
-# Not staging: the example's monthly full-system drill is for staging (and not built yet).
+# Not staging: the example's monthly full-system drill is for staging (tests/drill_scenarios.sh drills full_system).
 export BACKSTOP_ENVIRONMENT=drills
 start_mistersmith
 STATE="$BACKSTOP_STATE_DIR"

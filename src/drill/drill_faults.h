@@ -10,8 +10,10 @@
 //   database_corruption  a foreign key of a `postgres` database recorded in
 //                        the restore point is dropped: the integrity checks
 //                        (CheckInvariants) report it missing
-// nats_outage, performance_degradation and full_system are not built yet:
-// CheckFault refuses them, so no drill passes without doing what it says.
+//   full_system          every `process` service gets such a release at once
+//                        (full_system.h); the component is "all"
+// nats_outage and performance_degradation are not built yet: CheckFault
+// refuses them, so no drill passes without doing what it says.
 //
 // Thread-safety: one thread (the drill's).
 #pragma once
@@ -44,25 +46,42 @@ std::string CanonicalScenario(const std::string& name);
 Status CheckFault(const Spec& spec, const std::string& scenario, const std::string& component);
 
 // The component a scenario takes when none is given: the first service
-// (service_failure) or database (database_corruption) in spec order.
+// (service_failure) or database (database_corruption) in spec order, "all"
+// for full_system.
 std::string DefaultFaultComponent(const Spec& spec, const std::string& scenario);
 
 struct InjectedFault {
-  std::string description;    // one line for the report
-  std::string deploy_run_id;  // service_failure: the deploy that injected it
-  std::string release_dir;    // service_failure: removed by RemoveFault
+  std::string description;                  // one line for the report
+  std::vector<std::string> deploy_run_ids;  // the deploys that injected it
+  std::vector<std::string> release_dirs;    // fault releases, removed by RemoveFault
 };
 
-// Injects the fault. `rp` is the drill's starting restore point (the
-// foreign keys it recorded); `drill_id` names the fault release.
+// OK when `component` is a `process` service whose health a trigger watches
+// and whose command is relative to its release folder: what a fault release
+// needs. `scenario` names the drill in the errors.
+Status CheckFaultReleaseTarget(const Spec& spec, const std::string& scenario,
+                               const std::string& component);
+
+// Writes a release `drill-<drill_id>` of `component` that runs and never
+// answers its health check, and deploys it (a real deploy run, which fails its
+// health gate and leaves the service on it). Appends to `fault`.
+// REQUIRES: CheckFaultReleaseTarget(spec, scenario, component) is OK.
+Status DeployFaultRelease(Env* env, const Spec& spec, RunEngine& engine,
+                          const std::string& scenario, const std::string& component,
+                          const std::string& drill_id, const std::string& triggered_by,
+                          InjectedFault* fault);
+
+// Injects the fault into `fault`. `rp` is the drill's starting restore point
+// (the foreign keys it recorded); `drill_id` names the fault release. On an
+// error, `fault` still holds what was injected so far (RemoveFault removes it).
 // REQUIRES: CheckFault(spec, scenario, component) is OK.
-Result<InjectedFault> InjectFault(Env* env, const Spec& spec, RunEngine& engine,
-                                  const RestorePoint& rp, const std::string& scenario,
-                                  const std::string& component, const std::string& drill_id,
-                                  const std::string& triggered_by);
+Status InjectFault(Env* env, const Spec& spec, RunEngine& engine, const RestorePoint& rp,
+                   const std::string& scenario, const std::string& component,
+                   const std::string& drill_id, const std::string& triggered_by,
+                   InjectedFault* fault);
 
 // Removes what InjectFault left outside the environment's state (the fault
-// release's folder, once the service no longer runs it).
+// releases' folders, once the services no longer run them).
 Status RemoveFault(Env* env, const InjectedFault& fault);
 
 }  // namespace backstop

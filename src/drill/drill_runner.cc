@@ -11,6 +11,7 @@
 #include "base/strings.h"
 #include "base/units.h"
 #include "drill/drill_faults.h"
+#include "drill/full_system.h"
 #include "run/event.h"
 #include "run/lock.h"
 #include "run/plan.h"
@@ -270,6 +271,13 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       request.component.empty() ? DefaultFaultComponent(spec, request.scenario) : request.component;
   BACKSTOP_RETURN_IF_ERROR(CheckFault(spec, request.scenario, component));
   BACKSTOP_RETURN_IF_ERROR(CheckDrillAllowed(env, spec, state, request.confirm));
+  const bool full_system = request.scenario == "full_system";
+  if (full_system && RunningWatchDaemon(env, spec.state_dir) > 0) {
+    return Status::FailedPrecondition(
+        "a full_system drill rehearses the decision matrix's scope-all rollback, which a running "
+        "backstop watch would not take (it rolls each service back on its own row): stop the "
+        "daemon for the drill, or drill service_failure with it");
+  }
   Clock* clock = env->clock();
   DrillOutcome o;
   DrillRecord& r = o.record;
@@ -307,18 +315,20 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   if (daemon_pid > 0) o.detector = "backstop watch (pid " + std::to_string(daemon_pid) + ")";
   const int64_t injected_mono = clock->NowMicros();
   o.injected_us = clock->WallMicros();
-  auto fault = InjectFault(env, spec, engine, *rp, r.scenario, component, r.id, triggered_by);
+  InjectedFault fault;
+  Status injected =
+      InjectFault(env, spec, engine, *rp, r.scenario, component, r.id, triggered_by, &fault);
   std::string failure;
-  if (!fault.ok()) {
-    failure = "the fault could not be injected: " + fault.status().message();
+  if (!injected.ok()) {
+    failure = "the fault could not be injected: " + injected.message();
   } else if (daemon_pid > 0) {
-    o.fault = fault->description;
+    o.fault = fault.description;
     out.Line("  fault: " + o.fault + "; following backstop watch (pid " +
              std::to_string(daemon_pid) + ")");
     failure =
         FollowDaemon(env, state, component, after_id, injected_mono + timeout_ms * 1000, &o, out);
   } else {
-    o.fault = fault->description;
+    o.fault = fault.description;
     out.Line("  fault: " + o.fault);
     DeployGuardOptions guard;
     guard.watch_for_ms = timeout_ms;
@@ -353,7 +363,8 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       o.trigger_reason = e.reason;
       out.Line("  detected in " + FormatDurationMs(r.detection_ms) + ": " + DescribeFiring(e));
       DecisionContext context;
-      RollbackDecision d = Decide(e, spec, *rp, context);
+      RollbackDecision d =
+          full_system ? FullSystemDecision(e, spec, *rp) : Decide(e, spec, *rp, context);
       o.decision_scenario = d.scenario;
       o.decision_reason = d.reason;
       o.decision_acted = d.act;
@@ -363,8 +374,8 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
                                                    d.ToJson(), clock->WallMicros()));
       if (!d.act) {
         failure = "the decision matrix held: " + d.reason;
-      } else if (std::find(d.components.begin(), d.components.end(), component) ==
-                 d.components.end()) {
+      } else if (!full_system && std::find(d.components.begin(), d.components.end(), component) ==
+                                     d.components.end()) {
         failure = "the decision (" + d.scenario + ") does not roll back " + component;
       } else {
         out.Line("  decision: " + d.scenario + ": " + d.reason);
@@ -399,15 +410,13 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
     RunOptions options;
     options.command = "backstop drill " + r.scenario + " (the drill's own rollback)";
     options.triggered_by = triggered_by;
-    auto cleanup = RollBackTo(spec, store, state, engine, *rp, {component}, false, options);
+    auto cleanup = RollBackTo(spec, store, state, engine, *rp, {component}, full_system, options);
     if (cleanup.ok()) o.cleanup_run_id = cleanup->run_id;
     o.end_state.clear();
     o.verified_back = VerifyOnRestorePoint(spec, engine, *rp, &o.end_state);
   }
-  if (fault.ok()) {
-    Status removed = RemoveFault(env, *fault);
-    if (!removed.ok()) o.end_state.push_back("fault release left behind: " + removed.message());
-  }
+  Status removed = RemoveFault(env, fault);
+  if (!removed.ok()) o.end_state.push_back("fault release left behind: " + removed.message());
 
   r.ended_us = clock->WallMicros();
   const bool target_met = r.target_ms <= 0 || (r.recovery_ms >= 0 && r.recovery_ms <= r.target_ms);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/units.h"
+#include "drill/full_system.h"
 
 namespace backstop {
 namespace {
@@ -120,6 +121,7 @@ const DrillRecord* LastOf(const std::string& name, const std::vector<DrillRecord
 }
 
 std::vector<std::string> ComponentsFor(const Spec& spec, const std::string& scenario) {
+  if (scenario == "full_system") return {kAllServices};  // every service at once
   const ComponentKind kind =
       scenario == "database_corruption" ? ComponentKind::kDatabase : ComponentKind::kService;
   std::vector<std::string> out;
