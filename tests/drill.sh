@@ -29,7 +29,7 @@ bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
 bs deploy webui v1; expect_rc 0 "deploy webui v1"
 
 # 1. Refusals, with nothing touched.
-bs drill nats_outage; expect_rc 3 "nats_outage is refused"
+bs drill performance_degradation; expect_rc 3 "performance_degradation is refused"
 expect_contains "$ERR" "not built yet"
 bs drill service_failure --component postgres; expect_rc 2 "service_failure of a database"
 BACKSTOP_ENVIRONMENT=production bs drill service_failure

@@ -5,7 +5,12 @@
 #   check at once, the health trigger fires, the decision is the matrix's row
 #   with scope all ("Partial migration failure"), one rollback of every
 #   component to the drill's restore point, verified back; refused while
-#   `backstop watch` runs (the daemon would roll each service back on its own).
+#   `backstop watch` runs (the daemon would roll each service back on its own);
+# - nats_outage: the nats-server is frozen (SIGSTOP), the health trigger fires
+#   on nats, the matrix holds (a data restore does not fix an unreachable
+#   server, and no service changed), the drill resumes the server and verifies
+#   everything back on its restore point with every stream message kept;
+#   in-process, then followed through a running `backstop watch`.
 source "$(dirname "$0")/lib.sh"
 export BACKSTOP_ENVIRONMENT=drills
 start_mistersmith
@@ -54,5 +59,41 @@ before=$(ls "$STATE/drills" | wc -l)
 bs drill full_system; expect_rc 3 "full_system refused while backstop watch runs"
 expect_contains "$ERR" "backstop watch"
 expect_eq "$(ls "$STATE/drills" | wc -l)" "$before" "a refused drill left no folder"
+kill -TERM "$WATCH_PID"; wait "$WATCH_PID" || true
+# 3. nats_outage, in-process, then with the daemon deciding.
+nats_messages() { http_get "http://127.0.0.1:$NATS_MONITOR_PORT/jsz" | py 'import json,sys; print(json.load(sys.stdin)["messages"])'; }
+nats_state() { sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$(cat "$MISTERSMITH_ROOT/nats/nats.pid")/status"; }
+MESSAGES=$(nats_messages)
+[[ "$MESSAGES" -gt 0 ]] || die "the example's streams hold no messages"
+check_nats_drill() {
+  local id=$1 detector=$2
+  expect_eq "$(nats_state)" S "nats-server runs again after drill $id"
+  expect_eq "$(nats_messages)" "$MESSAGES" "stream messages kept by drill $id"
+  py 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["passed"] and d["verified_back"] and d["component"] == "nats", d
+assert d["detector"].startswith(sys.argv[2]), d["detector"]
+assert d["fault"].startswith("froze nats"), d["fault"]
+assert d["trigger"]["component"] == "nats", d["trigger"]
+assert d["decision"]["acted"] is False and d["decision"]["scenario"] == "Single service failure", d["decision"]
+assert "cannot be reached" in d["decision"]["reason"] or "unreachable" in d["decision"]["reason"], d["decision"]
+assert d["run_id"] == "" and "cleanup_run_id" not in d, d
+assert 0 <= d["detection_ms"] <= d["recovery_ms"] <= d["target"]["recovery_max_ms"], d
+' "$STATE/drills/$id/drill.json" "$detector" || fail "nats_outage report $id"
+}
+bs drill nats_outage --timeout 3m
+expect_rc 0 "nats_outage drill passes: $ERR"
+NO=$(drill_id); [[ -n "$NO" ]] || die "no drill id in: $OUT"
+check_nats_drill "$NO" "in-process"
+bs verify --data; expect_rc 0 "verify --data after the nats_outage drill"
+
+"$BACKSTOP_BIN" --spec "$SPEC" watch --listen 127.0.0.1:0 >"$WORK/watch2.log" 2>&1 &
+WATCH_PID=$!
+at_exit "kill -9 $WATCH_PID"
+wait_for 20 test -s "$STATE/watch.json" || die "watch did not start: $(cat "$WORK/watch2.log")"
+bs drill nats_outage --timeout 3m
+expect_rc 0 "nats_outage drill following the daemon passes: $ERR"
+ND=$(drill_id); [[ -n "$ND" ]] || die "no drill id in: $OUT"
+check_nats_drill "$ND" "backstop watch (pid"
 kill -TERM "$WATCH_PID"; wait "$WATCH_PID" || true
 log "ok"

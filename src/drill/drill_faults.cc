@@ -6,6 +6,7 @@
 
 #include "base/strings.h"
 #include "drill/full_system.h"
+#include "drill/nats_outage.h"
 #include "drivers/postgres/pg_component.h"
 #include "drivers/process/process_settings.h"
 #include "run/plan.h"
@@ -14,15 +15,7 @@
 namespace backstop {
 namespace {
 
-const std::vector<std::string> kNotBuilt = {"nats_outage", "performance_degradation"};
-
-bool WatchedBy(const Spec& spec, const std::string& component, Signal signal) {
-  const ComponentSpec* c = spec.Find(component);
-  if (c == nullptr) return false;
-  return std::any_of(spec.triggers.begin(), spec.triggers.end(), [&](const TriggerSpec& t) {
-    return t.signal == signal && TriggerAppliesTo(t, component, c->kind);
-  });
-}
+const std::vector<std::string> kNotBuilt = {"performance_degradation"};
 
 // A release whose command starts and never answers: the health check fails
 // for as long as it runs, as a release with a broken listener would.
@@ -40,6 +33,14 @@ Status WriteFaultRelease(Env* env, const process::Settings& s, const std::string
 }
 
 }  // namespace
+
+bool WatchedBy(const Spec& spec, const std::string& component, Signal signal) {
+  const ComponentSpec* c = spec.Find(component);
+  if (c == nullptr) return false;
+  return std::any_of(spec.triggers.begin(), spec.triggers.end(), [&](const TriggerSpec& t) {
+    return t.signal == signal && TriggerAppliesTo(t, component, c->kind);
+  });
+}
 
 const std::vector<std::string>& DrillScenarios() {
   static const std::vector<std::string> kScenarios = {"service_failure", "database_corruption",
@@ -74,7 +75,7 @@ Status CheckFault(const Spec& spec, const std::string& scenario, const std::stri
   if (std::find(kNotBuilt.begin(), kNotBuilt.end(), scenario) != kNotBuilt.end()) {
     return Status::FailedPrecondition("the " + scenario +
                                       " drill is not built yet; built: service_failure, "
-                                      "database_corruption, full_system");
+                                      "database_corruption, nats_outage, full_system");
   }
   const auto& known = DrillScenarios();
   if (std::find(known.begin(), known.end(), scenario) == known.end()) {
@@ -82,6 +83,7 @@ Status CheckFault(const Spec& spec, const std::string& scenario, const std::stri
                                    Join(known));
   }
   if (scenario == "full_system") return CheckFullSystemFault(spec, component);
+  if (scenario == "nats_outage") return CheckNatsOutageFault(spec, component);
   const ComponentSpec* c = spec.Find(component);
   if (c == nullptr) {
     return Status::InvalidArgument(component.empty()
@@ -104,12 +106,18 @@ Status CheckFault(const Spec& spec, const std::string& scenario, const std::stri
   return Status::OK();
 }
 
+ComponentKind FaultComponentKind(const std::string& scenario) {
+  if (scenario == "database_corruption") return ComponentKind::kDatabase;
+  if (scenario == "nats_outage") return ComponentKind::kStream;
+  return ComponentKind::kService;
+}
+
 std::string DefaultFaultComponent(const Spec& spec, const std::string& scenario) {
   if (scenario == "full_system") return kAllServices;
-  const ComponentKind kind =
-      scenario == "database_corruption" ? ComponentKind::kDatabase : ComponentKind::kService;
+  const ComponentKind kind = FaultComponentKind(scenario);
   for (const auto& name : spec.component_order) {
-    if (spec.Find(name)->kind == kind) return name;
+    const ComponentSpec* c = spec.Find(name);
+    if (c->kind == kind && (kind != ComponentKind::kStream || c->driver == "nats")) return name;
   }
   return "";
 }
@@ -125,6 +133,7 @@ Status InjectFault(Env* env, const Spec& spec, RunEngine& engine, const RestoreP
   if (scenario == "full_system") {
     return InjectFullSystemFault(env, spec, engine, drill_id, triggered_by, fault);
   }
+  if (scenario == "nats_outage") return InjectNatsOutage(spec, component, fault);
   // database_corruption: drop the first foreign key the restore point recorded.
   const ComponentSpec& c = *spec.Find(component);
   const nlohmann::json entry =
@@ -145,6 +154,10 @@ Status InjectFault(Env* env, const Spec& spec, RunEngine& engine, const RestoreP
       "dropped foreign key " + fk.name + " (" + fk.Describe() + ") of " + component;
   return Status::OK();
 }
+
+bool DrillEndsOutage(const std::string& scenario) { return scenario == "nats_outage"; }
+
+Status EndOutage(InjectedFault* fault) { return ResumeNatsServer(fault); }
 
 Status RemoveFault(Env* env, const InjectedFault& fault) {
   Status first = Status::OK();

@@ -12,8 +12,11 @@
 //                        (CheckInvariants) report it missing
 //   full_system          every `process` service gets such a release at once
 //                        (full_system.h); the component is "all"
-// nats_outage and performance_degradation are not built yet: CheckFault
-// refuses them, so no drill passes without doing what it says.
+//   nats_outage          the nats-server of a `nats` stream is frozen, as
+//                        behind a partition, and resumed by EndOutage once
+//                        the decision is taken (nats_outage.h)
+// performance_degradation is not built yet: CheckFault refuses it, so no
+// drill passes without doing what it says.
 //
 // Thread-safety: one thread (the drill's).
 #pragma once
@@ -24,6 +27,7 @@
 #include "base/status.h"
 #include "run/run.h"
 #include "spec/spec.h"
+#include "spec/spec_enums.h"
 #include "store/restore_point.h"
 
 namespace backstop {
@@ -45,15 +49,22 @@ std::string CanonicalScenario(const std::string& name);
 // nothing that could detect it (no integrity trigger for database_corruption).
 Status CheckFault(const Spec& spec, const std::string& scenario, const std::string& component);
 
+// The kind of component a scenario injects into (services for full_system).
+ComponentKind FaultComponentKind(const std::string& scenario);
+
+// Whether a trigger of the spec watches `signal` on `component`.
+bool WatchedBy(const Spec& spec, const std::string& component, Signal signal);
+
 // The component a scenario takes when none is given: the first service
-// (service_failure) or database (database_corruption) in spec order, "all"
-// for full_system.
+// (service_failure), database (database_corruption) or nats stream
+// (nats_outage) in spec order, "all" for full_system.
 std::string DefaultFaultComponent(const Spec& spec, const std::string& scenario);
 
 struct InjectedFault {
   std::string description;                  // one line for the report
   std::vector<std::string> deploy_run_ids;  // the deploys that injected it
   std::vector<std::string> release_dirs;    // fault releases, removed by RemoveFault
+  int frozen_pid = 0;                       // nats_outage: the server, until EndOutage
 };
 
 // OK when `component` is a `process` service whose health a trigger watches
@@ -79,6 +90,16 @@ Status InjectFault(Env* env, const Spec& spec, RunEngine& engine, const RestoreP
                    const std::string& scenario, const std::string& component,
                    const std::string& drill_id, const std::string& triggered_by,
                    InjectedFault* fault);
+
+// True for a scenario whose fault is an outage of a server Backstop does not
+// run (nats_outage): the decision matrix holding and alerting is the right
+// answer to it, and the drill ends the outage itself (EndOutage) before it
+// verifies the environment back on its restore point.
+bool DrillEndsOutage(const std::string& scenario);
+
+// Ends an outage the fault still holds (a frozen server resumed); OK and
+// nothing done when it holds none. Idempotent.
+Status EndOutage(InjectedFault* fault);
 
 // Removes what InjectFault left outside the environment's state (the fault
 // releases' folders, once the services no longer run them).

@@ -170,9 +170,11 @@ Result<RunOutcome> RollBackTo(const Spec& spec, Store& store, StateDb& state, Ru
 // rolls back; the drill follows it through the event journal (events after
 // `after_id`) until the daemon's rollback run has ended or `deadline_mono_us`
 // passes. Fills the outcome's trigger, decision, run and times; returns why
-// the drill failed, or "" when the daemon's rollback succeeded.
+// the drill failed, or "" when the daemon's rollback succeeded (or, when
+// `hold_expected`, the daemon held).
 std::string FollowDaemon(Env* env, StateDb& state, const std::string& component, int64_t after_id,
-                         int64_t deadline_mono_us, DrillOutcome* o, Output& out) {
+                         int64_t deadline_mono_us, bool hold_expected, DrillOutcome* o,
+                         Output& out) {
   Clock* clock = env->clock();
   DrillRecord& r = o->record;
   bool fired = false, acted = false;
@@ -201,6 +203,10 @@ std::string FollowDaemon(Env* env, StateDb& state, const std::string& component,
         o->decision_acted = acted;
         if (acted && r.run_id.empty()) r.run_id = started_after_firing;
         if (!acted) held = e.message;  // it may act later, once its gate opens
+        if (!acted && hold_expected) {
+          out.Line("  the daemon held, as it should for an outage: " + o->decision_reason);
+          return "";
+        }
         const auto chosen = d.value("components", std::vector<std::string>{});
         if (acted && std::find(chosen.begin(), chosen.end(), component) == chosen.end()) {
           return "the daemon's decision (" + o->decision_scenario + ") does not roll back " +
@@ -272,6 +278,7 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   BACKSTOP_RETURN_IF_ERROR(CheckFault(spec, request.scenario, component));
   BACKSTOP_RETURN_IF_ERROR(CheckDrillAllowed(env, spec, state, request.confirm));
   const bool full_system = request.scenario == "full_system";
+  const bool ends_outage = DrillEndsOutage(request.scenario);
   if (full_system && RunningWatchDaemon(env, spec.state_dir) > 0) {
     return Status::FailedPrecondition(
         "a full_system drill rehearses the decision matrix's scope-all rollback, which a running "
@@ -325,8 +332,8 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
     o.fault = fault.description;
     out.Line("  fault: " + o.fault + "; following backstop watch (pid " +
              std::to_string(daemon_pid) + ")");
-    failure =
-        FollowDaemon(env, state, component, after_id, injected_mono + timeout_ms * 1000, &o, out);
+    failure = FollowDaemon(env, state, component, after_id, injected_mono + timeout_ms * 1000,
+                           ends_outage, &o, out);
   } else {
     o.fault = fault.description;
     out.Line("  fault: " + o.fault);
@@ -362,7 +369,15 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       o.trigger_component = e.component;
       o.trigger_reason = e.reason;
       out.Line("  detected in " + FormatDurationMs(r.detection_ms) + ": " + DescribeFiring(e));
-      DecisionContext context;
+      DecisionContext context;  // as the daemon's: the services' present releases
+      AddPresentReleases(
+          spec,
+          [&](const ComponentSpec& c) -> Result<nlohmann::json> {
+            BACKSTOP_ASSIGN_OR_RETURN(auto driver, engine.DriverFor(c));
+            DriverContext ctx = engine.Context();
+            return driver->Describe(c, ctx);
+          },
+          &context);
       RollbackDecision d =
           full_system ? FullSystemDecision(e, spec, *rp) : Decide(e, spec, *rp, context);
       o.decision_scenario = d.scenario;
@@ -372,10 +387,13 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       r.target_ms = d.recovery_max_ms;
       (void)state.AppendEvent(DecisionJournalEvent(e, d.act ? "acted" : "held", d.reason,
                                                    d.ToJson(), clock->WallMicros()));
-      if (!d.act) {
+      if (!d.act && ends_outage) {
+        out.Line("  decision: " + d.scenario + ": held, as it should for an outage: " + d.reason);
+      } else if (!d.act) {
         failure = "the decision matrix held: " + d.reason;
-      } else if (!full_system && std::find(d.components.begin(), d.components.end(), component) ==
-                                     d.components.end()) {
+      } else if (!full_system && !ends_outage &&
+                 std::find(d.components.begin(), d.components.end(), component) ==
+                     d.components.end()) {
         failure = "the decision (" + d.scenario + ") does not roll back " + component;
       } else {
         out.Line("  decision: " + d.scenario + ": " + d.reason);
@@ -401,8 +419,10 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
     }
   }
 
-  // The end: verified back on the starting restore point, or made so by the
-  // drill's own rollback, or said loudly.
+  // The end: the outage the fault holds ended, verified back on the starting
+  // restore point, or made so by the drill's own rollback, or said loudly.
+  Status ended = EndOutage(&fault);
+  if (!ended.ok()) out.Error("drill " + r.id + ": " + ended.message());
   o.verified_back = VerifyOnRestorePoint(spec, engine, *rp, &o.end_state);
   if (!o.verified_back) {
     out.Error("drill " + r.id + ": the environment is not on restore point " + rp->id +
@@ -414,6 +434,13 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
     if (cleanup.ok()) o.cleanup_run_id = cleanup->run_id;
     o.end_state.clear();
     o.verified_back = VerifyOnRestorePoint(spec, engine, *rp, &o.end_state);
+  }
+  if (!ended.ok()) o.end_state.push_back("outage not ended: " + ended.message());
+  if (ends_outage && failure.empty() && o.verified_back && r.run_id.empty() &&
+      o.cleanup_run_id.empty()) {
+    // Held, as it should; recovered when the outage ended and the check passed.
+    o.recovered_us = clock->WallMicros();
+    r.recovery_ms = (clock->NowMicros() - injected_mono) / 1000;
   }
   Status removed = RemoveFault(env, fault);
   if (!removed.ok()) o.end_state.push_back("fault release left behind: " + removed.message());

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/units.h"
+#include "drill/drill_faults.h"
 #include "drill/full_system.h"
 
 namespace backstop {
@@ -122,8 +123,7 @@ const DrillRecord* LastOf(const std::string& name, const std::vector<DrillRecord
 
 std::vector<std::string> ComponentsFor(const Spec& spec, const std::string& scenario) {
   if (scenario == "full_system") return {kAllServices};  // every service at once
-  const ComponentKind kind =
-      scenario == "database_corruption" ? ComponentKind::kDatabase : ComponentKind::kService;
+  const ComponentKind kind = FaultComponentKind(scenario);
   std::vector<std::string> out;
   for (const auto& name : spec.component_order) {
     const ComponentSpec* c = spec.Find(name);

@@ -138,4 +138,13 @@ std::string ForeignListener(const ProbeSpec& probe, pid_t session, const std::st
          "` as root names it): another process answers the health check in its place";
 }
 
+pid_t LoopbackListenerPid(int port) {
+  std::set<uint64_t> pending = LoopbackListeners(port);
+  if (pending.empty()) return 0;
+  for (pid_t pid : AllPids()) {
+    if (TakeHeldSockets(pid, &pending)) return pid;
+  }
+  return 0;
+}
+
 }  // namespace backstop::process

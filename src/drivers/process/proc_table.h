@@ -27,4 +27,8 @@ pid_t SessionOf(pid_t pid);
 // message for the operator naming the process that holds the port instead.
 std::string ForeignListener(const ProbeSpec& probe, pid_t session, const std::string& service);
 
+// The process holding a socket that listens on loopback `port` (the first
+// found), or 0 when none is visible to this user.
+pid_t LoopbackListenerPid(int port);
+
 }  // namespace backstop::process
