@@ -11,6 +11,7 @@
 #   server, and no service changed), the drill resumes the server and verifies
 #   everything back on its restore point with every stream message kept;
 #   in-process, then followed through a running `backstop watch`.
+# performance_degradation is in tests/drill_performance.sh (slower probes).
 source "$(dirname "$0")/lib.sh"
 export BACKSTOP_ENVIRONMENT=drills
 start_mistersmith
@@ -96,4 +97,5 @@ expect_rc 0 "nats_outage drill following the daemon passes: $ERR"
 ND=$(drill_id); [[ -n "$ND" ]] || die "no drill id in: $OUT"
 check_nats_drill "$ND" "backstop watch (pid"
 kill -TERM "$WATCH_PID"; wait "$WATCH_PID" || true
+
 log "ok"

@@ -7,6 +7,7 @@
 #include "base/strings.h"
 #include "drill/full_system.h"
 #include "drill/nats_outage.h"
+#include "drill/performance_degradation.h"
 #include "drivers/postgres/pg_component.h"
 #include "drivers/process/process_settings.h"
 #include "run/plan.h"
@@ -14,8 +15,6 @@
 
 namespace backstop {
 namespace {
-
-const std::vector<std::string> kNotBuilt = {"performance_degradation"};
 
 // A release whose command starts and never answers: the health check fails
 // for as long as it runs, as a release with a broken listener would.
@@ -72,11 +71,6 @@ std::string CanonicalScenario(const std::string& name) {
 }
 
 Status CheckFault(const Spec& spec, const std::string& scenario, const std::string& component) {
-  if (std::find(kNotBuilt.begin(), kNotBuilt.end(), scenario) != kNotBuilt.end()) {
-    return Status::FailedPrecondition("the " + scenario +
-                                      " drill is not built yet; built: service_failure, "
-                                      "database_corruption, nats_outage, full_system");
-  }
   const auto& known = DrillScenarios();
   if (std::find(known.begin(), known.end(), scenario) == known.end()) {
     return Status::InvalidArgument("unknown drill scenario '" + scenario + "'; expected one of " +
@@ -84,6 +78,9 @@ Status CheckFault(const Spec& spec, const std::string& scenario, const std::stri
   }
   if (scenario == "full_system") return CheckFullSystemFault(spec, component);
   if (scenario == "nats_outage") return CheckNatsOutageFault(spec, component);
+  if (scenario == "performance_degradation") {
+    return CheckPerformanceDegradationFault(spec, component);
+  }
   const ComponentSpec* c = spec.Find(component);
   if (c == nullptr) {
     return Status::InvalidArgument(component.empty()
@@ -124,8 +121,11 @@ std::string DefaultFaultComponent(const Spec& spec, const std::string& scenario)
 
 Status InjectFault(Env* env, const Spec& spec, RunEngine& engine, const RestorePoint& rp,
                    const std::string& scenario, const std::string& component,
-                   const std::string& drill_id, const std::string& triggered_by,
-                   InjectedFault* fault) {
+                   const std::string& drill_id, const std::string& fault_release,
+                   const std::string& triggered_by, InjectedFault* fault) {
+  if (scenario == "performance_degradation") {
+    return InjectSlowRelease(spec, engine, component, fault_release, triggered_by, fault);
+  }
   if (scenario == "service_failure") {
     return DeployFaultRelease(env, spec, engine, scenario, component, drill_id, triggered_by,
                               fault);

@@ -15,8 +15,8 @@
 //   nats_outage          the nats-server of a `nats` stream is frozen, as
 //                        behind a partition, and resumed by EndOutage once
 //                        the decision is taken (nats_outage.h)
-// performance_degradation is not built yet: CheckFault refuses it, so no
-// drill passes without doing what it says.
+//   performance_degradation  the operator's release that answers slowly is
+//                        deployed (performance_degradation.h)
 //
 // Thread-safety: one thread (the drill's).
 #pragma once
@@ -44,9 +44,9 @@ const std::vector<std::string>& DrillScenarios();
 std::string CanonicalScenario(const std::string& name);
 
 // OK when `scenario` can be injected into `component`, before anything is
-// touched: FailedPrecondition ("not built yet") for a scenario not built yet, InvalidArgument for
-// an unknown one or a component of the wrong kind or driver, FailedPrecondition when the spec gives
-// nothing that could detect it (no integrity trigger for database_corruption).
+// touched: InvalidArgument for an unknown one or a component of the wrong kind or driver,
+// FailedPrecondition when the spec gives nothing that could detect it (no integrity trigger for
+// database_corruption).
 Status CheckFault(const Spec& spec, const std::string& scenario, const std::string& component);
 
 // The kind of component a scenario injects into (services for full_system).
@@ -83,13 +83,14 @@ Status DeployFaultRelease(Env* env, const Spec& spec, RunEngine& engine,
                           InjectedFault* fault);
 
 // Injects the fault into `fault`. `rp` is the drill's starting restore point
-// (the foreign keys it recorded); `drill_id` names the fault release. On an
+// (the foreign keys it recorded); `drill_id` names the fault release;
+// `fault_release` is the slow release of performance_degradation. On an
 // error, `fault` still holds what was injected so far (RemoveFault removes it).
 // REQUIRES: CheckFault(spec, scenario, component) is OK.
 Status InjectFault(Env* env, const Spec& spec, RunEngine& engine, const RestorePoint& rp,
                    const std::string& scenario, const std::string& component,
-                   const std::string& drill_id, const std::string& triggered_by,
-                   InjectedFault* fault);
+                   const std::string& drill_id, const std::string& fault_release,
+                   const std::string& triggered_by, InjectedFault* fault);
 
 // True for a scenario whose fault is an outage of a server Backstop does not
 // run (nats_outage): the decision matrix holding and alerting is the right

@@ -276,6 +276,13 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   const std::string component =
       request.component.empty() ? DefaultFaultComponent(spec, request.scenario) : request.component;
   BACKSTOP_RETURN_IF_ERROR(CheckFault(spec, request.scenario, component));
+  const bool slow_release = request.scenario == "performance_degradation";
+  if (slow_release == request.release.empty()) {
+    return Status::InvalidArgument(
+        slow_release ? "performance_degradation deploys a release that answers slowly, which "
+                       "Backstop cannot make for you: name one with --release"
+                     : "--release is for performance_degradation only");
+  }
   BACKSTOP_RETURN_IF_ERROR(CheckDrillAllowed(env, spec, state, request.confirm));
   const bool full_system = request.scenario == "full_system";
   const bool ends_outage = DrillEndsOutage(request.scenario);
@@ -323,8 +330,8 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   const int64_t injected_mono = clock->NowMicros();
   o.injected_us = clock->WallMicros();
   InjectedFault fault;
-  Status injected =
-      InjectFault(env, spec, engine, *rp, r.scenario, component, r.id, triggered_by, &fault);
+  Status injected = InjectFault(env, spec, engine, *rp, r.scenario, component, r.id,
+                                request.release, triggered_by, &fault);
   std::string failure;
   if (!injected.ok()) {
     failure = "the fault could not be injected: " + injected.message();
@@ -369,6 +376,14 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       o.trigger_component = e.component;
       o.trigger_reason = e.reason;
       out.Line("  detected in " + FormatDurationMs(r.detection_ms) + ": " + DescribeFiring(e));
+    }
+    if (fired.ok() && fired->has_value() && slow_release && (**fired).signal != Signal::kLatency) {
+      // Rolled back by the drill itself below: what was rehearsed is not a slow release.
+      failure = "detected by trigger " + (**fired).trigger + " (signal " +
+                std::string(Name((**fired).signal)) + "), not by a latency trigger: release " +
+                request.release + " did not answer slowly within its probe's timeout, it failed";
+    } else if (fired.ok() && fired->has_value()) {
+      const TriggerEvent& e = **fired;
       DecisionContext context;  // as the daemon's: the services' present releases
       AddPresentReleases(
           spec,

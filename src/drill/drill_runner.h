@@ -16,8 +16,9 @@
 // itself. Either way the drill gives up after its timeout, rolls back to its
 // restore point by itself and fails as "not detected" (or held, or failed).
 //
-// Refusals, checked before anything is touched: an unknown scenario or one
-// not built yet, a run in progress (the environment
+// Refusals, checked before anything is touched: an unknown scenario, a
+// release given to a scenario other than performance_degradation (or none
+// to it), a run in progress (the environment
 // lock held, or an unfinished run), an incident open (a trigger firing in the
 // watch daemon's persisted rule state, or the newest run that is not a
 // drill's own deploy failed or was abandoned: its environment was left in an
@@ -43,6 +44,9 @@ struct DrillRequest {
   std::string scenario;
   std::string component;  // empty: the spec drill's rotation, else the scenario's default
   std::string name;       // the spec's drills[].name, when run from the schedule
+  // performance_degradation: the release that answers slowly (required);
+  // empty for the other scenarios.
+  std::string release;
   bool confirm = false;
   // How long the triggers are given to detect the fault and the rollback to
   // finish; 0: 10 minutes.

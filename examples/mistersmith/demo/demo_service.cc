@@ -4,8 +4,9 @@
 // `serve` reads release.json from its working directory (the release
 // directory Backstop starts it in):
 //   {"role": "orchestrator", "version": "v2", "healthy": true, "error_rate": 0.0,
-//    "ignore_sigterm": false, "start_delay_ms": 0}
-// and answers
+//    "ignore_sigterm": false, "start_delay_ms": 0, "response_delay_ms": 0}
+// (response_delay_ms: every HTTP answer waits that long first, a release
+// that answers slowly) and answers
 //   GET /health   200 "ok", or 503 with the reason when the release is unhealthy
 //   GET /version  {"role", "version", "pid", "port"}
 //   GET /metrics  Prometheus text: demo_requests_total, demo_errors_total, demo_up
@@ -65,6 +66,7 @@ struct Release {
   double error_rate = 0.0;
   bool ignore_sigterm = false;
   int64_t start_delay_ms = 0;
+  int64_t response_delay_ms = 0;
 };
 
 void Log(const std::string& line) {
@@ -92,6 +94,7 @@ bool ReadRelease(const std::string& path, Release* out, std::string* error) {
     out->error_rate = j.value("error_rate", 0.0);
     out->ignore_sigterm = j.value("ignore_sigterm", false);
     out->start_delay_ms = j.value("start_delay_ms", int64_t{0});
+    out->response_delay_ms = j.value("response_delay_ms", int64_t{0});
   } catch (const std::exception& e) {
     *error = "bad " + path + ": " + e.what();
     return false;
@@ -391,6 +394,12 @@ int Serve(int argc, char** argv) {
 
   httplib::Server server;
   server.set_keep_alive_timeout(1);  // so a stop is not held up by idle clients
+  if (rel.response_delay_ms > 0) {
+    server.set_pre_routing_handler([&](const httplib::Request&, httplib::Response&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rel.response_delay_ms));
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+  }
   Counters counters;
   server.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
     if (health.healthy()) {
