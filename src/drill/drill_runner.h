@@ -15,6 +15,10 @@
 // checks, the decision layer's Decide) and rolls back to its restore point
 // itself. Either way the drill gives up after its timeout, rolls back to its
 // restore point by itself and fails as "not detected" (or held, or failed).
+// Per scenario: full_system decides with the matrix's scope-all row
+// (full_system.h) and is refused while a daemon runs; nats_outage accepts the
+// matrix's hold and ends the outage itself before verifying (EndOutage);
+// performance_degradation counts only a latency trigger's detection.
 //
 // Refusals, checked before anything is touched: an unknown scenario, a
 // release given to a scenario other than performance_degradation (or none
