@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `backstop drill` on the example environment (PostgreSQL, nats-server, the
 # demo services), end to end:
-# - refusals before anything is touched: a scenario not built yet, a protected
+# - refusals before anything is touched: a slow-release drill without its release, a protected
 #   environment without --confirm, an unfinished run, an open incident (a
 #   failed run) (the firing trigger in the daemon's saved state is covered
 #   by drill_runner_test);
@@ -17,7 +17,7 @@
 # - drill history lists both with the trend; --due runs the spec's weekly
 #   drill on the next service in rotation and then says it is not due.
 source "$(dirname "$0")/lib.sh"
-# Not staging: the example's monthly full-system drill is for staging (and not built yet).
+# Not staging: the example's monthly full-system drill is for staging (tests/drill_scenarios.sh drills full_system).
 export BACKSTOP_ENVIRONMENT=drills
 start_mistersmith
 STATE="$BACKSTOP_STATE_DIR"
@@ -29,8 +29,8 @@ bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
 bs deploy webui v1; expect_rc 0 "deploy webui v1"
 
 # 1. Refusals, with nothing touched.
-bs drill nats_outage; expect_rc 3 "nats_outage is refused"
-expect_contains "$ERR" "not built yet"
+bs drill performance_degradation --component webui; expect_rc 2 "performance_degradation without --release"
+expect_contains "$ERR" "--release"
 bs drill service_failure --component postgres; expect_rc 2 "service_failure of a database"
 BACKSTOP_ENVIRONMENT=production bs drill service_failure
 expect_rc 3 "protected environment without --confirm"

@@ -1,4 +1,4 @@
-// Drills (drill/): `drill SCENARIO [--component C] [--env ENV] [--confirm]`
+// Drills (drill/): `drill SCENARIO [--component C] [--release R] [--env ENV] [--confirm]`
 // rehearses a rollback on the environment, `drill --due` runs the spec's
 // drills whose schedule is due, `drill history` lists past drills with their
 // times against the target and the trend.
@@ -20,6 +20,7 @@ namespace {
 struct DrillFlags {
   std::string scenario;
   std::string component;
+  std::string release;
   std::string env;
   std::string timeout;
   bool confirm = false;
@@ -64,6 +65,7 @@ int CmdDrill(const GlobalOptions& g, Output& out, const DrillFlags& f) {
   DrillRequest request;
   request.scenario = CanonicalScenario(f.scenario);
   request.component = f.component;
+  request.release = f.release;
   request.confirm = f.confirm;
   if (!f.timeout.empty()) {
     auto ms = ParseDurationMs(f.timeout);
@@ -185,6 +187,8 @@ class DrillCommands : public CommandGroup {
                        "service_failure | database_corruption | nats_outage | "
                        "performance_degradation | full_system");
     drill_->add_option("--component,-c", flags_.component, "The component to inject into");
+    drill_->add_option("--release", flags_.release,
+                       "performance_degradation: the service's release that answers slowly");
     drill_->add_option("--env", flags_.env, "Must match the spec's environment (a guard)");
     drill_->add_flag("--confirm", flags_.confirm,
                      "Required for a protected (production) environment");

@@ -5,6 +5,9 @@
 #include <map>
 
 #include "base/strings.h"
+#include "drill/full_system.h"
+#include "drill/nats_outage.h"
+#include "drill/performance_degradation.h"
 #include "drivers/postgres/pg_component.h"
 #include "drivers/process/process_settings.h"
 #include "run/plan.h"
@@ -12,17 +15,6 @@
 
 namespace backstop {
 namespace {
-
-const std::vector<std::string> kNotBuilt = {"nats_outage", "performance_degradation",
-                                            "full_system"};
-
-bool WatchedBy(const Spec& spec, const std::string& component, Signal signal) {
-  const ComponentSpec* c = spec.Find(component);
-  if (c == nullptr) return false;
-  return std::any_of(spec.triggers.begin(), spec.triggers.end(), [&](const TriggerSpec& t) {
-    return t.signal == signal && TriggerAppliesTo(t, component, c->kind);
-  });
-}
 
 // A release whose command starts and never answers: the health check fails
 // for as long as it runs, as a release with a broken listener would.
@@ -32,7 +24,7 @@ Status WriteFaultRelease(Env* env, const process::Settings& s, const std::string
   return env->fs()->WriteFileAtomic(
       program,
       "#!/bin/sh\n"
-      "# A release made by `backstop drill service_failure`: it runs and never\n"
+      "# A release made by `backstop drill`: it runs and never\n"
       "# answers its health check. Removed when the drill ends.\n"
       "echo 'backstop drill: this release never answers its health check' >&2\n"
       "exec sleep 86400\n",
@@ -40,6 +32,14 @@ Status WriteFaultRelease(Env* env, const process::Settings& s, const std::string
 }
 
 }  // namespace
+
+bool WatchedBy(const Spec& spec, const std::string& component, Signal signal) {
+  const ComponentSpec* c = spec.Find(component);
+  if (c == nullptr) return false;
+  return std::any_of(spec.triggers.begin(), spec.triggers.end(), [&](const TriggerSpec& t) {
+    return t.signal == signal && TriggerAppliesTo(t, component, c->kind);
+  });
+}
 
 const std::vector<std::string>& DrillScenarios() {
   static const std::vector<std::string> kScenarios = {"service_failure", "database_corruption",
@@ -71,15 +71,15 @@ std::string CanonicalScenario(const std::string& name) {
 }
 
 Status CheckFault(const Spec& spec, const std::string& scenario, const std::string& component) {
-  if (std::find(kNotBuilt.begin(), kNotBuilt.end(), scenario) != kNotBuilt.end()) {
-    return Status::FailedPrecondition("the " + scenario +
-                                      " drill is not built yet; built: service_failure, "
-                                      "database_corruption");
-  }
   const auto& known = DrillScenarios();
   if (std::find(known.begin(), known.end(), scenario) == known.end()) {
     return Status::InvalidArgument("unknown drill scenario '" + scenario + "'; expected one of " +
                                    Join(known));
+  }
+  if (scenario == "full_system") return CheckFullSystemFault(spec, component);
+  if (scenario == "nats_outage") return CheckNatsOutageFault(spec, component);
+  if (scenario == "performance_degradation") {
+    return CheckPerformanceDegradationFault(spec, component);
   }
   const ComponentSpec* c = spec.Find(component);
   if (c == nullptr) {
@@ -87,28 +87,7 @@ Status CheckFault(const Spec& spec, const std::string& scenario, const std::stri
                                        ? "the spec has no component this drill can take"
                                        : "no component named '" + component + "'");
   }
-  if (scenario == "service_failure") {
-    if (c->kind != ComponentKind::kService || c->driver != "process") {
-      return Status::InvalidArgument("service_failure drills a service of the process driver; " +
-                                     component + " is a " + c->driver + " " +
-                                     std::string(Name(c->kind)));
-    }
-    auto settings = process::LoadSettings(*c, "");
-    if (!settings.ok()) return settings.status();
-    if (settings->command.empty() || settings->command.front().empty() ||
-        settings->command.front()[0] == '/') {
-      return Status::InvalidArgument(
-          "service_failure deploys a release that fails its health check, which needs a "
-          "command relative to the release folder; " +
-          component + "'s is not");
-    }
-    if (!WatchedBy(spec, component, Signal::kHealth) &&
-        !WatchedBy(spec, component, Signal::kUnreachable)) {
-      return Status::FailedPrecondition("no trigger watches the health of " + component +
-                                        ": nothing could detect a service failure");
-    }
-    return Status::OK();
-  }
+  if (scenario == "service_failure") return CheckFaultReleaseTarget(spec, scenario, component);
   // database_corruption
   if (c->kind != ComponentKind::kDatabase || c->driver != "postgres") {
     return Status::InvalidArgument(
@@ -124,40 +103,39 @@ Status CheckFault(const Spec& spec, const std::string& scenario, const std::stri
   return Status::OK();
 }
 
+ComponentKind FaultComponentKind(const std::string& scenario) {
+  if (scenario == "database_corruption") return ComponentKind::kDatabase;
+  if (scenario == "nats_outage") return ComponentKind::kStream;
+  return ComponentKind::kService;
+}
+
 std::string DefaultFaultComponent(const Spec& spec, const std::string& scenario) {
-  const ComponentKind kind =
-      scenario == "database_corruption" ? ComponentKind::kDatabase : ComponentKind::kService;
+  if (scenario == "full_system") return kAllServices;
+  const ComponentKind kind = FaultComponentKind(scenario);
   for (const auto& name : spec.component_order) {
-    if (spec.Find(name)->kind == kind) return name;
+    const ComponentSpec* c = spec.Find(name);
+    if (c->kind == kind && (kind != ComponentKind::kStream || c->driver == "nats")) return name;
   }
   return "";
 }
 
-Result<InjectedFault> InjectFault(Env* env, const Spec& spec, RunEngine& engine,
-                                  const RestorePoint& rp, const std::string& scenario,
-                                  const std::string& component, const std::string& drill_id,
-                                  const std::string& triggered_by) {
-  const ComponentSpec& c = *spec.Find(component);
-  InjectedFault fault;
-  if (scenario == "service_failure") {
-    BACKSTOP_ASSIGN_OR_RETURN(process::Settings s, process::LoadSettings(c, ""));
-    const std::string release = "drill-" + drill_id;
-    fault.release_dir = JoinPath(s.releases, release);
-    BACKSTOP_RETURN_IF_ERROR(WriteFaultRelease(env, s, fault.release_dir));
-    DriverContext ctx = engine.Context();
-    BACKSTOP_ASSIGN_OR_RETURN(Plan plan,
-                              PlanDeploy(spec, component, release, DriverRegistry::Global(), ctx));
-    RunOptions options;
-    options.command = "backstop drill service_failure (fault: deploy " + release + ")";
-    options.triggered_by = triggered_by;
-    BACKSTOP_ASSIGN_OR_RETURN(RunOutcome deployed, engine.Start(plan, options));
-    fault.deploy_run_id = deployed.run_id;
-    fault.description = "deployed release " + release + " of " + component +
-                        ", which never answers its health check (run " + deployed.run_id + ", " +
-                        std::string(Name(deployed.status)) + ")";
-    return fault;
+Status InjectFault(Env* env, const Spec& spec, RunEngine& engine, const RestorePoint& rp,
+                   const std::string& scenario, const std::string& component,
+                   const std::string& drill_id, const std::string& fault_release,
+                   const std::string& triggered_by, InjectedFault* fault) {
+  if (scenario == "performance_degradation") {
+    return InjectSlowRelease(spec, engine, component, fault_release, triggered_by, fault);
   }
+  if (scenario == "service_failure") {
+    return DeployFaultRelease(env, spec, engine, scenario, component, drill_id, triggered_by,
+                              fault);
+  }
+  if (scenario == "full_system") {
+    return InjectFullSystemFault(env, spec, engine, drill_id, triggered_by, fault);
+  }
+  if (scenario == "nats_outage") return InjectNatsOutage(env, spec, component, fault);
   // database_corruption: drop the first foreign key the restore point recorded.
+  const ComponentSpec& c = *spec.Find(component);
   const nlohmann::json entry =
       rp.components.contains(component) ? rp.components[component] : nlohmann::json();
   if (!entry.contains("foreign_keys") || !entry["foreign_keys"].is_array() ||
@@ -172,13 +150,74 @@ Result<InjectedFault> InjectFault(Env* env, const Spec& spec, RunEngine& engine,
   BACKSTOP_RETURN_IF_ERROR(conn->Run("ALTER TABLE " +
                                      postgres::QuoteQualified(fk.schema, fk.table) +
                                      " DROP CONSTRAINT " + postgres::QuoteIdent(fk.name)));
-  fault.description = "dropped foreign key " + fk.name + " (" + fk.Describe() + ") of " + component;
-  return fault;
+  fault->description =
+      "dropped foreign key " + fk.name + " (" + fk.Describe() + ") of " + component;
+  return Status::OK();
 }
 
+bool DrillEndsOutage(const std::string& scenario) { return scenario == "nats_outage"; }
+
+Status EndOutage(Env* env, InjectedFault* fault) { return ResumeNatsServer(env, fault); }
+
 Status RemoveFault(Env* env, const InjectedFault& fault) {
-  if (fault.release_dir.empty()) return Status::OK();
-  return env->fs()->RemoveAll(fault.release_dir);
+  Status first = Status::OK();
+  for (const auto& dir : fault.release_dirs) {
+    Status removed = env->fs()->RemoveAll(dir);
+    if (first.ok() && !removed.ok()) first = removed;
+  }
+  return first;
+}
+
+Status CheckFaultReleaseTarget(const Spec& spec, const std::string& scenario,
+                               const std::string& component) {
+  const ComponentSpec* c = spec.Find(component);
+  if (c == nullptr) return Status::InvalidArgument("no component named '" + component + "'");
+  if (c->kind != ComponentKind::kService || c->driver != "process") {
+    return Status::InvalidArgument(scenario + " drills a service of the process driver; " +
+                                   component + " is a " + c->driver + " " +
+                                   std::string(Name(c->kind)));
+  }
+  auto settings = process::LoadSettings(*c, "");
+  if (!settings.ok()) return settings.status();
+  if (settings->command.empty() || settings->command.front().empty() ||
+      settings->command.front()[0] == '/') {
+    return Status::InvalidArgument(
+        scenario +
+        " deploys a release that fails its health check, which needs a command relative to "
+        "the release folder; " +
+        component + "'s is not");
+  }
+  if (!WatchedBy(spec, component, Signal::kHealth) &&
+      !WatchedBy(spec, component, Signal::kUnreachable)) {
+    return Status::FailedPrecondition("no trigger watches the health of " + component +
+                                      ": nothing could detect a service failure");
+  }
+  return Status::OK();
+}
+
+Status DeployFaultRelease(Env* env, const Spec& spec, RunEngine& engine,
+                          const std::string& scenario, const std::string& component,
+                          const std::string& drill_id, const std::string& triggered_by,
+                          InjectedFault* fault) {
+  const ComponentSpec& c = *spec.Find(component);
+  BACKSTOP_ASSIGN_OR_RETURN(process::Settings s, process::LoadSettings(c, ""));
+  const std::string release = "drill-" + drill_id;
+  const std::string dir = JoinPath(s.releases, release);
+  fault->release_dirs.push_back(dir);
+  BACKSTOP_RETURN_IF_ERROR(WriteFaultRelease(env, s, dir));
+  DriverContext ctx = engine.Context();
+  BACKSTOP_ASSIGN_OR_RETURN(Plan plan,
+                            PlanDeploy(spec, component, release, DriverRegistry::Global(), ctx));
+  RunOptions options;
+  options.command = "backstop drill " + scenario + " (fault: deploy " + release + ")";
+  options.triggered_by = triggered_by;
+  BACKSTOP_ASSIGN_OR_RETURN(RunOutcome deployed, engine.Start(plan, options));
+  fault->deploy_run_ids.push_back(deployed.run_id);
+  fault->description += std::string(fault->description.empty() ? "" : "; ") + "deployed release " +
+                        release + " of " + component +
+                        ", which never answers its health check (run " + deployed.run_id + ", " +
+                        std::string(Name(deployed.status)) + ")";
+  return Status::OK();
 }
 
 }  // namespace backstop

@@ -11,6 +11,7 @@
 #include "base/strings.h"
 #include "base/units.h"
 #include "drill/drill_faults.h"
+#include "drill/full_system.h"
 #include "run/event.h"
 #include "run/lock.h"
 #include "run/plan.h"
@@ -44,7 +45,7 @@ int RunningWatchDaemon(Env* env, const std::string& state_dir) {
   if (j.is_discarded() || !j.contains("pid") || !j["pid"].is_number_integer()) return 0;
   const int pid = j["pid"].get<int>();
   // A daemon killed by -9 leaves its watch.json behind: only a live pid counts.
-  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM) ? pid : 0;
+  return pid > 0 && env->processes()->IsAlive(pid) ? pid : 0;
 }
 
 // The triggers firing in the daemon's persisted rule state, as "name on component".
@@ -169,9 +170,11 @@ Result<RunOutcome> RollBackTo(const Spec& spec, Store& store, StateDb& state, Ru
 // rolls back; the drill follows it through the event journal (events after
 // `after_id`) until the daemon's rollback run has ended or `deadline_mono_us`
 // passes. Fills the outcome's trigger, decision, run and times; returns why
-// the drill failed, or "" when the daemon's rollback succeeded.
+// the drill failed, or "" when the daemon's rollback succeeded (or, when
+// `hold_expected`, the daemon held).
 std::string FollowDaemon(Env* env, StateDb& state, const std::string& component, int64_t after_id,
-                         int64_t deadline_mono_us, DrillOutcome* o, Output& out) {
+                         int64_t deadline_mono_us, bool hold_expected, DrillOutcome* o,
+                         Output& out) {
   Clock* clock = env->clock();
   DrillRecord& r = o->record;
   bool fired = false, acted = false;
@@ -200,6 +203,10 @@ std::string FollowDaemon(Env* env, StateDb& state, const std::string& component,
         o->decision_acted = acted;
         if (acted && r.run_id.empty()) r.run_id = started_after_firing;
         if (!acted) held = e.message;  // it may act later, once its gate opens
+        if (!acted && hold_expected) {
+          out.Line("  the daemon held, as it should for an outage: " + o->decision_reason);
+          return "";
+        }
         const auto chosen = d.value("components", std::vector<std::string>{});
         if (acted && std::find(chosen.begin(), chosen.end(), component) == chosen.end()) {
           return "the daemon's decision (" + o->decision_scenario + ") does not roll back " +
@@ -269,7 +276,22 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   const std::string component =
       request.component.empty() ? DefaultFaultComponent(spec, request.scenario) : request.component;
   BACKSTOP_RETURN_IF_ERROR(CheckFault(spec, request.scenario, component));
+  const bool slow_release = request.scenario == "performance_degradation";
+  if (slow_release == request.release.empty()) {
+    return Status::InvalidArgument(
+        slow_release ? "performance_degradation deploys a release that answers slowly, which "
+                       "Backstop cannot make for you: name one with --release"
+                     : "--release is for performance_degradation only");
+  }
   BACKSTOP_RETURN_IF_ERROR(CheckDrillAllowed(env, spec, state, request.confirm));
+  const bool full_system = request.scenario == "full_system";
+  const bool ends_outage = DrillEndsOutage(request.scenario);
+  if (full_system && RunningWatchDaemon(env, spec.state_dir) > 0) {
+    return Status::FailedPrecondition(
+        "a full_system drill rehearses the decision matrix's scope-all rollback, which a running "
+        "backstop watch would not take (it rolls each service back on its own row): stop the "
+        "daemon for the drill, or drill service_failure with it");
+  }
   Clock* clock = env->clock();
   DrillOutcome o;
   DrillRecord& r = o.record;
@@ -308,18 +330,20 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   if (daemon_pid > 0) o.detector = "backstop watch (pid " + std::to_string(daemon_pid) + ")";
   const int64_t injected_mono = clock->NowMicros();
   o.injected_us = clock->WallMicros();
-  auto fault = InjectFault(env, spec, engine, *rp, r.scenario, component, r.id, triggered_by);
+  InjectedFault fault;
+  Status injected = InjectFault(env, spec, engine, *rp, r.scenario, component, r.id,
+                                request.release, triggered_by, &fault);
   std::string failure;
-  if (!fault.ok()) {
-    failure = "the fault could not be injected: " + fault.status().message();
+  if (!injected.ok()) {
+    failure = "the fault could not be injected: " + injected.message();
   } else if (daemon_pid > 0) {
-    o.fault = fault->description;
+    o.fault = fault.description;
     out.Line("  fault: " + o.fault + "; following backstop watch (pid " +
              std::to_string(daemon_pid) + ")");
-    failure =
-        FollowDaemon(env, state, component, after_id, injected_mono + timeout_ms * 1000, &o, out);
+    failure = FollowDaemon(env, state, component, after_id, injected_mono + timeout_ms * 1000,
+                           ends_outage, &o, out);
   } else {
-    o.fault = fault->description;
+    o.fault = fault.description;
     out.Line("  fault: " + o.fault);
     DeployGuardOptions guard;
     guard.watch_for_ms = timeout_ms;
@@ -353,8 +377,25 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       o.trigger_component = e.component;
       o.trigger_reason = e.reason;
       out.Line("  detected in " + FormatDurationMs(r.detection_ms) + ": " + DescribeFiring(e));
-      DecisionContext context;
-      RollbackDecision d = Decide(e, spec, *rp, context);
+    }
+    if (fired.ok() && fired->has_value() && slow_release && (**fired).signal != Signal::kLatency) {
+      // Rolled back by the drill itself below: what was rehearsed is not a slow release.
+      failure = "detected by trigger " + (**fired).trigger + " (signal " +
+                std::string(Name((**fired).signal)) + "), not by a latency trigger: release " +
+                request.release + " did not answer slowly within its probe's timeout, it failed";
+    } else if (fired.ok() && fired->has_value()) {
+      const TriggerEvent& e = **fired;
+      DecisionContext context;  // as the daemon's: the services' present releases
+      AddPresentReleases(
+          spec,
+          [&](const ComponentSpec& c) -> Result<nlohmann::json> {
+            BACKSTOP_ASSIGN_OR_RETURN(auto driver, engine.DriverFor(c));
+            DriverContext ctx = engine.Context();
+            return driver->Describe(c, ctx);
+          },
+          &context);
+      RollbackDecision d =
+          full_system ? FullSystemDecision(e, spec, *rp) : Decide(e, spec, *rp, context);
       o.decision_scenario = d.scenario;
       o.decision_reason = d.reason;
       o.decision_acted = d.act;
@@ -362,10 +403,13 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
       r.target_ms = d.recovery_max_ms;
       (void)state.AppendEvent(DecisionJournalEvent(e, d.act ? "acted" : "held", d.reason,
                                                    d.ToJson(), clock->WallMicros()));
-      if (!d.act) {
+      if (!d.act && ends_outage) {
+        out.Line("  decision: " + d.scenario + ": held, as it should for an outage: " + d.reason);
+      } else if (!d.act) {
         failure = "the decision matrix held: " + d.reason;
-      } else if (std::find(d.components.begin(), d.components.end(), component) ==
-                 d.components.end()) {
+      } else if (!full_system && !ends_outage &&
+                 std::find(d.components.begin(), d.components.end(), component) ==
+                     d.components.end()) {
         failure = "the decision (" + d.scenario + ") does not roll back " + component;
       } else {
         out.Line("  decision: " + d.scenario + ": " + d.reason);
@@ -391,8 +435,10 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
     }
   }
 
-  // The end: verified back on the starting restore point, or made so by the
-  // drill's own rollback, or said loudly.
+  // The end: the outage the fault holds ended, verified back on the starting
+  // restore point, or made so by the drill's own rollback, or said loudly.
+  Status ended = EndOutage(env, &fault);
+  if (!ended.ok()) out.Error("drill " + r.id + ": " + ended.message());
   o.verified_back = VerifyOnRestorePoint(spec, engine, *rp, &o.end_state);
   if (!o.verified_back) {
     out.Error("drill " + r.id + ": the environment is not on restore point " + rp->id +
@@ -400,15 +446,20 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
     RunOptions options;
     options.command = "backstop drill " + r.scenario + " (the drill's own rollback)";
     options.triggered_by = triggered_by;
-    auto cleanup = RollBackTo(spec, store, state, engine, *rp, {component}, false, options);
+    auto cleanup = RollBackTo(spec, store, state, engine, *rp, {component}, full_system, options);
     if (cleanup.ok()) o.cleanup_run_id = cleanup->run_id;
     o.end_state.clear();
     o.verified_back = VerifyOnRestorePoint(spec, engine, *rp, &o.end_state);
   }
-  if (fault.ok()) {
-    Status removed = RemoveFault(env, *fault);
-    if (!removed.ok()) o.end_state.push_back("fault release left behind: " + removed.message());
+  if (!ended.ok()) o.end_state.push_back("outage not ended: " + ended.message());
+  if (ends_outage && failure.empty() && o.verified_back && r.run_id.empty() &&
+      o.cleanup_run_id.empty()) {
+    // Held, as it should; recovered when the outage ended and the check passed.
+    o.recovered_us = clock->WallMicros();
+    r.recovery_ms = (clock->NowMicros() - injected_mono) / 1000;
   }
+  Status removed = RemoveFault(env, fault);
+  if (!removed.ok()) o.end_state.push_back("fault release left behind: " + removed.message());
 
   r.ended_us = clock->WallMicros();
   const bool target_met = r.target_ms <= 0 || (r.recovery_ms >= 0 && r.recovery_ms <= r.target_ms);

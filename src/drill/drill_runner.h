@@ -15,9 +15,14 @@
 // checks, the decision layer's Decide) and rolls back to its restore point
 // itself. Either way the drill gives up after its timeout, rolls back to its
 // restore point by itself and fails as "not detected" (or held, or failed).
+// Per scenario: full_system decides with the matrix's scope-all row
+// (full_system.h) and is refused while a daemon runs; nats_outage accepts the
+// matrix's hold and ends the outage itself before verifying (EndOutage);
+// performance_degradation counts only a latency trigger's detection.
 //
-// Refusals, checked before anything is touched: an unknown scenario or one
-// not built yet, a run in progress (the environment
+// Refusals, checked before anything is touched: an unknown scenario, a
+// release given to a scenario other than performance_degradation (or none
+// to it), a run in progress (the environment
 // lock held, or an unfinished run), an incident open (a trigger firing in the
 // watch daemon's persisted rule state, or the newest run that is not a
 // drill's own deploy failed or was abandoned: its environment was left in an
@@ -43,6 +48,9 @@ struct DrillRequest {
   std::string scenario;
   std::string component;  // empty: the spec drill's rotation, else the scenario's default
   std::string name;       // the spec's drills[].name, when run from the schedule
+  // performance_degradation: the release that answers slowly (required);
+  // empty for the other scenarios.
+  std::string release;
   bool confirm = false;
   // How long the triggers are given to detect the fault and the rollback to
   // finish; 0: 10 minutes.

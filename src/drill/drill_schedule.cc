@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "base/units.h"
+#include "drill/drill_faults.h"
+#include "drill/full_system.h"
 
 namespace backstop {
 namespace {
@@ -120,8 +122,8 @@ const DrillRecord* LastOf(const std::string& name, const std::vector<DrillRecord
 }
 
 std::vector<std::string> ComponentsFor(const Spec& spec, const std::string& scenario) {
-  const ComponentKind kind =
-      scenario == "database_corruption" ? ComponentKind::kDatabase : ComponentKind::kService;
+  if (scenario == "full_system") return {kAllServices};  // every service at once
+  const ComponentKind kind = FaultComponentKind(scenario);
   std::vector<std::string> out;
   for (const auto& name : spec.component_order) {
     const ComponentSpec* c = spec.Find(name);

@@ -129,6 +129,23 @@ nlohmann::json RollbackDecision::ToJson() const {
           {"restore_point", restore_point_id}};
 }
 
+void AddPresentReleases(const Spec& spec,
+                        const std::function<Result<nlohmann::json>(const ComponentSpec&)>& describe,
+                        DecisionContext* ctx) {
+  for (const auto& name : spec.component_order) {
+    const ComponentSpec* c = spec.Find(name);
+    if (c == nullptr || c->kind != ComponentKind::kService) continue;
+    auto described = describe(*c);
+    if (!described.ok()) continue;
+    if (described->contains("release") && (*described)["release"].is_string()) {
+      ctx->current_releases[name] = (*described)["release"].get<std::string>();
+    }
+    if (described->contains("config_hash") && (*described)["config_hash"].is_string()) {
+      ctx->current_config_hashes[name] = (*described)["config_hash"].get<std::string>();
+    }
+  }
+}
+
 bool CompleteFailure(const std::map<std::string, bool>& reachable) {
   if (reachable.size() < 2) return false;
   return std::none_of(reachable.begin(), reachable.end(), [](const auto& kv) { return kv.second; });

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/status.h"
 #include "spec/spec.h"
 #include "store/restore_point.h"
 #include "watch/rules.h"
@@ -67,6 +69,13 @@ struct DecisionContext {
   // complete failure (CompleteFailure), the decision is the fallback hold.
   std::map<std::string, bool> reachable;
 };
+
+// Fills `ctx`'s current_releases and current_config_hashes for every service
+// of the spec from `describe` (the driver's Describe(); a service it fails for
+// is left out, so the safety rule does not judge it).
+void AddPresentReleases(const Spec& spec,
+                        const std::function<Result<nlohmann::json>(const ComponentSpec&)>& describe,
+                        DecisionContext* ctx);
 
 // The decision for `event` (REQUIRES event.to == kFiring; otherwise the
 // decision is not to act, with that reason).

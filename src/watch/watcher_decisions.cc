@@ -32,21 +32,15 @@ constexpr size_t kRecentDecisions = 50;
 DecisionContext Watcher::BuildDecisionContext(std::vector<TriggerStatus> trigger_states) {
   DecisionContext ctx;
   ctx.trigger_states = std::move(trigger_states);
-  for (const auto& name : spec_.component_order) {
-    const ComponentSpec* c = spec_.Find(name);
-    if (c->kind != ComponentKind::kService) continue;
-    auto driver = registry_.Create(c->driver);
-    if (!driver.ok()) continue;
-    DriverContext dctx = DaemonDriverContext();
-    auto described = (*driver)->Describe(*c, dctx);
-    if (!described.ok()) continue;
-    if (described->contains("release") && (*described)["release"].is_string()) {
-      ctx.current_releases[name] = (*described)["release"].get<std::string>();
-    }
-    if (described->contains("config_hash") && (*described)["config_hash"].is_string()) {
-      ctx.current_config_hashes[name] = (*described)["config_hash"].get<std::string>();
-    }
-  }
+  AddPresentReleases(
+      spec_,
+      [&](const ComponentSpec& c) -> Result<nlohmann::json> {
+        auto driver = registry_.Create(c.driver);
+        if (!driver.ok()) return driver.status();
+        DriverContext dctx = DaemonDriverContext();
+        return (*driver)->Describe(c, dctx);
+      },
+      &ctx);
   MutexLock lock(&mu_);
   for (const auto& [name, v] : views_) {
     if (v->has_result && v->reachability_known) ctx.reachable[name] = v->reachable;

@@ -5,9 +5,8 @@
 // directory Backstop starts it in):
 //   {"role": "orchestrator", "version": "v2", "healthy": true, "error_rate": 0.0,
 //    "ignore_sigterm": false, "start_delay_ms": 0, "response_delay_ms": 0}
-// (response_delay_ms: every answer of /health and / waits that long first, a
-// release that answers slowly)
-// and answers
+// (response_delay_ms: every HTTP answer waits that long first, a release
+// that answers slowly) and answers
 //   GET /health   200 "ok", or 503 with the reason when the release is unhealthy
 //   GET /version  {"role", "version", "pid", "port"}
 //   GET /metrics  Prometheus text: demo_requests_total, demo_errors_total, demo_up
@@ -398,11 +397,14 @@ int Serve(int argc, char** argv) {
 
   httplib::Server server;
   server.set_keep_alive_timeout(1);  // so a stop is not held up by idle clients
+  if (rel.response_delay_ms > 0) {
+    server.set_pre_routing_handler([&](const httplib::Request&, httplib::Response&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rel.response_delay_ms));
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+  }
   Counters counters;
   server.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
-    if (rel.response_delay_ms > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(rel.response_delay_ms));
-    }
     if (health.healthy()) {
       res.set_content("ok\n", "text/plain");
     } else {
@@ -445,9 +447,6 @@ int Serve(int argc, char** argv) {
     res.set_content(m.str(), "text/plain; version=0.0.4");
   });
   server.Get("/", [&](const httplib::Request&, httplib::Response& res) {
-    if (rel.response_delay_ms > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(rel.response_delay_ms));
-    }
     if (counters.CountRequest(rel.error_rate)) {
       res.status = 500;
       res.set_content("internal error (simulated by release " + rel.version + ")\n", "text/plain");

@@ -130,4 +130,13 @@ std::string ForeignListener(FileSystem* fs, const ProbeSpec& probe, pid_t sessio
          "` as root names it): another process answers the health check in its place";
 }
 
+pid_t LoopbackListenerPid(FileSystem* fs, int port) {
+  std::set<uint64_t> pending = LoopbackListeners(fs, port);
+  if (pending.empty()) return 0;
+  for (pid_t pid : AllPids(fs)) {
+    if (TakeHeldSockets(fs, pid, &pending)) return pid;
+  }
+  return 0;
+}
+
 }  // namespace backstop::process

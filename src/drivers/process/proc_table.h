@@ -30,4 +30,8 @@ pid_t SessionOf(FileSystem* fs, pid_t pid);
 std::string ForeignListener(FileSystem* fs, const ProbeSpec& probe, pid_t session,
                             const std::string& service);
 
+// The process holding a socket that listens on loopback `port` (the first
+// found), or 0 when none is visible to this user.
+pid_t LoopbackListenerPid(FileSystem* fs, int port);
+
 }  // namespace backstop::process
