@@ -19,14 +19,7 @@
 source "$(dirname "$0")/lib.sh"
 # Not staging: the example's monthly full-system drill is for staging (tests/drill_scenarios.sh drills full_system).
 export BACKSTOP_ENVIRONMENT=drills
-start_mistersmith
-STATE="$BACKSTOP_STATE_DIR"
-
-py() { python3 -c "$1" "${@:2}"; }
-drill_id() { grep -o 'Drill [0-9TZ]*-[0-9a-f]*' <<<"$OUT" | head -n1 | cut -d' ' -f2; }
-
-bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
-bs deploy webui v1; expect_rc 0 "deploy webui v1"
+start_drill_environment
 
 # 1. Refusals, with nothing touched.
 bs drill performance_degradation --component webui; expect_rc 2 "performance_degradation without --release"

@@ -10,14 +10,7 @@ export BACKSTOP_ENVIRONMENT=drills
 # Probes wait 7 s (the interval: a timeout is no longer), so a release
 # answering in 6 s is slow, not down; 1 s above the threshold fires.
 export HEALTH_INTERVAL=7s HEALTH_TIMEOUT=7s RESPONSE_TIME_FOR=1s
-start_mistersmith
-STATE="$BACKSTOP_STATE_DIR"
-
-py() { python3 -c "$1" "${@:2}"; }
-drill_id() { grep -o 'Drill [0-9TZ]*-[0-9a-f]*' <<<"$OUT" | head -n1 | cut -d' ' -f2; }
-
-bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
-bs deploy webui v1; expect_rc 0 "deploy webui v1"
+start_drill_environment
 
 # The operator's slow release, a latency trigger.
 "$DEMO_SERVICE" make-release --role webui --version v1-slow --healthy true \

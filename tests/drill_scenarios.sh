@@ -14,14 +14,7 @@
 # performance_degradation is in tests/drill_performance.sh (slower probes).
 source "$(dirname "$0")/lib.sh"
 export BACKSTOP_ENVIRONMENT=drills
-start_mistersmith
-STATE="$BACKSTOP_STATE_DIR"
-
-py() { python3 -c "$1" "${@:2}"; }
-drill_id() { grep -o 'Drill [0-9TZ]*-[0-9a-f]*' <<<"$OUT" | head -n1 | cut -d' ' -f2; }
-
-bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
-bs deploy webui v1; expect_rc 0 "deploy webui v1"
+start_drill_environment
 
 # 1. full_system.
 bs drill full_system --component webui; expect_rc 2 "full_system takes no single component"

@@ -223,3 +223,17 @@ start_mistersmith() {
   setup_mistersmith "$WORK" >"$WORK/setup.log"
   at_exit teardown_mistersmith "$WORK" "$SPEC" "$BACKSTOP_BIN"
 }
+
+# py CODE ARGS...: a short Python check over JSON the test reads.
+py() { python3 -c "$1" "${@:2}"; }
+
+# start_drill_environment: the example environment for the drill tests, with
+# both services deployed on v1. Sets STATE. drill_id prints the id of the drill
+# that $OUT names.
+start_drill_environment() {
+  start_mistersmith
+  STATE="$BACKSTOP_STATE_DIR"
+  bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
+  bs deploy webui v1; expect_rc 0 "deploy webui v1"
+}
+drill_id() { grep -o 'Drill [0-9TZ]*-[0-9a-f]*' <<<"$OUT" | head -n1 | cut -d' ' -f2; }

@@ -17,7 +17,6 @@ export BACKSTOP_ENVIRONMENT=staging
 export PERF_MIN_CHANGE=100ms PERF_THROUGHPUT_TOLERANCE=95%
 start_mistersmith
 
-py() { python3 -c "$1" "${@:2}"; }
 
 bs deploy orchestrator v1; expect_rc 0 "deploy orchestrator v1"
 bs deploy webui v1; expect_rc 0 "deploy webui v1"

@@ -14,7 +14,6 @@ source "$(dirname "$0")/lib.sh"
 export BACKSTOP_ENVIRONMENT=staging
 start_mistersmith
 
-py() { python3 -c "$1" "${@:2}"; }
 sql() { psql_as "$PGPORT" mistersmith -qAt -c "$1"; }
 table_digest() {  # a digest of every table's content, ordered
   sql "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM (
