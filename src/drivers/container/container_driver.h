@@ -1,0 +1,63 @@
+// The `container` driver (kind service): a service run as a container by
+// Docker or podman, reached through the Docker Engine API on its unix socket
+// (docker_client.h). NOT FINISHED and not registered in registry.cc: Describe
+// and Health work; Snapshot and Restore refuse, saying the driver cannot take
+// or restore restore points yet (README.md says what remains).
+//
+// Settings (see ContainerDriverInfo for the schema):
+//   socket          the engine's API socket (default /var/run/docker.sock;
+//                   podman: `podman system service unix://PATH`)
+//   container       the container's name (required)
+//   image           the image reference it is meant to run (required)
+//   health_check    auto | image | probe (default auto): what Health counts
+//                   besides the container running (container_settings.h)
+//   stop_timeout    SIGTERM to SIGKILL when the container is stopped (10s)
+//   request_timeout how long one API request may take (30s)
+//
+// Describe: {"container", "id", "release" (the image reference the
+// container was created from), "image_id" (sha256:<hex>, the image's content
+// digest), "repo_digests", "state" (created, running, exited...),
+// "health" (healthy, unhealthy, starting, or none), "started_at",
+// "restart_count"}.
+//
+// Health: a container that does not exist or does not run fails, naming its
+// state and exit code; then, per health_check, the image's HEALTHCHECK as the
+// engine reports it and the spec's probe. Podman runs HEALTHCHECKs from
+// systemd timers: where systemd is not running, its health stays
+// "starting", which is Unknown, never a pass.
+//
+// Thread-safety: a ContainerDriver is used by one thread at a time; the free
+// functions are pure.
+#pragma once
+
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/container/container_settings.h"
+#include "drivers/driver.h"
+
+namespace backstop::container {
+
+// Name, kinds, summary, settings schema and factory of the driver.
+DriverInfo ContainerDriverInfo();
+
+// Describe's answer from the engine's inspect answers for the container and
+// its image (`image` may be null when the image is gone).
+nlohmann::json DescribeContainer(const nlohmann::json& container, const nlohmann::json& image);
+
+// The health of a container from its inspect answer and, when the spec has
+// a probe, that probe's result.
+HealthResult JudgeHealth(const nlohmann::json& container, HealthCheckSource source,
+                         const std::optional<HealthResult>& probe);
+
+class ContainerDriver : public Driver {
+ public:
+  Result<nlohmann::json> Snapshot(const ComponentSpec& c, DriverContext& ctx) override;
+  Result<nlohmann::json> Describe(const ComponentSpec& c, DriverContext& ctx) override;
+  bool IsService() const override { return true; }
+  Status Restore(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) override;
+  HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override;
+};
+
+}  // namespace backstop::container
