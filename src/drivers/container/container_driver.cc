@@ -2,8 +2,14 @@
 #include "drivers/container/container_driver.h"
 
 #include <memory>
+#include <set>
 
+#include "base/hash.h"
+#include "drivers/container/container_record.h"
+#include "drivers/container/image_archive.h"
+#include "drivers/container/image_ref.h"
 #include "probe/probe.h"
+#include "store/store.h"
 
 namespace backstop::container {
 
@@ -75,7 +81,8 @@ json DescribeContainer(const json& container, const json& image) {
   json out = {
       {"container", ContainerName(container)},
       {"id", StringAt(container, json::json_pointer("/Id"))},
-      {"release", StringAt(container, json::json_pointer("/Config/Image"))},
+      {"release", ReleaseOfRef(StringAt(container, json::json_pointer("/Config/Image")))},
+      {"image", StringAt(container, json::json_pointer("/Config/Image"))},
       {"image_id", StringAt(container, json::json_pointer("/Image"))},
       {"repo_digests", json::array()},
       {"state", StringAt(container, json::json_pointer("/State/Status"))},
@@ -147,16 +154,45 @@ HealthResult JudgeHealth(const json& container, HealthCheckSource source,
 }
 
 Result<json> ContainerDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx) {
-  (void)ctx;
-  return Status::FailedPrecondition("component " + c.name +
-                                    ": the container driver cannot take restore points yet");
-}
+  if (ctx.store == nullptr) {
+    return Status::FailedPrecondition("component " + c.name + ": a snapshot needs the store");
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(ContainerSettings settings, ReadSettings(c));
+  DockerClient client(ClientOptions(settings));
+  BACKSTOP_ASSIGN_OR_RETURN(json container, client.InspectContainer(settings.container));
+  BACKSTOP_ASSIGN_OR_RETURN(json create, CreateRequestFromInspect(container));
+  const std::string image_id = create["Image"].get<std::string>();
+  // Exported by its tag when the tag still names this image, so that a load
+  // brings the tag back; by id otherwise.
+  std::string ref = StringAt(container, json::json_pointer("/Config/Image"));
+  auto tagged = client.InspectImage(ref);
+  std::string export_ref = tagged.ok() && tagged->value("Id", "") == image_id ? ref : image_id;
 
-Status ContainerDriver::Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
-  (void)entry;
-  (void)ctx;
-  return Status::FailedPrecondition("component " + c.name +
-                                    ": the container driver cannot restore yet");
+  FileSystem* fs = ctx.env->fs();
+  std::string tar =
+      JoinPath(ctx.store->TmpDir(),
+               "image-" + c.name + "-" + std::to_string(ctx.env->clock()->WallMicros()) + ".tar");
+  ctx.Progress("saving image " + export_ref + " of " + c.name + " into the store");
+  auto stored = [&]() -> Result<StoredArchive> {
+    BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> out, fs->NewWritableFile(tar));
+    BACKSTOP_ASSIGN_OR_RETURN(uint64_t bytes, client.ExportImage(export_ref, out.get()));
+    (void)bytes;
+    BACKSTOP_RETURN_IF_ERROR(out->Close());
+    return StoreArchive(*ctx.store, fs, tar);
+  }();
+  (void)fs->Remove(tar);
+  if (!stored.ok()) return stored.status().WithContext("component " + c.name + ": save image");
+
+  std::set<std::string> unique(stored->pieces.begin(), stored->pieces.end());
+  return json{{"container", settings.container},
+              {"release", ReleaseOfRef(ref.empty() ? image_id : ref)},
+              {"image", ref},
+              {"image_id", image_id},
+              {"create", create},
+              {"archive", stored->pieces},
+              {"archive_bytes", stored->bytes},
+              {"blobs", std::vector<std::string>(unique.begin(), unique.end())},
+              {"config_hash", "sha256:" + Sha256Hex(create.dump())}};
 }
 
 Result<json> ContainerDriver::Describe(const ComponentSpec& c, DriverContext& ctx) {
@@ -174,21 +210,30 @@ Result<json> ContainerDriver::Describe(const ComponentSpec& c, DriverContext& ct
       return inspected.status();
     }
   }
-  return DescribeContainer(container, image);
+  json described = DescribeContainer(container, image);
+  auto images = client.ListImages();
+  if (!images.ok()) return images.status();
+  described["releases"] = ReleasesIn(*images, ParseImageRef(settings.image).repository);
+  return described;
 }
 
 HealthResult ContainerDriver::Health(const ComponentSpec& c, DriverContext& ctx) {
+  auto settings = ReadSettings(c);
+  if (!settings.ok()) {
+    return Verdict(HealthResult::State::kUnknown, settings.status().message());
+  }
+  DockerClient client(ClientOptions(*settings));
+  return HealthOf(c, *settings, client, settings->container, ctx);
+}
+
+HealthResult HealthOf(const ComponentSpec& c, const ContainerSettings& settings,
+                      const DockerClient& client, const std::string& name, DriverContext& ctx) {
   int64_t started = ctx.env->clock()->NowMicros();
   auto finish = [&](HealthResult r) {
     r.latency_ms = (ctx.env->clock()->NowMicros() - started) / 1000;
     return r;
   };
-  auto settings = ReadSettings(c);
-  if (!settings.ok()) {
-    return finish(Verdict(HealthResult::State::kUnknown, settings.status().message()));
-  }
-  DockerClient client(ClientOptions(*settings));
-  auto container = client.InspectContainer(settings->container);
+  auto container = client.InspectContainer(name);
   if (!container.ok()) {
     // A container that is gone has failed; an engine that does not answer says nothing of it.
     auto state = container.status().IsNotFound() ? HealthResult::State::kFail
@@ -196,10 +241,21 @@ HealthResult ContainerDriver::Health(const ComponentSpec& c, DriverContext& ctx)
     return finish(Verdict(state, container.status().message()));
   }
   std::optional<HealthResult> probe;
-  if (c.health.enabled() && settings->health_check != HealthCheckSource::kImage) {
+  if (c.health.enabled() && settings.health_check != HealthCheckSource::kImage) {
     probe = RunProbe(c.health, ctx.env);
   }
-  return finish(JudgeHealth(*container, settings->health_check, probe));
+  return finish(JudgeHealth(*container, settings.health_check, probe));
+}
+
+}  // namespace backstop::container
+
+namespace backstop::container {
+
+Status ContainerDriver::Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
+  (void)entry;
+  (void)ctx;
+  return Status::FailedPrecondition("component " + c.name +
+                                    ": the container driver cannot restore yet");
 }
 
 }  // namespace backstop::container

@@ -1,8 +1,8 @@
 // The `container` driver (kind service): a service run as a container by
 // Docker or podman, reached through the Docker Engine API on its unix socket
-// (docker_client.h). NOT FINISHED and not registered in registry.cc: Describe
-// and Health work; Snapshot and Restore refuse, saying the driver cannot take
-// or restore restore points yet (README.md says what remains).
+// (docker_client.h). NOT FINISHED and not registered in registry.cc:
+// Describe, Health and Snapshot work; Restore refuses, saying the driver
+// cannot restore yet (README.md says what remains).
 //
 // Settings (see ContainerDriverInfo for the schema):
 //   socket          the engine's API socket (default /var/run/docker.sock;
@@ -14,11 +14,22 @@
 //   stop_timeout    SIGTERM to SIGKILL when the container is stopped (10s)
 //   request_timeout how long one API request may take (30s)
 //
-// Describe: {"container", "id", "release" (the image reference the
-// container was created from), "image_id" (sha256:<hex>, the image's content
-// digest), "repo_digests", "state" (created, running, exited...),
-// "health" (healthy, unhealthy, starting, or none), "started_at",
-// "restart_count"}.
+// Releases (image_ref.h): a release is a tag of the repository `image`
+// names; `backstop deploy orchestrator 1.5` runs <repository>:1.5.
+//
+// Describe: {"container", "id", "release" (the tag of the image reference
+// the container was created from), "image" (that reference), "image_id"
+// (sha256:<hex>, the image's content digest), "repo_digests", "state"
+// (created, running, exited...), "health" (healthy, unhealthy, starting, or
+// none), "started_at", "restart_count", "releases" (the repository's tags
+// the engine has)}.
+//
+// Snapshot: the entry {"container", "release", "image", "image_id",
+// "create" (the create request that remakes the container from the image by
+// id, container_record.h), "archive" (the image as exported, in pieces:
+// image_archive.h), "archive_bytes", "blobs", "config_hash" (sha256 of the
+// create request)}. The export streams to a file under the store's tmp/,
+// never into memory.
 //
 // Health: a container that does not exist or does not run fails, naming its
 // state and exit code; then, per health_check, the image's HEALTHCHECK as the
@@ -50,6 +61,11 @@ nlohmann::json DescribeContainer(const nlohmann::json& container, const nlohmann
 // a probe, that probe's result.
 HealthResult JudgeHealth(const nlohmann::json& container, HealthCheckSource source,
                          const std::optional<HealthResult>& probe);
+
+// The health of container `name` (the component's own, or the one a
+// restore is gating) as Health judges it.
+HealthResult HealthOf(const ComponentSpec& c, const ContainerSettings& settings,
+                      const DockerClient& client, const std::string& name, DriverContext& ctx);
 
 class ContainerDriver : public Driver {
  public:

@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "base/env.h"
+#include "store/store.h"
 #include "testing/podman_service.h"
+#include "testing/test_env.h"
 
 namespace backstop::container {
 namespace {
@@ -13,6 +17,7 @@ namespace {
 using nlohmann::json;
 using State = HealthResult::State;
 using testing::PodmanService;
+using testing::TempDir;
 
 json Running(json health = nullptr) {
   json c = {{"Id", "abc"},
@@ -82,7 +87,8 @@ TEST(ContainerDescribe, NamesTheImageByDigestAndTheState) {
   json image = {{"Id", "sha256:1111"}, {"RepoDigests", {"localhost/orch@sha256:2222"}}};
   json d = DescribeContainer(Running({{"Status", "healthy"}}), image);
   EXPECT_EQ(d["container"], "orchestrator");
-  EXPECT_EQ(d["release"], "localhost/orch:2");
+  EXPECT_EQ(d["release"], "2");
+  EXPECT_EQ(d["image"], "localhost/orch:2");
   EXPECT_EQ(d["image_id"], "sha256:1111");
   EXPECT_EQ(d["repo_digests"], json({"localhost/orch@sha256:2222"}));
   EXPECT_EQ(d["state"], "running");
@@ -184,7 +190,8 @@ TEST_F(ContainerDriverTest, DescribeNamesTheRunningImageByDigest) {
   auto d = driver_.Describe(Spec("describe-me"), ctx_);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ((*d)["container"], "describe-me");
-  EXPECT_EQ((*d)["release"], "localhost/backstop-orch:1");
+  EXPECT_EQ((*d)["release"], "1");
+  EXPECT_EQ((*d)["image"], "localhost/backstop-orch:1");
   EXPECT_EQ((*d)["image_id"], *image_id_);
   EXPECT_EQ((*d)["state"], "running");
   EXPECT_EQ((*d)["health"], "none");
@@ -234,11 +241,53 @@ TEST_F(ContainerDriverTest, AnImageHealthcheckNotYetRunIsUnknown) {
   }
 }
 
-TEST_F(ContainerDriverTest, SnapshotAndRestoreRefuseUntilTheyAreBuilt) {
-  auto snap = driver_.Snapshot(Spec("any"), ctx_);
-  EXPECT_EQ(snap.status().code(), Status::Code::kFailedPrecondition);
-  EXPECT_EQ(driver_.Restore(Spec("any"), json::object(), ctx_).code(),
-            Status::Code::kFailedPrecondition);
+TEST_F(ContainerDriverTest, SnapshotSavesTheImageAndTheConfigurationOnce) {
+  Run("snap-me", {{"Env", {"MODE=blue"}}, {"Labels", {{"team", "ops"}}}});
+  TempDir dir;
+  auto store = Store::Open(Env::Default(), dir.Join("store"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ctx_.store = store->get();
+  auto first = driver_.Snapshot(Spec("snap-me"), ctx_);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const json& e = *first;
+  EXPECT_EQ(e["release"], "1");
+  EXPECT_EQ(e["image"], "localhost/backstop-orch:1");
+  EXPECT_EQ(e["image_id"], *image_id_);
+  EXPECT_EQ(e["create"]["Image"], *image_id_);
+  EXPECT_EQ(e["create"]["Labels"]["team"], "ops");
+  EXPECT_EQ(e["config_hash"].get<std::string>().rfind("sha256:", 0), 0u);
+  ASSERT_FALSE(e["blobs"].empty());
+  uint64_t archived = 0;
+  for (const auto& d : e["archive"]) {
+    ASSERT_TRUE((*store)->Has(d.get<std::string>())) << d;
+    auto size = (*store)->SizeOf(d.get<std::string>());
+    ASSERT_TRUE(size.ok());
+    archived += *size;
+  }
+  EXPECT_EQ(archived, e["archive_bytes"].get<uint64_t>());
+  EXPECT_GT(archived, 100'000u);  // the static busybox is in there
+
+  auto blobs_before = (*store)->ListBlobs();
+  ASSERT_TRUE(blobs_before.ok());
+  auto second = driver_.Snapshot(Spec("snap-me"), ctx_);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  auto blobs_after = (*store)->ListBlobs();
+  ASSERT_TRUE(blobs_after.ok());
+  // The same image again writes no new blob: every piece was already there.
+  EXPECT_EQ(*blobs_after, *blobs_before);
+  EXPECT_EQ((*second)["archive"], e["archive"]);
+}
+
+TEST_F(ContainerDriverTest, DescribeListsTheTagsOfTheImageRepositoryAsReleases) {
+  ASSERT_TRUE(
+      service_->Podman({"tag", "localhost/backstop-orch:1", "localhost/backstop-orch:7"}).ok());
+  Run("releases-of-me");
+  auto d = driver_.Describe(Spec("releases-of-me"), ctx_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ((*d)["release"], "1");
+  std::vector<std::string> releases = (*d)["releases"];
+  EXPECT_NE(std::find(releases.begin(), releases.end(), "1"), releases.end());
+  EXPECT_NE(std::find(releases.begin(), releases.end(), "7"), releases.end());
 }
 
 }  // namespace

@@ -48,6 +48,24 @@ std::string QueryValue(const std::string& s) { return Escape(s, ""); }
 
 bool IsSuccess(long http_status) { return http_status >= 200 && http_status < 300; }
 
+// A container's log stream without its framing: without a TTY the engine
+// sends frames of an 8-byte header (stream 0-2, three zero bytes, a
+// big-endian length) and the bytes; with one, the bytes as they are.
+std::string Unframe(const std::string& raw) {
+  std::string out;
+  size_t pos = 0;
+  while (pos + 8 <= raw.size()) {
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(raw[pos + i]); };
+    if (byte(0) > 2 || byte(1) != 0 || byte(2) != 0 || byte(3) != 0) break;
+    size_t length = (size_t{byte(4)} << 24) | (size_t{byte(5)} << 16) | (size_t{byte(6)} << 8) |
+                    size_t{byte(7)};
+    out.append(raw, pos + 8, length);
+    pos += 8 + length;
+  }
+  if (pos == 0) return raw;  // a TTY's stream: no frames
+  return out;
+}
+
 }  // namespace
 
 // One request: where its body comes from and where its answer goes.
@@ -283,6 +301,42 @@ Status DockerClient::RemoveContainer(const std::string& name_or_id, bool force) 
   BACKSTOP_ASSIGN_OR_RETURN(Response resp, Perform(r));
   if (resp.http_status == 404 || IsSuccess(resp.http_status)) return Status::OK();
   return HttpError(r.what, resp);
+}
+
+Result<json> DockerClient::ListImages() const {
+  Request r;
+  r.path = "/images/json";
+  r.what = "list images";
+  BACKSTOP_ASSIGN_OR_RETURN(Response resp, Perform(r));
+  if (!IsSuccess(resp.http_status)) return HttpError(r.what, resp);
+  json parsed = json::parse(resp.body, nullptr, false);
+  if (!parsed.is_array()) return Status::Corruption(r.what + ": the answer is not a JSON array");
+  return parsed;
+}
+
+Status DockerClient::RenameContainer(const std::string& name_or_id,
+                                     const std::string& new_name) const {
+  Request r;
+  r.method = "POST";
+  r.path = "/containers/" + PathPart(name_or_id) + "/rename?name=" + QueryValue(new_name);
+  r.what = "rename container " + name_or_id + " to " + new_name;
+  BACKSTOP_ASSIGN_OR_RETURN(Response resp, Perform(r));
+  if (IsSuccess(resp.http_status)) return Status::OK();
+  Status error = HttpError(r.what, resp);
+  if (error.message().find("already in use") != std::string::npos) {
+    return Status::FailedPrecondition(error.message());
+  }
+  return error;
+}
+
+Result<std::string> DockerClient::ContainerLogs(const std::string& name_or_id, int tail) const {
+  Request r;
+  r.path = "/containers/" + PathPart(name_or_id) +
+           "/logs?stdout=1&stderr=1&tail=" + std::to_string(tail);
+  r.what = "logs of container " + name_or_id;
+  BACKSTOP_ASSIGN_OR_RETURN(Response resp, Perform(r));
+  if (!IsSuccess(resp.http_status)) return HttpError(r.what, resp);
+  return Unframe(resp.body);
 }
 
 Result<uint64_t> DockerClient::ExportImage(const std::string& ref, WritableFile* out) const {

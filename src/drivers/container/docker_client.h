@@ -72,6 +72,14 @@ class DockerClient {
   // DELETE /containers/{id}?force=0|1. OK when there is no such container.
   Status RemoveContainer(const std::string& name_or_id, bool force) const;
 
+  // GET /images/json: every image the engine has (Id, RepoTags...).
+  Result<nlohmann::json> ListImages() const;
+  // POST /containers/{id}/rename?name=NAME. FailedPrecondition when the name is taken.
+  Status RenameContainer(const std::string& name_or_id, const std::string& new_name) const;
+  // GET /containers/{id}/logs: the last `tail` lines of its stdout and
+  // stderr, interleaved as written (the engine's stream framing removed).
+  Result<std::string> ContainerLogs(const std::string& name_or_id, int tail) const;
+
   // GET /images/{ref}/get: the image as a `docker save` tar, appended to
   // `out` as it arrives (the caller opens, syncs and closes the file).
   // Returns the number of bytes written.
