@@ -6,6 +6,7 @@
 
 #include "base/hash.h"
 #include "drivers/container/container_record.h"
+#include "drivers/container/container_restore.h"
 #include "drivers/container/image_archive.h"
 #include "drivers/container/image_ref.h"
 #include "probe/probe.h"
@@ -252,10 +253,44 @@ HealthResult HealthOf(const ComponentSpec& c, const ContainerSettings& settings,
 namespace backstop::container {
 
 Status ContainerDriver::Restore(const ComponentSpec& c, const json& entry, DriverContext& ctx) {
-  (void)entry;
+  BACKSTOP_ASSIGN_OR_RETURN(ContainerSettings settings, ReadSettings(c));
+  DockerClient client(ClientOptions(settings));
+  return RestoreContainer(c, settings, client, entry, ctx);
+}
+
+Status ContainerDriver::Stop(const ComponentSpec& c, DriverContext& ctx) {
   (void)ctx;
-  return Status::FailedPrecondition("component " + c.name +
-                                    ": the container driver cannot restore yet");
+  BACKSTOP_ASSIGN_OR_RETURN(ContainerSettings settings, ReadSettings(c));
+  DockerClient client(ClientOptions(settings));
+  int grace = static_cast<int>((settings.stop_timeout_ms + 999) / 1000);
+  Status st = client.StopContainer(settings.container, grace);
+  return st.IsNotFound() ? Status::OK() : st;  // nothing runs: stopped
+}
+
+Status ContainerDriver::Start(const ComponentSpec& c, DriverContext& ctx) {
+  (void)ctx;
+  BACKSTOP_ASSIGN_OR_RETURN(ContainerSettings settings, ReadSettings(c));
+  DockerClient client(ClientOptions(settings));
+  Status st = client.StartContainer(settings.container);
+  if (st.IsNotFound()) {
+    return Status::FailedPrecondition("container " + settings.container +
+                                      " does not exist; roll back to a restore point of " + c.name +
+                                      " to create it again");
+  }
+  return st;
+}
+
+std::string ContainerDriver::Diagnose(const ComponentSpec& c, DriverContext& ctx) {
+  (void)ctx;
+  auto settings = ReadSettings(c);
+  if (!settings.ok()) return "";
+  DockerClient client(ClientOptions(*settings));
+  auto logs = client.ContainerLogs(settings->container, 20);
+  if (!logs.ok()) return "";
+  std::string text = *logs;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (text.empty()) return "container " + settings->container + " printed nothing";
+  return "last lines of container " + settings->container + ":\n" + text;
 }
 
 }  // namespace backstop::container

@@ -1,8 +1,6 @@
 // The `container` driver (kind service): a service run as a container by
 // Docker or podman, reached through the Docker Engine API on its unix socket
-// (docker_client.h). NOT FINISHED and not registered in registry.cc:
-// Describe, Health and Snapshot work; Restore refuses, saying the driver
-// cannot restore yet (README.md says what remains).
+// (docker_client.h). Not registered in registry.cc yet (README.md).
 //
 // Settings (see ContainerDriverInfo for the schema):
 //   socket          the engine's API socket (default /var/run/docker.sock;
@@ -72,7 +70,14 @@ class ContainerDriver : public Driver {
   Result<nlohmann::json> Snapshot(const ComponentSpec& c, DriverContext& ctx) override;
   Result<nlohmann::json> Describe(const ComponentSpec& c, DriverContext& ctx) override;
   bool IsService() const override { return true; }
+  // Stop: the container, SIGKILL after stop_timeout; OK when it does not exist.
+  Status Stop(const ComponentSpec& c, DriverContext& ctx) override;
+  // Start: the container as it is; FailedPrecondition when it does not exist.
+  Status Start(const ComponentSpec& c, DriverContext& ctx) override;
+  // Restore: container_restore.h.
   Status Restore(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) override;
+  // The last 20 lines the container printed (stdout and stderr).
+  std::string Diagnose(const ComponentSpec& c, DriverContext& ctx) override;
   HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override;
 };
 

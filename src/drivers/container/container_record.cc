@@ -1,6 +1,7 @@
 // A container's configuration as a create request. See container_record.h.
 #include "drivers/container/container_record.h"
 
+#include <algorithm>
 #include <cctype>
 #include <string>
 
@@ -56,6 +57,38 @@ Result<json> CreateRequestFromInspect(const json& inspected) {
   }
   request["HostConfig"] = host_request;
   return request;
+}
+
+json WithoutImageDefaults(json create, const json& image_config) {
+  if (!image_config.is_object()) return create;
+  for (const char* key : {"Cmd", "Entrypoint", "WorkingDir", "User", "Healthcheck", "StopSignal"}) {
+    auto own = create.find(key);
+    auto inherited = image_config.find(key);
+    if (own != create.end() && inherited != image_config.end() && *own == *inherited) {
+      create.erase(key);
+    }
+  }
+  if (create.contains("Env") && create["Env"].is_array() && image_config.contains("Env") &&
+      image_config["Env"].is_array()) {
+    json env = json::array();
+    for (const auto& entry : create["Env"]) {
+      const json& inherited = image_config["Env"];
+      if (std::find(inherited.begin(), inherited.end(), entry) == inherited.end()) {
+        env.push_back(entry);
+      }
+    }
+    create["Env"] = env;
+  }
+  if (create.contains("Labels") && create["Labels"].is_object() &&
+      image_config.contains("Labels") && image_config["Labels"].is_object()) {
+    json labels = json::object();
+    for (const auto& [key, value] : create["Labels"].items()) {
+      auto inherited = image_config["Labels"].find(key);
+      if (inherited == image_config["Labels"].end() || *inherited != value) labels[key] = value;
+    }
+    create["Labels"] = labels;
+  }
+  return create;
 }
 
 }  // namespace backstop::container

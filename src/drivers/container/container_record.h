@@ -11,8 +11,6 @@
 // Dropped: what names the old container (its hostname, a HOSTNAME variable
 // derived from its id) and the engine's runtime state.
 //
-// Not wired into Snapshot yet (container_driver.h).
-//
 // Thread-safety: pure functions.
 #pragma once
 
@@ -25,5 +23,14 @@ namespace backstop::container {
 // The create request for a container like `inspected` (an inspect answer).
 // InvalidArgument when the answer names no image id.
 Result<nlohmann::json> CreateRequestFromInspect(const nlohmann::json& inspected);
+
+// `create` without what the container inherited from its image rather than
+// was given (`image_config`: that image's inspect "Config"): a command,
+// entrypoint, working directory, user, health check or stop signal equal to
+// the image's, the image's environment entries and labels. What remains is
+// the container's own configuration, to run another release's image with:
+// that image's defaults then apply. A setting given explicitly with the same
+// value as the image's default is indistinguishable and also dropped.
+nlohmann::json WithoutImageDefaults(nlohmann::json create, const nlohmann::json& image_config);
 
 }  // namespace backstop::container

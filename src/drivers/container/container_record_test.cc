@@ -13,6 +13,25 @@ namespace {
 using nlohmann::json;
 using testing::PodmanService;
 
+TEST(ContainerRecord, WithoutImageDefaultsKeepsOnlyWhatTheContainerWasGiven) {
+  json create = {{"Image", "sha256:1111"},
+                 {"Cmd", {"httpd", "-f"}},
+                 {"Entrypoint", {"/bin/run"}},
+                 {"Env", {"PATH=/bin", "MODE=prod"}},
+                 {"Labels", {{"team", "core"}, {"vendor", "acme"}}},
+                 {"HostConfig", {{"NetworkMode", "none"}}}};
+  json image = {{"Cmd", {"httpd", "-f"}},
+                {"Entrypoint", {"/bin/other"}},
+                {"Env", {"PATH=/bin"}},
+                {"Labels", {{"vendor", "acme"}}}};
+  EXPECT_EQ(WithoutImageDefaults(create, image), json({{"Image", "sha256:1111"},
+                                                       {"Entrypoint", {"/bin/run"}},
+                                                       {"Env", {"MODE=prod"}},
+                                                       {"Labels", {{"team", "core"}}},
+                                                       {"HostConfig", {{"NetworkMode", "none"}}}}));
+  EXPECT_EQ(WithoutImageDefaults(create, nullptr), create);
+}
+
 TEST(ContainerRecord, NamesTheImageByIdAndDropsTheOldHostname) {
   json inspected = {{"Image", "sha256:1111"},
                     {"Config",
