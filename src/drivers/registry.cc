@@ -4,6 +4,9 @@
 #include "drivers/files/files_driver.h"
 #include "drivers/process/process_driver.h"
 
+namespace backstop::container {
+DriverInfo ContainerDriverInfo();
+}
 namespace backstop::nats {
 DriverInfo NatsDriverInfo();
 }
@@ -19,6 +22,7 @@ void RegisterBuiltinDrivers(DriverRegistry& registry) {
   registry.Register(postgres::PostgresDriverInfo());
   registry.Register(process::ProcessDriverInfo());
   registry.Register(files::FilesDriverInfo());
+  registry.Register(container::ContainerDriverInfo());
 }
 
 }  // namespace backstop

@@ -57,7 +57,7 @@ DriverInfo ContainerDriverInfo() {
   info.kinds = {"service"};
   info.summary =
       "a service run as a container by Docker or podman, through the Docker Engine API on its "
-      "unix socket (unfinished: describe and health only, no restore points yet)";
+      "unix socket; restore points keep the image itself in the store";
   info.settings = {
       MakeSetting("socket", Type::kPath, false,
                   "the engine's API socket, e.g. /var/run/docker.sock or a podman service's",

@@ -1,6 +1,6 @@
 // The `container` driver (kind service): a service run as a container by
 // Docker or podman, reached through the Docker Engine API on its unix socket
-// (docker_client.h). Not registered in registry.cc yet (README.md).
+// (docker_client.h).
 //
 // Settings (see ContainerDriverInfo for the schema):
 //   socket          the engine's API socket (default /var/run/docker.sock;

@@ -337,7 +337,7 @@ Status RestoreContainer(const ComponentSpec& c, const ContainerSettings& setting
     return Status::FailedPrecondition("component " + c.name +
                                       ": a container restore needs the state directory");
   }
-  return Restorer(c, settings, client, ctx).Run(entry).WithContext("restore " + c.name);
+  return Restorer(c, settings, client, ctx).Run(entry);
 }
 
 }  // namespace backstop::container
