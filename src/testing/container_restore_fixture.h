@@ -90,7 +90,7 @@ class ContainerRestoreTest : public ::testing::Test {
     DockerClient client = Client();
     ASSERT_TRUE(client.CreateContainer(name_, config).ok());
     ASSERT_TRUE(client.StartContainer(name_).ok());
-    HealthResult h = WaitHealthy(c_.health, Env::Default(), 100, nullptr, nullptr);
+    HealthResult h = WaitHealthy(c_.health.ForPort(port_), Env::Default(), 100, nullptr, nullptr);
     ASSERT_EQ(h.state, HealthResult::State::kPass) << h.detail;
   }
   json Snapshot() {

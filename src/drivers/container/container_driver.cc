@@ -7,6 +7,7 @@
 #include "base/hash.h"
 #include "drivers/container/container_record.h"
 #include "drivers/container/container_restore.h"
+#include "drivers/container/container_slots.h"
 #include "drivers/container/image_archive.h"
 #include "drivers/container/image_ref.h"
 #include "probe/probe.h"
@@ -73,6 +74,9 @@ DriverInfo ContainerDriverInfo() {
                   "how long a stop may take before SIGKILL, e.g. 10s", "10s"),
       MakeSetting("request_timeout", Type::kDuration, false,
                   "how long one request to the engine may take, e.g. 30s", "30s"),
+      MakeSetting("container_port", Type::kInt, false,
+                  "blue/green: the port inside the container that each slot publishes on its "
+                  "slot port, e.g. 8080 (default: the one port the container publishes)"),
   };
   info.factory = [] { return std::make_unique<ContainerDriver>(); };
   return info;
@@ -291,6 +295,30 @@ std::string ContainerDriver::Diagnose(const ComponentSpec& c, DriverContext& ctx
   while (!text.empty() && text.back() == '\n') text.pop_back();
   if (text.empty()) return "container " + settings->container + " printed nothing";
   return "last lines of container " + settings->container + ":\n" + text;
+}
+
+Status ContainerDriver::StartSlot(const ComponentSpec& c, Slot slot, const std::string& release,
+                                  DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(ContainerSettings settings, ReadSettings(c));
+  return StartSlotContainer(c, settings, DockerClient(ClientOptions(settings)), slot, release, ctx);
+}
+
+Status ContainerDriver::StopSlot(const ComponentSpec& c, Slot slot, DriverContext& ctx) {
+  (void)ctx;
+  BACKSTOP_ASSIGN_OR_RETURN(ContainerSettings settings, ReadSettings(c));
+  return StopSlotContainer(settings, DockerClient(ClientOptions(settings)), slot);
+}
+
+Result<std::vector<SlotState>> ContainerDriver::Slots(const ComponentSpec& c, DriverContext& ctx) {
+  (void)ctx;
+  BACKSTOP_ASSIGN_OR_RETURN(ContainerSettings settings, ReadSettings(c));
+  return SlotContainers(c, settings, DockerClient(ClientOptions(settings)));
+}
+
+HealthResult ContainerDriver::SlotHealth(const ComponentSpec& c, Slot slot, DriverContext& ctx) {
+  auto settings = ReadSettings(c);
+  if (!settings.ok()) return Verdict(HealthResult::State::kUnknown, settings.status().message());
+  return SlotContainerHealth(c, *settings, DockerClient(ClientOptions(*settings)), slot, ctx);
 }
 
 }  // namespace backstop::container

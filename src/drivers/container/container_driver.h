@@ -78,6 +78,13 @@ class ContainerDriver : public Driver {
   Status Restore(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) override;
   // The last 20 lines the container printed (stdout and stderr).
   std::string Diagnose(const ComponentSpec& c, DriverContext& ctx) override;
+  // Blue/green slots: container_slots.h.
+  bool SupportsSlots() const override { return true; }
+  Status StartSlot(const ComponentSpec& c, Slot slot, const std::string& release,
+                   DriverContext& ctx) override;
+  Status StopSlot(const ComponentSpec& c, Slot slot, DriverContext& ctx) override;
+  Result<std::vector<SlotState>> Slots(const ComponentSpec& c, DriverContext& ctx) override;
+  HealthResult SlotHealth(const ComponentSpec& c, Slot slot, DriverContext& ctx) override;
   HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override;
 };
 

@@ -46,6 +46,12 @@ Result<ContainerSettings> ReadSettings(const ComponentSpec& c) {
   if (!stop.ok()) return stop.status().WithContext(where);
   auto request = DurationSettingMs(s, "request_timeout", 30'000);
   if (!request.ok()) return request.status().WithContext(where);
+  if (auto port = s.find("container_port"); port != s.end() && !port->is_null()) {
+    if (!port->is_number_integer() || port->get<int64_t>() < 1 || port->get<int64_t>() > 65535) {
+      return Status::InvalidArgument(where + ": container_port must be a port number, 1 to 65535");
+    }
+    out.container_port = port->get<int>();
+  }
   out.stop_timeout_ms = *stop >= 0 ? *stop : 10'000;
   out.request_timeout_ms = *request > 0 ? *request : 30'000;
   return out;

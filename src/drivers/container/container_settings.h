@@ -27,6 +27,9 @@ struct ContainerSettings {
   HealthCheckSource health_check = HealthCheckSource::kAuto;
   int64_t stop_timeout_ms = 10'000;
   int64_t request_timeout_ms = 30'000;
+  // Blue/green slots: the port inside the container a slot publishes on its
+  // slot port; 0: the one port the container publishes (container_slots.h).
+  int container_port = 0;
 };
 
 // The settings of `c`: InvalidArgument naming the component and the setting
