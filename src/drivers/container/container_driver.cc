@@ -45,6 +45,43 @@ std::string ContainerName(const json& container) {
   return name;
 }
 
+// The last image archive a snapshot stored, remembered per component so that
+// the next snapshot of the same image (by the same reference) skips the
+// export: <state_dir>/components/<name>/image-archive.json. Only a hint: it
+// is used when every piece is still in the store, and losing it costs one
+// export.
+std::string ArchiveCachePath(const ComponentSpec& c, const DriverContext& ctx) {
+  if (ctx.state_dir.empty()) return "";
+  return JoinPath(JoinPath(JoinPath(ctx.state_dir, "components"), c.name), "image-archive.json");
+}
+
+Result<StoredArchive> CachedArchive(Store& store, FileSystem* fs, const std::string& path,
+                                    const std::string& key) {
+  if (path.empty() || !fs->Exists(path)) return Status::NotFound("no archive remembered");
+  BACKSTOP_ASSIGN_OR_RETURN(std::string text, fs->ReadFileNoFollow(path));
+  json cached = json::parse(text, nullptr, false);
+  if (!cached.is_object() || cached.value("key", "") != key || !cached.contains("pieces") ||
+      !cached["pieces"].is_array()) {
+    return Status::NotFound("another image remembered");
+  }
+  StoredArchive out;
+  out.bytes = cached.value("bytes", uint64_t{0});
+  for (const auto& piece : cached["pieces"]) {
+    if (!piece.is_string() || !store.Has(piece.get<std::string>())) {
+      return Status::NotFound("a piece is gone");
+    }
+    out.pieces.push_back(piece.get<std::string>());
+  }
+  return out;
+}
+
+void RememberArchive(FileSystem* fs, const std::string& path, const std::string& key,
+                     const StoredArchive& archive) {
+  if (path.empty() || !fs->CreateDirs(Dirname(path)).ok()) return;
+  json cached = {{"key", key}, {"pieces", archive.pieces}, {"bytes", archive.bytes}};
+  (void)fs->WriteFileAtomic(path, cached.dump() + "\n", 0600);  // a hint: an error costs an export
+}
+
 HealthResult Verdict(HealthResult::State state, std::string detail) {
   return HealthResult::Make(state, 0, std::move(detail));
 }
@@ -174,19 +211,24 @@ Result<json> ContainerDriver::Snapshot(const ComponentSpec& c, DriverContext& ct
   std::string export_ref = tagged.ok() && tagged->value("Id", "") == image_id ? ref : image_id;
 
   FileSystem* fs = ctx.env->fs();
-  std::string tar =
-      JoinPath(ctx.store->TmpDir(),
-               "image-" + c.name + "-" + std::to_string(ctx.env->clock()->WallMicros()) + ".tar");
-  ctx.Progress("saving image " + export_ref + " of " + c.name + " into the store");
-  auto stored = [&]() -> Result<StoredArchive> {
-    BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> out, fs->NewWritableFile(tar));
-    BACKSTOP_ASSIGN_OR_RETURN(uint64_t bytes, client.ExportImage(export_ref, out.get()));
-    (void)bytes;
-    BACKSTOP_RETURN_IF_ERROR(out->Close());
-    return StoreArchive(*ctx.store, fs, tar);
-  }();
-  (void)fs->Remove(tar);
-  if (!stored.ok()) return stored.status().WithContext("component " + c.name + ": save image");
+  const std::string cache_key = export_ref + " " + image_id;
+  Result<StoredArchive> stored = CachedArchive(*ctx.store, fs, ArchiveCachePath(c, ctx), cache_key);
+  if (!stored.ok()) {
+    std::string tar =
+        JoinPath(ctx.store->TmpDir(),
+                 "image-" + c.name + "-" + std::to_string(ctx.env->clock()->WallMicros()) + ".tar");
+    ctx.Progress("saving image " + export_ref + " of " + c.name + " into the store");
+    stored = [&]() -> Result<StoredArchive> {
+      BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> out, fs->NewWritableFile(tar));
+      BACKSTOP_ASSIGN_OR_RETURN(uint64_t bytes, client.ExportImage(export_ref, out.get()));
+      (void)bytes;
+      BACKSTOP_RETURN_IF_ERROR(out->Close());
+      return StoreArchive(*ctx.store, fs, tar);
+    }();
+    (void)fs->Remove(tar);
+    if (!stored.ok()) return stored.status().WithContext("component " + c.name + ": save image");
+    RememberArchive(fs, ArchiveCachePath(c, ctx), cache_key, *stored);
+  }
 
   std::set<std::string> unique(stored->pieces.begin(), stored->pieces.end());
   return json{{"container", settings.container},
@@ -319,6 +361,24 @@ HealthResult ContainerDriver::SlotHealth(const ComponentSpec& c, Slot slot, Driv
   auto settings = ReadSettings(c);
   if (!settings.ok()) return Verdict(HealthResult::State::kUnknown, settings.status().message());
   return SlotContainerHealth(c, *settings, DockerClient(ClientOptions(*settings)), slot, ctx);
+}
+
+Status ContainerDriver::VerifyRestored(const ComponentSpec& c, const json& entry,
+                                       DriverContext& ctx) {
+  BACKSTOP_ASSIGN_OR_RETURN(json described, Describe(c, ctx));
+  if (entry.contains("image_id")) {
+    if (described.value("image_id", "") != entry.value("image_id", "")) {
+      return Status::Corruption("container " + described.value("container", "") + " runs image " +
+                                described.value("image_id", "") + ", not the restored " +
+                                entry.value("image_id", ""));
+    }
+  } else if (entry.contains("release") &&
+             described.value("release", "") != entry.value("release", "")) {
+    return Status::Corruption("container " + described.value("container", "") + " runs release " +
+                              described.value("release", "") + ", not " +
+                              entry.value("release", ""));
+  }
+  return Status::OK();
 }
 
 }  // namespace backstop::container

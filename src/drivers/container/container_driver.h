@@ -11,6 +11,8 @@
 //                   besides the container running (container_settings.h)
 //   stop_timeout    SIGTERM to SIGKILL when the container is stopped (10s)
 //   request_timeout how long one API request may take (30s)
+//   container_port  blue/green: the port inside the container each slot
+//                   publishes on its slot port (container_slots.h)
 //
 // Releases (image_ref.h): a release is a tag of the repository `image`
 // names; `backstop deploy orchestrator 1.5` runs <repository>:1.5.
@@ -76,6 +78,9 @@ class ContainerDriver : public Driver {
   Status Start(const ComponentSpec& c, DriverContext& ctx) override;
   // Restore: container_restore.h.
   Status Restore(const ComponentSpec& c, const nlohmann::json& entry, DriverContext& ctx) override;
+  // The container runs the entry's image (by id) or release.
+  Status VerifyRestored(const ComponentSpec& c, const nlohmann::json& entry,
+                        DriverContext& ctx) override;
   // The last 20 lines the container printed (stdout and stderr).
   std::string Diagnose(const ComponentSpec& c, DriverContext& ctx) override;
   // Blue/green slots: container_slots.h.

@@ -278,6 +278,29 @@ TEST_F(ContainerDriverTest, SnapshotSavesTheImageAndTheConfigurationOnce) {
   EXPECT_EQ((*second)["archive"], e["archive"]);
 }
 
+TEST_F(ContainerDriverTest, TheRememberedArchiveIsUsedOnlyWhileEveryPieceIsStored) {
+  Run("cache-me");
+  TempDir dir;
+  auto store = Store::Open(Env::Default(), dir.Join("store"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ctx_.store = store->get();
+  ctx_.state_dir = dir.Join("state");
+  auto first = driver_.Snapshot(Spec("cache-me"), ctx_);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto remembered =
+      Env::Default()->fs()->ReadFile(dir.Join("state/components/orchestrator/image-archive.json"));
+  ASSERT_TRUE(remembered.ok()) << remembered.status().ToString();
+  EXPECT_NE(remembered->find(*image_id_), std::string::npos);
+
+  // A piece lost from the store: the next snapshot exports again and stores it.
+  std::string piece = (*first)["archive"][0];
+  ASSERT_TRUE((*store)->RemoveBlob(piece).ok());
+  auto second = driver_.Snapshot(Spec("cache-me"), ctx_);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ((*second)["archive"], (*first)["archive"]);
+  EXPECT_TRUE((*store)->Has(piece));
+}
+
 TEST_F(ContainerDriverTest, DescribeListsTheTagsOfTheImageRepositoryAsReleases) {
   ASSERT_TRUE(
       service_->Podman({"tag", "localhost/backstop-orch:1", "localhost/backstop-orch:7"}).ok());
