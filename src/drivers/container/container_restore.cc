@@ -89,6 +89,10 @@ class Restorer {
   Status EnsureImage(const json& entry, const std::string& image_id);
   Result<Journal> Plan(const json& entry, bool* already_there);
   HealthResult Gate(const std::string& name);
+  // `error`, after starting `replaced` (a name or id; empty: none) again
+  // when it exists: a restore that failed before its new container ran
+  // leaves the service on the container it had.
+  Status WithReplacedStarted(const Status& error, const std::string& replaced);
   std::string Logs(const std::string& name);
 
   const ComponentSpec& c_;
@@ -207,6 +211,17 @@ Result<Journal> Restorer::Plan(const json& entry, bool* already_there) {
   return j;
 }
 
+Status Restorer::WithReplacedStarted(const Status& error, const std::string& replaced) {
+  if (replaced.empty()) return error;
+  Status started = client_.StartContainer(replaced);
+  if (started.IsNotFound()) return error;
+  if (!started.ok()) {
+    return error.WithContext("the replaced container could not be started again (" +
+                             started.message() + ") after this failure");
+  }
+  return error.WithContext("the replaced container was started again after this failure");
+}
+
 std::string Restorer::Logs(const std::string& name) {
   auto logs = client_.ContainerLogs(name, kLogLines);
   if (!logs.ok()) return "(its logs could not be read: " + logs.status().message() + ")";
@@ -246,7 +261,11 @@ Status Restorer::Advance(Journal& j, bool finish_only) {
       auto made = client_.InspectContainer(j.new_name);
       if (made.ok()) id = made->value("Id", "");
     }
-    if (!id.ok()) return id.status();
+    if (!id.ok()) {
+      // Nothing new exists: the replaced container is the service again.
+      BACKSTOP_RETURN_IF_ERROR(RemoveJournal());
+      return WithReplacedStarted(id.status(), j.replaced_id);
+    }
     CrashPointForTest("container.after-create");
     j.new_id = *id;
     j.stage = Stage::kStart;
@@ -312,7 +331,9 @@ Status Restorer::Run(const json& entry) {
   }
   if (!journal.has_value()) {
     bool already_there = false;
-    BACKSTOP_ASSIGN_OR_RETURN(Journal planned, Plan(entry, &already_there));
+    auto plan = Plan(entry, &already_there);
+    if (!plan.ok()) return WithReplacedStarted(plan.status(), settings_.container);
+    Journal planned = std::move(*plan);
     if (already_there) {
       ctx_.Progress(c_.name + " already runs release " + planned.release);
       return Status::OK();

@@ -18,7 +18,10 @@
 // (temp + fsync + rename), rewritten before each step that changes what a
 // resume must do. A resume of R continues from it; a journal left by another
 // run is finished first (completed when its gate had passed, otherwise its
-// new container is removed). A restore whose target already runs under C
+// new container is removed). A restore that fails before its new container
+// exists (the image cannot be loaded, the create is refused) starts the
+// replaced container again, since the run engine does not (RunEngine::Recover
+// restarts only services whose switch never began). A restore whose target already runs under C
 // (same image, same configuration) changes nothing.
 //
 // Crash points (base/crash_point.h): container.after-load,

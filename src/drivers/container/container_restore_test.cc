@@ -78,5 +78,25 @@ TEST_F(ContainerRestoreTest, AReleaseFailingItsGateLeavesTheReplacedOneRunning) 
   EXPECT_NE(driver_.Diagnose(c_, ctx_), "");
 }
 
+TEST_F(ContainerRestoreTest, ACreateThatFailsStartsTheReplacedOneAgain) {
+  RunFirst();
+  json entry = Snapshot();
+  entry["create"]["HostConfig"]["NetworkMode"] = "container:no-such-backstop-container";
+  ctx_.run_id = "run-create-fails";
+  ASSERT_TRUE(driver_.Stop(c_, ctx_).ok());
+  Status st = driver_.Restore(c_, entry, ctx_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message().rfind("the replaced container was started again after this failure: "
+                               "create container " +
+                                   name_ + "-run-create-fails",
+                               0),
+            0u)
+      << st.message();
+  auto containers = Containers();
+  EXPECT_EQ(containers.size(), 1u);
+  EXPECT_EQ(containers[name_].second, "running");
+  EXPECT_FALSE(Env::Default()->fs()->Exists(RestoreJournalPath(c_, ctx_)));
+}
+
 }  // namespace
 }  // namespace backstop::container
