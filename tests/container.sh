@@ -71,6 +71,10 @@ expect_rc 0 "deploy web 2"
 expect_eq "$(served)" release-2 "served after deploy 2"
 expect_eq "$(containers)" "web " "containers after deploy 2"
 
+bs status
+expect_rc 0 "status"
+expect_contains "$OUT" "release 2" "status"
+
 bs deploy web bad
 expect_rc 1 "deploy of a release whose health fails"
 expect_contains "$OUT$ERR" "release bad of web failed its health gate" "deploy bad"
@@ -90,6 +94,8 @@ expect_rc 0 "rollback after podman rmi of the old image"
 expect_eq "$(served)" release-1 "served after the rollback"
 expect_eq "$(containers)" "web " "containers after the rollback"
 [[ -z $(find "$WORK/.backstop/components" -name container-restore.json) ]] || fail "a restore journal is left"
+bs snapshots verify good
+expect_rc 0 "snapshots verify (every piece of every image archive re-hashed)"
 
 # Killed inside the restore (the new container created, not yet started): the
 # resume adopts it and ends on release 2 with one container.
