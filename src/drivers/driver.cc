@@ -108,6 +108,16 @@ HealthResult Driver::Health(const ComponentSpec& c, DriverContext& ctx) {
   return RunProbe(c.health, ctx.env);
 }
 
+HealthResult Driver::SlotHealth(const ComponentSpec& c, Slot slot, DriverContext& ctx) {
+  if (!c.health.enabled() || !c.traffic) {
+    HealthResult r;
+    r.state = HealthResult::State::kUnknown;
+    r.detail = !c.traffic ? "not a blue/green service" : "no health probe configured";
+    return r;
+  }
+  return RunProbe(c.health.ForPort(SlotPort(c, slot)), ctx.env);
+}
+
 DriverRegistry& DriverRegistry::Global() {
   static DriverRegistry* registry = [] {
     auto* r = new DriverRegistry();

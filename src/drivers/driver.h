@@ -35,6 +35,7 @@
 #include "base/env.h"
 #include "base/json_lines.h"  // ReadJsonLines, for the drivers' ledgers
 #include "base/status.h"
+#include "drivers/slot.h"
 #include "probe/health.h"
 #include "probe/progress.h"
 #include "spec/driver_catalog.h"
@@ -206,6 +207,45 @@ class Driver {
   // After a failed start or health gate: what the operator should look at
   // ("process exited with status 1; last log lines: ..."). Empty if nothing to add.
   virtual std::string Diagnose(const ComponentSpec& c, DriverContext& ctx) { return ""; }
+  // --- Blue/green services (a spec `traffic:` block; drivers/slot.h) ---
+  // True when the driver can run a release in a slot next to the other.
+  virtual bool SupportsSlots() const { return false; }
+  // Starts `release` in `slot`, on SlotPort(c, slot), leaving the other slot
+  // alone; returns once the instance runs (the run engine gates on its health
+  // with SlotHealth). Idempotent: a slot already running `release` is left as
+  // it is; one running anything else is stopped first.
+  virtual Status StartSlot(const ComponentSpec& c, Slot slot, const std::string& release,
+                           DriverContext& ctx) {
+    return Status::FailedPrecondition("driver " + c.driver + " cannot run blue/green slots");
+  }
+  // Stops whatever runs in `slot`; OK when nothing does.
+  virtual Status StopSlot(const ComponentSpec& c, Slot slot, DriverContext& ctx) {
+    return Status::FailedPrecondition("driver " + c.driver + " cannot run blue/green slots");
+  }
+  // Both slots as recorded and checked now (blue first).
+  virtual Result<std::vector<SlotState>> Slots(const ComponentSpec& c, DriverContext& ctx) {
+    return Status::FailedPrecondition("driver " + c.driver + " cannot run blue/green slots");
+  }
+  // The spec's probe aimed at `slot` ({port} replaced by its port).
+  virtual HealthResult SlotHealth(const ComponentSpec& c, Slot slot, DriverContext& ctx);
+
+  // --- Traffic components (kind traffic) ---
+  // Sends new connections for `upstream` to `servers` ("host:port", in
+  // order) with a validated, graceful reload, and returns once they go
+  // there; open connections finish where they are. A configuration that
+  // fails validation is refused with the server's own message and the
+  // current routing stays. Idempotent: routing already equal is left alone.
+  virtual Status Route(const ComponentSpec& c, const std::string& upstream,
+                       const std::vector<std::string>& servers, DriverContext& ctx) {
+    return Status::FailedPrecondition("driver " + c.driver + " does not route traffic");
+  }
+  // Where `upstream`'s connections go now: empty when Backstop has never
+  // routed it.
+  virtual Result<std::vector<std::string>> Routed(const ComponentSpec& c,
+                                                  const std::string& upstream, DriverContext& ctx) {
+    return Status::FailedPrecondition("driver " + c.driver + " does not route traffic");
+  }
+
   // Health: by default the component's probe from the spec (probe.h).
   virtual HealthResult Health(const ComponentSpec& c, DriverContext& ctx);
   // Data integrity checks for `backstop verify --data`; `entry` may be null

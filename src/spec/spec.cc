@@ -34,6 +34,20 @@ std::string SpecError::ToString() const {
   return out;
 }
 
+ProbeSpec ProbeSpec::ForPort(int port) const {
+  ProbeSpec out = *this;
+  const std::string value = std::to_string(port);
+  auto substitute = [&](std::string& text) {
+    for (size_t at = text.find("{port}"); at != std::string::npos;
+         at = text.find("{port}", at + value.size())) {
+      text.replace(at, 6, value);
+    }
+  };
+  substitute(out.target);
+  for (auto& arg : out.command) substitute(arg);
+  return out;
+}
+
 std::string ProbeSpec::Describe() const {
   switch (type) {
     case Type::kHttp:
@@ -63,9 +77,8 @@ namespace spec_internal {
 namespace {
 
 const std::vector<std::string> kTopKeys = {
-    "environment", "protected",       "state_dir", "store",  "data_loss",     "components",
-    "triggers",    "decision_matrix", "drills",    "notify", "restore_points",
-    "performance"};
+    "environment", "protected",       "state_dir", "store",  "data_loss",      "components",
+    "triggers",    "decision_matrix", "drills",    "notify", "restore_points", "performance"};
 
 }  // namespace
 

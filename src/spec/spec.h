@@ -10,6 +10,7 @@
 // Thread-safety: a Spec is an immutable value after loading.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -52,6 +53,26 @@ struct ProbeSpec {
   SourcePos pos;
   bool enabled() const { return type != Type::kNone; }
   std::string Describe() const;  // "http http://127.0.0.1:3000/health"
+  // This probe aimed at one blue/green slot: every "{port}" in the target
+  // and the command replaced by `port`.
+  ProbeSpec ForPort(int port) const;
+};
+
+// components.<service>.traffic: the service is reached through a traffic
+// component (kind traffic), and changes release without an outage.
+// Blue/green: the service runs as up to two instances ("slots"), each on its
+// own port from `ports`; a deploy starts the new release in the idle slot,
+// gates on its health, then routes `upstream` to it; the replaced one keeps
+// running for `keep_previous_ms`, so that a rollback inside that window is a
+// switch back. The command, the environment and the health probe see the
+// slot's port as {port} (and the process as BACKSTOP_PORT).
+struct ServiceTrafficSpec {
+  std::string component;  // the traffic component that routes to this service
+  std::string upstream;   // the upstream it routes; default: the service's name
+  TrafficStrategy strategy = TrafficStrategy::kBlueGreen;
+  std::array<int, 2> ports{};          // blue, green: two distinct ports
+  int64_t keep_previous_ms = 600'000;  // 10m
+  SourcePos pos;
 };
 
 struct ComponentSpec {
@@ -64,6 +85,7 @@ struct ComponentSpec {
   // are converted to milliseconds (integers), percentages to numbers,
   // relative paths (schema type kPath) made absolute against the spec's directory.
   nlohmann::json settings = nlohmann::json::object();
+  std::optional<ServiceTrafficSpec> traffic;  // services only
   SourcePos pos;
 };
 
@@ -163,6 +185,18 @@ struct PerformanceSpec {
   SourcePos pos;
 };
 
+// `fallback:` (seed 5.3): the standby that `backstop fallback`, and the
+// decision matrix's `fallback` scope in `backstop watch`, send traffic to when
+// everything else failed: an older environment, a maintenance page, another
+// host. Never switched to unless `health` passes.
+struct FallbackSpec {
+  std::string traffic;               // the traffic component that switches
+  std::string upstream;              // the upstream switched; default: see the parser
+  std::vector<std::string> servers;  // `upstreams:` in the file: "host:port" of the standby
+  ProbeSpec health;                  // the standby's health check (required)
+  SourcePos pos;
+};
+
 struct Spec {
   std::string path;      // absolute path of the spec file
   std::string base_dir;  // its directory: relative paths in the spec resolve against it
@@ -183,6 +217,7 @@ struct Spec {
   std::vector<NotifySpec> notify;
   RestorePointsSpec restore_points;
   PerformanceSpec performance;
+  std::optional<FallbackSpec> fallback;
 
   const ComponentSpec* Find(const std::string& name) const;
 };

@@ -37,6 +37,14 @@ constexpr bool HoldsData(ComponentKind k) {
   return k == ComponentKind::kDatabase || k == ComponentKind::kStream;
 }
 
+// components.<service>.traffic.strategy: how a service behind a traffic
+// component changes release. Blue/green is the one strategy so far.
+enum class TrafficStrategy { kBlueGreen };
+inline constexpr EnumNames<TrafficStrategy, 1> kTrafficStrategyNames{{{
+    {TrafficStrategy::kBlueGreen, "blue_green"},
+}}};
+constexpr std::string_view Name(TrafficStrategy s) { return kTrafficStrategyNames.Name(s); }
+
 // triggers[].signal
 enum class Signal {
   kHealth,

@@ -984,4 +984,16 @@ TEST(SpecTest, SurvivesHostileInput) {
 }
 
 }  // namespace
+TEST(ProbeSpecTest, ForPortReplacesEveryPortPlaceholderInTargetAndCommand) {
+  ProbeSpec http;
+  http.type = ProbeSpec::Type::kHttp;
+  http.target = "http://127.0.0.1:{port}/health?self={port}";
+  EXPECT_EQ(http.ForPort(3001).target, "http://127.0.0.1:3001/health?self=3001");
+  ProbeSpec exec;
+  exec.type = ProbeSpec::Type::kExec;
+  exec.command = {"check", "--port={port}", "{port}"};
+  EXPECT_EQ(exec.ForPort(42).command, (std::vector<std::string>{"check", "--port=42", "42"}));
+  EXPECT_EQ(exec.command[2], "{port}");  // the spec's own probe is left as written
+}
+
 }  // namespace backstop

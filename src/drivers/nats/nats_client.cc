@@ -432,6 +432,12 @@ Status ForEachMessage(Connection& conn, const std::string& stream, uint64_t from
                          s);
   }
   SubPtr sub(sub_raw);
+  // An ordered consumer runs with flow control: the server's window bounds
+  // what can pile up here. nats.c's own limit counts messages (65,536), and
+  // headers-only messages fit the window many more at a time: a reader slower
+  // than the server (a loaded host) then lost messages ("Slow Consumer") and
+  // the ledger failed.
+  (void)natsSubscription_SetPendingLimits(sub.get(), -1, -1);
   const int64_t timeout = conn.options().request_timeout_ms;
   uint64_t last_seen = start - 1;
   while (true) {
