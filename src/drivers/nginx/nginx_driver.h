@@ -1,8 +1,7 @@
 // The `nginx` driver (kind traffic): the nginx site config a traffic
 // component owns, captured in restore points and put back with a validated,
-// graceful reload. First step of issue 10's traffic component: blue/green
-// switching and fallback are not here yet, and the driver is not registered
-// in ../registry.cc (a spec cannot name it) until they are.
+// graceful reload. Upstream routing (Route/Routed), which blue/green and
+// fallback need, is not here yet.
 //
 // Settings (see NginxDriverInfo for the schema):
 //   site            the site config file the component owns (required)
