@@ -62,6 +62,7 @@ std::string NginxServer::main_config() const { return JoinPath(dir_, "nginx.conf
 std::string NginxServer::site_config() const { return JoinPath(dir_, "sites/site.conf"); }
 std::string NginxServer::pid_file() const { return JoinPath(dir_, "nginx.pid"); }
 std::string NginxServer::error_log() const { return JoinPath(dir_, "error.log"); }
+std::string NginxServer::upstreams_dir() const { return JoinPath(dir_, "upstreams"); }
 
 std::string NginxServer::SiteAnswering(const std::string& body) const {
   return "server {\n  listen 127.0.0.1:" + std::to_string(port_) +
@@ -74,6 +75,7 @@ Status NginxServer::WriteConfig(const std::string& body) {
   const std::string temp = JoinPath(dir_, "temp");
   BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(JoinPath(dir_, "sites"), 0755));
   BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(temp, 0755));
+  BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(upstreams_dir(), 0700));
   std::string conf = "daemon off;\nmaster_process on;\nworker_processes 1;\n";
   conf += "pid " + pid_file() + ";\n";
   conf += "error_log " + error_log() + " notice;\n";
@@ -82,6 +84,7 @@ Status NginxServer::WriteConfig(const std::string& body) {
   for (const char* kind : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
     conf += "  " + std::string(kind) + "_temp_path " + JoinPath(temp, kind) + ";\n";
   }
+  conf += "  include " + JoinPath(upstreams_dir(), "*.conf") + ";\n";
   conf += "  include " + site_config() + ";\n}\n";
   BACKSTOP_RETURN_IF_ERROR(fs->WriteFileAtomic(main_config(), conf, 0644));
   return fs->WriteFileAtomic(site_config(), SiteAnswering(body), 0644);

@@ -2,14 +2,14 @@
 // reserved loopback port (testing/ports.h).
 //
 // Start() writes <dir>/nginx.conf (daemon off; pid, error log and every temp
-// path under <dir>, so nothing is written to /var) that includes the site
-// config <dir>/sites/site.conf, writes a first site that answers every GET
-// with `body`, runs `nginx -p <dir> -e <dir>/error.log -c <dir>/nginx.conf`
-// as a non-daemon master (a child of the test, with PR_SET_PDEATHSIG) and
-// waits until the site answers. The destructor stops it (SIGQUIT: open
-// connections finish; SIGKILL after 5 s) and removes the directory (kept when
-// BACKSTOP_KEEP_TEST_DIRS is set). Workers run as `nobody` when the test
-// runs as root: files they serve must be world-readable.
+// path under <dir>, so nothing is written to /var) that includes the
+// upstream files <dir>/upstreams/*.conf (none at first; the nginx driver's
+// `upstreams` directory, 0700) and the site config <dir>/sites/site.conf, writes a first site that
+// answers every GET with `body`, runs `nginx -p <dir> -e <dir>/error.log -c <dir>/nginx.conf` as a
+// non-daemon master (a child of the test, with PR_SET_PDEATHSIG) and waits until the site answers.
+// The destructor stops it (SIGQUIT: open connections finish; SIGKILL after 5 s) and removes the
+// directory (kept when BACKSTOP_KEEP_TEST_DIRS is set). Workers run as `nobody` when the test runs
+// as root: files they serve must be world-readable.
 //
 // Thread-safety: not thread-safe. Test-only code.
 #pragma once
@@ -46,10 +46,11 @@ class NginxServer {
   const std::string& dir() const { return dir_; }
   int port() const { return port_; }
   pid_t master_pid() const { return pid_; }
-  std::string main_config() const;  // <dir>/nginx.conf
-  std::string site_config() const;  // <dir>/sites/site.conf
-  std::string pid_file() const;     // <dir>/nginx.pid
-  std::string error_log() const;    // <dir>/error.log
+  std::string main_config() const;    // <dir>/nginx.conf
+  std::string site_config() const;    // <dir>/sites/site.conf
+  std::string pid_file() const;       // <dir>/nginx.pid
+  std::string error_log() const;      // <dir>/error.log
+  std::string upstreams_dir() const;  // <dir>/upstreams, 0700, included as *.conf
   // The end of the error log, for failure messages.
   std::string LogTail() const;
 

@@ -12,6 +12,7 @@
 #include "base/strings.h"
 #include "drivers/config_hash.h"
 #include "drivers/driver_settings.h"
+#include "drivers/nginx/nginx_upstream.h"
 #include "store/store.h"
 
 namespace backstop::nginx {
@@ -33,6 +34,7 @@ struct Settings {
   std::string nginx = "nginx";
   std::string prefix;
   std::string error_log;
+  std::string upstreams;  // empty: the component does not route
   int64_t reload_timeout_ms = 10'000;
   std::string component_dir;  // <state_dir>/components/<name>
   std::string journal_path;   // <component_dir>/restore.json
@@ -56,10 +58,12 @@ Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_d
   BACKSTOP_RETURN_IF_ERROR(text("nginx", &s.nginx, false));
   BACKSTOP_RETURN_IF_ERROR(text("prefix", &s.prefix, false));
   BACKSTOP_RETURN_IF_ERROR(text("error_log", &s.error_log, false));
+  BACKSTOP_RETURN_IF_ERROR(text("upstreams", &s.upstreams, false));
   BACKSTOP_ASSIGN_OR_RETURN(s.reload_timeout_ms, DurationSettingMs(j, "reload_timeout", 10'000));
   s.site = AbsolutePath(s.site, CurrentDir());
   s.main_config = AbsolutePath(s.main_config, CurrentDir());
   s.pid_file = AbsolutePath(s.pid_file, CurrentDir());
+  if (!s.upstreams.empty()) s.upstreams = AbsolutePath(s.upstreams, CurrentDir());
   if (state_dir.empty()) {
     return Status::InvalidArgument("component " + c.name +
                                    ": the nginx driver needs a state directory for its journal");
@@ -163,6 +167,17 @@ class NginxDriver : public Driver {
     json out = {{"site", SiteJson(s.site, f)}, {"config_hash", ConfigHash({{s.site, f.sha256}})}};
     auto master = MasterPid(s, ctx);
     if (master.ok()) out["master_pid"] = *master;
+    if (!s.upstreams.empty()) {
+      json routes = json::object();
+      auto names = ctx.env->fs()->ListDir(s.upstreams);
+      for (const std::string& name : names.ok() ? *names : std::vector<std::string>{}) {
+        if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".conf") != 0) continue;
+        const std::string upstream = name.substr(0, name.size() - 5);
+        auto servers = Routed(c, upstream, ctx);
+        if (servers.ok()) routes[upstream] = *servers;
+      }
+      out["routes"] = routes;
+    }
     return out;
   }
 
@@ -182,26 +197,69 @@ class NginxDriver : public Driver {
       return Status::FailedPrecondition("the restore point holds " + w.path + " for " + s.name +
                                         ", but its site setting is now " + s.site);
     }
-    FileSystem* fs = ctx.env->fs();
-    BACKSTOP_ASSIGN_OR_RETURN(json journal, ReadJournal(s, ctx));
-    const std::string phase = journal.is_object() ? journal.value("phase", "") : "";
     if (ctx.dry_run) {
       ctx.Progress("would validate and restore " + s.site + ", then reload nginx");
       return Status::OK();
     }
-    if (phase == "validating") {
-      // The candidate may be live without having passed nginx -t: put the copy back first.
-      BACKSTOP_RETURN_IF_ERROR(PutPreviousBack(s, journal.value("previous", ""), ctx));
-    }
+    FileSystem* fs = ctx.env->fs();
+    BACKSTOP_ASSIGN_OR_RETURN(bool reload_pending, FinishInterrupted(s, ctx));
     BACKSTOP_ASSIGN_OR_RETURN(SiteFile live, InspectSite(fs, s.site));
-    if (live.sha256 == w.sha256 && phase != "reloading") {
-      if (phase == "validating") BACKSTOP_RETURN_IF_ERROR(fs->Remove(s.journal_path));
+    if (live.sha256 == w.sha256 && !reload_pending) return Status::OK();
+    if (live.sha256 != w.sha256) {
+      if (ctx.store == nullptr) return Status::Internal("nginx restore without a store");
+      const std::string staged = Beside(s.site, kStagedSuffix, ctx);
+      Status st = ctx.store->GetToFile(w.sha256, staged, w.mode);
+      if (!st.ok()) {
+        (void)fs->Remove(staged);
+        return st.WithContext("restoring " + s.site + "; the live site config was not changed");
+      }
+      BACKSTOP_RETURN_IF_ERROR(
+          SwapValidated(s, s.site, staged, live,
+                        "the site config of " + s.name + " from the restore point", ctx));
+      ctx.Progress(s.name + ": restored " + s.site + " (nginx -t passed)");
+    }
+    return ReloadAndClose(s, ctx);
+  }
+
+  Status Route(const ComponentSpec& c, const std::string& upstream,
+               const std::vector<std::string>& servers, DriverContext& ctx) override {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
+    BACKSTOP_RETURN_IF_ERROR(CheckUpstreamName(upstream));
+    BACKSTOP_RETURN_IF_ERROR(CheckUpstreamServers(servers));
+    BACKSTOP_ASSIGN_OR_RETURN(std::string path, UpstreamPath(s, upstream));
+    const std::string what =
+        "routing upstream " + upstream + " of " + s.name + " to " + Join(servers, ", ");
+    if (ctx.dry_run) {
+      ctx.Progress("would validate " + what + ", then reload nginx");
       return Status::OK();
     }
-    if (live.sha256 != w.sha256) BACKSTOP_RETURN_IF_ERROR(SwapValidated(s, w, live, ctx));
-    CrashPointForTest("nginx.before-reload");
-    BACKSTOP_RETURN_IF_ERROR(Reload(s, ctx));
-    return fs->Remove(s.journal_path);
+    FileSystem* fs = ctx.env->fs();
+    BACKSTOP_RETURN_IF_ERROR(EnsureUpstreamsDir(s, fs));
+    BACKSTOP_ASSIGN_OR_RETURN(bool reload_pending, FinishInterrupted(s, ctx));
+    const std::string text = UpstreamConfigText(s.name, upstream, servers);
+    BACKSTOP_ASSIGN_OR_RETURN(SiteFile live, InspectSite(fs, path));
+    const bool equal = live.sha256 == Sha256Hex(text);
+    if (equal && !reload_pending) return Status::OK();
+    if (!equal) {
+      const std::string staged = Beside(path, kStagedSuffix, ctx);
+      BACKSTOP_RETURN_IF_ERROR(fs->WriteFileAtomic(staged, text, 0600));
+      BACKSTOP_RETURN_IF_ERROR(SwapValidated(s, path, staged, live, what, ctx));
+      ctx.Progress(s.name + ": " + what + " (nginx -t passed)");
+    }
+    return ReloadAndClose(s, ctx);
+  }
+
+  Result<std::vector<std::string>> Routed(const ComponentSpec& c, const std::string& upstream,
+                                          DriverContext& ctx) override {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
+    BACKSTOP_RETURN_IF_ERROR(CheckUpstreamName(upstream));
+    BACKSTOP_ASSIGN_OR_RETURN(std::string path, UpstreamPath(s, upstream));
+    auto text = ctx.env->fs()->ReadFileNoFollow(path);
+    if (!text.ok()) {
+      if (text.status().IsNotFound()) return std::vector<std::string>{};
+      return text.status();
+    }
+    return ParseUpstreamConfig(upstream, *text);
   }
 
   Status VerifyRestored(const ComponentSpec& c, const json& entry, DriverContext& ctx) override {
@@ -254,52 +312,120 @@ class NginxDriver : public Driver {
     return ctx.env->fs()->WriteFileAtomic(s.journal_path, j.dump() + "\n");
   }
 
-  Status PutPreviousBack(const Settings& s, const std::string& previous, DriverContext& ctx) {
-    FileSystem* fs = ctx.env->fs();
-    if (previous.empty() || !fs->Exists(previous)) return Status::OK();
-    BACKSTOP_RETURN_IF_ERROR(fs->Rename(previous, s.site));
-    return fs->SyncDir(Dirname(s.site));
+  // "<file><suffix>-<run>": beside the file, in the same directory (one rename).
+  static std::string Beside(const std::string& file, const char* suffix, DriverContext& ctx) {
+    return file + suffix + "-" + (ctx.run_id.empty() ? std::string("manual") : ctx.run_id);
   }
 
-  // Puts the recorded site in place only if the full config passes nginx -t
-  // with it; otherwise the live file is as it was and nginx's message is returned.
-  Status SwapValidated(const Settings& s, const WantedSite& w, const SiteFile& live,
-                       DriverContext& ctx) {
-    FileSystem* fs = ctx.env->fs();
-    if (ctx.store == nullptr) return Status::Internal("nginx restore without a store");
-    const std::string run = ctx.run_id.empty() ? std::string("manual") : ctx.run_id;
-    const std::string staged = s.site + kStagedSuffix + "-" + run;
-    const std::string previous = s.site + kPreviousSuffix + "-" + run;
-    Status st = ctx.store->GetToFile(w.sha256, staged, w.mode);
-    if (!st.ok()) {
-      (void)fs->Remove(staged);
-      return st.WithContext("restoring " + s.site + "; the live site config was not changed");
+  Result<std::string> UpstreamPath(const Settings& s, const std::string& upstream) {
+    if (s.upstreams.empty()) {
+      return Status::FailedPrecondition(
+          "component " + s.name +
+          " cannot route: its setting 'upstreams' is not set (a directory Backstop owns, which "
+          "nginx's config includes as `include <upstreams>/*.conf;`)");
     }
-    if (!live.sha256.empty()) {
-      BACKSTOP_ASSIGN_OR_RETURN(std::string current, fs->ReadFileNoFollow(s.site));
+    return JoinPath(s.upstreams, upstream + ".conf");
+  }
+
+  // The upstreams directory is Backstop's: created 0700; one that is a link,
+  // or that others may read or write, is refused (anyone who can write there
+  // routes the traffic).
+  Status EnsureUpstreamsDir(const Settings& s, FileSystem* fs) {
+    auto info = fs->Stat(s.upstreams);
+    if (!info.ok()) {
+      if (!info.status().IsNotFound()) return info.status();
+      return fs->CreateDirs(s.upstreams, 0700);
+    }
+    if (info->is_symlink || !info->is_dir) {
+      return Status::FailedPrecondition(
+          "upstreams " + s.upstreams + " of " + s.name +
+          " is not a directory; Backstop never routes through a link");
+    }
+    if ((info->mode & 077) != 0) {
+      return Status::FailedPrecondition("upstreams directory " + s.upstreams + " of " + s.name +
+                                        " is open to other users; Backstop owns it (chmod 700 " +
+                                        s.upstreams + ")");
+    }
+    return Status::OK();
+  }
+
+  // What an interrupted swap (a site restore or a route, same journal) left:
+  // a candidate live before it passed nginx -t is taken out again (the
+  // previous file put back, or a file that did not exist removed); true when
+  // a validated file is in place but nginx may not have reloaded it yet.
+  Result<bool> FinishInterrupted(const Settings& s, DriverContext& ctx) {
+    BACKSTOP_ASSIGN_OR_RETURN(json journal, ReadJournal(s, ctx));
+    if (!journal.is_object()) return false;
+    const std::string phase = journal.value("phase", "");
+    if (phase == "reloading") return true;
+    if (phase != "validating") return false;
+    FileSystem* fs = ctx.env->fs();
+    const std::string file = journal.value("file", s.site);
+    if (journal.value("created", false)) {
+      BACKSTOP_RETURN_IF_ERROR(fs->Remove(file));
+      BACKSTOP_RETURN_IF_ERROR(fs->SyncDir(Dirname(file)));
+    } else {
+      BACKSTOP_RETURN_IF_ERROR(PutPreviousBack(file, journal.value("previous", ""), ctx));
+    }
+    const std::string staged = journal.value("staged", "");
+    if (!staged.empty()) BACKSTOP_RETURN_IF_ERROR(fs->Remove(staged));
+    BACKSTOP_RETURN_IF_ERROR(fs->Remove(s.journal_path));
+    return false;
+  }
+
+  Status PutPreviousBack(const std::string& file, const std::string& previous, DriverContext& ctx) {
+    FileSystem* fs = ctx.env->fs();
+    if (previous.empty() || !fs->Exists(previous)) return Status::OK();
+    BACKSTOP_RETURN_IF_ERROR(fs->Rename(previous, file));
+    return fs->SyncDir(Dirname(file));
+  }
+
+  // Puts `staged` in place of `target` (whose content is `live`) only if the
+  // full config passes nginx -t with it; otherwise `target` is as it was and
+  // nginx's message is returned. `what` names the change in that message.
+  // On success the journal says "reloading": ReloadAndClose must follow.
+  Status SwapValidated(const Settings& s, const std::string& target, const std::string& staged,
+                       const SiteFile& live, const std::string& what, DriverContext& ctx) {
+    FileSystem* fs = ctx.env->fs();
+    const bool created = live.sha256.empty();
+    const std::string previous = created ? std::string() : Beside(target, kPreviousSuffix, ctx);
+    if (!created) {
+      BACKSTOP_ASSIGN_OR_RETURN(std::string current, fs->ReadFileNoFollow(target));
       BACKSTOP_RETURN_IF_ERROR(fs->WriteFileAtomic(previous, current, live.mode));
     }
-    BACKSTOP_RETURN_IF_ERROR(WriteJournal(
-        s, {{"run_id", ctx.run_id}, {"phase", "validating"}, {"previous", previous}}, ctx));
+    BACKSTOP_RETURN_IF_ERROR(WriteJournal(s,
+                                          {{"run_id", ctx.run_id},
+                                           {"phase", "validating"},
+                                           {"file", target},
+                                           {"staged", staged},
+                                           {"previous", previous},
+                                           {"created", created}},
+                                          ctx));
     CrashPointForTest("nginx.after-stage");
-    BACKSTOP_RETURN_IF_ERROR(fs->Rename(staged, s.site));
-    BACKSTOP_RETURN_IF_ERROR(fs->SyncDir(Dirname(s.site)));
+    BACKSTOP_RETURN_IF_ERROR(fs->Rename(staged, target));
+    BACKSTOP_RETURN_IF_ERROR(fs->SyncDir(Dirname(target)));
     CrashPointForTest("nginx.after-swap");
-    Status valid = Validate(s, ctx);
+    Status valid = Validate(s, what, ctx);
     if (!valid.ok()) {
-      if (live.sha256.empty()) {
-        BACKSTOP_RETURN_IF_ERROR(fs->Remove(s.site));
+      if (created) {
+        BACKSTOP_RETURN_IF_ERROR(fs->Remove(target));
+        BACKSTOP_RETURN_IF_ERROR(fs->SyncDir(Dirname(target)));
       } else {
-        BACKSTOP_RETURN_IF_ERROR(PutPreviousBack(s, previous, ctx));
+        BACKSTOP_RETURN_IF_ERROR(PutPreviousBack(target, previous, ctx));
       }
       BACKSTOP_RETURN_IF_ERROR(fs->Remove(s.journal_path));
       return valid;
     }
     BACKSTOP_RETURN_IF_ERROR(
-        WriteJournal(s, {{"run_id", ctx.run_id}, {"phase", "reloading"}}, ctx));
-    (void)fs->Remove(previous);
-    ctx.Progress(s.name + ": restored " + s.site + " (nginx -t passed)");
+        WriteJournal(s, {{"run_id", ctx.run_id}, {"phase", "reloading"}, {"file", target}}, ctx));
+    if (!created) (void)fs->Remove(previous);
     return Status::OK();
+  }
+
+  Status ReloadAndClose(const Settings& s, DriverContext& ctx) {
+    CrashPointForTest("nginx.before-reload");
+    BACKSTOP_RETURN_IF_ERROR(Reload(s, ctx));
+    return ctx.env->fs()->Remove(s.journal_path);
   }
 
   std::vector<std::string> NginxArgs(const Settings& s) const {
@@ -310,7 +436,7 @@ class NginxDriver : public Driver {
     return argv;
   }
 
-  Status Validate(const Settings& s, DriverContext& ctx) {
+  Status Validate(const Settings& s, const std::string& what, DriverContext& ctx) {
     ProcessOptions opts;
     opts.argv = NginxArgs(s);
     opts.argv.insert(opts.argv.begin() + 1, "-t");
@@ -327,9 +453,8 @@ class NginxDriver : public Driver {
       }
     }
     const std::string why = lines.empty() ? run->Describe() : Join(lines, "; ");
-    return Status::FailedPrecondition("the site config of " + s.name +
-                                      " from the restore point fails nginx -t against " +
-                                      s.main_config + ": " + why +
+    return Status::FailedPrecondition(what + " fails nginx -t against " + s.main_config + ": " +
+                                      why +
                                       "; it was not put in place and nginx keeps serving the "
                                       "running config");
   }
@@ -399,6 +524,9 @@ std::vector<SettingSchema> Schema() {
   add("nginx", T::kString, false, "the nginx binary; default nginx (from PATH)", "nginx");
   add("prefix", T::kPath, false, "nginx's -p (prefix path), when not the compiled-in one");
   add("error_log", T::kPath, false, "nginx's -e (error log), when not the compiled-in one");
+  add("upstreams", T::kPath, false,
+      "a directory Backstop owns (0700) where routing writes <upstream>.conf; nginx's config "
+      "includes it with `include <dir>/*.conf;`. Needed to route (blue/green, fallback)");
   add("reload_timeout", T::kDuration, false,
       "how long a reload may take to start new workers; default 10s", "10s");
   return v;

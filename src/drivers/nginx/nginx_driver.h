@@ -1,7 +1,7 @@
 // The `nginx` driver (kind traffic): the nginx site config a traffic
 // component owns, captured in restore points and put back with a validated,
-// graceful reload. Upstream routing (Route/Routed), which blue/green and
-// fallback need, is not here yet.
+// graceful reload, and the upstreams it routes (Driver::Route, for
+// blue/green services and the fallback standby).
 //
 // Settings (see NginxDriverInfo for the schema):
 //   site            the site config file the component owns (required)
@@ -10,6 +10,9 @@
 //   nginx           the nginx binary (default "nginx", looked up in PATH)
 //   prefix          nginx's -p, when not the compiled-in one
 //   error_log       nginx's -e, when not the compiled-in one
+//   upstreams       a directory Backstop owns (0700) where Route writes
+//                   <upstream>.conf; the user's config includes it with
+//                   `include <upstreams>/*.conf;` (needed to route only)
 //   reload_timeout  how long a reload may take to start new workers (default 10s)
 //
 // Manifest entry (Snapshot):
@@ -33,6 +36,15 @@
 // starts over; finding "reloading", it signals again. A site already equal
 // to the entry, with no journal, is left alone (no reload).
 // Crash points: nginx.after-stage, nginx.after-swap, nginx.before-reload.
+//
+// Route(upstream, servers) writes <upstreams>/<upstream>.conf =
+// `upstream <upstream> { server A; server B; }` (nginx_upstream.h) with the
+// same swap: staged beside it, journaled in the same restore.json, nginx -t
+// with the candidate in place, put back (or removed, for a first route) when
+// refused, SIGHUP, new generation confirmed; equal routing is left alone.
+// The upstream files are not part of the site: a restore point does not hold
+// them and a site restore leaves routing as it is. Routed reads the file back
+// (empty when Backstop never routed that upstream).
 //
 // Health: the master named by pid_file runs, then the spec's probe if any.
 //
