@@ -172,7 +172,9 @@ void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
         why = "the decision names no component to roll back";
       } else {
         RunJob job;
-        if (d.scope == MatrixScope::kAll) {
+        if (d.scope == MatrixScope::kFallback) {
+          job.fallback = true;  // d.components: the traffic component
+        } else if (d.scope == MatrixScope::kAll) {
           RollbackRequest r;
           r.all = true;
           r.to = rp->id;
@@ -193,7 +195,7 @@ void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
         job.detail = {{"event", e.ToJson()}, {"decision", d.ToJson()}};
         job.command =
             "backstop watch (automatic: trigger " + e.trigger + " on " + e.component + ")";
-        job.description = "rollback of " +
+        job.description = std::string(job.fallback ? "fallback of " : "rollback of ") +
                           [&] {
                             std::string s;
                             for (const auto& n : d.components) s += (s.empty() ? "" : ", ") + n;
@@ -234,7 +236,9 @@ void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
   log_->Log(outcome == "acted"     ? "warn"
             : outcome == "dry_run" ? "info"
                                    : "warn",
-            "decision: " + (outcome == "acted"     ? std::string("rolling back")
+            "decision: " + (outcome == "acted" && prepared.decision.scope == MatrixScope::kFallback
+                                ? std::string("falling back to the standby")
+                            : outcome == "acted"   ? std::string("rolling back")
                             : outcome == "dry_run" ? std::string("would roll back")
                             : outcome == "alert"   ? std::string("alert only")
                                                    : std::string("hold")),
