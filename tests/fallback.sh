@@ -4,6 +4,7 @@
 # primary keeps serving; a fallback switches under a request loop with no
 # failed request, shows in `status` and is notified; --back refuses an
 # unhealthy primary, then returns; a protected environment needs --confirm;
+# a kill inside the route is completed by the same command run again;
 # and `backstop watch` falls back by itself when a rule mapped to the
 # decision matrix's fallback scope fires.
 source "$(dirname "$0")/lib.sh"
@@ -150,6 +151,22 @@ expect_eq "$(served)" primary "served after --back"
 bs status
 [[ "$OUT" != *FALLBACK* ]] || fail "status still shows a fallback after --back: $OUT"
 grep -q '"fallback.returned"' "$WORK/notified.jsonl" 2>/dev/null || fail "no fallback.returned notification"
+
+# A kill inside the route, then the same command again: it completes.
+crash_in nginx.after-swap fallback || true
+bs status
+expect_contains "$OUT" "FALLBACK INTERRUPTED"
+expect_eq "$(served)" primary "served after a kill before nginx -t"
+bs fallback
+expect_rc 0 "fallback after a kill inside the route"
+expect_eq "$(served)" standby "served after the completed fallback"
+crash_in nginx.before-reload fallback --back || true
+bs fallback --back
+expect_rc 0 "--back after a kill before the reload"
+expect_eq "$(served)" primary "served after the completed return"
+expect_eq "$(routed)" "127.0.0.1:$PRIMARY_PORT " "routing after the completed return"
+[[ -z "$(ls -A "$WORK/.backstop/components/web" 2>/dev/null)" ]] ||
+  fail "the driver's journal is left: $(ls -A "$WORK/.backstop/components/web")"
 
 # The watch: the primary dies, the site fails its health check, site_down
 # fires, its decision matrix row has scope fallback: the watch falls back.
