@@ -10,6 +10,7 @@
 #include "base/exit_code.h"
 #include "base/units.h"
 #include "drivers/driver.h"
+#include "run/fallback.h"
 #include "run/lock.h"
 #include "store/restore_point.h"
 
@@ -109,6 +110,23 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
                ". Resume it: backstop rollback --resume " + r.id);
       doc["unfinished_runs"].push_back({{"id", r.id}, {"command", r.command}, {"where", where}});
     }
+  }
+  auto fallback = ActiveFallback(*e.state);
+  if (!fallback.ok()) {
+    out.Error("cannot read the fallback record: " + fallback.status().message());
+  } else if (fallback->has_value()) {
+    const FallbackRecord& f = **fallback;
+    const std::string since = FormatRfc3339(f.since_us);
+    if (f.state == "active") {
+      out.Text("FALLBACK ACTIVE since " + since + " (" + f.id + ", " + f.triggered_by + "): " +
+               f.upstream + " of " + f.traffic + " goes to the standby " + Join(f.standby, ", ") +
+               "; `backstop fallback --back` returns to " + Join(f.previous, ", "));
+    } else {
+      out.Text("FALLBACK INTERRUPTED (" + f.id + ", " + f.state + " " + f.upstream + " of " +
+               f.traffic + "): run `backstop fallback" +
+               (f.state == "returning" ? " --back" : "") + "` again to complete it");
+    }
+    doc["fallback"] = f.ToJson();
   }
   auto runs = e.state->ListRuns(1);
   if (runs.ok() && !runs->empty()) {

@@ -2,6 +2,7 @@
 // nowhere else: one folder under src/drivers/, one line below.
 #include "drivers/driver.h"
 #include "drivers/files/files_driver.h"
+#include "drivers/nginx/nginx_driver.h"
 #include "drivers/process/process_driver.h"
 
 namespace backstop::container {
@@ -23,6 +24,7 @@ void RegisterBuiltinDrivers(DriverRegistry& registry) {
   registry.Register(process::ProcessDriverInfo());
   registry.Register(files::FilesDriverInfo());
   registry.Register(container::ContainerDriverInfo());
+  registry.Register(nginx::NginxDriverInfo());
 }
 
 }  // namespace backstop

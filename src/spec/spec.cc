@@ -77,8 +77,9 @@ namespace spec_internal {
 namespace {
 
 const std::vector<std::string> kTopKeys = {
-    "environment", "protected",       "state_dir", "store",  "data_loss",      "components",
-    "triggers",    "decision_matrix", "drills",    "notify", "restore_points", "performance"};
+    "environment",    "protected",   "state_dir",       "store",  "data_loss",
+    "components",     "triggers",    "decision_matrix", "drills", "notify",
+    "restore_points", "performance", "fallback"};
 
 }  // namespace
 
@@ -146,6 +147,7 @@ void Parser::ParseRoot(const YAML::Node& root, Spec* spec) {
   if (Entry* e = top.Take("notify")) ParseNotify(*e, spec);
   if (Entry* e = top.Take("restore_points")) ParseRestorePoints(*e, spec);
   if (Entry* e = top.Take("performance")) ParsePerformance(*e, spec);
+  if (Entry* e = top.Take("fallback")) ParseFallback(*e, spec);
 
   RejectUnknown(top, kTopKeys);
 }

@@ -1,7 +1,7 @@
 // The spec parser's machinery, shared by the files that read each section of
 // backstop.yaml (spec.cc: the top-level keys; spec_components.cc,
 // spec_settings.cc, spec_triggers.cc, spec_drills_notify.cc,
-// spec_restore_points.cc, spec_performance.cc). Not part of
+// spec_restore_points.cc, spec_performance.cc, spec_fallback.cc). Not part of
 // the spec contract: other modules use spec.h.
 //
 // yaml-cpp builds the node tree; the Parser reads it map by map (Entry,
@@ -196,6 +196,10 @@ class Parser {
   // ---- restore_points (spec_restore_points.cc) ----
 
   void ParseRestorePoints(const Entry& e, Spec* spec);
+
+  // ---- fallback (spec_fallback.cc); after the components ----
+
+  void ParseFallback(const Entry& e, Spec* spec);
 
   // ---- performance (spec_performance.cc) ----
 

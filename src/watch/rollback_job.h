@@ -1,4 +1,4 @@
-// RollbackJob: one rollback the watch daemon runs on its own thread.
+// RollbackJob: one rollback (or fallback) the watch daemon runs on its own thread.
 //
 // The job opens its own store and state-database connection, plans each
 // request (PlanRollback may connect to databases: never on the control
@@ -31,6 +31,8 @@ namespace backstop {
 // What to roll back, and how the run is to be recorded.
 struct RunJob {
   std::vector<RollbackRequest> requests;
+  // Instead of the requests: fall back to the spec's standby (run/fallback.h).
+  bool fallback = false;
   std::vector<std::string> components;  // for cooldowns and suppression
   std::string triggered_by = "manual";
   nlohmann::json detail;
