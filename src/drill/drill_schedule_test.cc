@@ -48,7 +48,7 @@ DrillRecord Ran(const DrillSpec& d, const std::string& id, int64_t at_us,
   r.name = d.name;
   r.scenario = d.scenario;
   r.component = component;
-  r.status = "passed";
+  r.status = DrillStatus::kPassed;
   r.started_us = at_us;
   return r;
 }
@@ -143,7 +143,7 @@ TEST(DrillScheduleTest, RotationTakesTheNextServiceInSpecOrderAndWraps) {
 }
 
 TEST(DrillScheduleTest, TrendComparesTheNewerHalfWithTheOlder) {
-  auto drill = [](int64_t detection, int64_t recovery, const char* status) {
+  auto drill = [](int64_t detection, int64_t recovery, DrillStatus status) {
     DrillRecord r;
     r.status = status;
     r.detection_ms = detection;
@@ -152,9 +152,10 @@ TEST(DrillScheduleTest, TrendComparesTheNewerHalfWithTheOlder) {
     return r;
   };
   // Newest first: recoveries get shorter.
-  std::vector<DrillRecord> history = {drill(1000, 60'000, "passed"), drill(2000, 80'000, "passed"),
-                                      drill(3000, 200'000, "passed"),
-                                      drill(4000, 400'000, "failed"), drill(-1, -1, "running")};
+  constexpr DrillStatus kPassed = DrillStatus::kPassed;
+  std::vector<DrillRecord> history = {
+      drill(1000, 60'000, kPassed), drill(2000, 80'000, kPassed), drill(3000, 200'000, kPassed),
+      drill(4000, 400'000, DrillStatus::kFailed), drill(-1, -1, DrillStatus::kRunning)};
   DrillTrend t = ComputeTrend(history, 0);
   EXPECT_EQ(t.drills, 4);
   EXPECT_EQ(t.passed, 3);

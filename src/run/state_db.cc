@@ -559,7 +559,8 @@ Status StateDb::RecordDrill(const DrillRecord& d) {
          "reason, run_id, restore_point, started_us, ended_us, detection_ms, recovery_ms, "
          "target_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   s.Bind(1, d.id).Bind(2, d.name).Bind(3, d.scenario).Bind(4, d.component).Bind(5, d.environment);
-  s.Bind(6, d.status).Bind(7, d.reason).Bind(8, d.run_id).Bind(9, d.restore_point);
+  s.Bind(6, std::string(Name(d.status))).Bind(7, d.reason);
+  s.Bind(8, d.run_id).Bind(9, d.restore_point);
   s.Bind(10, d.started_us).Bind(11, d.ended_us).Bind(12, d.detection_ms).Bind(13, d.recovery_ms);
   s.Bind(14, d.target_ms);
   return s.Run("record drill");
@@ -581,7 +582,9 @@ Result<std::vector<DrillRecord>> StateDb::ListDrills(int limit) {
     d.scenario = s.Text(2);
     d.component = s.Text(3);
     d.environment = s.Text(4);
-    d.status = s.Text(5);
+    BACKSTOP_ASSIGN_OR_RETURN(
+        d.status, ParseStored(kDrillStatusNames, s.Text(5),
+                              "drill " + d.id + " in the state database (table drills): status"));
     d.reason = s.Text(6);
     d.run_id = s.Text(7);
     d.restore_point = s.Text(8);

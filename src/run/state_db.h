@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "run/drill_status.h"
 #include "run/event.h"
 #include "run/run_enums.h"
 
@@ -90,10 +91,10 @@ struct DrillRecord {
   std::string scenario;  // service_failure, database_corruption, ...
   std::string component;
   std::string environment;
-  std::string status = "running";  // running | passed | failed
-  std::string reason;              // why it passed or failed, one line
-  std::string run_id;              // the rollback run, if one ran
-  std::string restore_point;       // the drill's starting restore point
+  DrillStatus status = DrillStatus::kRunning;
+  std::string reason;         // why it passed or failed, one line
+  std::string run_id;         // the rollback run, if one ran
+  std::string restore_point;  // the drill's starting restore point
   int64_t started_us = 0;
   int64_t ended_us = 0;
   int64_t detection_ms = -1;  // injection -> trigger firing
