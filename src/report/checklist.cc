@@ -110,7 +110,10 @@ Verdict PerformanceBaselines(RunEngine& engine, const Spec& spec, Store& store,
   PerformanceVerdict verdict;
   std::string when;
   if (run.summary.is_object() && run.summary.contains("performance")) {
-    verdict = PerformanceVerdict::FromJson(run.summary["performance"]);
+    auto stored =
+        PerformanceVerdict::FromJson(run.summary["performance"], "run " + run.id + "'s summary");
+    if (!stored.ok()) return Verdict{"failed", {stored.status().message()}};
+    verdict = std::move(stored).value();
     when = "measured at the end of the rollback";
     if (verdict.rows.empty() && !run.summary["performance"].value("ok", true)) {
       return Verdict{"failed", {run.summary["performance"].value("summary", "")}};
@@ -125,13 +128,15 @@ Verdict PerformanceBaselines(RunEngine& engine, const Spec& spec, Store& store,
   }
   Verdict v{verdict.ok() ? "ok" : "failed"};
   bool compared = false;
-  for (const auto& r : verdict.rows)
-    compared = compared || r.status == "ok" || r.status == "degraded";
+  for (const auto& r : verdict.rows) {
+    compared = compared || r.status == MetricStatus::kOk || r.status == MetricStatus::kDegraded;
+  }
   if (verdict.ok() && !compared) v.status = "not measured";
   v.evidence.push_back(verdict.Summary() + ", " + when);
   for (const auto& r : verdict.rows) {
-    if (r.status == "ok") continue;
-    v.evidence.push_back(r.component + (r.metric.empty() ? "" : " " + r.metric) + ": " + r.status +
+    if (r.status == MetricStatus::kOk) continue;
+    v.evidence.push_back(r.component + (r.metric.empty() ? "" : " " + r.metric) + ": " +
+                         std::string(Name(r.status)) +
                          (r.detail.empty() ? "" : " (" + r.detail + ")"));
   }
   return v;
