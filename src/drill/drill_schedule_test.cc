@@ -9,6 +9,7 @@
 #include <map>
 
 #include "testing/test_env.h"
+#include "testing/test_spec.h"
 
 namespace backstop {
 namespace {
@@ -19,17 +20,10 @@ constexpr int64_t kMonday = 1'795'996'800LL * 1'000'000;
 
 Spec RotationSpec() {
   Spec spec;
-  auto add = [&](const std::string& name, ComponentKind kind) {
-    ComponentSpec c;
-    c.name = name;
-    c.kind = kind;
-    spec.components[name] = c;
-    spec.component_order.push_back(name);
-  };
-  add("config", ComponentKind::kConfig);
-  add("postgres", ComponentKind::kDatabase);
-  add("orchestrator", ComponentKind::kService);
-  add("webui", ComponentKind::kService);
+  testing::AddComponent(&spec, "config", ComponentKind::kConfig);
+  testing::AddComponent(&spec, "postgres", ComponentKind::kDatabase);
+  testing::AddComponent(&spec, "orchestrator", ComponentKind::kService);
+  testing::AddComponent(&spec, "webui", ComponentKind::kService);
   return spec;
 }
 
