@@ -293,16 +293,36 @@ Result<RunRecord> StateDb::GetRun(const std::string& id) {
 }
 
 Result<std::vector<RunRecord>> StateDb::ListRuns(int limit) {
+  BACKSTOP_ASSIGN_OR_RETURN(auto rows, ListStoredRuns(limit));
+  std::vector<RunRecord> out;
+  out.reserve(rows.size());
+  for (auto& row : rows) {
+    if (!row.damage.ok()) return row.damage;
+    out.push_back(std::move(row.run));
+  }
+  return out;
+}
+
+Result<std::vector<StateDb::StoredRun>> StateDb::ListStoredRuns(int limit) {
   std::string sql =
       std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY started_us DESC, id DESC LIMIT ?";
   Stmt s(db_, sql.c_str());
   if (!s.prepared()) return s.Error("list runs");
   s.Bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
-  std::vector<RunRecord> out;
+  std::vector<StoredRun> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
-    BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, ReadRun(s));
-    out.push_back(std::move(run));
+    StoredRun row;
+    auto run = ReadRun(s);
+    if (run.ok()) {
+      row.run = std::move(run).value();
+    } else {
+      row.damage = run.status();
+      row.run.id = s.Text(0);
+      row.run.command = s.Text(3);
+      row.run.started_us = s.Int(9);
+    }
+    out.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return s.Error("list runs");
   return out;

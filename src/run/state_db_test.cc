@@ -70,6 +70,35 @@ TEST_F(StateDbTest, AnUnknownStatusOrActionInTheJournalIsCorruption) {
       << steps.status().message();
 }
 
+TEST_F(StateDbTest, ListStoredRunsShowsADamagedRowBesideTheOthers) {
+  ASSERT_TRUE(db_->CreateRun(MakeRun("run-1", 100), {}).ok());
+  ASSERT_TRUE(db_->CreateRun(MakeRun("run-2", 200), {}).ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("state.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE runs SET kind = 'reboot' WHERE id = 'run-2'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto rows = db_->ListStoredRuns(0);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  const auto& damaged = (*rows)[0];
+  EXPECT_EQ(damaged.run.id, "run-2");
+  EXPECT_EQ(damaged.run.started_us, 200);
+  EXPECT_EQ(damaged.run.command, "backstop rollback --all");
+  EXPECT_EQ(damaged.damage.code(), Status::Code::kCorruption);
+  EXPECT_NE(damaged.damage.message().find("run run-2 in the state database (table runs): kind "
+                                          "'reboot'"),
+            std::string::npos)
+      << damaged.damage.message();
+  EXPECT_TRUE((*rows)[1].damage.ok());
+  EXPECT_EQ((*rows)[1].run.id, "run-1");
+  EXPECT_EQ((*rows)[1].run.kind, RunKind::kRollback);
+  // The strict list still refuses.
+  EXPECT_EQ(db_->ListRuns(0).status().code(), Status::Code::kCorruption);
+}
+
 TEST_F(StateDbTest, JournalsStepsAndSurvivesReopen) {
   ASSERT_TRUE(db_->CreateRun(MakeRun("run-1", 100), MakeSteps(3)).ok());
   ASSERT_TRUE(db_->MarkStepStarted("run-1", 0, 110).ok());
