@@ -184,12 +184,26 @@ int CmdRuns(const GlobalOptions& g, Output& out) {
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
-  auto runs = e.state->ListRuns(50);
-  if (!runs.ok()) return Fail(out, runs.status());
+  auto rows = e.state->ListStoredRuns(50);
+  if (!rows.ok()) return Fail(out, rows.status());
   out.Text(Pad("RUN", 32) + Pad("KIND", 10) + Pad("STATUS", 11) + Pad("STARTED", 22) +
            Pad("TOOK", 10) + "COMMAND");
   nlohmann::json doc = nlohmann::json::array();
-  for (const auto& r : *runs) {
+  // A damaged row is listed as such and the others still shown; the first
+  // damage decides the exit code, once the list is out.
+  Status first_damage;
+  for (const auto& [r, damage] : *rows) {
+    if (!damage.ok()) {
+      out.Text(Pad(r.id, 32) + Pad("?", 10) + Pad("DAMAGED", 11) +
+               Pad(FormatRfc3339(r.started_us), 22) + Pad("-", 10) + r.command);
+      out.Error("backstop: " + damage.message());
+      doc.push_back({{"id", r.id},
+                     {"started", FormatRfc3339(r.started_us)},
+                     {"command", r.command},
+                     {"damaged", damage.message()}});
+      if (first_damage.ok()) first_damage = damage;
+      continue;
+    }
     std::string took = r.ended_us > 0 ? FormatDurationMs((r.ended_us - r.started_us) / 1000) : "-";
     out.Text(Pad(r.id, 32) + Pad(std::string(Name(r.kind)), 10) +
              Pad(std::string(Name(r.status)), 11) + Pad(FormatRfc3339(r.started_us), 22) +
@@ -201,8 +215,12 @@ int CmdRuns(const GlobalOptions& g, Output& out) {
                    {"command", r.command},
                    {"summary", r.summary}});
   }
-  out.Json({{"runs", doc}});
-  return kExitOk;
+  if (first_damage.ok()) {
+    out.Json({{"runs", doc}});
+    return kExitOk;
+  }
+  out.Json({{"ok", false}, {"runs", doc}, {"error", first_damage.message()}});
+  return ExitCodeFor(first_damage);
 }
 
 // ---- ledger and salvage: what a rollback discarded ----
