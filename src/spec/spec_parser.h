@@ -170,6 +170,13 @@ class Parser {
   void ParseProbe(const Entry& h, const std::string& path, ProbeSpec* probe);
   void CheckDependencies(const Spec& spec);
 
+  // ---- a service's traffic block (spec_traffic.cc) ----
+
+  void ParseServiceTraffic(const Entry& t, const std::string& path, const DriverSchema* driver,
+                           ComponentSpec* comp);
+  // Each traffic block names a component of kind traffic (needs every component read).
+  void CheckTrafficComponents(const Spec& spec);
+
   // ---- driver settings (spec_settings.cc) ----
 
   void ValidateSettings(const std::vector<SettingSchema>& schema, MapFields* f,
@@ -216,6 +223,7 @@ class Parser {
   const DriverCatalog& drivers_;
   std::vector<SpecError> errors_;
   std::map<std::string, std::vector<Mark>> dep_marks_;  // parallel to depends_on
+  std::map<std::string, Mark> traffic_marks_;           // service -> its traffic.component
   std::set<std::string> trigger_names_;                 // every trigger name written
   std::vector<std::string> scenario_names_;             // every scenario written
 };
