@@ -27,6 +27,7 @@
 #include "base/hash.h"
 #include "base/mutex.h"
 #include "base/strings.h"
+#include "watch/dashboard.h"
 
 namespace backstop {
 
@@ -393,6 +394,11 @@ class GatedServer : public httplib::Server {
   }
   ~GatedServer() override { StopGate(); }
 
+  // Called on the gate thread with each complete request before it goes to
+  // a worker; returning true means it took the socket (the event stream).
+  using TakeOver = std::function<bool(int fd, const std::string& peer, const std::string& request)>;
+  void SetTakeOver(TakeOver take_over) { take_over_ = std::move(take_over); }
+
   Status StartGate() {
     // httplib listens with a backlog of 5: a burst of connections (slow
     // clients or not) would see their SYNs dropped and retried for seconds.
@@ -553,6 +559,7 @@ class GatedServer : public httplib::Server {
       }
       if (p.head_end != 0 && p.data.size() >= p.head_end + p.body_bytes) {
         p.data.resize(p.head_end + p.body_bytes);  // one request per connection
+        if (take_over_ && take_over_(p.fd, p.peer, p.data)) return true;
         Dispatch(p);
         return true;
       }
@@ -641,6 +648,7 @@ class GatedServer : public httplib::Server {
   }
 
   ApiServer::Options options_;
+  TakeOver take_over_;
   int wake_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};
   std::thread gate_;
@@ -654,10 +662,14 @@ class GatedServer : public httplib::Server {
 class ApiServer::Impl {
  public:
   Impl(ApiBackend* backend, Options options)
-      : backend_(backend), options_(std::move(options)), server_(options_) {}
+      : backend_(backend),
+        options_(std::move(options)),
+        server_(options_),
+        events_(options_.events) {}
 
   Status Start(int* bound_port);
   void Stop();
+  EventStream& events() { return events_; }
 
  private:
   void Log(const std::string& level, const std::string& msg, nlohmann::json fields) {
@@ -669,24 +681,36 @@ class ApiServer::Impl {
   }
   // True when the request carries the right bearer token; otherwise answers 401.
   bool Authorized(const httplib::Request& req, httplib::Response& res);
+  // On the gate thread: a GET /api/v1/events goes to the event stream (with
+  // the right token) instead of a worker. False for every other request.
+  bool TakeEventStream(int fd, const std::string& peer, const std::string& request);
   void Install();
 
   ApiBackend* backend_;
   Options options_;
   GatedServer server_;
+  EventStream events_;
   std::thread thread_;
   bool running_ = false;
 };
 
-bool ApiServer::Impl::Authorized(const httplib::Request& req, httplib::Response& res) {
-  const std::string header = req.get_header_value("Authorization");
+namespace {
+
+// Whether an Authorization header's value is "Bearer <token>"; `has` says
+// whether it named a bearer token at all.
+bool BearerMatches(const std::string& header, const std::string& token, bool* has) {
   const std::string prefix = "Bearer ";
-  std::string presented;
-  bool has = header.size() > prefix.size() &&
-             std::equal(prefix.begin(), prefix.end(), header.begin(),
-                        [](char a, char b) { return std::tolower(a) == std::tolower(b); });
-  if (has) presented = FirstLine(header.substr(prefix.size()));
-  if (has && TokenMatches(presented, options_.token)) return true;
+  *has = header.size() > prefix.size() &&
+         std::equal(prefix.begin(), prefix.end(), header.begin(),
+                    [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+  return *has && TokenMatches(FirstLine(header.substr(prefix.size())), token);
+}
+
+}  // namespace
+
+bool ApiServer::Impl::Authorized(const httplib::Request& req, httplib::Response& res) {
+  bool has = false;
+  if (BearerMatches(req.get_header_value("Authorization"), options_.token, &has)) return true;
   // Never log the header or the presented token: only that it was wrong.
   Log("warn", "api: refused an unauthenticated request",
       {{"method", req.method},
@@ -702,7 +726,43 @@ bool ApiServer::Impl::Authorized(const httplib::Request& req, httplib::Response&
   return false;
 }
 
+bool ApiServer::Impl::TakeEventStream(int fd, const std::string& peer, const std::string& request) {
+  static constexpr std::string_view kLine = "GET /api/v1/events";
+  if (request.compare(0, kLine.size(), kLine) != 0 || request.size() <= kLine.size() ||
+      (request[kLine.size()] != ' ' && request[kLine.size()] != '?')) {
+    return false;
+  }
+  const std::string_view head(request.data(), request.find("\r\n\r\n"));
+  bool has = false;
+  if (BearerMatches(HeaderValue(head, "Authorization").value_or(""), options_.token, &has)) {
+    events_.Adopt(fd, peer);
+    return true;
+  }
+  Log("warn", "api: refused an unauthenticated request",
+      {{"method", "GET"},
+       {"path", "/api/v1/events"},
+       {"remote", peer},
+       {"reason", has ? "wrong token" : "no bearer token"}});
+  const std::string body =
+      nlohmann::json({{"error", has ? "the bearer token is not valid"
+                                    : "the event stream needs Authorization: Bearer <token>"},
+                      {"code", "unauthorized"}})
+          .dump() +
+      "\n";
+  const std::string text =
+      "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+      "WWW-Authenticate: Bearer realm=\"backstop\"\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  (void)::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  CloseSocket(fd);
+  return true;
+}
+
 void ApiServer::Impl::Install() {
+  InstallDashboardRoutes(server_);
+  server_.SetTakeOver([this](int fd, const std::string& peer, const std::string& request) {
+    return TakeEventStream(fd, peer, request);
+  });
   server_.Get("/api/v1/status", [this](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, backend_->GetStatus());
   });
@@ -724,8 +784,8 @@ void ApiServer::Impl::Install() {
                 ApiReply r = backend_->GetRun(req.matches[1]);
                 SendJson(res, r.status, r.body);
               });
-  server_.Post("/api/v1/rollback", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
+  // The body of a rollback or a plan: a JSON object (null after a 400 reply).
+  auto rollback_body = [](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json body = nlohmann::json::object();
     if (!req.body.empty()) {
       try {
@@ -734,16 +794,32 @@ void ApiServer::Impl::Install() {
         SendJson(
             res, 400,
             {{"error", std::string("body is not JSON: ") + e.what()}, {"code", "bad_request"}});
-        return;
+        return nlohmann::json();
       }
     }
     if (!body.is_object()) {
       SendJson(res, 400, {{"error", "body must be a JSON object"}, {"code", "bad_request"}});
-      return;
+      return nlohmann::json();
     }
-    ApiReply r = backend_->RequestRollback(body, "api " + req.remote_addr);
-    SendJson(res, r.status, r.body);
-  });
+    return body;
+  };
+  server_.Post("/api/v1/rollback",
+               [this, rollback_body](const httplib::Request& req, httplib::Response& res) {
+                 if (!Authorized(req, res)) return;
+                 nlohmann::json body = rollback_body(req, res);
+                 if (body.is_null()) return;
+                 ApiReply r = backend_->RequestRollback(body, "api " + req.remote_addr);
+                 SendJson(res, r.status, r.body);
+               });
+  // Planning may connect to the databases: it takes the token too.
+  server_.Post("/api/v1/plan",
+               [this, rollback_body](const httplib::Request& req, httplib::Response& res) {
+                 if (!Authorized(req, res)) return;
+                 nlohmann::json body = rollback_body(req, res);
+                 if (body.is_null()) return;
+                 ApiReply r = backend_->PlanRollback(body);
+                 SendJson(res, r.status, r.body);
+               });
   auto pause_handler = [this](bool paused) {
     return [this, paused](const httplib::Request& req, httplib::Response& res) {
       if (!Authorized(req, res)) return;
@@ -806,6 +882,7 @@ Status ApiServer::Impl::Start(int* bound_port) {
                            ": address in use or not local; pick another with --listen ADDR:PORT");
   }
   *bound_port = port;
+  BACKSTOP_RETURN_IF_ERROR(events_.Start());
   BACKSTOP_RETURN_IF_ERROR(server_.StartGate());
   running_ = true;
   thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -818,6 +895,7 @@ void ApiServer::Impl::Stop() {
   server_.stop();
   if (thread_.joinable()) thread_.join();
   server_.StopGate();
+  events_.Stop();
 }
 
 ApiServer::ApiServer(ApiBackend* backend, Options options)
@@ -825,5 +903,9 @@ ApiServer::ApiServer(ApiBackend* backend, Options options)
 ApiServer::~ApiServer() { Stop(); }
 Status ApiServer::Start() { return impl_->Start(&bound_port_); }
 void ApiServer::Stop() { impl_->Stop(); }
+void ApiServer::Publish(const std::string& type, const nlohmann::json& data) {
+  impl_->events().Publish(type, data);
+}
+EventStream::Stats ApiServer::event_stats() const { return impl_->events().stats(); }
 
 }  // namespace backstop

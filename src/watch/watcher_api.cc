@@ -5,8 +5,15 @@
 #include <algorithm>
 #include <chrono>
 
+#include <cstdio>
+#include <optional>
+
+#include "base/output.h"
 #include "base/units.h"
 #include "run/lock.h"
+#include "run/run.h"
+#include "run/state_db.h"
+#include "store/store.h"
 #include "watch/watch.h"
 #include "watch/watcher_internal.h"
 
@@ -76,6 +83,11 @@ nlohmann::json Watcher::StatusLocked() {
       j["for_ms"] = std::max<int64_t>(0, (now - t.since_us) / 1000);
     }
     if (t.last_value) j["last_value"] = *t.last_value;
+    // The rule's `for`: how long pending lasts before it fires (the page
+    // shows the time left).
+    for (const auto& spec : spec_.triggers) {
+      if (spec.name == t.trigger) j["pending_for_ms"] = spec.for_ms;
+    }
     triggers.push_back(j);
   }
   nlohmann::json current = nullptr;
@@ -169,25 +181,70 @@ ApiReply Watcher::GetRun(const std::string& id) {
   return {200, j};
 }
 
-ApiReply Watcher::RequestRollback(const nlohmann::json& body, const std::string& actor) {
+namespace {
+
+// The request of a rollback body ({"component": NAME} or {"all": true},
+// optional "to"), or the reply that refuses it.
+std::optional<ApiReply> ParseRollbackBody(const Spec& spec, const nlohmann::json& body,
+                                          RollbackRequest* request) {
   auto bad = [](const std::string& msg) {
     return ApiReply{400, {{"error", msg}, {"code", "bad_request"}}};
   };
-  bool all = false;
-  std::string component, to;
   try {
-    if (body.contains("all")) all = body.at("all").get<bool>();
-    if (body.contains("component")) component = body.at("component").get<std::string>();
-    if (body.contains("to")) to = body.at("to").get<std::string>();
+    if (body.contains("all")) request->all = body.at("all").get<bool>();
+    if (body.contains("component")) request->component = body.at("component").get<std::string>();
+    if (body.contains("to")) request->to = body.at("to").get<std::string>();
   } catch (const std::exception&) {
     return bad("expected {\"component\": NAME} or {\"all\": true}, optional \"to\" (strings)");
   }
-  if (all == !component.empty()) {
+  if (request->all == !request->component.empty()) {
     return bad("say what to roll back: {\"component\": NAME} or {\"all\": true}");
   }
-  if (!component.empty() && spec_.Find(component) == nullptr) {
-    return {404, {{"error", "no component named '" + component + "'"}, {"code", "not_found"}}};
+  if (!request->component.empty() && spec.Find(request->component) == nullptr) {
+    return ApiReply{
+        404, {{"error", "no component named '" + request->component + "'"}, {"code", "not_found"}}};
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ApiReply Watcher::PlanRollback(const nlohmann::json& body) {
+  RollbackRequest request;
+  if (auto refused = ParseRollbackBody(spec_, body, &request)) return *refused;
+  // Its own connections, as a rollback job has: this runs on an API thread.
+  auto db = StateDb::Open(JoinPath(spec_.state_dir, "state.db"));
+  if (!db.ok()) return {503, {{"error", db.status().message()}, {"code", "unavailable"}}};
+  auto store = Store::Open(env_, spec_.store_path);
+  if (!store.ok()) return {503, {{"error", store.status().message()}, {"code", "unavailable"}}};
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  if (devnull == nullptr) return {500, {{"error", "cannot open /dev/null"}, {"code", "internal"}}};
+  nlohmann::json reply;
+  {
+    Output quiet(false, devnull, devnull);
+    RunEngine engine(env_, spec_, **store, **db, registry_, quiet);
+    DriverContext ctx = engine.Context();
+    auto plan = backstop::PlanRollback(spec_, request, **store, **db, registry_, ctx);
+    if (plan.ok()) {
+      reply = {{"plan", plan->ToJson()},
+               {"describe", plan->Describe()},
+               {"unhealthy_targets", UnhealthyTargets(*plan)},
+               {"environment", spec_.environment},
+               {"protected", spec_.requires_confirm}};
+    } else {
+      reply = {{"error", "cannot plan this rollback: " + plan.status().message()},
+               {"code", "unprocessable"}};
+    }
+  }
+  std::fclose(devnull);
+  return {reply.contains("error") ? 422 : 200, reply};
+}
+
+ApiReply Watcher::RequestRollback(const nlohmann::json& body, const std::string& actor) {
+  RollbackRequest r;
+  if (auto refused = ParseRollbackBody(spec_, body, &r)) return *refused;
+  const bool all = r.all;
+  const std::string component = r.component;
   if (spec_.requires_confirm && !body.value("confirm", false)) {
     return {409,
             {{"error", "environment '" + spec_.environment +
@@ -203,10 +260,6 @@ ApiReply Watcher::RequestRollback(const nlohmann::json& body, const std::string&
          {"code", "conflict"}}};
   }
   RunJob job;
-  RollbackRequest r;
-  r.all = all;
-  r.component = component;
-  r.to = to;
   job.requests.push_back(r);
   if (all) {
     job.components = spec_.component_order;
@@ -289,6 +342,7 @@ ApiReply Watcher::SetPaused(bool paused, const std::string& reason, const std::s
   }
   log_->Warn(paused ? "automatic actions paused" : "automatic actions resumed",
              {{"by", actor}, {"reason", reason}});
+  Emit("pause", s.ToJson());
   return {200, s.ToJson()};
 }
 

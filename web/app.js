@@ -1,0 +1,371 @@
+// The Backstop dashboard: pages over the daemon's JSON API, refreshed by its
+// event stream (polling when the stream is not connected). Preact + htm, no
+// build step; uPlot for the latency sparklines.
+import { html, render, useState, useEffect, useRef, useCallback } from './vendor/preact-htm.js';
+import uPlot from './vendor/uplot.js';
+import { api, getToken, setToken, followEvents } from './api.js';
+
+const PAGES = [
+  ['environment', 'Environment'],
+  ['triggers', 'Triggers'],
+  ['runs', 'Runs'],
+  ['actions', 'Actions'],
+];
+const RUNS_PER_PAGE = 20;
+const HISTORY_MS = 60 * 60 * 1000;
+
+// Health and trigger states as icon + word: colour is never the only signal.
+const HEALTH = {
+  pass: ['✔', 'healthy', 'good'],
+  fail: ['✖', 'failing', 'bad'],
+  pending: ['…', 'no result yet', 'unknown'],
+  unknown: ['?', 'unknown', 'unknown'],
+  'not probed': ['–', 'not probed', 'unknown'],
+};
+const TRIGGER = {
+  ok: ['✔', 'ok', 'good'],
+  pending: ['⏳', 'pending', 'warn'],
+  firing: ['🔥', 'firing', 'bad'],
+  resolved: ['✔', 'resolved', 'good'],
+};
+const RUN = {
+  succeeded: ['✔', 'succeeded', 'good'],
+  failed: ['✖', 'failed', 'bad'],
+  running: ['▶', 'running', 'warn'],
+  interrupted: ['⚠', 'interrupted', 'bad'],
+  abandoned: ['–', 'abandoned', 'unknown'],
+};
+
+function Badge({ table, value }) {
+  const [icon, word, tone] = table[value] || ['?', value || 'unknown', 'unknown'];
+  return html`<span class="badge ${tone}" data-state=${value}><span aria-hidden="true">${icon}</span> ${word}</span>`;
+}
+
+function route() {
+  const parts = (location.hash.replace(/^#\/?/, '') || 'environment').split('/');
+  return { page: parts[0], arg: parts.slice(1).join('/') };
+}
+
+function ms(n) {
+  if (n === undefined || n === null) return '';
+  if (n < 1000) return Math.round(n) + ' ms';
+  if (n < 60000) return (n / 1000).toFixed(1) + ' s';
+  return Math.floor(n / 60000) + ' min ' + Math.round((n % 60000) / 1000) + ' s';
+}
+
+function Sparkline({ points }) {
+  const ref = useRef(null);
+  const plot = useRef(null);
+  useEffect(() => {
+    if (!ref.current || points.length < 2) return;
+    const data = [points.map((p) => p[0] / 1000), points.map((p) => p[1])];
+    if (!plot.current) {
+      plot.current = new uPlot(
+        {
+          width: 120, height: 28, legend: { show: false }, cursor: { show: false },
+          axes: [{ show: false }, { show: false }], scales: { x: { time: false } },
+          series: [{}, { stroke: 'currentColor', width: 1 }],
+        },
+        data, ref.current);
+    } else {
+      plot.current.setData(data);
+    }
+  }, [points]);
+  useEffect(() => () => plot.current && plot.current.destroy(), []);
+  return html`<span class="spark" ref=${ref} role="img" aria-label="latency over the last hour"></span>`;
+}
+
+function TokenBar({ mode, onToken }) {
+  const [value, setValue] = useState('');
+  const has = !!getToken();
+  const save = (e) => {
+    e.preventDefault();
+    setToken(value.trim());
+    setValue('');
+    onToken();
+  };
+  const forget = () => {
+    setToken('');
+    onToken();
+  };
+  const modeText = {
+    live: 'live: updates pushed by the daemon',
+    polling: has ? 'polling every 5 s (the event stream is not connected)' : 'polling every 5 s',
+    unauthorized: 'the API token was refused: enter the right one',
+  }[mode] || mode;
+  return html`<div class="tokenbar">
+    <span class="mode" id="mode" data-mode=${mode} role="status">${modeText}</span>
+    ${has && mode !== 'unauthorized'
+      ? html`<button type="button" onClick=${forget}>Forget the token</button>`
+      : html`<form onSubmit=${save}>
+          <label for="token">API token</label>
+          <input id="token" type="password" autocomplete="off" value=${value}
+            onInput=${(e) => setValue(e.target.value)} placeholder="<state_dir>/api-token" />
+          <button type="submit">Use token</button>
+        </form>`}
+  </div>`;
+}
+
+function Environment({ status, history }) {
+  const comps = status.components || [];
+  return html`<section aria-labelledby="h-env">
+    <h2 id="h-env">Environment ${status.environment}</h2>
+    <table class="list" id="components">
+      <thead><tr><th>Component</th><th>Kind</th><th>Driver</th><th>Health</th><th>Latency</th>
+        <th>Last hour</th><th>Probe</th><th>Detail</th></tr></thead>
+      <tbody>${comps.map((c) => html`<tr data-component=${c.name}>
+        <th scope="row">${c.name}</th><td>${c.kind}</td><td>${c.driver}</td>
+        <td class="health"><${Badge} table=${HEALTH} value=${c.health} /></td>
+        <td>${c.latency_ms !== undefined ? ms(c.latency_ms) : ''}</td>
+        <td><${Sparkline} points=${history[c.name] || []} /></td>
+        <td class="probe">${c.probe || ''}</td>
+        <td class="detail">${c.detail || ''}</td></tr>`)}</tbody>
+    </table>
+  </section>`;
+}
+
+function Triggers({ status }) {
+  const ts = status.triggers || [];
+  return html`<section aria-labelledby="h-trig">
+    <h2 id="h-trig">Triggers</h2>
+    ${ts.length === 0 ? html`<p>No trigger has been evaluated yet.</p>` : ''}
+    <table class="list" id="triggers">
+      <thead><tr><th>Trigger</th><th>Component</th><th>Signal</th><th>State</th><th>For</th>
+        <th>Last value</th><th>Action</th><th>Reason</th></tr></thead>
+      <tbody>${ts.map((t) => html`<tr data-trigger=${t.trigger} data-component=${t.component}>
+        <th scope="row">${t.trigger}</th><td>${t.component}</td><td>${t.signal}</td>
+        <td class="state"><${Badge} table=${TRIGGER} value=${t.state} /></td>
+        <td class="for">${t.state === 'pending' && t.pending_for_ms
+          ? ms(t.for_ms) + ' (fires in ' + ms(Math.max(0, t.pending_for_ms - t.for_ms)) + ')'
+          : t.state !== 'ok' ? ms(t.for_ms) : ''}</td>
+        <td>${t.last_value !== undefined ? t.last_value : ''}</td>
+        <td>${t.action}</td><td>${t.reason}</td></tr>`)}</tbody>
+    </table>
+  </section>`;
+}
+
+function RunList({ runs }) {
+  const [page, setPage] = useState(0);
+  const pages = Math.max(1, Math.ceil(runs.length / RUNS_PER_PAGE));
+  const shown = runs.slice(page * RUNS_PER_PAGE, (page + 1) * RUNS_PER_PAGE);
+  return html`<section aria-labelledby="h-runs">
+    <h2 id="h-runs">Runs</h2>
+    <table class="list" id="runs">
+      <thead><tr><th>Run</th><th>Kind</th><th>By</th><th>Status</th><th>Started</th><th>Duration</th></tr></thead>
+      <tbody>${shown.map((r) => html`<tr data-run=${r.id}>
+        <th scope="row"><a href=${'#/runs/' + r.id}>${r.id}</a></th><td>${r.kind}</td>
+        <td>${r.triggered_by}</td><td><${Badge} table=${RUN} value=${r.status} /></td>
+        <td>${r.started}</td><td>${r.duration_ms !== undefined ? ms(r.duration_ms) : ''}</td></tr>`)}</tbody>
+    </table>
+    <nav class="pager" aria-label="pages of runs">
+      <button type="button" disabled=${page === 0} onClick=${() => setPage(page - 1)}>Newer</button>
+      <span>page ${page + 1} of ${pages}</span>
+      <button type="button" disabled=${page + 1 >= pages} onClick=${() => setPage(page + 1)}>Older</button>
+    </nav>
+  </section>`;
+}
+
+function RunPage({ id, tick }) {
+  const [run, setRun] = useState(null);
+  const [error, setError] = useState('');
+  useEffect(() => {
+    api('/api/v1/runs/' + encodeURIComponent(id)).then((r) => {
+      if (r.status === 200) setRun(r.body);
+      else setError(r.body.error || 'HTTP ' + r.status);
+    });
+  }, [id, tick]);
+  if (error) return html`<p class="error" role="alert">${error}</p>`;
+  if (!run) return html`<p>Loading run ${id}…</p>`;
+  const steps = run.steps || [];
+  return html`<section aria-labelledby="h-run">
+    <h2 id="h-run">Run ${run.id}</h2>
+    <dl class="facts">
+      <dt>Status</dt><dd><${Badge} table=${RUN} value=${run.status} /></dd>
+      <dt>Triggered by</dt><dd>${run.triggered_by}</dd>
+      <dt>Command</dt><dd><code>${run.command}</code></dd>
+      <dt>Started</dt><dd>${run.started}</dd>
+      <dt>Duration</dt><dd>${run.duration_ms !== undefined ? ms(run.duration_ms) : 'running'}</dd>
+      <dt>Restore point</dt><dd>${run.restore_point}</dd>
+      ${run.error ? html`<dt>Error</dt><dd class="error">${run.error}</dd>` : ''}
+    </dl>
+    <h3>Steps</h3>
+    <ol class="timeline" id="steps">${steps.map((s) => html`<li class="step ${s.status}" data-status=${s.status}>
+      <span class="bar" aria-hidden="true"></span>
+      <${Badge} table=${RUN} value=${s.status === 'done' ? 'succeeded' : s.status} />
+      <strong>${s.action}</strong> ${s.component} — ${s.description}
+      ${s.attempts > 1 ? html` (${s.attempts} attempts)` : ''}
+      ${s.detail && Object.keys(s.detail).length
+        ? html`<details><summary>output</summary><pre>${JSON.stringify(s.detail, null, 2)}</pre></details>` : ''}
+    </li>`)}</ol>
+    <details><summary>Plan</summary><pre>${JSON.stringify(run.plan, null, 2)}</pre></details>
+    <p><a href="#/runs">All runs</a></p>
+  </section>`;
+}
+
+function Actions({ status, onDone }) {
+  const [reason, setReason] = useState('');
+  const [target, setTarget] = useState('');
+  const [plan, setPlan] = useState(null);
+  const [typed, setTyped] = useState('');
+  const [message, setMessage] = useState(null);
+  const comps = status.components || [];
+  const body = () => (target === '__all' ? { all: true } : { component: target });
+  const say = (r, ok) => setMessage({ ok: r.status >= 200 && r.status < 300, text: r.status >= 200 && r.status < 300 ? ok : r.body.error || 'HTTP ' + r.status });
+  const pause = async (paused) => {
+    const r = await api(paused ? '/api/v1/pause' : '/api/v1/resume', { method: 'POST', body: paused ? { reason } : {} });
+    say(r, paused ? 'Automatic actions paused.' : 'Automatic actions resumed.');
+    onDone();
+  };
+  const showPlan = async (e) => {
+    e.preventDefault();
+    setPlan(null);
+    setTyped('');
+    const r = await api('/api/v1/plan', { method: 'POST', body: body() });
+    if (r.status === 200) setPlan(r.body);
+    else say(r, '');
+  };
+  const rollback = async (e) => {
+    e.preventDefault();
+    const b = body();
+    if (plan.protected) b.confirm = true;
+    const r = await api('/api/v1/rollback', { method: 'POST', body: b });
+    say(r, 'Rollback started' + (r.body.run ? ': run ' + r.body.run : '') + '.');
+    setPlan(null);
+    onDone();
+  };
+  const needsName = plan && plan.protected;
+  return html`<section aria-labelledby="h-act">
+    <h2 id="h-act">Actions</h2>
+    ${!getToken() ? html`<p class="note" role="note">Actions need the API token: enter it above.</p>` : ''}
+    ${message ? html`<p id="action-result" class=${message.ok ? 'ok' : 'error'} role="alert">${message.text}</p>` : ''}
+    <h3>Automation</h3>
+    <p id="paused-state">${status.paused
+      ? html`<${Badge} table=${{ p: ['⏸', 'paused', 'warn'] }} value="p" /> ${status.pause && status.pause.reason ? '(' + status.pause.reason + ')' : ''}`
+      : html`<${Badge} table=${{ r: ['▶', 'automatic rollback on', 'good'] }} value="r" />`}</p>
+    ${status.paused
+      ? html`<button type="button" id="resume" onClick=${() => pause(false)}>Resume automatic actions</button>`
+      : html`<form onSubmit=${(e) => { e.preventDefault(); pause(true); }}>
+          <label for="pause-reason">Reason</label>
+          <input id="pause-reason" value=${reason} onInput=${(e) => setReason(e.target.value)} />
+          <button type="submit" id="pause">Pause automatic actions</button></form>`}
+    <h3>Roll back</h3>
+    <form onSubmit=${showPlan}>
+      <label for="rollback-target">What</label>
+      <select id="rollback-target" value=${target} onChange=${(e) => { setTarget(e.target.value); setPlan(null); }}>
+        <option value="">choose…</option>
+        <option value="__all">everything</option>
+        ${comps.map((c) => html`<option value=${c.name}>${c.name}</option>`)}
+      </select>
+      <button type="submit" id="show-plan" disabled=${!target}>Show the plan</button>
+    </form>
+    ${plan ? html`<div class="plan" id="plan">
+      <h4>The plan</h4>
+      <pre>${plan.describe}</pre>
+      ${(plan.unhealthy_targets || []).length ? html`<p class="error">Restores to a state recorded unhealthy: ${plan.unhealthy_targets.join(', ')}</p>` : ''}
+      <p class="note">Data that changed after the restore point is lost for the restored databases and streams;
+        the run's ledger records exactly what (see the run's page once it ran).</p>
+      <form onSubmit=${rollback}>
+        ${needsName ? html`<label for="confirm-name">Environment <strong>${plan.environment}</strong> is protected: type its name to confirm</label>
+          <input id="confirm-name" autocomplete="off" value=${typed} onInput=${(e) => setTyped(e.target.value)} />` : ''}
+        <button type="submit" id="confirm-rollback" class="danger" disabled=${needsName && typed !== plan.environment}>Roll back now</button>
+      </form></div>` : ''}
+  </section>`;
+}
+
+function App() {
+  const [where, setWhere] = useState(route());
+  const [status, setStatus] = useState(null);
+  const [runs, setRuns] = useState([]);
+  const [mode, setMode] = useState('polling');
+  const [error, setError] = useState('');
+  const [tick, setTick] = useState(0);
+  const [history, setHistory] = useState({});
+  const [tokenEpoch, setTokenEpoch] = useState(0);
+  const [events, setEvents] = useState([]);
+
+  const reload = useCallback(async () => {
+    const [s, r] = await Promise.all([api('/api/v1/status'), api('/api/v1/runs?limit=1000')]);
+    if (s.status !== 200) {
+      setError(s.body.error || 'the daemon did not answer');
+      return;
+    }
+    setError('');
+    setStatus(s.body);
+    if (r.status === 200) setRuns(r.body.runs || []);
+    setTick((t) => t + 1);
+    const now = Date.now();
+    setHistory((h) => {
+      const next = {};
+      for (const c of s.body.components || []) {
+        const old = (h[c.name] || []).filter((p) => p[0] > now - HISTORY_MS);
+        if (c.latency_ms !== undefined) old.push([now, c.latency_ms]);
+        next[c.name] = old;
+      }
+      return next;
+    });
+  }, []);
+
+  useEffect(() => {
+    const onHash = () => setWhere(route());
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
+
+  useEffect(() => {
+    reload();
+    let pending = null;
+    const stop = followEvents(
+      (ev) => {
+        setEvents((list) => [{ type: ev.type, data: ev.data, at: new Date().toLocaleTimeString() }, ...list].slice(0, 50));
+        if (ev.type === 'hello') return;
+        if (!pending) pending = setTimeout(() => { pending = null; reload(); }, 200);
+      },
+      (m) => {
+        setMode(m);
+        if (m === 'live') reload();
+      });
+    return () => { stop(); if (pending) clearTimeout(pending); };
+  }, [tokenEpoch]);
+
+  // Polling: every 5 s without the stream; every 15 s with it (latencies).
+  useEffect(() => {
+    const t = setInterval(reload, mode === 'live' ? 15000 : 5000);
+    return () => clearInterval(t);
+  }, [mode]);
+
+  let body;
+  if (!status) body = html`<p>${error || 'Loading…'}</p>`;
+  else if (where.page === 'triggers') body = html`<${Triggers} status=${status} />`;
+  else if (where.page === 'runs' && where.arg) body = html`<${RunPage} id=${where.arg} tick=${tick} />`;
+  else if (where.page === 'runs') body = html`<${RunList} runs=${runs} />`;
+  else if (where.page === 'actions') body = html`<${Actions} status=${status} onDone=${reload} />`;
+  else body = html`<${Environment} status=${status} history=${history} />`;
+
+  const current = status && status.current_run;
+  return html`<header>
+      <h1>Backstop <span class="env">${status ? status.environment : ''}</span></h1>
+      <${TokenBar} mode=${mode} onToken=${() => setTokenEpoch((n) => n + 1)} />
+    </header>
+    <nav class="pages" aria-label="pages">${PAGES.map(([id, label]) => html`<a href=${'#/' + id}
+      aria-current=${where.page === id ? 'page' : undefined}>${label}</a>`)}</nav>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
+    ${status && status.paused ? html`<p class="banner warn" role="status">⏸ Automatic actions are paused.</p>` : ''}
+    ${current ? html`<p class="banner warn" role="status" id="current-run">▶ Running: ${current.what}
+      ${current.run ? html` — <a href=${'#/runs/' + current.run}>${current.run}</a>` : ''}</p>` : ''}
+    <main>${body}</main>
+    <aside aria-labelledby="h-events"><h2 id="h-events">Recent events</h2>
+      <ol class="events" id="events">${events.map((e) => html`<li><time>${e.at}</time> <strong>${e.type}</strong> ${summary(e)}</li>`)}</ol>
+    </aside>`;
+}
+
+function summary(e) {
+  const d = e.data || {};
+  if (e.type === 'component') return d.name + ': ' + d.health;
+  if (e.type === 'trigger') return d.trigger + ' on ' + d.component + ': ' + d.from + ' → ' + d.to;
+  if (e.type === 'run.step') return d.line;
+  if (e.type === 'run.started' || e.type === 'run.finished') return (d.run || '') + ' ' + (d.status || d.what || '');
+  if (e.type === 'pause') return d.paused ? 'paused' : 'resumed';
+  return '';
+}
+
+render(html`<${App} />`, document.getElementById('app'));
