@@ -106,20 +106,32 @@ function TokenBar({ mode, onToken }) {
   </div>`;
 }
 
-function Environment({ status, history }) {
+// What a component is on: the release of a service, else its driver's summary.
+function position(d) {
+  if (!d) return '';
+  if (d.release) return d.release;
+  if (d.error) return 'unknown (' + d.error + ')';
+  return (d.state && (d.state.summary || d.state.version)) || '';
+}
+
+function Environment({ status, history, described }) {
   const comps = status.components || [];
   return html`<section aria-labelledby="h-env">
     <h2 id="h-env">Environment ${status.environment}</h2>
     <table class="list" id="components">
-      <thead><tr><th>Component</th><th>Kind</th><th>Driver</th><th>Health</th><th>Latency</th>
-        <th>Last hour</th><th>Probe</th><th>Detail</th></tr></thead>
+      <thead><tr><th>Component</th><th>Kind</th><th>Driver</th><th>Release or position</th>
+        <th>Health</th><th>Latency</th><th>Last hour</th><th>Newest restore point</th><th>Depends on</th>
+        <th>Detail</th></tr></thead>
       <tbody>${comps.map((c) => html`<tr data-component=${c.name}>
         <th scope="row">${c.name}</th><td>${c.kind}</td><td>${c.driver}</td>
+        <td class="release">${position(described[c.name])}</td>
         <td class="health"><${Badge} table=${HEALTH} value=${c.health} /></td>
         <td>${c.latency_ms !== undefined ? ms(c.latency_ms) : ''}</td>
         <td><${Sparkline} points=${history[c.name] || []} /></td>
-        <td class="probe">${c.probe || ''}</td>
-        <td class="detail">${c.detail || ''}</td></tr>`)}</tbody>
+        <td class="restore-point">${described[c.name] && described[c.name].restore_point
+          ? html`<span title=${described[c.name].restore_point.id}>${described[c.name].restore_point.label || described[c.name].restore_point.id}</span>` : ''}</td>
+        <td>${((described[c.name] || {}).depends_on || []).join(', ')}</td>
+        <td class="detail">${c.detail || c.probe || ''}</td></tr>`)}</tbody>
     </table>
   </section>`;
 }
@@ -182,10 +194,12 @@ function RunPage({ id, tick }) {
     <dl class="facts">
       <dt>Status</dt><dd><${Badge} table=${RUN} value=${run.status} /></dd>
       <dt>Triggered by</dt><dd>${run.triggered_by}</dd>
+      ${run.trigger_detail && run.trigger_detail.actor
+        ? html`<dt>Requested by</dt><dd id="run-actor">${run.trigger_detail.actor}</dd>` : ''}
       <dt>Command</dt><dd><code>${run.command}</code></dd>
       <dt>Started</dt><dd>${run.started}</dd>
       <dt>Duration</dt><dd>${run.duration_ms !== undefined ? ms(run.duration_ms) : 'running'}</dd>
-      <dt>Restore point</dt><dd>${run.restore_point}</dd>
+      <dt>Restore point</dt><dd>${run.restore_point || '—'}</dd>
       ${run.error ? html`<dt>Error</dt><dd class="error">${run.error}</dd>` : ''}
     </dl>
     <h3>Steps</h3>
@@ -240,7 +254,7 @@ function Actions({ status, onDone }) {
     ${message ? html`<p id="action-result" class=${message.ok ? 'ok' : 'error'} role="alert">${message.text}</p>` : ''}
     <h3>Automation</h3>
     <p id="paused-state">${status.paused
-      ? html`<${Badge} table=${{ p: ['⏸', 'paused', 'warn'] }} value="p" /> ${status.pause && status.pause.reason ? '(' + status.pause.reason + ')' : ''}`
+      ? html`<${Badge} table=${{ p: ['‖', 'paused', 'warn'] }} value="p" /> ${status.pause && status.pause.reason ? '(' + status.pause.reason + ')' : ''}`
       : html`<${Badge} table=${{ r: ['▶', 'automatic rollback on', 'good'] }} value="r" />`}</p>
     ${status.paused
       ? html`<button type="button" id="resume" onClick=${() => pause(false)}>Resume automatic actions</button>`
@@ -282,6 +296,22 @@ function App() {
   const [history, setHistory] = useState({});
   const [tokenEpoch, setTokenEpoch] = useState(0);
   const [events, setEvents] = useState([]);
+  const [described, setDescribed] = useState({});
+
+  // What each component is on (its driver's Describe): on load, after a run,
+  // and every minute; not with every poll, as it may ask the databases.
+  const loadComponents = useCallback(async () => {
+    const r = await api('/api/v1/components');
+    if (r.status !== 200) return;
+    const map = {};
+    for (const c of r.body.components || []) map[c.name] = c;
+    setDescribed(map);
+  }, []);
+  useEffect(() => {
+    loadComponents();
+    const t = setInterval(loadComponents, 60000);
+    return () => clearInterval(t);
+  }, []);
 
   const reload = useCallback(async () => {
     const [s, r] = await Promise.all([api('/api/v1/status'), api('/api/v1/runs?limit=1000')]);
@@ -318,6 +348,7 @@ function App() {
       (ev) => {
         setEvents((list) => [{ type: ev.type, data: ev.data, at: new Date().toLocaleTimeString() }, ...list].slice(0, 50));
         if (ev.type === 'hello') return;
+        if (ev.type === 'run.finished' || ev.type === 'run.done') loadComponents();
         if (!pending) pending = setTimeout(() => { pending = null; reload(); }, 200);
       },
       (m) => {
@@ -326,6 +357,12 @@ function App() {
       });
     return () => { stop(); if (pending) clearTimeout(pending); };
   }, [tokenEpoch]);
+
+  // A run that starts or ends changes what the components are on.
+  const runKey = status ? JSON.stringify(status.current_run) : '';
+  useEffect(() => {
+    if (runKey) loadComponents();
+  }, [runKey]);
 
   // Polling: every 5 s without the stream; every 15 s with it (latencies).
   useEffect(() => {
@@ -339,7 +376,7 @@ function App() {
   else if (where.page === 'runs' && where.arg) body = html`<${RunPage} id=${where.arg} tick=${tick} />`;
   else if (where.page === 'runs') body = html`<${RunList} runs=${runs} />`;
   else if (where.page === 'actions') body = html`<${Actions} status=${status} onDone=${reload} />`;
-  else body = html`<${Environment} status=${status} history=${history} />`;
+  else body = html`<${Environment} status=${status} history=${history} described=${described} />`;
 
   const current = status && status.current_run;
   return html`<header>
@@ -349,7 +386,7 @@ function App() {
     <nav class="pages" aria-label="pages">${PAGES.map(([id, label]) => html`<a href=${'#/' + id}
       aria-current=${where.page === id ? 'page' : undefined}>${label}</a>`)}</nav>
     ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
-    ${status && status.paused ? html`<p class="banner warn" role="status">⏸ Automatic actions are paused.</p>` : ''}
+    ${status && status.paused ? html`<p class="banner warn" role="status">‖ Automatic actions are paused.</p>` : ''}
     ${current ? html`<p class="banner warn" role="status" id="current-run">▶ Running: ${current.what}
       ${current.run ? html` — <a href=${'#/runs/' + current.run}>${current.run}</a>` : ''}</p>` : ''}
     <main>${body}</main>
@@ -368,4 +405,7 @@ function summary(e) {
   return '';
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+// The loading line goes: Preact renders into an empty element.
+const root = document.getElementById('app');
+root.textContent = '';
+render(html`<${App} />`, root);

@@ -766,6 +766,10 @@ void ApiServer::Impl::Install() {
   server_.Get("/api/v1/status", [this](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, backend_->GetStatus());
   });
+  server_.Get("/api/v1/components", [this](const httplib::Request&, httplib::Response& res) {
+    ApiReply r = backend_->GetComponents();
+    SendJson(res, r.status, r.body);
+  });
   server_.Get("/api/v1/runs", [this](const httplib::Request& req, httplib::Response& res) {
     int limit = 50;
     if (req.has_param("limit")) {

@@ -18,6 +18,7 @@ namespace backstop {
 class FakeBackend : public ApiBackend {
  public:
   nlohmann::json GetStatus() override { return {{"paused", paused.load()}, {"components", 2}}; }
+  ApiReply GetComponents() override { return {200, {{"components", nlohmann::json::array()}}}; }
   ApiReply GetRuns(int limit) override {
     last_limit = limit;
     return {200, {{"runs", nlohmann::json::array({{{"id", "run-1"}}})}}};

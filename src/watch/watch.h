@@ -134,6 +134,7 @@ class Watcher final : public ApiBackend {
 
   // ApiBackend.
   nlohmann::json GetStatus() override;
+  ApiReply GetComponents() override;
   ApiReply GetRuns(int limit) override;
   ApiReply GetRun(const std::string& id) override;
   ApiReply PlanRollback(const nlohmann::json& body) override;

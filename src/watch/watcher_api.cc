@@ -11,8 +11,10 @@
 #include "base/output.h"
 #include "base/units.h"
 #include "run/lock.h"
+#include "run/plan.h"
 #include "run/run.h"
 #include "run/state_db.h"
+#include "store/restore_point.h"
 #include "store/store.h"
 #include "watch/watch.h"
 #include "watch/watcher_internal.h"
@@ -208,6 +210,52 @@ std::optional<ApiReply> ParseRollbackBody(const Spec& spec, const nlohmann::json
 }
 
 }  // namespace
+
+ApiReply Watcher::GetComponents() {
+  // Its own connections, as a rollback job has: this runs on an API thread,
+  // and a driver's Describe may connect to its server.
+  auto db = StateDb::Open(JoinPath(spec_.state_dir, "state.db"));
+  if (!db.ok()) return {503, {{"error", db.status().message()}, {"code", "unavailable"}}};
+  auto store = Store::Open(env_, spec_.store_path);
+  if (!store.ok()) return {503, {{"error", store.status().message()}, {"code", "unavailable"}}};
+  std::vector<std::string> errors;
+  const std::vector<RestorePoint> points = ListRestorePoints(**store, &errors);
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  if (devnull == nullptr) return {500, {{"error", "cannot open /dev/null"}, {"code", "internal"}}};
+  nlohmann::json list = nlohmann::json::array();
+  {
+    Output quiet(false, devnull, devnull);
+    RunEngine engine(env_, spec_, **store, **db, registry_, quiet);
+    for (const auto& name : DependencyOrder(spec_)) {
+      const ComponentSpec* c = spec_.Find(name);
+      nlohmann::json j = {{"name", name}, {"depends_on", c->depends_on}};
+      auto driver = engine.DriverFor(*c);
+      if (driver.ok()) {
+        DriverContext ctx = engine.Context();
+        auto d = (*driver)->Describe(*c, ctx);
+        if (d.ok()) {
+          j["state"] = *d;
+          if (d->contains("release")) j["release"] = (*d)["release"];
+        } else {
+          j["error"] = d.status().message();
+        }
+      } else {
+        j["error"] = driver.status().message();
+      }
+      // ListRestorePoints is oldest first: the last that holds it is the newest.
+      for (auto it = points.rbegin(); it != points.rend(); ++it) {
+        if (!it->components.contains(name)) continue;
+        j["restore_point"] = {{"id", it->id},
+                              {"label", it->label},
+                              {"created", FormatRfc3339(it->created_wall_us, true)}};
+        break;
+      }
+      list.push_back(j);
+    }
+  }
+  std::fclose(devnull);
+  return {200, {{"components", list}, {"restore_point_errors", errors}}};
+}
 
 ApiReply Watcher::PlanRollback(const nlohmann::json& body) {
   RollbackRequest request;
