@@ -83,6 +83,17 @@ try {
   await page.locator('tr[data-component="webui"] td.release', { hasText: 'v1' }).waitFor(WAIT);
   await page.locator('tr[data-component="orchestrator"] td.restore-point', { hasText: 'before-v2' }).waitFor(WAIT);
   await shot('environment');
+  // Dark when the system is dark: the page follows prefers-color-scheme.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  expect(dark === 'rgb(13, 17, 23)', 'a dark background when the system is dark (got ' + dark + ')');
+  await shot('environment-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  // Keyboard: Tab reaches the page links, Enter follows one.
+  await page.focus('a[href="#/triggers"]');
+  await page.keyboard.press('Enter');
+  await page.locator('#triggers').waitFor(WAIT);
+  await page.click('a[href="#/environment"]');
 
   say('pause through the page');
   await page.click('a[href="#/actions"]');

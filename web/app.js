@@ -24,15 +24,15 @@ const HEALTH = {
 };
 const TRIGGER = {
   ok: ['✔', 'ok', 'good'],
-  pending: ['⏳', 'pending', 'warn'],
-  firing: ['🔥', 'firing', 'bad'],
+  pending: ['◔', 'pending', 'warn'],
+  firing: ['▲', 'firing', 'bad'],
   resolved: ['✔', 'resolved', 'good'],
 };
 const RUN = {
   succeeded: ['✔', 'succeeded', 'good'],
   failed: ['✖', 'failed', 'bad'],
   running: ['▶', 'running', 'warn'],
-  interrupted: ['⚠', 'interrupted', 'bad'],
+  interrupted: ['!', 'interrupted', 'bad'],
   abandoned: ['–', 'abandoned', 'unknown'],
 };
 
@@ -53,6 +53,11 @@ function ms(n) {
   return Math.floor(n / 60000) + ' min ' + Math.round((n % 60000) / 1000) + ' s';
 }
 
+// A sample value, short: 0.0529475 -> 0.0529, 1234.5 -> 1235.
+function num(v) {
+  return typeof v === 'number' && !Number.isInteger(v) ? String(Number(v.toPrecision(3))) : String(v);
+}
+
 function Sparkline({ points }) {
   const ref = useRef(null);
   const plot = useRef(null);
@@ -64,7 +69,8 @@ function Sparkline({ points }) {
         {
           width: 120, height: 28, legend: { show: false }, cursor: { show: false },
           axes: [{ show: false }, { show: false }], scales: { x: { time: false } },
-          series: [{}, { stroke: 'currentColor', width: 1 }],
+          // A canvas has no currentColor: the theme's colour, read from CSS.
+          series: [{}, { stroke: getComputedStyle(ref.current).color, width: 1, points: { show: false } }],
         },
         data, ref.current);
     } else {
@@ -150,7 +156,7 @@ function Triggers({ status }) {
         <td class="for">${t.state === 'pending' && t.pending_for_ms
           ? ms(t.for_ms) + ' (fires in ' + ms(Math.max(0, t.pending_for_ms - t.for_ms)) + ')'
           : t.state !== 'ok' ? ms(t.for_ms) : ''}</td>
-        <td>${t.last_value !== undefined ? t.last_value : ''}</td>
+        <td>${t.last_value !== undefined ? num(t.last_value) : ''}</td>
         <td>${t.action}</td><td>${t.reason}</td></tr>`)}</tbody>
     </table>
   </section>`;
