@@ -95,6 +95,14 @@ try {
   await page.locator('#triggers').waitFor(WAIT);
   await page.click('a[href="#/environment"]');
 
+  say('restore points: listed, one verified through the page');
+  await page.click('a[href="#/restore-points"]');
+  const rp = page.locator('#restore-points tr', { hasText: 'before-v2' });
+  await rp.waitFor(WAIT);
+  await rp.locator('button').click();
+  await rp.locator('td.verify', { hasText: 'intact' }).waitFor(WAIT);
+  await shot('restore-points');
+
   say('pause through the page');
   await page.click('a[href="#/actions"]');
   await page.fill('#pause-reason', 'dashboard test');

@@ -9,6 +9,7 @@ const PAGES = [
   ['environment', 'Environment'],
   ['triggers', 'Triggers'],
   ['runs', 'Runs'],
+  ['restore-points', 'Restore points'],
   ['actions', 'Actions'],
 ];
 const RUNS_PER_PAGE = 20;
@@ -222,6 +223,46 @@ function RunPage({ id, tick }) {
   </section>`;
 }
 
+function RestorePoints({ tick }) {
+  const [points, setPoints] = useState(null);
+  const [error, setError] = useState('');
+  const [checks, setChecks] = useState({});
+  useEffect(() => {
+    api('/api/v1/restore-points').then((r) => {
+      if (r.status === 200) setPoints(r.body.restore_points || []);
+      else setError(r.body.error || 'HTTP ' + r.status);
+    });
+  }, [tick]);
+  const verify = async (id) => {
+    setChecks((c) => ({ ...c, [id]: { busy: true } }));
+    const r = await api('/api/v1/restore-points/' + encodeURIComponent(id) + '/verify', { method: 'POST' });
+    setChecks((c) => ({ ...c, [id]: r.status === 200 ? r.body : { error: r.body.error || 'HTTP ' + r.status } }));
+  };
+  const result = (c) => {
+    if (!c) return '';
+    if (c.busy) return html`<span role="status">verifying…</span>`;
+    if (c.error) return html`<span class="error" role="alert">${c.error}</span>`;
+    return c.ok
+      ? html`<${Badge} table=${{ ok: ['✔', 'intact: manifest and ' + c.blobs + ' blobs', 'good'] }} value="ok" />`
+      : html`<${Badge} table=${{ bad: ['✖', 'damaged: ' + (c.manifest_ok ? '' : c.manifest_detail + '; ') + c.failures.length + ' blob(s)', 'bad'] }} value="bad" />`;
+  };
+  if (error) return html`<p class="error" role="alert">${error}</p>`;
+  if (!points) return html`<p>Loading restore points…</p>`;
+  return html`<section aria-labelledby="h-rp">
+    <h2 id="h-rp">Restore points</h2>
+    ${points.length === 0 ? html`<p>No restore point yet: <code>backstop snapshot --label NAME</code> takes one.</p>` : ''}
+    <table class="list" id="restore-points">
+      <thead><tr><th>Restore point</th><th>Label</th><th>Kind</th><th>Taken</th><th>Components</th>
+        <th>Blobs</th><th>Verify</th></tr></thead>
+      <tbody>${points.map((p) => html`<tr data-restore-point=${p.id}>
+        <th scope="row"><code>${p.id}</code></th><td>${p.label}</td><td>${p.kind}</td><td>${p.created}</td>
+        <td>${p.components.join(', ')}</td><td>${p.blobs}</td>
+        <td class="verify"><button type="button" disabled=${!getToken() || (checks[p.id] && checks[p.id].busy)}
+          onClick=${() => verify(p.id)} aria-label=${'verify ' + p.id}>Verify</button> ${result(checks[p.id])}</td></tr>`)}</tbody>
+    </table>
+  </section>`;
+}
+
 function Actions({ status, onDone }) {
   const [reason, setReason] = useState('');
   const [target, setTarget] = useState('');
@@ -381,6 +422,7 @@ function App() {
   else if (where.page === 'triggers') body = html`<${Triggers} status=${status} />`;
   else if (where.page === 'runs' && where.arg) body = html`<${RunPage} id=${where.arg} tick=${tick} />`;
   else if (where.page === 'runs') body = html`<${RunList} runs=${runs} />`;
+  else if (where.page === 'restore-points') body = html`<${RestorePoints} tick=${tick} />`;
   else if (where.page === 'actions') body = html`<${Actions} status=${status} onDone=${reload} />`;
   else body = html`<${Environment} status=${status} history=${history} described=${described} />`;
 

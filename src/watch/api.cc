@@ -649,6 +649,17 @@ void ApiServer::Impl::Install() {
     ApiReply r = backend_->GetComponents();
     SendJson(res, r.status, r.body);
   });
+  server_.Get("/api/v1/restore-points", [this](const httplib::Request&, httplib::Response& res) {
+    ApiReply r = backend_->GetRestorePoints();
+    SendJson(res, r.status, r.body);
+  });
+  // Re-hashing every blob reads the whole restore point: it takes the token.
+  server_.Post(R"(/api/v1/restore-points/([A-Za-z0-9._-]+)/verify)",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 if (!Authorized(req, res)) return;
+                 ApiReply r = backend_->VerifyRestorePoint(req.matches[1]);
+                 SendJson(res, r.status, r.body);
+               });
   server_.Get("/api/v1/runs", [this](const httplib::Request& req, httplib::Response& res) {
     int limit = 50;
     if (req.has_param("limit")) {

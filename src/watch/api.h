@@ -3,6 +3,8 @@
 //   GET  /api/v1/status           components, health, triggers, current run, paused
 //   GET  /api/v1/components       each component as its driver describes it (release...)
 //                                 and the newest restore point that holds it
+//   GET  /api/v1/restore-points   every restore point, newest first
+//   POST /api/v1/restore-points/{id}/verify   re-hashes its manifest and blobs (token)
 //   GET  /api/v1/runs[?limit=N]   recent runs, newest first
 //   GET  /api/v1/runs/{id}        one run with its steps
 //   POST /api/v1/rollback         {"component": NAME} or {"all": true}, optional "to"
@@ -120,6 +122,8 @@ class ApiBackend {
   virtual ~ApiBackend() = default;
   virtual nlohmann::json GetStatus() = 0;
   virtual ApiReply GetComponents() = 0;
+  virtual ApiReply GetRestorePoints() = 0;
+  virtual ApiReply VerifyRestorePoint(const std::string& id) = 0;
   virtual ApiReply GetRuns(int limit) = 0;
   virtual ApiReply GetRun(const std::string& id) = 0;
   // `actor` says who asked ("api 127.0.0.1"), for the logs and run records.

@@ -130,6 +130,31 @@ TEST_F(DashboardTest, PageAndAssetsWithTypesAndStrictPolicy) {
   EXPECT_EQ(missing->status, 404);
 }
 
+TEST_F(DashboardTest, PlanAndVerifyNeedTheToken) {
+  Start();
+  const httplib::Headers none;
+  const httplib::Headers right = {{"Authorization", std::string("Bearer ") + kToken}};
+  for (const char* path : {"/api/v1/plan", "/api/v1/restore-points/rp-1/verify"}) {
+    auto refused = client_->Post(path, none, R"({"all": true})", "application/json");
+    ASSERT_TRUE(refused) << path;
+    EXPECT_EQ(refused->status, 401) << path;
+    auto answered = client_->Post(path, right, R"({"all": true})", "application/json");
+    ASSERT_TRUE(answered) << path;
+    EXPECT_EQ(answered->status, 200) << path;
+  }
+  EXPECT_EQ(backend_.plans.load(), 1);
+  EXPECT_EQ(backend_.verifies.load(), 1);
+  auto bad = client_->Post("/api/v1/plan", right, "[1]", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  // Reads need none.
+  for (const char* path : {"/api/v1/components", "/api/v1/restore-points"}) {
+    auto read = client_->Get(path);
+    ASSERT_TRUE(read) << path;
+    EXPECT_EQ(read->status, 200) << path;
+  }
+}
+
 TEST_F(DashboardTest, EventsWithoutTheRightTokenAre401) {
   Start();
   for (const std::string& auth : {std::string(), std::string("Bearer wrong-zzz-token")}) {

@@ -19,6 +19,13 @@ class FakeBackend : public ApiBackend {
  public:
   nlohmann::json GetStatus() override { return {{"paused", paused.load()}, {"components", 2}}; }
   ApiReply GetComponents() override { return {200, {{"components", nlohmann::json::array()}}}; }
+  ApiReply GetRestorePoints() override {
+    return {200, {{"restore_points", nlohmann::json::array()}}};
+  }
+  ApiReply VerifyRestorePoint(const std::string& id) override {
+    ++verifies;
+    return {200, {{"id", id}, {"ok", true}}};
+  }
   ApiReply GetRuns(int limit) override {
     last_limit = limit;
     return {200, {{"runs", nlohmann::json::array({{{"id", "run-1"}}})}}};
@@ -51,7 +58,7 @@ class FakeBackend : public ApiBackend {
     return RenderMetrics(m);
   }
 
-  std::atomic<int> rollbacks{0}, pause_calls{0}, plans{0};
+  std::atomic<int> rollbacks{0}, pause_calls{0}, plans{0}, verifies{0};
   std::atomic<bool> paused{false};
   std::atomic<int> last_limit{0};
   std::mutex mu;

@@ -135,6 +135,8 @@ class Watcher final : public ApiBackend {
   // ApiBackend.
   nlohmann::json GetStatus() override;
   ApiReply GetComponents() override;
+  ApiReply GetRestorePoints() override;
+  ApiReply VerifyRestorePoint(const std::string& id) override;
   ApiReply GetRuns(int limit) override;
   ApiReply GetRun(const std::string& id) override;
   ApiReply PlanRollback(const nlohmann::json& body) override;
