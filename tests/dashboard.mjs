@@ -116,6 +116,9 @@ try {
   await page.click('a[href="#/triggers"]');
   const trig = page.locator('tr[data-trigger="health_check_failures"][data-component="orchestrator"]');
   await page.locator('#events li', { hasText: 'health_check_failures on orchestrator: ok → pending' }).waitFor(WAIT);
+  // error_rate (for: 2m) is pending meanwhile: the page counts down to when it fires.
+  await page.locator('tr[data-trigger="error_rate"][data-component="orchestrator"] td.for',
+    { hasText: 'fires in' }).waitFor(WAIT);
   await trig.locator('[data-state="firing"]').waitFor(WAIT);
   await page.locator('#events li', { hasText: 'health_check_failures on orchestrator: pending → firing' }).waitFor(WAIT);
   expect((await trig.locator('td.state').textContent()).includes('firing'), 'firing in words');

@@ -163,10 +163,20 @@ function Triggers({ status }) {
   </section>`;
 }
 
-function RunList({ runs }) {
+// One page of runs from the daemon (limit/offset): the list stays small
+// however many runs the state database holds.
+function RunList({ tick }) {
   const [page, setPage] = useState(0);
-  const pages = Math.max(1, Math.ceil(runs.length / RUNS_PER_PAGE));
-  const shown = runs.slice(page * RUNS_PER_PAGE, (page + 1) * RUNS_PER_PAGE);
+  const [runs, setRuns] = useState([]);
+  const [more, setMore] = useState(false);
+  useEffect(() => {
+    api(`/api/v1/runs?limit=${RUNS_PER_PAGE + 1}&offset=${page * RUNS_PER_PAGE}`).then((r) => {
+      if (r.status !== 200) return;
+      setMore(r.body.runs.length > RUNS_PER_PAGE);
+      setRuns(r.body.runs.slice(0, RUNS_PER_PAGE));
+    });
+  }, [page, tick]);
+  const shown = runs;
   return html`<section aria-labelledby="h-runs">
     <h2 id="h-runs">Runs</h2>
     <table class="list" id="runs">
@@ -178,8 +188,8 @@ function RunList({ runs }) {
     </table>
     <nav class="pager" aria-label="pages of runs">
       <button type="button" disabled=${page === 0} onClick=${() => setPage(page - 1)}>Newer</button>
-      <span>page ${page + 1} of ${pages}</span>
-      <button type="button" disabled=${page + 1 >= pages} onClick=${() => setPage(page + 1)}>Older</button>
+      <span>page ${page + 1}</span>
+      <button type="button" disabled=${!more} onClick=${() => setPage(page + 1)}>Older</button>
     </nav>
   </section>`;
 }
@@ -336,7 +346,6 @@ function Actions({ status, onDone }) {
 function App() {
   const [where, setWhere] = useState(route());
   const [status, setStatus] = useState(null);
-  const [runs, setRuns] = useState([]);
   const [mode, setMode] = useState('polling');
   const [error, setError] = useState('');
   const [tick, setTick] = useState(0);
@@ -361,14 +370,13 @@ function App() {
   }, []);
 
   const reload = useCallback(async () => {
-    const [s, r] = await Promise.all([api('/api/v1/status'), api('/api/v1/runs?limit=1000')]);
+    const s = await api('/api/v1/status');
     if (s.status !== 200) {
       setError(s.body.error || 'the daemon did not answer');
       return;
     }
     setError('');
     setStatus(s.body);
-    if (r.status === 200) setRuns(r.body.runs || []);
     setTick((t) => t + 1);
     const now = Date.now();
     setHistory((h) => {
@@ -421,7 +429,7 @@ function App() {
   if (!status) body = html`<p>${error || 'Loading…'}</p>`;
   else if (where.page === 'triggers') body = html`<${Triggers} status=${status} />`;
   else if (where.page === 'runs' && where.arg) body = html`<${RunPage} id=${where.arg} tick=${tick} />`;
-  else if (where.page === 'runs') body = html`<${RunList} runs=${runs} />`;
+  else if (where.page === 'runs') body = html`<${RunList} tick=${tick} />`;
   else if (where.page === 'restore-points') body = html`<${RestorePoints} tick=${tick} />`;
   else if (where.page === 'actions') body = html`<${Actions} status=${status} onDone=${reload} />`;
   else body = html`<${Environment} status=${status} history=${history} described=${described} />`;

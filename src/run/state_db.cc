@@ -292,12 +292,13 @@ Result<RunRecord> StateDb::GetRun(const std::string& id) {
   return ReadRun(s);
 }
 
-Result<std::vector<RunRecord>> StateDb::ListRuns(int limit) {
-  std::string sql =
-      std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY started_us DESC, id DESC LIMIT ?";
+Result<std::vector<RunRecord>> StateDb::ListRuns(int limit, int offset) {
+  std::string sql = std::string("SELECT ") + kRunColumns +
+                    " FROM runs ORDER BY started_us DESC, id DESC LIMIT ? OFFSET ?";
   Stmt s(db_, sql.c_str());
   if (!s.prepared()) return s.Error("list runs");
   s.Bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
+  s.Bind(2, static_cast<int64_t>(offset > 0 ? offset : 0));
   std::vector<RunRecord> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {

@@ -134,8 +134,8 @@ class StateDb {
   // table.
   Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps);
   Result<RunRecord> GetRun(const std::string& id);
-  // Newest first; `limit` 0 means all.
-  Result<std::vector<RunRecord>> ListRuns(int limit);
+  // Newest first, skipping the `offset` newest; `limit` 0 means all.
+  Result<std::vector<RunRecord>> ListRuns(int limit, int offset = 0);
   Result<std::vector<RunRecord>> UnfinishedRuns();
   Result<std::vector<StepRecord>> GetSteps(const std::string& run_id);
   Status MarkStepStarted(const std::string& run_id, int index, int64_t now_us);

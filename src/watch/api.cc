@@ -661,16 +661,19 @@ void ApiServer::Impl::Install() {
                  SendJson(res, r.status, r.body);
                });
   server_.Get("/api/v1/runs", [this](const httplib::Request& req, httplib::Response& res) {
-    int limit = 50;
-    if (req.has_param("limit")) {
-      const std::string v = req.get_param_value("limit");
+    int numbers[2] = {50, 0};  // limit, offset
+    const char* names[2] = {"limit", "offset"};
+    for (int i = 0; i < 2; ++i) {
+      if (!req.has_param(names[i])) continue;
+      const std::string v = req.get_param_value(names[i]);
       if (v.empty() || v.size() > 6 || !std::all_of(v.begin(), v.end(), ::isdigit)) {
-        SendJson(res, 400, {{"error", "limit must be a number"}, {"code", "bad_request"}});
+        SendJson(res, 400,
+                 {{"error", std::string(names[i]) + " must be a number"}, {"code", "bad_request"}});
         return;
       }
-      limit = std::stoi(v);
+      numbers[i] = std::stoi(v);
     }
-    ApiReply r = backend_->GetRuns(limit);
+    ApiReply r = backend_->GetRuns(numbers[0], numbers[1]);
     SendJson(res, r.status, r.body);
   });
   server_.Get(R"(/api/v1/runs/([A-Za-z0-9._-]+))",

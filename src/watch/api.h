@@ -5,7 +5,7 @@
 //                                 and the newest restore point that holds it
 //   GET  /api/v1/restore-points   every restore point, newest first
 //   POST /api/v1/restore-points/{id}/verify   re-hashes its manifest and blobs (token)
-//   GET  /api/v1/runs[?limit=N]   recent runs, newest first
+//   GET  /api/v1/runs[?limit=N&offset=M]   recent runs, newest first (M newest skipped)
 //   GET  /api/v1/runs/{id}        one run with its steps
 //   POST /api/v1/rollback         {"component": NAME} or {"all": true}, optional "to"
 //   POST /api/v1/plan             the same body: the plan such a rollback would run, not run
@@ -124,7 +124,7 @@ class ApiBackend {
   virtual ApiReply GetComponents() = 0;
   virtual ApiReply GetRestorePoints() = 0;
   virtual ApiReply VerifyRestorePoint(const std::string& id) = 0;
-  virtual ApiReply GetRuns(int limit) = 0;
+  virtual ApiReply GetRuns(int limit, int offset) = 0;
   virtual ApiReply GetRun(const std::string& id) = 0;
   // `actor` says who asked ("api 127.0.0.1"), for the logs and run records.
   virtual ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) = 0;

@@ -252,9 +252,16 @@ TEST_F(ApiTest, ReadOnlyEndpointsNeedNoToken) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(backend_.last_limit.load(), 7);
-  res = client_->Get("/api/v1/runs?limit=lots");
+  EXPECT_EQ(backend_.last_offset.load(), 0);
+  res = client_->Get("/api/v1/runs?limit=20&offset=40");
   ASSERT_TRUE(res);
-  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(backend_.last_offset.load(), 40);
+  for (const char* bad : {"/api/v1/runs?limit=lots", "/api/v1/runs?offset=-1"}) {
+    res = client_->Get(bad);
+    ASSERT_TRUE(res) << bad;
+    EXPECT_EQ(res->status, 400) << bad;
+  }
   res = client_->Get("/api/v1/runs/run-1");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);

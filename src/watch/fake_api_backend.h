@@ -26,8 +26,9 @@ class FakeBackend : public ApiBackend {
     ++verifies;
     return {200, {{"id", id}, {"ok", true}}};
   }
-  ApiReply GetRuns(int limit) override {
+  ApiReply GetRuns(int limit, int offset) override {
     last_limit = limit;
+    last_offset = offset;
     return {200, {{"runs", nlohmann::json::array({{{"id", "run-1"}}})}}};
   }
   ApiReply GetRun(const std::string& id) override {
@@ -60,7 +61,7 @@ class FakeBackend : public ApiBackend {
 
   std::atomic<int> rollbacks{0}, pause_calls{0}, plans{0}, verifies{0};
   std::atomic<bool> paused{false};
-  std::atomic<int> last_limit{0};
+  std::atomic<int> last_limit{0}, last_offset{0};
   std::mutex mu;
   nlohmann::json last_body;
   std::string last_actor, last_reason;

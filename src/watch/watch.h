@@ -137,7 +137,7 @@ class Watcher final : public ApiBackend {
   ApiReply GetComponents() override;
   ApiReply GetRestorePoints() override;
   ApiReply VerifyRestorePoint(const std::string& id) override;
-  ApiReply GetRuns(int limit) override;
+  ApiReply GetRuns(int limit, int offset) override;
   ApiReply GetRun(const std::string& id) override;
   ApiReply PlanRollback(const nlohmann::json& body) override;
   ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) override;

@@ -140,10 +140,10 @@ nlohmann::json RunToJson(const RunRecord& r) {
 
 }  // namespace
 
-ApiReply Watcher::GetRuns(int limit) {
+ApiReply Watcher::GetRuns(int limit, int offset) {
   MutexLock lock(&api_db_mu_);
   if (!api_db_) return {503, {{"error", "state database not open"}, {"code", "unavailable"}}};
-  auto runs = api_db_->ListRuns(limit);
+  auto runs = api_db_->ListRuns(limit, offset);
   if (!runs.ok()) return {500, {{"error", runs.status().message()}, {"code", "internal"}}};
   nlohmann::json list = nlohmann::json::array();
   for (const auto& r : *runs) list.push_back(RunToJson(r));
