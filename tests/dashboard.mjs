@@ -89,6 +89,12 @@ try {
   expect(dark === 'rgb(13, 17, 23)', 'a dark background when the system is dark (got ' + dark + ')');
   await shot('environment-dark');
   await page.emulateMedia({ colorScheme: 'light' });
+  // 200% zoom of a 1280-pixel window: the page reflows, nothing is cut off sideways.
+  await page.setViewportSize({ width: 640, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  expect(overflow <= 0, 'no sideways scrolling of the page at 200% zoom (' + overflow + ' px too wide)');
+  await shot('environment-zoom200');
+  await page.setViewportSize({ width: 1280, height: 800 });
   // Keyboard: Tab reaches the page links, Enter follows one.
   await page.focus('a[href="#/triggers"]');
   await page.keyboard.press('Enter');
