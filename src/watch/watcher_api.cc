@@ -22,17 +22,6 @@
 namespace backstop {
 namespace {
 
-const char* HealthName(HealthResult::State s) {
-  switch (s) {
-    case HealthResult::State::kPass:
-      return "pass";
-    case HealthResult::State::kFail:
-      return "fail";
-    default:
-      return "unknown";
-  }
-}
-
 int StateNumber(TriggerState s) {
   return s == TriggerState::kFiring ? 2 : s == TriggerState::kPending ? 1 : 0;
 }
@@ -53,7 +42,7 @@ nlohmann::json Watcher::StatusLocked() {
       c["probe"] = v.probe;
       c["mode"] = v.mode;
       c["interval_ms"] = v.interval_ms;
-      c["health"] = v.has_result ? HealthName(v.last.state) : "pending";
+      c["health"] = v.has_result ? HealthStateName(v.last.state) : "pending";
       if (v.has_result) {
         c["detail"] = v.last.detail;
         c["latency_ms"] = v.last.latency_ms;

@@ -270,9 +270,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
   }
   if (changed) {
     Emit("component", {{"name", view.name},
-                       {"health", h.state == HealthResult::State::kPass   ? "pass"
-                                  : h.state == HealthResult::State::kFail ? "fail"
-                                                                          : "unknown"},
+                       {"health", HealthStateName(h.state)},
                        {"detail", h.detail},
                        {"latency_ms", h.latency_ms}});
   }
