@@ -82,6 +82,10 @@ try {
   expect((await orch.locator('td.health').textContent()).includes('healthy'), 'orchestrator healthy (in words)');
   await page.locator('tr[data-component="webui"] td.release', { hasText: 'v1' }).waitFor(WAIT);
   await page.locator('tr[data-component="orchestrator"] td.restore-point', { hasText: 'before-v2' }).waitFor(WAIT);
+  // The dependency graph: a node per component, its health in words.
+  await page.locator('#graph [data-node="orchestrator"] text.state', { hasText: 'healthy' }).waitFor(WAIT);
+  expect(await page.locator('#graph [data-node]').count() === 3, 'a node per component');
+  expect(await page.locator('#graph line.edge').count() === 2, 'an edge per depends_on');
   await shot('environment');
   // Dark when the system is dark: the page follows prefers-color-scheme.
   await page.emulateMedia({ colorScheme: 'dark' });
@@ -131,6 +135,7 @@ try {
   await shot('triggers-firing');
   await page.click('a[href="#/environment"]');
   await orch.locator('[data-state="fail"]').waitFor(WAIT);
+  await page.locator('#graph [data-node="orchestrator"] text.state', { hasText: 'failing' }).waitFor(WAIT);
   await orch.locator('td.release', { hasText: 'v2' }).waitFor(WAIT);
   await shot('environment-failing');
 

@@ -121,10 +121,50 @@ function position(d) {
   return (d.state && (d.state.summary || d.state.version)) || '';
 }
 
+// The dependency graph from depends_on: a column per depth (dependencies on
+// the left), each node's health as an icon and a word as well as a colour.
+function DependencyGraph({ comps, described }) {
+  const deps = (name) => ((described[name] || {}).depends_on || []);
+  const depth = {};
+  const depthOf = (name, seen = new Set()) => {
+    if (depth[name] !== undefined) return depth[name];
+    if (seen.has(name)) return 0;  // the spec has no cycles; never loop here
+    seen.add(name);
+    const d = deps(name).reduce((m, dep) => Math.max(m, depthOf(dep, seen) + 1), 0);
+    depth[name] = d;
+    return d;
+  };
+  comps.forEach((c) => depthOf(c.name));
+  const columns = [];
+  comps.forEach((c) => (columns[depth[c.name]] = columns[depth[c.name]] || []).push(c));
+  const W = 170, H = 44, GX = 60, GY = 14;
+  const pos = {};
+  columns.forEach((col, x) => col.forEach((c, y) => (pos[c.name] = { x: x * (W + GX), y: y * (H + GY) })));
+  const width = columns.length * (W + GX) - GX;
+  const height = Math.max(...columns.map((col) => col.length)) * (H + GY) - GY;
+  if (!comps.length || !Object.keys(described).length) return '';
+  return html`<figure class="graph">
+    <svg id="graph" viewBox=${`-2 -2 ${width + 4} ${height + 4}`} width=${width + 4} height=${height + 4}
+      role="img" aria-label="dependency graph: each component points at what it depends on">
+      ${comps.flatMap((c) => deps(c.name).filter((d) => pos[d]).map((d) => html`<line class="edge"
+        x1=${pos[c.name].x} y1=${pos[c.name].y + H / 2} x2=${pos[d].x + W} y2=${pos[d].y + H / 2} />`))}
+      ${comps.map((c) => {
+        const [icon, word, tone] = HEALTH[c.health] || HEALTH.unknown;
+        return html`<g class="node ${tone}" data-node=${c.name} transform=${`translate(${pos[c.name].x},${pos[c.name].y})`}>
+          <rect width=${W} height=${H} rx="6" />
+          <text x="10" y="18" class="name">${c.name}</text>
+          <text x="10" y="36" class="state">${icon} ${word}</text></g>`;
+      })}
+    </svg>
+    <figcaption>Dependencies: a line joins a component (right) to what it depends on (left).</figcaption>
+  </figure>`;
+}
+
 function Environment({ status, history, described }) {
   const comps = status.components || [];
   return html`<section aria-labelledby="h-env">
     <h2 id="h-env">Environment ${status.environment}</h2>
+    <${DependencyGraph} comps=${comps} described=${described} />
     <table class="list" id="components">
       <thead><tr><th>Component</th><th>Kind</th><th>Driver</th><th>Release or position</th>
         <th>Health</th><th>Latency</th><th>Last hour</th><th>Newest restore point</th><th>Depends on</th>
