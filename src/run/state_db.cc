@@ -292,8 +292,8 @@ Result<RunRecord> StateDb::GetRun(const std::string& id) {
   return ReadRun(s);
 }
 
-Result<std::vector<RunRecord>> StateDb::ListRuns(int limit) {
-  BACKSTOP_ASSIGN_OR_RETURN(auto rows, ListStoredRuns(limit));
+Result<std::vector<RunRecord>> StateDb::ListRuns(int limit, int offset) {
+  BACKSTOP_ASSIGN_OR_RETURN(auto rows, ListStoredRuns(limit, offset));
   std::vector<RunRecord> out;
   out.reserve(rows.size());
   for (auto& row : rows) {
@@ -303,12 +303,13 @@ Result<std::vector<RunRecord>> StateDb::ListRuns(int limit) {
   return out;
 }
 
-Result<std::vector<StateDb::StoredRun>> StateDb::ListStoredRuns(int limit) {
-  std::string sql =
-      std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY started_us DESC, id DESC LIMIT ?";
+Result<std::vector<StateDb::StoredRun>> StateDb::ListStoredRuns(int limit, int offset) {
+  std::string sql = std::string("SELECT ") + kRunColumns +
+                    " FROM runs ORDER BY started_us DESC, id DESC LIMIT ? OFFSET ?";
   Stmt s(db_, sql.c_str());
   if (!s.prepared()) return s.Error("list runs");
   s.Bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
+  s.Bind(2, static_cast<int64_t>(offset > 0 ? offset : 0));
   std::vector<StoredRun> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {

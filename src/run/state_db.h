@@ -135,8 +135,9 @@ class StateDb {
   // table.
   Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps);
   Result<RunRecord> GetRun(const std::string& id);
-  // Newest first; `limit` 0 means all. The first damaged row fails the list.
-  Result<std::vector<RunRecord>> ListRuns(int limit);
+  // Newest first, skipping the `offset` newest; `limit` 0 means all. The
+  // first damaged row fails the list.
+  Result<std::vector<RunRecord>> ListRuns(int limit, int offset = 0);
   // The same rows, a damaged one listed too (for `backstop runs`, which shows
   // the others): `damage` is then its Corruption and `run` holds only what
   // could still be read (id, command, started_us).
@@ -144,7 +145,7 @@ class StateDb {
     RunRecord run;
     Status damage;
   };
-  Result<std::vector<StoredRun>> ListStoredRuns(int limit);
+  Result<std::vector<StoredRun>> ListStoredRuns(int limit, int offset = 0);
   Result<std::vector<RunRecord>> UnfinishedRuns();
   Result<std::vector<StepRecord>> GetSteps(const std::string& run_id);
   Status MarkStepStarted(const std::string& run_id, int index, int64_t now_us);

@@ -142,6 +142,22 @@ TEST_F(StateDbTest, ResolvesRunSelectors) {
   EXPECT_TRUE(db_->GetRun("nope").status().IsNotFound());
 }
 
+TEST_F(StateDbTest, ListsRunsNewestFirstAPageAtATime) {
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(db_->CreateRun(MakeRun("run-" + std::to_string(i), i * 10), {}).ok());
+  }
+  auto ids = [](const Result<std::vector<RunRecord>>& runs) {
+    std::string out;
+    for (const auto& r : *runs) out += r.id + " ";
+    return out;
+  };
+  EXPECT_EQ(ids(db_->ListRuns(2)), "run-5 run-4 ");
+  EXPECT_EQ(ids(db_->ListRuns(2, 2)), "run-3 run-2 ");
+  EXPECT_EQ(ids(db_->ListRuns(2, 4)), "run-1 ");
+  EXPECT_EQ(ids(db_->ListRuns(2, 5)), "");
+  EXPECT_EQ(ids(db_->ListRuns(0, 3)), "run-2 run-1 ");
+}
+
 TEST_F(StateDbTest, HistoryNumbersRevisionsAndSupersedes) {
   HistoryRecord h;
   h.component = "web";

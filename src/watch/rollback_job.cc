@@ -87,9 +87,11 @@ void RollbackJob::Run() {
   if (!store.ok()) return finish(store.status().message());
   LineStream out_stream([&](const std::string& line) {
     log_->Info("run: " + Trim(line), {{"run", run_id}});
+    if (hooks_.output) hooks_.output(Trim(line));
   });
   LineStream err_stream([&](const std::string& line) {
     log_->Error("run: " + Trim(line), {{"run", run_id}});
+    if (hooks_.output) hooks_.output(Trim(line));
   });
   Output output(false, out_stream.file(), err_stream.file());
   RunEngine engine(env_, spec_, **store, **db, registry_, output);

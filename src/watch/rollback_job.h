@@ -54,6 +54,8 @@ class RollbackJob {
     // Components a planned run affects (their samples are not fed to rules).
     std::function<void(const std::vector<std::string>& affected)> affects;
     std::function<void(const RunOutcome& outcome)> finished_run;
+    // Each line the run prints (its steps as they go); may be empty.
+    std::function<void(const std::string& line)> output;
     // Last: `acted` is false when `planned` called the job off.
     std::function<void(bool acted, const std::string& error)> done;
   };
