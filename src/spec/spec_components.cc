@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/strings.h"
 #include "base/units.h"
 #include "spec/spec_parser.h"
 
@@ -19,6 +20,17 @@ const std::vector<std::string> kProbeTypes = {"http", "tcp", "exec", "grpc"};
 const std::vector<std::string> kProbeKeys = {"http",         "tcp",           "exec",     "grpc",
                                              "service",      "expect_status", "interval", "timeout",
                                              "start_period", "retries"};
+
+// A blue/green service's probe names its slot's port as "{port}"
+// (ProbeSpec::ForPort): the target is checked with a number in its place.
+std::string WithSlotPortStandIn(const std::string& target) {
+  return ReplaceAll(target, "{port}", "1");
+}
+
+// Only targets: an exec probe's "{port}" was always passed as written.
+bool UsesSlotPort(const ProbeSpec& probe) {
+  return probe.target.find("{port}") != std::string::npos;
+}
 
 }  // namespace
 
@@ -115,8 +127,15 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
     }
   }
 
-  if (Entry* h = f.Take("health")) ParseProbe(*h, path + ".health", &comp->health);
-  if (Entry* t = f.Take("traffic")) {
+  Entry* health = f.Take("health");
+  if (health != nullptr) ParseProbe(*health, path + ".health", &comp->health);
+  Entry* traffic_block = f.Take("traffic");
+  if (health != nullptr && traffic_block == nullptr && UsesSlotPort(comp->health)) {
+    Err(At(*health), path + ".health",
+        "'{port}' is replaced only for blue/green services (a traffic block with ports)",
+        "a probe naming its port, or a traffic block");
+  }
+  if (Entry* t = traffic_block) {
     if (kind && *kind != ComponentKind::kService) {
       Err(t->key_mark, path + ".traffic",
           "'traffic' applies only to services (this is a " + std::string(Name(*kind)) + ")",
@@ -160,7 +179,7 @@ void Parser::ParseProbe(const Entry& h, const std::string& path, ProbeSpec* prob
       const std::string expected = "an http:// or https:// URL";
       if (auto url = Str(t, tpath, expected)) {
         std::string why;
-        if (ValidHttpUrl(*url, &why)) {
+        if (ValidHttpUrl(WithSlotPortStandIn(*url), &why)) {
           probe->type = ProbeSpec::Type::kHttp;
           probe->target = *url;
         } else {
@@ -170,7 +189,7 @@ void Parser::ParseProbe(const Entry& h, const std::string& path, ProbeSpec* prob
     } else if (t.key == "tcp" || t.key == "grpc") {
       const std::string expected = "host:port such as 127.0.0.1:50051";
       if (auto target = Str(t, tpath, expected)) {
-        if (ValidHostPort(*target)) {
+        if (ValidHostPort(WithSlotPortStandIn(*target))) {
           probe->type = t.key == "tcp" ? ProbeSpec::Type::kTcp : ProbeSpec::Type::kGrpc;
           probe->target = *target;
         } else {

@@ -87,6 +87,30 @@ TEST(SpecTrafficTest, ParsesKeepPreviousAndUpstream) {
   EXPECT_EQ(spec->Find("web")->traffic->upstream, "web_pool");
 }
 
+// A blue/green service's probe names its slot's port: "{port}" is accepted
+// where a port goes, kept as written (ProbeSpec::ForPort aims it).
+TEST(SpecTrafficTest, HealthMayNameTheSlotPort) {
+  auto spec = ParseSpec(SpecWith("      component: front\n"
+                                 "      strategy: blue_green\n"
+                                 "      ports: [3001, 3002]\n"
+                                 "    health: {http: \"http://127.0.0.1:{port}/health\"}\n"),
+                        "b.yaml", Drivers());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->Find("web")->health.target, "http://127.0.0.1:{port}/health");
+  EXPECT_EQ(spec->Find("web")->health.ForPort(3002).target, "http://127.0.0.1:3002/health");
+}
+
+TEST(SpecTrafficTest, SlotPortInAProbeWithoutATrafficBlock) {
+  ExpectOneError("environment: test\n"
+                 "components:\n"
+                 "  web:\n"
+                 "    kind: service\n"
+                 "    driver: process\n"
+                 "    health: {tcp: \"127.0.0.1:{port}\"}\n",
+                 "b.yaml:6:13: components.web.health: '{port}' is replaced only for blue/green "
+                 "services");
+}
+
 TEST(SpecTrafficTest, UnknownComponent) {
   ExpectOneError(SpecWith("      component: frnt\n"
                           "      strategy: blue_green\n"
