@@ -2,7 +2,8 @@
 // start-slot, switch, stop-slot, and their verify. Each is idempotent, so a
 // resumed run redoes the one that was in flight: a slot already running the
 // release is kept (Driver::StartSlot), routing already equal is left alone
-// (Routed is read first), the slot state and the history are written once.
+// (Driver::Route leaves it alone, finishing an interrupted route), the slot state and the history
+// are written once.
 #include <string>
 #include <vector>
 
@@ -86,12 +87,11 @@ Status RunEngine::ExecuteSlotStep(const RunRecord& run, const Plan& plan, const 
     }
     BACKSTOP_ASSIGN_OR_RETURN(Driver * router, DriverFor(*traffic));
     const std::vector<std::string> servers = {SlotServer(c, slot)};
-    BACKSTOP_ASSIGN_OR_RETURN(std::vector<std::string> routed,
-                              router->Routed(*traffic, c.traffic->upstream, ctx));
-    if (routed != servers) {
-      BACKSTOP_RETURN_IF_ERROR(router->Route(*traffic, c.traffic->upstream, servers, ctx)
-                                   .WithContext("switch " + traffic->name));
-    }
+    // Route, not Routed first: a route killed after its file was swapped but
+    // before the reload reads back as done while nginx still sends traffic
+    // the old way; Route finishes it (and leaves settled equal routing alone).
+    BACKSTOP_RETURN_IF_ERROR(router->Route(*traffic, c.traffic->upstream, servers, ctx)
+                                 .WithContext("switch " + traffic->name));
     CrashPointForTest("run.switch.after-route");
     // `current` follows the live release, so that Describe stays true.
     BACKSTOP_RETURN_IF_ERROR(driver.Restore(c, nlohmann::json{{"release", release}}, ctx)
