@@ -99,6 +99,24 @@ expect_eq "$(routed)" "127.0.0.1:$GREEN_PORT " "routing after deploying v2"
 v1_pid=$(slot_pid blue)
 [[ -n "$v1_pid" ]] && kill -0 "$v1_pid" || fail "v1 no longer runs in the blue slot"
 
+# status and history show both slots: release, port, running, live, kept until.
+bs status
+expect_rc 0 status
+expect_contains "$OUT" "green  port $GREEN_PORT  release v2 (running"
+expect_contains "$OUT" "LIVE"
+expect_contains "$OUT" "blue   port $BLUE_PORT  release v1 (running, pid $v1_pid)  previous, kept until"
+bs --output json status
+expect_eq "$(py 'import json,sys
+d=json.load(sys.stdin); w=[c for c in d["components"] if c["name"]=="webui"][0]["slots"]
+print(w["live"], w["previous"], bool(w["keep_previous_until"]), [(s["slot"], s["release"], s["port"], s["running"], s["live"]) for s in w["slots"]])' <<<"$OUT")" \
+  "green blue True [('blue', 'v1', $BLUE_PORT, True, False), ('green', 'v2', $GREEN_PORT, True, True)]" "status --output json slots"
+bs history webui
+expect_contains "$OUT" "Slots:"
+expect_contains "$OUT" "green  port $GREEN_PORT  release v2 (running"
+bs --output json history webui
+expect_eq "$(py 'import json,sys; d=json.load(sys.stdin); print(d["slots"]["live"], len(d["slots"]["slots"]))' <<<"$OUT")" \
+  "green 2" "history --output json slots"
+
 # Rollback inside keep_previous: a switch back, v1 not restarted, green stopped.
 bs plan rollback --component webui
 expect_contains "$OUT" "switches traffic back"

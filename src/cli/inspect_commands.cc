@@ -8,7 +8,9 @@
 
 #include "base/env.h"
 #include "base/exit_code.h"
+#include "base/strings.h"
 #include "base/units.h"
+#include "cli/slot_view.h"
 #include "drivers/driver.h"
 #include "run/fallback.h"
 #include "run/lock.h"
@@ -83,6 +85,11 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
                                  {"health", HealthWord(h)},
                                  {"health_detail", h.detail},
                                  {"latency_ms", h.latency_ms}});
+    if (c->traffic) {
+      nlohmann::json slots = SlotsView(e, *c);
+      for (const auto& line : SlotLines(slots)) out.Text(line);
+      doc["components"].back()["slots"] = std::move(slots);
+    }
   }
   nlohmann::json holder = EnvironmentLock::CurrentHolder(e.spec.state_dir);
   if (!holder.is_null()) {
@@ -123,8 +130,8 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
                "; `backstop fallback --back` returns to " + Join(f.previous, ", "));
     } else {
       out.Text("FALLBACK INTERRUPTED (" + f.id + ", " + f.state + " " + f.upstream + " of " +
-               f.traffic + "): run `backstop fallback" +
-               (f.state == "returning" ? " --back" : "") + "` again to complete it");
+               f.traffic + "): run `backstop fallback" + (f.state == "returning" ? " --back" : "") +
+               "` again to complete it");
     }
     doc["fallback"] = f.ToJson();
   }
@@ -157,7 +164,8 @@ int CmdHistory(const GlobalOptions& g, Output& out, const std::string& component
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
-  if (e.spec.Find(component) == nullptr) {
+  const ComponentSpec* c = e.spec.Find(component);
+  if (c == nullptr) {
     return Fail(out, Status::InvalidArgument("no component named '" + component + "'"));
   }
   auto history = e.state->History(component);
@@ -176,7 +184,13 @@ int CmdHistory(const GlobalOptions& g, Output& out, const std::string& component
                    {"description", h.description}});
   }
   if (history->empty()) out.Text("(no deploys recorded for " + component + ")");
-  out.Json({{"component", component}, {"history", doc}});
+  nlohmann::json result = {{"component", component}, {"history", doc}};
+  if (c->traffic) {
+    result["slots"] = SlotsView(e, *c);
+    out.Text("Slots:");
+    for (const auto& line : SlotLines(result["slots"])) out.Text(line);
+  }
+  out.Json(result);
   return kExitOk;
 }
 
