@@ -152,6 +152,16 @@ try {
   const steps = await page.locator('#steps li').count();
   const done = await page.locator('#steps li[data-status="done"]').count();
   expect(steps > 0 && steps === done, `every step of the automatic run is done (${done}/${steps})`);
+  // The timeline: a bar per step placed by its recorded times.
+  expect(await page.locator('#steps li .gantt .gbar').count() === steps, 'a timeline bar per step');
+  expect(await page.locator('#steps li .when', { hasText: 'took' }).count() === steps, 'each step says how long it took');
+  // The incident report the run wrote: recovery time against its target, the ledger, the checklist.
+  await page.locator('#recovery').waitFor(WAIT);
+  const verdict = await page.textContent('#recovery');
+  expect(/met|missed|no target|not measured/.test(verdict), 'the recovery time has a verdict (' + verdict + ')');
+  expect((await page.textContent('#loss-summary')).length > 0, 'the data-loss summary is shown');
+  await page.locator('#checklist tbody tr').first().waitFor(WAIT);
+  expect(await page.locator('#checklist tbody tr').count() === 10, 'the ten checklist items');
   await shot('run');
   await page.click('a[href="#/environment"]');
   await orch.locator('td.release', { hasText: 'v1' }).waitFor(WAIT);

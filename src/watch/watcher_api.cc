@@ -166,6 +166,12 @@ ApiReply Watcher::GetRun(const std::string& id) {
                        {"status", s.status},
                        {"attempts", s.attempts},
                        {"detail", s.detail}});
+      // When it ran, as milliseconds from the run's start: the page's timeline bars.
+      nlohmann::json& step = steps.back();
+      step["start_ms"] = s.started_us > 0 ? nlohmann::json((s.started_us - run->started_us) / 1000)
+                                          : nlohmann::json(nullptr);
+      step["end_ms"] = s.ended_us > 0 ? nlohmann::json((s.ended_us - run->started_us) / 1000)
+                                      : nlohmann::json(nullptr);
     }
   }
   j["steps"] = steps;
