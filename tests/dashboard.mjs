@@ -86,6 +86,10 @@ try {
   await page.locator('#graph [data-node="orchestrator"] text.state', { hasText: 'healthy' }).waitFor(WAIT);
   expect(await page.locator('#graph [data-node]').count() === 3, 'a node per component');
   expect(await page.locator('#graph line.edge').count() === 2, 'an edge per depends_on');
+  // The sparkline draws the daemon's latency history (GET /api/v1/latency).
+  const latency = await page.evaluate(async () => (await (await fetch('/api/v1/latency')).json()).latency);
+  expect(Array.isArray(latency.orchestrator) && latency.orchestrator.length > 0, 'the daemon keeps latencies');
+  await page.locator('tr[data-component="orchestrator"] .spark:not([data-points="0"])').waitFor(WAIT);
   await shot('environment');
   // Dark when the system is dark: the page follows prefers-color-scheme.
   await page.emulateMedia({ colorScheme: 'dark' });

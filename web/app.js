@@ -13,7 +13,6 @@ const PAGES = [
   ['actions', 'Actions'],
 ];
 const RUNS_PER_PAGE = 20;
-const HISTORY_MS = 60 * 60 * 1000;
 
 // Health and trigger states as icon + word: colour is never the only signal.
 const HEALTH = {
@@ -79,7 +78,7 @@ function Sparkline({ points }) {
     }
   }, [points]);
   useEffect(() => () => plot.current && plot.current.destroy(), []);
-  return html`<span class="spark" ref=${ref} role="img" aria-label="latency over the last hour"></span>`;
+  return html`<span class="spark" ref=${ref} role="img" data-points=${points.length} aria-label="latency over the last hour"></span>`;
 }
 
 function TokenBar({ mode, onToken }) {
@@ -503,16 +502,18 @@ function App() {
     setError('');
     setStatus(s.body);
     setTick((t) => t + 1);
-    const now = Date.now();
-    setHistory((h) => {
-      const next = {};
-      for (const c of s.body.components || []) {
-        const old = (h[c.name] || []).filter((p) => p[0] > now - HISTORY_MS);
-        if (c.latency_ms !== undefined) old.push([now, c.latency_ms]);
-        next[c.name] = old;
-      }
-      return next;
-    });
+  }, []);
+
+  // The latencies of the last hour as the daemon keeps them (one point per
+  // 10 s bucket): on load and every 10 s, not with every event.
+  const loadLatency = useCallback(async () => {
+    const r = await api('/api/v1/latency');
+    if (r.status === 200) setHistory(r.body.latency || {});
+  }, []);
+  useEffect(() => {
+    loadLatency();
+    const t = setInterval(loadLatency, 10000);
+    return () => clearInterval(t);
   }, []);
 
   useEffect(() => {

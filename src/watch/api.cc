@@ -649,6 +649,10 @@ void ApiServer::Impl::Install() {
     ApiReply r = backend_->GetComponents();
     SendJson(res, r.status, r.body);
   });
+  server_.Get("/api/v1/latency", [this](const httplib::Request&, httplib::Response& res) {
+    ApiReply r = backend_->GetLatencyHistory();
+    SendJson(res, r.status, r.body);
+  });
   server_.Get("/api/v1/restore-points", [this](const httplib::Request&, httplib::Response& res) {
     ApiReply r = backend_->GetRestorePoints();
     SendJson(res, r.status, r.body);

@@ -129,6 +129,9 @@ class ApiBackend {
   // A run's incident report and recovery checklist, when the run wrote one:
   // {"report": {...} | null, "checklist": {...} | null, "why": text when null}.
   virtual ApiReply GetRunReport(const std::string& id) = 0;
+  // Each probed component's latencies over the last hour (LatencyHistory):
+  // {"latency": {name: [[ms since the epoch, latency ms, 1 pass | 0 fail], ...]}}.
+  virtual ApiReply GetLatencyHistory() = 0;
   // `actor` says who asked ("api 127.0.0.1"), for the logs and run records.
   virtual ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) = 0;
   // The plan RequestRollback(body) would run, without running it.

@@ -129,6 +129,16 @@ nlohmann::json RunToJson(const RunRecord& r) {
 
 }  // namespace
 
+ApiReply Watcher::GetLatencyHistory() {
+  const int64_t now = env_->clock()->WallMicros();
+  nlohmann::json latency = nlohmann::json::object();
+  MutexLock lock(&mu_);
+  for (const auto& [name, view] : views_) {
+    if (!view->mode.empty()) latency[name] = view->history.ToJson(now);
+  }
+  return {200, {{"latency", latency}}};
+}
+
 ApiReply Watcher::GetRuns(int limit, int offset) {
   MutexLock lock(&api_db_mu_);
   if (!api_db_) return {503, {{"error", "state database not open"}, {"code", "unavailable"}}};
