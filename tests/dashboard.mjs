@@ -86,6 +86,10 @@ try {
   await page.locator('#graph [data-node="orchestrator"] text.state', { hasText: 'healthy' }).waitFor(WAIT);
   expect(await page.locator('#graph [data-node]').count() === 3, 'a node per component');
   expect(await page.locator('#graph line.edge').count() === 2, 'an edge per depends_on');
+  // The sparkline draws the daemon's latency history (GET /api/v1/latency).
+  const latency = await page.evaluate(async () => (await (await fetch('/api/v1/latency')).json()).latency);
+  expect(Array.isArray(latency.orchestrator) && latency.orchestrator.length > 0, 'the daemon keeps latencies');
+  await page.locator('tr[data-component="orchestrator"] .spark:not([data-points="0"])').waitFor(WAIT);
   await shot('environment');
   // Dark when the system is dark: the page follows prefers-color-scheme.
   await page.emulateMedia({ colorScheme: 'dark' });
@@ -152,6 +156,16 @@ try {
   const steps = await page.locator('#steps li').count();
   const done = await page.locator('#steps li[data-status="done"]').count();
   expect(steps > 0 && steps === done, `every step of the automatic run is done (${done}/${steps})`);
+  // The timeline: a bar per step placed by its recorded times.
+  expect(await page.locator('#steps li .gantt .gbar').count() === steps, 'a timeline bar per step');
+  expect(await page.locator('#steps li .when', { hasText: 'took' }).count() === steps, 'each step says how long it took');
+  // The incident report the run wrote: recovery time against its target, the ledger, the checklist.
+  await page.locator('#recovery').waitFor(WAIT);
+  const verdict = await page.textContent('#recovery');
+  expect(/met|missed|no target|not measured/.test(verdict), 'the recovery time has a verdict (' + verdict + ')');
+  expect((await page.textContent('#loss-summary')).length > 0, 'the data-loss summary is shown');
+  await page.locator('#checklist tbody tr').first().waitFor(WAIT);
+  expect(await page.locator('#checklist tbody tr').count() === 10, 'the ten checklist items');
   await shot('run');
   await page.click('a[href="#/environment"]');
   await orch.locator('td.release', { hasText: 'v1' }).waitFor(WAIT);

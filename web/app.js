@@ -13,7 +13,6 @@ const PAGES = [
   ['actions', 'Actions'],
 ];
 const RUNS_PER_PAGE = 20;
-const HISTORY_MS = 60 * 60 * 1000;
 
 // Health and trigger states as icon + word: colour is never the only signal.
 const HEALTH = {
@@ -79,7 +78,7 @@ function Sparkline({ points }) {
     }
   }, [points]);
   useEffect(() => () => plot.current && plot.current.destroy(), []);
-  return html`<span class="spark" ref=${ref} role="img" aria-label="latency over the last hour"></span>`;
+  return html`<span class="spark" ref=${ref} role="img" data-points=${points.length} aria-label="latency over the last hour"></span>`;
 }
 
 function TokenBar({ mode, onToken }) {
@@ -234,18 +233,104 @@ function RunList({ tick }) {
   </section>`;
 }
 
+// A Gantt-like bar per step: where it started and how long it took, on the
+// run's own time axis (start_ms/end_ms from the journal's step times).
+function StepTimeline({ steps, total }) {
+  const span = Math.max(1, total || 0, ...steps.map((s) => s.end_ms || s.start_ms || 0));
+  return html`<ol class="timeline" id="steps">${steps.map((s) => {
+    const from = s.start_ms ?? null;
+    const to = s.end_ms ?? (from === null ? null : span);
+    const bar = from === null ? null
+      : { marginLeft: (100 * from / span) + '%', width: Math.max(0.5, 100 * (to - from) / span) + '%' };
+    return html`<li class="step ${s.status}" data-status=${s.status}>
+      <div class="gantt" aria-hidden="true">${bar ? html`<span class="gbar" style=${bar}></span>` : ''}</div>
+      <${Badge} table=${RUN} value=${s.status === 'done' ? 'succeeded' : s.status} />
+      <strong>${s.action}</strong> ${s.component} — ${s.description}
+      <span class="note when">${from === null ? ' (not started)'
+        : ` (at +${ms(from)}${s.end_ms !== null && s.end_ms !== undefined ? ', took ' + ms(s.end_ms - from) : ', running'})`}</span>
+      ${s.attempts > 1 ? html` (${s.attempts} attempts)` : ''}
+      ${s.detail && Object.keys(s.detail).length
+        ? html`<details><summary>output</summary><pre>${JSON.stringify(s.detail, null, 2)}</pre></details>` : ''}
+    </li>`;
+  })}</ol>`;
+}
+
+// The data-loss ledger of a run, one row per object, filtered by component
+// and by object name.
+function LedgerTable({ loss }) {
+  const [component, setComponent] = useState('');
+  const [object, setObject] = useState('');
+  const rows = (loss && loss.objects) || [];
+  const components = [...new Set(rows.map((r) => r.component))];
+  const shown = rows.filter((r) => (!component || r.component === component) &&
+    (!object || r.object.toLowerCase().includes(object.toLowerCase())));
+  return html`<section aria-labelledby="h-ledger">
+    <h3 id="h-ledger">Data-loss ledger</h3>
+    <p id="loss-summary">${loss ? loss.summary : 'not recorded'}</p>
+    ${rows.length ? html`<form class="filters" onSubmit=${(e) => e.preventDefault()}>
+      <label>Component <select id="ledger-component" value=${component} onChange=${(e) => setComponent(e.target.value)}>
+        <option value="">all</option>${components.map((c) => html`<option value=${c}>${c}</option>`)}</select></label>
+      <label>Object <input id="ledger-object" type="search" value=${object} onInput=${(e) => setObject(e.target.value)} /></label>
+      <span class="note">${shown.length} of ${rows.length}</span>
+    </form>
+    <table class="list" id="ledger">
+      <thead><tr><th>Component</th><th>Object</th><th>Unit</th><th>Inserted</th><th>Deleted</th><th>Changed</th><th>Total</th></tr></thead>
+      <tbody>${shown.map((r) => html`<tr data-object=${r.object}><td>${r.component}</td><th scope="row">${r.object}</th>
+        <td>${r.unit}</td><td>${r.inserted}</td><td>${r.deleted}</td><td>${r.changed}</td><td>${r.total}</td></tr>`)}</tbody>
+    </table>` : ''}
+  </section>`;
+}
+
+// Measured recovery time against the decision matrix's target, as a bar and in words.
+function Recovery({ recovery }) {
+  if (!recovery) return '';
+  const max = recovery.target_max_ms || 0;
+  const measured = recovery.measured_ms;
+  const tone = recovery.met === true ? 'good' : recovery.met === false ? 'bad' : 'unknown';
+  const scale = Math.max(max, measured || 0, 1);
+  return html`<section aria-labelledby="h-recovery">
+    <h3 id="h-recovery">Recovery time</h3>
+    <p id="recovery" class=${tone} data-met=${String(recovery.met)}>
+      <span aria-hidden="true">${recovery.met === true ? '✔ ' : recovery.met === false ? '✖ ' : '– '}</span>${recovery.verdict}</p>
+    ${typeof measured === 'number' ? html`<div class="rto" aria-hidden="true">
+      <span class="rto-bar ${tone}" style=${{ width: (100 * measured / scale) + '%' }}></span>
+      ${max ? html`<span class="rto-target" style=${{ left: (100 * max / scale) + '%' }}></span>` : ''}
+    </div>
+    <p class="note">${ms(measured)} from ${recovery.measured_from} to ${recovery.measured_to}${max ? '; target ' + ms(max) : ''}</p>` : ''}
+  </section>`;
+}
+
+function Checklist({ checklist }) {
+  if (!checklist) return '';
+  const TONE = { ok: 'good', failed: 'bad', acknowledged: 'good', 'awaiting acknowledgement': 'warn' };
+  return html`<section aria-labelledby="h-checklist">
+    <h3 id="h-checklist">Recovery checklist</h3>
+    <table class="list" id="checklist">
+      <thead><tr><th>#</th><th>Item</th><th>Status</th><th>Evidence</th></tr></thead>
+      <tbody>${checklist.items.map((i) => html`<tr data-item=${i.id}><td>${i.number}</td><th scope="row">${i.title}</th>
+        <td><span class="badge ${TONE[i.status] || 'unknown'}" data-state=${i.status}>${i.status}</span></td>
+        <td class="detail">${(i.evidence || []).join('; ')}</td></tr>`)}</tbody>
+    </table>
+  </section>`;
+}
+
 function RunPage({ id, tick }) {
   const [run, setRun] = useState(null);
+  const [extra, setExtra] = useState(null);
   const [error, setError] = useState('');
   useEffect(() => {
     api('/api/v1/runs/' + encodeURIComponent(id)).then((r) => {
       if (r.status === 200) setRun(r.body);
       else setError(r.body.error || 'HTTP ' + r.status);
     });
+    api('/api/v1/runs/' + encodeURIComponent(id) + '/report').then((r) => {
+      setExtra(r.status === 200 ? r.body : { why: r.body.error || 'HTTP ' + r.status });
+    });
   }, [id, tick]);
   if (error) return html`<p class="error" role="alert">${error}</p>`;
   if (!run) return html`<p>Loading run ${id}…</p>`;
   const steps = run.steps || [];
+  const report = extra && extra.report;
   return html`<section aria-labelledby="h-run">
     <h2 id="h-run">Run ${run.id}</h2>
     <dl class="facts">
@@ -260,14 +345,13 @@ function RunPage({ id, tick }) {
       ${run.error ? html`<dt>Error</dt><dd class="error">${run.error}</dd>` : ''}
     </dl>
     <h3>Steps</h3>
-    <ol class="timeline" id="steps">${steps.map((s) => html`<li class="step ${s.status}" data-status=${s.status}>
-      <span class="bar" aria-hidden="true"></span>
-      <${Badge} table=${RUN} value=${s.status === 'done' ? 'succeeded' : s.status} />
-      <strong>${s.action}</strong> ${s.component} — ${s.description}
-      ${s.attempts > 1 ? html` (${s.attempts} attempts)` : ''}
-      ${s.detail && Object.keys(s.detail).length
-        ? html`<details><summary>output</summary><pre>${JSON.stringify(s.detail, null, 2)}</pre></details>` : ''}
-    </li>`)}</ol>
+    <${StepTimeline} steps=${steps} total=${run.duration_ms} />
+    ${report ? html`<${Recovery} recovery=${report.recovery} />
+      <${LedgerTable} loss=${report.data_loss} />
+      <${Checklist} checklist=${extra.checklist} />
+      <details id="report"><summary>Incident report (JSON)</summary><pre>${JSON.stringify(report, null, 2)}</pre></details>`
+      : html`<p class="note" id="no-report">${extra ? extra.why : 'Loading the report…'}</p>`}
+    ${extra && extra.report && !extra.checklist && extra.why ? html`<p class="note">${extra.why}</p>` : ''}
     <details><summary>Plan</summary><pre>${JSON.stringify(run.plan, null, 2)}</pre></details>
     <p><a href="#/runs">All runs</a></p>
   </section>`;
@@ -418,16 +502,18 @@ function App() {
     setError('');
     setStatus(s.body);
     setTick((t) => t + 1);
-    const now = Date.now();
-    setHistory((h) => {
-      const next = {};
-      for (const c of s.body.components || []) {
-        const old = (h[c.name] || []).filter((p) => p[0] > now - HISTORY_MS);
-        if (c.latency_ms !== undefined) old.push([now, c.latency_ms]);
-        next[c.name] = old;
-      }
-      return next;
-    });
+  }, []);
+
+  // The latencies of the last hour as the daemon keeps them (one point per
+  // 10 s bucket): on load and every 10 s, not with every event.
+  const loadLatency = useCallback(async () => {
+    const r = await api('/api/v1/latency');
+    if (r.status === 200) setHistory(r.body.latency || {});
+  }, []);
+  useEffect(() => {
+    loadLatency();
+    const t = setInterval(loadLatency, 10000);
+    return () => clearInterval(t);
   }, []);
 
   useEffect(() => {

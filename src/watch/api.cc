@@ -649,6 +649,10 @@ void ApiServer::Impl::Install() {
     ApiReply r = backend_->GetComponents();
     SendJson(res, r.status, r.body);
   });
+  server_.Get("/api/v1/latency", [this](const httplib::Request&, httplib::Response& res) {
+    ApiReply r = backend_->GetLatencyHistory();
+    SendJson(res, r.status, r.body);
+  });
   server_.Get("/api/v1/restore-points", [this](const httplib::Request&, httplib::Response& res) {
     ApiReply r = backend_->GetRestorePoints();
     SendJson(res, r.status, r.body);
@@ -676,6 +680,13 @@ void ApiServer::Impl::Install() {
     ApiReply r = backend_->GetRuns(numbers[0], numbers[1]);
     SendJson(res, r.status, r.body);
   });
+  // The checklist checks the components now (it may connect to them): the token.
+  server_.Get(R"(/api/v1/runs/([A-Za-z0-9._-]+)/report)",
+              [this](const httplib::Request& req, httplib::Response& res) {
+                if (!Authorized(req, res)) return;
+                ApiReply r = backend_->GetRunReport(req.matches[1]);
+                SendJson(res, r.status, r.body);
+              });
   server_.Get(R"(/api/v1/runs/([A-Za-z0-9._-]+))",
               [this](const httplib::Request& req, httplib::Response& res) {
                 ApiReply r = backend_->GetRun(req.matches[1]);

@@ -126,6 +126,12 @@ class ApiBackend {
   virtual ApiReply VerifyRestorePoint(const std::string& id) = 0;
   virtual ApiReply GetRuns(int limit, int offset) = 0;
   virtual ApiReply GetRun(const std::string& id) = 0;
+  // A run's incident report and recovery checklist, when the run wrote one:
+  // {"report": {...} | null, "checklist": {...} | null, "why": text when null}.
+  virtual ApiReply GetRunReport(const std::string& id) = 0;
+  // Each probed component's latencies over the last hour (LatencyHistory):
+  // {"latency": {name: [[ms since the epoch, latency ms, 1 pass | 0 fail], ...]}}.
+  virtual ApiReply GetLatencyHistory() = 0;
   // `actor` says who asked ("api 127.0.0.1"), for the logs and run records.
   virtual ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) = 0;
   // The plan RequestRollback(body) would run, without running it.

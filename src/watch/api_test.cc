@@ -81,6 +81,22 @@ TEST_F(ApiTest, ActionsWithoutTokenAre401AndDoNothing) {
   EXPECT_EQ(backend_.pause_calls.load(), 0);
 }
 
+// A run's report and checklist: the checklist checks the components now, so
+// it takes the token, as the plan does.
+TEST_F(ApiTest, RunReportTakesTheToken) {
+  auto res = client_->Get("/api/v1/runs/run-1/report");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  const httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  res = client_->Get("/api/v1/runs/run-1/report", auth);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_TRUE(nlohmann::json::parse(res->body).contains("checklist"));
+  res = client_->Get("/api/v1/runs/run-9/report", auth);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+}
+
 TEST_F(ApiTest, WrongTokenIs401) {
   for (const std::string& auth :
        {std::string("Bearer zzz-presented-zzz"), std::string("Bearer ") + kToken + "x",

@@ -35,6 +35,11 @@ class FakeBackend : public ApiBackend {
     if (id == "run-1") return {200, {{"id", "run-1"}}};
     return {404, {{"error", "no run " + id}, {"code", "not_found"}}};
   }
+  ApiReply GetLatencyHistory() override { return {200, {{"latency", nlohmann::json::object()}}}; }
+  ApiReply GetRunReport(const std::string& id) override {
+    if (id == "run-1") return {200, {{"report", nullptr}, {"checklist", nullptr}}};
+    return {404, {{"error", "no run " + id}, {"code", "not_found"}}};
+  }
   ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) override {
     ++rollbacks;
     std::lock_guard<std::mutex> lock(mu);

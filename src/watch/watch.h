@@ -139,6 +139,8 @@ class Watcher final : public ApiBackend {
   ApiReply VerifyRestorePoint(const std::string& id) override;
   ApiReply GetRuns(int limit, int offset) override;
   ApiReply GetRun(const std::string& id) override;
+  ApiReply GetRunReport(const std::string& id) override;
+  ApiReply GetLatencyHistory() override;
   ApiReply PlanRollback(const nlohmann::json& body) override;
   ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) override;
   ApiReply SetPaused(bool paused, const std::string& reason, const std::string& actor) override;

@@ -129,6 +129,16 @@ nlohmann::json RunToJson(const RunRecord& r) {
 
 }  // namespace
 
+ApiReply Watcher::GetLatencyHistory() {
+  const int64_t now = env_->clock()->WallMicros();
+  nlohmann::json latency = nlohmann::json::object();
+  MutexLock lock(&mu_);
+  for (const auto& [name, view] : views_) {
+    if (!view->mode.empty()) latency[name] = view->history.ToJson(now);
+  }
+  return {200, {{"latency", latency}}};
+}
+
 ApiReply Watcher::GetRuns(int limit, int offset) {
   MutexLock lock(&api_db_mu_);
   if (!api_db_) return {503, {{"error", "state database not open"}, {"code", "unavailable"}}};
@@ -166,6 +176,12 @@ ApiReply Watcher::GetRun(const std::string& id) {
                        {"status", s.status},
                        {"attempts", s.attempts},
                        {"detail", s.detail}});
+      // When it ran, as milliseconds from the run's start: the page's timeline bars.
+      nlohmann::json& step = steps.back();
+      step["start_ms"] = s.started_us > 0 ? nlohmann::json((s.started_us - run->started_us) / 1000)
+                                          : nlohmann::json(nullptr);
+      step["end_ms"] = s.ended_us > 0 ? nlohmann::json((s.ended_us - run->started_us) / 1000)
+                                      : nlohmann::json(nullptr);
     }
   }
   j["steps"] = steps;

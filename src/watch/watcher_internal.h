@@ -8,6 +8,7 @@
 #include <string>
 
 #include "drivers/driver.h"
+#include "watch/latency_history.h"
 #include "watch/signals.h"
 #include "watch/watch.h"
 
@@ -45,6 +46,7 @@ struct Watcher::ComponentView {
   uint64_t total = 0;
   uint64_t failures = 0;
   Histogram latency{ProbeLatencyBounds()};
+  LatencyHistory history;  // the last hour, for the dashboard
 };
 
 }  // namespace backstop

@@ -265,6 +265,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
       ++view.total;
       if (!h.pass()) ++view.failures;
       view.latency.Observe(static_cast<double>(o.latency_us) / 1e6);
+      view.history.Add(wall, static_cast<double>(o.latency_us) / 1000.0, h.pass());
     }
     suppressed = suppressed_.count(view.name) > 0;
   }
