@@ -1,4 +1,4 @@
-# Starts and stops real PostgreSQL and nats-server instances in a directory,
+# Starts and stops real PostgreSQL, nats-server and nginx instances in a directory,
 # on loopback ports, for the demo and the black-box tests. Source it; needs root
 # (PostgreSQL refuses to run as root, so it runs as the postgres user).
 
@@ -59,4 +59,55 @@ stop_nats() {
   done
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$dir/nats.pid"
+}
+
+# start_nginx DIR SITE UPSTREAMS_DIR: a real nginx master (not a daemon, in the
+# background) with its config, pid, logs and temp paths under DIR (nothing
+# written to /var); DIR/nginx.conf includes UPSTREAMS_DIR/*.conf (the upstreams
+# Backstop routes) and then SITE. Waits until the master has started workers.
+start_nginx() {
+  local dir=$1 site=$2 upstreams=$3
+  mkdir -p "$dir/tmp" "$upstreams"
+  cat >"$dir/nginx.conf" <<CONF
+daemon off;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  include $upstreams/*.conf;
+  include $site;
+}
+CONF
+  nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || return 1
+  nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
+  local end=$((SECONDS + 10))
+  until [[ -s "$dir/nginx.pid" ]] && pgrep -P "$(cat "$dir/nginx.pid")" >/dev/null 2>&1; do
+    if ((SECONDS > end)); then
+      cat "$dir/error.log" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# stop_nginx DIR: SIGQUIT (open connections finish), SIGKILL after 5 s.
+stop_nginx() {
+  local dir=$1
+  [[ -s "$dir/nginx.pid" ]] || return 0
+  local pid
+  pid=$(cat "$dir/nginx.pid")
+  kill -QUIT "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$dir/nginx.pid"
 }
