@@ -49,8 +49,9 @@ for role in app plain; do
   done
 done
 
-mkdir -p "$WORK/nginx/upstreams"
-cat >"$WORK/nginx/site.conf" <<CONF
+mkdir -p "$WORK/nginx/sites" "$WORK/nginx/upstreams"
+chmod 700 "$WORK/nginx/upstreams"
+cat >"$WORK/nginx/sites/site.conf" <<CONF
 upstream plain { server 127.0.0.1:$PLAIN; }
 server {
   listen 127.0.0.1:$FRONT_APP;
@@ -63,7 +64,7 @@ server {
 CONF
 # Until Backstop routes `app` the first time, it points at the blue port.
 echo "upstream app { server 127.0.0.1:$BLUE; }" >"$WORK/nginx/upstreams/app.conf"
-start_nginx "$WORK/nginx" "$WORK/nginx/site.conf" "$WORK/nginx/upstreams"
+start_nginx "$WORK/nginx"
 
 cat >"$SPEC" <<YAML
 environment: bench-traffic
@@ -72,7 +73,7 @@ components:
   web:
     kind: traffic
     driver: nginx
-    site: $WORK/nginx/site.conf
+    site: $WORK/nginx/sites/site.conf
     main_config: $WORK/nginx/nginx.conf
     pid_file: $WORK/nginx/nginx.pid
     prefix: $WORK/nginx

@@ -43,23 +43,26 @@ SH
   # nginx serves the web UI on WEBUI_PORT through the upstream `webui`, which
   # Backstop routes to the blue or the green port; until the first deploy it
   # names the blue one.
-  mkdir -p "$work/nginx/upstreams"
-  cat >"$work/nginx/site.conf" <<CONF
+  mkdir -p "$work/nginx/sites" "$work/nginx/upstreams"
+  chmod 700 "$work/nginx/upstreams"
+  cat >"$work/nginx/sites/webui.conf" <<CONF
 server {
   listen 127.0.0.1:$WEBUI_PORT;
   location / { proxy_pass http://webui; }
 }
 CONF
   echo "upstream webui { server 127.0.0.1:$WEBUI_BLUE_PORT; }" >"$work/nginx/upstreams/webui.conf"
-  start_nginx "$work/nginx" "$work/nginx/site.conf" "$work/nginx/upstreams"
+  start_nginx "$work/nginx"
   NGINX_CONF="$work/nginx/nginx.conf" NGINX_PID="$work/nginx/nginx.pid"
   NGINX_PREFIX="$work/nginx" NGINX_ERROR_LOG="$work/nginx/error.log"
+  NGINX_SITE="$work/nginx/sites/webui.conf" NGINX_UPSTREAMS="$work/nginx/upstreams"
 
   export MISTERSMITH_ROOT="$work" BACKSTOP_STATE_DIR="$work/state"
   export BACKSTOP_ENVIRONMENT=${BACKSTOP_ENVIRONMENT:-production}
   export PGPORT PGHOST=127.0.0.1 PGDATABASE=mistersmith PGUSER=mistersmith
   export NATS_PORT NATS_MONITOR_PORT ORCHESTRATOR_PORT ORCHESTRATOR_GRPC_PORT WEBUI_PORT
   export WEBUI_BLUE_PORT WEBUI_GREEN_PORT NGINX_CONF NGINX_PID NGINX_PREFIX NGINX_ERROR_LOG
+  export NGINX_SITE NGINX_UPSTREAMS
   export HEALTH_INTERVAL=${HEALTH_INTERVAL:-1s} HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-1s}
   export HEALTH_RETRIES=${HEALTH_RETRIES:-3} HEALTH_START_PERIOD=${HEALTH_START_PERIOD:-5s}
 }

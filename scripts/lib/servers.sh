@@ -1,4 +1,4 @@
-# Starts and stops real PostgreSQL, nats-server and nginx instances in a directory,
+# Starts and stops real PostgreSQL and nats-server instances in a directory,
 # on loopback ports, for the demo and the black-box tests. Source it; needs root
 # (PostgreSQL refuses to run as root, so it runs as the postgres user).
 
@@ -61,35 +61,37 @@ stop_nats() {
   rm -f "$dir/nats.pid"
 }
 
-# start_nginx DIR SITE UPSTREAMS_DIR: a real nginx master (not a daemon, in the
-# background) with its config, pid, logs and temp paths under DIR (nothing
-# written to /var); DIR/nginx.conf includes UPSTREAMS_DIR/*.conf (the upstreams
-# Backstop routes) and then SITE. Waits until the master has started workers.
+# start_nginx DIR: a real nginx master in the background whose nginx.conf
+# (written here: daemon off, pid, error log and temp paths under DIR) includes
+# DIR/upstreams/*.conf (where Backstop routes; created 0700) and then
+# DIR/sites/*.conf (the caller writes its site there first). Waits until the
+# master has written its pid file. Workers run as `nobody` under root: files
+# they serve must be world-readable.
 start_nginx() {
-  local dir=$1 site=$2 upstreams=$3
-  mkdir -p "$dir/tmp" "$upstreams"
+  local dir=$1
+  mkdir -p "$dir/sites" "$dir/upstreams" "$dir/logs"
+  chmod 700 "$dir/upstreams"
   cat >"$dir/nginx.conf" <<CONF
 daemon off;
-worker_processes 2;
+worker_processes 1;
 pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 1024; }
+error_log $dir/error.log notice;
+events { worker_connections 256; }
 http {
   access_log off;
-  client_body_temp_path $dir/tmp/body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
-  include $upstreams/*.conf;
-  include $site;
+  client_body_temp_path $dir/client_body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  include $dir/upstreams/*.conf;
+  include $dir/sites/*.conf;
 }
 CONF
-  nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || return 1
-  nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
+  nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" 2>>"$dir/error.log" &
   local end=$((SECONDS + 10))
-  until [[ -s "$dir/nginx.pid" ]] && pgrep -P "$(cat "$dir/nginx.pid")" >/dev/null 2>&1; do
-    if ((SECONDS > end)); then
+  until [[ -s "$dir/nginx.pid" ]]; do
+    if ((SECONDS > end)) || ! kill -0 $! 2>/dev/null; then
       cat "$dir/error.log" >&2
       return 1
     fi
@@ -99,15 +101,13 @@ CONF
 
 # stop_nginx DIR: SIGQUIT (open connections finish), SIGKILL after 5 s.
 stop_nginx() {
-  local dir=$1
+  local dir=$1 pid
   [[ -s "$dir/nginx.pid" ]] || return 0
-  local pid
   pid=$(cat "$dir/nginx.pid")
   kill -QUIT "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.05
   done
   kill -9 "$pid" 2>/dev/null || true
-  rm -f "$dir/nginx.pid"
 }

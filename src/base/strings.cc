@@ -64,4 +64,12 @@ bool SplitHostPort(std::string_view target, std::string* host, std::string* port
          std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  if (from.empty()) return text;
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
 }  // namespace backstop

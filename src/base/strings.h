@@ -31,6 +31,10 @@ std::string Pad(const std::string& s, size_t width);
 // backslash or '$' in single quotes. Not for passing to a shell.
 std::string ShellJoin(const std::vector<std::string>& argv);
 
+// `text` with every occurrence of `from` (not empty) replaced by `to`, left
+// to right; what `to` brings in is not searched again.
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to);
+
 // Splits "host:port" or "[v6-address]:port"; a leading "tcp://" is ignored.
 // False (and *host, *port unspecified) unless the host is not empty and the
 // port is one or more decimal digits.

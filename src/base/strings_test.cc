@@ -42,6 +42,13 @@ TEST(StringsTest, ShellJoinQuotesWordsPeopleCouldMisread) {
             "'x$HOME' 'back\\slash' 'tab\there' '\"q\"'");
 }
 
+TEST(StringsTest, ReplaceAllReplacesEveryOccurrenceOnce) {
+  EXPECT_EQ(ReplaceAll("--port={port} x{port}", "{port}", "3001"), "--port=3001 x3001");
+  EXPECT_EQ(ReplaceAll("aaa", "a", "aa"), "aaaaaa");  // what `to` brings is not searched again
+  EXPECT_EQ(ReplaceAll("none", "{port}", "1"), "none");
+  EXPECT_EQ(ReplaceAll("abc", "", "x"), "abc");
+}
+
 TEST(StringsTest, SplitHostPortAcceptsNamesV4AndBracketedV6) {
   std::string host, port;
   ASSERT_TRUE(SplitHostPort("localhost:8080", &host, &port));

@@ -57,6 +57,7 @@ int RunCli(int argc, char** argv) {
   groups.push_back(NewInspectCommands());
   groups.push_back(NewSnapshotCommands());
   groups.push_back(NewOperateCommands());
+  groups.push_back(NewFallbackCommands());
   groups.push_back(NewWatchCommands());
   groups.push_back(NewReportCommands());
   groups.push_back(NewDrillCommands());

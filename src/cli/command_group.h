@@ -1,5 +1,5 @@
 // A group of commands of the command line (one file each: setup_commands.cc,
-// inspect_commands.cc, snapshot_commands.cc, operate_commands.cc,
+// inspect_commands.cc, snapshot_commands.cc, operate_commands.cc, fallback_commands.cc,
 // watch_commands.cc, report_commands.cc, drill_commands.cc, completion_commands.cc). A group adds
 // its subcommands and their flags to the CLI11 app, and after parsing runs the one the user chose.
 // cli.cc registers every group and returns what the chosen command returns.
@@ -40,6 +40,7 @@ std::unique_ptr<CommandGroup> NewSetupCommands();       // init, check, verify
 std::unique_ptr<CommandGroup> NewInspectCommands();     // status, history, runs, ledger, salvage
 std::unique_ptr<CommandGroup> NewSnapshotCommands();    // snapshot, snapshots, prune
 std::unique_ptr<CommandGroup> NewOperateCommands();     // plan, rollback, deploy, start, stop
+std::unique_ptr<CommandGroup> NewFallbackCommands();    // fallback [--back]
 std::unique_ptr<CommandGroup> NewWatchCommands();       // watch, test-rules
 std::unique_ptr<CommandGroup> NewReportCommands();      // report, checklist
 std::unique_ptr<CommandGroup> NewDrillCommands();       // drill, drill --due, drill history

@@ -145,8 +145,9 @@ int CmdHistory(const GlobalOptions& g, Output& out, int limit) {
            Pad("DETECTION", 11) + Pad("RECOVERY", 11) + "TARGET");
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& d : *drills) {
-    out.Text(Pad(d.id, 24) + Pad(d.scenario, 22) + Pad(d.component, 14) + Pad(d.status, 9) +
-             Pad(MsOrDash(d.detection_ms), 11) + Pad(MsOrDash(d.recovery_ms), 11) +
+    out.Text(Pad(d.id, 24) + Pad(d.scenario, 22) + Pad(d.component, 14) +
+             Pad(std::string(Name(d.status)), 9) + Pad(MsOrDash(d.detection_ms), 11) +
+             Pad(MsOrDash(d.recovery_ms), 11) +
              (d.target_ms > 0 ? FormatDurationMs(d.target_ms) : "-"));
     rows.push_back({{"id", d.id},
                     {"name", d.name},

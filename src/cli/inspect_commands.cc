@@ -10,6 +10,7 @@
 #include "base/exit_code.h"
 #include "base/units.h"
 #include "drivers/driver.h"
+#include "run/fallback.h"
 #include "run/lock.h"
 #include "store/restore_point.h"
 
@@ -110,6 +111,23 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
       doc["unfinished_runs"].push_back({{"id", r.id}, {"command", r.command}, {"where", where}});
     }
   }
+  auto fallback = ActiveFallback(*e.state);
+  if (!fallback.ok()) {
+    out.Error("cannot read the fallback record: " + fallback.status().message());
+  } else if (fallback->has_value()) {
+    const FallbackRecord& f = **fallback;
+    const std::string since = FormatRfc3339(f.since_us);
+    if (f.state == "active") {
+      out.Text("FALLBACK ACTIVE since " + since + " (" + f.id + ", " + f.triggered_by + "): " +
+               f.upstream + " of " + f.traffic + " goes to the standby " + Join(f.standby, ", ") +
+               "; `backstop fallback --back` returns to " + Join(f.previous, ", "));
+    } else {
+      out.Text("FALLBACK INTERRUPTED (" + f.id + ", " + f.state + " " + f.upstream + " of " +
+               f.traffic + "): run `backstop fallback" +
+               (f.state == "returning" ? " --back" : "") + "` again to complete it");
+    }
+    doc["fallback"] = f.ToJson();
+  }
   auto runs = e.state->ListRuns(1);
   if (runs.ok() && !runs->empty()) {
     const RunRecord& r = runs->front();
@@ -166,12 +184,26 @@ int CmdRuns(const GlobalOptions& g, Output& out) {
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
-  auto runs = e.state->ListRuns(50);
-  if (!runs.ok()) return Fail(out, runs.status());
+  auto rows = e.state->ListStoredRuns(50);
+  if (!rows.ok()) return Fail(out, rows.status());
   out.Text(Pad("RUN", 32) + Pad("KIND", 10) + Pad("STATUS", 11) + Pad("STARTED", 22) +
            Pad("TOOK", 10) + "COMMAND");
   nlohmann::json doc = nlohmann::json::array();
-  for (const auto& r : *runs) {
+  // A damaged row is listed as such and the others still shown; the first
+  // damage decides the exit code, once the list is out.
+  Status first_damage;
+  for (const auto& [r, damage] : *rows) {
+    if (!damage.ok()) {
+      out.Text(Pad(r.id, 32) + Pad("?", 10) + Pad("DAMAGED", 11) +
+               Pad(FormatRfc3339(r.started_us), 22) + Pad("-", 10) + r.command);
+      out.Error("backstop: " + damage.message());
+      doc.push_back({{"id", r.id},
+                     {"started", FormatRfc3339(r.started_us)},
+                     {"command", r.command},
+                     {"damaged", damage.message()}});
+      if (first_damage.ok()) first_damage = damage;
+      continue;
+    }
     std::string took = r.ended_us > 0 ? FormatDurationMs((r.ended_us - r.started_us) / 1000) : "-";
     out.Text(Pad(r.id, 32) + Pad(std::string(Name(r.kind)), 10) +
              Pad(std::string(Name(r.status)), 11) + Pad(FormatRfc3339(r.started_us), 22) +
@@ -183,8 +215,12 @@ int CmdRuns(const GlobalOptions& g, Output& out) {
                    {"command", r.command},
                    {"summary", r.summary}});
   }
-  out.Json({{"runs", doc}});
-  return kExitOk;
+  if (first_damage.ok()) {
+    out.Json({{"runs", doc}});
+    return kExitOk;
+  }
+  out.Json({{"ok", false}, {"runs", doc}, {"error", first_damage.message()}});
+  return ExitCodeFor(first_damage);
 }
 
 // ---- ledger and salvage: what a rollback discarded ----

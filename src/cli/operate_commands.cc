@@ -263,7 +263,8 @@ int CmdDeploy(const GlobalOptions& g, Output& out, const DeployFlags& f,
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
   DriverContext ctx = e.engine->Context();
-  auto plan = PlanDeploy(e.spec, f.component, f.release, DriverRegistry::Global(), ctx);
+  auto plan =
+      PlanDeploy(e.spec, f.component, f.release, DriverRegistry::Global(), ctx, e.state.get());
   if (!plan.ok()) return Fail(out, plan.status());
   if (!f.no_snapshot) {
     auto rp = TakePreDeployRestorePoint(e, out, f.component, command);

@@ -56,8 +56,8 @@ int CmdChecklist(const GlobalOptions& g, Output& out, const std::string& selecto
   auto checklist = BuildChecklist(*e.engine, e.spec, *e.store, *e.state, *run_id);
   if (!checklist.ok()) return Fail(out, checklist.status().WithContext("checklist"));
   out.Text(RenderChecklist(*checklist));
-  out.Json(*checklist);
-  return checklist->value("ok", false) ? kExitOk : kExitFailed;
+  out.Json(checklist->ToJson());
+  return checklist->ok() ? kExitOk : kExitFailed;
 }
 
 int CmdChecklistAck(const GlobalOptions& g, Output& out, const std::string& selector,

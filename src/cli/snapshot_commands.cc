@@ -147,6 +147,26 @@ struct KeepFlags {
   std::optional<int> last, hourly, daily, weekly, monthly, restore_points;
 };
 
+// The --keep-* flags that set one count of the KeepPolicy each, in the order
+// `prune --help` lists them; registered and applied by the loops below.
+struct KeepRuleFlag {
+  const char* name;
+  std::optional<int> KeepFlags::*given;
+  int KeepPolicy::*count;
+  const char* help;
+};
+constexpr KeepRuleFlag kKeepRuleFlags[] = {
+    {"--keep-last", &KeepFlags::last, &KeepPolicy::last, "Keep the newest N restore points"},
+    {"--keep-hourly", &KeepFlags::hourly, &KeepPolicy::hourly,
+     "Keep the newest of each of the last N hours that have one"},
+    {"--keep-daily", &KeepFlags::daily, &KeepPolicy::daily,
+     "Keep the newest of each of the last N days that have one"},
+    {"--keep-weekly", &KeepFlags::weekly, &KeepPolicy::weekly,
+     "Keep the newest of each of the last N weeks that have one"},
+    {"--keep-monthly", &KeepFlags::monthly, &KeepPolicy::monthly,
+     "Keep the newest of each of the last N months that have one"},
+};
+
 int CmdPrune(const GlobalOptions& g, Output& out, PruneOptions options, const KeepFlags& flags,
              const std::string& command) {
   auto opened = OpenEnvironment(g, out);
@@ -154,11 +174,9 @@ int CmdPrune(const GlobalOptions& g, Output& out, PruneOptions options, const Ke
   Environment& e = **opened;
   KeepPolicy& keep = options.keep;
   keep = e.spec.restore_points.keep;
-  if (flags.last) keep.last = *flags.last;
-  if (flags.hourly) keep.hourly = *flags.hourly;
-  if (flags.daily) keep.daily = *flags.daily;
-  if (flags.weekly) keep.weekly = *flags.weekly;
-  if (flags.monthly) keep.monthly = *flags.monthly;
+  for (const KeepRuleFlag& rule : kKeepRuleFlags) {
+    if (const std::optional<int>& given = flags.*rule.given) keep.*rule.count = *given;
+  }
   // The older count is --keep-last by another name.
   if (flags.restore_points && !flags.last) keep.last = *flags.restore_points;
   if (keep.empty()) keep.last = options.keep_restore_points;
@@ -210,24 +228,10 @@ class SnapshotCommands : public CommandGroup {
                      "Newest restore points kept, when no other --keep-* rule is given nor "
                      "restore_points.keep in the spec (default 10; same as --keep-last)")
         ->check(CLI::NonNegativeNumber);
-    prune_->add_option("--keep-last", keep_flags_.last, "Keep the newest N restore points")
-        ->check(CLI::NonNegativeNumber);
-    prune_
-        ->add_option("--keep-hourly", keep_flags_.hourly,
-                     "Keep the newest of each of the last N hours that have one")
-        ->check(CLI::NonNegativeNumber);
-    prune_
-        ->add_option("--keep-daily", keep_flags_.daily,
-                     "Keep the newest of each of the last N days that have one")
-        ->check(CLI::NonNegativeNumber);
-    prune_
-        ->add_option("--keep-weekly", keep_flags_.weekly,
-                     "Keep the newest of each of the last N weeks that have one")
-        ->check(CLI::NonNegativeNumber);
-    prune_
-        ->add_option("--keep-monthly", keep_flags_.monthly,
-                     "Keep the newest of each of the last N months that have one")
-        ->check(CLI::NonNegativeNumber);
+    for (const KeepRuleFlag& rule : kKeepRuleFlags) {
+      prune_->add_option(rule.name, keep_flags_.*rule.given, rule.help)
+          ->check(CLI::NonNegativeNumber);
+    }
     prune_->add_flag("--dry-run", prune_options_.dry_run,
                      "Say what would be released, and why each kept restore point is kept");
   }

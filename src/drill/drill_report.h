@@ -40,7 +40,7 @@ struct DrillOutcome {
   std::vector<std::string> end_state;  // one line per component checked at the end
   std::string cleanup_run_id;          // the drill's own rollback when detection failed
 
-  bool passed() const { return record.status == "passed"; }
+  bool passed() const { return record.status == DrillStatus::kPassed; }
   nlohmann::json ToJson() const;
 };
 

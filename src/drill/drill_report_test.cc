@@ -16,7 +16,7 @@ DrillOutcome Passed() {
   r.scenario = "service_failure";
   r.component = "orchestrator";
   r.environment = "staging";
-  r.status = "passed";
+  r.status = DrillStatus::kPassed;
   r.reason = "detected in 3.00 s, recovered in 40.0 s";
   r.run_id = "run-1";
   r.restore_point = "rp-1";
@@ -56,13 +56,13 @@ TEST(DrillReportTest, JsonHasTheTimesAgainstTheTarget) {
 TEST(DrillReportTest, AMissedTargetAndAnUndetectedFaultSaySo) {
   DrillOutcome missed = Passed();
   missed.record.recovery_ms = 400'000;
-  missed.record.status = "failed";
+  missed.record.status = DrillStatus::kFailed;
   EXPECT_EQ(missed.ToJson()["target"]["met"], false);
   EXPECT_NE(RenderDrillReport(missed).find("| 6m40s | 5m00s | MISSED |"), std::string::npos)
       << RenderDrillReport(missed);
 
   DrillOutcome undetected = Passed();
-  undetected.record.status = "failed";
+  undetected.record.status = DrillStatus::kFailed;
   undetected.record.reason = "not detected: no trigger fired within 1m00s";
   undetected.record.detection_ms = -1;
   undetected.record.recovery_ms = -1;

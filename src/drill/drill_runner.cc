@@ -311,8 +311,8 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   {
     auto lock = EnvironmentLock::Acquire(env, spec.state_dir, {{"command", "backstop drill"}});
     if (!lock.ok()) return lock.status();
-    rp = TakeRestorePoint(engine, spec, store, {}, "drill-" + r.id,
-                          RestorePointKind::kDrill, "", "");
+    rp = TakeRestorePoint(engine, spec, store, {}, "drill-" + r.id, RestorePointKind::kDrill, "",
+                          "");
     if (!rp.ok()) return rp.status();
     (void)store.FlushCache();
   }
@@ -473,7 +473,7 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
                "THE ENVIRONMENT IS NOT BACK ON RESTORE POINT " + rp->id +
                ": check it (backstop status, backstop verify) and roll back by hand";
   }
-  r.status = failure.empty() ? "passed" : "failed";
+  r.status = failure.empty() ? DrillStatus::kPassed : DrillStatus::kFailed;
   r.reason = failure.empty()
                  ? "detected in " + FormatDurationMs(r.detection_ms) + ", recovered in " +
                        FormatDurationMs(r.recovery_ms) +
@@ -485,7 +485,7 @@ Result<DrillOutcome> RunDrill(Env* env, const Spec& spec, Store& store, StateDb&
   if (!written.ok()) out.Error("cannot write the drill report: " + written.message());
   nlohmann::json detail = o.ToJson();
   Journal(state, env, EventKind::kDrillFinished, r.run_id, component,
-          "drill " + r.id + " " + r.status + ": " + r.reason, detail);
+          "drill " + r.id + " " + std::string(Name(r.status)) + ": " + r.reason, detail);
   return o;
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "testing/test_env.h"
+#include "testing/test_spec.h"
 #include "watch/rules.h"
 
 namespace backstop {
@@ -15,11 +16,7 @@ class DrillRefusalTest : public ::testing::Test {
   void SetUp() override {
     spec_.environment = "staging";
     spec_.state_dir = dir_.path();
-    ComponentSpec c;
-    c.name = "api";
-    c.kind = ComponentKind::kService;
-    spec_.components["api"] = c;
-    spec_.component_order.push_back("api");
+    testing::AddComponent(&spec_, "api", ComponentKind::kService);
     spec_.triggers = DefaultTriggers();
     auto db = StateDb::Open(dir_.Join("state.db"));
     ASSERT_TRUE(db.ok()) << db.status().ToString();

@@ -209,7 +209,7 @@ DrillTrend ComputeTrend(const std::vector<DrillRecord>& newest_first, int n) {
   DrillTrend t;
   std::vector<const DrillRecord*> done;
   for (const auto& d : newest_first) {
-    if (d.status == "running") continue;
+    if (d.status == DrillStatus::kRunning) continue;
     if (n > 0 && static_cast<int>(done.size()) >= n) break;
     done.push_back(&d);
   }
@@ -218,7 +218,7 @@ DrillTrend ComputeTrend(const std::vector<DrillRecord>& newest_first, int n) {
   int detections = 0;
   std::vector<int64_t> recoveries;  // newest first
   for (const DrillRecord* d : done) {
-    if (d->status == "passed") ++t.passed;
+    if (d->status == DrillStatus::kPassed) ++t.passed;
     if (d->detection_ms >= 0) detection_sum += d->detection_ms, ++detections;
     if (d->recovery_ms >= 0) {
       recovery_sum += d->recovery_ms;

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "testing/test_env.h"
+#include "testing/test_spec.h"
 
 namespace backstop {
 namespace {
@@ -19,17 +20,10 @@ constexpr int64_t kMonday = 1'795'996'800LL * 1'000'000;
 
 Spec RotationSpec() {
   Spec spec;
-  auto add = [&](const std::string& name, ComponentKind kind) {
-    ComponentSpec c;
-    c.name = name;
-    c.kind = kind;
-    spec.components[name] = c;
-    spec.component_order.push_back(name);
-  };
-  add("config", ComponentKind::kConfig);
-  add("postgres", ComponentKind::kDatabase);
-  add("orchestrator", ComponentKind::kService);
-  add("webui", ComponentKind::kService);
+  testing::AddComponent(&spec, "config", ComponentKind::kConfig);
+  testing::AddComponent(&spec, "postgres", ComponentKind::kDatabase);
+  testing::AddComponent(&spec, "orchestrator", ComponentKind::kService);
+  testing::AddComponent(&spec, "webui", ComponentKind::kService);
   return spec;
 }
 
@@ -48,7 +42,7 @@ DrillRecord Ran(const DrillSpec& d, const std::string& id, int64_t at_us,
   r.name = d.name;
   r.scenario = d.scenario;
   r.component = component;
-  r.status = "passed";
+  r.status = DrillStatus::kPassed;
   r.started_us = at_us;
   return r;
 }
@@ -143,7 +137,7 @@ TEST(DrillScheduleTest, RotationTakesTheNextServiceInSpecOrderAndWraps) {
 }
 
 TEST(DrillScheduleTest, TrendComparesTheNewerHalfWithTheOlder) {
-  auto drill = [](int64_t detection, int64_t recovery, const char* status) {
+  auto drill = [](int64_t detection, int64_t recovery, DrillStatus status) {
     DrillRecord r;
     r.status = status;
     r.detection_ms = detection;
@@ -152,9 +146,10 @@ TEST(DrillScheduleTest, TrendComparesTheNewerHalfWithTheOlder) {
     return r;
   };
   // Newest first: recoveries get shorter.
-  std::vector<DrillRecord> history = {drill(1000, 60'000, "passed"), drill(2000, 80'000, "passed"),
-                                      drill(3000, 200'000, "passed"),
-                                      drill(4000, 400'000, "failed"), drill(-1, -1, "running")};
+  constexpr DrillStatus kPassed = DrillStatus::kPassed;
+  std::vector<DrillRecord> history = {
+      drill(1000, 60'000, kPassed), drill(2000, 80'000, kPassed), drill(3000, 200'000, kPassed),
+      drill(4000, 400'000, DrillStatus::kFailed), drill(-1, -1, DrillStatus::kRunning)};
   DrillTrend t = ComputeTrend(history, 0);
   EXPECT_EQ(t.drills, 4);
   EXPECT_EQ(t.passed, 3);

@@ -6,28 +6,21 @@
 #include <gtest/gtest.h>
 
 #include "drill/drill_faults.h"
+#include "testing/test_spec.h"
 
 namespace backstop {
 namespace {
 
 Spec TwoServices() {
   Spec spec;
-  auto add = [&](const std::string& name, ComponentKind kind, const std::string& driver,
-                 std::vector<std::string> depends_on) {
-    ComponentSpec c;
-    c.name = name;
-    c.kind = kind;
-    c.driver = driver;
-    c.depends_on = std::move(depends_on);
-    if (driver == "process") {
-      c.settings = {{"releases", "/srv/" + name + "/releases"}, {"command", {"bin/" + name}}};
-    }
-    spec.components[name] = c;
-    spec.component_order.push_back(name);
+  auto service = [&](const std::string& name, const std::string& depends_on) {
+    testing::AddComponent(
+        &spec, name, ComponentKind::kService, "process",
+        {{"releases", "/srv/" + name + "/releases"}, {"command", {"bin/" + name}}}, {depends_on});
   };
-  add("postgres", ComponentKind::kDatabase, "postgres", {});
-  add("api", ComponentKind::kService, "process", {"postgres"});
-  add("web", ComponentKind::kService, "process", {"api"});
+  testing::AddComponent(&spec, "postgres", ComponentKind::kDatabase, "postgres");
+  service("api", "postgres");
+  service("web", "api");
   spec.triggers = DefaultTriggers();
   DecisionRule single;
   single.scenario = "Single service failure";

@@ -5,24 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/test_spec.h"
+
 namespace backstop {
 namespace {
 
 Spec WithNats(const std::string& url) {
   Spec spec;
-  ComponentSpec c;
-  c.name = "nats";
-  c.kind = ComponentKind::kStream;
-  c.driver = "nats";
-  c.settings = {{"url", url}, {"streams", {"TASKS"}}};
-  spec.components["nats"] = c;
-  spec.component_order.push_back("nats");
-  ComponentSpec db;
-  db.name = "postgres";
-  db.kind = ComponentKind::kDatabase;
-  db.driver = "postgres";
-  spec.components["postgres"] = db;
-  spec.component_order.push_back("postgres");
+  testing::AddComponent(&spec, "nats", ComponentKind::kStream, "nats",
+                        {{"url", url}, {"streams", {"TASKS"}}});
+  testing::AddComponent(&spec, "postgres", ComponentKind::kDatabase, "postgres");
   spec.triggers = DefaultTriggers();
   return spec;
 }

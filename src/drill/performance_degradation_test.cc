@@ -5,23 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/test_spec.h"
+
 namespace backstop {
 namespace {
 
 Spec WithService() {
   Spec spec;
-  ComponentSpec c;
-  c.name = "web";
-  c.kind = ComponentKind::kService;
-  c.driver = "process";
-  spec.components["web"] = c;
-  spec.component_order.push_back("web");
-  ComponentSpec db;
-  db.name = "postgres";
-  db.kind = ComponentKind::kDatabase;
-  db.driver = "postgres";
-  spec.components["postgres"] = db;
-  spec.component_order.push_back("postgres");
+  testing::AddComponent(&spec, "web", ComponentKind::kService, "process");
+  testing::AddComponent(&spec, "postgres", ComponentKind::kDatabase, "postgres");
   spec.triggers = DefaultTriggers();
   return spec;
 }

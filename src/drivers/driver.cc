@@ -128,7 +128,10 @@ DriverRegistry& DriverRegistry::Global() {
 }
 
 void DriverRegistry::Register(DriverInfo info) {
-  schemas_.Add(DriverSchema{info.name, info.kinds, info.settings});
+  // The parser learns whether the driver runs slots from the driver itself
+  // (drivers are cheap to create: they act only when called).
+  const bool supports_slots = info.factory && info.factory()->SupportsSlots();
+  schemas_.Add(DriverSchema{info.name, info.kinds, info.settings, supports_slots});
   std::string name = info.name;
   drivers_[name] = std::move(info);
 }

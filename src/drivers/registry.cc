@@ -2,8 +2,12 @@
 // nowhere else: one folder under src/drivers/, one line below.
 #include "drivers/driver.h"
 #include "drivers/files/files_driver.h"
+#include "drivers/nginx/nginx_driver.h"
 #include "drivers/process/process_driver.h"
 
+namespace backstop::container {
+DriverInfo ContainerDriverInfo();
+}
 namespace backstop::nats {
 DriverInfo NatsDriverInfo();
 }
@@ -19,6 +23,8 @@ void RegisterBuiltinDrivers(DriverRegistry& registry) {
   registry.Register(postgres::PostgresDriverInfo());
   registry.Register(process::ProcessDriverInfo());
   registry.Register(files::FilesDriverInfo());
+  registry.Register(container::ContainerDriverInfo());
+  registry.Register(nginx::NginxDriverInfo());
 }
 
 }  // namespace backstop

@@ -8,7 +8,7 @@ namespace {
 
 // rollback_* keep the names the spec has always accepted: they stand for
 // every run (rollback, deploy, drill); the event's detail.kind says which.
-constexpr std::array<std::pair<std::string_view, EventKind>, 10> kOnNames = {{
+constexpr std::array<std::pair<std::string_view, EventKind>, 13> kOnNames = {{
     {"rollback_started", EventKind::kRunStarted},
     {"rollback_finished", EventKind::kRunFinished},
     {"rollback_failed", EventKind::kRunFailed},
@@ -19,6 +19,9 @@ constexpr std::array<std::pair<std::string_view, EventKind>, 10> kOnNames = {{
     {"drill_started", EventKind::kDrillStarted},
     {"drill_finished", EventKind::kDrillFinished},
     {"restore_point_failed", EventKind::kRestorePointFailed},
+    {"fallback_switched", EventKind::kFallbackSwitched},
+    {"fallback_refused", EventKind::kFallbackRefused},
+    {"fallback_returned", EventKind::kFallbackReturned},
 }};
 
 }  // namespace

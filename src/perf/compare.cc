@@ -67,32 +67,32 @@ MetricComparison CompareMetric(const PerformanceSpec& spec, const std::string& c
   m.now = now.value;
   m.baseline = baseline;
   m.tolerance_pct = ToleranceFor(spec, now.kind);
-  m.status = "ok";
+  m.status = MetricStatus::kOk;
   if (baseline && *baseline > 0) m.ratio = now.value / *baseline;
   const bool lower_better = LowerIsBetter(now.kind);
   if (lower_better && spec.max_latency_ms > 0 &&
       now.value > static_cast<double>(spec.max_latency_ms)) {
-    m.status = "degraded";
+    m.status = MetricStatus::kDegraded;
     m.detail = Number(now.value, now.kind) + " is above max_latency (" +
                Number(static_cast<double>(spec.max_latency_ms), now.kind) + ")";
     return m;
   }
   if (!baseline) {
-    m.status = "no baseline";
+    m.status = MetricStatus::kNoBaseline;
     m.detail = why_no_baseline;
     return m;
   }
   if (lower_better) {
     const double limit = *baseline * (1 + m.tolerance_pct / 100);
     if (now.value > limit && now.value - *baseline >= static_cast<double>(spec.min_change_ms)) {
-      m.status = "degraded";
+      m.status = MetricStatus::kDegraded;
       m.detail = Number(now.value, now.kind) + " is above " + Number(limit, now.kind) +
                  " (the baseline " + ToleranceText(m) + ")";
     }
   } else {
     const double floor = *baseline * (1 - m.tolerance_pct / 100);
     if (now.value < floor) {
-      m.status = "degraded";
+      m.status = MetricStatus::kDegraded;
       m.detail = Number(now.value, now.kind) + " is below " + Number(floor, now.kind) +
                  " (the baseline " + ToleranceText(m) + ")";
     }
@@ -111,7 +111,8 @@ std::vector<MetricComparison> CompareComponent(const PerformanceSpec& spec,
     m.component = component;
     // A driver that declines says "not measured: ..." (FailedPrecondition):
     // nothing is wrong with the component.
-    m.status = now.missing.rfind("not measured", 0) == 0 ? "skipped" : "failed";
+    m.status =
+        now.missing.rfind("not measured", 0) == 0 ? MetricStatus::kSkipped : MetricStatus::kFailed;
     m.detail = now.missing;
     rows.push_back(std::move(m));
     return rows;
@@ -137,7 +138,9 @@ bool PerformanceVerdict::ok() const { return Problems().empty(); }
 std::vector<const MetricComparison*> PerformanceVerdict::Problems() const {
   std::vector<const MetricComparison*> out;
   for (const auto& r : rows) {
-    if (r.status == "degraded" || r.status == "failed") out.push_back(&r);
+    if (r.status == MetricStatus::kDegraded || r.status == MetricStatus::kFailed) {
+      out.push_back(&r);
+    }
   }
   return out;
 }
@@ -146,7 +149,7 @@ std::string PerformanceVerdict::Summary() const {
   auto problems = Problems();
   if (problems.empty()) {
     size_t compared = 0;
-    for (const auto& r : rows) compared += r.status == "ok";
+    for (const auto& r : rows) compared += r.status == MetricStatus::kOk;
     std::string s = "performance within the baselines (" + std::to_string(compared) + " of " +
                     std::to_string(rows.size()) + " metrics compared";
     return s + ")";
@@ -155,8 +158,9 @@ std::string PerformanceVerdict::Summary() const {
   for (size_t i = 0; i < problems.size(); ++i) {
     const MetricComparison& p = *problems[i];
     if (i > 0) s += "; ";
-    s += p.component + (p.metric.empty() ? "" : " " + p.metric) + " " + p.status;
-    if (p.ratio && p.status == "degraded") s += " at " + RatioText(*p.ratio) + " the baseline";
+    s += p.component + (p.metric.empty() ? "" : " " + p.metric) + " " + std::string(Name(p.status));
+    if (p.ratio && p.status == MetricStatus::kDegraded)
+      s += " at " + RatioText(*p.ratio) + " the baseline";
     if (!p.detail.empty()) s += " (" + p.detail + ")";
   }
   return s;
@@ -178,10 +182,12 @@ nlohmann::json PerformanceVerdict::ToJson() const {
   return {{"ok", ok()}, {"summary", Summary()}, {"rows", rows_json}};
 }
 
-PerformanceVerdict PerformanceVerdict::FromJson(const nlohmann::json& j) {
+Result<PerformanceVerdict> PerformanceVerdict::FromJson(const nlohmann::json& j,
+                                                        const std::string& where) {
   PerformanceVerdict v;
   if (!j.is_object() || !j.contains("rows") || !j["rows"].is_array()) return v;
-  for (const auto& r : j["rows"]) {
+  for (size_t i = 0; i < j["rows"].size(); ++i) {
+    const nlohmann::json& r = j["rows"][i];
     if (!r.is_object()) continue;
     MetricComparison m;
     m.component = r.value("component", "");
@@ -192,7 +198,10 @@ PerformanceVerdict PerformanceVerdict::FromJson(const nlohmann::json& j) {
     m.now = OptFrom(r, "now");
     m.ratio = OptFrom(r, "ratio");
     m.tolerance_pct = OptFrom(r, "tolerance_pct").value_or(0);
-    m.status = r.value("status", "");
+    BACKSTOP_ASSIGN_OR_RETURN(
+        m.status, ParseStored(kMetricStatusNames, r.value("status", ""),
+                              where + ": performance row " + std::to_string(i + 1) + " (" +
+                                  m.component + "): status"));
     m.detail = r.value("detail", "");
     v.rows.push_back(std::move(m));
   }
@@ -207,7 +216,7 @@ std::string RenderPerformanceTable(const PerformanceVerdict& verdict) {
            Pad(r.baseline ? Number(*r.baseline, r.kind) : "-", 15) +
            Pad(r.now ? Number(*r.now, r.kind) : "-", 15) +
            Pad(r.ratio ? RatioText(*r.ratio) : "-", 9) +
-           Pad(r.metric.empty() ? "-" : ToleranceText(r), 11) + r.status;
+           Pad(r.metric.empty() ? "-" : ToleranceText(r), 11) + std::string(Name(r.status));
     if (!r.detail.empty()) out += ": " + r.detail;
     out += "\n";
   }

@@ -10,7 +10,10 @@
 // ratio = now / baseline. A metric with no baseline is "no baseline" (never
 // an error: older restore points have none); a component that could not be
 // measured now is "failed", one whose driver declined (a stream would
-// capture the benchmark's messages) "skipped".
+// capture the benchmark's messages) "skipped". A row's status is an enum
+// (MetricStatus) with one EnumNames table; JSON and the table carry its name,
+// and a verdict read back from a run's summary refuses a name it does not
+// know (Corruption).
 //
 // Thread-safety: plain values and pure functions.
 #pragma once
@@ -21,10 +24,24 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/enum_names.h"
+#include "base/status.h"
 #include "perf/baseline.h"
 #include "spec/spec.h"
 
 namespace backstop {
+
+// Where one row of a comparison stands (above).
+enum class MetricStatus { kOk, kDegraded, kNoBaseline, kFailed, kSkipped };
+inline constexpr EnumNames<MetricStatus, 5> kMetricStatusNames{{{
+    {MetricStatus::kOk, "ok"},
+    {MetricStatus::kDegraded, "degraded"},
+    {MetricStatus::kNoBaseline, "no baseline"},
+    {MetricStatus::kFailed, "failed"},
+    {MetricStatus::kSkipped, "skipped"},
+}}};
+constexpr std::string_view Name(MetricStatus s) { return kMetricStatusNames.Name(s); }
+inline void to_json(nlohmann::json& j, MetricStatus v) { j = Name(v); }
 
 struct MetricComparison {
   std::string component;
@@ -34,7 +51,7 @@ struct MetricComparison {
   std::optional<double> now;
   std::optional<double> ratio;  // now / baseline
   double tolerance_pct = 0;
-  std::string status;  // ok | degraded | no baseline | failed | skipped
+  MetricStatus status = MetricStatus::kOk;
   std::string detail;  // why, for every status but ok
 };
 
@@ -49,7 +66,10 @@ struct PerformanceVerdict {
   // {"ok", "summary", "rows": [{"component","metric","kind","baseline","now","ratio",
   //  "tolerance_pct","status","detail"}]} (absent numbers are null).
   nlohmann::json ToJson() const;
-  static PerformanceVerdict FromJson(const nlohmann::json& j);
+  // Reads ToJson's form back (rows that are not objects are skipped). A row
+  // whose status is not one Backstop writes is Corruption; `where` names the
+  // JSON's home for that message ("run run-1's summary").
+  static Result<PerformanceVerdict> FromJson(const nlohmann::json& j, const std::string& where);
 };
 
 // The tolerance the spec gives metrics of `kind`, in percent.

@@ -31,11 +31,11 @@ TEST(PercentileMetrics, NearestRank) {
 TEST(CompareMetric, LatencyAtTheToleranceIsOkAboveItDegraded) {
   auto spec = Tolerances();
   auto at = CompareMetric(spec, "webui", {"probe p95", Kind::kLatency, 30}, 20.0);
-  EXPECT_EQ(at.status, "ok");
+  EXPECT_EQ(at.status, MetricStatus::kOk);
   EXPECT_DOUBLE_EQ(*at.ratio, 1.5);
   EXPECT_EQ(at.tolerance_pct, 50);
   auto above = CompareMetric(spec, "webui", {"probe p95", Kind::kLatency, 30.5}, 20.0);
-  EXPECT_EQ(above.status, "degraded");
+  EXPECT_EQ(above.status, MetricStatus::kDegraded);
   EXPECT_EQ(above.detail, "30.50 ms is above 30.00 ms (the baseline +50%)");
 }
 
@@ -43,44 +43,46 @@ TEST(CompareMetric, SmallAbsoluteChangesAreNoise) {
   auto spec = Tolerances();
   // 0.4 ms -> 4 ms is ten times the baseline but 3.6 ms more: below min_change.
   auto r = CompareMetric(spec, "webui", {"probe p50", Kind::kLatency, 4}, 0.4);
-  EXPECT_EQ(r.status, "ok");
+  EXPECT_EQ(r.status, MetricStatus::kOk);
   EXPECT_DOUBLE_EQ(*r.ratio, 10);
   auto r2 = CompareMetric(spec, "webui", {"probe p50", Kind::kLatency, 5.4}, 0.4);
-  EXPECT_EQ(r2.status, "degraded");
+  EXPECT_EQ(r2.status, MetricStatus::kDegraded);
 }
 
 TEST(CompareMetric, QueryUsesItsOwnTolerance) {
   auto spec = Tolerances();
   spec.query_tolerance_pct = 100;
-  EXPECT_EQ(CompareMetric(spec, "db", {"query p95", Kind::kQuery, 40}, 20.0).status, "ok");
-  EXPECT_EQ(CompareMetric(spec, "db", {"query p95", Kind::kQuery, 46}, 20.0).status, "degraded");
+  EXPECT_EQ(CompareMetric(spec, "db", {"query p95", Kind::kQuery, 40}, 20.0).status,
+            MetricStatus::kOk);
+  EXPECT_EQ(CompareMetric(spec, "db", {"query p95", Kind::kQuery, 46}, 20.0).status,
+            MetricStatus::kDegraded);
 }
 
 TEST(CompareMetric, ThroughputMayFallByItsTolerance) {
   auto spec = Tolerances();
   auto at = CompareMetric(spec, "nats", {"publish rate", Kind::kThroughput, 70000}, 100000.0);
-  EXPECT_EQ(at.status, "ok");
+  EXPECT_EQ(at.status, MetricStatus::kOk);
   EXPECT_DOUBLE_EQ(*at.ratio, 0.7);
   auto below = CompareMetric(spec, "nats", {"publish rate", Kind::kThroughput, 69999}, 100000.0);
-  EXPECT_EQ(below.status, "degraded");
+  EXPECT_EQ(below.status, MetricStatus::kDegraded);
   EXPECT_EQ(below.detail, "69999 msg/s is below 70000 msg/s (the baseline -30%)");
   // Faster is never degraded.
   EXPECT_EQ(CompareMetric(spec, "nats", {"publish rate", Kind::kThroughput, 1e7}, 1e5).status,
-            "ok");
+            MetricStatus::kOk);
 }
 
 TEST(CompareMetric, MaxLatencyAppliesWithOrWithoutBaseline) {
   auto spec = Tolerances();
   spec.max_latency_ms = 1000;
   auto r = CompareMetric(spec, "orchestrator", {"probe p95", Kind::kLatency, 1200}, 1100.0);
-  EXPECT_EQ(r.status, "degraded");
+  EXPECT_EQ(r.status, MetricStatus::kDegraded);
   EXPECT_EQ(r.detail, "1200.00 ms is above max_latency (1000.00 ms)");
   auto none =
       CompareMetric(spec, "orchestrator", {"probe p95", Kind::kLatency, 1000.5}, std::nullopt);
-  EXPECT_EQ(none.status, "degraded");
+  EXPECT_EQ(none.status, MetricStatus::kDegraded);
   auto fine = CompareMetric(spec, "orchestrator", {"probe p95", Kind::kLatency, 999}, std::nullopt,
                             "no baseline recorded in restore point rp-1");
-  EXPECT_EQ(fine.status, "no baseline");
+  EXPECT_EQ(fine.status, MetricStatus::kNoBaseline);
   EXPECT_EQ(fine.detail, "no baseline recorded in restore point rp-1");
   EXPECT_FALSE(fine.ratio.has_value());
 }
@@ -89,7 +91,7 @@ TEST(CompareComponent, OlderRestorePointSaysNoBaselineAndIsOk) {
   Measurement now{{{"probe p50", Kind::kLatency, 2}, {"probe p95", Kind::kLatency, 3}}, ""};
   auto rows = CompareComponent(Tolerances(), "webui", now, std::nullopt, "restore point rp-old");
   ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0].status, "no baseline");
+  EXPECT_EQ(rows[0].status, MetricStatus::kNoBaseline);
   EXPECT_EQ(rows[0].detail, "no baseline recorded in restore point rp-old");
   PerformanceVerdict v{rows};
   EXPECT_TRUE(v.ok());
@@ -101,7 +103,7 @@ TEST(CompareComponent, MissingBaselineKeepsItsReason) {
   Measurement base{{}, "connecting to database shop: refused"};
   auto rows = CompareComponent(Tolerances(), "db", now, base, "restore point rp-1");
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].status, "no baseline");
+  EXPECT_EQ(rows[0].status, MetricStatus::kNoBaseline);
   EXPECT_EQ(rows[0].detail,
             "no baseline in restore point rp-1: connecting to database shop: "
             "refused");
@@ -111,11 +113,11 @@ TEST(CompareComponent, FailedAndSkippedMeasurements) {
   auto failed = CompareComponent(Tolerances(), "webui", Measurement{{}, "probe did not pass"},
                                  std::nullopt, "x");
   ASSERT_EQ(failed.size(), 1u);
-  EXPECT_EQ(failed[0].status, "failed");
+  EXPECT_EQ(failed[0].status, MetricStatus::kFailed);
   auto skipped = CompareComponent(Tolerances(), "nats",
                                   Measurement{{}, "not measured: stream(s) ALL capture ..."},
                                   std::nullopt, "x");
-  EXPECT_EQ(skipped[0].status, "skipped");
+  EXPECT_EQ(skipped[0].status, MetricStatus::kSkipped);
   EXPECT_TRUE(CompareComponent(Tolerances(), "config", Measurement{}, std::nullopt, "x").empty());
   PerformanceVerdict v;
   v.rows = failed;
@@ -132,12 +134,26 @@ TEST(PerformanceVerdict, SummaryNamesTheDegradedMetricAndRoundTrips) {
   EXPECT_EQ(v.Summary(),
             "performance DEGRADED: webui probe p95 degraded at 4.00× the baseline (80.00 ms is "
             "above 30.00 ms (the baseline +50%))");
-  auto back = PerformanceVerdict::FromJson(v.ToJson());
-  ASSERT_EQ(back.rows.size(), 1u);
-  EXPECT_EQ(back.rows[0].status, "degraded");
-  EXPECT_DOUBLE_EQ(*back.rows[0].baseline, 20);
-  EXPECT_EQ(back.Summary(), v.Summary());
+  nlohmann::json stored = v.ToJson();
+  EXPECT_EQ(stored["rows"][0]["status"], "degraded");  // the word, as before the enum
+  auto back = PerformanceVerdict::FromJson(stored, "run run-1's summary");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->rows.size(), 1u);
+  EXPECT_EQ(back->rows[0].status, MetricStatus::kDegraded);
+  EXPECT_DOUBLE_EQ(*back->rows[0].baseline, 20);
+  EXPECT_EQ(back->Summary(), v.Summary());
   EXPECT_NE(RenderPerformanceTable(v).find("4.00×"), std::string::npos);
+}
+
+TEST(PerformanceVerdict, AnUnknownStoredStatusIsCorruptionNamingTheRow) {
+  nlohmann::json stored = {{"rows",
+                            {{{"component", "webui"}, {"metric", "probe p95"}, {"status", "ok"}},
+                             {{"component", "db"}, {"metric", "query p95"}, {"status", "slow"}}}}};
+  auto back = PerformanceVerdict::FromJson(stored, "run run-1's summary");
+  EXPECT_EQ(back.status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(back.status().message(),
+            "run run-1's summary: performance row 2 (db): status 'slow' is not one Backstop "
+            "writes (one of ok, degraded, no baseline, failed, skipped)");
 }
 
 TEST(Baseline, StoredFormRoundTrips) {

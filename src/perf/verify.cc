@@ -29,7 +29,7 @@ Result<PerformanceVerdict> VerifyPerformance(const Spec& spec, Store& store,
     if (!driver.ok()) {
       MetricComparison row;
       row.component = name;
-      row.status = "failed";
+      row.status = MetricStatus::kFailed;
       row.detail = driver.status().message();
       verdict.rows.push_back(std::move(row));
       continue;

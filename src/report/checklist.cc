@@ -13,9 +13,12 @@ namespace backstop {
 namespace {
 
 struct Verdict {
-  std::string status;
-  nlohmann::json evidence = nlohmann::json::array();
+  ChecklistStatus status = ChecklistStatus::kOk;
+  std::vector<std::string> evidence = {};
 };
+
+constexpr ChecklistStatus kOk = ChecklistStatus::kOk;
+constexpr ChecklistStatus kFailed = ChecklistStatus::kFailed;
 
 std::string HealthText(const HealthResult& h) {
   std::string word = h.state == HealthResult::State::kPass   ? "healthy"
@@ -26,18 +29,18 @@ std::string HealthText(const HealthResult& h) {
 
 // Items 1: every component answers its health check now.
 Verdict ServicesHealthy(RunEngine& engine, const Spec& spec) {
-  Verdict v{"ok"};
+  Verdict v;
   for (const auto& name : spec.component_order) {
     const ComponentSpec& c = spec.components.at(name);
     auto driver = engine.DriverFor(c);
     if (!driver.ok()) {
-      v.status = "failed";
+      v.status = kFailed;
       v.evidence.push_back(name + ": " + driver.status().message());
       continue;
     }
     DriverContext ctx = engine.Context();
     HealthResult h = (*driver)->Health(c, ctx);
-    if (!HealthAcceptable(c, h)) v.status = "failed";
+    if (!HealthAcceptable(c, h)) v.status = kFailed;
     v.evidence.push_back(name + ": " + HealthText(h));
   }
   return v;
@@ -46,7 +49,7 @@ Verdict ServicesHealthy(RunEngine& engine, const Spec& spec) {
 // Items 2 and 3: the drivers' invariant checks of every component of `kind`
 // (database or stream), and for streams their health too.
 Verdict Invariants(RunEngine& engine, const Spec& spec, ComponentKind kind) {
-  Verdict v{"ok"};
+  Verdict v;
   bool any = false;
   for (const auto& name : spec.component_order) {
     const ComponentSpec& c = spec.components.at(name);
@@ -54,19 +57,19 @@ Verdict Invariants(RunEngine& engine, const Spec& spec, ComponentKind kind) {
     any = true;
     auto driver = engine.DriverFor(c);
     if (!driver.ok()) {
-      v.status = "failed";
+      v.status = kFailed;
       v.evidence.push_back(name + ": " + driver.status().message());
       continue;
     }
     DriverContext ctx = engine.Context();
     if (kind == ComponentKind::kStream) {
       HealthResult h = (*driver)->Health(c, ctx);
-      if (!HealthAcceptable(c, h)) v.status = "failed";
+      if (!HealthAcceptable(c, h)) v.status = kFailed;
       v.evidence.push_back(name + ": " + HealthText(h));
     }
     auto checks = (*driver)->CheckInvariants(c, nlohmann::json(), ctx);
     if (!checks.ok()) {
-      v.status = "failed";
+      v.status = kFailed;
       v.evidence.push_back(name + ": " + checks.status().message());
       continue;
     }
@@ -75,7 +78,7 @@ Verdict Invariants(RunEngine& engine, const Spec& spec, ComponentKind kind) {
       if (chk.passed) {
         ++passed;
       } else {
-        v.status = "failed";
+        v.status = kFailed;
         v.evidence.push_back(name + ": " + chk.name + " failed" +
                              (chk.detail.empty() ? "" : ": " + chk.detail));
       }
@@ -84,7 +87,7 @@ Verdict Invariants(RunEngine& engine, const Spec& spec, ComponentKind kind) {
                          std::to_string(checks->size()) + " integrity checks passed");
   }
   if (!any) {
-    v.status = "not applicable";
+    v.status = ChecklistStatus::kNotApplicable;
     v.evidence.push_back("the spec has no " + std::string(Name(kind)) + " component");
   }
   return v;
@@ -93,9 +96,9 @@ Verdict Invariants(RunEngine& engine, const Spec& spec, ComponentKind kind) {
 // Item 4: the run's data loss, from its ledger.
 Verdict DataLoss(const RunRecord& run) {
   DataLossReport loss = DataLossReport::FromJson(run.summary.value("data_loss", nlohmann::json()));
-  Verdict v{loss.TotalRows() + loss.TotalMessages() == 0 ? "ok" : "failed"};
+  Verdict v{loss.TotalRows() + loss.TotalMessages() == 0 ? kOk : kFailed};
   v.evidence.push_back(loss.Summary());
-  if (v.status != "ok") {
+  if (v.status != kOk) {
     v.evidence.push_back("the discarded rows and messages: `backstop ledger " + run.id +
                          "`; to bring some back: `backstop salvage " + run.id + "`");
   }
@@ -110,28 +113,33 @@ Verdict PerformanceBaselines(RunEngine& engine, const Spec& spec, Store& store,
   PerformanceVerdict verdict;
   std::string when;
   if (run.summary.is_object() && run.summary.contains("performance")) {
-    verdict = PerformanceVerdict::FromJson(run.summary["performance"]);
+    auto stored =
+        PerformanceVerdict::FromJson(run.summary["performance"], "run " + run.id + "'s summary");
+    if (!stored.ok()) return Verdict{kFailed, {stored.status().message()}};
+    verdict = std::move(stored).value();
     when = "measured at the end of the rollback";
     if (verdict.rows.empty() && !run.summary["performance"].value("ok", true)) {
-      return Verdict{"failed", {run.summary["performance"].value("summary", "")}};
+      return Verdict{kFailed, {run.summary["performance"].value("summary", "")}};
     }
   } else {
     auto now = VerifyPerformance(
         spec, store, [&engine](const ComponentSpec& c) { return engine.DriverFor(c); },
         engine.Context(), ReadRestorePoint(store, run.restore_point).ok() ? run.restore_point : "");
-    if (!now.ok()) return Verdict{"failed", {now.status().message()}};
+    if (!now.ok()) return Verdict{kFailed, {now.status().message()}};
     verdict = std::move(now).value();
     when = "measured now (the run recorded no performance verification)";
   }
-  Verdict v{verdict.ok() ? "ok" : "failed"};
+  Verdict v{verdict.ok() ? kOk : kFailed};
   bool compared = false;
-  for (const auto& r : verdict.rows)
-    compared = compared || r.status == "ok" || r.status == "degraded";
-  if (verdict.ok() && !compared) v.status = "not measured";
+  for (const auto& r : verdict.rows) {
+    compared = compared || r.status == MetricStatus::kOk || r.status == MetricStatus::kDegraded;
+  }
+  if (verdict.ok() && !compared) v.status = ChecklistStatus::kNotMeasured;
   v.evidence.push_back(verdict.Summary() + ", " + when);
   for (const auto& r : verdict.rows) {
-    if (r.status == "ok") continue;
-    v.evidence.push_back(r.component + (r.metric.empty() ? "" : " " + r.metric) + ": " + r.status +
+    if (r.status == MetricStatus::kOk) continue;
+    v.evidence.push_back(r.component + (r.metric.empty() ? "" : " " + r.metric) + ": " +
+                         std::string(Name(r.status)) +
                          (r.detail.empty() ? "" : " (" + r.detail + ")"));
   }
   return v;
@@ -139,9 +147,9 @@ Verdict PerformanceBaselines(RunEngine& engine, const Spec& spec, Store& store,
 
 // Item 7: every trigger's last event in the journal is not pending or firing.
 Verdict TriggersOk(StateDb& state) {
-  Verdict v{"ok"};
+  Verdict v;
   auto events = state.ListEvents(EventQuery{});
-  if (!events.ok()) return Verdict{"failed", {events.status().message()}};
+  if (!events.ok()) return Verdict{kFailed, {events.status().message()}};
   std::map<std::string, const Event*> last;  // per trigger and component
   for (const auto& e : *events) {
     if (e.kind == EventKind::kTriggerPending || e.kind == EventKind::kTriggerFiring ||
@@ -151,11 +159,11 @@ Verdict TriggersOk(StateDb& state) {
   }
   for (const auto& [name, e] : last) {
     if (e->kind == EventKind::kTriggerResolved) continue;
-    v.status = "failed";
+    v.status = kFailed;
     v.evidence.push_back(name + ": " + std::string(EventKindName(e->kind)) + " since " +
                          FormatRfc3339(e->at_us));
   }
-  if (v.status == "ok") {
+  if (v.status == kOk) {
     v.evidence.push_back(last.empty() ? "the journal records no trigger that left ok"
                                       : "every trigger in the journal is back to ok (" +
                                             std::to_string(last.size()) + " seen)");
@@ -170,13 +178,13 @@ Verdict FreshRestorePoint(Store& store, const RunRecord& run) {
     std::string why = run.summary.value("post_restore_point_error", "");
     if (run.kind != RunKind::kRollback) why = "a " + std::string(Name(run.kind)) + " takes none";
     if (why.empty()) why = "the run did not end verified (" + std::string(Name(run.status)) + ")";
-    return Verdict{"failed",
+    return Verdict{kFailed,
                    {"no post-rollback restore point: " + why +
                     "; take one with `backstop snapshot --label post-rollback`"}};
   }
   auto rp = ReadRestorePoint(store, id);
-  if (!rp.ok()) return Verdict{"failed", {id + ": " + rp.status().message()}};
-  return Verdict{"ok", {id + " (" + rp->label + ", " + FormatRfc3339(rp->created_wall_us) + ")"}};
+  if (!rp.ok()) return Verdict{kFailed, {id + ": " + rp.status().message()}};
+  return Verdict{kOk, {id + " (" + rp->label + ", " + FormatRfc3339(rp->created_wall_us) + ")"}};
 }
 
 }  // namespace
@@ -218,12 +226,12 @@ Result<const ChecklistItem*> AcknowledgeableItem(const std::string& selector) {
                                  people);
 }
 
-Result<nlohmann::json> BuildChecklist(RunEngine& engine, const Spec& spec, Store& store,
-                                      StateDb& state, const std::string& run_id) {
+Result<Checklist> BuildChecklist(RunEngine& engine, const Spec& spec, Store& store, StateDb& state,
+                                 const std::string& run_id) {
   BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, state.GetRun(run_id));
   BACKSTOP_ASSIGN_OR_RETURN(auto acks, state.ChecklistAcks(run_id));
-  nlohmann::json items = nlohmann::json::array();
-  bool all_ok = true;
+  Checklist checklist;
+  checklist.run_id = run_id;
   for (const auto& item : RecoveryChecklistItems()) {
     Verdict v;
     const std::string id = item.id;
@@ -242,39 +250,53 @@ Result<nlohmann::json> BuildChecklist(RunEngine& engine, const Spec& spec, Store
     } else if (id == "backups-updated") {
       v = FreshRestorePoint(store, run);
     } else {
-      v.status = "awaiting acknowledgement";
+      v.status = ChecklistStatus::kAwaitingAcknowledgement;
       v.evidence.push_back("`backstop checklist ack " + run_id + " " + id + " --by NAME`");
       for (const auto& a : acks) {
         if (a.item != id) continue;
-        v.status = "acknowledged";
-        v.evidence = nlohmann::json::array();
-        v.evidence.push_back("by " + a.by + " at " + FormatRfc3339(a.at_us) +
-                             (a.note.empty() ? "" : ": " + a.note));
+        v.status = ChecklistStatus::kAcknowledged;
+        v.evidence = {"by " + a.by + " at " + FormatRfc3339(a.at_us) +
+                      (a.note.empty() ? "" : ": " + a.note)};
       }
     }
-    all_ok = all_ok && v.status != "failed";
-    items.push_back({{"number", item.number},
-                     {"id", id},
-                     {"title", item.title},
-                     {"machine", item.machine},
-                     {"status", v.status},
-                     {"evidence", v.evidence}});
+    checklist.items.push_back({&item, v.status, std::move(v.evidence)});
   }
-  return nlohmann::json{{"run_id", run_id}, {"items", items}, {"ok", all_ok}};
+  return checklist;
 }
 
-std::string RenderChecklist(const nlohmann::json& checklist) {
-  std::string out = "Recovery checklist for " + checklist.value("run_id", "") + "\n";
-  for (const auto& item : checklist["items"]) {
-    const std::string status = item.value("status", "");
-    const char* mark = status == "ok" || status == "acknowledged" ? Output::Ok()
-                       : status == "failed"                       ? Output::Fail()
-                                                                  : "-";
+bool Checklist::ok() const {
+  for (const auto& checked : items) {
+    if (checked.status == ChecklistStatus::kFailed) return false;
+  }
+  return true;
+}
+
+nlohmann::json Checklist::ToJson() const {
+  nlohmann::json items_json = nlohmann::json::array();
+  for (const auto& checked : items) {
+    items_json.push_back({{"number", checked.item->number},
+                          {"id", checked.item->id},
+                          {"title", checked.item->title},
+                          {"machine", checked.item->machine},
+                          {"status", checked.status},
+                          {"evidence", checked.evidence}});
+  }
+  return nlohmann::json{{"run_id", run_id}, {"items", items_json}, {"ok", ok()}};
+}
+
+std::string RenderChecklist(const Checklist& checklist) {
+  std::string out = "Recovery checklist for " + checklist.run_id + "\n";
+  for (const auto& checked : checklist.items) {
+    const ChecklistStatus status = checked.status;
+    const char* mark = status == ChecklistStatus::kOk || status == ChecklistStatus::kAcknowledged
+                           ? Output::Ok()
+                       : status == ChecklistStatus::kFailed ? Output::Fail()
+                                                            : "-";
     char number[8];
-    std::snprintf(number, sizeof number, "%2d", item.value("number", 0));
-    out += std::string(mark) + " " + number + ". " + item.value("title", "") + " [" +
-           item.value("id", "") + "]: " + status + "\n";
-    for (const auto& e : item["evidence"]) out += "       " + e.get<std::string>() + "\n";
+    std::snprintf(number, sizeof number, "%2d", checked.item->number);
+    out += std::string(mark) + " " + number + ". " + checked.item->title + " [" + checked.item->id +
+           "]: " + std::string(Name(status)) + "\n";
+    for (const auto& e : checked.evidence) out += "       " + e + "\n";
   }
   return out;
 }

@@ -227,5 +227,29 @@ TEST(ChecklistItemsTest, OnlyPeopleItemsAreAcknowledged) {
   EXPECT_EQ(AcknowledgeableItem("coffee").status().code(), Status::Code::kInvalidArgument);
 }
 
+TEST(ChecklistTest, JsonAndTextCarryTheStatusWordsAndAFailedItemIsNotOk) {
+  const auto& items = RecoveryChecklistItems();
+  Checklist checklist{"run-1",
+                      {{&items[0], ChecklistStatus::kOk, {"webui: healthy"}},
+                       {&items[4], ChecklistStatus::kNotMeasured, {}},
+                       {&items[5], ChecklistStatus::kAwaitingAcknowledgement, {}}}};
+  EXPECT_TRUE(checklist.ok());
+  nlohmann::json j = checklist.ToJson();
+  EXPECT_EQ(j["ok"], true);
+  EXPECT_EQ(j["items"][0]["id"], "services-healthy");
+  EXPECT_EQ(j["items"][0]["status"], "ok");
+  EXPECT_EQ(j["items"][0]["evidence"][0], "webui: healthy");
+  EXPECT_EQ(j["items"][1]["status"], "not measured");
+  EXPECT_EQ(j["items"][2]["status"], "awaiting acknowledgement");
+  const std::string text = RenderChecklist(checklist);
+  EXPECT_NE(text.find(" 5. Performance baselines met [performance-baselines]: not measured\n"),
+            std::string::npos)
+      << text;
+
+  checklist.items.push_back({&items[3], ChecklistStatus::kFailed, {"3 rows discarded"}});
+  EXPECT_FALSE(checklist.ok());
+  EXPECT_EQ(checklist.ToJson()["ok"], false);
+}
+
 }  // namespace
 }  // namespace backstop

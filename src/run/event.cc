@@ -9,7 +9,7 @@ namespace backstop {
 namespace {
 
 // One table, so that names and parsing cannot drift apart.
-constexpr std::array<std::pair<EventKind, std::string_view>, 11> kEventNames = {{
+constexpr std::array<std::pair<EventKind, std::string_view>, 14> kEventNames = {{
     {EventKind::kTriggerPending, "trigger.pending"},
     {EventKind::kTriggerFiring, "trigger.firing"},
     {EventKind::kTriggerResolved, "trigger.resolved"},
@@ -21,6 +21,9 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 11> kEventNames = {
     {EventKind::kDrillFinished, "drill.finished"},
     {EventKind::kRestorePointTaken, "restore_point.taken"},
     {EventKind::kRestorePointFailed, "restore_point.failed"},
+    {EventKind::kFallbackSwitched, "fallback.switched"},
+    {EventKind::kFallbackRefused, "fallback.refused"},
+    {EventKind::kFallbackReturned, "fallback.returned"},
 }};
 
 }  // namespace

@@ -33,12 +33,16 @@ enum class EventKind {
   kDrillFinished,       // a drill ended, passed or not
   kRestorePointTaken,   // a restore point was written to the store
   kRestorePointFailed,  // taking a restore point failed
+  kFallbackSwitched,    // traffic was sent to the spec's standby (run/fallback.h)
+  kFallbackRefused,     // a fallback or its return was refused (unhealthy, refused route)
+  kFallbackReturned,    // traffic went back to where it was before the fallback
 };
 
 // The stable name used in the journal, the API, notifications and reports:
 // "trigger.pending", "trigger.firing", "trigger.resolved", "decision",
 // "run.started", "run.finished", "run.failed", "drill.started",
-// "drill.finished", "restore_point.taken", "restore_point.failed".
+// "drill.finished", "restore_point.taken", "restore_point.failed",
+// "fallback.switched", "fallback.refused", "fallback.returned".
 std::string_view EventKindName(EventKind kind);
 std::optional<EventKind> ParseEventKind(std::string_view name);
 

@@ -6,6 +6,7 @@
 #include <queue>
 #include <set>
 
+#include "run/plan_blue_green.h"
 #include "run/state_db.h"
 #include "store/restore_point.h"
 #include "store/store.h"
@@ -67,15 +68,27 @@ void AddPrepareSteps(const Spec& spec, Plan& plan, const std::vector<std::string
   }
 }
 
+// A blue/green service's part in a plan: its own steps in place of the usual
+// restore and start; `cycled` when it is still stopped (and its release
+// switched) around the restore like any service.
+struct BlueGreenPart {
+  bool cycled = false;
+  std::vector<PlanStep> steps;
+};
+
 // Stop (reverse dependency order), restore what is not a service, then per
 // service in dependency order: switch its release and start it. A service is
 // switched only once everything it depends on is up again, so that when a
 // start fails the services not yet switched still hold the release they ran
-// before and can be started on it (RunEngine::Recover).
+// before and can be started on it (RunEngine::Recover). A blue/green service
+// in `blue_green` takes its own steps there instead.
 void AddCommonTail(const Spec& spec, Plan& plan, const std::vector<std::string>& services_to_cycle,
-                   const std::vector<std::string>& restored) {
+                   const std::vector<std::string>& restored,
+                   const std::map<std::string, BlueGreenPart>& blue_green = {}) {
   std::vector<std::string> stop_order(services_to_cycle.rbegin(), services_to_cycle.rend());
   for (const auto& name : stop_order) {
+    auto bg = blue_green.find(name);
+    if (bg != blue_green.end() && !bg->second.cycled) continue;
     plan.steps.push_back(
         Step(StepAction::kStop, name, "stop " + name + " (reverse dependency order)"));
   }
@@ -87,11 +100,17 @@ void AddCommonTail(const Spec& spec, Plan& plan, const std::vector<std::string>&
         Step(StepAction::kRestore, name, "restore " + name + " (" + c->driver + ")"));
   }
   for (const auto& name : services_to_cycle) {
-    if (restored_set.count(name)) {
+    auto bg = blue_green.find(name);
+    const bool cycled = bg == blue_green.end() || bg->second.cycled;
+    if (cycled && restored_set.count(name)) {
       plan.steps.push_back(Step(StepAction::kRestore, name,
                                 "switch " + name + " to release " +
                                     plan.entries[name].value("release", std::string("?")) +
                                     " (recorded in its history)"));
+    }
+    if (bg != blue_green.end()) {
+      plan.steps.insert(plan.steps.end(), bg->second.steps.begin(), bg->second.steps.end());
+      continue;
     }
     plan.steps.push_back(Step(StepAction::kStart, name,
                               "start " + name + " and wait until its health check passes"));
@@ -99,6 +118,50 @@ void AddCommonTail(const Spec& spec, Plan& plan, const std::vector<std::string>&
   for (const auto& name : plan.affected) {
     plan.steps.push_back(Step(StepAction::kVerify, name, "verify " + name));
   }
+}
+
+// The blue/green services among `services` of an --all rollback restoring
+// `restored`: one none of whose dependencies is restored changes release as
+// a blue/green rollback does; one whose dependencies are restored is stopped
+// and started around them as today, in its live slot.
+Result<std::map<std::string, BlueGreenPart>> BlueGreenParts(
+    const Spec& spec, Plan& plan, const std::vector<std::string>& services,
+    const std::vector<std::string>& restored, StateDb& state, const DriverRegistry& registry,
+    DriverContext& ctx) {
+  std::set<std::string> behind_restored;  // services depending on a restored non-service
+  for (const auto& name : restored) {
+    if (IsService(*spec.Find(name))) continue;
+    for (const auto& d : Dependents(spec, name)) behind_restored.insert(d);
+  }
+  std::map<std::string, BlueGreenPart> parts;
+  for (const auto& name : services) {
+    const ComponentSpec* c = spec.Find(name);
+    if (!c->traffic) continue;
+    BlueGreenPart part;
+    std::string release;
+    if (plan.entries.contains(name)) {
+      release = plan.entries[name].value("release", std::string());
+    } else {
+      BACKSTOP_ASSIGN_OR_RETURN(SlotRecord record, ReadSlotRecord(state, name));
+      release = record.live_release;
+    }
+    if (release.empty()) {
+      return Status::FailedPrecondition("blue/green service " + name +
+                                        " has no live release recorded; deploy it first");
+    }
+    if (behind_restored.count(name)) {
+      part.cycled = true;
+      BACKSTOP_ASSIGN_OR_RETURN(part.steps, BlueGreenRestartSteps(*c, release, state));
+      plan.notes.push_back(name +
+                           " is blue/green, but what it depends on is restored: it is stopped "
+                           "and started around that restore (in its live slot), not switched");
+    } else {
+      BACKSTOP_ASSIGN_OR_RETURN(part.steps, BlueGreenSteps(*c, release, RunKind::kRollback, state,
+                                                           registry, ctx, &plan.notes));
+    }
+    parts[name] = std::move(part);
+  }
+  return parts;
 }
 
 // The services that must be stopped around restoring `restored`: the restored
@@ -269,7 +332,9 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
             Step(StepAction::kAssessLoss, name, "count what rolling back " + name + " discards"));
       }
     }
-    AddCommonTail(spec, plan, services, restored);
+    BACKSTOP_ASSIGN_OR_RETURN(auto blue_green,
+                              BlueGreenParts(spec, plan, services, restored, state, registry, ctx));
+    AddCommonTail(spec, plan, services, restored, blue_green);
     return plan;
   }
 
@@ -330,6 +395,14 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
     plan.steps.push_back(
         Step(StepAction::kSafetySnapshot, "", "take a safety restore point of " + c->name));
     AddPrepareSteps(spec, plan, {c->name});
+    if (c->traffic) {
+      BACKSTOP_ASSIGN_OR_RETURN(
+          auto steps, BlueGreenSteps(*c, entry["release"].get<std::string>(), RunKind::kRollback,
+                                     state, registry, ctx, &plan.notes));
+      plan.steps.insert(plan.steps.end(), steps.begin(), steps.end());
+      plan.steps.push_back(Step(StepAction::kVerify, c->name, "verify " + c->name));
+      return plan;
+    }
     AddCommonTail(spec, plan, {c->name}, {c->name});
     return plan;
   }
@@ -377,7 +450,9 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
     plan.steps.push_back(
         Step(StepAction::kAssessLoss, c->name, "count what rolling back " + c->name + " discards"));
   }
-  AddCommonTail(spec, plan, services, {c->name});
+  BACKSTOP_ASSIGN_OR_RETURN(auto blue_green,
+                            BlueGreenParts(spec, plan, services, {c->name}, state, registry, ctx));
+  AddCommonTail(spec, plan, services, {c->name}, blue_green);
   return plan;
 }
 
@@ -420,7 +495,7 @@ Status RefuseUnhealthyTargets(const Plan& plan) {
 }
 
 Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const std::string& release,
-                        const DriverRegistry& registry, DriverContext& ctx) {
+                        const DriverRegistry& registry, DriverContext& ctx, StateDb* state) {
   const ComponentSpec* c = spec.Find(component);
   if (c == nullptr) return Status::InvalidArgument("no component named '" + component + "'");
   if (!IsService(*c)) {
@@ -444,6 +519,17 @@ Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const st
   plan.affected = {component};
   plan.entries[component] = {{"release", release}};
   AddPrepareSteps(spec, plan, {component});
+  if (c->traffic) {
+    if (state == nullptr) {
+      return Status::FailedPrecondition(component +
+                                        " is blue/green: its deploy needs the state database");
+    }
+    BACKSTOP_ASSIGN_OR_RETURN(auto steps, BlueGreenSteps(*c, release, RunKind::kDeploy, *state,
+                                                         registry, ctx, &plan.notes));
+    plan.steps.insert(plan.steps.end(), steps.begin(), steps.end());
+    plan.steps.push_back(Step(StepAction::kVerify, component, "verify " + component));
+    return plan;
+  }
   AddCommonTail(spec, plan, {component}, {component});
   return plan;
 }

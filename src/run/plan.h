@@ -15,6 +15,12 @@
 //   restore, start         per service in dependency order: switch its release
 //                          (recorded in its history), start it gated on its health
 //   verify                 every affected component: state equals the target, healthy
+// A blue/green service (spec `traffic:`) changes release without stopping:
+//   start-slot             the release started in the idle slot, gated on its health
+//   switch                 the traffic component routes to that slot; `current`
+//                          follows; the slot state and the history record it
+//   stop-slot              a slot no longer wanted (the one rolled away from)
+// (plan_blue_green.h says which of them a deploy or a rollback takes).
 // A plan is self-contained (it carries each component's target manifest
 // entry), so a resumed run does exactly what the first attempt planned even if
 // "latest" has moved since.
@@ -90,8 +96,10 @@ std::vector<std::string> UnhealthyTargets(const Plan& plan);
 // The operator overrides it with `--force`.
 Status RefuseUnhealthyTargets(const Plan& plan);
 
-// Builds the plan of `backstop deploy SERVICE VERSION`.
+// Builds the plan of `backstop deploy SERVICE VERSION`. A blue/green service
+// (spec `traffic:`) needs `state`, where its slots are recorded.
 Result<Plan> PlanDeploy(const Spec& spec, const std::string& component, const std::string& release,
-                        const DriverRegistry& registry, DriverContext& ctx);
+                        const DriverRegistry& registry, DriverContext& ctx,
+                        StateDb* state = nullptr);
 
 }  // namespace backstop

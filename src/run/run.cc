@@ -41,15 +41,6 @@ void MaybeCrashForTest(int step_number, bool journaled) {
   if (n == step_number && before_done != journaled) ::raise(SIGKILL);
 }
 
-std::string HealthLine(const HealthResult& h) {
-  std::string state = h.state == HealthResult::State::kPass   ? "healthy"
-                      : h.state == HealthResult::State::kFail ? "unhealthy"
-                                                              : "unknown";
-  std::string out = state;
-  if (!h.detail.empty()) out += " (" + h.detail + ")";
-  return out;
-}
-
 // The pid in the name of a temporary file of an atomic write: "X.tmp-PID-N"
 // (FileSystem::WriteFileAtomic) or "X.PID-N.tmp" (the store's tmp/). 0 when
 // the name is neither.
@@ -179,6 +170,15 @@ std::vector<RunEndedHook>& RunEndedHooks() {
 
 }  // namespace
 
+std::string HealthLine(const HealthResult& h) {
+  std::string state = h.state == HealthResult::State::kPass   ? "healthy"
+                      : h.state == HealthResult::State::kFail ? "unhealthy"
+                                                              : "unknown";
+  std::string out = state;
+  if (!h.detail.empty()) out += " (" + h.detail + ")";
+  return out;
+}
+
 void SetRunEndedHook(RunEndedHook hook) {
   RunEndedHooks().clear();
   if (hook) RunEndedHooks().push_back(std::move(hook));
@@ -260,6 +260,12 @@ HealthResult RunEngine::WaitUntilHealthy(const ComponentSpec& c, DriverContext& 
     r.detail = driver.status().message();
     return r;
   }
+  return PollHealth(
+      c, ctx, [&] { return (*driver)->Health(c, ctx); }, attempts);
+}
+
+HealthResult RunEngine::PollHealth(const ComponentSpec& c, DriverContext& ctx,
+                                   const std::function<HealthResult()>& probe_once, int* attempts) {
   Clock* clock = env_->clock();
   const ProbeSpec& probe = c.health;
   const int64_t deadline = clock->NowMicros() + probe.start_period_ms * 1000;
@@ -269,7 +275,7 @@ HealthResult RunEngine::WaitUntilHealthy(const ComponentSpec& c, DriverContext& 
   HealthResult last;
   int n = 0;
   for (;;) {
-    last = (*driver)->Health(c, ctx);
+    last = probe_once();
     ++n;
     if (HealthAcceptable(c, last)) break;
     if (clock->NowMicros() >= deadline) break;
@@ -480,6 +486,15 @@ Status RunEngine::ExecuteStep(const RunRecord& run, const Plan& plan, int index,
     *detail = HealthLine(h) + " after " + std::to_string(attempts) + " probe" +
               (attempts == 1 ? "" : "s");
     return Status::OK();
+  }
+
+  if (step.action == StepAction::kStartSlot || step.action == StepAction::kSwitch ||
+      step.action == StepAction::kStopSlot) {
+    return ExecuteSlotStep(run, plan, step, *c, *driver, ctx, detail, result);
+  }
+
+  if (step.action == StepAction::kVerify && c->traffic) {
+    return VerifyBlueGreen(*c, entry, *driver, ctx, progress.health, detail, result);
   }
 
   if (step.action == StepAction::kVerify) {

@@ -73,6 +73,9 @@ class RunEngine {
 
   // Polls the component's health until it passes or its start period ends.
   HealthResult WaitUntilHealthy(const ComponentSpec& c, DriverContext& ctx, int* attempts);
+  // The same with the health of one of a blue/green service's slots.
+  HealthResult WaitUntilSlotHealthy(const ComponentSpec& c, Slot slot, DriverContext& ctx,
+                                    int* attempts);
 
  private:
   struct Progress;
@@ -80,6 +83,18 @@ class RunEngine {
   Status ExecuteStep(const RunRecord& run, const Plan& plan, int index, const RunOptions& options,
                      Progress& progress, std::string* detail, nlohmann::json* result);
   Status CheckDataLossLimit(const Progress& progress, const RunOptions& options) const;
+  // `probe_once` polled until it passes for `c` or c's start period ends.
+  HealthResult PollHealth(const ComponentSpec& c, DriverContext& ctx,
+                          const std::function<HealthResult()>& probe_once, int* attempts);
+  // The blue/green steps (run_blue_green.cc): start-slot, switch, stop-slot.
+  Status ExecuteSlotStep(const RunRecord& run, const Plan& plan, const PlanStep& step,
+                         const ComponentSpec& c, Driver& driver, DriverContext& ctx,
+                         std::string* detail, nlohmann::json* result);
+  // A blue/green service's verify: `current` is the target release, and the
+  // live slot (as recorded by the switch) is healthy.
+  Status VerifyBlueGreen(const ComponentSpec& c, const nlohmann::json& entry, Driver& driver,
+                         DriverContext& ctx, std::map<std::string, std::string>& health,
+                         std::string* detail, nlohmann::json* result);
   // Adds `name`'s release in the plan to its history, once per run.
   Status RecordRelease(const RunRecord& run, const Plan& plan, const std::string& name);
   // After a failure that changed something: starts every service this run
@@ -132,6 +147,9 @@ void AddRunEndedHook(RunEndedHook hook);
 // only when the component has no probe of its own (nothing to check). A
 // configured probe that cannot run (bad URL, gRPC not built in) is a failure.
 bool HealthAcceptable(const ComponentSpec& c, const HealthResult& h);
+// "healthy (HTTP 200)", "unhealthy (connection refused)", "unknown": a health
+// result as steps and summaries show it.
+std::string HealthLine(const HealthResult& h);
 
 // Takes a restore point of `components` (all when empty) and writes its
 // manifest after every blob. Used by `backstop snapshot` and by the engine's

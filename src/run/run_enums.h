@@ -56,8 +56,13 @@ enum class StepAction {
   kVerify,
   kRecordHistory,  // only in plans journaled before releases were recorded at
                    // their switch
+  // Blue/green services (plan.h): a release started in a slot and gated on
+  // its health, traffic switched to a slot, a slot stopped.
+  kStartSlot,
+  kSwitch,
+  kStopSlot,
 };
-inline constexpr EnumNames<StepAction, 9> kStepActionNames{{{
+inline constexpr EnumNames<StepAction, 12> kStepActionNames{{{
     {StepAction::kVerifyRestorePoint, "verify-restore-point"},
     {StepAction::kSafetySnapshot, "safety-snapshot"},
     {StepAction::kPrepare, "prepare"},
@@ -67,6 +72,9 @@ inline constexpr EnumNames<StepAction, 9> kStepActionNames{{{
     {StepAction::kStart, "start"},
     {StepAction::kVerify, "verify"},
     {StepAction::kRecordHistory, "record-history"},
+    {StepAction::kStartSlot, "start-slot"},
+    {StepAction::kSwitch, "switch"},
+    {StepAction::kStopSlot, "stop-slot"},
 }}};
 constexpr std::string_view Name(StepAction a) { return kStepActionNames.Name(a); }
 constexpr std::optional<StepAction> ParseStepAction(std::string_view s) {
@@ -75,7 +83,8 @@ constexpr std::optional<StepAction> ParseStepAction(std::string_view s) {
 // The actions that change a component's live state (the others only read or
 // stage): a run that failed after one of them left something changed.
 constexpr bool ChangesLiveState(StepAction a) {
-  return a == StepAction::kStop || a == StepAction::kRestore || a == StepAction::kStart;
+  return a == StepAction::kStop || a == StepAction::kRestore || a == StepAction::kStart ||
+         a == StepAction::kStartSlot || a == StepAction::kSwitch || a == StepAction::kStopSlot;
 }
 
 // runs.status

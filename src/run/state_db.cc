@@ -292,17 +292,38 @@ Result<RunRecord> StateDb::GetRun(const std::string& id) {
   return ReadRun(s);
 }
 
-Result<std::vector<RunRecord>> StateDb::ListRuns(int limit) {
-  std::string sql =
-      std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY started_us DESC, id DESC LIMIT ?";
+Result<std::vector<RunRecord>> StateDb::ListRuns(int limit, int offset) {
+  BACKSTOP_ASSIGN_OR_RETURN(auto rows, ListStoredRuns(limit, offset));
+  std::vector<RunRecord> out;
+  out.reserve(rows.size());
+  for (auto& row : rows) {
+    if (!row.damage.ok()) return row.damage;
+    out.push_back(std::move(row.run));
+  }
+  return out;
+}
+
+Result<std::vector<StateDb::StoredRun>> StateDb::ListStoredRuns(int limit, int offset) {
+  std::string sql = std::string("SELECT ") + kRunColumns +
+                    " FROM runs ORDER BY started_us DESC, id DESC LIMIT ? OFFSET ?";
   Stmt s(db_, sql.c_str());
   if (!s.prepared()) return s.Error("list runs");
   s.Bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
-  std::vector<RunRecord> out;
+  s.Bind(2, static_cast<int64_t>(offset > 0 ? offset : 0));
+  std::vector<StoredRun> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
-    BACKSTOP_ASSIGN_OR_RETURN(RunRecord run, ReadRun(s));
-    out.push_back(std::move(run));
+    StoredRun row;
+    auto run = ReadRun(s);
+    if (run.ok()) {
+      row.run = std::move(run).value();
+    } else {
+      row.damage = run.status();
+      row.run.id = s.Text(0);
+      row.run.command = s.Text(3);
+      row.run.started_us = s.Int(9);
+    }
+    out.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return s.Error("list runs");
   return out;
@@ -559,7 +580,8 @@ Status StateDb::RecordDrill(const DrillRecord& d) {
          "reason, run_id, restore_point, started_us, ended_us, detection_ms, recovery_ms, "
          "target_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   s.Bind(1, d.id).Bind(2, d.name).Bind(3, d.scenario).Bind(4, d.component).Bind(5, d.environment);
-  s.Bind(6, d.status).Bind(7, d.reason).Bind(8, d.run_id).Bind(9, d.restore_point);
+  s.Bind(6, std::string(Name(d.status))).Bind(7, d.reason);
+  s.Bind(8, d.run_id).Bind(9, d.restore_point);
   s.Bind(10, d.started_us).Bind(11, d.ended_us).Bind(12, d.detection_ms).Bind(13, d.recovery_ms);
   s.Bind(14, d.target_ms);
   return s.Run("record drill");
@@ -581,7 +603,9 @@ Result<std::vector<DrillRecord>> StateDb::ListDrills(int limit) {
     d.scenario = s.Text(2);
     d.component = s.Text(3);
     d.environment = s.Text(4);
-    d.status = s.Text(5);
+    BACKSTOP_ASSIGN_OR_RETURN(
+        d.status, ParseStored(kDrillStatusNames, s.Text(5),
+                              "drill " + d.id + " in the state database (table drills): status"));
     d.reason = s.Text(6);
     d.run_id = s.Text(7);
     d.restore_point = s.Text(8);

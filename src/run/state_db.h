@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "run/drill_status.h"
 #include "run/event.h"
 #include "run/run_enums.h"
 
@@ -90,10 +91,10 @@ struct DrillRecord {
   std::string scenario;  // service_failure, database_corruption, ...
   std::string component;
   std::string environment;
-  std::string status = "running";  // running | passed | failed
-  std::string reason;              // why it passed or failed, one line
-  std::string run_id;              // the rollback run, if one ran
-  std::string restore_point;       // the drill's starting restore point
+  DrillStatus status = DrillStatus::kRunning;
+  std::string reason;         // why it passed or failed, one line
+  std::string run_id;         // the rollback run, if one ran
+  std::string restore_point;  // the drill's starting restore point
   int64_t started_us = 0;
   int64_t ended_us = 0;
   int64_t detection_ms = -1;  // injection -> trigger firing
@@ -134,8 +135,17 @@ class StateDb {
   // table.
   Status CreateRun(const RunRecord& run, const std::vector<StepRecord>& steps);
   Result<RunRecord> GetRun(const std::string& id);
-  // Newest first; `limit` 0 means all.
-  Result<std::vector<RunRecord>> ListRuns(int limit);
+  // Newest first, skipping the `offset` newest; `limit` 0 means all. The
+  // first damaged row fails the list.
+  Result<std::vector<RunRecord>> ListRuns(int limit, int offset = 0);
+  // The same rows, a damaged one listed too (for `backstop runs`, which shows
+  // the others): `damage` is then its Corruption and `run` holds only what
+  // could still be read (id, command, started_us).
+  struct StoredRun {
+    RunRecord run;
+    Status damage;
+  };
+  Result<std::vector<StoredRun>> ListStoredRuns(int limit, int offset = 0);
   Result<std::vector<RunRecord>> UnfinishedRuns();
   Result<std::vector<StepRecord>> GetSteps(const std::string& run_id);
   Status MarkStepStarted(const std::string& run_id, int index, int64_t now_us);

@@ -70,6 +70,35 @@ TEST_F(StateDbTest, AnUnknownStatusOrActionInTheJournalIsCorruption) {
       << steps.status().message();
 }
 
+TEST_F(StateDbTest, ListStoredRunsShowsADamagedRowBesideTheOthers) {
+  ASSERT_TRUE(db_->CreateRun(MakeRun("run-1", 100), {}).ok());
+  ASSERT_TRUE(db_->CreateRun(MakeRun("run-2", 200), {}).ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("state.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE runs SET kind = 'reboot' WHERE id = 'run-2'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto rows = db_->ListStoredRuns(0);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  const auto& damaged = (*rows)[0];
+  EXPECT_EQ(damaged.run.id, "run-2");
+  EXPECT_EQ(damaged.run.started_us, 200);
+  EXPECT_EQ(damaged.run.command, "backstop rollback --all");
+  EXPECT_EQ(damaged.damage.code(), Status::Code::kCorruption);
+  EXPECT_NE(damaged.damage.message().find("run run-2 in the state database (table runs): kind "
+                                          "'reboot'"),
+            std::string::npos)
+      << damaged.damage.message();
+  EXPECT_TRUE((*rows)[1].damage.ok());
+  EXPECT_EQ((*rows)[1].run.id, "run-1");
+  EXPECT_EQ((*rows)[1].run.kind, RunKind::kRollback);
+  // The strict list still refuses.
+  EXPECT_EQ(db_->ListRuns(0).status().code(), Status::Code::kCorruption);
+}
+
 TEST_F(StateDbTest, JournalsStepsAndSurvivesReopen) {
   ASSERT_TRUE(db_->CreateRun(MakeRun("run-1", 100), MakeSteps(3)).ok());
   ASSERT_TRUE(db_->MarkStepStarted("run-1", 0, 110).ok());
@@ -113,6 +142,22 @@ TEST_F(StateDbTest, ResolvesRunSelectors) {
   EXPECT_TRUE(db_->GetRun("nope").status().IsNotFound());
 }
 
+TEST_F(StateDbTest, ListsRunsNewestFirstAPageAtATime) {
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(db_->CreateRun(MakeRun("run-" + std::to_string(i), i * 10), {}).ok());
+  }
+  auto ids = [](const Result<std::vector<RunRecord>>& runs) {
+    std::string out;
+    for (const auto& r : *runs) out += r.id + " ";
+    return out;
+  };
+  EXPECT_EQ(ids(db_->ListRuns(2)), "run-5 run-4 ");
+  EXPECT_EQ(ids(db_->ListRuns(2, 2)), "run-3 run-2 ");
+  EXPECT_EQ(ids(db_->ListRuns(2, 4)), "run-1 ");
+  EXPECT_EQ(ids(db_->ListRuns(2, 5)), "");
+  EXPECT_EQ(ids(db_->ListRuns(0, 3)), "run-2 run-1 ");
+}
+
 TEST_F(StateDbTest, HistoryNumbersRevisionsAndSupersedes) {
   HistoryRecord h;
   h.component = "web";
@@ -152,7 +197,7 @@ TEST_F(StateDbTest, DrillsAreReplacedByIdAndListedNewestFirst) {
   second.id = "d2";
   second.started_us = 200;
   ASSERT_TRUE(db_->RecordDrill(second).ok());
-  first.status = "passed";
+  first.status = DrillStatus::kPassed;
   first.detection_ms = 1200;
   first.recovery_ms = 9000;
   first.target_ms = 300000;
@@ -161,15 +206,43 @@ TEST_F(StateDbTest, DrillsAreReplacedByIdAndListedNewestFirst) {
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].id, "d2");
-  EXPECT_EQ((*all)[0].status, "running");
+  EXPECT_EQ((*all)[0].status, DrillStatus::kRunning);
   EXPECT_EQ((*all)[0].detection_ms, -1);
-  EXPECT_EQ((*all)[1].status, "passed");
+  EXPECT_EQ((*all)[1].status, DrillStatus::kPassed);
   EXPECT_EQ((*all)[1].recovery_ms, 9000);
   EXPECT_EQ((*all)[1].target_ms, 300000);
   auto newest = db_->ListDrills(1);
   ASSERT_TRUE(newest.ok());
   ASSERT_EQ(newest->size(), 1u);
   EXPECT_EQ((*newest)[0].id, "d2");
+}
+
+TEST_F(StateDbTest, AnUnknownDrillStatusIsCorruptionNamingTheDrill) {
+  DrillRecord drill;
+  drill.id = "d1";
+  drill.status = DrillStatus::kPassed;
+  ASSERT_TRUE(db_->RecordDrill(drill).ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("state.db").c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* select = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(raw, "SELECT status FROM drills WHERE id = 'd1'", -1, &select, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(select), SQLITE_ROW);
+  // The table keeps the name, as it did before the enum.
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(select, 0)), "passed");
+  sqlite3_finalize(select);
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE drills SET status = 'skipped' WHERE id = 'd1'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto drills = db_->ListDrills(0);
+  EXPECT_EQ(drills.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(drills.status().message().find("drill d1 in the state database (table drills): "
+                                           "status 'skipped' is not one Backstop writes"),
+            std::string::npos)
+      << drills.status().message();
 }
 
 TEST_F(StateDbTest, EventsAreListedOldestFirstWithGrowingIdsAndSurviveReopen) {

@@ -22,6 +22,9 @@ struct DriverSchema {
   std::string name;
   std::vector<std::string> kinds;       // component kinds this driver serves
   std::vector<SettingSchema> settings;  // its settings, checked and converted by the parser
+  // Runs blue/green slots (Driver::SupportsSlots): a service of this driver
+  // may have a `traffic:` block.
+  bool supports_slots = false;
 };
 
 class DriverCatalog {

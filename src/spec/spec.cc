@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/strings.h"
 #include "spec/spec_parser.h"
 
 namespace backstop {
@@ -37,14 +38,8 @@ std::string SpecError::ToString() const {
 ProbeSpec ProbeSpec::ForPort(int port) const {
   ProbeSpec out = *this;
   const std::string value = std::to_string(port);
-  auto substitute = [&](std::string& text) {
-    for (size_t at = text.find("{port}"); at != std::string::npos;
-         at = text.find("{port}", at + value.size())) {
-      text.replace(at, 6, value);
-    }
-  };
-  substitute(out.target);
-  for (auto& arg : out.command) substitute(arg);
+  out.target = ReplaceAll(out.target, "{port}", value);
+  for (auto& arg : out.command) arg = ReplaceAll(arg, "{port}", value);
   return out;
 }
 
@@ -77,8 +72,9 @@ namespace spec_internal {
 namespace {
 
 const std::vector<std::string> kTopKeys = {
-    "environment", "protected",       "state_dir", "store",  "data_loss",      "components",
-    "triggers",    "decision_matrix", "drills",    "notify", "restore_points", "performance"};
+    "environment",    "protected",   "state_dir",       "store",  "data_loss",
+    "components",     "triggers",    "decision_matrix", "drills", "notify",
+    "restore_points", "performance", "fallback"};
 
 }  // namespace
 
@@ -146,6 +142,7 @@ void Parser::ParseRoot(const YAML::Node& root, Spec* spec) {
   if (Entry* e = top.Take("notify")) ParseNotify(*e, spec);
   if (Entry* e = top.Take("restore_points")) ParseRestorePoints(*e, spec);
   if (Entry* e = top.Take("performance")) ParsePerformance(*e, spec);
+  if (Entry* e = top.Take("fallback")) ParseFallback(*e, spec);
 
   RejectUnknown(top, kTopKeys);
 }

@@ -13,7 +13,8 @@ namespace backstop::spec_internal {
 
 namespace {
 
-const std::vector<std::string> kComponentKeys = {"kind", "driver", "depends_on", "health"};
+const std::vector<std::string> kComponentKeys = {"kind", "driver", "depends_on", "health",
+                                                 "traffic"};
 const std::vector<std::string> kProbeTypes = {"http", "tcp", "exec", "grpc"};
 const std::vector<std::string> kProbeKeys = {"http",         "tcp",           "exec",     "grpc",
                                              "service",      "expect_status", "interval", "timeout",
@@ -63,6 +64,7 @@ void Parser::ParseComponents(const Entry& e, Spec* spec) {
     spec->components[c.key] = std::move(comp);
   }
   CheckDependencies(*spec);
+  CheckTrafficComponents(*spec);
 }
 
 void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSpec* comp) {
@@ -114,6 +116,15 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
   }
 
   if (Entry* h = f.Take("health")) ParseProbe(*h, path + ".health", &comp->health);
+  if (Entry* t = f.Take("traffic")) {
+    if (kind && *kind != ComponentKind::kService) {
+      Err(t->key_mark, path + ".traffic",
+          "'traffic' applies only to services (this is a " + std::string(Name(*kind)) + ")",
+          "no traffic block here");
+    } else {
+      ParseServiceTraffic(*t, path + ".traffic", info, comp);
+    }
+  }
 
   if (info != nullptr) {
     ValidateSettings(info->settings, &f, path, &comp->settings);

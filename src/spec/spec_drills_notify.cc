@@ -21,9 +21,10 @@ const std::vector<std::string> kNotifyTypes = {"webhook", "slack", "command", "l
 // The names `on:` accepts (NotifyEventNames); notify/ maps each to the
 // journal's event kind in one table.
 const std::vector<std::string> kEvents = {
-    "rollback_started", "rollback_finished",   "rollback_failed", "trigger_pending",
-    "trigger_firing",   "trigger_resolved",    "decision",        "drill_started",
-    "drill_finished",   "restore_point_failed"};
+    "rollback_started", "rollback_finished",    "rollback_failed",   "trigger_pending",
+    "trigger_firing",   "trigger_resolved",     "decision",          "drill_started",
+    "drill_finished",   "restore_point_failed", "fallback_switched", "fallback_refused",
+    "fallback_returned"};
 
 }  // namespace
 

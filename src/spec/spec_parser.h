@@ -1,7 +1,7 @@
 // The spec parser's machinery, shared by the files that read each section of
 // backstop.yaml (spec.cc: the top-level keys; spec_components.cc,
 // spec_settings.cc, spec_triggers.cc, spec_drills_notify.cc,
-// spec_restore_points.cc, spec_performance.cc). Not part of
+// spec_restore_points.cc, spec_performance.cc, spec_fallback.cc). Not part of
 // the spec contract: other modules use spec.h.
 //
 // yaml-cpp builds the node tree; the Parser reads it map by map (Entry,
@@ -170,6 +170,13 @@ class Parser {
   void ParseProbe(const Entry& h, const std::string& path, ProbeSpec* probe);
   void CheckDependencies(const Spec& spec);
 
+  // ---- a service's traffic block (spec_traffic.cc) ----
+
+  void ParseServiceTraffic(const Entry& t, const std::string& path, const DriverSchema* driver,
+                           ComponentSpec* comp);
+  // Each traffic block names a component of kind traffic (needs every component read).
+  void CheckTrafficComponents(const Spec& spec);
+
   // ---- driver settings (spec_settings.cc) ----
 
   void ValidateSettings(const std::vector<SettingSchema>& schema, MapFields* f,
@@ -197,6 +204,10 @@ class Parser {
 
   void ParseRestorePoints(const Entry& e, Spec* spec);
 
+  // ---- fallback (spec_fallback.cc); after the components ----
+
+  void ParseFallback(const Entry& e, Spec* spec);
+
   // ---- performance (spec_performance.cc) ----
 
   void ParsePerformance(const Entry& e, Spec* spec);
@@ -212,6 +223,7 @@ class Parser {
   const DriverCatalog& drivers_;
   std::vector<SpecError> errors_;
   std::map<std::string, std::vector<Mark>> dep_marks_;  // parallel to depends_on
+  std::map<std::string, Mark> traffic_marks_;           // service -> its traffic.component
   std::set<std::string> trigger_names_;                 // every trigger name written
   std::vector<std::string> scenario_names_;             // every scenario written
 };

@@ -521,7 +521,7 @@ TEST(SpecTest, FullSpecConvertsEverySection) {
   EXPECT_EQ(spec->notify[0].on, std::vector<std::string>{"rollback_failed"});
   EXPECT_EQ(spec->notify[1].command, (std::vector<std::string>{"/usr/local/bin/page", "oncall"}));
   EXPECT_EQ(spec->notify[1].on, std::vector<std::string>{"drill_finished"});
-  EXPECT_EQ(spec->notify[2].on.size(), 10u);  // no `on`: every event
+  EXPECT_EQ(spec->notify[2].on, NotifyEventNames());  // no `on`: every event
 }
 
 TEST(SpecTest, DefaultTriggersHaveTheSeedsThresholds) {

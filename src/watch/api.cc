@@ -27,6 +27,7 @@
 #include "base/hash.h"
 #include "base/mutex.h"
 #include "base/strings.h"
+#include "watch/dashboard.h"
 
 namespace backstop {
 
@@ -100,127 +101,6 @@ bool TokenMatches(const std::string& presented, const std::string& expected) {
   const std::string a = Sha256Hex(presented);
   const std::string b = Sha256Hex(expected);
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-// --- Metrics ----------------------------------------------------------------------
-
-Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
-
-void Histogram::Observe(double value) {
-  size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
-  ++counts_[i];
-  sum_ += value;
-  ++count_;
-}
-
-std::vector<uint64_t> Histogram::Cumulative() const {
-  std::vector<uint64_t> out(counts_.size());
-  uint64_t running = 0;
-  for (size_t i = 0; i < counts_.size(); ++i) {
-    running += counts_[i];
-    out[i] = running;
-  }
-  return out;
-}
-
-std::vector<double> ProbeLatencyBounds() {
-  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-}
-std::vector<double> RunDurationBounds() {
-  return {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200};
-}
-
-std::string PromEscape(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-namespace {
-
-std::string Num(double v) {
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (std::isnan(v)) return "NaN";
-  std::ostringstream s;
-  s.precision(12);
-  s << v;
-  return s.str();
-}
-
-void Header(std::ostringstream& o, const char* name, const char* type, const char* help) {
-  o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-}
-
-void RenderHistogram(std::ostringstream& o, const std::string& name, const std::string& labels,
-                     const Histogram& h) {
-  const auto cum = h.Cumulative();
-  const std::string sep = labels.empty() ? "" : ",";
-  for (size_t i = 0; i < h.bounds().size(); ++i) {
-    o << name << "_bucket{" << labels << sep << "le=\"" << Num(h.bounds()[i]) << "\"} " << cum[i]
-      << "\n";
-  }
-  o << name << "_bucket{" << labels << sep << "le=\"+Inf\"} " << cum.back() << "\n";
-  std::string braces = labels.empty() ? "" : "{" + labels + "}";
-  o << name << "_sum" << braces << " " << Num(h.sum()) << "\n";
-  o << name << "_count" << braces << " " << h.count() << "\n";
-}
-
-}  // namespace
-
-std::string RenderMetrics(const WatchMetrics& m) {
-  std::ostringstream o;
-  Header(o, "backstop_probe_success", "gauge",
-         "1 if the component's last health probe passed, 0 if it failed.");
-  for (const auto& p : m.probes) {
-    if (!p.has_result) continue;
-    o << "backstop_probe_success{component=\"" << PromEscape(p.component) << "\"} "
-      << (p.success ? 1 : 0) << "\n";
-  }
-  Header(o, "backstop_probes_total", "counter", "Health probes run, by component and result.");
-  for (const auto& p : m.probes) {
-    o << "backstop_probes_total{component=\"" << PromEscape(p.component)
-      << "\",result=\"success\"} " << (p.total - p.failures) << "\n";
-    o << "backstop_probes_total{component=\"" << PromEscape(p.component)
-      << "\",result=\"failure\"} " << p.failures << "\n";
-  }
-  Header(o, "backstop_probe_latency_seconds", "histogram", "Health probe latency.");
-  for (const auto& p : m.probes) {
-    RenderHistogram(o, "backstop_probe_latency_seconds",
-                    "component=\"" + PromEscape(p.component) + "\"", p.latency);
-  }
-  Header(o, "backstop_trigger_state", "gauge",
-         "State of each trigger per component: 0 ok, 1 pending, 2 firing.");
-  for (const auto& t : m.triggers) {
-    o << "backstop_trigger_state{trigger=\"" << PromEscape(t.trigger) << "\",component=\""
-      << PromEscape(t.component) << "\"} " << t.state << "\n";
-  }
-  Header(o, "backstop_runs_total", "counter",
-         "Runs started by this watcher (automatic and through the API), by kind and final status.");
-  for (const auto& [key, n] : m.runs_total) {
-    o << "backstop_runs_total{kind=\"" << PromEscape(key.first) << "\",status=\""
-      << PromEscape(key.second) << "\"} " << n << "\n";
-  }
-  Header(o, "backstop_run_duration_seconds", "histogram", "Duration of finished runs.");
-  RenderHistogram(o, "backstop_run_duration_seconds", "", m.run_duration);
-  Header(o, "backstop_decisions_total", "counter",
-         "Rollback decisions on firing triggers, by outcome (acted, held, dry_run, alert).");
-  for (const auto& [outcome, n] : m.decisions_total) {
-    o << "backstop_decisions_total{outcome=\"" << PromEscape(outcome) << "\"} " << n << "\n";
-  }
-  Header(o, "backstop_watch_paused", "gauge", "1 while automatic actions are paused.");
-  o << "backstop_watch_paused " << (m.paused ? 1 : 0) << "\n";
-  return o.str();
 }
 
 // --- Server -------------------------------------------------------------------------
@@ -393,6 +273,11 @@ class GatedServer : public httplib::Server {
   }
   ~GatedServer() override { StopGate(); }
 
+  // Called on the gate thread with each complete request before it goes to
+  // a worker; returning true means it took the socket (the event stream).
+  using TakeOver = std::function<bool(int fd, const std::string& peer, const std::string& request)>;
+  void SetTakeOver(TakeOver take_over) { take_over_ = std::move(take_over); }
+
   Status StartGate() {
     // httplib listens with a backlog of 5: a burst of connections (slow
     // clients or not) would see their SYNs dropped and retried for seconds.
@@ -553,6 +438,7 @@ class GatedServer : public httplib::Server {
       }
       if (p.head_end != 0 && p.data.size() >= p.head_end + p.body_bytes) {
         p.data.resize(p.head_end + p.body_bytes);  // one request per connection
+        if (take_over_ && take_over_(p.fd, p.peer, p.data)) return true;
         Dispatch(p);
         return true;
       }
@@ -641,6 +527,7 @@ class GatedServer : public httplib::Server {
   }
 
   ApiServer::Options options_;
+  TakeOver take_over_;
   int wake_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};
   std::thread gate_;
@@ -654,10 +541,14 @@ class GatedServer : public httplib::Server {
 class ApiServer::Impl {
  public:
   Impl(ApiBackend* backend, Options options)
-      : backend_(backend), options_(std::move(options)), server_(options_) {}
+      : backend_(backend),
+        options_(std::move(options)),
+        server_(options_),
+        events_(options_.events) {}
 
   Status Start(int* bound_port);
   void Stop();
+  EventStream& events() { return events_; }
 
  private:
   void Log(const std::string& level, const std::string& msg, nlohmann::json fields) {
@@ -669,24 +560,36 @@ class ApiServer::Impl {
   }
   // True when the request carries the right bearer token; otherwise answers 401.
   bool Authorized(const httplib::Request& req, httplib::Response& res);
+  // On the gate thread: a GET /api/v1/events goes to the event stream (with
+  // the right token) instead of a worker. False for every other request.
+  bool TakeEventStream(int fd, const std::string& peer, const std::string& request);
   void Install();
 
   ApiBackend* backend_;
   Options options_;
   GatedServer server_;
+  EventStream events_;
   std::thread thread_;
   bool running_ = false;
 };
 
-bool ApiServer::Impl::Authorized(const httplib::Request& req, httplib::Response& res) {
-  const std::string header = req.get_header_value("Authorization");
+namespace {
+
+// Whether an Authorization header's value is "Bearer <token>"; `has` says
+// whether it named a bearer token at all.
+bool BearerMatches(const std::string& header, const std::string& token, bool* has) {
   const std::string prefix = "Bearer ";
-  std::string presented;
-  bool has = header.size() > prefix.size() &&
-             std::equal(prefix.begin(), prefix.end(), header.begin(),
-                        [](char a, char b) { return std::tolower(a) == std::tolower(b); });
-  if (has) presented = FirstLine(header.substr(prefix.size()));
-  if (has && TokenMatches(presented, options_.token)) return true;
+  *has = header.size() > prefix.size() &&
+         std::equal(prefix.begin(), prefix.end(), header.begin(),
+                    [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+  return *has && TokenMatches(FirstLine(header.substr(prefix.size())), token);
+}
+
+}  // namespace
+
+bool ApiServer::Impl::Authorized(const httplib::Request& req, httplib::Response& res) {
+  bool has = false;
+  if (BearerMatches(req.get_header_value("Authorization"), options_.token, &has)) return true;
   // Never log the header or the presented token: only that it was wrong.
   Log("warn", "api: refused an unauthenticated request",
       {{"method", req.method},
@@ -702,21 +605,75 @@ bool ApiServer::Impl::Authorized(const httplib::Request& req, httplib::Response&
   return false;
 }
 
+bool ApiServer::Impl::TakeEventStream(int fd, const std::string& peer, const std::string& request) {
+  static constexpr std::string_view kLine = "GET /api/v1/events";
+  if (request.compare(0, kLine.size(), kLine) != 0 || request.size() <= kLine.size() ||
+      (request[kLine.size()] != ' ' && request[kLine.size()] != '?')) {
+    return false;
+  }
+  const std::string_view head(request.data(), request.find("\r\n\r\n"));
+  bool has = false;
+  if (BearerMatches(HeaderValue(head, "Authorization").value_or(""), options_.token, &has)) {
+    events_.Adopt(fd, peer);
+    return true;
+  }
+  Log("warn", "api: refused an unauthenticated request",
+      {{"method", "GET"},
+       {"path", "/api/v1/events"},
+       {"remote", peer},
+       {"reason", has ? "wrong token" : "no bearer token"}});
+  const std::string body =
+      nlohmann::json({{"error", has ? "the bearer token is not valid"
+                                    : "the event stream needs Authorization: Bearer <token>"},
+                      {"code", "unauthorized"}})
+          .dump() +
+      "\n";
+  const std::string text =
+      "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+      "WWW-Authenticate: Bearer realm=\"backstop\"\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  (void)::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  CloseSocket(fd);
+  return true;
+}
+
 void ApiServer::Impl::Install() {
+  InstallDashboardRoutes(server_);
+  server_.SetTakeOver([this](int fd, const std::string& peer, const std::string& request) {
+    return TakeEventStream(fd, peer, request);
+  });
   server_.Get("/api/v1/status", [this](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, backend_->GetStatus());
   });
+  server_.Get("/api/v1/components", [this](const httplib::Request&, httplib::Response& res) {
+    ApiReply r = backend_->GetComponents();
+    SendJson(res, r.status, r.body);
+  });
+  server_.Get("/api/v1/restore-points", [this](const httplib::Request&, httplib::Response& res) {
+    ApiReply r = backend_->GetRestorePoints();
+    SendJson(res, r.status, r.body);
+  });
+  // Re-hashing every blob reads the whole restore point: it takes the token.
+  server_.Post(R"(/api/v1/restore-points/([A-Za-z0-9._-]+)/verify)",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 if (!Authorized(req, res)) return;
+                 ApiReply r = backend_->VerifyRestorePoint(req.matches[1]);
+                 SendJson(res, r.status, r.body);
+               });
   server_.Get("/api/v1/runs", [this](const httplib::Request& req, httplib::Response& res) {
-    int limit = 50;
-    if (req.has_param("limit")) {
-      const std::string v = req.get_param_value("limit");
+    int numbers[2] = {50, 0};  // limit, offset
+    const char* names[2] = {"limit", "offset"};
+    for (int i = 0; i < 2; ++i) {
+      if (!req.has_param(names[i])) continue;
+      const std::string v = req.get_param_value(names[i]);
       if (v.empty() || v.size() > 6 || !std::all_of(v.begin(), v.end(), ::isdigit)) {
-        SendJson(res, 400, {{"error", "limit must be a number"}, {"code", "bad_request"}});
+        SendJson(res, 400,
+                 {{"error", std::string(names[i]) + " must be a number"}, {"code", "bad_request"}});
         return;
       }
-      limit = std::stoi(v);
+      numbers[i] = std::stoi(v);
     }
-    ApiReply r = backend_->GetRuns(limit);
+    ApiReply r = backend_->GetRuns(numbers[0], numbers[1]);
     SendJson(res, r.status, r.body);
   });
   server_.Get(R"(/api/v1/runs/([A-Za-z0-9._-]+))",
@@ -724,8 +681,8 @@ void ApiServer::Impl::Install() {
                 ApiReply r = backend_->GetRun(req.matches[1]);
                 SendJson(res, r.status, r.body);
               });
-  server_.Post("/api/v1/rollback", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
+  // The body of a rollback or a plan: a JSON object (null after a 400 reply).
+  auto rollback_body = [](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json body = nlohmann::json::object();
     if (!req.body.empty()) {
       try {
@@ -734,16 +691,32 @@ void ApiServer::Impl::Install() {
         SendJson(
             res, 400,
             {{"error", std::string("body is not JSON: ") + e.what()}, {"code", "bad_request"}});
-        return;
+        return nlohmann::json();
       }
     }
     if (!body.is_object()) {
       SendJson(res, 400, {{"error", "body must be a JSON object"}, {"code", "bad_request"}});
-      return;
+      return nlohmann::json();
     }
-    ApiReply r = backend_->RequestRollback(body, "api " + req.remote_addr);
-    SendJson(res, r.status, r.body);
-  });
+    return body;
+  };
+  server_.Post("/api/v1/rollback",
+               [this, rollback_body](const httplib::Request& req, httplib::Response& res) {
+                 if (!Authorized(req, res)) return;
+                 nlohmann::json body = rollback_body(req, res);
+                 if (body.is_null()) return;
+                 ApiReply r = backend_->RequestRollback(body, "api " + req.remote_addr);
+                 SendJson(res, r.status, r.body);
+               });
+  // Planning may connect to the databases: it takes the token too.
+  server_.Post("/api/v1/plan",
+               [this, rollback_body](const httplib::Request& req, httplib::Response& res) {
+                 if (!Authorized(req, res)) return;
+                 nlohmann::json body = rollback_body(req, res);
+                 if (body.is_null()) return;
+                 ApiReply r = backend_->PlanRollback(body);
+                 SendJson(res, r.status, r.body);
+               });
   auto pause_handler = [this](bool paused) {
     return [this, paused](const httplib::Request& req, httplib::Response& res) {
       if (!Authorized(req, res)) return;
@@ -806,6 +779,7 @@ Status ApiServer::Impl::Start(int* bound_port) {
                            ": address in use or not local; pick another with --listen ADDR:PORT");
   }
   *bound_port = port;
+  BACKSTOP_RETURN_IF_ERROR(events_.Start());
   BACKSTOP_RETURN_IF_ERROR(server_.StartGate());
   running_ = true;
   thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -818,6 +792,7 @@ void ApiServer::Impl::Stop() {
   server_.stop();
   if (thread_.joinable()) thread_.join();
   server_.StopGate();
+  events_.Stop();
 }
 
 ApiServer::ApiServer(ApiBackend* backend, Options options)
@@ -825,5 +800,9 @@ ApiServer::ApiServer(ApiBackend* backend, Options options)
 ApiServer::~ApiServer() { Stop(); }
 Status ApiServer::Start() { return impl_->Start(&bound_port_); }
 void ApiServer::Stop() { impl_->Stop(); }
+void ApiServer::Publish(const std::string& type, const nlohmann::json& data) {
+  impl_->events().Publish(type, data);
+}
+EventStream::Stats ApiServer::event_stats() const { return impl_->events().stats(); }
 
 }  // namespace backstop

@@ -1,14 +1,22 @@
 // The watch daemon's HTTP API and its Prometheus /metrics exposition.
 //
 //   GET  /api/v1/status           components, health, triggers, current run, paused
-//   GET  /api/v1/runs[?limit=N]   recent runs, newest first
+//   GET  /api/v1/components       each component as its driver describes it (release...)
+//                                 and the newest restore point that holds it
+//   GET  /api/v1/restore-points   every restore point, newest first
+//   POST /api/v1/restore-points/{id}/verify   re-hashes its manifest and blobs (token)
+//   GET  /api/v1/runs[?limit=N&offset=M]   recent runs, newest first (M newest skipped)
 //   GET  /api/v1/runs/{id}        one run with its steps
 //   POST /api/v1/rollback         {"component": NAME} or {"all": true}, optional "to"
+//   POST /api/v1/plan             the same body: the plan such a rollback would run, not run
 //   POST /api/v1/pause            {"reason": "..."} optional
 //   POST /api/v1/resume
+//   GET  /api/v1/events           Server-Sent Events of changes of state (event_stream.h)
 //   GET  /metrics                 Prometheus text format (0.0.4)
+//   GET  /, /assets/...           the web dashboard (dashboard.h)
 //
-// Everything that acts (every POST) requires `Authorization: Bearer <token>`;
+// Everything that acts (every POST), and the event stream, require
+// `Authorization: Bearer <token>`;
 // a missing or wrong token gets 401 with a JSON error. The token is compared
 // in constant time (over SHA-256 digests, so its length does not leak either)
 // and never logged. The server listens on 127.0.0.1 unless told otherwise.
@@ -36,6 +44,7 @@
 
 #include "base/env.h"
 #include "base/status.h"
+#include "watch/event_stream.h"
 
 namespace backstop {
 
@@ -112,10 +121,15 @@ class ApiBackend {
  public:
   virtual ~ApiBackend() = default;
   virtual nlohmann::json GetStatus() = 0;
-  virtual ApiReply GetRuns(int limit) = 0;
+  virtual ApiReply GetComponents() = 0;
+  virtual ApiReply GetRestorePoints() = 0;
+  virtual ApiReply VerifyRestorePoint(const std::string& id) = 0;
+  virtual ApiReply GetRuns(int limit, int offset) = 0;
   virtual ApiReply GetRun(const std::string& id) = 0;
   // `actor` says who asked ("api 127.0.0.1"), for the logs and run records.
   virtual ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) = 0;
+  // The plan RequestRollback(body) would run, without running it.
+  virtual ApiReply PlanRollback(const nlohmann::json& body) = 0;
   virtual ApiReply SetPaused(bool paused, const std::string& reason, const std::string& actor) = 0;
   virtual std::string MetricsText() = 0;
 };
@@ -142,6 +156,7 @@ class ApiServer {
     // Connections still sending their request, per client address and in all.
     int max_connections_per_client = 8;
     int max_pending_connections = 512;
+    EventStream::Options events;
   };
   ApiServer(ApiBackend* backend, Options options);
   ~ApiServer();
@@ -154,6 +169,10 @@ class ApiServer {
   // The bound port (after Start).
   int port() const { return bound_port_; }
   void Stop();
+  // Pushes an event to the clients of /api/v1/events; never blocks on them.
+  // Safe from any thread, before Start and after Stop too (then a no-op).
+  void Publish(const std::string& type, const nlohmann::json& data);
+  EventStream::Stats event_stats() const;
 
  private:
   class Impl;

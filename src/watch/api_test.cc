@@ -18,51 +18,13 @@
 #include <set>
 
 #include "testing/test_env.h"
+#include "watch/fake_api_backend.h"
 #include "watch/signals.h"
 
 namespace backstop {
 namespace {
 
 constexpr const char* kToken = "c0ffee-test-token-5f3a";
-
-class FakeBackend : public ApiBackend {
- public:
-  nlohmann::json GetStatus() override { return {{"paused", paused.load()}, {"components", 2}}; }
-  ApiReply GetRuns(int limit) override {
-    last_limit = limit;
-    return {200, {{"runs", nlohmann::json::array({{{"id", "run-1"}}})}}};
-  }
-  ApiReply GetRun(const std::string& id) override {
-    if (id == "run-1") return {200, {{"id", "run-1"}}};
-    return {404, {{"error", "no run " + id}, {"code", "not_found"}}};
-  }
-  ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) override {
-    ++rollbacks;
-    std::lock_guard<std::mutex> lock(mu);
-    last_body = body;
-    last_actor = actor;
-    return {202, {{"accepted", true}, {"run", "run-2"}}};
-  }
-  ApiReply SetPaused(bool p, const std::string& reason, const std::string&) override {
-    ++pause_calls;
-    paused = p;
-    std::lock_guard<std::mutex> lock(mu);
-    last_reason = reason;
-    return {200, {{"paused", p}}};
-  }
-  std::string MetricsText() override {
-    WatchMetrics m;
-    m.paused = paused.load();
-    return RenderMetrics(m);
-  }
-
-  std::atomic<int> rollbacks{0}, pause_calls{0};
-  std::atomic<bool> paused{false};
-  std::atomic<int> last_limit{0};
-  std::mutex mu;
-  nlohmann::json last_body;
-  std::string last_actor, last_reason;
-};
 
 class ApiTest : public ::testing::Test {
  protected:
@@ -290,9 +252,16 @@ TEST_F(ApiTest, ReadOnlyEndpointsNeedNoToken) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(backend_.last_limit.load(), 7);
-  res = client_->Get("/api/v1/runs?limit=lots");
+  EXPECT_EQ(backend_.last_offset.load(), 0);
+  res = client_->Get("/api/v1/runs?limit=20&offset=40");
   ASSERT_TRUE(res);
-  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(backend_.last_offset.load(), 40);
+  for (const char* bad : {"/api/v1/runs?limit=lots", "/api/v1/runs?offset=-1"}) {
+    res = client_->Get(bad);
+    ASSERT_TRUE(res) << bad;
+    EXPECT_EQ(res->status, 400) << bad;
+  }
   res = client_->Get("/api/v1/runs/run-1");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);

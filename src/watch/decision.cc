@@ -113,6 +113,17 @@ RollbackDecision Hold(RollbackDecision d, const std::string& reason) {
   return d;
 }
 
+// The `fallback` scope with a standby in the spec: act, on the traffic
+// component (what the gates count), after the standby's health check.
+RollbackDecision FallBackTo(RollbackDecision d, const Spec& spec, const std::string& why) {
+  const FallbackSpec& fb = *spec.fallback;
+  d.act = true;
+  d.components = {fb.traffic};
+  d.reason = why + "; falling back: upstream " + fb.upstream + " of " + fb.traffic +
+             " to the standby " + Join(fb.servers) + " once it passes its health check";
+  return d;
+}
+
 }  // namespace
 
 nlohmann::json RollbackDecision::ToJson() const {
@@ -169,9 +180,15 @@ RollbackDecision DecideCompleteFailure(const Spec& spec, const RestorePoint& tar
   std::set<std::string> names;
   for (const auto& [n, ok] : reachable) names.insert(n);
   d.components = InDependencyOrder(spec, names);
+  if (spec.fallback) {
+    return FallBackTo(d, spec,
+                      "every component is unreachable at once (" + Join(d.components) +
+                          "): decision matrix row '" + d.scenario + "' (scope fallback)");
+  }
   return Hold(d, "every component is unreachable at once (" + Join(d.components) +
                      "): decision matrix row '" + d.scenario +
-                     "' (scope fallback); Backstop has no standby environment to fall back to, "
+                     "' (scope fallback); the spec names no standby environment (no fallback "
+                     "block) to fall back to, "
                      "so it holds and alerts. If a change caused this, roll back by hand: "
                      "backstop rollback --all");
 }
@@ -296,10 +313,15 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
   if (action == TriggerAction::kAlert) {
     return Hold(d, who + ": " + event.reason + "; its action is alert: alerting, no rollback");
   }
+  if (d.scope == MatrixScope::kFallback && spec.fallback) {
+    return FallBackTo(d, spec,
+                      who + ": " + event.reason + "; decision matrix row '" + d.scenario +
+                          "' has scope fallback");
+  }
   if (d.scope == MatrixScope::kFallback) {
     return Hold(d, who + ": " + event.reason + "; decision matrix row '" + d.scenario +
-                       "' has scope fallback, which Backstop cannot carry out (no standby "
-                       "environment): holding and alerting");
+                       "' has scope fallback, but the spec names no standby environment (no "
+                       "fallback block): holding and alerting");
   }
   const ComponentSpec* comp = spec.Find(event.component);
   if (comp == nullptr) {

@@ -300,7 +300,7 @@ TEST(Decide, CompleteFailureHoldsAndAlerts) {
   EXPECT_FALSE(CompleteFailure({}));
 }
 
-TEST(Decide, AMatrixRowWithScopeFallbackHolds) {
+TEST(Decide, AMatrixRowWithScopeFallbackHoldsWithoutAStandbyInTheSpec) {
   Spec spec = TestSpec();
   for (auto& r : spec.decision_matrix) {
     if (r.scope == MatrixScope::kFallback) r.triggers.push_back("service_unreachable");
@@ -311,7 +311,49 @@ TEST(Decide, AMatrixRowWithScopeFallbackHolds) {
   RollbackDecision d = Decide(Firing("service_unreachable", "api"), spec, TestRestorePoint());
   EXPECT_FALSE(d.act);
   EXPECT_EQ(d.scope, MatrixScope::kFallback);
-  EXPECT_NE(d.reason.find("Backstop cannot carry out"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("the spec names no standby"), std::string::npos) << d.reason;
+}
+
+FallbackSpec TestFallback() {
+  FallbackSpec fb;
+  fb.traffic = "web";
+  fb.upstream = "app";
+  fb.servers = {"10.0.0.9:8080"};
+  fb.health.type = ProbeSpec::Type::kHttp;
+  fb.health.target = "http://10.0.0.9:8080/health";
+  return fb;
+}
+
+TEST(Decide, AMatrixRowWithScopeFallbackFallsBackToTheSpecsStandby) {
+  Spec spec = TestSpec();
+  spec.fallback = TestFallback();
+  for (auto& r : spec.decision_matrix) {
+    if (r.scope == MatrixScope::kFallback) r.triggers.push_back("service_unreachable");
+  }
+  std::stable_partition(spec.decision_matrix.begin(), spec.decision_matrix.end(),
+                        [](const DecisionRule& r) { return r.scope == MatrixScope::kFallback; });
+  RollbackDecision d = Decide(Firing("service_unreachable", "api"), spec, TestRestorePoint());
+  EXPECT_TRUE(d.act) << d.reason;
+  EXPECT_EQ(d.scope, MatrixScope::kFallback);
+  EXPECT_EQ(d.components, std::vector<std::string>{"web"});  // what the gates count
+  EXPECT_NE(d.reason.find("falling back: upstream app of web to the standby 10.0.0.9:8080"),
+            std::string::npos)
+      << d.reason;
+}
+
+TEST(Decide, AnAlertTriggerOnAFallbackRowStillOnlyAlerts) {
+  Spec spec = TestSpec();
+  spec.fallback = TestFallback();
+  for (auto& r : spec.decision_matrix) {
+    if (r.scope == MatrixScope::kFallback) r.triggers.push_back("service_unreachable");
+  }
+  std::stable_partition(spec.decision_matrix.begin(), spec.decision_matrix.end(),
+                        [](const DecisionRule& r) { return r.scope == MatrixScope::kFallback; });
+  for (auto& t : spec.triggers) {
+    if (t.name == "service_unreachable") t.action = TriggerAction::kAlert;
+  }
+  RollbackDecision d = Decide(Firing("service_unreachable", "api"), spec, TestRestorePoint());
+  EXPECT_FALSE(d.act) << d.reason;
 }
 
 TEST(Decide, ScopeAllRollsBackEverything) {

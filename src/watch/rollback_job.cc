@@ -5,6 +5,7 @@
 
 #include "base/output.h"
 #include "base/strings.h"
+#include "run/fallback.h"
 #include "run/state_db.h"
 #include "store/store.h"
 
@@ -86,13 +87,30 @@ void RollbackJob::Run() {
   if (!store.ok()) return finish(store.status().message());
   LineStream out_stream([&](const std::string& line) {
     log_->Info("run: " + Trim(line), {{"run", run_id}});
+    if (hooks_.output) hooks_.output(Trim(line));
   });
   LineStream err_stream([&](const std::string& line) {
     log_->Error("run: " + Trim(line), {{"run", run_id}});
+    if (hooks_.output) hooks_.output(Trim(line));
   });
   Output output(false, out_stream.file(), err_stream.file());
   RunEngine engine(env_, spec_, **store, **db, registry_, output);
   std::string error;
+  if (job_.fallback) {
+    if (!hooks_.planned("")) return hooks_.done(false, "");
+    acted = true;
+    log_->Warn("fallback starting",
+               {{"what", job_.description}, {"triggered_by", job_.triggered_by}});
+    FallbackOptions options;
+    options.command = job_.command;
+    options.triggered_by = job_.triggered_by;
+    options.detail = job_.detail;
+    auto outcome = FallBack(engine, spec_, **db, options);
+    if (!outcome.ok()) return finish("fallback: " + outcome.status().message());
+    run_id = outcome->id;
+    log_->Log(outcome->refused ? "error" : "warn", outcome->message, {{"fallback", outcome->id}});
+    return hooks_.done(true, outcome->refused ? outcome->message : "");
+  }
   for (const auto& req : job_.requests) {
     DriverContext ctx = engine.Context();
     auto plan = PlanRollback(spec_, req, **store, **db, registry_, ctx);

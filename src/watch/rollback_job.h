@@ -1,4 +1,4 @@
-// RollbackJob: one rollback the watch daemon runs on its own thread.
+// RollbackJob: one rollback (or fallback) the watch daemon runs on its own thread.
 //
 // The job opens its own store and state-database connection, plans each
 // request (PlanRollback may connect to databases: never on the control
@@ -31,6 +31,8 @@ namespace backstop {
 // What to roll back, and how the run is to be recorded.
 struct RunJob {
   std::vector<RollbackRequest> requests;
+  // Instead of the requests: fall back to the spec's standby (run/fallback.h).
+  bool fallback = false;
   std::vector<std::string> components;  // for cooldowns and suppression
   std::string triggered_by = "manual";
   nlohmann::json detail;
@@ -52,6 +54,8 @@ class RollbackJob {
     // Components a planned run affects (their samples are not fed to rules).
     std::function<void(const std::vector<std::string>& affected)> affects;
     std::function<void(const RunOutcome& outcome)> finished_run;
+    // Each line the run prints (its steps as they go); may be empty.
+    std::function<void(const std::string& line)> output;
     // Last: `acted` is false when `planned` called the job off.
     std::function<void(bool acted, const std::string& error)> done;
   };

@@ -148,6 +148,7 @@ void Watcher::HandleEvents(const std::vector<TriggerEvent>& events, bool may_act
       writer_->Append(
           TriggerJournalEvent(e, env_->clock()->WallMicros(), env_->clock()->NowMicros()));
     }
+    Emit("trigger", fields);
     if (e.to == TriggerState::kFiring) {
       log_->Warn("trigger firing", fields);
       HandleFiring(e, may_act);
@@ -173,6 +174,10 @@ GateInputs Watcher::ReadGateInputs() {
   in.run_active = run_active_ || run_finished_;
   in.active_run = run_id_.empty() ? run_description_ : run_id_;
   return in;
+}
+
+void Watcher::Emit(const std::string& type, const nlohmann::json& data) {
+  if (ApiServer* api = events_.load()) api->Publish(type, data);
 }
 
 void Watcher::SetApiAnswerTimeoutForTesting(int64_t ms) {
@@ -222,25 +227,46 @@ bool Watcher::StartJob(RunJob job, std::shared_ptr<ApiRequest> request, std::str
     return go;
   };
   hooks.run_started = [this](const std::string& run_id) {
-    MutexLock lock(&mu_);
-    run_id_ = run_id;
-    cv_.SignalAll();
+    std::string what;
+    {
+      MutexLock lock(&mu_);
+      run_id_ = run_id;
+      what = run_description_;
+      cv_.SignalAll();
+    }
+    Emit("run.started", {{"run", run_id}, {"what", what}});
+  };
+  hooks.output = [this](const std::string& line) {
+    std::string run_id;
+    {
+      MutexLock lock(&mu_);
+      run_id = run_id_;
+    }
+    Emit("run.step", {{"run", run_id}, {"line", line}});
   };
   hooks.affects = [this](const std::vector<std::string>& affected) {
     MutexLock lock(&mu_);
     suppressed_.insert(affected.begin(), affected.end());
   };
   hooks.finished_run = [this](const RunOutcome& outcome) {
-    MutexLock lock(&mu_);
-    ++metrics_.runs_total[{"rollback", std::string(Name(outcome.status))}];
-    metrics_.run_duration.Observe(static_cast<double>(outcome.duration_ms) / 1000.0);
+    {
+      MutexLock lock(&mu_);
+      ++metrics_.runs_total[{"rollback", std::string(Name(outcome.status))}];
+      metrics_.run_duration.Observe(static_cast<double>(outcome.duration_ms) / 1000.0);
+    }
+    Emit("run.finished", {{"run", outcome.run_id},
+                          {"status", std::string(Name(outcome.status))},
+                          {"duration_ms", outcome.duration_ms}});
   };
-  hooks.done = [this](bool acted, const std::string&) {
-    MutexLock lock(&mu_);
-    run_active_ = false;
-    run_finished_ = true;
-    if (acted) finished_affected_.assign(suppressed_.begin(), suppressed_.end());
-    cv_.SignalAll();
+  hooks.done = [this](bool acted, const std::string& error) {
+    {
+      MutexLock lock(&mu_);
+      run_active_ = false;
+      run_finished_ = true;
+      if (acted) finished_affected_.assign(suppressed_.begin(), suppressed_.end());
+      cv_.SignalAll();
+    }
+    Emit("run.done", {{"acted", acted}, {"error", error}});
   };
   job_ =
       std::make_unique<RollbackJob>(env_, spec_, registry_, log_, std::move(job), std::move(hooks));
@@ -348,6 +374,7 @@ Status Watcher::Run() {
     };
     api_ = std::make_unique<ApiServer>(this, aopts);
     BACKSTOP_RETURN_IF_ERROR(api_->Start());
+    events_ = api_.get();
     {
       MutexLock lock(&mu_);
       api_port_ = api_->port();

@@ -56,6 +56,7 @@
 // methods from the API threads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -133,8 +134,12 @@ class Watcher final : public ApiBackend {
 
   // ApiBackend.
   nlohmann::json GetStatus() override;
-  ApiReply GetRuns(int limit) override;
+  ApiReply GetComponents() override;
+  ApiReply GetRestorePoints() override;
+  ApiReply VerifyRestorePoint(const std::string& id) override;
+  ApiReply GetRuns(int limit, int offset) override;
   ApiReply GetRun(const std::string& id) override;
+  ApiReply PlanRollback(const nlohmann::json& body) override;
   ApiReply RequestRollback(const nlohmann::json& body, const std::string& actor) override;
   ApiReply SetPaused(bool paused, const std::string& reason, const std::string& actor) override;
   std::string MetricsText() override;
@@ -213,6 +218,9 @@ class Watcher final : public ApiBackend {
   void StopWorkers() EXCLUDES(mu_);
   void WriteDaemonInfo() EXCLUDES(mu_);
   nlohmann::json StatusLocked() REQUIRES(mu_);
+  // Pushes a change of state to the dashboards (GET /api/v1/events); a no-op
+  // without the API. Any thread; never blocks on a client.
+  void Emit(const std::string& type, const nlohmann::json& data);
   // The short state systemd shows (service_notify.h). Control thread.
   std::string ServiceStatus() EXCLUDES(mu_);
 
@@ -236,6 +244,7 @@ class Watcher final : public ApiBackend {
   std::map<std::string, std::unique_ptr<Driver>> integrity_drivers_;  // the same, own instances
   std::unique_ptr<Prober> prober_;
   std::unique_ptr<ApiServer> api_;
+  std::atomic<ApiServer*> events_{nullptr};               // api_ once started, for Emit
   std::set<std::pair<std::string, std::string>> non_ok_;  // instances pending or firing
   bool rules_dirty_ = false;
   int64_t last_rules_save_us_ = 0;

@@ -5,24 +5,22 @@
 #include <algorithm>
 #include <chrono>
 
+#include <cstdio>
+#include <optional>
+
+#include "base/output.h"
 #include "base/units.h"
 #include "run/lock.h"
+#include "run/plan.h"
+#include "run/run.h"
+#include "run/state_db.h"
+#include "store/restore_point.h"
+#include "store/store.h"
 #include "watch/watch.h"
 #include "watch/watcher_internal.h"
 
 namespace backstop {
 namespace {
-
-const char* HealthName(HealthResult::State s) {
-  switch (s) {
-    case HealthResult::State::kPass:
-      return "pass";
-    case HealthResult::State::kFail:
-      return "fail";
-    default:
-      return "unknown";
-  }
-}
 
 int StateNumber(TriggerState s) {
   return s == TriggerState::kFiring ? 2 : s == TriggerState::kPending ? 1 : 0;
@@ -44,7 +42,7 @@ nlohmann::json Watcher::StatusLocked() {
       c["probe"] = v.probe;
       c["mode"] = v.mode;
       c["interval_ms"] = v.interval_ms;
-      c["health"] = v.has_result ? HealthName(v.last.state) : "pending";
+      c["health"] = v.has_result ? HealthStateName(v.last.state) : "pending";
       if (v.has_result) {
         c["detail"] = v.last.detail;
         c["latency_ms"] = v.last.latency_ms;
@@ -76,6 +74,11 @@ nlohmann::json Watcher::StatusLocked() {
       j["for_ms"] = std::max<int64_t>(0, (now - t.since_us) / 1000);
     }
     if (t.last_value) j["last_value"] = *t.last_value;
+    // The rule's `for`: how long pending lasts before it fires (the page
+    // shows the time left).
+    for (const auto& spec : spec_.triggers) {
+      if (spec.name == t.trigger) j["pending_for_ms"] = spec.for_ms;
+    }
     triggers.push_back(j);
   }
   nlohmann::json current = nullptr;
@@ -126,10 +129,10 @@ nlohmann::json RunToJson(const RunRecord& r) {
 
 }  // namespace
 
-ApiReply Watcher::GetRuns(int limit) {
+ApiReply Watcher::GetRuns(int limit, int offset) {
   MutexLock lock(&api_db_mu_);
   if (!api_db_) return {503, {{"error", "state database not open"}, {"code", "unavailable"}}};
-  auto runs = api_db_->ListRuns(limit);
+  auto runs = api_db_->ListRuns(limit, offset);
   if (!runs.ok()) return {500, {{"error", runs.status().message()}, {"code", "internal"}}};
   nlohmann::json list = nlohmann::json::array();
   for (const auto& r : *runs) list.push_back(RunToJson(r));
@@ -169,25 +172,116 @@ ApiReply Watcher::GetRun(const std::string& id) {
   return {200, j};
 }
 
-ApiReply Watcher::RequestRollback(const nlohmann::json& body, const std::string& actor) {
+namespace {
+
+// The request of a rollback body ({"component": NAME} or {"all": true},
+// optional "to"), or the reply that refuses it.
+std::optional<ApiReply> ParseRollbackBody(const Spec& spec, const nlohmann::json& body,
+                                          RollbackRequest* request) {
   auto bad = [](const std::string& msg) {
     return ApiReply{400, {{"error", msg}, {"code", "bad_request"}}};
   };
-  bool all = false;
-  std::string component, to;
   try {
-    if (body.contains("all")) all = body.at("all").get<bool>();
-    if (body.contains("component")) component = body.at("component").get<std::string>();
-    if (body.contains("to")) to = body.at("to").get<std::string>();
+    if (body.contains("all")) request->all = body.at("all").get<bool>();
+    if (body.contains("component")) request->component = body.at("component").get<std::string>();
+    if (body.contains("to")) request->to = body.at("to").get<std::string>();
   } catch (const std::exception&) {
     return bad("expected {\"component\": NAME} or {\"all\": true}, optional \"to\" (strings)");
   }
-  if (all == !component.empty()) {
+  if (request->all == !request->component.empty()) {
     return bad("say what to roll back: {\"component\": NAME} or {\"all\": true}");
   }
-  if (!component.empty() && spec_.Find(component) == nullptr) {
-    return {404, {{"error", "no component named '" + component + "'"}, {"code", "not_found"}}};
+  if (!request->component.empty() && spec.Find(request->component) == nullptr) {
+    return ApiReply{
+        404, {{"error", "no component named '" + request->component + "'"}, {"code", "not_found"}}};
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ApiReply Watcher::GetComponents() {
+  // Its own connections, as a rollback job has: this runs on an API thread,
+  // and a driver's Describe may connect to its server.
+  auto db = StateDb::Open(JoinPath(spec_.state_dir, "state.db"));
+  if (!db.ok()) return {503, {{"error", db.status().message()}, {"code", "unavailable"}}};
+  auto store = Store::Open(env_, spec_.store_path);
+  if (!store.ok()) return {503, {{"error", store.status().message()}, {"code", "unavailable"}}};
+  std::vector<std::string> errors;
+  const std::vector<RestorePoint> points = ListRestorePoints(**store, &errors);
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  if (devnull == nullptr) return {500, {{"error", "cannot open /dev/null"}, {"code", "internal"}}};
+  nlohmann::json list = nlohmann::json::array();
+  {
+    Output quiet(false, devnull, devnull);
+    RunEngine engine(env_, spec_, **store, **db, registry_, quiet);
+    for (const auto& name : DependencyOrder(spec_)) {
+      const ComponentSpec* c = spec_.Find(name);
+      nlohmann::json j = {{"name", name}, {"depends_on", c->depends_on}};
+      auto driver = engine.DriverFor(*c);
+      if (driver.ok()) {
+        DriverContext ctx = engine.Context();
+        auto d = (*driver)->Describe(*c, ctx);
+        if (d.ok()) {
+          j["state"] = *d;
+          if (d->contains("release")) j["release"] = (*d)["release"];
+        } else {
+          j["error"] = d.status().message();
+        }
+      } else {
+        j["error"] = driver.status().message();
+      }
+      // ListRestorePoints is oldest first: the last that holds it is the newest.
+      for (auto it = points.rbegin(); it != points.rend(); ++it) {
+        if (!it->components.contains(name)) continue;
+        j["restore_point"] = {{"id", it->id},
+                              {"label", it->label},
+                              {"created", FormatRfc3339(it->created_wall_us, true)}};
+        break;
+      }
+      list.push_back(j);
+    }
+  }
+  std::fclose(devnull);
+  return {200, {{"components", list}, {"restore_point_errors", errors}}};
+}
+
+ApiReply Watcher::PlanRollback(const nlohmann::json& body) {
+  RollbackRequest request;
+  if (auto refused = ParseRollbackBody(spec_, body, &request)) return *refused;
+  // Its own connections, as a rollback job has: this runs on an API thread.
+  auto db = StateDb::Open(JoinPath(spec_.state_dir, "state.db"));
+  if (!db.ok()) return {503, {{"error", db.status().message()}, {"code", "unavailable"}}};
+  auto store = Store::Open(env_, spec_.store_path);
+  if (!store.ok()) return {503, {{"error", store.status().message()}, {"code", "unavailable"}}};
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  if (devnull == nullptr) return {500, {{"error", "cannot open /dev/null"}, {"code", "internal"}}};
+  nlohmann::json reply;
+  {
+    Output quiet(false, devnull, devnull);
+    RunEngine engine(env_, spec_, **store, **db, registry_, quiet);
+    DriverContext ctx = engine.Context();
+    auto plan = backstop::PlanRollback(spec_, request, **store, **db, registry_, ctx);
+    if (plan.ok()) {
+      reply = {{"plan", plan->ToJson()},
+               {"describe", plan->Describe()},
+               {"unhealthy_targets", UnhealthyTargets(*plan)},
+               {"environment", spec_.environment},
+               {"protected", spec_.requires_confirm}};
+    } else {
+      reply = {{"error", "cannot plan this rollback: " + plan.status().message()},
+               {"code", "unprocessable"}};
+    }
+  }
+  std::fclose(devnull);
+  return {reply.contains("error") ? 422 : 200, reply};
+}
+
+ApiReply Watcher::RequestRollback(const nlohmann::json& body, const std::string& actor) {
+  RollbackRequest r;
+  if (auto refused = ParseRollbackBody(spec_, body, &r)) return *refused;
+  const bool all = r.all;
+  const std::string component = r.component;
   if (spec_.requires_confirm && !body.value("confirm", false)) {
     return {409,
             {{"error", "environment '" + spec_.environment +
@@ -203,10 +297,6 @@ ApiReply Watcher::RequestRollback(const nlohmann::json& body, const std::string&
          {"code", "conflict"}}};
   }
   RunJob job;
-  RollbackRequest r;
-  r.all = all;
-  r.component = component;
-  r.to = to;
   job.requests.push_back(r);
   if (all) {
     job.components = spec_.component_order;
@@ -289,6 +379,7 @@ ApiReply Watcher::SetPaused(bool paused, const std::string& reason, const std::s
   }
   log_->Warn(paused ? "automatic actions paused" : "automatic actions resumed",
              {{"by", actor}, {"reason", reason}});
+  Emit("pause", s.ToJson());
   return {200, s.ToJson()};
 }
 

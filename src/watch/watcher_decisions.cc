@@ -27,6 +27,8 @@ Result<RestorePoint> NewestRestorePointWith(Store& store, const std::string& com
 }
 constexpr size_t kRecentDecisions = 50;
 
+bool IsFallback(const RollbackDecision& d) { return d.act && d.scope == MatrixScope::kFallback; }
+
 }  // namespace
 
 DecisionContext Watcher::BuildDecisionContext(std::vector<TriggerStatus> trigger_states) {
@@ -68,13 +70,20 @@ Watcher::PreparedDecision Watcher::PrepareDecision(const DecisionRequest& reques
   PreparedDecision prepared;
   prepared.event = request.event;
   auto rp = NewestRestorePointWith(*store_, request.event.component);
-  if (!rp.ok()) {
+  if (rp.ok()) {
+    prepared.restore_point = std::move(*rp);
+  } else {
     prepared.no_restore_point = rp.status().message();
+    // A fallback to the spec's standby needs no restore point: decide
+    // without one, and keep the decision only if it is that fallback.
+    if (!spec_.fallback) return prepared;
+  }
+  prepared.decision = Decide(request.event, spec_, prepared.restore_point.value_or(RestorePoint{}),
+                             BuildDecisionContext(request.trigger_states));
+  if (!prepared.restore_point && !IsFallback(prepared.decision)) {
+    prepared.decision = RollbackDecision{};
     return prepared;
   }
-  prepared.restore_point = std::move(*rp);
-  prepared.decision = Decide(request.event, spec_, *prepared.restore_point,
-                             BuildDecisionContext(request.trigger_states));
   // Paused by `backstop watch pause` a moment ago: seen before acting.
   if (prepared.decision.act && pause_db != nullptr) {
     if (auto state = ReadPauseState(*pause_db); state.ok()) TakePauseState(*state);
@@ -137,7 +146,7 @@ void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
     auto state = engine_->State(e.trigger, e.component);
     still_firing = state.ok() && state->state == TriggerState::kFiring;
   }
-  if (!rp) {
+  if (!rp && !IsFallback(prepared.decision)) {
     outcome = "held";
     why = "no restore point to roll back to (" + prepared.no_restore_point +
           "); take one with `backstop snapshot`";
@@ -172,7 +181,9 @@ void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
         why = "the decision names no component to roll back";
       } else {
         RunJob job;
-        if (d.scope == MatrixScope::kAll) {
+        if (d.scope == MatrixScope::kFallback) {
+          job.fallback = true;  // d.components: the traffic component
+        } else if (d.scope == MatrixScope::kAll) {
           RollbackRequest r;
           r.all = true;
           r.to = rp->id;
@@ -193,7 +204,7 @@ void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
         job.detail = {{"event", e.ToJson()}, {"decision", d.ToJson()}};
         job.command =
             "backstop watch (automatic: trigger " + e.trigger + " on " + e.component + ")";
-        job.description = "rollback of " +
+        job.description = std::string(job.fallback ? "fallback of " : "rollback of ") +
                           [&] {
                             std::string s;
                             for (const auto& n : d.components) s += (s.empty() ? "" : ", ") + n;
@@ -234,7 +245,9 @@ void Watcher::ActOnDecision(const PreparedDecision& prepared, bool may_act) {
   log_->Log(outcome == "acted"     ? "warn"
             : outcome == "dry_run" ? "info"
                                    : "warn",
-            "decision: " + (outcome == "acted"     ? std::string("rolling back")
+            "decision: " + (outcome == "acted" && prepared.decision.scope == MatrixScope::kFallback
+                                ? std::string("falling back to the standby")
+                            : outcome == "acted"   ? std::string("rolling back")
                             : outcome == "dry_run" ? std::string("would roll back")
                             : outcome == "alert"   ? std::string("alert only")
                                                    : std::string("hold")),

@@ -13,6 +13,18 @@
 
 namespace backstop {
 
+// A probe's state as the API and the event stream name it.
+inline const char* HealthStateName(HealthResult::State s) {
+  switch (s) {
+    case HealthResult::State::kPass:
+      return "pass";
+    case HealthResult::State::kFail:
+      return "fail";
+    default:
+      return "unknown";
+  }
+}
+
 struct Watcher::ComponentView {
   std::string name;
   ComponentKind kind = ComponentKind::kService;

@@ -253,6 +253,7 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
   std::vector<Sample> samples =
       deriver_.FromHealth(view.name, h, o.reachable, reach_known, t_us, !view.ratio.has_value());
   bool suppressed;
+  const bool changed = !view.has_result || view.last.state != h.state;
   {
     MutexLock lock(&mu_);
     view.has_result = true;
@@ -266,6 +267,12 @@ void Watcher::HandleOutcome(ProbeOutcome& o, int64_t now_us) {
       view.latency.Observe(static_cast<double>(o.latency_us) / 1e6);
     }
     suppressed = suppressed_.count(view.name) > 0;
+  }
+  if (changed) {
+    Emit("component", {{"name", view.name},
+                       {"health", HealthStateName(h.state)},
+                       {"detail", h.detail},
+                       {"latency_ms", h.latency_ms}});
   }
   if (suppressed) return;
   for (auto& s : samples) {

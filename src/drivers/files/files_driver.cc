@@ -11,6 +11,7 @@
 #include "base/hash.h"
 #include "base/strings.h"
 #include "base/units.h"
+#include "drivers/config_hash.h"
 #include "drivers/driver_settings.h"
 #include "store/restore_point.h"
 #include "store/store.h"
@@ -638,18 +639,6 @@ std::vector<SettingSchema> Schema() {
 }
 
 }  // namespace
-
-std::string ConfigHash(std::vector<std::pair<std::string, std::string>> path_digests) {
-  std::sort(path_digests.begin(), path_digests.end());
-  Sha256 h;
-  for (const auto& [path, digest] : path_digests) {
-    h.Update(path);
-    h.Update(std::string_view("\0", 1));
-    h.Update(digest.empty() ? "absent" : digest);
-    h.Update("\n");
-  }
-  return "sha256:" + h.FinishHex();
-}
 
 DriverInfo FilesDriverInfo() {
   DriverInfo info;

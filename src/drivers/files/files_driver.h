@@ -11,9 +11,9 @@
 //   {"files": [{"path", "sha256", "mode", "size"} | {"path", "symlink": "<target>"} |
 //              {"path", "absent": true}, ...],
 //    "blobs": [...], "config_hash": "sha256:<hex>"}
-// config_hash is the sha256 over the lines "<path>\0<sha256>\n" (sorted by path;
-// "absent" in place of the digest for a missing file, "symlink:<target>" for a link),
-// the seed's config_hash.
+// config_hash (drivers/config_hash.h) is the sha256 over the lines "<path>\0<sha256>\n" (sorted by
+// path; "absent" in place of the digest for a missing file, "symlink:<target>" for a link), the
+// seed's config_hash.
 //
 // Symbolic links are state, never a way through: a file that is a link is
 // captured as its target text and restored as a link (nothing is read from
@@ -51,8 +51,5 @@ namespace backstop::files {
 
 // Name, kinds, summary, settings schema and factory of the driver.
 DriverInfo FilesDriverInfo();
-
-// The config_hash of a set of (path, sha256) pairs; an empty digest means absent.
-std::string ConfigHash(std::vector<std::pair<std::string, std::string>> path_digests);
 
 }  // namespace backstop::files

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "base/hash.h"
+#include "drivers/config_hash.h"
 #include "spec/spec.h"
 #include "store/store.h"
 #include "testing/test_env.h"

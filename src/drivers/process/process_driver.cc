@@ -174,17 +174,27 @@ class ProcessDriver : public Driver {
     return out;
   }
 
+  // A blue/green service: both slots (and their records) too.
   Status Stop(const ComponentSpec& c, DriverContext& ctx) override {
     BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
+    if (c.traffic && !s.record_path.empty()) {
+      for (Slot slot : {Slot::kBlue, Slot::kGreen}) {
+        BACKSTOP_RETURN_IF_ERROR(StopProcesses(SlotSettings(s, c, slot), ctx, /*recorded=*/true));
+      }
+    }
     return StopProcesses(s, ctx, /*recorded=*/true);
   }
 
   Status Start(const ComponentSpec& c, DriverContext& ctx) override {
     BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
     BACKSTOP_RETURN_IF_ERROR(RequireCommand(s));
+    if (c.traffic) {
+      return Status::FailedPrecondition(
+          s.name +
+          " is a blue/green service: its releases run in slots, started by "
+          "`backstop deploy` and `backstop rollback`");
+    }
     FileSystem* fs = ctx.env->fs();
-    ProcessRunner* procs = ctx.env->processes();
-    Clock* clock = ctx.env->clock();
     auto cur = ReadCurrent(s, fs);
     if (!cur.ok()) {
       if (cur.status().IsNotFound()) {
@@ -198,85 +208,88 @@ class ProcessDriver : public Driver {
       return Status::FailedPrecondition("cannot start " + s.name + ": " + s.current +
                                         " points at " + cur->dir + ", which does not exist");
     }
-    std::vector<std::string> argv = ResolveCommand(s, cur->dir);
-    if (ctx.dry_run) {
-      ctx.Progress("would start " + s.name + " release " + cur->release + ": " + ShellJoin(argv));
-      return Status::OK();
+    return StartRelease(s, cur->release, cur->dir, ctx);
+  }
+
+  // --- Blue/green slots ---------------------------------------------------
+  // Each slot is an instance of its own (SlotSettings: record, marker, port),
+  // started and stopped by the same machinery as the service; it runs its
+  // release's directory directly, so that two releases run side by side
+  // whatever `current` says (the run engine points `current` at the live
+  // release when it switches, through Restore).
+
+  bool SupportsSlots() const override { return true; }
+
+  Status StartSlot(const ComponentSpec& c, Slot slot, const std::string& release,
+                   DriverContext& ctx) override {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, SlotSettingsOf(c, ctx));
+    BACKSTOP_RETURN_IF_ERROR(RequireCommand(s));
+    BACKSTOP_RETURN_IF_ERROR(CheckReleaseName(release));
+    const std::string dir = ReleaseDir(s, release);
+    if (!ctx.env->fs()->Exists(dir + "/.")) {
+      return Status::FailedPrecondition("cannot start " + s.label + " on release " + release +
+                                        ": " + dir + " does not exist");
     }
-    if (auto rec = ReadRecord(s, fs); rec && IsOurs(procs, *rec)) {
-      if (rec->released && rec->release == cur->release) {
-        // Still, no second copy may run beside it (an orphan of an older start).
-        BACKSTOP_RETURN_IF_ERROR(StopProcesses(s, ctx, /*recorded=*/false));
-        ctx.Progress(s.name + " already running (pid " + std::to_string(rec->pid) + ", release " +
-                     rec->release + ")");
-        return Status::OK();
+    Settings slot_settings = SlotSettings(s, c, slot);
+    return StartRelease(slot_settings, release, dir, ctx);
+  }
+
+  Status StopSlot(const ComponentSpec& c, Slot slot, DriverContext& ctx) override {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, SlotSettingsOf(c, ctx));
+    return StopProcesses(SlotSettings(s, c, slot), ctx, /*recorded=*/true);
+  }
+
+  Result<std::vector<SlotState>> Slots(const ComponentSpec& c, DriverContext& ctx) override {
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, SlotSettingsOf(c, ctx));
+    std::vector<SlotState> out;
+    for (Slot slot : {Slot::kBlue, Slot::kGreen}) {
+      SlotState state;
+      state.slot = slot;
+      state.port = SlotPort(c, slot);
+      if (auto rec = ReadRecord(SlotSettings(s, c, slot), ctx.env->fs())) {
+        state.release = rec->release;
+        state.running = rec->released && IsOurs(ctx.env->processes(), *rec);
+        state.started_us = rec->started_us;
+        state.detail = "pid " + std::to_string(rec->pid) + (state.running ? "" : " (exited)");
       }
-      ctx.Progress(rec->released ? s.name + " is running release " + rec->release + ", not " +
-                                       cur->release + ": stopping it first"
-                                 : s.name + ": pid " + std::to_string(rec->pid) +
-                                       " was started by a backstop that stopped before "
-                                       "confirming it ran; stopping it to start afresh");
+      out.push_back(std::move(state));
     }
-    // The recorded process, any unrecorded one of this service, a stale record.
-    BACKSTOP_RETURN_IF_ERROR(StopProcesses(s, ctx, /*recorded=*/true));
+    return out;
+  }
 
-    BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(s.log)));
-    const uint64_t log_offset = FileSize(fs, s.log);
-    const std::string started_at = FormatRfc3339(clock->WallMicros());
-    BACKSTOP_RETURN_IF_ERROR(fs->AppendFile(s.log, "--- backstop: starting " + s.name +
-                                                       " release " + cur->release + " at " +
-                                                       started_at + ": " + ShellJoin(argv) + "\n"));
-    ProcessOptions opts;
-    opts.argv = argv;
-    opts.cwd = cur->dir;
-    opts.env = s.env;
-    for (const auto& entry : s.marker) {
-      const size_t eq = entry.find('=');
-      opts.env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  // The probe aimed at the slot, passing only while the slot's recorded
+  // process lives and (check_listener) is the one listening on the port.
+  HealthResult SlotHealth(const ComponentSpec& c, Slot slot, DriverContext& ctx) override {
+    HealthResult r;
+    auto base = SlotSettingsOf(c, ctx);
+    if (!base.ok()) {
+      r.state = HealthResult::State::kFail;
+      r.detail = base.status().message();
+      return r;
     }
-    opts.env["BACKSTOP_RELEASE"] = cur->release;
-    opts.env["BACKSTOP_RELEASE_DIR"] = cur->dir;
-    opts.output_file = s.log;
-    Record rec;
-    rec.release = cur->release;
-    rec.started_at = started_at;
-    rec.command = argv;
-    rec.log = s.log;
-    rec.released = false;
-    // The process is recorded while it is held before exec: a crash at any
-    // point leaves either nothing running or a recorded process.
-    opts.before_exec = [&](pid_t pid) -> Status {
-      CrashPointForTest("process.after-spawn");
-      BACKSTOP_ASSIGN_OR_RETURN(rec.start_ticks, procs->StartTicks(pid));
-      rec.pid = pid;
-      BACKSTOP_RETURN_IF_ERROR(WriteRecord(s, fs, rec));
-      CrashPointForTest("process.after-record");
-      return Status::OK();
-    };
-    auto pid = procs->SpawnDetached(opts);
-    if (!pid.ok()) {
-      if (rec.pid != 0) (void)fs->Remove(s.record_path);  // it never ran
-      return pid.status().WithContext("starting " + s.name);
+    const Settings s = SlotSettings(*base, c, slot);
+    std::optional<Record> rec = ReadRecord(s, ctx.env->fs());
+    const bool alive = rec && IsOurs(ctx.env->processes(), *rec);
+    if (!c.health.enabled()) {
+      r.state = alive ? HealthResult::State::kPass : HealthResult::State::kFail;
+      r.detail = alive ? s.label + ": process " + std::to_string(rec->pid) + " running"
+                       : s.label + " is not running";
+      return r;
     }
-    CrashPointForTest("process.after-release");
-    rec.released = true;
-    BACKSTOP_RETURN_IF_ERROR(WriteRecord(s, fs, rec));
-
-    // A command that fails at once (bad configuration) is reported here with
-    // its log rather than as a health gate timing out.
-    clock->SleepForMicros(kStartCheckMs * 1000);
-    if (!IsOurs(procs, rec)) {
-      (void)fs->Remove(s.record_path);
-      std::string tail = LogTail(s.log, 10, log_offset);
-      return Status::Unavailable(s.name + " (release " + cur->release + ", pid " +
-                                 std::to_string(*pid) + ") exited right after it started" +
-                                 (tail.empty()
-                                      ? "; it wrote nothing to " + s.log
-                                      : "; last lines of " + s.log + ":\n" + Indent(tail)));
+    const ProbeSpec probe = c.health.ForPort(SlotPort(c, slot));
+    r = RunProbe(probe, ctx.env);
+    if (!alive) {
+      r.state = HealthResult::State::kFail;
+      r.detail = s.label + " is not running (" + r.detail + ")";
+    } else if (r.pass() && s.check_listener) {
+      std::string impostor = ForeignListener(ctx.env->fs(), probe, rec->pid, c.name);
+      if (!impostor.empty()) {
+        r.state = HealthResult::State::kFail;
+        r.detail = impostor;
+      }
     }
-    ctx.Progress("started " + s.name + " release " + cur->release + " (pid " +
-                 std::to_string(*pid) + ")");
-    return Status::OK();
+    if (alive) AddProcessSignals(rec->pid, ctx.env, &r);
+    return r;
   }
 
   // Before anything is stopped: the target release's directory is there
@@ -448,6 +461,110 @@ class ProcessDriver : public Driver {
   }
 
  private:
+  // The service's settings for a slot call. REQUIRES nothing of the caller:
+  // a service without a traffic block or a context without a state
+  // directory is refused here.
+  Result<Settings> SlotSettingsOf(const ComponentSpec& c, DriverContext& ctx) {
+    if (!c.traffic) {
+      return Status::FailedPrecondition(c.name + " has no traffic block: it runs no slots");
+    }
+    BACKSTOP_ASSIGN_OR_RETURN(Settings s, LoadSettings(c, ctx.state_dir));
+    if (s.record_path.empty()) return Status::Internal("slot call without a state directory");
+    return s;
+  }
+
+  // Starts `release` from its directory `dir` as the instance `s` describes
+  // (its record, log and marker): the service, or one of its slots. The
+  // process is recorded before it may run; a live recorded process already
+  // running `release` is kept, anything else of the instance stopped first.
+  Status StartRelease(const Settings& s, const std::string& release, const std::string& dir,
+                      DriverContext& ctx) {
+    FileSystem* fs = ctx.env->fs();
+    ProcessRunner* procs = ctx.env->processes();
+    Clock* clock = ctx.env->clock();
+    std::vector<std::string> argv = ResolveCommand(s, dir);
+    if (ctx.dry_run) {
+      ctx.Progress("would start " + s.label + " release " + release + ": " + ShellJoin(argv));
+      return Status::OK();
+    }
+    if (auto rec = ReadRecord(s, fs); rec && IsOurs(procs, *rec)) {
+      if (rec->released && rec->release == release) {
+        // Still, no second copy may run beside it (an orphan of an older start).
+        BACKSTOP_RETURN_IF_ERROR(StopProcesses(s, ctx, /*recorded=*/false));
+        ctx.Progress(s.label + " already running (pid " + std::to_string(rec->pid) + ", release " +
+                     rec->release + ")");
+        return Status::OK();
+      }
+      ctx.Progress(rec->released ? s.label + " is running release " + rec->release + ", not " +
+                                       release + ": stopping it first"
+                                 : s.label + ": pid " + std::to_string(rec->pid) +
+                                       " was started by a backstop that stopped before "
+                                       "confirming it ran; stopping it to start afresh");
+    }
+    // The recorded process, any unrecorded one of this service, a stale record.
+    BACKSTOP_RETURN_IF_ERROR(StopProcesses(s, ctx, /*recorded=*/true));
+
+    BACKSTOP_RETURN_IF_ERROR(fs->CreateDirs(Dirname(s.log)));
+    const uint64_t log_offset = FileSize(fs, s.log);
+    const int64_t started_us = clock->WallMicros();
+    const std::string started_at = FormatRfc3339(started_us);
+    BACKSTOP_RETURN_IF_ERROR(fs->AppendFile(s.log, "--- backstop: starting " + s.label +
+                                                       " release " + release + " at " + started_at +
+                                                       ": " + ShellJoin(argv) + "\n"));
+    ProcessOptions opts;
+    opts.argv = argv;
+    opts.cwd = dir;
+    opts.env = s.env;
+    for (const auto& entry : s.marker) {
+      const size_t eq = entry.find('=');
+      opts.env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+    opts.env["BACKSTOP_RELEASE"] = release;
+    opts.env["BACKSTOP_RELEASE_DIR"] = dir;
+    opts.output_file = s.log;
+    Record rec;
+    rec.release = release;
+    rec.started_at = started_at;
+    rec.started_us = started_us;
+    rec.command = argv;
+    rec.log = s.log;
+    rec.released = false;
+    // The process is recorded while it is held before exec: a crash at any
+    // point leaves either nothing running or a recorded process.
+    opts.before_exec = [&](pid_t pid) -> Status {
+      CrashPointForTest("process.after-spawn");
+      BACKSTOP_ASSIGN_OR_RETURN(rec.start_ticks, procs->StartTicks(pid));
+      rec.pid = pid;
+      BACKSTOP_RETURN_IF_ERROR(WriteRecord(s, fs, rec));
+      CrashPointForTest("process.after-record");
+      return Status::OK();
+    };
+    auto pid = procs->SpawnDetached(opts);
+    if (!pid.ok()) {
+      if (rec.pid != 0) (void)fs->Remove(s.record_path);  // it never ran
+      return pid.status().WithContext("starting " + s.label);
+    }
+    CrashPointForTest("process.after-release");
+    rec.released = true;
+    BACKSTOP_RETURN_IF_ERROR(WriteRecord(s, fs, rec));
+
+    // A command that fails at once (bad configuration) is reported here with
+    // its log rather than as a health gate timing out.
+    clock->SleepForMicros(kStartCheckMs * 1000);
+    if (!IsOurs(procs, rec)) {
+      (void)fs->Remove(s.record_path);
+      std::string tail = LogTail(s.log, 10, log_offset);
+      return Status::Unavailable(s.label + " (release " + release + ", pid " +
+                                 std::to_string(*pid) + ") exited right after it started" +
+                                 (tail.empty()
+                                      ? "; it wrote nothing to " + s.log
+                                      : "; last lines of " + s.log + ":\n" + Indent(tail)));
+    }
+    ctx.Progress("started " + s.label + " release " + release + " (pid " + std::to_string(*pid) +
+                 ")");
+    return Status::OK();
+  }
+
   void AddProcessSignals(pid_t pid, Env* env, HealthResult* r) {
     auto stat = ReadProcStat(env->fs(), pid);
     if (!stat.ok()) return;
@@ -483,7 +600,7 @@ class ProcessDriver : public Driver {
     const bool leader_alive = rec && IsOurs(procs, *rec);
     std::vector<ProcessIdentity> targets;
     if (recorded && rec && !leader_alive) {
-      ctx.Progress(s.name +
+      ctx.Progress(s.label +
                    (procs->IsAlive(rec->pid)
                         ? ": recorded pid " + std::to_string(rec->pid) +
                               " now belongs to another process; not signalled"
@@ -507,19 +624,19 @@ class ProcessDriver : public Driver {
     }
     if (!unrecorded.empty()) {
       ctx.Progress(std::string(ctx.dry_run ? "would stop" : "stopping") + " process(es) " +
-                   unrecorded + " of " + s.name +
+                   unrecorded + " of " + s.label +
                    " that no record names (left by an interrupted start, or started by hand "
                    "with its environment)");
     }
     if (ctx.dry_run) {
       if (recorded && leader_alive) {
-        ctx.Progress("would stop " + s.name + " (pid " + std::to_string(rec->pid) + ")");
+        ctx.Progress("would stop " + s.label + " (pid " + std::to_string(rec->pid) + ")");
       }
       return Status::OK();
     }
     for (const ProcessIdentity& p : targets) {
       Status st = procs->SignalIfSame(p, SIGTERM, /*whole_group=*/true);
-      if (!st.ok() && !st.IsNotFound()) return st.WithContext("stopping " + s.name);
+      if (!st.ok() && !st.IsNotFound()) return st.WithContext("stopping " + s.label);
     }
     if (!targets.empty()) CrashPointForTest("process.after-sigterm");
     auto any_running = [&] {
@@ -534,23 +651,24 @@ class ProcessDriver : public Driver {
       clock->SleepForMicros(kStopPollMs * 1000);
     }
     if (any_running()) {
-      ctx.Progress(s.name + " did not stop within " + FormatDurationMs(s.stop_timeout_ms) +
+      ctx.Progress(s.label + " did not stop within " + FormatDurationMs(s.stop_timeout_ms) +
                    " of SIGTERM; sending SIGKILL");
       for (const ProcessIdentity& p : targets) {
         Status st = procs->SignalIfSame(p, SIGKILL, /*whole_group=*/true);
-        if (!st.ok() && !st.IsNotFound()) return st.WithContext("killing " + s.name);
+        if (!st.ok() && !st.IsNotFound()) return st.WithContext("killing " + s.label);
       }
       const int64_t kill_deadline = clock->NowMicros() + kKillWaitMs * 1000;
       while (any_running() && clock->NowMicros() < kill_deadline) {
         clock->SleepForMicros(kStopPollMs * 1000);
       }
       if (any_running()) {
-        return Status::Timeout(s.name + " is still alive after SIGKILL; check `ps -o pid,stat -s " +
+        return Status::Timeout(s.label +
+                               " is still alive after SIGKILL; check `ps -o pid,stat -s " +
                                std::to_string(targets.front().pid) + "` (uninterruptible sleep?)");
       }
     }
     if (recorded && leader_alive) {
-      ctx.Progress("stopped " + s.name + " (pid " + std::to_string(rec->pid) + ", release " +
+      ctx.Progress("stopped " + s.label + " (pid " + std::to_string(rec->pid) + ", release " +
                    rec->release + ")");
     }
     if (!recorded || !rec) return Status::OK();

@@ -36,6 +36,14 @@
 // probe's loopback port belongs to the started process's session; otherwise
 // it fails naming the process that holds the port (proc_table.h).
 //
+// Blue/green (a spec `traffic:` block): StartSlot runs a release's directory
+// directly (not through `current`) as an instance of its own, recorded in
+// <state_dir>/components/<name>/slot-<slot>.json before it may run, with
+// BACKSTOP_SLOT=<slot> in its marker so that one slot is stopped without the
+// other; "{port}" in the command and env becomes the slot's port, also given
+// as BACKSTOP_PORT. Start refuses such a service (it runs only in slots); Stop
+// stops both slots. The run engine points `current` at the live release.
+//
 // Before anything is stopped, Prepare makes sure the target release can be
 // switched to: its directory is rebuilt from the store when it is missing
 // (from the entry's tree, or for an entry naming only a release, from the

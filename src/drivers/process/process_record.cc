@@ -17,6 +17,7 @@ std::optional<Record> ReadRecord(const Settings& s, FileSystem* fs) {
     r.start_ticks = j.at("start_ticks").get<uint64_t>();
     r.release = j.value("release", "");
     r.started_at = j.value("started_at", "");
+    r.started_us = j.value("started_us", int64_t{0});
     r.command = j.value("command", std::vector<std::string>{});
     r.log = j.value("log", "");
     r.released = j.value("released", true);
@@ -33,6 +34,7 @@ Status WriteRecord(const Settings& s, FileSystem* fs, const Record& r) {
             {"start_ticks", r.start_ticks},
             {"release", r.release},
             {"started_at", r.started_at},
+            {"started_us", r.started_us},
             {"command", r.command},
             {"log", r.log},
             {"released", r.released}};

@@ -27,6 +27,7 @@ struct Record {
   uint64_t start_ticks = 0;
   std::string release;
   std::string started_at;
+  int64_t started_us = 0;  // wall clock; 0 in records written before it was kept
   std::vector<std::string> command;
   std::string log;
   // False while the process is held before exec: written so before it may

@@ -2,6 +2,7 @@
 #include "drivers/process/process_settings.h"
 
 #include "base/env.h"
+#include "base/strings.h"
 #include "base/units.h"
 #include "drivers/driver_settings.h"
 
@@ -17,6 +18,7 @@ namespace {
 Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_dir) {
   Settings s;
   s.name = c.name;
+  s.label = c.name;
   const json& j = c.settings;
   try {
     if (!j.contains("releases") || !j["releases"].is_string() ||
@@ -61,6 +63,19 @@ Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_d
   } catch (const std::exception& e) {
     return Status::InvalidArgument("component " + c.name + ": bad process settings: " + e.what());
   }
+  return s;
+}
+
+Settings SlotSettings(const Settings& base, const ComponentSpec& c, Slot slot) {
+  Settings s = base;
+  const std::string slot_name(Name(slot));
+  const std::string port = std::to_string(SlotPort(c, slot));
+  s.label = c.name + " (" + slot_name + " slot)";
+  s.record_path = JoinPath(Dirname(base.record_path), "slot-" + slot_name + ".json");
+  s.marker.push_back("BACKSTOP_SLOT=" + slot_name);
+  for (auto& arg : s.command) arg = ReplaceAll(arg, "{port}", port);
+  for (auto& [key, value] : s.env) value = ReplaceAll(value, "{port}", port);
+  s.env["BACKSTOP_PORT"] = port;
   return s;
 }
 

@@ -12,12 +12,14 @@
 #include <vector>
 
 #include "base/status.h"
+#include "drivers/slot.h"
 #include "spec/spec.h"
 
 namespace backstop::process {
 
 struct Settings {
-  std::string name;
+  std::string name;      // the component's
+  std::string label;     // how messages name the instance: the name, or "web (blue slot)"
   std::string releases;  // absolute
   std::string current;   // absolute
   std::vector<std::string> command;
@@ -35,6 +37,15 @@ struct Settings {
 // The settings of `c`. With an empty `state_dir` (outside a run: listing
 // releases), log, record_path and marker stay empty.
 Result<Settings> LoadSettings(const ComponentSpec& c, const std::string& state_dir);
+
+// The settings of the instance of `c` (a blue/green service: c.traffic is
+// set) that runs in `slot`: its own record (slot-<slot>.json beside
+// process.json) and marker (BACKSTOP_SLOT=<slot> added, so that stopping one
+// slot never touches the other), every "{port}" in the command and the
+// environment replaced by the slot's port, and BACKSTOP_PORT and
+// BACKSTOP_SLOT in the environment. The log is the service's.
+// REQUIRES: `base` is LoadSettings(c, state_dir) with a state directory.
+Settings SlotSettings(const Settings& base, const ComponentSpec& c, Slot slot);
 
 // InvalidArgument naming the setting unless `command` is set.
 Status RequireCommand(const Settings& s);

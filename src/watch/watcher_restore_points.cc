@@ -1,0 +1,58 @@
+// The Watcher as the API's backend for restore points (api.h): the list and
+// the verification of one, on the API's threads, with their own store.
+#include <string>
+#include <vector>
+
+#include "base/units.h"
+#include "store/restore_point.h"
+#include "store/store.h"
+#include "watch/watch.h"
+
+namespace backstop {
+
+ApiReply Watcher::GetRestorePoints() {
+  auto store = Store::Open(env_, spec_.store_path);
+  if (!store.ok()) return {503, {{"error", store.status().message()}, {"code", "unavailable"}}};
+  std::vector<std::string> errors;
+  const std::vector<RestorePoint> points = ListRestorePoints(**store, &errors);
+  nlohmann::json list = nlohmann::json::array();
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {  // newest first
+    nlohmann::json components = nlohmann::json::array();
+    for (const auto& [name, entry] : it->components.items()) components.push_back(name);
+    list.push_back({{"id", it->id},
+                    {"label", it->label},
+                    {"kind", it->kind},
+                    {"run", it->run_id},
+                    {"created", FormatRfc3339(it->created_wall_us, true)},
+                    {"components", components},
+                    {"blobs", it->AllBlobs().size()}});
+  }
+  return {200, {{"restore_points", list}, {"errors", errors}}};
+}
+
+ApiReply Watcher::VerifyRestorePoint(const std::string& id) {
+  auto store = Store::Open(env_, spec_.store_path);
+  if (!store.ok()) return {503, {{"error", store.status().message()}, {"code", "unavailable"}}};
+  // Read without trusting the manifest's checksum: the verification reports it.
+  auto rp = ReadRestorePoint(**store, id, /*check_checksum=*/false);
+  if (!rp.ok()) {
+    const int code = rp.status().IsNotFound() ? 404 : 500;
+    return {code,
+            {{"error", rp.status().message()}, {"code", code == 404 ? "not_found" : "internal"}}};
+  }
+  RestorePointCheck check = backstop::VerifyRestorePoint(**store, *rp);
+  nlohmann::json failures = nlohmann::json::array();
+  for (const auto& b : check.Failures()) {
+    failures.push_back(
+        {{"digest", b.digest}, {"state", BlobCheck::StateName(b.state)}, {"detail", b.detail}});
+  }
+  return {200,
+          {{"id", rp->id},
+           {"ok", check.ok()},
+           {"manifest_ok", check.manifest_ok},
+           {"manifest_detail", check.manifest_detail},
+           {"blobs", check.blobs.size()},
+           {"failures", failures}}};
+}
+
+}  // namespace backstop
