@@ -63,7 +63,7 @@ server {
 }
 CONF
 # Until Backstop routes `app` the first time, it points at the blue port.
-echo "upstream app { server 127.0.0.1:$BLUE; }" >"$WORK/nginx/upstreams/app.conf"
+printf 'upstream app {\n  server 127.0.0.1:%s;\n}\n' "$BLUE" >"$WORK/nginx/upstreams/app.conf"
 start_nginx "$WORK/nginx"
 
 cat >"$SPEC" <<YAML

@@ -51,7 +51,7 @@ server {
   location / { proxy_pass http://webui; }
 }
 CONF
-  echo "upstream webui { server 127.0.0.1:$WEBUI_BLUE_PORT; }" >"$work/nginx/upstreams/webui.conf"
+  printf 'upstream webui {\n  server 127.0.0.1:%s;\n}\n' "$WEBUI_BLUE_PORT" >"$work/nginx/upstreams/webui.conf"
   start_nginx "$work/nginx"
   NGINX_CONF="$work/nginx/nginx.conf" NGINX_PID="$work/nginx/nginx.pid"
   NGINX_PREFIX="$work/nginx" NGINX_ERROR_LOG="$work/nginx/error.log"

@@ -6,12 +6,22 @@
 #include <string>
 #include <vector>
 
+#include "base/strings.h"
 #include "base/units.h"
 #include "spec/spec_parser.h"
 
 namespace backstop::spec_internal {
 
 namespace {
+
+// The probe names a blue/green slot's port ("{port}").
+bool UsesSlotPort(const ProbeSpec& probe) {
+  if (probe.target.find("{port}") != std::string::npos) return true;
+  for (const auto& arg : probe.command) {
+    if (arg.find("{port}") != std::string::npos) return true;
+  }
+  return false;
+}
 
 const std::vector<std::string> kComponentKeys = {"kind", "driver", "depends_on", "health",
                                                  "traffic"};
@@ -115,7 +125,8 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
     }
   }
 
-  if (Entry* h = f.Take("health")) ParseProbe(*h, path + ".health", &comp->health);
+  Entry* health = f.Take("health");
+  if (health != nullptr) ParseProbe(*health, path + ".health", &comp->health, true);
   if (Entry* t = f.Take("traffic")) {
     if (kind && *kind != ComponentKind::kService) {
       Err(t->key_mark, path + ".traffic",
@@ -124,6 +135,12 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
     } else {
       ParseServiceTraffic(*t, path + ".traffic", info, comp);
     }
+  }
+  if (health != nullptr && !comp->traffic && UsesSlotPort(comp->health)) {
+    Err(health->key_mark, path + ".health",
+        "the probe names {port}, the port of a blue/green slot, but this component has no "
+        "traffic block",
+        "a fixed port, or a traffic block with `ports: [A, B]`");
   }
 
   if (info != nullptr) {
@@ -136,7 +153,13 @@ void Parser::ParseComponent(const Entry& c, const std::string& path, ComponentSp
   // driver error above says what to fix first.
 }
 
-void Parser::ParseProbe(const Entry& h, const std::string& path, ProbeSpec* probe) {
+void Parser::ParseProbe(const Entry& h, const std::string& path, ProbeSpec* probe,
+                        bool slot_port_allowed) {
+  // A blue/green service's probe names its slot's port as {port}: the
+  // address is checked with a port in its place.
+  auto checkable = [&](const std::string& text) {
+    return slot_port_allowed ? ReplaceAll(text, "{port}", "1") : text;
+  };
   const std::string one_of = "exactly one of http, tcp, exec or grpc";
   MapFields f;
   probe->pos = Pos(h.key_mark);
@@ -160,7 +183,7 @@ void Parser::ParseProbe(const Entry& h, const std::string& path, ProbeSpec* prob
       const std::string expected = "an http:// or https:// URL";
       if (auto url = Str(t, tpath, expected)) {
         std::string why;
-        if (ValidHttpUrl(*url, &why)) {
+        if (ValidHttpUrl(checkable(*url), &why)) {
           probe->type = ProbeSpec::Type::kHttp;
           probe->target = *url;
         } else {
@@ -170,7 +193,7 @@ void Parser::ParseProbe(const Entry& h, const std::string& path, ProbeSpec* prob
     } else if (t.key == "tcp" || t.key == "grpc") {
       const std::string expected = "host:port such as 127.0.0.1:50051";
       if (auto target = Str(t, tpath, expected)) {
-        if (ValidHostPort(*target)) {
+        if (ValidHostPort(checkable(*target))) {
           probe->type = t.key == "tcp" ? ProbeSpec::Type::kTcp : ProbeSpec::Type::kGrpc;
           probe->target = *target;
         } else {

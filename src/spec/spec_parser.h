@@ -167,7 +167,10 @@ class Parser {
   std::string DriversFor(const std::optional<ComponentKind>& kind) const;
   void ParseComponents(const Entry& e, Spec* spec);
   void ParseComponent(const Entry& c, const std::string& path, ComponentSpec* comp);
-  void ParseProbe(const Entry& h, const std::string& path, ProbeSpec* probe);
+  // `slot_port_allowed`: a component's own probe, which may name a blue/green
+  // slot's port as {port} (checked against its traffic block afterwards).
+  void ParseProbe(const Entry& h, const std::string& path, ProbeSpec* probe,
+                  bool slot_port_allowed = false);
   void CheckDependencies(const Spec& spec);
 
   // ---- a service's traffic block (spec_traffic.cc) ----

@@ -87,6 +87,30 @@ TEST(SpecTrafficTest, ParsesKeepPreviousAndUpstream) {
   EXPECT_EQ(spec->Find("web")->traffic->upstream, "web_pool");
 }
 
+TEST(SpecTrafficTest, TheHealthProbeMayNameTheSlotPort) {
+  auto spec = ParseSpec(SpecWith("      component: front\n"
+                                 "      strategy: blue_green\n"
+                                 "      ports: [3001, 3002]\n"
+                                 "    health: {http: \"http://127.0.0.1:{port}/health\"}\n"),
+                        "b.yaml", Drivers());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->Find("web")->health.target, "http://127.0.0.1:{port}/health");
+  EXPECT_EQ(spec->Find("web")->health.ForPort(3002).target, "http://127.0.0.1:3002/health");
+}
+
+TEST(SpecTrafficTest, ASlotPortWithoutATrafficBlockIsAnErrorAtTheProbe) {
+  auto errors = Errors(
+      "environment: test\n"
+      "components:\n"
+      "  web:\n"
+      "    kind: service\n"
+      "    driver: process\n"
+      "    health: {tcp: \"127.0.0.1:{port}\"}\n");
+  ASSERT_EQ(errors.size(), 1u) << ::testing::PrintToString(errors);
+  EXPECT_EQ(errors[0].rfind("b.yaml:6:5: components.web.health: the probe names {port}", 0), 0u)
+      << errors[0];
+}
+
 TEST(SpecTrafficTest, UnknownComponent) {
   ExpectOneError(SpecWith("      component: frnt\n"
                           "      strategy: blue_green\n"
