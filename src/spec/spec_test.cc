@@ -186,14 +186,11 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   ASSERT_NE(nats, nullptr);
   EXPECT_EQ(nats->settings.at("streams"),
             nlohmann::json::array({"MisterSmith-Tasks", "MisterSmith-Results"}));
-  // The web UI runs blue/green behind nginx, which serves :3000.
-  const ComponentSpec* webui = spec->Find("webui");
-  EXPECT_EQ(webui->health.Describe(), "http http://127.0.0.1:{port}/health");
-  ASSERT_TRUE(webui->traffic.has_value());
-  EXPECT_EQ(webui->traffic->component, "web");
-  EXPECT_EQ(webui->traffic->ports[0], 3001);
-  EXPECT_EQ(webui->traffic->ports[1], 3002);
-  EXPECT_EQ(spec->Find("web")->health.Describe(), "http http://127.0.0.1:3000/health");
+  // The web UI behind nginx, which serves :80 (its site config the `web` component's).
+  EXPECT_EQ(spec->Find("webui")->health.Describe(), "http http://127.0.0.1:3000/health");
+  EXPECT_FALSE(spec->Find("webui")->traffic.has_value());
+  EXPECT_EQ(spec->Find("web")->kind, ComponentKind::kTraffic);
+  EXPECT_EQ(spec->Find("web")->health.Describe(), "http http://127.0.0.1:80/health");
   EXPECT_EQ(spec->Find("config")->settings.at("files")[0], "/srv/mistersmith/config/config.json");
 
   // The explicit triggers and matrix equal the built-in defaults.
