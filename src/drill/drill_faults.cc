@@ -206,8 +206,8 @@ Status DeployFaultRelease(Env* env, const Spec& spec, RunEngine& engine,
   fault->release_dirs.push_back(dir);
   BACKSTOP_RETURN_IF_ERROR(WriteFaultRelease(env, s, dir));
   DriverContext ctx = engine.Context();
-  BACKSTOP_ASSIGN_OR_RETURN(Plan plan,
-                            PlanDeploy(spec, component, release, DriverRegistry::Global(), ctx));
+  BACKSTOP_ASSIGN_OR_RETURN(Plan plan, PlanDeploy(spec, component, release,
+                                                  DriverRegistry::Global(), ctx, &engine.state()));
   RunOptions options;
   options.command = "backstop drill " + scenario + " (fault: deploy " + release + ")";
   options.triggered_by = triggered_by;

@@ -33,8 +33,8 @@ Status InjectSlowRelease(const Spec& spec, RunEngine& engine, const std::string&
         "make for you: name one with --release");
   }
   DriverContext ctx = engine.Context();
-  BACKSTOP_ASSIGN_OR_RETURN(Plan plan,
-                            PlanDeploy(spec, component, release, DriverRegistry::Global(), ctx));
+  BACKSTOP_ASSIGN_OR_RETURN(Plan plan, PlanDeploy(spec, component, release,
+                                                  DriverRegistry::Global(), ctx, &engine.state()));
   RunOptions options;
   options.command = "backstop drill performance_degradation (fault: deploy " + release + ")";
   options.triggered_by = triggered_by;

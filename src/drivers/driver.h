@@ -324,7 +324,7 @@ struct DriverInfo {
 };
 
 // The explicit registry of drivers, looked up by name. Built once by
-// RegisterBuiltinDrivers() (driver_registry.cc) and read-only afterwards.
+// RegisterBuiltinDrivers() (registry.cc) and read-only afterwards.
 //
 // It is the spec parser's DriverCatalog: each driver's name, kinds and
 // settings schema, which the command line and the daemon pass to LoadSpec.

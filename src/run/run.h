@@ -68,6 +68,9 @@ class RunEngine {
 
   // A context for driver calls outside a run (status, verify, snapshot).
   DriverContext Context(const std::string& run_id = "");
+  // The journal this engine writes (plans of blue/green services read their
+  // slot state from it).
+  StateDb& state() { return state_; }
   // The driver of a component, created on first use and kept (drivers may hold state).
   Result<Driver*> DriverFor(const ComponentSpec& c);
 

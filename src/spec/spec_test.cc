@@ -51,7 +51,7 @@ SettingSchema Setting(std::string key, Type type, bool required = false,
 // real driver), as the parser sees drivers: a plain catalogue, no driver code.
 DriverSchemaList FakeDrivers() {
   DriverSchemaList r;
-  DriverSchema process{"process", {"service"}, {}};
+  DriverSchema process{"process", {"service"}, {}, /*supports_slots=*/true};
   process.settings = {Setting("releases", Type::kPath, true),
                       Setting("current", Type::kPath),
                       Setting("command", Type::kStringList, true),
@@ -82,6 +82,13 @@ DriverSchemaList FakeDrivers() {
   nats.settings = {Setting("url", Type::kString, true), Setting("monitor", Type::kString),
                    Setting("streams", Type::kStringList, true)};
   r.Add(nats);
+
+  DriverSchema nginx{"nginx", {"traffic"}, {}};
+  nginx.settings = {
+      Setting("site", Type::kPath, true),     Setting("main_config", Type::kPath, true),
+      Setting("pid_file", Type::kPath, true), Setting("prefix", Type::kPath),
+      Setting("error_log", Type::kPath),      Setting("upstreams", Type::kPath)};
+  r.Add(nginx);
   return r;
 }
 
@@ -142,8 +149,8 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   EXPECT_EQ(spec->store_path, JoinPath(spec->state_dir, "store"));
   EXPECT_EQ(spec->max_data_loss_rows, 10000u);
   EXPECT_EQ(spec->max_data_loss_messages, 100000u);
-  EXPECT_EQ(spec->component_order,
-            (std::vector<std::string>{"config", "postgres", "nats", "orchestrator", "webui"}));
+  EXPECT_EQ(spec->component_order, (std::vector<std::string>{"config", "web", "postgres", "nats",
+                                                             "orchestrator", "webui"}));
 
   const ComponentSpec* orch = spec->Find("orchestrator");
   ASSERT_NE(orch, nullptr);
@@ -179,7 +186,11 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   ASSERT_NE(nats, nullptr);
   EXPECT_EQ(nats->settings.at("streams"),
             nlohmann::json::array({"MisterSmith-Tasks", "MisterSmith-Results"}));
+  // The web UI behind nginx, which serves :80 (its site config the `web` component's).
   EXPECT_EQ(spec->Find("webui")->health.Describe(), "http http://127.0.0.1:3000/health");
+  EXPECT_FALSE(spec->Find("webui")->traffic.has_value());
+  EXPECT_EQ(spec->Find("web")->kind, ComponentKind::kTraffic);
+  EXPECT_EQ(spec->Find("web")->health.Describe(), "http http://127.0.0.1:80/health");
   EXPECT_EQ(spec->Find("config")->settings.at("files")[0], "/srv/mistersmith/config/config.json");
 
   // The explicit triggers and matrix equal the built-in defaults.
@@ -244,8 +255,8 @@ TEST_F(ExampleSpecTest, TheDemoOverridesPortsPathsAndIntervals) {
   // per component that probes (as `backstop check` says it).
   unsetenv("HEALTH_TIMEOUT");
   auto errors = CheckSpecText(ReadOrDie(path_), path_, FakeDrivers());
-  ASSERT_EQ(errors.size(), 4u) << Dump(errors);
-  EXPECT_EQ(errors[0].key, "components.postgres.health.timeout");
+  ASSERT_EQ(errors.size(), 5u) << Dump(errors);
+  EXPECT_EQ(errors[0].key, "components.web.health.timeout");
   EXPECT_NE(errors[0].message.find("timeout 10s exceeds interval 1s"), std::string::npos);
   SetUp();
 }

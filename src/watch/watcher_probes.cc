@@ -62,7 +62,11 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
     ProbeTarget t;
     t.name = name;
     t.probe = c->health;
-    if (HasOwnHealth(*c) || (!c->health.enabled() && c->kind == ComponentKind::kService)) {
+    // A blue/green service is probed through its driver, which aims the
+    // probe at whichever slot is live at that moment (its port changes with
+    // every switch).
+    if (HasOwnHealth(*c) || c->traffic ||
+        (!c->health.enabled() && c->kind == ComponentKind::kService)) {
       auto driver = registry_.Create(c->driver);
       if (!driver.ok()) {
         log_->Warn("not probing " + name + ": " + driver.status().message());
@@ -92,13 +96,19 @@ std::vector<ProbeTarget> Watcher::BuildTargets(bool spread) {
     for (const auto& trig : engine_->TriggersFor(name)) {
       if (trig.signal != Signal::kErrorRate || trig.metric.empty()) continue;
       auto ratio = ParseMetricRatio(trig.metric);
-      std::string url = MetricsUrlFor(*c);
+      // A blue/green service's counters move with its live slot: not
+      // followed yet, so its error rate comes from probe results.
+      std::string url = c->traffic ? "" : MetricsUrlFor(*c);
       if (!ratio.ok() || url.empty()) {
         log_->Warn(
             "error_rate of " + name + " cannot come from metrics; using probe results",
             {{"trigger", trig.name},
-             {"why", !ratio.ok() ? ratio.status().message()
-                                 : std::string("no HTTP health URL to derive /metrics from")}});
+             {"why",
+              !ratio.ok()
+                  ? ratio.status().message()
+                  : std::string(c->traffic
+                                    ? "a blue/green service's /metrics moves with its live slot"
+                                    : "no HTTP health URL to derive /metrics from")}});
         break;
       }
       view->ratio = *ratio;

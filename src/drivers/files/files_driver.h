@@ -32,10 +32,10 @@
 // Crash points: files.after-stage, files.after-file (after each file),
 // files.before-reload.
 //
-// Drift: Health fails with "config drift: <file> changed since <reference>"
-// when the files differ from the reference state: the newer of the last
-// restore of the component (<state_dir>/components/<name>/restored.json,
-// written by Restore) and the newest non-safety restore point holding it.
+// Drift: Health fails naming each difference ("<file> changed (sha256 ...,
+// expected ...)", joined with "; ") when the files differ from the
+// reference state: the newer of the last restore of the component
+// (<state_dir>/components/<name>/restored.json, written by Restore) and the newest non-safety restore point holding it.
 // Not while a restore point is being taken (its baseline): what it captures
 // becomes the reference.
 //

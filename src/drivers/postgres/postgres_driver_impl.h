@@ -9,7 +9,7 @@
 //   pg_salvage.cc       Salvage
 //   pg_performance.cc   MeasurePerformance (the baseline query)
 //
-// Ownership: created by PostgresDriverInfo().make, owned by the caller.
+// Ownership: created by PostgresDriverInfo().factory, owned by the caller.
 // Thread-safety: one thread per driver instance (driver.h).
 #pragma once
 

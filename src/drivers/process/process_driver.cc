@@ -162,7 +162,21 @@ class ProcessDriver : public Driver {
     out["releases"] = releases.ok() ? json(*releases) : json::array();
     out["running"] = false;
     out["pid"] = nullptr;
-    if (!s.record_path.empty()) {
+    if (c.traffic) {
+      // A blue/green service runs in its slots: the live one is what runs.
+      if (auto live = LiveSlot(c, out.value("release", json()), ctx)) {
+        out["running"] = true;
+        out["running_release"] = live->release;
+        out["live_slot"] = std::string(Name(live->slot));
+        out["live_port"] = live->port;
+        if (auto base = SlotSettingsOf(c, ctx); base.ok()) {
+          if (auto rec = ReadRecord(SlotSettings(*base, c, live->slot), fs)) {
+            out["pid"] = rec->pid;
+            out["started_at"] = rec->started_at;
+          }
+        }
+      }
+    } else if (!s.record_path.empty()) {
       if (auto rec = ReadRecord(s, fs); rec && IsOurs(ctx.env->processes(), *rec)) {
         out["running"] = true;
         out["pid"] = rec->pid;
@@ -421,10 +435,21 @@ class ProcessDriver : public Driver {
   // The seed's "orchestrator response time": the service's own probe, timed.
   Result<std::vector<PerformanceMetric>> MeasurePerformance(const ComponentSpec& c,
                                                             DriverContext& ctx) override {
-    return MeasureProbeLatency(c, ctx);
+    if (!c.traffic) return MeasureProbeLatency(c, ctx);
+    // A blue/green service is measured where it serves: its live slot.
+    json current;
+    if (auto release = CurrentRelease(c, ctx.env); release.ok()) current = *release;
+    std::optional<SlotState> live = LiveSlot(c, current, ctx);
+    if (!live) {
+      return Status::Unavailable("no slot of " + c.name + " serves: nothing to measure");
+    }
+    ComponentSpec at_slot = c;
+    at_slot.health = c.health.ForPort(live->port);
+    return MeasureProbeLatency(at_slot, ctx);
   }
 
   HealthResult Health(const ComponentSpec& c, DriverContext& ctx) override {
+    if (c.traffic) return LiveSlotHealth(c, ctx);
     auto settings = LoadSettings(c, ctx.state_dir);
     std::optional<Record> rec;
     bool alive = false;
@@ -461,6 +486,56 @@ class ProcessDriver : public Driver {
   }
 
  private:
+  // The slot that serves a blue/green service: a running slot on the release
+  // `current` names (the run engine points it at the live release when it
+  // switches), the newer one if both are; else the only running slot.
+  std::optional<SlotState> LiveSlot(const ComponentSpec& c, const json& current_release,
+                                    DriverContext& ctx) {
+    auto slots = Slots(c, ctx);
+    if (!slots.ok()) return std::nullopt;
+    std::optional<SlotState> live;
+    int running = 0;
+    for (const SlotState& slot : *slots) {
+      if (!slot.running) continue;
+      ++running;
+      const bool on_current = current_release.is_string() && slot.release == current_release;
+      const bool live_on_current =
+          live && current_release.is_string() && live->release == current_release;
+      if (!live || (on_current && !live_on_current) ||
+          (on_current == live_on_current && slot.started_us > live->started_us)) {
+        live = slot;
+      }
+    }
+    if (running > 1 && live && !(current_release.is_string() && live->release == current_release)) {
+      return std::nullopt;  // two run and neither is on `current`: no answer is true
+    }
+    return live;
+  }
+
+  // Health of a blue/green service: its live slot's (SlotHealth).
+  HealthResult LiveSlotHealth(const ComponentSpec& c, DriverContext& ctx) {
+    json current;
+    if (auto release = CurrentRelease(c, ctx.env); release.ok()) current = *release;
+    std::optional<SlotState> live = LiveSlot(c, current, ctx);
+    if (!live) {
+      HealthResult r;
+      auto slots = Slots(c, ctx);
+      bool recorded = false;
+      if (slots.ok()) {
+        for (const auto& slot : *slots) recorded = recorded || !slot.release.empty();
+      }
+      r.state = recorded ? HealthResult::State::kFail : HealthResult::State::kUnknown;
+      r.detail = recorded
+                     ? "no slot of " + c.name + " serves (none runs the release `current` names)"
+                     : "not deployed yet (no slot recorded)";
+      return r;
+    }
+    HealthResult r = SlotHealth(c, live->slot, ctx);
+    r.detail = std::string(Name(live->slot)) + " slot, port " + std::to_string(live->port) + ": " +
+               r.detail;
+    return r;
+  }
+
   // The service's settings for a slot call. REQUIRES nothing of the caller:
   // a service without a traffic block or a context without a state
   // directory is refused here.

@@ -18,7 +18,7 @@
 //                 that goes through a local proxy)
 //
 // The running process is recorded in <state_dir>/components/<name>/process.json
-// ({pid, pgid, start_ticks, release, started_at, command, released}) so that
+// ({pid, pgid, start_ticks, release, started_at, command, log, released}) so that
 // any later backstop process knows it. The recorded start time (clock ticks
 // since boot) tells the recorded pid from a recycled one: a pid whose start
 // time differs is never signalled.
