@@ -23,6 +23,10 @@ deploy_site() {
   site_answering "$1" >"$SITE"
   kill -HUP "$(cat "$NGX/nginx.pid")"
   wait_for 10 bash -c "[[ \$(curl -s --noproxy '*' '$URL') == '$1' ]]" || die "nginx never served $1"
+  # Until the old workers have exited, one that has not yet closed its
+  # listening socket may still answer with the old site.
+  wait_for 10 bash -c "! pgrep -P $(cat "$NGX/nginx.pid") -f 'shutting down' >/dev/null" ||
+    die "nginx's old workers never exited after the reload"
 }
 
 mkdir -p "$NGX/sites"

@@ -190,7 +190,7 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   EXPECT_EQ(spec->Find("webui")->health.Describe(), "http http://127.0.0.1:3000/health");
   EXPECT_FALSE(spec->Find("webui")->traffic.has_value());
   EXPECT_EQ(spec->Find("web")->kind, ComponentKind::kTraffic);
-  EXPECT_EQ(spec->Find("web")->health.Describe(), "http http://127.0.0.1:80/health");
+  EXPECT_EQ(spec->Find("web")->health.Describe(), "tcp 127.0.0.1:80");
   EXPECT_EQ(spec->Find("config")->settings.at("files")[0], "/srv/mistersmith/config/config.json");
 
   // The explicit triggers and matrix equal the built-in defaults.
