@@ -64,6 +64,19 @@ bool SplitHostPort(std::string_view target, std::string* host, std::string* port
          std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+std::string ShellQuote(std::string_view word) {
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
 std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
   if (from.empty()) return text;
   for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {

@@ -1,5 +1,6 @@
 // Small string helpers shared by every layer: trimming, joining, padding
-// columns, quoting a command line for display and splitting "host:port".
+// columns, quoting a command line for display or for a shell, and splitting
+// "host:port".
 // One home for each, so no file keeps its own copy.
 //
 // Thread-safety: pure functions, safe from any thread.
@@ -30,6 +31,11 @@ std::string Pad(const std::string& s, size_t width);
 // separated by spaces, an empty word or one with a space, tab, quote,
 // backslash or '$' in single quotes. Not for passing to a shell.
 std::string ShellJoin(const std::vector<std::string>& argv);
+
+// `word` quoted for a POSIX shell so it stays one word whatever it holds:
+// in single quotes, each ' written as '\''. For scripts Backstop writes
+// (a drill's breaking release), where ShellJoin's display form is not safe.
+std::string ShellQuote(std::string_view word);
 
 // `text` with every occurrence of `from` (not empty) replaced by `to`, left
 // to right; what `to` brings in is not searched again.

@@ -34,6 +34,13 @@ TEST(StringsTest, PadFillsTheColumnAndSeparatesOverflow) {
   EXPECT_EQ(Pad("\xe2\x9c\x93", 1), "\xe2\x9c\x93 ");
 }
 
+TEST(StringsTest, ShellQuoteKeepsEveryCharacterOneWord) {
+  EXPECT_EQ(ShellQuote(""), R"('')");
+  EXPECT_EQ(ShellQuote("/srv/app v1/bin"), R"('/srv/app v1/bin')");
+  EXPECT_EQ(ShellQuote("it's"), R"('it'\''s')");
+  EXPECT_EQ(ShellQuote("$(rm -rf /) `x` \\ \"q\""), R"('$(rm -rf /) `x` \ "q"')");
+}
+
 TEST(StringsTest, ShellJoinQuotesWordsPeopleCouldMisread) {
   EXPECT_EQ(ShellJoin({}), "");
   EXPECT_EQ(ShellJoin({"/bin/app", "--port=80"}), "/bin/app --port=80");
