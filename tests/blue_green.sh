@@ -6,7 +6,8 @@
 # rolled-away slot stops); after keep_previous it starts, switches and stops;
 # a release failing its health check is never routed to; a kill at each
 # crash point of the blue/green steps, then --resume, ends as the
-# uninterrupted run did.
+# uninterrupted run did; `backstop watch` stops the previous slot once
+# keep_previous ends.
 source "$(dirname "$0")/lib.sh"
 source "$BACKSTOP_SOURCE_DIR/scripts/lib/servers.sh"
 
@@ -180,3 +181,35 @@ for point in "${points[@]}"; do
   expect_eq "$(state_now)" "$base" "state after a kill at $point and --resume"
   ! slot_up "$GREEN_PORT" || fail "green still answers after a kill at $point and --resume"
 done
+
+# keep_previous ends while `backstop watch` runs: the daemon stops the
+# previous slot, clears it from the record and journals slot.retired; a
+# rollback then starts the release afresh.
+write_spec 3s
+bs deploy webui v2
+expect_rc 0 "deploy v2 before the watch"
+prev=$(bs --output json status >/dev/null; py 'import json,sys
+d=json.loads(sys.argv[1]); print([c for c in d["components"] if c["name"]=="webui"][0]["slots"]["previous"])' "$OUT")
+[[ $prev == blue || $prev == green ]] || die "no previous slot after deploying v2: $OUT"
+prev_port=$BLUE_PORT
+[[ $prev == green ]] && prev_port=$GREEN_PORT
+slot_up "$prev_port" || fail "the previous slot ($prev) does not answer before keep_previous ends"
+"$BACKSTOP_BIN" --spec "$SPEC" watch --listen 127.0.0.1:0 >"$WORK/watch.log" 2>&1 &
+WATCH_PID=$!
+at_exit "kill -9 $WATCH_PID 2>/dev/null"
+wait_for 30 grep -q "previous slot retired" "$WORK/watch.log" ||
+  fail "the daemon did not retire the previous slot: $(tail -n 20 "$WORK/watch.log")"
+wait_for 10 bash -c "! curl -s --max-time 1 --noproxy '*' -o /dev/null http://127.0.0.1:$prev_port/health" ||
+  fail "the previous slot still answers after it was retired"
+expect_eq "$(served)" v2 "served while the previous slot is retired"
+kill -TERM "$WATCH_PID"; wait "$WATCH_PID" || true
+bs --output json status
+expect_eq "$(py 'import json,sys
+d=json.loads(sys.argv[1]); print([c for c in d["components"] if c["name"]=="webui"][0]["slots"]["previous"])' "$OUT")" \
+  None "previous slot in the status after it was retired"
+expect_eq "$(sqlite3 "$WORK/.backstop/state.db" "SELECT COUNT(*) FROM events WHERE kind = 'slot.retired'")" 1 \
+  "slot.retired events"
+expect_contains "$(sqlite3 "$WORK/.backstop/state.db" "SELECT detail FROM events WHERE kind = 'slot.retired'")" \
+  "\"release\":\"v1\"" "the retired release in the journal"
+bs plan rollback --component webui --to v1
+expect_contains "$OUT" "start webui release v1"

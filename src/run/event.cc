@@ -9,7 +9,7 @@ namespace backstop {
 namespace {
 
 // One table, so that names and parsing cannot drift apart.
-constexpr std::array<std::pair<EventKind, std::string_view>, 14> kEventNames = {{
+constexpr std::array<std::pair<EventKind, std::string_view>, 15> kEventNames = {{
     {EventKind::kTriggerPending, "trigger.pending"},
     {EventKind::kTriggerFiring, "trigger.firing"},
     {EventKind::kTriggerResolved, "trigger.resolved"},
@@ -24,6 +24,7 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 14> kEventNames = {
     {EventKind::kFallbackSwitched, "fallback.switched"},
     {EventKind::kFallbackRefused, "fallback.refused"},
     {EventKind::kFallbackReturned, "fallback.returned"},
+    {EventKind::kSlotRetired, "slot.retired"},
 }};
 
 }  // namespace

@@ -36,13 +36,15 @@ enum class EventKind {
   kFallbackSwitched,    // traffic was sent to the spec's standby (run/fallback.h)
   kFallbackRefused,     // a fallback or its return was refused (unhealthy, refused route)
   kFallbackReturned,    // traffic went back to where it was before the fallback
+  kSlotRetired,         // a blue/green service's previous slot was stopped (keep_previous ended)
 };
 
 // The stable name used in the journal, the API, notifications and reports:
 // "trigger.pending", "trigger.firing", "trigger.resolved", "decision",
 // "run.started", "run.finished", "run.failed", "drill.started",
 // "drill.finished", "restore_point.taken", "restore_point.failed",
-// "fallback.switched", "fallback.refused", "fallback.returned".
+// "fallback.switched", "fallback.refused", "fallback.returned",
+// "slot.retired".
 std::string_view EventKindName(EventKind kind);
 std::optional<EventKind> ParseEventKind(std::string_view name);
 

@@ -394,6 +394,10 @@ Status Watcher::Run() {
         env_, spec_.restore_points.every_ms, NewestScheduledRestorePoint(env_, spec_),
         [this] { return TakeScheduledRestorePoint(env_, spec_, registry_, log_); });
   }
+  if (HasBlueGreenServices(spec_)) {
+    retirer_ = std::make_unique<SlotRetirer>(
+        env_, [this] { return RetireExpiredSlots(env_, spec_, registry_, log_); });
+  }
   // Firing in the saved state: decided again once probed afresh (if still firing).
   for (const auto& st : engine_->States()) {
     if (st.state != TriggerState::kFiring) continue;
@@ -477,13 +481,14 @@ Status Watcher::Run() {
       states_refreshed_us = now;
     }
     ProcessApiJobs();
-    if (scheduled_) {
+    if (scheduled_ || retirer_) {
       bool run_active;
       {
         MutexLock lock(&mu_);
         run_active = run_active_ || run_finished_;
       }
-      scheduled_->Tick(run_active);
+      if (scheduled_) scheduled_->Tick(run_active);
+      if (retirer_) retirer_->Tick(run_active);
     }
     if (now - last_held_retry_us_ >= kHousekeepingEveryUs) {
       last_held_retry_us_ = now;
@@ -516,6 +521,7 @@ Status Watcher::Run() {
   prober_->Stop();
   if (api_) api_->Stop();
   scheduled_.reset();  // waits for a restore point being taken
+  retirer_.reset();    // and for a slot being stopped
   if (job_) {
     log_->Warn("waiting for the running rollback to finish");
     job_->Join();

@@ -87,6 +87,7 @@
 #include "watch/rollback_job.h"
 #include "watch/rules.h"
 #include "watch/service_notify.h"
+#include "watch/slot_retirer.h"
 #include "watch/signals.h"
 #include "watch/state_writer.h"
 #include "watch/watch_logger.h"
@@ -254,6 +255,9 @@ class Watcher final : public ApiBackend {
   std::unique_ptr<RollbackJob> job_;  // running, or finished and not yet reaped
   // restore_points.every of the spec (null when not set).
   std::unique_ptr<RestorePointScheduler> scheduled_;
+  // Stops blue/green services' previous slots when keep_previous ends (null
+  // when the spec has none).
+  std::unique_ptr<SlotRetirer> retirer_;
   ServiceNotifier service_;  // readiness, watchdog and STATUS= for systemd
 
   // Shared between the control, prober, job and API threads.
