@@ -11,6 +11,8 @@
 #include "drivers/postgres/pg_component.h"
 #include "drivers/process/process_settings.h"
 #include "run/plan.h"
+#include "run/run.h"
+#include "run/slot_state.h"
 #include "watch/rules.h"
 
 namespace backstop {
@@ -27,6 +29,39 @@ Status WriteFaultRelease(Env* env, const process::Settings& s, const std::string
       "# A release made by `backstop drill`: it runs and never\n"
       "# answers its health check. Removed when the drill ends.\n"
       "echo 'backstop drill: this release never answers its health check' >&2\n"
+      "exec sleep 86400\n",
+      0755);
+}
+
+// The file whose appearance makes a breaking release stop answering.
+constexpr char kBreakMarker[] = ".backstop-drill-break";
+
+// A release for a blue/green service: it serves as `live_dir`'s release (the
+// live release's program, run from its folder with the same arguments and
+// environment, so on the slot's port) until `kBreakMarker` appears in its own
+// folder, then stops answering. A release that failed from the start would
+// fail its health gate and never be switched to, and the drill would have
+// nothing to detect: it has to pass the gate and the switch first.
+Status WriteBreakingRelease(Env* env, const process::Settings& s, const std::string& dir,
+                            const std::string& live_dir) {
+  const std::string program = JoinPath(dir, s.command.front());
+  BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(program), 0755));
+  return env->fs()->WriteFileAtomic(
+      program,
+      "#!/bin/sh\n"
+      "# A release made by `backstop drill`: it serves as the live release until\n"
+      "# the drill writes its marker, then stops answering its health check.\n"
+      "# Removed when the drill ends.\n"
+      "cd " + ShellQuote(live_dir) + " || exit 1\n" +
+      ShellQuote(s.command.front()) + " \"$@\" &\n"
+      "child=$!\n"
+      "trap 'kill $child 2>/dev/null; exit 0' TERM INT\n"
+      "while [ ! -e " + ShellQuote(JoinPath(dir, kBreakMarker)) + " ]; do\n"
+      "  kill -0 $child 2>/dev/null || exit 1\n"
+      "  sleep 0.2\n"
+      "done\n"
+      "kill $child 2>/dev/null\n"
+      "echo 'backstop drill: this release stopped answering its health check' >&2\n"
       "exec sleep 86400\n",
       0755);
 }
@@ -203,8 +238,22 @@ Status DeployFaultRelease(Env* env, const Spec& spec, RunEngine& engine,
   BACKSTOP_ASSIGN_OR_RETURN(process::Settings s, process::LoadSettings(c, ""));
   const std::string release = "drill-" + drill_id;
   const std::string dir = JoinPath(s.releases, release);
+  // A blue/green service keeps its live slot until the new one passes its
+  // health gate: the fault must pass it too (WriteBreakingRelease).
+  std::string live_release;
+  if (c.traffic) {
+    BACKSTOP_ASSIGN_OR_RETURN(SlotRecord slots, ReadSlotRecord(engine.state(), component));
+    if (!slots.live || slots.live_release.empty()) {
+      return Status::FailedPrecondition(
+          scenario + " on the blue/green service " + component +
+          " breaks a copy of its live release, and it has none yet: deploy a release first");
+    }
+    live_release = slots.live_release;
+  }
   fault->release_dirs.push_back(dir);
-  BACKSTOP_RETURN_IF_ERROR(WriteFaultRelease(env, s, dir));
+  BACKSTOP_RETURN_IF_ERROR(
+      c.traffic ? WriteBreakingRelease(env, s, dir, JoinPath(s.releases, live_release))
+                : WriteFaultRelease(env, s, dir));
   DriverContext ctx = engine.Context();
   BACKSTOP_ASSIGN_OR_RETURN(Plan plan, PlanDeploy(spec, component, release,
                                                   DriverRegistry::Global(), ctx, &engine.state()));
@@ -213,9 +262,22 @@ Status DeployFaultRelease(Env* env, const Spec& spec, RunEngine& engine,
   options.triggered_by = triggered_by;
   BACKSTOP_ASSIGN_OR_RETURN(RunOutcome deployed, engine.Start(plan, options));
   fault->deploy_run_ids.push_back(deployed.run_id);
+  std::string what = ", which never answers its health check";
+  if (c.traffic) {
+    // Switched to: now it breaks. Not switched to (its gate failed anyway):
+    // the live slot still serves, and the drill finds nothing to detect.
+    const bool switched = deployed.succeeded();
+    if (switched) {
+      BACKSTOP_RETURN_IF_ERROR(env->fs()->WriteFileAtomic(JoinPath(dir, kBreakMarker), "", 0600));
+    }
+    what = switched ? " (blue/green), which served as " + live_release +
+                          " through its health gate and the switch, then stopped answering its "
+                          "health check"
+                    : " (blue/green), serving as " + live_release +
+                          ", which the deploy did not switch to";
+  }
   fault->description += std::string(fault->description.empty() ? "" : "; ") + "deployed release " +
-                        release + " of " + component +
-                        ", which never answers its health check (run " + deployed.run_id + ", " +
+                        release + " of " + component + what + " (run " + deployed.run_id + ", " +
                         std::string(Name(deployed.status)) + ")";
   return Status::OK();
 }

@@ -6,7 +6,9 @@
 //                        so the service differs from its restore point and
 //                        the rollback has something to do: a killed process
 //                        on its restore point's release is "already there",
-//                        and the decision layer would rightly hold)
+//                        and the decision layer would rightly hold); for
+//                        a blue/green service, a release that serves through
+//                        the health gate and the switch, then stops answering
 //   database_corruption  a foreign key of a `postgres` database recorded in
 //                        the restore point is dropped: the integrity checks
 //                        (CheckInvariants) report it missing
@@ -75,7 +77,11 @@ Status CheckFaultReleaseTarget(const Spec& spec, const std::string& scenario,
 
 // Writes a release `drill-<drill_id>` of `component` that runs and never
 // answers its health check, and deploys it (a real deploy run, which fails its
-// health gate and leaves the service on it). Appends to `fault`.
+// health gate and leaves the service on it). A blue/green service's deploy
+// keeps the live slot when the gate fails, so for one the release serves as
+// the live release until the deploy has switched to it, then stops answering;
+// FailedPrecondition when the service has no live release yet. Appends to
+// `fault`.
 // REQUIRES: CheckFaultReleaseTarget(spec, scenario, component) is OK.
 Status DeployFaultRelease(Env* env, const Spec& spec, RunEngine& engine,
                           const std::string& scenario, const std::string& component,
