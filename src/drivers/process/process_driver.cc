@@ -386,7 +386,21 @@ class ProcessDriver : public Driver {
     FileSystem* fs = ctx.env->fs();
     std::string out;
     auto rec = ReadRecord(s, fs);
-    if (!rec) {
+    if (c.traffic) {
+      // Blue/green: the service's processes are its slots', not the record above.
+      auto slots = Slots(c, ctx);
+      if (!slots.ok()) return slots.status().message();
+      std::vector<std::string> lines;
+      for (const SlotState& slot : *slots) {
+        lines.push_back(s.name + " " + std::string(Name(slot.slot)) + " slot (port " +
+                        std::to_string(slot.port) + "): " +
+                        (slot.release.empty()
+                             ? std::string("no release")
+                             : std::string(slot.running ? "running " : "not running: ") +
+                                   slot.detail + ", release " + slot.release));
+      }
+      out = Join(lines, "; ");
+    } else if (!rec) {
       out = s.name + " is not running (no process recorded by backstop)";
     } else if (IsOurs(ctx.env->processes(), *rec)) {
       out = s.name + " is running: pid " + std::to_string(rec->pid) + ", release " + rec->release +
