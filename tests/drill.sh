@@ -9,7 +9,9 @@
 #   spec's health trigger fires, the matrix's "Single service failure" row
 #   rolls the service back, and the environment is verified back on the
 #   drill's restore point (in-process, then again with `backstop watch`
-#   running: the daemon rolls back and the drill follows it); database_corruption: a foreign key is dropped, the
+#   running: the daemon rolls back and the drill follows it; there on the
+#   blue/green web UI, whose fault release breaks only after the switch and
+#   whose rollback is a switch back to the same v1 process); database_corruption: a foreign key is dropped, the
 #   integrity trigger fires, "Database corruption" restores the database;
 # - drill.json / drill.md (0600) agree with the journal (drill.started,
 #   trigger.firing, decision, drill.finished) and the run record, and
@@ -59,9 +61,20 @@ bs verify --data; expect_rc 0 "verify --data after the drill"
 WATCH_PID=$!
 at_exit "kill -9 $WATCH_PID"
 wait_for 20 test -s "$STATE/watch.json" || die "watch did not start: $(cat "$WORK/watch.log")"
+# webui is blue/green: the fault passes its gate and the switch, then breaks,
+# and the rollback switches back to v1, still running in its slot.
+live_slot() {
+  bs -o json status
+  py 'import json,sys; d=json.loads(sys.argv[1]); print([c for c in d["components"] if c["name"]=="webui"][0]["slots"]["live"])' "$OUT"
+}
+slot_pid() { sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$STATE/components/webui/slot-$1.json" | head -n1; }
+LIVE_BEFORE=$(live_slot); PID_BEFORE=$(slot_pid "$LIVE_BEFORE")
+[[ -n "$LIVE_BEFORE" && -n "$PID_BEFORE" ]] || die "webui has no live slot: $OUT"
 bs drill service_failure --component webui --timeout 2m
 expect_rc 0 "a drill following the watch daemon passes: $ERR"
 WD=$(drill_id); [[ -n "$WD" ]] || die "no drill id in: $OUT"
+expect_eq "$(live_slot)" "$LIVE_BEFORE" "webui live again in the slot it served from before the drill"
+expect_eq "$(slot_pid "$LIVE_BEFORE")" "$PID_BEFORE" "webui's v1 was switched back to, not restarted"
 kill -TERM "$WATCH_PID"; wait "$WATCH_PID" || true
 py 'import json, sqlite3, sys
 d = json.load(open(sys.argv[1])); db = sqlite3.connect(sys.argv[2])
@@ -71,8 +84,9 @@ assert "cleanup_run_id" not in d, d
 cmd, by = db.execute("SELECT command, triggered_by FROM runs WHERE id = ?", (d["run_id"],)).fetchone()
 assert cmd.startswith("backstop watch") and by == "trigger:" + d["trigger"]["name"], (cmd, by)
 assert 0 <= d["detection_ms"] <= d["recovery_ms"], d
+assert "of webui (blue/green), which served as v1 through its health gate and the switch" in d["fault"], d["fault"]
 ' "$STATE/drills/$WD/drill.json" "$STATE/state.db" || fail "drill following the daemon: $(tail -n 20 "$WORK/watch.log")"
-expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui back on v1 (by the daemon)"
+expect_eq "$(service_version "$WEB_FRONT_PORT")" v1 "webui back on v1 (by the daemon)"
 
 # 4. The reports against the journal and the run records.
 bs -o json runs; expect_rc 0 "runs -o json"; printf '%s' "$OUT" >"$WORK/runs.json"
@@ -146,6 +160,6 @@ py 'import json,sys; d=json.load(open(sys.argv[1]))
 assert d["passed"] is False and d["reason"].startswith("not detected"), d
 assert d["detection_ms"] is None and d["cleanup_run_id"] and d["verified_back"] is True, d' \
   "$STATE/drills/$UD/drill.json" || fail "undetected drill report"
-expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui back on v1 after the drill's own rollback"
+expect_eq "$(service_version "$WEB_FRONT_PORT")" v1 "webui back on v1 after the drill's own rollback"
 bs drill history; expect_contains "$OUT" "Trend: 4 of 5 passed"
 log "ok"

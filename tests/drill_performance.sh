@@ -20,11 +20,11 @@ p = sys.argv[1]; r = json.load(open(p)); r["response_delay_ms"] = 6000; json.dum
   "$MISTERSMITH_ROOT/webui/releases/v1-slow/release.json"
 bs drill performance_degradation --component webui --release v1-nope; expect_rc 1 "an unknown release fails the drill"
 expect_contains "$ERR" "no release 'v1-nope'"
-expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui still on v1"
+expect_eq "$(service_version "$WEB_FRONT_PORT")" v1 "webui still on v1"
 bs drill performance_degradation --component webui --release v1-slow --timeout 3m
 expect_rc 0 "performance_degradation drill passes: $ERR"
 PD=$(drill_id); [[ -n "$PD" ]] || die "no drill id in: $OUT"
-expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui back on v1"
+expect_eq "$(service_version "$WEB_FRONT_PORT")" v1 "webui back on v1"
 [[ -d "$MISTERSMITH_ROOT/webui/releases/v1-slow" ]] || fail "the operator's slow release was removed"
 py 'import json, sqlite3, sys
 d = json.load(open(sys.argv[1])); db = sqlite3.connect(sys.argv[2])

@@ -22,7 +22,7 @@ bs drill full_system --timeout 3m
 expect_rc 0 "full_system drill passes: $ERR"
 FS=$(drill_id); [[ -n "$FS" ]] || die "no drill id in: $OUT"
 expect_eq "$(service_version "$ORCHESTRATOR_PORT")" v1 "orchestrator back on v1"
-expect_eq "$(service_version "$WEBUI_PORT")" v1 "webui back on v1"
+expect_eq "$(service_version "$WEB_FRONT_PORT")" v1 "webui back on v1"
 [[ -z "$(ls -d "$MISTERSMITH_ROOT"/{orchestrator,webui}/releases/drill-* 2>/dev/null)" ]] ||
   fail "fault releases were left behind"
 py 'import json, sqlite3, sys

@@ -11,10 +11,10 @@
 setup_mistersmith() {
   local work=$1
   local ports
-  mapfile -t ports < <(pick_ports 7)
+  mapfile -t ports < <(pick_ports 8)
   PGPORT=${ports[0]} NATS_PORT=${ports[1]} NATS_MONITOR_PORT=${ports[2]}
-  ORCHESTRATOR_PORT=${ports[3]} ORCHESTRATOR_GRPC_PORT=${ports[4]} WEBUI_PORT=${ports[5]}
-  WEB_FRONT_PORT=${ports[6]}
+  ORCHESTRATOR_PORT=${ports[3]} ORCHESTRATOR_GRPC_PORT=${ports[4]}
+  WEBUI_BLUE_PORT=${ports[5]} WEBUI_GREEN_PORT=${ports[6]} WEB_FRONT_PORT=${ports[7]}
   start_postgres "$work/pg" "$PGPORT"
   psql_as "$PGPORT" postgres -c "CREATE ROLE mistersmith LOGIN SUPERUSER" \
     -c "CREATE DATABASE mistersmith OWNER mistersmith"
@@ -40,8 +40,10 @@ SH
   chmod 755 "$work/orchestrator/releases/v2/bin/orchestrator"
   mkdir -p "$work/config"
   echo '{"orchestrator": {"max_agents": 12, "schema": 1}}' >"$work/config/config.json"
-  # nginx serves the web UI on WEB_FRONT_PORT through the upstream `webui`
-  # (a file in the directory where Backstop routes upstreams).
+  # nginx serves the web UI on WEB_FRONT_PORT through the upstream `webui`, a
+  # file in the directory where Backstop routes upstreams: the web UI is
+  # blue/green, and each deploy rewrites it to the slot that went live. Until
+  # the first deploy it names the blue slot.
   mkdir -p "$work/nginx/sites" "$work/nginx/upstreams"
   chmod 700 "$work/nginx/upstreams"
   cat >"$work/nginx/sites/webui.conf" <<CONF
@@ -50,7 +52,7 @@ server {
   location / { proxy_pass http://webui; }
 }
 CONF
-  printf 'upstream webui {\n  server 127.0.0.1:%s;\n}\n' "$WEBUI_PORT" >"$work/nginx/upstreams/webui.conf"
+  printf 'upstream webui {\n  server 127.0.0.1:%s;\n}\n' "$WEBUI_BLUE_PORT" >"$work/nginx/upstreams/webui.conf"
   start_nginx "$work/nginx"
   NGINX_CONF="$work/nginx/nginx.conf" NGINX_PID="$work/nginx/nginx.pid"
   NGINX_PREFIX="$work/nginx" NGINX_ERROR_LOG="$work/nginx/error.log"
@@ -59,8 +61,8 @@ CONF
   export MISTERSMITH_ROOT="$work" BACKSTOP_STATE_DIR="$work/state"
   export BACKSTOP_ENVIRONMENT=${BACKSTOP_ENVIRONMENT:-production}
   export PGPORT PGHOST=127.0.0.1 PGDATABASE=mistersmith PGUSER=mistersmith
-  export NATS_PORT NATS_MONITOR_PORT ORCHESTRATOR_PORT ORCHESTRATOR_GRPC_PORT WEBUI_PORT
-  export WEB_FRONT_PORT NGINX_CONF NGINX_PID NGINX_PREFIX NGINX_ERROR_LOG
+  export NATS_PORT NATS_MONITOR_PORT ORCHESTRATOR_PORT ORCHESTRATOR_GRPC_PORT
+  export WEBUI_BLUE_PORT WEBUI_GREEN_PORT WEB_FRONT_PORT NGINX_CONF NGINX_PID NGINX_PREFIX NGINX_ERROR_LOG
   export NGINX_SITE NGINX_UPSTREAMS
   export HEALTH_INTERVAL=${HEALTH_INTERVAL:-1s} HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-1s}
   export HEALTH_RETRIES=${HEALTH_RETRIES:-3} HEALTH_START_PERIOD=${HEALTH_START_PERIOD:-5s}

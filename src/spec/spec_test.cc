@@ -115,7 +115,10 @@ class ExampleSpecTest : public ::testing::Test {
                             "MISTERSMITH_ROOT",
                             "ORCHESTRATOR_PORT",
                             "ORCHESTRATOR_GRPC_PORT",
-                            "WEBUI_PORT",
+                            "WEBUI_BLUE_PORT",
+                            "WEBUI_GREEN_PORT",
+                            "WEBUI_KEEP_PREVIOUS",
+                            "WEB_FRONT_PORT",
                             "HEALTH_INTERVAL",
                             "HEALTH_TIMEOUT",
                             "HEALTH_RETRIES",
@@ -186,9 +189,17 @@ TEST_F(ExampleSpecTest, ParsesWithTheSeedsValues) {
   ASSERT_NE(nats, nullptr);
   EXPECT_EQ(nats->settings.at("streams"),
             nlohmann::json::array({"MisterSmith-Tasks", "MisterSmith-Results"}));
-  // The web UI behind nginx, which serves :80 (its site config the `web` component's).
-  EXPECT_EQ(spec->Find("webui")->health.Describe(), "http http://127.0.0.1:3000/health");
-  EXPECT_FALSE(spec->Find("webui")->traffic.has_value());
+  // The web UI is blue/green behind nginx, which serves :80 (its site config
+  // the `web` component's): each slot on its own port, probed there.
+  const ComponentSpec* webui = spec->Find("webui");
+  EXPECT_EQ(webui->health.Describe(), "http http://127.0.0.1:{port}/health");
+  EXPECT_EQ(webui->settings.at("env").at("PORT"), "{port}");
+  ASSERT_TRUE(webui->traffic.has_value());
+  EXPECT_EQ(webui->traffic->component, "web");
+  EXPECT_EQ(webui->traffic->upstream, "webui");
+  EXPECT_EQ(webui->traffic->strategy, TrafficStrategy::kBlueGreen);
+  EXPECT_EQ(webui->traffic->ports, (std::array<int, 2>{3001, 3002}));
+  EXPECT_EQ(webui->traffic->keep_previous_ms, 600'000);
   EXPECT_EQ(spec->Find("web")->kind, ComponentKind::kTraffic);
   EXPECT_EQ(spec->Find("web")->health.Describe(), "tcp 127.0.0.1:80");
   EXPECT_EQ(spec->Find("config")->settings.at("files")[0], "/srv/mistersmith/config/config.json");
