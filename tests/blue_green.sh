@@ -99,6 +99,9 @@ expect_eq "$(served)" v2 "served after deploying v2"
 expect_eq "$(routed)" "127.0.0.1:$GREEN_PORT " "routing after deploying v2"
 v1_pid=$(slot_pid blue)
 [[ -n "$v1_pid" ]] && kill -0 "$v1_pid" || fail "v1 no longer runs in the blue slot"
+# The switch step times the validated reload apart (bench/traffic_rollback reports it).
+route_ms=$(sqlite3 "$WORK/.backstop/state.db" "SELECT json_extract(result, '$.route_ms') FROM steps WHERE action = 'switch' ORDER BY started_us DESC LIMIT 1")
+py 'import sys; assert 0 < float(sys.argv[1]) < 60000, sys.argv[1]' "$route_ms" || fail "no route_ms in the switch step: $route_ms"
 
 # status and history show both slots: release, port, running, live, kept until.
 bs status

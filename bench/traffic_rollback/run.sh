@@ -125,20 +125,28 @@ r = json.load(open(sys.argv[1]))
 print(sys.argv[2], r["requests"], r["failed"], round(r["longest_gap_ms"]), r["first_error"] or "-")
 PY
 }
-# The duration of the newest run's switch step, in ms ("-" when it has none).
+# The newest run's switch step: "<step_ms>/<route_ms>" ("-" when it has none).
+# route_ms is the validated reload, from writing the upstream to nginx's new
+# workers serving; the rest of the step is Backstop's bookkeeping after it.
 switch_ms() {
-  bs report latest --output json | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-ms = [s.get("duration_ms") for s in r.get("steps", []) if s.get("action") == "switch"]
-print(ms[0] if ms and ms[0] is not None else "-")'
+  python3 - "$WORK/state/state.db" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+row = db.execute("""SELECT s.started_us, s.ended_us, s.result FROM steps s JOIN runs r ON r.id = s.run_id
+                    WHERE s.action = 'switch' ORDER BY r.started_us DESC LIMIT 1""").fetchone()
+if not row:
+    print("-")
+else:
+    route = json.loads(row[2] or "null") or {}
+    print("%d/%s" % ((row[1] - row[0]) // 1000, round(route["route_ms"]) if "route_ms" in route else "-"))
+PY
 }
 
-printf '%-26s %6s %9s %7s %8s %9s  %s\n' "operation" "round" "took_ms" "reqs" "failed" "gap_ms" "switch_ms  first error"
+printf '%-26s %6s %9s %7s %8s %9s  %s\n' "operation" "round" "took_ms" "reqs" "failed" "gap_ms" "switch_ms (step/route)  first error"
 row() {  # LABEL ROUND RESULT SWITCH
   local label=$1 round=$2 switch=$4
   read -r took reqs failed gap err <<<"$3"
-  printf '%-26s %6s %9s %7s %8s %9s  %-9s  %s\n' "$label" "$round" "$took" "$reqs" "$failed" "$gap" "$switch" "$err"
+  printf '%-26s %6s %9s %7s %8s %9s  %-22s  %s\n' "$label" "$round" "$took" "$reqs" "$failed" "$gap" "$switch" "$err"
 }
 for round in $(seq 1 "$ROUNDS"); do
   r=$(under_load "$FRONT_APP" "bg-deploy-$round" bs deploy app v2)

@@ -90,8 +90,12 @@ Status RunEngine::ExecuteSlotStep(const RunRecord& run, const Plan& plan, const 
     // Route, not Routed first: a route killed after its file was swapped but
     // before the reload reads back as done while nginx still sends traffic
     // the old way; Route finishes it (and leaves settled equal routing alone).
+    // Timed apart from the step: once Route returns, nginx's new workers
+    // send traffic to the slot; what follows is bookkeeping.
+    const int64_t route_start_us = env_->clock()->NowMicros();
     BACKSTOP_RETURN_IF_ERROR(router->Route(*traffic, c.traffic->upstream, servers, ctx)
                                  .WithContext("switch " + traffic->name));
+    (*result)["route_ms"] = (env_->clock()->NowMicros() - route_start_us) / 1000.0;
     CrashPointForTest("run.switch.after-route");
     // `current` follows the live release, so that Describe stays true.
     BACKSTOP_RETURN_IF_ERROR(driver.Restore(c, nlohmann::json{{"release", release}}, ctx)
