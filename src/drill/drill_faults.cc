@@ -52,17 +52,20 @@ Status WriteBreakingRelease(Env* env, const process::Settings& s, const std::str
       "# A release made by `backstop drill`: it serves as the live release until\n"
       "# the drill writes its marker, then stops answering its health check.\n"
       "# Removed when the drill ends.\n"
-      "cd " + ShellQuote(live_dir) + " || exit 1\n" +
-      ShellQuote(s.command.front()) + " \"$@\" &\n"
-      "child=$!\n"
-      "trap 'kill $child 2>/dev/null; exit 0' TERM INT\n"
-      "while [ ! -e " + ShellQuote(JoinPath(dir, kBreakMarker)) + " ]; do\n"
-      "  kill -0 $child 2>/dev/null || exit 1\n"
-      "  sleep 0.2\n"
-      "done\n"
-      "kill $child 2>/dev/null\n"
-      "echo 'backstop drill: this release stopped answering its health check' >&2\n"
-      "exec sleep 86400\n",
+      "cd " +
+          ShellQuote(live_dir) + " || exit 1\n" + ShellQuote(s.command.front()) +
+          " \"$@\" &\n"
+          "child=$!\n"
+          "trap 'kill $child 2>/dev/null; exit 0' TERM INT\n"
+          "while [ ! -e " +
+          ShellQuote(JoinPath(dir, kBreakMarker)) +
+          " ]; do\n"
+          "  kill -0 $child 2>/dev/null || exit 1\n"
+          "  sleep 0.2\n"
+          "done\n"
+          "kill $child 2>/dev/null\n"
+          "echo 'backstop drill: this release stopped answering its health check' >&2\n"
+          "exec sleep 86400\n",
       0755);
 }
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "base/units.h"
+#include "run/state_db.h"
 
 namespace backstop {
 namespace {
@@ -114,6 +115,17 @@ nlohmann::json EnvironmentLock::CurrentHolder(const std::string& state_dir) {
   }
   ::close(fd);
   return out;
+}
+
+Result<std::unique_ptr<EnvironmentLock>> AcquireBetweenRuns(Env* env, const std::string& state_dir,
+                                                            StateDb& db, nlohmann::json holder) {
+  BACKSTOP_ASSIGN_OR_RETURN(auto lock, EnvironmentLock::Acquire(env, state_dir, std::move(holder)));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<RunRecord> unfinished, db.UnfinishedRuns());
+  if (!unfinished.empty()) {
+    // The environment is between two states; the run's resume decides what comes next.
+    return Status::Aborted("run " + unfinished.front().id + " is unfinished");
+  }
+  return lock;
 }
 
 }  // namespace backstop

@@ -22,6 +22,8 @@
 
 namespace backstop {
 
+class StateDb;
+
 class EnvironmentLock {
  public:
   // Takes the lock without waiting. On contention returns Aborted naming the
@@ -44,5 +46,12 @@ class EnvironmentLock {
   int fd_;
   std::string path_;
 };
+
+// The lock for the watch daemon's own upkeep (a scheduled restore point, a
+// retired slot), which must never come between a run and its resume:
+// Aborted when another process holds the lock or a run in `db` is
+// unfinished (naming it); another error when `db` cannot be read.
+Result<std::unique_ptr<EnvironmentLock>> AcquireBetweenRuns(Env* env, const std::string& state_dir,
+                                                            StateDb& db, nlohmann::json holder);
 
 }  // namespace backstop

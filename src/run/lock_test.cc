@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "run/state_db.h"
 #include "testing/test_env.h"
 
 namespace backstop {
@@ -25,6 +26,29 @@ TEST(EnvironmentLockTest, SecondHolderIsRefusedAndToldWhoHoldsIt) {
   EXPECT_TRUE(EnvironmentLock::CurrentHolder(dir.path()).is_null());
   auto third = EnvironmentLock::Acquire(env, dir.path(), {{"run_id", "run-C"}});
   EXPECT_TRUE(third.ok());
+}
+
+TEST(EnvironmentLockTest, BetweenRunsIsRefusedWhileARunIsUnfinishedAndReleasesTheLock) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  auto db = StateDb::Open(dir.Join("state.db"));
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  auto free = AcquireBetweenRuns(env, dir.path(), **db, {{"command", "backstop watch"}});
+  ASSERT_TRUE(free.ok()) << free.status().ToString();
+  free->reset();
+
+  RunRecord run;
+  run.id = "run-7";
+  run.kind = RunKind::kRollback;
+  run.status = RunStatus::kRunning;
+  run.started_us = 100;
+  ASSERT_TRUE((*db)->CreateRun(run, {}).ok());  // killed before it ended
+  auto busy = AcquireBetweenRuns(env, dir.path(), **db, {{"command", "backstop watch"}});
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.status().code(), Status::Code::kAborted);
+  EXPECT_EQ(busy.status().message(), "run run-7 is unfinished");
+  // The lock it took to look is not kept: the resume can take it.
+  EXPECT_TRUE(EnvironmentLock::Acquire(env, dir.path(), {{"run_id", "run-7"}}).ok());
 }
 
 TEST(EnvironmentLockTest, ReleasedWhenTheHolderIsKilled) {

@@ -86,19 +86,13 @@ ScheduledAttempt TakeScheduledRestorePoint(Env* env, const Spec& spec,
     journal(EventKind::kRestorePointFailed, "scheduled restore point failed: " + why);
     return attempt;
   };
-  auto lock = EnvironmentLock::Acquire(env, spec.state_dir, {{"command", "backstop watch"}});
+  // An interrupted run must be resumed or abandoned first: the environment
+  // is between two states, not worth a restore point.
+  auto lock = AcquireBetweenRuns(env, spec.state_dir, **db, {{"command", "backstop watch"}});
   if (!lock.ok()) {
+    if (lock.status().code() != Status::Code::kAborted) return fail(lock.status().message());
     attempt.result = ScheduledAttempt::Result::kBusy;
     attempt.detail = lock.status().message();
-    return attempt;
-  }
-  auto unfinished = (*db)->UnfinishedRuns();
-  if (!unfinished.ok()) return fail(unfinished.status().message());
-  if (!unfinished->empty()) {
-    // An interrupted run must be resumed or abandoned first; the environment
-    // is between two states, not worth a restore point.
-    attempt.result = ScheduledAttempt::Result::kBusy;
-    attempt.detail = "run " + unfinished->front().id + " is unfinished";
     return attempt;
   }
   auto store = Store::Open(env, spec.store_path);

@@ -88,19 +88,13 @@ SlotRetireAttempt RetireExpiredSlots(Env* env, const Spec& spec, const DriverReg
   if (!expired.ok()) return fail(expired.status().message());
   if (expired->empty()) return attempt;
 
-  auto lock = EnvironmentLock::Acquire(env, spec.state_dir,
-                                       {{"command", "backstop watch (keep_previous ended)"}});
+  // Not during an unfinished run either: its resume may switch back to the slot.
+  auto lock = AcquireBetweenRuns(env, spec.state_dir, **db,
+                                 {{"command", "backstop watch (keep_previous ended)"}});
   if (!lock.ok()) {
+    if (lock.status().code() != Status::Code::kAborted) return fail(lock.status().message());
     attempt.result = SlotRetireAttempt::Result::kBusy;
     attempt.detail = lock.status().message();
-    return attempt;
-  }
-  auto unfinished = (*db)->UnfinishedRuns();
-  if (!unfinished.ok()) return fail(unfinished.status().message());
-  if (!unfinished->empty()) {
-    // Its resume decides what runs where; the slot may be one it switches back to.
-    attempt.result = SlotRetireAttempt::Result::kBusy;
-    attempt.detail = "run " + unfinished->front().id + " is unfinished";
     return attempt;
   }
   auto store = Store::Open(env, spec.store_path);
@@ -142,11 +136,12 @@ SlotRetireAttempt RetireExpiredSlots(Env* env, const Spec& spec, const DriverReg
     }
     const std::string slot_name(Name(slot));
     attempt.retired.push_back(c->name + " " + slot_name);
-    log->Info("previous slot retired", {{"component", c->name},
-                                        {"slot", slot_name},
-                                        {"release", release},
-                                        {"port", port},
-                                        {"keep_previous", FormatDurationSpec(c->traffic->keep_previous_ms)}});
+    log->Info("previous slot retired",
+              {{"component", c->name},
+               {"slot", slot_name},
+               {"release", release},
+               {"port", port},
+               {"keep_previous", FormatDurationSpec(c->traffic->keep_previous_ms)}});
     Event event;
     event.at_us = now_us;
     event.kind = EventKind::kSlotRetired;

@@ -138,7 +138,8 @@ TEST_F(RetireExpiredSlotsTest, AnExpiredOneIsStoppedClearedAndJournaled) {
   EXPECT_EQ(events[0].component, "web");
   EXPECT_EQ(events[0].message,
             "stopped web release v1 in the blue slot (port 5001): keep_previous (10m) ended");
-  EXPECT_EQ(events[0].detail, (nlohmann::json{{"slot", "blue"}, {"release", "v1"}, {"port", 5001}}));
+  EXPECT_EQ(events[0].detail,
+            (nlohmann::json{{"slot", "blue"}, {"release", "v1"}, {"port", 5001}}));
   // Done once: the next check finds nothing.
   EXPECT_EQ(Retire().result, SlotRetireAttempt::Result::kNothing);
   EXPECT_EQ(stopped_.size(), 1u);
@@ -162,60 +163,54 @@ TEST_F(RetireExpiredSlotsTest, BusyWhileARunHoldsTheLockAndAFailedStopKeepsTheRe
   EXPECT_TRUE(Events().empty());
 }
 
-TEST(SlotRetirerTest, ChecksEveryTwoSecondsAndNeverWhileARunIsActive) {
-  testing::FakeClock clock;
-  Env env = testing::MakeEnvWithClock(&clock);
-  int checks = 0;
-  SlotRetireAttempt::Result next = SlotRetireAttempt::Result::kNothing;
-  SlotRetirer r(&env, [&] {
-    ++checks;
-    SlotRetireAttempt a;
-    a.result = next;
-    return a;
-  });
-  auto tick = [&](bool run_active) {
-    r.Tick(run_active);
-    r.Wait();
-  };
-  tick(true);
-  EXPECT_EQ(checks, 0);
-  tick(false);
-  EXPECT_EQ(checks, 1);
-  clock.AdvanceMs(kSlotRetireCheckEveryMs - 1);
-  tick(false);
-  EXPECT_EQ(checks, 1);
-  clock.AdvanceMs(1);
-  tick(false);
-  EXPECT_EQ(checks, 2);
+// The schedule alone: the check is a counter that answers `next_`.
+class SlotRetirerTest : public ::testing::Test {
+ protected:
+  // One tick of the daemon's loop, then waits for the check it started.
+  void Tick(bool run_active = false) {
+    retirer_.Tick(run_active);
+    retirer_.Wait();
+  }
+
+  testing::FakeClock clock_;
+  Env env_ = testing::MakeEnvWithClock(&clock_);
+  int checks_ = 0;
+  SlotRetireAttempt::Result next_ = SlotRetireAttempt::Result::kNothing;
+  SlotRetirer retirer_{&env_, [this] {
+                         ++checks_;
+                         SlotRetireAttempt a;
+                         a.result = next_;
+                         return a;
+                       }};
+};
+
+TEST_F(SlotRetirerTest, ChecksEveryTwoSecondsAndNeverWhileARunIsActive) {
+  Tick(/*run_active=*/true);
+  EXPECT_EQ(checks_, 0);
+  Tick();
+  EXPECT_EQ(checks_, 1);
+  clock_.AdvanceMs(kSlotRetireCheckEveryMs - 1);
+  Tick();
+  EXPECT_EQ(checks_, 1);
+  clock_.AdvanceMs(1);
+  Tick();
+  EXPECT_EQ(checks_, 2);
 }
 
-TEST(SlotRetirerTest, BusyIsCheckedAgainAtOnceAFailureAfterAMinute) {
-  testing::FakeClock clock;
-  Env env = testing::MakeEnvWithClock(&clock);
-  int checks = 0;
-  SlotRetireAttempt::Result next = SlotRetireAttempt::Result::kBusy;
-  SlotRetirer r(&env, [&] {
-    ++checks;
-    SlotRetireAttempt a;
-    a.result = next;
-    return a;
-  });
-  auto tick = [&] {
-    r.Tick(false);
-    r.Wait();
-  };
-  tick();
-  tick();
-  EXPECT_EQ(checks, 2);
-  EXPECT_EQ(r.last().result, SlotRetireAttempt::Result::kBusy);
-  next = SlotRetireAttempt::Result::kFailed;
-  tick();
-  clock.AdvanceMs(kSlotRetireRetryAfterMs - 1);
-  tick();
-  EXPECT_EQ(checks, 3);
-  clock.AdvanceMs(1);
-  tick();
-  EXPECT_EQ(checks, 4);
+TEST_F(SlotRetirerTest, BusyIsCheckedAgainAtOnceAFailureAfterAMinute) {
+  next_ = SlotRetireAttempt::Result::kBusy;
+  Tick();
+  Tick();
+  EXPECT_EQ(checks_, 2);
+  EXPECT_EQ(retirer_.last().result, SlotRetireAttempt::Result::kBusy);
+  next_ = SlotRetireAttempt::Result::kFailed;
+  Tick();
+  clock_.AdvanceMs(kSlotRetireRetryAfterMs - 1);
+  Tick();
+  EXPECT_EQ(checks_, 3);
+  clock_.AdvanceMs(1);
+  Tick();
+  EXPECT_EQ(checks_, 4);
 }
 
 }  // namespace
