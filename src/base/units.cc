@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <iterator>
 
 namespace backstop {
 
@@ -164,6 +165,22 @@ std::string FormatThousands(uint64_t n) {
     ++count;
   }
   return out;
+}
+
+std::string FormatBytes(uint64_t n) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (n < 1024) return std::to_string(n) + " B";
+  double value = static_cast<double>(n);
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  // One decimal below 100 ("23.4 MiB"); none above ("118 GiB"). A value that
+  // rounds up to 1024 stays in its unit ("1024 KiB" rather than a wrong "1.0 MiB").
+  std::snprintf(text, sizeof text, value < 99.95 ? "%.1f %s" : "%.0f %s", value, kUnits[unit]);
+  return text;
 }
 
 }  // namespace backstop

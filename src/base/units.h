@@ -28,5 +28,8 @@ std::string FormatRfc3339(int64_t wall_micros, bool millis = false);
 std::string FormatCompactUtc(int64_t wall_micros);
 // "1,204".
 std::string FormatThousands(uint64_t n);
+// Bytes for people, in powers of 1024 with one decimal below 100: "512 B",
+// "1.5 KiB", "23.4 MiB", "118 GiB".
+std::string FormatBytes(uint64_t n);
 
 }  // namespace backstop

@@ -45,6 +45,16 @@ TEST(UnitsTest, FormatsForHumans) {
   EXPECT_EQ(FormatRfc3339(1'700'000'000'123'000, true), "2023-11-14T22:13:20.123Z");
 }
 
+TEST(UnitsTest, FormatBytesInPowersOf1024WithOneDecimalBelowAHundred) {
+  EXPECT_EQ(FormatBytes(0), "0 B");
+  EXPECT_EQ(FormatBytes(1023), "1023 B");
+  EXPECT_EQ(FormatBytes(1024), "1.0 KiB");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(FormatBytes(24'536'678), "23.4 MiB");
+  EXPECT_EQ(FormatBytes(126'701'535'232), "118 GiB");
+  EXPECT_EQ(FormatBytes(UINT64_MAX), "16.0 EiB");
+}
+
 TEST(StatusTest, CarriesCodeAndContext) {
   Status st = Status::NotFound("blob abc").WithContext("restore point rp-1");
   EXPECT_FALSE(st.ok());
