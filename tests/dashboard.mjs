@@ -113,6 +113,11 @@ try {
   await page.click('a[href="#/restore-points"]');
   const rp = page.locator('#restore-points tr', { hasText: 'before-v2' });
   await rp.waitFor(WAIT);
+  // Its size as the API measured it: stored bytes, then what it added.
+  const size = (await rp.locator('td.size').innerText()).trim();
+  if (!/^\d+(\.\d)? (B|KiB|MiB|GiB) \(\+\d+(\.\d)? (B|KiB|MiB|GiB)\)/.test(size)) {
+    throw new Error('restore point size cell: ' + JSON.stringify(size));
+  }
   await rp.locator('button').click();
   await rp.locator('td.verify', { hasText: 'intact' }).waitFor(WAIT);
   await shot('restore-points');

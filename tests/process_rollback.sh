@@ -47,6 +47,19 @@ expect_eq "$(readlink "$WORK/orchestrator/current")" "$WORK/orchestrator/release
 # The rollback can itself be undone: its safety restore point holds v2.
 bs snapshots
 expect_contains "$OUT" "safety"
+expect_contains "$OUT" "SIZE (ADDED)"
+# Sizes: what each names as stored, and what it added; the blobs are shared,
+# so the newest (the post-rollback one, the state of the first) added less than it names.
+bs --output json snapshots
+py 'import json, os, sys
+d = json.loads(sys.argv[1]); rps = d["restore_points"]
+assert len(rps) >= 3, rps
+for rp in rps:  # a pre-deploy one of a service with nothing to store names no blob
+    assert 0 <= rp["added_bytes"] <= rp["stored_bytes"], rp
+    assert rp["missing_blobs"] == 0, rp
+assert rps[0]["stored_bytes"] > 0 and rps[0]["added_bytes"] == rps[0]["stored_bytes"], rps[0]
+assert rps[-1]["kind"] == "post-rollback" and rps[-1]["added_bytes"] < rps[-1]["stored_bytes"], rps[-1]
+' "$OUT" || fail "restore point sizes: $OUT"
 
 # A component rollback to the previous release, by history.
 bs deploy webui v2

@@ -357,6 +357,16 @@ function RunPage({ id, tick }) {
   </section>`;
 }
 
+// Bytes in powers of 1024, as `backstop snapshots` prints them.
+function formatBytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  if (!(n >= 1024)) return (n || 0) + ' B';
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return (v < 99.95 ? v.toFixed(1) : v.toFixed(0)) + ' ' + units[u];
+}
+
 function RestorePoints({ tick }) {
   const [points, setPoints] = useState(null);
   const [error, setError] = useState('');
@@ -387,10 +397,13 @@ function RestorePoints({ tick }) {
     ${points.length === 0 ? html`<p>No restore point yet: <code>backstop snapshot --label NAME</code> takes one.</p>` : ''}
     <table class="list" id="restore-points">
       <thead><tr><th>Restore point</th><th>Label</th><th>Kind</th><th>Taken</th><th>Components</th>
-        <th>Blobs</th><th>Verify</th></tr></thead>
+        <th>Blobs</th><th>Size (added)</th><th>Verify</th></tr></thead>
       <tbody>${points.map((p) => html`<tr data-restore-point=${p.id}>
         <th scope="row"><code>${p.id}</code></th><td>${p.label}</td><td>${p.kind}</td><td>${p.created}</td>
         <td>${p.components.join(', ')}</td><td>${p.blobs}</td>
+        <td class="size" title="stored size of every blob it names; in brackets, what no older restore point shares"
+          >${formatBytes(p.stored_bytes) + ' (+' + formatBytes(p.added_bytes) + ')'}${p.missing_blobs > 0
+            ? html` <${Badge} table=${{ bad: ['✖', p.missing_blobs + ' blob(s) missing', 'bad'] }} value="bad" />` : ''}</td>
         <td class="verify"><button type="button" disabled=${!getToken() || (checks[p.id] && checks[p.id].busy)}
           onClick=${() => verify(p.id)} aria-label=${'verify ' + p.id}>Verify</button> ${result(checks[p.id])}</td></tr>`)}</tbody>
     </table>

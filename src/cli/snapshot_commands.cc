@@ -13,6 +13,7 @@
 #include "run/prune.h"
 #include "run/retention.h"
 #include "store/restore_point.h"
+#include "store/restore_point_size.h"
 
 namespace backstop {
 namespace {
@@ -60,21 +61,33 @@ int CmdSnapshots(const GlobalOptions& g, Output& out) {
   Environment& e = **opened;
   std::vector<std::string> errors;
   std::vector<RestorePoint> rps = ListRestorePoints(*e.store, &errors);
+  const std::vector<RestorePointSize> sizes = MeasureRestorePoints(*e.store, rps);
   nlohmann::json doc = nlohmann::json::array();
-  out.Text(Pad("ID", 38) + Pad("LABEL", 22) + Pad("KIND", 8) + Pad("TAKEN", 22) + "COMPONENTS");
-  for (const auto& rp : rps) {
+  out.Text(Pad("ID", 38) + Pad("LABEL", 22) + Pad("KIND", 8) + Pad("TAKEN", 22) +
+           Pad("SIZE (ADDED)", 24) + "COMPONENTS");
+  for (size_t i = 0; i < rps.size(); ++i) {
+    const RestorePoint& rp = rps[i];
+    const RestorePointSize& size = sizes[i];
     std::string comps;
     for (const auto& [name, entry] : rp.components.items()) {
       comps += (comps.empty() ? "" : ",") + name;
     }
+    std::string size_text =
+        FormatBytes(size.stored_bytes) + " (+" + FormatBytes(size.added_bytes) + ")";
+    if (size.missing_blobs > 0) {
+      size_text += " " + std::to_string(size.missing_blobs) + " blob(s) MISSING";
+    }
     out.Text(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) +
              Pad(std::string(Name(rp.kind)), 8) + Pad(FormatRfc3339(rp.created_wall_us), 22) +
-             comps);
+             Pad(size_text, 24) + comps);
     doc.push_back({{"id", rp.id},
                    {"label", rp.label},
                    {"kind", rp.kind},
                    {"timestamp", FormatRfc3339(rp.created_wall_us)},
-                   {"components", rp.components.size()}});
+                   {"components", rp.components.size()},
+                   {"stored_bytes", size.stored_bytes},
+                   {"added_bytes", size.added_bytes},
+                   {"missing_blobs", size.missing_blobs}});
   }
   for (const auto& err : errors) out.Error("warning: " + err);
   if (rps.empty()) out.Text("(no restore points yet: `backstop snapshot --label NAME` takes one)");

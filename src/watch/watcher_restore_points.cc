@@ -5,6 +5,7 @@
 
 #include "base/units.h"
 #include "store/restore_point.h"
+#include "store/restore_point_size.h"
 #include "store/store.h"
 #include "watch/watch.h"
 
@@ -15,17 +16,22 @@ ApiReply Watcher::GetRestorePoints() {
   if (!store.ok()) return {503, {{"error", store.status().message()}, {"code", "unavailable"}}};
   std::vector<std::string> errors;
   const std::vector<RestorePoint> points = ListRestorePoints(**store, &errors);
+  const std::vector<RestorePointSize> sizes = MeasureRestorePoints(**store, points);
   nlohmann::json list = nlohmann::json::array();
-  for (auto it = points.rbegin(); it != points.rend(); ++it) {  // newest first
+  for (size_t i = points.size(); i-- > 0;) {  // newest first
+    const RestorePoint& rp = points[i];
     nlohmann::json components = nlohmann::json::array();
-    for (const auto& [name, entry] : it->components.items()) components.push_back(name);
-    list.push_back({{"id", it->id},
-                    {"label", it->label},
-                    {"kind", it->kind},
-                    {"run", it->run_id},
-                    {"created", FormatRfc3339(it->created_wall_us, true)},
+    for (const auto& [name, entry] : rp.components.items()) components.push_back(name);
+    list.push_back({{"id", rp.id},
+                    {"label", rp.label},
+                    {"kind", rp.kind},
+                    {"run", rp.run_id},
+                    {"created", FormatRfc3339(rp.created_wall_us, true)},
                     {"components", components},
-                    {"blobs", it->AllBlobs().size()}});
+                    {"blobs", rp.AllBlobs().size()},
+                    {"stored_bytes", sizes[i].stored_bytes},
+                    {"added_bytes", sizes[i].added_bytes},
+                    {"missing_blobs", sizes[i].missing_blobs}});
   }
   return {200, {{"restore_points", list}, {"errors", errors}}};
 }
