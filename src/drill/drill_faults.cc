@@ -46,27 +46,25 @@ Status WriteBreakingRelease(Env* env, const process::Settings& s, const std::str
                             const std::string& live_dir) {
   const std::string program = JoinPath(dir, s.command.front());
   BACKSTOP_RETURN_IF_ERROR(env->fs()->CreateDirs(Dirname(program), 0755));
-  return env->fs()->WriteFileAtomic(
-      program,
+  std::string script =
       "#!/bin/sh\n"
       "# A release made by `backstop drill`: it serves as the live release until\n"
       "# the drill writes its marker, then stops answering its health check.\n"
-      "# Removed when the drill ends.\n"
-      "cd " +
-          ShellQuote(live_dir) + " || exit 1\n" + ShellQuote(s.command.front()) +
-          " \"$@\" &\n"
-          "child=$!\n"
-          "trap 'kill $child 2>/dev/null; exit 0' TERM INT\n"
-          "while [ ! -e " +
-          ShellQuote(JoinPath(dir, kBreakMarker)) +
-          " ]; do\n"
-          "  kill -0 $child 2>/dev/null || exit 1\n"
-          "  sleep 0.2\n"
-          "done\n"
-          "kill $child 2>/dev/null\n"
-          "echo 'backstop drill: this release stopped answering its health check' >&2\n"
-          "exec sleep 86400\n",
-      0755);
+      "# Removed when the drill ends.\n";
+  script += "cd " + ShellQuote(live_dir) + " || exit 1\n";
+  script += ShellQuote(JoinPath(live_dir, s.command.front())) + " \"$@\" &\n";
+  script +=
+      "child=$!\n"
+      "trap 'kill $child 2>/dev/null; exit 0' TERM INT\n";
+  script += "while [ ! -e " + ShellQuote(JoinPath(dir, kBreakMarker)) + " ]; do\n";
+  script +=
+      "  kill -0 $child 2>/dev/null || exit 1\n"
+      "  sleep 0.2\n"
+      "done\n"
+      "kill $child 2>/dev/null\n"
+      "echo 'backstop drill: this release stopped answering its health check' >&2\n"
+      "exec sleep 86400\n";
+  return env->fs()->WriteFileAtomic(program, script, 0755);
 }
 
 }  // namespace
