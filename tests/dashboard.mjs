@@ -141,6 +141,8 @@ try {
   await trig.locator('[data-state="firing"]').waitFor(WAIT);
   await page.locator('#events li', { hasText: 'health_check_failures on orchestrator: pending → firing' }).waitFor(WAIT);
   expect((await trig.locator('td.state').textContent()).includes('firing'), 'firing in words');
+  // What the matrix would choose, and that the pause holds it.
+  await trig.locator('td.if-fired', { hasText: 'would hold: automatic actions are paused' }).waitFor(WAIT);
   await shot('triggers-firing');
   await page.click('a[href="#/environment"]');
   await orch.locator('[data-state="fail"]').waitFor(WAIT);

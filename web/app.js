@@ -50,7 +50,8 @@ function ms(n) {
   if (n === undefined || n === null) return '';
   if (n < 1000) return Math.round(n) + ' ms';
   if (n < 60000) return (n / 1000).toFixed(1) + ' s';
-  return Math.floor(n / 60000) + ' min ' + Math.round((n % 60000) / 1000) + ' s';
+  const s = Math.round((n % 60000) / 1000);
+  return Math.floor(n / 60000) + ' min' + (s ? ' ' + s + ' s' : '');
 }
 
 // A sample value, short: 0.0529475 -> 0.0529, 1234.5 -> 1235.
@@ -182,6 +183,14 @@ function Environment({ status, history, described }) {
   </section>`;
 }
 
+// The same hold for every trigger (the banner says why at length): a short word.
+const HELD_SHORT = {
+  paused: 'would hold: automatic actions are paused',
+  run_active: 'would hold: a rollback is running',
+  lock_held: 'would hold: a manual operation holds the lock',
+  cap: 'would hold: the hourly cap is reached',
+};
+
 function Triggers({ status }) {
   const ts = status.triggers || [];
   return html`<section aria-labelledby="h-trig">
@@ -189,7 +198,7 @@ function Triggers({ status }) {
     ${ts.length === 0 ? html`<p>No trigger has been evaluated yet.</p>` : ''}
     <table class="list" id="triggers">
       <thead><tr><th>Trigger</th><th>Component</th><th>Signal</th><th>State</th><th>For</th>
-        <th>Last value</th><th>Action</th><th>Reason</th></tr></thead>
+        <th>Last value</th><th>Action</th><th>Reason</th><th>If it fired now</th></tr></thead>
       <tbody>${ts.map((t) => html`<tr data-trigger=${t.trigger} data-component=${t.component}>
         <th scope="row">${t.trigger}</th><td>${t.component}</td><td>${t.signal}</td>
         <td class="state"><${Badge} table=${TRIGGER} value=${t.state} /></td>
@@ -197,7 +206,12 @@ function Triggers({ status }) {
           ? ms(t.for_ms) + ' (fires in ' + ms(Math.max(0, t.pending_for_ms - t.for_ms)) + ')'
           : t.state !== 'ok' ? ms(t.for_ms) : ''}</td>
         <td>${t.last_value !== undefined ? num(t.last_value) : ''}</td>
-        <td>${t.action}</td><td>${t.reason}</td></tr>`)}</tbody>
+        <td>${t.action}</td><td>${t.reason}</td>
+        <td class="if-fired">${t.if_fired ? html`<span class="scenario">${t.if_fired.scenario}</span>
+          ${t.if_fired.scope ? ' (' + t.if_fired.scope.replace(/_/g, ' ') + ')' : ''}${t.if_fired.recovery_max_ms
+            ? ', target ' + ms(t.if_fired.recovery_min_ms) + '–' + ms(t.if_fired.recovery_max_ms) : ''}${': '}<span class=${t.if_fired.would_act ? 'good' : 'warn'} data-held-by=${t.if_fired.held_by || ''}
+            title=${t.if_fired.now}>${t.if_fired.would_act ? '→ ' : '‖ '}${HELD_SHORT[t.if_fired.held_by] || t.if_fired.now}</span>`
+          : ''}</td></tr>`)}</tbody>
     </table>
   </section>`;
 }

@@ -22,11 +22,13 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "base/enum_names.h"
 #include "base/env.h"
 #include "watch/rules.h"
 #include "watch/watch_state.h"
@@ -35,6 +37,15 @@ namespace backstop {
 
 // A gate that holds a firing trigger and can open by itself.
 enum class Gate { kPaused, kRunActive, kLockHeld, kCooldown, kCap, kRestart };
+inline constexpr EnumNames<Gate, 6> kGateNames{{{
+    {Gate::kPaused, "paused"},
+    {Gate::kRunActive, "run_active"},
+    {Gate::kLockHeld, "lock_held"},
+    {Gate::kCooldown, "cooldown"},
+    {Gate::kCap, "cap"},
+    {Gate::kRestart, "restart"},
+}}};
+constexpr std::string_view Name(Gate g) { return kGateNames.Name(g); }
 
 // What the caller knows of the world when it asks.
 struct GateInputs {

@@ -265,6 +265,23 @@ bool BaselineHealthy(const nlohmann::json& entry, const TriggerSpec& trigger, st
   return true;
 }
 
+void SelectMatrixRow(const Spec& spec, const std::string& trigger, TriggerAction action,
+                     RollbackDecision* d) {
+  const DecisionRule* row = RowFor(spec, trigger);
+  if (row != nullptr) {
+    d->scope = row->scope;
+    d->scenario = row->scenario;
+    d->procedure = row->procedure;
+    d->recovery_min_ms = row->recovery_min_ms;
+    d->recovery_max_ms = row->recovery_max_ms;
+    return;
+  }
+  d->scope = ScopeForAction(action);
+  d->scenario = "trigger " + trigger + " (not in the decision matrix; scope from its action " +
+                std::string(Name(action)) + ")";
+  d->procedure = ProcedureForScope(d->scope);
+}
+
 RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const RestorePoint& target,
                         const DecisionContext& context) {
   RollbackDecision d;
@@ -296,19 +313,8 @@ RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const Resto
   const TriggerAction action = trigger.action;
   const std::string action_name(Name(action));
 
+  SelectMatrixRow(spec, event.trigger, action, &d);
   const DecisionRule* row = RowFor(spec, event.trigger);
-  if (row != nullptr) {
-    d.scope = row->scope;
-    d.scenario = row->scenario;
-    d.procedure = row->procedure;
-    d.recovery_min_ms = row->recovery_min_ms;
-    d.recovery_max_ms = row->recovery_max_ms;
-  } else {
-    d.scope = ScopeForAction(action);
-    d.scenario = "trigger " + event.trigger +
-                 " (not in the decision matrix; scope from its action " + action_name + ")";
-    d.procedure = ProcedureForScope(d.scope);
-  }
 
   if (action == TriggerAction::kAlert) {
     return Hold(d, who + ": " + event.reason + "; its action is alert: alerting, no rollback");

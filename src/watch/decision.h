@@ -77,6 +77,14 @@ void AddPresentReleases(const Spec& spec,
                         const std::function<Result<nlohmann::json>(const ComponentSpec&)>& describe,
                         DecisionContext* ctx);
 
+// The row part of a decision, which needs no restore point: `d`'s scope,
+// scenario, procedure and recovery time from the matrix row that lists
+// `trigger`, or, with none, from `action` (as the table above says). Decide
+// starts from it; the daemon's status shows it for every trigger, as what
+// the matrix would choose if it fired now.
+void SelectMatrixRow(const Spec& spec, const std::string& trigger, TriggerAction action,
+                     RollbackDecision* d);
+
 // The decision for `event` (REQUIRES event.to == kFiring; otherwise the
 // decision is not to act, with that reason).
 RollbackDecision Decide(const TriggerEvent& event, const Spec& spec, const RestorePoint& target,

@@ -221,6 +221,9 @@ class Watcher final : public ApiBackend {
   void StopWorkers() EXCLUDES(mu_);
   void WriteDaemonInfo() EXCLUDES(mu_);
   nlohmann::json StatusLocked() REQUIRES(mu_);
+  // For the status of trigger `t`: the decision-matrix row it would select
+  // if it fired now and whether the daemon would act on it at this moment.
+  nlohmann::json IfFiredLocked(const TriggerStatus& t) const REQUIRES(mu_);
   // Pushes a change of state to the dashboards (GET /api/v1/events); a no-op
   // without the API. Any thread; never blocks on a client.
   void Emit(const std::string& type, const nlohmann::json& data);

@@ -216,6 +216,63 @@ TEST(WatcherTest, OnceProbesEverythingAndReports) {
   EXPECT_TRUE(saw_pending);
 }
 
+// The status of `once` for trigger `trigger` on component "bad".
+nlohmann::json TriggerOnBad(const Spec& spec, bool dry_run, const std::string& trigger) {
+  FILE* logf = std::tmpfile();
+  WatchLogger log(false, logf);
+  WatchOptions options;
+  options.once = true;
+  options.dry_run = dry_run;
+  Watcher w(Env::Default(), spec, DriverRegistry::Global(), options, &log);
+  auto doc = w.Once(nullptr);
+  std::fclose(logf);
+  EXPECT_TRUE(doc.ok()) << doc.status().message();
+  if (!doc.ok()) return nullptr;
+  for (const auto& t : (*doc)["triggers"]) {
+    if (t["trigger"] == trigger && t["component"] == "bad") return t;
+  }
+  ADD_FAILURE() << "no " << trigger << " on bad in " << doc->dump();
+  return nullptr;
+}
+
+TEST(WatcherTest, EachTriggerSaysWhatTheMatrixWouldChooseAndDoIfItFiredNow) {
+  Services services;
+  testing::TempDir dir;
+  auto spec = MakeSpec(dir, services,
+                       "decision_matrix:\n"
+                       "  - scenario: Single service failure\n"
+                       "    triggers: [health_check_failures]\n"
+                       "    scope: component\n"
+                       "    procedure: roll back the failed component\n"
+                       "    recovery_time: 2-5m\n");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+
+  nlohmann::json health = TriggerOnBad(*spec, /*dry_run=*/false, "health_check_failures");
+  ASSERT_TRUE(health.is_object());
+  EXPECT_EQ(health["if_fired"]["scenario"], "Single service failure");
+  EXPECT_EQ(health["if_fired"]["scope"], "component");
+  EXPECT_EQ(health["if_fired"]["procedure"], "roll back the failed component");
+  EXPECT_EQ(health["if_fired"]["recovery_min_ms"], 120'000);
+  EXPECT_EQ(health["if_fired"]["recovery_max_ms"], 300'000);
+  EXPECT_EQ(health["if_fired"]["now"],
+            "would roll back, once the latest restore point passes its checks");
+  EXPECT_EQ(health["if_fired"]["would_act"], true);
+
+  // Not in the matrix: the scope its action gives, as Decide would take it.
+  nlohmann::json latency = TriggerOnBad(*spec, /*dry_run=*/false, "response_time");
+  ASSERT_TRUE(latency.is_object());
+  EXPECT_EQ(latency["if_fired"]["scenario"],
+            "trigger response_time (not in the decision matrix; scope from its action "
+            "evaluate_and_rollback)");
+  EXPECT_EQ(latency["if_fired"]["scope"], "affected");
+
+  nlohmann::json dry = TriggerOnBad(*spec, /*dry_run=*/true, "health_check_failures");
+  ASSERT_TRUE(dry.is_object());
+  EXPECT_EQ(dry["if_fired"]["now"], "dry run: would log the decision, not act");
+  EXPECT_EQ(dry["if_fired"]["would_act"], false);
+  EXPECT_FALSE(dry["if_fired"].contains("held_by"));  // not a gate: the daemon's mode
+}
+
 // Runs the daemon on a thread; the API on a free port, the token given.
 class DaemonThread {
  public:
@@ -352,6 +409,12 @@ TEST(WatcherTest, RunningDaemonServesTheApiAndHonoursTheToken) {
   EXPECT_EQ(status["paused"], true);
   for (const auto& c : status["components"]) {
     EXPECT_EQ(c["health"], c["name"] == "good" ? "pass" : "fail") << c.dump();
+  }
+  // Every trigger says the pause would hold it.
+  ASSERT_FALSE(status["triggers"].empty());
+  for (const auto& t : status["triggers"]) {
+    EXPECT_EQ(t["if_fired"]["held_by"], "paused") << t.dump();
+    EXPECT_EQ(t["if_fired"]["would_act"], false) << t.dump();
   }
   auto unknown =
       client.Post("/api/v1/rollback", auth, R"({"component": "nope"})", "application/json");

@@ -79,6 +79,7 @@ nlohmann::json Watcher::StatusLocked() {
     for (const auto& spec : spec_.triggers) {
       if (spec.name == t.trigger) j["pending_for_ms"] = spec.for_ms;
     }
+    j["if_fired"] = IfFiredLocked(t);
     triggers.push_back(j);
   }
   nlohmann::json current = nullptr;
@@ -102,6 +103,45 @@ nlohmann::json Watcher::StatusLocked() {
            {{"cooldown_ms", options_.cooldown_ms},
             {"max_rollbacks_per_hour", options_.max_rollbacks_per_hour},
             {"automatic_rollbacks_last_hour", last_hour}}}};
+}
+
+nlohmann::json Watcher::IfFiredLocked(const TriggerStatus& t) const {
+  RollbackDecision row;
+  SelectMatrixRow(spec_, t.trigger, t.action, &row);
+  nlohmann::json j = {{"scenario", row.scenario},
+                      {"scope", row.scope ? Name(*row.scope) : ""},
+                      {"procedure", row.procedure},
+                      {"recovery_min_ms", row.recovery_min_ms},
+                      {"recovery_max_ms", row.recovery_max_ms}};
+  // Whether the daemon would act on it at this moment. The restore point's
+  // checks (Decide) come only when it fires: they read the store.
+  std::string now;
+  bool act = false;
+  if (t.action == TriggerAction::kAlert) {
+    now = "alert only: its action is alert";
+  } else if (row.scope == MatrixScope::kFallback && !spec_.fallback) {
+    now = "would hold and alert: the spec names no standby (fallback block)";
+  } else if (options_.dry_run) {
+    now = "dry run: would log the decision, not act";
+  } else {
+    GateInputs in;
+    in.pause = paused_;
+    in.run_active = run_active_;
+    in.active_run = run_id_.empty() ? run_description_ : run_id_;
+    GateVerdict verdict = gate_.MayAct({t.component}, in);
+    act = verdict.go;
+    if (!verdict.go) {
+      now = "would hold: " + verdict.why;
+      if (verdict.gate) j["held_by"] = Name(*verdict.gate);
+    } else if (row.scope == MatrixScope::kFallback) {
+      now = "would switch the traffic to the standby (backstop fallback)";
+    } else {
+      now = "would roll back, once the latest restore point passes its checks";
+    }
+  }
+  j["now"] = now;
+  j["would_act"] = act;
+  return j;
 }
 
 nlohmann::json Watcher::GetStatus() {
