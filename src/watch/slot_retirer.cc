@@ -117,10 +117,12 @@ SlotRetireAttempt RetireExpiredSlots(Env* env, const Spec& spec, const DriverReg
     const Slot slot = *record->previous;
     const std::string release = record->previous_release;
     const int port = SlotPort(*c, slot);
+    // A previous slot that is also the live one (a record no switch writes,
+    // but one never stops what serves traffic) only loses its mark, and
+    // nothing is said to have stopped.
+    const bool serving = record->live == slot;
     Status stopped = Status::OK();
-    // A previous slot that is live again (a switch back left the record so)
-    // serves traffic: only the record is cleared.
-    if (record->live != slot) {
+    if (!serving) {
       auto driver = registry.Create(c->driver);
       stopped = driver.ok() ? (*driver)->StopSlot(*c, slot, ctx) : driver.status();
     }
@@ -134,6 +136,7 @@ SlotRetireAttempt RetireExpiredSlots(Env* env, const Spec& spec, const DriverReg
       failures += (failures.empty() ? "" : "; ") + c->name + ": " + stopped.message();
       continue;
     }
+    if (serving) continue;
     const std::string slot_name(Name(slot));
     attempt.retired.push_back(c->name + " " + slot_name);
     log->Info("previous slot retired",

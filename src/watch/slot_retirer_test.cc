@@ -145,6 +145,24 @@ TEST_F(RetireExpiredSlotsTest, AnExpiredOneIsStoppedClearedAndJournaled) {
   EXPECT_EQ(stopped_.size(), 1u);
 }
 
+TEST_F(RetireExpiredSlotsTest, APreviousSlotThatIsLiveIsNeverStoppedOnlyUnmarked) {
+  SlotRecord r;
+  r.live = Slot::kBlue;
+  r.live_release = "v1";
+  r.previous = Slot::kBlue;
+  r.previous_release = "v1";
+  r.keep_until_us = clock_.WallMicros();
+  ASSERT_TRUE(WriteSlotRecord(*db_, "web", r).ok());
+  SlotRetireAttempt a = Retire();
+  EXPECT_EQ(a.result, SlotRetireAttempt::Result::kNothing);
+  EXPECT_TRUE(stopped_.empty());
+  auto after = ReadSlotRecord(*db_, "web");
+  ASSERT_TRUE(after.ok());
+  EXPECT_FALSE(after->previous.has_value());
+  EXPECT_EQ(after->live, Slot::kBlue);
+  EXPECT_TRUE(Events().empty());
+}
+
 TEST_F(RetireExpiredSlotsTest, BusyWhileARunHoldsTheLockAndAFailedStopKeepsTheRecord) {
   SwitchedAt(clock_.WallMicros());
   {
