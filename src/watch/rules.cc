@@ -149,6 +149,13 @@ std::string FailureNoun(Signal signal, int n) {
   return one ? "failure" : "failures";
 }
 
+}  // namespace
+
+// Outside the anonymous namespace: RuleEngine::Impl (external linkage) holds
+// these, and a type with internal linkage in its members is an error when the
+// file is compiled as part of a unity batch (-Wsubobject-linkage).
+namespace rule_counters {
+
 struct CounterPoint {
   int64_t t_us = 0;
   double total = 0;
@@ -166,7 +173,10 @@ double Increase(const std::deque<CounterPoint>& points, double CounterPoint::*fi
   return sum;
 }
 
-}  // namespace
+}  // namespace rule_counters
+
+using rule_counters::CounterPoint;
+using rule_counters::Increase;
 
 nlohmann::json TriggerEvent::ToJson() const {
   nlohmann::json j = {
