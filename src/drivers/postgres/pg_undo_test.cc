@@ -289,6 +289,25 @@ TEST_F(UndoTest, ARowChangedOutsideTheStreamFailsTheUndoAndChangesNothing) {
             "0");
 }
 
+TEST_F(UndoTest, ColumnsChangedSinceTheStreamAreRefused) {
+  Sql("CREATE TABLE t (id int, v text); ALTER TABLE t REPLICA IDENTITY FULL;");
+  CreateSlot();
+  Sql("INSERT INTO t VALUES (1, 'a')");
+  Sql("ALTER TABLE t ADD COLUMN w int");
+  const std::string now = Contents({"t"});
+  auto stream = Peek();
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  auto txns = SelectForUndo(*stream, std::nullopt);
+  ASSERT_TRUE(txns.ok()) << txns.status().ToString();
+  auto stats = ApplyUndo(*conn_, *txns);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_NE(stats.status().message().find("table public.t: the stream has 2 columns, the table 3 "
+                                          "(its definition changed since the restore point)"),
+            std::string::npos)
+      << stats.status().message();
+  EXPECT_EQ(Contents({"t"}), now);
+}
+
 // ---- The loss summary, from a stream alone ----
 
 StreamColumn C(std::string name, std::optional<std::string> v) {
