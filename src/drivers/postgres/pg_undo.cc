@@ -326,8 +326,15 @@ Result<std::vector<Transaction>> SelectForUndo(const ChangeStream& stream,
     refuse("logical messages (pg_logical_emit_message) that undo cannot interpret");
   }
   std::vector<Transaction> out;
-  for (const Transaction& t : stream.transactions) {
-    if (after_wall_micros && t.commit_wall_micros <= *after_wall_micros) continue;
+  const std::string marker = std::string("prefix: ") + kUndoMessagePrefix + ",";
+  for (const Transaction& stream_txn : stream.transactions) {
+    if (after_wall_micros && stream_txn.commit_wall_micros <= *after_wall_micros) continue;
+    // An undo's own marker message (a transaction Backstop committed) is
+    // no change to undo: left out.
+    Transaction t = stream_txn;
+    std::erase_if(t.changes, [&](const Change& c) {
+      return c.op == ChangeOp::kMessage && c.text.find(marker) != std::string::npos;
+    });
     for (const Change& c : t.changes) {
       const std::string table = Display(c.schema, c.table);
       switch (c.op) {
@@ -353,7 +360,7 @@ Result<std::vector<Transaction>> SelectForUndo(const ChangeStream& stream,
           break;
       }
     }
-    out.push_back(t);
+    out.push_back(std::move(t));
   }
   if (!refusals.empty()) {
     return Status::FailedPrecondition(

@@ -50,11 +50,17 @@ namespace backstop::postgres {
 Result<ChangeStream> PeekChangeStream(PgConn& conn, const std::string& slot,
                                       const std::string& upto_lsn = "");
 
+// Prefix of the transactional logical message an undo commits with
+// (pg_logical_emit_message(true, prefix, <run id>)): a resumed rollback finds
+// it in the stream and knows the undo committed. SelectForUndo leaves such
+// messages out (they are markers, not changes).
+constexpr char kUndoMessagePrefix[] = "backstop-flashback";
+
 // The transactions to undo: every one, or those committed strictly after
 // `after_wall_micros` (microseconds since the epoch, UTC). FailedPrecondition
 // naming each table and reason when the stream shows something undo cannot
-// reverse (TRUNCATE, a missing old row, a logical message, also one between
-// transactions).
+// reverse (TRUNCATE, a missing old row, a logical message other than an
+// undo's marker, also one between transactions).
 Result<std::vector<Transaction>> SelectForUndo(const ChangeStream& stream,
                                                std::optional<int64_t> after_wall_micros);
 

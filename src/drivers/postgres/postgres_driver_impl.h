@@ -74,6 +74,12 @@ class PostgresDriver : public Driver {
   // unfinished (a run starts, and prune acts, only then).
   Status RemoveLeftovers(const ComponentSpec& c, const Loaded& l, PgConn& admin, DriverContext& ctx,
                          const std::string& keep_shadow, const std::string& adoptable_rp);
+  // Prune's upkeep of flashback slots (no run unfinished): drops this
+  // database's Backstop slots no restore point holds (a crash between the
+  // slot and the manifest), and releases a slot that retains more WAL than
+  // flashback_max_wal (its restore point then rolls back from its dump).
+  Status FlashbackUpkeep(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                         DriverContext& ctx);
   Result<bool> RetainedNothingToUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
                                      DriverContext& ctx);
   Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
