@@ -201,10 +201,12 @@ std::vector<json> LossLedgerLines(const std::vector<TableLoss>& loss,
       return k;
     };
     for (const auto& r : t.inserted) {
-      lines.push_back({{"table", display}, {"change", "inserted"}, {"key", key(r)}, {"row", RowJson(r)}});
+      lines.push_back(
+          {{"table", display}, {"change", "inserted"}, {"key", key(r)}, {"row", RowJson(r)}});
     }
     for (const auto& r : t.deleted) {
-      lines.push_back({{"table", display}, {"change", "deleted"}, {"key", key(r)}, {"row", RowJson(r)}});
+      lines.push_back(
+          {{"table", display}, {"change", "deleted"}, {"key", key(r)}, {"row", RowJson(r)}});
     }
     for (const auto& [before, now] : t.changed) {
       lines.push_back({{"table", display},

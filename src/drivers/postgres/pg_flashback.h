@@ -86,7 +86,6 @@ bool HasUndoMessage(const ChangeStream& stream, const std::string& run_id);
 // without one gets {"row_sha256"} of its row image), plus "row" (the row as
 // the rollback discards it, or for deleted as it brings it back).
 std::vector<nlohmann::json> LossLedgerLines(
-    const std::vector<TableLoss>& loss,
-    const std::map<std::string, std::vector<std::string>>& pk);
+    const std::vector<TableLoss>& loss, const std::map<std::string, std::vector<std::string>>& pk);
 
 }  // namespace backstop::postgres

@@ -42,16 +42,45 @@ class FlashbackDriverTest : public PostgresDriverTest {
   }
 
   std::string Slots() {
-    return Sql("SELECT coalesce(string_agg(slot_name, ',' ORDER BY slot_name), '') FROM "
-               "pg_replication_slots WHERE database = '" +
-                   db_ + "'",
-               "postgres");
+    return Sql(
+        "SELECT coalesce(string_agg(slot_name, ',' ORDER BY slot_name), '') FROM "
+        "pg_replication_slots WHERE database = '" +
+            db_ + "'",
+        "postgres");
   }
 };
 
 TEST_F(FlashbackDriverTest, SlotNameIsLowercaseAndAtMost63Characters) {
-  EXPECT_EQ(SlotName("rp-20261202T0951Z-ab12CD", "shop_1"), "backstop_rp_20261202t0951z_ab12cd_shop_1");
+  EXPECT_EQ(SlotName("rp-20261202T0951Z-ab12CD", "shop_1"),
+            "backstop_rp_20261202t0951z_ab12cd_shop_1");
   EXPECT_EQ(SlotName("rp-1", std::string(80, 'x')).size(), 63u);
+}
+
+TEST(FlashbackStream, AnUndosMarkerIsLeftOutAndFoundByRunId) {
+  Transaction t;
+  t.xid = 9;
+  Change marker;
+  marker.op = ChangeOp::kMessage;
+  marker.text = "message: transactional: 1 prefix: backstop-flashback, sz: 4 content:run1";
+  Change insert;
+  insert.op = ChangeOp::kInsert;
+  insert.schema = "public";
+  insert.table = "notes";
+  insert.has_new = true;
+  insert.new_columns = {{"body", "text", "x", false}};
+  t.changes = {insert, marker};
+  ChangeStream stream;
+  stream.transactions = {t};
+  EXPECT_TRUE(HasUndoMessage(stream, "run1"));
+  EXPECT_FALSE(HasUndoMessage(stream, "run"));
+  auto txns = SelectForUndo(stream, std::nullopt);
+  ASSERT_TRUE(txns.ok()) << txns.status().ToString();
+  ASSERT_EQ(txns->size(), 1u);
+  EXPECT_EQ((*txns)[0].changes.size(), 1u);
+  // Anyone else's message is still refused.
+  stream.transactions[0].changes[1].text =
+      "message: transactional: 1 prefix: app, sz: 4 content:run1";
+  EXPECT_FALSE(SelectForUndo(stream, std::nullopt).ok());
 }
 
 TEST_F(FlashbackDriverTest, SnapshotKeepsASlotWhoseStreamStartsAtTheDump) {
@@ -143,6 +172,134 @@ TEST_F(FlashbackDriverTest, PruneDropsASlotNoRestorePointHolds) {
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(Slots(), "someone_elses_" + db_);
   Sql("SELECT pg_drop_replication_slot('someone_elses_" + db_ + "')");
+}
+
+constexpr char kBadDeploy[] =
+    "INSERT INTO agents (name) VALUES ('late agent');"
+    "INSERT INTO tasks (assigned_agent_id, title) SELECT 51, 'new ' || g FROM "
+    "generate_series(1, 5) g;"
+    "DELETE FROM tags WHERE task_id = 7; DELETE FROM tasks WHERE id IN (7, 1500, 1501);"
+    "UPDATE tasks SET title = 'renamed' WHERE id IN (10, 11);"
+    "UPDATE tasks SET title = 'renamed twice' WHERE id = 10;"
+    "UPDATE notes SET body = 'edited' WHERE body = 'note 3';"
+    "SELECT setval('tasks_id_seq', 9000);";
+
+TEST_F(FlashbackDriverTest, RollbackByUndoRestoresTheExactContentsOnline) {
+  json e = Snap("rp-1");
+  ASSERT_TRUE(e.contains("flashback")) << e.dump();
+  const std::string before = Fingerprint(db_);
+  Sql(kBadDeploy);
+  ASSERT_NE(Fingerprint(db_), before);
+
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  Status st = driver_->Prepare(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(progress_.find("rolls back by undo of"), std::string::npos) << progress_;
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run1"));
+
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  ASSERT_NE(Item(*loss, "tasks"), nullptr);
+  EXPECT_EQ(Item(*loss, "tasks")->inserted, 5u);
+  EXPECT_EQ(Item(*loss, "tasks")->deleted, 3u);
+  EXPECT_EQ(Item(*loss, "tasks")->changed, 2u);
+  EXPECT_EQ(Item(*loss, "agents")->inserted, 1u);
+  EXPECT_EQ(Item(*loss, "tags")->deleted, 2u);
+  EXPECT_EQ(Item(*loss, "notes")->changed, 1u);
+  // Sequences the undo sets back: the agent's insert and the setval.
+  ASSERT_EQ(loss->rewinds.size(), 2u);
+  EXPECT_EQ(loss->rewinds[0].object, "public.agents_id_seq");
+  EXPECT_EQ(loss->rewinds[0].from, 51);
+  EXPECT_EQ(loss->rewinds[0].to, 50);
+  EXPECT_EQ(loss->rewinds[1].object, "public.tasks_id_seq");
+  EXPECT_EQ(loss->rewinds[1].from, 9000);
+  EXPECT_EQ(loss->rewinds[1].to, 2000);
+  std::set<std::string> changes = RowChanges(ReadLedger("run1"));
+  EXPECT_EQ(changes.count("tasks deleted {\"id\":7}"), 1u);
+  EXPECT_EQ(changes.count("tasks changed {\"id\":10}"), 1u);
+  EXPECT_EQ(changes.count("tags deleted {\"tag\":\"red\",\"task_id\":7}"), 1u);
+
+  // A client stays connected through the rollback.
+  PGconn* client = PQconnectdb(server_->ConnInfo(db_, "app").c_str());
+  ASSERT_EQ(PQstatus(client), CONNECTION_OK);
+
+  st = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  st = driver_->VerifyRestored(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(progress_.find("flashback: undid "), std::string::npos) << progress_;
+  EXPECT_NE(progress_.find("net to nothing"), std::string::npos) << progress_;
+
+  EXPECT_EQ(Fingerprint(db_), before);
+  EXPECT_EQ(Sql("SELECT nextval('tasks_id_seq')"), "2001");
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run1"));
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_pre_rollback_run1"));
+  PGresult* r = PQexec(client, "SELECT count(*) FROM agents");
+  EXPECT_EQ(PQresultStatus(r), PGRES_TUPLES_OK);
+  EXPECT_EQ(std::string(PQgetvalue(r, 0, 0)), "50");
+  PQclear(r);
+  PQfinish(client);
+}
+
+TEST_F(FlashbackDriverTest, AResumedRestoreAfterTheUndoCommittedDoesNothingTwice) {
+  json e = Snap("rp-1");
+  const std::string before = Fingerprint(db_);
+  Sql(kBadDeploy);
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(c, e, ctx).ok());
+  ASSERT_TRUE(driver_->AssessLoss(c, e, ctx).ok());
+  ASSERT_TRUE(driver_->Restore(c, e, ctx).ok());
+  ASSERT_EQ(Fingerprint(db_), before);
+
+  // The run resumes (a crash after the undo's commit): every call again.
+  auto d = DriverRegistry::Global().Create("postgres");
+  ASSERT_TRUE(d.ok());
+  driver_ = std::move(d).value();
+  progress_.clear();
+  Status st = driver_->Prepare(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  ASSERT_NE(Item(*loss, "tasks"), nullptr);
+  EXPECT_EQ(Item(*loss, "tasks")->inserted, 5u);
+  st = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(progress_.find("already committed in this run"), std::string::npos) << progress_;
+  st = driver_->VerifyRestored(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Fingerprint(db_), before);
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run1"));
+}
+
+TEST_F(FlashbackDriverTest, ATruncateSinceTheRestorePointTakesTheOrdinaryPath) {
+  json e = Snap("rp-1");
+  const std::string before = Fingerprint(db_);
+  Sql(kBadDeploy);
+  Sql("TRUNCATE notes");
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  Status st = driver_->Prepare(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(progress_.find("cannot roll back database " + db_ +
+                           " by undo: flashback cannot undo the changes since the restore point: "
+                           "table public.notes: TRUNCATE (its rows are not in the stream); "
+                           "restoring the dump instead"),
+            std::string::npos)
+      << progress_;
+  EXPECT_TRUE(server_->DatabaseExists(db_ + "_bs_shadow_run1"));
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  ASSERT_NE(Item(*loss, "notes"), nullptr);
+  EXPECT_EQ(Item(*loss, "notes")->deleted, 20u);
+  st = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  st = driver_->VerifyRestored(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Fingerprint(db_), before);
+  EXPECT_TRUE(server_->DatabaseExists(db_ + "_pre_rollback_run1"));
+  ASSERT_TRUE(driver_->Prune(c, "run1", ctx).ok());
 }
 
 }  // namespace

@@ -40,6 +40,10 @@ Result<PgConn*> PostgresDriver::Admin(const Loaded& l) {
 
 Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const json& entry,
                                                   DriverContext& ctx) {
+  if (DecidedUndo(c, entry, ctx)) {
+    BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+    return UndoLedger(c, l, entry, ctx, nullptr);
+  }
   return TakeLedger(c, entry, ctx, nullptr);
 }
 
@@ -161,6 +165,7 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
   revised_loss_.reset();
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
   if (ctx.run_id.empty()) return Status::InvalidArgument("postgres restore needs a run id");
+  if (DecidedUndo(c, entry, ctx)) return RestoreByUndo(c, l, entry, ctx);
   const std::string db = l.db();
   const bool retained = IsRetainedEntry(entry);
   const std::string source =
@@ -337,6 +342,7 @@ Status PostgresDriver::VerifyRestored(const ComponentSpec& c, const json& entry,
                                       " exists, but did not at restore point " +
                                       EntryRestorePointId(entry));
   }
+  if (DecidedUndo(c, entry, ctx)) return VerifyUndo(l, entry, ctx);
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
   // A safety entry holds no rows to count: the live database must be
   // proven to be the one it names (by oid, recorded by Restore).

@@ -26,6 +26,7 @@
 #include "drivers/postgres/pg_catalog.h"
 #include "drivers/postgres/pg_component.h"
 #include "drivers/postgres/pg_conn.h"
+#include "drivers/postgres/pg_undo.h"
 
 namespace backstop::postgres {
 
@@ -129,6 +130,33 @@ class PostgresDriver : public Driver {
   std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
     return revised_loss_;
   }
+
+  // Flashback (pg_rollback_by_undo.cc). What a rollback to an entry with a
+  // slot can do: undo (`done` when this run's undo already committed), or
+  // not, and why.
+  struct UndoPlan {
+    std::string slot;
+    bool undo = false;
+    bool done = false;
+    std::string why_not;
+    ChangeStream stream;
+    std::vector<Transaction> txns;
+  };
+  Result<UndoPlan> PlanUndo(const Loaded& l, PgConn& live, const json& entry, DriverContext& ctx);
+  // Prepare's decision: true when the run rolls back by undo (recorded for
+  // the run's later calls); false (with a progress line saying why) for the
+  // ordinary path.
+  Result<bool> PrepareUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
+                           DriverContext& ctx);
+  // Whether Prepare of this run decided on the undo.
+  bool DecidedUndo(const ComponentSpec& c, const json& entry, DriverContext& ctx);
+  // The ledger from the stream (`undone`: these transactions, else peeked).
+  Result<DataLossReport> UndoLedger(const ComponentSpec& c, const Loaded& l, const json& entry,
+                                    DriverContext& ctx, const std::vector<Transaction>* undone);
+  Status RestoreByUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
+                       DriverContext& ctx);
+  Status VerifyUndo(const Loaded& l, const json& entry, DriverContext& ctx);
+  std::optional<size_t> undo_ledger_txns_;  // transactions the last UndoLedger counted
 
   std::unique_ptr<PgConn> admin_;
   std::string admin_key_;
