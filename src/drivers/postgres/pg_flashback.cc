@@ -133,9 +133,10 @@ Result<std::vector<std::string>> DropOrphanSlots(PgConn& conn, const std::string
 Result<std::optional<int64_t>> SlotRetainedWal(PgConn& conn, const std::string& slot) {
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult r,
-      conn.Exec("SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint "
-                "FROM pg_replication_slots WHERE slot_name = $1",
-                {slot}));
+      conn.Exec(
+          "SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn), 0)::bigint "
+          "FROM pg_replication_slots WHERE slot_name = $1",
+          {slot}));
   if (r.rows() == 0) return std::optional<int64_t>();
   return std::optional<int64_t>(r.GetInt(0, 0));
 }

@@ -4,6 +4,7 @@
 #include "drivers/postgres/pg_flashback.h"
 
 #include "drivers/postgres/pg_undo.h"
+#include "store/restore_point.h"
 #include "testing/pg_driver_fixture.h"
 
 namespace backstop::postgres {
@@ -300,6 +301,43 @@ TEST_F(FlashbackDriverTest, ATruncateSinceTheRestorePointTakesTheOrdinaryPath) {
   EXPECT_EQ(Fingerprint(db_), before);
   EXPECT_TRUE(server_->DatabaseExists(db_ + "_pre_rollback_run1"));
   ASSERT_TRUE(driver_->Prune(c, "run1", ctx).ok());
+}
+
+TEST_F(FlashbackDriverTest, ASlotPastFlashbackMaxWalIsReleasedAndTheDumpRestores) {
+  json e = Snap("rp-1");
+  ASSERT_TRUE(e.contains("flashback"));
+  RestorePoint rp;
+  rp.id = "rp-1";
+  rp.created_wall_us = 1;
+  rp.components["db"] = e;
+  ASSERT_TRUE(WriteRestorePoint(*store_, rp).ok());
+  const std::string before = Fingerprint(db_);
+  Sql(kBadDeploy);
+  // Within the limit: kept.
+  settings_["flashback_max_wal"] = "1GB";
+  DriverContext ctx = Ctx("");
+  ASSERT_TRUE(driver_->Prune(Component(), "", ctx).ok());
+  EXPECT_EQ(Slots(), SlotName("rp-1", db_));
+  // Past it: released with a warning.
+  settings_["flashback_max_wal"] = "1KB";
+  Status st = driver_->Prune(Component(), "", ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Slots(), "");
+  EXPECT_NE(progress_.find("warning: replication slot " + SlotName("rp-1", db_) + " retained "),
+            std::string::npos)
+      << progress_;
+  // The restore point rolls back from its dump.
+  DriverContext run = Ctx("run1");
+  ASSERT_TRUE(driver_->Prepare(Component(), e, run).ok());
+  EXPECT_NE(progress_.find("is gone (released for flashback_max_wal, or dropped); restoring the "
+                           "dump instead"),
+            std::string::npos)
+      << progress_;
+  ASSERT_TRUE(driver_->AssessLoss(Component(), e, run).ok());
+  ASSERT_TRUE(driver_->Restore(Component(), e, run).ok());
+  ASSERT_TRUE(driver_->VerifyRestored(Component(), e, run).ok());
+  EXPECT_EQ(Fingerprint(db_), before);
+  ASSERT_TRUE(driver_->Prune(Component(), "run1", run).ok());
 }
 
 }  // namespace

@@ -405,7 +405,7 @@ Result<json> PostgresDriver::Describe(const ComponentSpec& c, DriverContext& ctx
   }
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult slots,
-      live->Exec("SELECT slot_name, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), "
+      live->Exec("SELECT slot_name, coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), "
                  "restart_lsn), 0)::bigint FROM pg_replication_slots WHERE database = $1 AND "
                  "starts_with(slot_name, $2) ORDER BY 1",
                  {l.db(), std::string(kSlotPrefix)}));
