@@ -8,6 +8,8 @@
 //                       records VerifyRestored relies on
 //   pg_salvage.cc       Salvage
 //   pg_performance.cc   MeasurePerformance (the baseline query)
+//   pg_rollback_by_undo.cc  flashback: rollback by undo (Prepare's decision,
+//                       the ledger from the stream, Restore, VerifyRestored)
 //
 // Ownership: created by PostgresDriverInfo().factory, owned by the caller.
 // Thread-safety: one thread per driver instance (driver.h).
