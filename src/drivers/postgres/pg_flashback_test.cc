@@ -326,6 +326,17 @@ TEST_F(FlashbackDriverTest, ASlotPastFlashbackMaxWalIsReleasedAndTheDumpRestores
   EXPECT_NE(progress_.find("warning: replication slot " + SlotName("rp-1", db_) + " retained "),
             std::string::npos)
       << progress_;
+  // A new restore point checks the older ones' slots too.
+  Sql("SELECT pg_create_logical_replication_slot('" + SlotName("rp-1", db_) +
+      "', 'test_decoding')");
+  Sql("INSERT INTO notes SELECT 'more ' || g FROM generate_series(1, 100) g");
+  progress_.clear();
+  json e2 = Snap("rp-2");
+  EXPECT_EQ(Slots(), SlotName("rp-2", db_));
+  EXPECT_NE(progress_.find("warning: replication slot " + SlotName("rp-1", db_) + " retained "),
+            std::string::npos)
+      << progress_;
+  Sql("DELETE FROM notes WHERE body LIKE 'more %'");
   // The restore point rolls back from its dump.
   DriverContext run = Ctx("run1");
   ASSERT_TRUE(driver_->Prepare(Component(), e, run).ok());

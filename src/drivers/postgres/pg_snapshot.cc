@@ -33,9 +33,8 @@ Result<std::optional<CreatedSlot>> OpenFlashbackSlot(const Loaded& l, PgConn& li
   json full = json::array(), set_now = json::array(), without = json::array();
   for (const auto& t : tables) {
     BACKSTOP_ASSIGN_OR_RETURN(
-        std::string ident,
-        live.Value("SELECT relreplident::text FROM pg_class WHERE oid = $1::oid",
-                   {std::to_string(t.oid)}));
+        std::string ident, live.Value("SELECT relreplident::text FROM pg_class WHERE oid = $1::oid",
+                                      {std::to_string(t.oid)}));
     if (ident != "f" && l.settings.flashback_replica_identity == "full") {
       BACKSTOP_RETURN_IF_ERROR(live.Run("ALTER TABLE " + t.Sql() + " REPLICA IDENTITY FULL"));
       ctx.Progress("flashback: set REPLICA IDENTITY FULL on table " + t.Display() +
@@ -143,8 +142,8 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
   std::string flashback_unavailable;
   SlotGuard slot_guard;
   if (l.settings.flashback && !ctx.restore_point_id.empty() && !ctx.dry_run) {
-    BACKSTOP_ASSIGN_OR_RETURN(
-        slot, OpenFlashbackSlot(l, *live, ctx, &flashback, &flashback_unavailable));
+    BACKSTOP_ASSIGN_OR_RETURN(slot,
+                              OpenFlashbackSlot(l, *live, ctx, &flashback, &flashback_unavailable));
     if (slot) {
       slot_guard.live = live.get();
       slot_guard.slot = &slot;
@@ -301,6 +300,15 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
   entry["timings"] = timings;
   (void)env->fs()->RemoveAll(dump_dir);
   slot_guard.keep = true;  // the entry holds it now
+  if (slot) {
+    // The older restore points' slots against flashback_max_wal (each new
+    // restore point is a moment to check, the watch daemon's schedule too).
+    auto admin = Admin(l);
+    Status upkeep =
+        admin.ok() ? FlashbackUpkeep(c, l, **admin, ctx, /*drop_orphans=*/false) : admin.status();
+    if (!upkeep.ok())
+      ctx.Progress("flashback: checking the slots' WAL failed: " + upkeep.message());
+  }
   return entry;
 }
 

@@ -599,7 +599,7 @@ std::vector<std::string> PostgresDriver::BlobsNeeded(const ComponentSpec& c, con
 }
 
 Status PostgresDriver::FlashbackUpkeep(const ComponentSpec& c, const Loaded& l, PgConn& admin,
-                                       DriverContext& ctx) {
+                                       DriverContext& ctx, bool drop_orphans) {
   // The slots the restore points of this component hold.
   std::set<std::string> held;
   if (ctx.store == nullptr) return Status::OK();
@@ -612,7 +612,7 @@ Status PostgresDriver::FlashbackUpkeep(const ComponentSpec& c, const Loaded& l, 
     }
   }
   // An unreadable manifest may hold a slot: orphans are then left alone.
-  if (errors.empty()) {
+  if (errors.empty() && drop_orphans) {
     BACKSTOP_ASSIGN_OR_RETURN(
         PgResult slots,
         admin.Exec("SELECT slot_name FROM pg_replication_slots WHERE database = $1 AND "
@@ -661,9 +661,11 @@ Status PostgresDriver::DiscardSnapshot(const ComponentSpec& c, const json& entry
     if (ctx.dry_run) {
       ctx.Progress("would drop replication slot " + slot);
     } else {
-      BACKSTOP_RETURN_IF_ERROR(DropSlot(*admin, slot).WithContext(
-          "restore point " + EntryRestorePointId(entry) + " (drop it by hand: SELECT "
-          "pg_drop_replication_slot('" + slot + "'))"));
+      BACKSTOP_RETURN_IF_ERROR(DropSlot(*admin, slot)
+                                   .WithContext("restore point " + EntryRestorePointId(entry) +
+                                                " (drop it by hand: SELECT "
+                                                "pg_drop_replication_slot('" +
+                                                slot + "'))"));
       ctx.Progress("dropped replication slot " + slot);
     }
   }

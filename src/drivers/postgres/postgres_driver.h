@@ -127,8 +127,8 @@
 // and VerifyRestored checks the stream nets to nothing. What undo cannot
 // reverse (TRUNCATE, DDL, a table without REPLICA IDENTITY FULL, a released
 // slot) is named and the rollback takes the path above instead. The slot is
-// dropped with its restore point; prune drops orphans and releases slots
-// past flashback_max_wal.
+// dropped with its restore point; prune drops orphans, and prune and each
+// new flashback restore point release slots past flashback_max_wal.
 //
 // Passwords from the conninfo never appear in messages or command lines
 // (child programs get PGPASSWORD).

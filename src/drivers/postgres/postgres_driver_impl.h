@@ -81,8 +81,10 @@ class PostgresDriver : public Driver {
   // database's Backstop slots no restore point holds (a crash between the
   // slot and the manifest), and releases a slot that retains more WAL than
   // flashback_max_wal (its restore point then rolls back from its dump).
+  // `drop_orphans` false: only the WAL limit (Snapshot, whose own new slot
+  // no manifest names yet).
   Status FlashbackUpkeep(const ComponentSpec& c, const Loaded& l, PgConn& admin,
-                         DriverContext& ctx);
+                         DriverContext& ctx, bool drop_orphans = true);
   Result<bool> RetainedNothingToUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
                                      DriverContext& ctx);
   Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
