@@ -78,6 +78,18 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
     if (!h.detail.empty()) health_text += " (" + h.detail + ")";
     out.Text(Pad(name, 14) + Pad(std::string(Name(c->kind)), 10) + Pad(c->driver, 10) +
              Pad(DescribeState(*c, described), 34) + health_text);
+    // PostgreSQL flashback: why the server does not allow it, and the WAL each slot retains.
+    if (described.is_object() && described.contains("flashback_unavailable")) {
+      out.Text("  flashback unavailable: " + described.value("flashback_unavailable", "") +
+               " (rollbacks restore the dump)");
+    }
+    if (described.is_object() && described.contains("flashback_slots") &&
+        described["flashback_slots"].is_array()) {
+      for (const auto& s : described["flashback_slots"]) {
+        out.Text("  flashback slot " + s.value("slot", "") + " retains " +
+                 FormatBytes(s.value("retained_wal_bytes", uint64_t{0})) + " of WAL");
+      }
+    }
     doc["components"].push_back({{"name", name},
                                  {"kind", c->kind},
                                  {"driver", c->driver},

@@ -101,11 +101,13 @@ Result<std::unique_ptr<PgServer>> PgServer::Start(const Options& options) {
 }
 
 Status PgServer::StartServer() {
-  std::string opts = "-p " + std::to_string(port_) + " -k " + JoinPath(dir_, "sock") +
-                     " -c listen_addresses=127.0.0.1 -c max_connections=" +
-                     std::to_string(options_.max_connections) +
-                     (options_.fsync ? "" : " -c fsync=off -c synchronous_commit=off") +
-                     " -c full_page_writes=off";
+  std::string opts =
+      "-p " + std::to_string(port_) + " -k " + JoinPath(dir_, "sock") +
+      " -c listen_addresses=127.0.0.1 -c max_connections=" +
+      std::to_string(options_.max_connections) +
+      (options_.fsync ? "" : " -c fsync=off -c synchronous_commit=off") +
+      " -c full_page_writes=off" +
+      (options_.logical_decoding ? " -c wal_level=logical -c max_replication_slots=10" : "");
   auto r = RunAsPostgres({JoinPath(bin_dir_, "pg_ctl"), "-D", JoinPath(dir_, "data"), "-l",
                           JoinPath(dir_, "server.log"), "-w", "-t", "60", "-o", opts, "start"},
                          90'000);

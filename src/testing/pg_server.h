@@ -26,6 +26,9 @@ class PgServer {
   struct Options {
     int max_connections = 40;
     bool fsync = false;  // tests do not need durability across power loss
+    // wal_level=logical and room for replication slots, for flashback's
+    // logical decoding; off by default, the other tests do not need the WAL.
+    bool logical_decoding = false;
   };
   // initdb + pg_ctl start -w; retries on another port if the chosen one is taken.
   static Result<std::unique_ptr<PgServer>> Start(const Options& options);

@@ -120,6 +120,27 @@ Result<PgSettings> ParsePgSettings(const nlohmann::json& s) {
         out.connect_timeout_ms = *d;
       }
     }
+    if (s.contains("flashback") && s["flashback"].is_boolean()) {
+      out.flashback = s["flashback"].get<bool>();
+    }
+    if (s.contains("flashback_replica_identity") && s["flashback_replica_identity"].is_string()) {
+      out.flashback_replica_identity = s["flashback_replica_identity"].get<std::string>();
+      if (out.flashback_replica_identity != "keep" && out.flashback_replica_identity != "full") {
+        return Status::InvalidArgument("flashback_replica_identity: '" +
+                                       out.flashback_replica_identity +
+                                       "' is not one of keep, full");
+      }
+    }
+    if (s.contains("flashback_max_wal")) {
+      const auto& v = s["flashback_max_wal"];
+      if (v.is_number()) {
+        out.flashback_max_wal = v.get<uint64_t>();
+      } else if (v.is_string()) {
+        auto b = ParseBytes(v.get<std::string>());
+        if (!b) return Status::InvalidArgument("flashback_max_wal: not a size: " + v.dump());
+        out.flashback_max_wal = *b;
+      }
+    }
   } catch (const std::exception& e) {
     return Status::InvalidArgument(std::string("postgres settings: ") + e.what());
   }

@@ -38,6 +38,10 @@ struct PgSettings {
   int jobs = 2;
   std::string bin_dir;  // empty: /usr/lib/postgresql/<server major>/bin, else PATH
   int64_t connect_timeout_ms = 10'000;
+  // Flashback (docs/flashback.md): a logical slot per restore point, rollback by undo.
+  bool flashback = false;
+  std::string flashback_replica_identity = "keep";  // keep | full
+  uint64_t flashback_max_wal = 0;                   // 0: 10% of the free disk space
 };
 
 // Reads the component's settings (already validated by the spec parser, but

@@ -160,8 +160,10 @@ int PgResult::ColumnIndex(const std::string& name) const {
 // ---- PgConn ----
 
 Result<std::unique_ptr<PgConn>> PgConn::Connect(const ConnParams& params, const std::string& dbname,
-                                                int64_t connect_timeout_ms) {
+                                                int64_t connect_timeout_ms, bool replication) {
   auto kv = params.KeywordsFor(dbname, connect_timeout_ms);
+  // A walsender session of the database (logical replication commands, simple queries only).
+  if (replication) kv.emplace_back("replication", "database");
   std::vector<const char*> keys, values;
   for (const auto& [k, v] : kv) {
     keys.push_back(k.c_str());

@@ -84,7 +84,8 @@ class PgConn {
   // ("connecting to database shop at 127.0.0.1:5432: ...").
   static Result<std::unique_ptr<PgConn>> Connect(const ConnParams& params,
                                                  const std::string& dbname,
-                                                 int64_t connect_timeout_ms);
+                                                 int64_t connect_timeout_ms,
+                                                 bool replication = false);
   ~PgConn();
   PgConn(const PgConn&) = delete;
   PgConn& operator=(const PgConn&) = delete;

@@ -205,6 +205,8 @@ Status PostgresDriver::Prepare(const ComponentSpec& c, const json& entry, Driver
                                    ": the restore point entry is not a postgres dump entry");
   }
   if (ctx.run_id.empty()) return Status::InvalidArgument("postgres prepare needs a run id");
+  BACKSTOP_ASSIGN_OR_RETURN(bool by_undo, PrepareUndo(c, l, entry, ctx));
+  if (by_undo) return Status::OK();
   const std::string db = l.db();
   const std::string rp = EntryRestorePointId(entry);
   const std::string shadow = ShadowName(db, ctx.run_id);

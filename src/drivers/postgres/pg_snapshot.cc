@@ -3,13 +3,83 @@
 #include <algorithm>
 #include <set>
 
+#include "base/crash_point.h"
 #include "base/parallel_for.h"
 #include "base/units.h"
 #include "drivers/postgres/pg_admin.h"
+#include "drivers/postgres/pg_flashback.h"
 #include "drivers/postgres/pg_markers.h"
 #include "store/store.h"
 
 namespace backstop::postgres {
+namespace {
+
+// Flashback at a restore point: the covered tables' replica identity (set to
+// FULL only with the spec's consent), then the slot whose exported snapshot
+// the dump uses. nullopt with *why_not when the server does not allow it.
+Result<std::optional<CreatedSlot>> OpenFlashbackSlot(const Loaded& l, PgConn& live,
+                                                     DriverContext& ctx, json* info,
+                                                     std::string* why_not) {
+  auto reason = FlashbackUnavailableReason(live);
+  if (!reason.ok()) {
+    *why_not = reason.status().message();
+    return std::optional<CreatedSlot>();
+  }
+  if (!reason->empty()) {
+    *why_not = *reason;
+    return std::optional<CreatedSlot>();
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableInfo> tables, ListTables(live, l.settings));
+  json full = json::array(), set_now = json::array(), without = json::array();
+  for (const auto& t : tables) {
+    BACKSTOP_ASSIGN_OR_RETURN(
+        std::string ident, live.Value("SELECT relreplident::text FROM pg_class WHERE oid = $1::oid",
+                                      {std::to_string(t.oid)}));
+    if (ident != "f" && l.settings.flashback_replica_identity == "full") {
+      BACKSTOP_RETURN_IF_ERROR(live.Run("ALTER TABLE " + t.Sql() + " REPLICA IDENTITY FULL"));
+      ctx.Progress("flashback: set REPLICA IDENTITY FULL on table " + t.Display() +
+                   " (flashback_replica_identity: full), so that its changes carry the old rows");
+      set_now.push_back(t.Qualified());
+      ident = "f";
+    }
+    (ident == "f" ? full : without).push_back(t.Qualified());
+  }
+  if (!without.empty()) {
+    ctx.Progress("flashback: " + std::to_string(without.size()) +
+                 " table(s) lack REPLICA IDENTITY FULL (" + without[0].get<std::string>() +
+                 (without.size() > 1 ? ", ..." : "") +
+                 "): an UPDATE or DELETE of them makes the rollback restore the dump; "
+                 "flashback_replica_identity: full sets it");
+  }
+  const std::string slot = SlotName(ctx.restore_point_id, l.db());
+  BACKSTOP_RETURN_IF_ERROR(DropSlot(live, slot));  // a crashed earlier attempt
+  BACKSTOP_ASSIGN_OR_RETURN(
+      CreatedSlot made,
+      CreateSlotWithSnapshot(l.params, l.db(), l.settings.connect_timeout_ms, slot));
+  CrashPointForTest("postgres.flashback_slot_created");
+  *info = {{"slot", made.slot},
+           {"consistent_point", made.consistent_point},
+           {"full_identity", full},
+           {"identity_set", set_now},
+           {"without_full_identity", without}};
+  ctx.Progress("flashback: replication slot " + made.slot + " at " + made.consistent_point);
+  return std::optional<CreatedSlot>(std::move(made));
+}
+
+// Drops the slot of a snapshot that failed, unless it was handed over.
+struct SlotGuard {
+  PgConn* live = nullptr;
+  std::optional<CreatedSlot>* slot = nullptr;
+  bool keep = false;
+  ~SlotGuard() {
+    if (keep || live == nullptr || slot == nullptr || !*slot) return;
+    (*slot)->conn.reset();
+    (void)live->Run("ROLLBACK");  // a failed statement may have left the transaction aborted
+    (void)DropSlot(*live, (*slot)->slot);
+  }
+};
+
+}  // namespace
 
 Result<json> PostgresDriver::SafetySnapshot(const Loaded& l, DriverContext& ctx) {
   json entry = {{"driver", "postgres"},
@@ -67,10 +137,34 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
   if (auto v = live->Value("SELECT system_identifier::text FROM pg_control_system()"); v.ok()) {
     system_id = *v;
   }
+  std::optional<CreatedSlot> slot;
+  json flashback;
+  std::string flashback_unavailable;
+  SlotGuard slot_guard;
+  if (l.settings.flashback && !ctx.restore_point_id.empty() && !ctx.dry_run) {
+    BACKSTOP_ASSIGN_OR_RETURN(slot,
+                              OpenFlashbackSlot(l, *live, ctx, &flashback, &flashback_unavailable));
+    if (slot) {
+      slot_guard.live = live.get();
+      slot_guard.slot = &slot;
+    } else {
+      ctx.Progress("flashback unavailable for database " + db + ": " + flashback_unavailable +
+                   " (the restore point rolls back from its dump)");
+    }
+  }
   // One REPEATABLE READ snapshot, exported to pg_dump, so that the counts
-  // below describe exactly the rows of the dump.
+  // below describe exactly the rows of the dump. With flashback, the slot's
+  // exported snapshot: the dump and the change stream meet exactly.
   BACKSTOP_RETURN_IF_ERROR(live->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-  BACKSTOP_ASSIGN_OR_RETURN(std::string snapshot_id, live->Value("SELECT pg_export_snapshot()"));
+  std::string snapshot_id;
+  if (slot) {
+    snapshot_id = slot->snapshot_name;
+    BACKSTOP_RETURN_IF_ERROR(live->Run("SET TRANSACTION SNAPSHOT " + live->Literal(snapshot_id)));
+    BACKSTOP_ASSIGN_OR_RETURN(std::vector<SequencePosition> seqs, ReadSequencePositions(*live));
+    flashback["sequences"] = SequencesToJson(seqs);
+  } else {
+    BACKSTOP_ASSIGN_OR_RETURN(snapshot_id, live->Value("SELECT pg_export_snapshot()"));
+  }
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult info,
       live->Exec("SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
@@ -130,7 +224,7 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
        "--dbname=" + l.params.ForCommandLine(db)},
       "pg_dump of database " + db);
   (void)live->Run("COMMIT");
-  live.reset();
+  if (slot) slot->conn.reset();  // the slot stays; its snapshot is no longer needed
   if (!dumped.ok()) {
     (void)env->fs()->RemoveAll(dump_dir);
     return dumped;
@@ -184,6 +278,11 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
         {"table_writes", table_writes}}},
   };
   json timings = {{"dump_ms", t_dump - t0}, {"store_ms", t_store - t_dump}};
+  if (slot) {
+    entry["flashback"] = flashback;
+  } else if (l.settings.flashback && !flashback_unavailable.empty()) {
+    entry["flashback_unavailable"] = flashback_unavailable;
+  }
 
   bool stage =
       l.settings.staged == "always" ||
@@ -200,6 +299,16 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
   }
   entry["timings"] = timings;
   (void)env->fs()->RemoveAll(dump_dir);
+  slot_guard.keep = true;  // the entry holds it now
+  if (slot) {
+    // The older restore points' slots against flashback_max_wal (each new
+    // restore point is a moment to check, the watch daemon's schedule too).
+    auto admin = Admin(l);
+    Status upkeep =
+        admin.ok() ? FlashbackUpkeep(c, l, **admin, ctx, /*drop_orphans=*/false) : admin.status();
+    if (!upkeep.ok())
+      ctx.Progress("flashback: checking the slots' WAL failed: " + upkeep.message());
+  }
   return entry;
 }
 
@@ -297,6 +406,22 @@ Result<json> PostgresDriver::Describe(const ComponentSpec& c, DriverContext& ctx
   json rets = json::array();
   for (int i = 0; i < retained.rows(); ++i) rets.push_back(retained.Get(i, 0));
   out["retained_databases"] = rets;
+  // Flashback: whether the server allows it, and the WAL each slot retains.
+  if (l.settings.flashback) {
+    BACKSTOP_ASSIGN_OR_RETURN(std::string why_not, FlashbackUnavailableReason(*live));
+    if (!why_not.empty()) out["flashback_unavailable"] = why_not;
+  }
+  BACKSTOP_ASSIGN_OR_RETURN(
+      PgResult slots,
+      live->Exec("SELECT slot_name, coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), "
+                 "restart_lsn), 0)::bigint FROM pg_replication_slots WHERE database = $1 AND "
+                 "starts_with(slot_name, $2) ORDER BY 1",
+                 {l.db(), std::string(kSlotPrefix)}));
+  json slot_list = json::array();
+  for (int i = 0; i < slots.rows(); ++i) {
+    slot_list.push_back({{"slot", slots.Get(i, 0)}, {"retained_wal_bytes", slots.GetInt(i, 1)}});
+  }
+  if (l.settings.flashback || !slot_list.empty()) out["flashback_slots"] = slot_list;
   return out;
 }
 

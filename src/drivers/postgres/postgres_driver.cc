@@ -2,12 +2,16 @@
 
 #include <libpq-fe.h>
 
+#include <set>
+
 #include "base/crash_point.h"
 #include "base/units.h"
 #include "drivers/postgres/pg_admin.h"
+#include "drivers/postgres/pg_flashback.h"
 #include "drivers/postgres/pg_ledger_scan.h"
 #include "drivers/postgres/pg_markers.h"
 #include "drivers/postgres/postgres_driver_impl.h"
+#include "store/restore_point.h"
 
 namespace backstop::postgres {
 namespace {
@@ -36,6 +40,10 @@ Result<PgConn*> PostgresDriver::Admin(const Loaded& l) {
 
 Result<DataLossReport> PostgresDriver::AssessLoss(const ComponentSpec& c, const json& entry,
                                                   DriverContext& ctx) {
+  if (DecidedUndo(c, entry, ctx)) {
+    BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+    return UndoLedger(c, l, entry, ctx, nullptr);
+  }
   return TakeLedger(c, entry, ctx, nullptr);
 }
 
@@ -157,6 +165,7 @@ Status PostgresDriver::Restore(const ComponentSpec& c, const json& entry, Driver
   revised_loss_.reset();
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
   if (ctx.run_id.empty()) return Status::InvalidArgument("postgres restore needs a run id");
+  if (DecidedUndo(c, entry, ctx)) return RestoreByUndo(c, l, entry, ctx);
   const std::string db = l.db();
   const bool retained = IsRetainedEntry(entry);
   const std::string source =
@@ -333,6 +342,7 @@ Status PostgresDriver::VerifyRestored(const ComponentSpec& c, const json& entry,
                                       " exists, but did not at restore point " +
                                       EntryRestorePointId(entry));
   }
+  if (DecidedUndo(c, entry, ctx)) return VerifyUndo(l, entry, ctx);
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
   // A safety entry holds no rows to count: the live database must be
   // proven to be the one it names (by oid, recorded by Restore).
@@ -535,7 +545,10 @@ Status PostgresDriver::Prune(const ComponentSpec& c, const std::string& run_id,
                              DriverContext& ctx) {
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
   BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
-  if (run_id.empty()) return RemoveLeftovers(c, l, *admin, ctx, "", "");
+  if (run_id.empty()) {
+    BACKSTOP_RETURN_IF_ERROR(RemoveLeftovers(c, l, *admin, ctx, "", ""));
+    return FlashbackUpkeep(c, l, *admin, ctx);
+  }
   const std::string db = l.db();
   const std::string aside = PreRollbackName(db, run_id);
   BACKSTOP_ASSIGN_OR_RETURN(DatabaseInfo A, GetDatabase(*admin, aside));
@@ -585,9 +598,77 @@ std::vector<std::string> PostgresDriver::BlobsNeeded(const ComponentSpec& c, con
   return {};
 }
 
+Status PostgresDriver::FlashbackUpkeep(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                                       DriverContext& ctx, bool drop_orphans) {
+  // The slots the restore points of this component hold.
+  std::set<std::string> held;
+  if (ctx.store == nullptr) return Status::OK();
+  std::vector<std::string> errors;
+  for (const auto& rp : ListRestorePoints(*ctx.store, &errors)) {
+    if (!rp.components.is_object() || !rp.components.contains(c.name)) continue;
+    const json& e = rp.components[c.name];
+    if (e.is_object() && e.contains("flashback") && e["flashback"].is_object()) {
+      held.insert(e["flashback"].value("slot", ""));
+    }
+  }
+  // An unreadable manifest may hold a slot: orphans are then left alone.
+  if (errors.empty() && drop_orphans) {
+    BACKSTOP_ASSIGN_OR_RETURN(
+        PgResult slots,
+        admin.Exec("SELECT slot_name FROM pg_replication_slots WHERE database = $1 AND "
+                   "starts_with(slot_name, $2) AND NOT active ORDER BY 1",
+                   {l.db(), std::string(kSlotPrefix)}));
+    for (int i = 0; i < slots.rows(); ++i) {
+      const std::string slot = slots.Get(i, 0);
+      if (held.count(slot)) continue;
+      if (ctx.dry_run) {
+        ctx.Progress("would drop replication slot " + slot + " (no restore point holds it)");
+        continue;
+      }
+      BACKSTOP_RETURN_IF_ERROR(DropSlot(admin, slot));
+      ctx.Progress("dropped replication slot " + slot +
+                   " (left by a restore point that was never written)");
+    }
+  }
+  const uint64_t limit = l.settings.flashback_max_wal > 0
+                             ? l.settings.flashback_max_wal
+                             : DefaultMaxWal(ctx.state_dir.empty() ? "/" : ctx.state_dir);
+  for (const std::string& slot : held) {
+    if (slot.empty()) continue;
+    BACKSTOP_ASSIGN_OR_RETURN(std::optional<int64_t> wal, SlotRetainedWal(admin, slot));
+    if (!wal || static_cast<uint64_t>(*wal) <= limit) continue;
+    if (ctx.dry_run) {
+      ctx.Progress("would release replication slot " + slot);
+      continue;
+    }
+    BACKSTOP_RETURN_IF_ERROR(DropSlot(admin, slot));
+    ctx.Progress("warning: replication slot " + slot + " retained " + FormatBytes(*wal) +
+                 " of WAL, more than flashback_max_wal (" + FormatBytes(limit) +
+                 "): released; its restore point rolls back from its dump");
+  }
+  return Status::OK();
+}
+
 Status PostgresDriver::DiscardSnapshot(const ComponentSpec& c, const json& entry,
                                        DriverContext& ctx) {
   if (!entry.is_object() || IsRetainedEntry(entry)) return Status::OK();
+  const std::string slot = entry.contains("flashback") && entry["flashback"].is_object()
+                               ? entry["flashback"].value("slot", "")
+                               : "";
+  if (!slot.empty()) {
+    BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
+    BACKSTOP_ASSIGN_OR_RETURN(PgConn * admin, Admin(l));
+    if (ctx.dry_run) {
+      ctx.Progress("would drop replication slot " + slot);
+    } else {
+      BACKSTOP_RETURN_IF_ERROR(DropSlot(*admin, slot)
+                                   .WithContext("restore point " + EntryRestorePointId(entry) +
+                                                " (drop it by hand: SELECT "
+                                                "pg_drop_replication_slot('" +
+                                                slot + "'))"));
+      ctx.Progress("dropped replication slot " + slot);
+    }
+  }
   const std::string staged = entry.value("staged_database", "");
   if (staged.empty()) return Status::OK();
   BACKSTOP_ASSIGN_OR_RETURN(Loaded l, Load(c));
@@ -656,6 +737,17 @@ DriverInfo PostgresDriverInfo() {
       MakeSetting("baseline_query", T::kString, false,
                   "a read-only query timed for the performance baseline (seed 4.3: \"SELECT "
                   "COUNT(*) FROM tasks\"); none: the database records no query time"),
+      MakeSetting("flashback", T::kBool, false,
+                  "keep a logical replication slot per restore point and roll back by undoing "
+                  "the changes since (needs wal_level=logical; docs/flashback.md)",
+                  false),
+      MakeSetting("flashback_replica_identity", T::kString, false,
+                  "full: a restore point sets REPLICA IDENTITY FULL on covered tables that lack "
+                  "it (undo needs the old rows); keep: never changes it",
+                  "keep", {"keep", "full"}),
+      MakeSetting("flashback_max_wal", T::kBytes, false,
+                  "WAL a restore point's slot may retain before it is released (the restore "
+                  "point then rolls back from its dump); default 10% of the disk's free space"),
   };
   info.factory = [] { return std::unique_ptr<Driver>(new PostgresDriver()); };
   return info;

@@ -118,6 +118,18 @@
 //               referenced row is among them retried after it), and applies
 //               nothing if any row conflicts, listing every conflict.
 //
+// Flashback (setting `flashback`, docs/flashback.md; pg_flashback.h,
+// pg_rollback_by_undo.cc): with wal_level=logical and a superuser role, a
+// restore point also keeps a logical slot (test_decoding) created on a
+// replication connection whose exported snapshot the dump uses, and records
+// the sequences' positions. A rollback to it then undoes the changes since in
+// the live database (no shadow, no swap), the ledger comes from the stream,
+// and VerifyRestored checks the stream nets to nothing. What undo cannot
+// reverse (TRUNCATE, DDL, a table without REPLICA IDENTITY FULL, a released
+// slot) is named and the rollback takes the path above instead. The slot is
+// dropped with its restore point; prune drops orphans, and prune and each
+// new flashback restore point release slots past flashback_max_wal.
+//
 // Passwords from the conninfo never appear in messages or command lines
 // (child programs get PGPASSWORD).
 //

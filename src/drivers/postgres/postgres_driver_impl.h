@@ -8,6 +8,8 @@
 //                       records VerifyRestored relies on
 //   pg_salvage.cc       Salvage
 //   pg_performance.cc   MeasurePerformance (the baseline query)
+//   pg_rollback_by_undo.cc  flashback: rollback by undo (Prepare's decision,
+//                       the ledger from the stream, Restore, VerifyRestored)
 //
 // Ownership: created by PostgresDriverInfo().factory, owned by the caller.
 // Thread-safety: one thread per driver instance (driver.h).
@@ -26,6 +28,7 @@
 #include "drivers/postgres/pg_catalog.h"
 #include "drivers/postgres/pg_component.h"
 #include "drivers/postgres/pg_conn.h"
+#include "drivers/postgres/pg_undo.h"
 
 namespace backstop::postgres {
 
@@ -74,6 +77,14 @@ class PostgresDriver : public Driver {
   // unfinished (a run starts, and prune acts, only then).
   Status RemoveLeftovers(const ComponentSpec& c, const Loaded& l, PgConn& admin, DriverContext& ctx,
                          const std::string& keep_shadow, const std::string& adoptable_rp);
+  // Prune's upkeep of flashback slots (no run unfinished): drops this
+  // database's Backstop slots no restore point holds (a crash between the
+  // slot and the manifest), and releases a slot that retains more WAL than
+  // flashback_max_wal (its restore point then rolls back from its dump).
+  // `drop_orphans` false: only the WAL limit (Snapshot, whose own new slot
+  // no manifest names yet).
+  Status FlashbackUpkeep(const ComponentSpec& c, const Loaded& l, PgConn& admin,
+                         DriverContext& ctx, bool drop_orphans = true);
   Result<bool> RetainedNothingToUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
                                      DriverContext& ctx);
   Result<json> SafetySnapshot(const Loaded& l, DriverContext& ctx);
@@ -123,6 +134,33 @@ class PostgresDriver : public Driver {
   std::optional<DataLossReport> LossRevisedByRestore(const ComponentSpec& c) override {
     return revised_loss_;
   }
+
+  // Flashback (pg_rollback_by_undo.cc). What a rollback to an entry with a
+  // slot can do: undo (`done` when this run's undo already committed), or
+  // not, and why.
+  struct UndoPlan {
+    std::string slot;
+    bool undo = false;
+    bool done = false;
+    std::string why_not;
+    ChangeStream stream;
+    std::vector<Transaction> txns;
+  };
+  Result<UndoPlan> PlanUndo(const Loaded& l, PgConn& live, const json& entry, DriverContext& ctx);
+  // Prepare's decision: true when the run rolls back by undo (recorded for
+  // the run's later calls); false (with a progress line saying why) for the
+  // ordinary path.
+  Result<bool> PrepareUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
+                           DriverContext& ctx);
+  // Whether Prepare of this run decided on the undo.
+  bool DecidedUndo(const ComponentSpec& c, const json& entry, DriverContext& ctx);
+  // The ledger from the stream (`undone`: these transactions, else peeked).
+  Result<DataLossReport> UndoLedger(const ComponentSpec& c, const Loaded& l, const json& entry,
+                                    DriverContext& ctx, const std::vector<Transaction>* undone);
+  Status RestoreByUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
+                       DriverContext& ctx);
+  Status VerifyUndo(const Loaded& l, const json& entry, DriverContext& ctx);
+  std::optional<size_t> undo_ledger_txns_;  // transactions the last UndoLedger counted
 
   std::unique_ptr<PgConn> admin_;
   std::string admin_key_;
