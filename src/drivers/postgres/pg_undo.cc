@@ -24,42 +24,38 @@ Status SetLocalOutputSettings(PgConn& conn) {
   return Status::OK();
 }
 
-std::string Qualified(const std::string& schema, const std::string& table) {
-  return QuoteQualified(schema, table);
-}
-
 // For messages: quoted only where a plain name would mislead ("public.t",
 // "public.\"Odd Name\"").
-std::string Display(const std::string& name) {
+std::string DisplayName(const std::string& name) {
   bool plain = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
   for (char c : name) {
     plain = plain && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
   }
   return plain ? name : QuoteIdent(name);
 }
-std::string Display(const std::string& schema, const std::string& table) {
-  return Display(schema) + "." + Display(table);
+std::string DisplayName(const std::string& schema, const std::string& table) {
+  return DisplayName(schema) + "." + DisplayName(table);
 }
 
 // Where a change sits, for messages: "UPDATE on public.t (transaction 742, lsn 0/16B3748)".
 std::string Where(const Transaction& t, const Change& c) {
-  return std::string(ChangeOpName(c.op)) + " on " + Display(c.schema, c.table) + " (transaction " +
-         std::to_string(t.xid) + ", lsn " + c.lsn + ")";
+  return std::string(ChangeOpName(c.op)) + " on " + DisplayName(c.schema, c.table) +
+         " (transaction " + std::to_string(t.xid) + ", lsn " + c.lsn + ")";
 }
 
 // ---- The catalog of one table, as the undo needs it ----
 
-struct ColumnInfo {
+struct UndoColumn {
   std::string name;
   std::string type;  // format_type with typmod: "character(5)", "numeric(10,2)"
   bool generated = false;
   bool key = false;  // part of the primary key: also compared with =, so an index finds the row
 };
 
-struct TableInfo {
+struct UndoTable {
   std::string qualified;  // quoted
   std::string display;    // for messages
-  std::vector<ColumnInfo> columns;
+  std::vector<UndoColumn> columns;
   std::map<std::string, size_t> index;  // column name -> position
 };
 
@@ -70,8 +66,8 @@ const char* ReplicaIdentityName(const std::string& code) {
   return "unknown";
 }
 
-Result<TableInfo> ReadTable(PgConn& conn, const std::string& schema, const std::string& table) {
-  const std::string name = Display(schema, table);
+Result<UndoTable> ReadTable(PgConn& conn, const std::string& schema, const std::string& table) {
+  const std::string name = DisplayName(schema, table);
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult rel, conn.Exec("SELECT c.oid::text, c.relreplident::text FROM pg_class c "
                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -98,8 +94,8 @@ Result<TableInfo> ReadTable(PgConn& conn, const std::string& schema, const std::
                 "FROM pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 "
                 "AND NOT a.attisdropped ORDER BY a.attnum",
                 {rel.Get(0, 0)}));
-  TableInfo info;
-  info.qualified = Qualified(schema, table);
+  UndoTable info;
+  info.qualified = QuoteQualified(schema, table);
   info.display = name;
   for (int i = 0; i < cols.rows(); ++i) {
     info.index[cols.Get(i, 0)] = info.columns.size();
@@ -113,7 +109,7 @@ Result<TableInfo> ReadTable(PgConn& conn, const std::string& schema, const std::
 
 using Row = std::vector<std::optional<std::string>>;
 
-Status ColumnsDiffer(const TableInfo& t, const std::string& what) {
+Status ColumnsDiffer(const UndoTable& t, const std::string& what) {
   return Status::FailedPrecondition("flashback cannot undo changes to table " + t.display + ": " +
                                     what +
                                     " (its definition changed since the restore point); restore "
@@ -122,7 +118,7 @@ Status ColumnsDiffer(const TableInfo& t, const std::string& what) {
 
 // The old row: the columns an old tuple leaves out are NULL (REPLICA
 // IDENTITY FULL, checked against the catalog before this is called).
-Result<Row> OldRow(const TableInfo& t, const Change& c) {
+Result<Row> OldRow(const UndoTable& t, const Change& c) {
   Row row(t.columns.size());
   for (const StreamColumn& col : c.old_columns) {
     auto it = t.index.find(col.name);
@@ -134,7 +130,7 @@ Result<Row> OldRow(const TableInfo& t, const Change& c) {
 
 // The new row; a TOAST value the change left alone is taken from the old row
 // (which REPLICA IDENTITY FULL logs whole).
-Result<Row> NewRow(const TableInfo& t, const Change& c) {
+Result<Row> NewRow(const UndoTable& t, const Change& c) {
   if (c.new_columns.size() != t.columns.size()) {
     return ColumnsDiffer(t, "the stream has " + std::to_string(c.new_columns.size()) +
                                 " columns, the table " + std::to_string(t.columns.size()));
@@ -172,10 +168,10 @@ class Statement {
   // NULL as IS NULL; a value compared as its column type's text (so that
   // json, point or xml, which have no equality, match too, and 1.0 does not
   // match 1.00), and key columns also with = so that an index finds the row.
-  std::string Match(const TableInfo& t, const Row& row) {
+  std::string Match(const UndoTable& t, const Row& row) {
     std::vector<std::string> terms;
     for (size_t i = 0; i < t.columns.size(); ++i) {
-      const ColumnInfo& c = t.columns[i];
+      const UndoColumn& c = t.columns[i];
       std::string q = QuoteIdent(c.name);
       if (!row[i]) {
         terms.push_back(q + " IS NULL");
@@ -190,7 +186,7 @@ class Statement {
 
   // "WHERE ctid = (SELECT ctid ... LIMIT 1)": one row of possibly several
   // equal ones (a table without a key may hold duplicates).
-  std::string OneRow(const TableInfo& t, const Row& row) {
+  std::string OneRow(const UndoTable& t, const Row& row) {
     return " WHERE ctid = (SELECT ctid FROM " + t.qualified + " WHERE " + Match(t, row) +
            " LIMIT 1)";
   }
@@ -214,7 +210,7 @@ Status RunOnOne(PgConn& conn, const Statement& st, const std::string& sql,
   return Status::OK();
 }
 
-Status UndoOne(PgConn& conn, const TableInfo& t, const Transaction& txn, const Change& c) {
+Status UndoOne(PgConn& conn, const UndoTable& t, const Transaction& txn, const Change& c) {
   const std::string where = Where(txn, c);
   Statement st;
   if (c.op == ChangeOp::kInsert) {
@@ -336,7 +332,7 @@ Result<std::vector<Transaction>> SelectForUndo(const ChangeStream& stream,
       return c.op == ChangeOp::kMessage && c.text.find(marker) != std::string::npos;
     });
     for (const Change& c : t.changes) {
-      const std::string table = Display(c.schema, c.table);
+      const std::string table = DisplayName(c.schema, c.table);
       switch (c.op) {
         case ChangeOp::kTruncate:
           refuse("table " + table + ": TRUNCATE (its rows are not in the stream)");
@@ -382,10 +378,10 @@ Result<UndoStats> ApplyUndoInTransaction(PgConn& conn, const std::vector<Transac
   BACKSTOP_RETURN_IF_ERROR(SetLocalOutputSettings(conn));
   // Sorted, so two undos never lock in opposite orders.
   std::vector<std::string> quoted;
-  for (const auto& [schema, table] : names) quoted.push_back(Qualified(schema, table));
+  for (const auto& [schema, table] : names) quoted.push_back(QuoteQualified(schema, table));
   BACKSTOP_RETURN_IF_ERROR(conn.Run("LOCK TABLE " + Join(quoted, ", ") + " IN EXCLUSIVE MODE"));
   // Every table is checked before the first row is touched.
-  std::map<std::pair<std::string, std::string>, TableInfo> tables;
+  std::map<std::pair<std::string, std::string>, UndoTable> tables;
   for (const auto& name : names) {
     BACKSTOP_ASSIGN_OR_RETURN(tables[name], ReadTable(conn, name.first, name.second));
   }
@@ -395,7 +391,7 @@ Result<UndoStats> ApplyUndoInTransaction(PgConn& conn, const std::vector<Transac
       ++stats.statements;
     }
   }
-  for (const auto& [schema, table] : names) stats.tables.push_back(Display(schema, table));
+  for (const auto& [schema, table] : names) stats.tables.push_back(DisplayName(schema, table));
   return stats;
 }
 
