@@ -148,6 +148,71 @@ std::string FormatRfc3339(int64_t wall_micros, bool millis) {
   return out + "Z";
 }
 
+// Reads exactly `n` digits at *p.
+static bool Digits(std::string_view s, size_t* p, int n, int* out) {
+  if (*p + n > s.size()) return false;
+  int v = 0;
+  for (int i = 0; i < n; ++i) {
+    char ch = s[*p + i];
+    if (ch < '0' || ch > '9') return false;
+    v = v * 10 + (ch - '0');
+  }
+  *p += n;
+  *out = v;
+  return true;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+// days_from_civil).
+static int64_t DaysFromCivil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+std::optional<int64_t> ParseTimestamp(std::string_view s) {
+  size_t p = 0;
+  auto sep = [&](char ch) {
+    if (p >= s.size() || s[p] != ch) return false;
+    ++p;
+    return true;
+  };
+  int y, mo, d, h, mi, se;
+  if (!Digits(s, &p, 4, &y) || !sep('-') || !Digits(s, &p, 2, &mo) || !sep('-') ||
+      !Digits(s, &p, 2, &d) || !(sep(' ') || sep('T') || sep('t')) || !Digits(s, &p, 2, &h) ||
+      !sep(':') || !Digits(s, &p, 2, &mi) || !sep(':') || !Digits(s, &p, 2, &se)) {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
+  int64_t micros = 0;
+  if (sep('.')) {
+    int n = 0;
+    while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
+      if (n++ < 6) micros = micros * 10 + (s[p] - '0');
+      ++p;
+    }
+    if (n == 0) return std::nullopt;
+    for (; n < 6; ++n) micros *= 10;
+  }
+  if (sep('Z') || sep('z')) {
+    if (p != s.size()) return std::nullopt;
+    return (DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se) * 1'000'000 + micros;
+  }
+  int sign = sep('-') ? -1 : 1;
+  if (sign == 1 && !sep('+')) return std::nullopt;
+  int oh = 0, om = 0, os = 0;
+  if (!Digits(s, &p, 2, &oh)) return std::nullopt;
+  if (sep(':') && !Digits(s, &p, 2, &om)) return std::nullopt;
+  if (sep(':') && !Digits(s, &p, 2, &os)) return std::nullopt;
+  if (p != s.size()) return std::nullopt;
+  int64_t secs = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+  secs -= sign * (oh * 3600 + om * 60 + os);  // local time minus its offset is UTC
+  return secs * 1'000'000 + micros;
+}
+
 std::string FormatCompactUtc(int64_t wall_micros) {
   std::tm tm = UtcTm(wall_micros);
   char buf[32];

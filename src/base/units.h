@@ -24,6 +24,11 @@ std::string FormatDurationMs(int64_t ms);
 std::string FormatDurationSpec(int64_t ms);
 // "2026-11-26T02:19:47Z" (seconds) or with milliseconds when `millis`.
 std::string FormatRfc3339(int64_t wall_micros, bool millis = false);
+// "2026-11-30T14:03:12Z", "2026-11-30T16:03:12.5+02:00" (RFC 3339) or
+// PostgreSQL's "2026-11-30 14:03:12.123456+00" (an offset "+HH", "+HH:MM" or
+// "+HH:MM:SS") into microseconds since the epoch, UTC; nullopt when the text
+// is not one of these or names no real time of day. An offset is required.
+std::optional<int64_t> ParseTimestamp(std::string_view text);
 // "20261126T021947Z": sortable, for identifiers.
 std::string FormatCompactUtc(int64_t wall_micros);
 // "1,204".

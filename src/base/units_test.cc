@@ -67,4 +67,18 @@ TEST(StatusTest, CarriesCodeAndContext) {
 }
 
 }  // namespace
+TEST(UnitsTest, TimestampsInRfc3339AndPostgresFormsWithTheirOffsets) {
+  EXPECT_EQ(ParseTimestamp("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(ParseTimestamp("1970-01-01 00:00:00+00"), 0);
+  EXPECT_EQ(ParseTimestamp("2026-11-30T14:03:12Z"), 1796047392'000000);
+  EXPECT_EQ(ParseTimestamp("2026-11-30T16:03:12.5+02:00"), 1796047392'500000);
+  EXPECT_EQ(ParseTimestamp("1970-01-01 05:30:00.000001+05:30"), 1);
+  EXPECT_EQ(ParseTimestamp("1969-12-31 23:59:59.123-00:00:01"), 123000);
+  EXPECT_EQ(ParseTimestamp("2000-02-29 00:00:00+00"), 951782400'000000);
+  EXPECT_EQ(ParseTimestamp("2024-05-01 12:00:00"), std::nullopt);  // no offset
+  EXPECT_EQ(ParseTimestamp("2024-13-01 12:00:00+00"), std::nullopt);
+  EXPECT_EQ(ParseTimestamp("2024-05-01T12:00:00Zjunk"), std::nullopt);
+  EXPECT_EQ(ParseTimestamp("yesterday"), std::nullopt);
+}
+
 }  // namespace backstop

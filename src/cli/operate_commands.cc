@@ -365,6 +365,12 @@ void AddTargetOptions(CLI::App* cmd, RollbackRequest& req) {
   all->excludes(comp);
   cmd->add_option("--to", req.to,
                   "previous | latest | a restore point (id or label) | a release (services)");
+  cmd->add_option("--to-time", req.to_time,
+                  "With --component: a database back to this moment (2026-11-30T14:03:12Z) "
+                  "after its restore point, by undoing only what committed after it "
+                  "(flashback, docs/flashback.md)")
+      ->needs(comp)
+      ->excludes(all);
 }
 
 class OperateCommands : public CommandGroup {

@@ -17,6 +17,9 @@
 //              (verified before any rollback touches anything);
 //   "release": for services, the release name (the seed's "image").
 //   "config_hash": "sha256:<hex>" over the component's config files, where it has any.
+//   "to_time_us": added by the planner for `rollback --to-time` (wall micros):
+//              restore the state at that moment, not at the entry's; only
+//              entries that hold "flashback" get it.
 //
 // Ownership: drivers are created by the DriverRegistry and owned by the caller.
 // Thread-safety: a Driver instance is used by one thread at a time.

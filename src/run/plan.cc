@@ -6,6 +6,7 @@
 #include <queue>
 #include <set>
 
+#include "base/units.h"
 #include "run/plan_blue_green.h"
 #include "run/state_db.h"
 #include "store/restore_point.h"
@@ -271,12 +272,56 @@ Result<std::string> DefaultTarget(StateDb& state, Store& store, std::vector<std:
   return runs[0].restore_point;
 }
 
+// The moment of `rollback --to-time`, checked: a time with its offset, after
+// the restore point was taken and not in the future, for a component whose
+// entry can roll back to a moment (it holds "flashback": a postgres restore
+// point that kept a logical slot).
+Result<int64_t> ToTime(const std::string& text, const RestorePoint& rp, const nlohmann::json& entry,
+                       const ComponentSpec& c, const DriverContext& ctx) {
+  std::optional<int64_t> us = ParseTimestamp(text);
+  if (!us) {
+    return Status::InvalidArgument("--to-time '" + text +
+                                   "' is not a time with its offset: write it as "
+                                   "2026-11-30T14:03:12Z or 2026-11-30T16:03:12+02:00");
+  }
+  if (!entry.is_object() || !entry.contains("flashback")) {
+    return Status::FailedPrecondition(
+        "--to-time needs a restore point taken with flashback: " + rp.id +
+        " holds no change "
+        "stream for " +
+        c.name +
+        " (set flashback: true on it, docs/flashback.md); roll back to "
+        "the restore point itself without --to-time");
+  }
+  if (*us < rp.created_wall_us) {
+    return Status::InvalidArgument("--to-time " + FormatRfc3339(*us, true) + " is before " + rp.id +
+                                   " was taken (" + FormatRfc3339(rp.created_wall_us, true) +
+                                   "): choose an older restore point with --to");
+  }
+  if (*us > ctx.env->clock()->WallMicros()) {
+    return Status::InvalidArgument("--to-time " + FormatRfc3339(*us, true) + " is in the future");
+  }
+  return *us;
+}
+
 Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request, Store& store,
                                StateDb& state, const DriverRegistry& registry, DriverContext& ctx) {
   Plan plan;
   plan.kind = RunKind::kRollback;
   const std::vector<std::string> order = DependencyOrder(spec);
 
+  if (!request.to_time.empty() && (request.all || request.component.empty())) {
+    return Status::InvalidArgument(
+        "--to-time rolls back one database: name it with --component (and its restore point "
+        "with --to)");
+  }
+  if (!request.to_time.empty()) {
+    const ComponentSpec* named = spec.Find(request.component);
+    if (named != nullptr && IsService(*named)) {
+      return Status::InvalidArgument("--to-time rolls back a database; " + named->name +
+                                     " is a service: roll it back to a release or restore point");
+    }
+  }
   if (request.all) {
     plan.scope = PlanScope::kAll;
     std::string selector = request.to;
@@ -427,6 +472,12 @@ Result<Plan> PlanRollbackSteps(const Spec& spec, const RollbackRequest& request,
   plan.restore_point_id = rp.id;
   plan.target = DescribeRestorePoint(rp);
   plan.entries[c->name] = rp.components[c->name];
+  if (!request.to_time.empty()) {
+    BACKSTOP_ASSIGN_OR_RETURN(int64_t to_time_us,
+                              ToTime(request.to_time, rp, plan.entries[c->name], *c, ctx));
+    plan.entries[c->name]["to_time_us"] = to_time_us;
+    plan.target += ", " + c->name + " as of " + FormatRfc3339(to_time_us, true);
+  }
   std::vector<std::string> services;
   for (const auto& d : Dependents(spec, c->name)) {
     if (IsService(*spec.Find(d))) services.push_back(d);

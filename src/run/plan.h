@@ -77,6 +77,12 @@ struct RollbackRequest {
   // previous release; another component -> as --all (when that restore point
   // holds it), else the latest.
   std::string to;
+  // --to-time: roll the one database component back to this moment (RFC 3339,
+  // e.g. 2026-11-30T14:03:12Z) between the restore point (`to`) and now, by
+  // undoing only what committed after it. Only entries that can (a postgres
+  // restore point with flashback: its entry holds "flashback") accept it; the
+  // planner records it in the entry as "to_time_us" (driver.h).
+  std::string to_time;
 };
 
 // Every component, dependencies before dependents; ties keep the file order.

@@ -164,6 +164,51 @@ TEST_F(PlanTest, DatabaseRollbackCyclesItsDependentServicesOnly) {
                             }));
 }
 
+TEST_F(PlanTest, ToTimeIsRecordedInTheDatabasesEntryOnlyWhenItCanBeReached) {
+  RollbackRequest req;
+  req.component = "postgres";
+  req.to_time = "1970-01-01T00:00:02Z";
+  // The restore point holds no change stream for postgres.
+  auto plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(plan.status().message().find("needs a restore point taken with flashback"),
+            std::string::npos)
+      << plan.status().ToString();
+
+  RestorePoint rp;
+  rp.created_wall_us = 1'000'000;
+  rp.id = "rp-test-2";
+  rp.environment = "test";
+  rp.components = {{"postgres", {{"flashback", {{"slot", "backstop_rp_test_2_db"}}}}}};
+  ASSERT_TRUE(WriteRestorePoint(*store_, rp).ok());
+  req.to = "rp-test-2";
+  plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->entries["postgres"]["to_time_us"], 2'000'000);
+  EXPECT_NE(plan->target.find("postgres as of 1970-01-01T00:00:02.000Z"), std::string::npos)
+      << plan->target;
+
+  req.to_time = "1970-01-01T00:00:00.5Z";  // before the restore point
+  EXPECT_EQ(PlanRollback(spec_, req, *store_, *state_, registry_, ctx_).status().code(),
+            Status::Code::kInvalidArgument);
+  req.to_time = "2999-01-01T00:00:00Z";  // in the future
+  EXPECT_EQ(PlanRollback(spec_, req, *store_, *state_, registry_, ctx_).status().code(),
+            Status::Code::kInvalidArgument);
+  req.to_time = "yesterday";
+  plan = PlanRollback(spec_, req, *store_, *state_, registry_, ctx_);
+  EXPECT_NE(plan.status().message().find("not a time with its offset"), std::string::npos)
+      << plan.status().ToString();
+  req.to_time = "1970-01-01T00:00:02Z";
+  req.component = "webui";
+  EXPECT_EQ(PlanRollback(spec_, req, *store_, *state_, registry_, ctx_).status().code(),
+            Status::Code::kInvalidArgument);
+  req.component.clear();
+  req.all = true;
+  EXPECT_EQ(PlanRollback(spec_, req, *store_, *state_, registry_, ctx_).status().code(),
+            Status::Code::kInvalidArgument);
+}
+
 TEST_F(PlanTest, ServiceRollbackToAReleaseTouchesOnlyThatService) {
   RollbackRequest req;
   req.component = "orchestrator";

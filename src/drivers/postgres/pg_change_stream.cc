@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "base/units.h"
+
 namespace backstop::postgres {
 namespace {
 
@@ -159,31 +161,6 @@ Result<uint32_t> ReadXid(std::string_view text) {
   return xid;
 }
 
-// Reads exactly `n` digits at *p.
-bool Digits(std::string_view s, size_t* p, int n, int* out) {
-  if (*p + n > s.size()) return false;
-  int v = 0;
-  for (int i = 0; i < n; ++i) {
-    char ch = s[*p + i];
-    if (ch < '0' || ch > '9') return false;
-    v = v * 10 + (ch - '0');
-  }
-  *p += n;
-  *out = v;
-  return true;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-// days_from_civil).
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 Status RowError(size_t index, const StreamRow& row, const Status& st) {
   return Status::InvalidArgument("change stream row " + std::to_string(index + 1) + " (lsn " +
                                  row.lsn + "): " + st.message());
@@ -205,42 +182,6 @@ const char* ChangeOpName(ChangeOp op) {
       return "message";
   }
   return "?";
-}
-
-std::optional<int64_t> ParseTimestampTz(std::string_view s) {
-  size_t p = 0;
-  auto sep = [&](char ch) {
-    if (p >= s.size() || s[p] != ch) return false;
-    ++p;
-    return true;
-  };
-  int y, mo, d, h, mi, se;
-  if (!Digits(s, &p, 4, &y) || !sep('-') || !Digits(s, &p, 2, &mo) || !sep('-') ||
-      !Digits(s, &p, 2, &d) || !sep(' ') || !Digits(s, &p, 2, &h) || !sep(':') ||
-      !Digits(s, &p, 2, &mi) || !sep(':') || !Digits(s, &p, 2, &se)) {
-    return std::nullopt;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
-  int64_t micros = 0;
-  if (sep('.')) {
-    int n = 0;
-    while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
-      if (n++ < 6) micros = micros * 10 + (s[p] - '0');
-      ++p;
-    }
-    if (n == 0) return std::nullopt;
-    for (; n < 6; ++n) micros *= 10;
-  }
-  int sign = sep('-') ? -1 : 1;
-  if (sign == 1 && !sep('+')) return std::nullopt;
-  int oh = 0, om = 0, os = 0;
-  if (!Digits(s, &p, 2, &oh)) return std::nullopt;
-  if (sep(':') && !Digits(s, &p, 2, &om)) return std::nullopt;
-  if (sep(':') && !Digits(s, &p, 2, &os)) return std::nullopt;
-  if (p != s.size()) return std::nullopt;
-  int64_t secs = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-  secs -= sign * (oh * 3600 + om * 60 + os);  // local time minus its offset is UTC
-  return secs * 1'000'000 + micros;
 }
 
 Result<std::vector<Change>> ParseTableRow(std::string_view data) {
@@ -335,7 +276,7 @@ Result<ChangeStream> ParseChangeStream(const std::vector<StreamRow>& rows) {
                                     " inside transaction " + std::to_string(open->xid)));
       }
       std::string_view when = data.substr(at + 5, data.size() - at - 6);
-      auto micros = ParseTimestampTz(when);
+      auto micros = ParseTimestamp(when);
       if (!micros) {
         return RowError(
             i, row,

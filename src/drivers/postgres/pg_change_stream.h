@@ -100,8 +100,4 @@ Result<ChangeStream> ParseChangeStream(const std::vector<StreamRow>& rows);
 // Errors say what was expected where.
 Result<std::vector<Change>> ParseTableRow(std::string_view data);
 
-// "2024-05-01 12:00:00.123456+02" (timestamptz_to_str: ISO, offset "+HH",
-// "+HH:MM" or "+HH:MM:SS") into microseconds since the epoch, UTC.
-std::optional<int64_t> ParseTimestampTz(std::string_view text);
-
 }  // namespace backstop::postgres

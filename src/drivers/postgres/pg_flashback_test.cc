@@ -3,6 +3,7 @@
 // fall back to the dump, and the slot's release.
 #include "drivers/postgres/pg_flashback.h"
 
+#include "base/units.h"
 #include "drivers/postgres/pg_undo.h"
 #include "store/restore_point.h"
 #include "testing/pg_driver_fixture.h"
@@ -241,6 +242,66 @@ TEST_F(FlashbackDriverTest, RollbackByUndoRestoresTheExactContentsOnline) {
   EXPECT_EQ(std::string(PQgetvalue(r, 0, 0)), "50");
   PQclear(r);
   PQfinish(client);
+}
+
+TEST_F(FlashbackDriverTest, ARollbackToATimeUndoesOnlyWhatCommittedAfterIt) {
+  json e = Snap("rp-1");
+  Sql("UPDATE tasks SET title = 'kept' WHERE id = 20; TRUNCATE notes");
+  const std::string at_the_time = Fingerprint(db_);
+  const int64_t t = std::stoll(Sql("SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint"));
+  // The next transaction commits after t (clock_timestamp moves on).
+  Sql("SELECT pg_sleep(0.01)");
+  Sql(kBadDeploy);
+  ASSERT_NE(Fingerprint(db_), at_the_time);
+
+  e["to_time_us"] = t;
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  // The TRUNCATE committed before t: it is not undone, so it is no obstacle.
+  Status st = driver_->Prepare(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(progress_.find("rolls back by undo of 1 transaction(s)"), std::string::npos)
+      << progress_;
+  auto loss = driver_->AssessLoss(c, e, ctx);
+  ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+  ASSERT_NE(Item(*loss, "tasks"), nullptr);
+  EXPECT_EQ(Item(*loss, "tasks")->inserted, 5u);
+  EXPECT_EQ(Item(*loss, "tasks")->changed, 2u);
+  EXPECT_TRUE(loss->rewinds.empty());  // sequences stay: their position at t is not known
+  st = driver_->Restore(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  st = driver_->VerifyRestored(c, e, ctx);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  // The rows are those of the moment; the sequences (the fingerprint's last
+  // line) stay where the bad deploy left them.
+  auto rows = [](const std::string& fingerprint) {
+    return fingerprint.substr(0, fingerprint.rfind('\n'));
+  };
+  EXPECT_EQ(rows(Fingerprint(db_)), rows(at_the_time));
+  EXPECT_EQ(Sql("SELECT title FROM tasks WHERE id = 20"), "kept");
+  EXPECT_EQ(Sql("SELECT nextval('tasks_id_seq')"), "9001");
+  EXPECT_NE(progress_.find("since " + FormatRfc3339(t, true) + " net to nothing"),
+            std::string::npos)
+      << progress_;
+}
+
+TEST_F(FlashbackDriverTest, ARollbackToATimeThatUndoCannotReachIsRefusedNotRestored) {
+  json e = Snap("rp-1");
+  const int64_t t = std::stoll(Sql("SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint"));
+  Sql("SELECT pg_sleep(0.01)");
+  Sql(kBadDeploy);
+  Sql("TRUNCATE notes");
+  const std::string now = Fingerprint(db_);
+  e["to_time_us"] = t;
+  ComponentSpec c = Component();
+  DriverContext ctx = Ctx("run1");
+  Status st = driver_->Prepare(c, e, ctx);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("cannot be rolled back to"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("public.notes: TRUNCATE"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("without --to-time"), std::string::npos) << st.ToString();
+  EXPECT_FALSE(server_->DatabaseExists(db_ + "_bs_shadow_run1"));
+  EXPECT_EQ(Fingerprint(db_), now);
 }
 
 TEST_F(FlashbackDriverTest, AResumedRestoreAfterTheUndoCommittedDoesNothingTwice) {

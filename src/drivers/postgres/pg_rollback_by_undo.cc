@@ -36,6 +36,15 @@ std::string EntrySlot(const json& entry) {
   return entry["flashback"].value("slot", "");
 }
 
+// `rollback --to-time`: undo only what committed after this moment.
+std::optional<int64_t> EntryToTime(const json& entry) {
+  if (!entry.is_object() || !entry.contains("to_time_us") ||
+      !entry["to_time_us"].is_number_integer()) {
+    return std::nullopt;
+  }
+  return entry["to_time_us"].get<int64_t>();
+}
+
 size_t CountChanges(const std::vector<Transaction>& txns) {
   size_t n = 0;
   for (const auto& t : txns) n += t.changes.size();
@@ -89,7 +98,7 @@ Result<PostgresDriver::UndoPlan> PostgresDriver::PlanUndo(const Loaded& l, PgCon
     plan.done = true;
     return plan;
   }
-  auto txns = SelectForUndo(plan.stream, std::nullopt);
+  auto txns = SelectForUndo(plan.stream, EntryToTime(entry));
   if (!txns.ok()) {
     plan.why_not = txns.status().message();
     return plan;
@@ -117,7 +126,20 @@ bool PostgresDriver::DecidedUndo(const ComponentSpec& c, const json& entry, Driv
 
 Result<bool> PostgresDriver::PrepareUndo(const ComponentSpec& c, const Loaded& l, const json& entry,
                                          DriverContext& ctx) {
-  if (EntrySlot(entry).empty()) return false;
+  const std::optional<int64_t> to_time = EntryToTime(entry);
+  // The dump holds the restore point's state, not a later moment's: a
+  // rollback to a time is an undo or nothing.
+  auto no_dump_for_a_time = [&](const std::string& why) {
+    return Status::FailedPrecondition(
+        "database " + l.db() + " cannot be rolled back to " + FormatRfc3339(*to_time, true) + ": " +
+        why +
+        "; the restore point's dump holds only its own moment: roll back to the "
+        "restore point without --to-time");
+  };
+  if (EntrySlot(entry).empty()) {
+    if (to_time) return no_dump_for_a_time("the restore point kept no change stream");
+    return false;
+  }
   const std::string path = DecisionPath(ctx, c.name);
   if (path.empty()) return false;
   // A resumed run keeps the path it took.
@@ -126,6 +148,12 @@ Result<bool> PostgresDriver::PrepareUndo(const ComponentSpec& c, const Loaded& l
   }
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, l.db()));
   BACKSTOP_ASSIGN_OR_RETURN(UndoPlan plan, PlanUndo(l, *live, entry, ctx));
+  if (!plan.undo && to_time) {
+    constexpr std::string_view kCoreAdvice = "; restore the dump instead";
+    if (plan.why_not.ends_with(kCoreAdvice))
+      plan.why_not.resize(plan.why_not.size() - kCoreAdvice.size());
+    return no_dump_for_a_time(plan.why_not);
+  }
   if (!plan.undo) {
     constexpr std::string_view kCoreAdvice = "; restore the dump instead";
     if (plan.why_not.ends_with(kCoreAdvice))
@@ -143,8 +171,9 @@ Result<bool> PostgresDriver::PrepareUndo(const ComponentSpec& c, const Loaded& l
   } else {
     ctx.Progress("flashback: database " + l.db() + " rolls back by undo of " +
                  std::to_string(plan.txns.size()) + " transaction(s), " +
-                 std::to_string(CountChanges(plan.txns)) +
-                 " row change(s) since the restore point (no shadow database; it stays online)");
+                 std::to_string(CountChanges(plan.txns)) + " row change(s) since " +
+                 (to_time ? FormatRfc3339(*to_time, true) : std::string("the restore point")) +
+                 " (no shadow database; it stays online)");
   }
   if (!ctx.dry_run) BACKSTOP_RETURN_IF_ERROR(WriteRecord(ctx, path, {{"mode", "undo"}}));
   return true;
@@ -166,14 +195,18 @@ Result<DataLossReport> PostgresDriver::UndoLedger(const ComponentSpec& c, const 
       if (ledger_path.empty()) return DataLossReport();
       return ReportFromLedger(ctx.env->fs(), c.name, ledger_path);
     }
-    BACKSTOP_ASSIGN_OR_RETURN(txns, SelectForUndo(stream, std::nullopt));
+    BACKSTOP_ASSIGN_OR_RETURN(txns, SelectForUndo(stream, EntryToTime(entry)));
   }
   const int64_t t0 = NowMs(ctx);
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableLoss> loss, SummarizeLoss(txns));
   std::vector<json> lines = LossLedgerLines(loss, EntryKeys(entry));
-  // Sequences the undo sets back.
+  // Sequences the undo sets back (not for a time: their positions at that
+  // moment are not known, and moving on is safe: no value is handed out twice).
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<SequencePosition> now, ReadSequencePositions(*live));
-  for (const auto& then : SequencesFromJson(entry["flashback"].value("sequences", json()))) {
+  const std::vector<SequencePosition> then_positions =
+      EntryToTime(entry) ? std::vector<SequencePosition>()
+                         : SequencesFromJson(entry["flashback"].value("sequences", json()));
+  for (const auto& then : then_positions) {
     for (const auto& n : now) {
       if (n.schema == then.schema && n.name == then.name && n.last_value > then.last_value) {
         lines.push_back({{"sequence", n.schema + "." + n.name},
@@ -206,15 +239,18 @@ Status PostgresDriver::RestoreByUndo(const ComponentSpec& c, const Loaded& l, co
   const std::string db = l.db();
   BACKSTOP_ASSIGN_OR_RETURN(auto live, ConnectTo(l, db));
   BACKSTOP_ASSIGN_OR_RETURN(auto peeker, ConnectTo(l, db));
+  // Sequences go back only with the restore point itself (UndoLedger says why).
   const std::vector<SequencePosition> seqs =
-      SequencesFromJson(entry["flashback"].value("sequences", json()));
+      EntryToTime(entry) ? std::vector<SequencePosition>()
+                         : SequencesFromJson(entry["flashback"].value("sequences", json()));
   BACKSTOP_ASSIGN_OR_RETURN(ChangeStream stream, PeekChangeStream(*peeker, slot));
   if (HasUndoMessage(stream, ctx.run_id)) {
     ctx.Progress("flashback: the undo of database " + db + " already committed in this run");
     if (ctx.dry_run) return Status::OK();
     return RewindSequences(*live, seqs);
   }
-  BACKSTOP_ASSIGN_OR_RETURN(std::vector<Transaction> txns, SelectForUndo(stream, std::nullopt));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<Transaction> txns,
+                            SelectForUndo(stream, EntryToTime(entry)));
   if (ctx.dry_run) {
     ctx.Progress("would undo " + std::to_string(txns.size()) + " transaction(s) in " + db);
     return Status::OK();
@@ -237,7 +273,7 @@ Status PostgresDriver::RestoreByUndo(const ComponentSpec& c, const Loaded& l, co
       return applied.WithContext("flashback undo of database " + db + " (nothing was changed)");
     }
     BACKSTOP_ASSIGN_OR_RETURN(ChangeStream again, PeekChangeStream(*peeker, slot));
-    auto again_txns = SelectForUndo(again, std::nullopt);
+    auto again_txns = SelectForUndo(again, EntryToTime(entry));
     if (!again_txns.ok()) {
       (void)live->Run("ROLLBACK");
       return again_txns.status().WithContext("flashback undo of database " + db +
@@ -265,7 +301,9 @@ Status PostgresDriver::RestoreByUndo(const ComponentSpec& c, const Loaded& l, co
   ctx.Progress("flashback: undid " + std::to_string(stats.transactions) + " transaction(s), " +
                std::to_string(stats.statements) + " row change(s) in " + db + " (" +
                Join(stats.tables, ", ") + ") in " + FormatDurationMs(NowMs(ctx) - t0) +
-               "; sequences set back; the database stayed online");
+               (EntryToTime(entry) ? "; sequences left where they are (a rollback to a time)"
+                                   : "; sequences set back") +
+               "; the database stayed online");
   // Rows written after AssessLoss took the ledger were undone too: the
   // ledger is taken again from what was undone.
   if (undo_ledger_txns_ && *undo_ledger_txns_ != txns.size()) {
@@ -284,7 +322,8 @@ Status PostgresDriver::VerifyUndo(const Loaded& l, const json& entry, DriverCont
     return Status::FailedPrecondition("database " + db +
                                       ": the change stream holds no undo of run " + ctx.run_id);
   }
-  BACKSTOP_ASSIGN_OR_RETURN(std::vector<Transaction> txns, SelectForUndo(*upto, std::nullopt));
+  BACKSTOP_ASSIGN_OR_RETURN(std::vector<Transaction> txns,
+                            SelectForUndo(*upto, EntryToTime(entry)));
   BACKSTOP_ASSIGN_OR_RETURN(std::vector<TableLoss> net, SummarizeLoss(txns));
   std::vector<std::string> left;
   for (const auto& t : net) {
@@ -304,8 +343,10 @@ Status PostgresDriver::VerifyUndo(const Loaded& l, const json& entry, DriverCont
   if (std::string failures = DescribeFailures(checks); !failures.empty()) {
     return Status::FailedPrecondition("database " + db + " after the undo: " + failures);
   }
-  ctx.Progress("flashback: the " + std::to_string(txns.size()) +
-               " transaction(s) since the restore point of " + db +
+  const std::optional<int64_t> to_time = EntryToTime(entry);
+  ctx.Progress("flashback: the " + std::to_string(txns.size()) + " transaction(s) of " + db +
+               " since " +
+               (to_time ? FormatRfc3339(*to_time, true) : std::string("the restore point")) +
                " net to nothing with the undo; foreign keys and integrity queries pass");
   return Status::OK();
 }
