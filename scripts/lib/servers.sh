@@ -6,15 +6,16 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
-# start_postgres DIR PORT: initdb + start; the superuser is "postgres" (trust auth).
+# start_postgres DIR PORT [OPTIONS]: initdb + start; the superuser is "postgres"
+# (trust auth). OPTIONS: more server settings, e.g. "-c wal_level=logical".
 start_postgres() {
-  local dir=$1 port=$2
+  local dir=$1 port=$2 more=${3:-}
   mkdir -p "$dir/data" "$dir/sock"
   chown -R postgres:postgres "$dir"
   runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" \
+    -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off $more" \
     start >/dev/null || { cat "$dir/server.log" >&2; return 1; }
 }
 
