@@ -130,6 +130,18 @@ Result<std::vector<std::string>> DropOrphanSlots(PgConn& conn, const std::string
   return dropped;
 }
 
+Result<std::string> SchemaFingerprint(PgConn& conn) {
+  return conn.Value(
+      "SELECT md5(coalesce(string_agg(n.nspname || '.' || c.relname || '.' || a.attnum || '.' || "
+      "a.attname || ':' || format_type(a.atttypid, a.atttypmod), ',' "
+      "ORDER BY n.nspname, c.relname, a.attnum), '')) "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "JOIN pg_attribute a ON a.attrelid = c.oid "
+      "WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+      "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+      "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'");
+}
+
 Result<std::optional<int64_t>> SlotRetainedWal(PgConn& conn, const std::string& slot) {
   BACKSTOP_ASSIGN_OR_RETURN(
       PgResult r,

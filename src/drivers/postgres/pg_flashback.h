@@ -64,6 +64,12 @@ Status DropSlot(PgConn& conn, const std::string& slot);
 Result<std::vector<std::string>> DropOrphanSlots(PgConn& conn, const std::string& db,
                                                  const std::set<std::string>& keep);
 
+// A digest of every user table's definition (schema, name, and each
+// column's position, name and type), as `conn`'s transaction sees it. The
+// change stream carries no DDL: a restore point records this in its
+// snapshot, and a rollback by undo is refused when it differs now.
+Result<std::string> SchemaFingerprint(PgConn& conn);
+
 // Bytes of WAL `slot` retains (current WAL position minus its restart_lsn);
 // nullopt when the slot does not exist.
 Result<std::optional<int64_t>> SlotRetainedWal(PgConn& conn, const std::string& slot);

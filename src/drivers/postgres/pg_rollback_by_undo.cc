@@ -98,6 +98,19 @@ Result<PostgresDriver::UndoPlan> PostgresDriver::PlanUndo(const Loaded& l, PgCon
     plan.done = true;
     return plan;
   }
+  // DDL is not in the stream: the tables' definitions must be those the
+  // restore point saw (an entry without the digest predates it: the trial
+  // below is the only check).
+  if (const std::string then = entry["flashback"].value("schema_md5", ""); !then.empty()) {
+    BACKSTOP_ASSIGN_OR_RETURN(std::string now, SchemaFingerprint(live));
+    if (now != then) {
+      plan.why_not =
+          "the tables' definitions changed since the restore point (a table created, dropped "
+          "or renamed, or a column added, dropped or retyped), and the change stream carries "
+          "no DDL";
+      return plan;
+    }
+  }
   auto txns = SelectForUndo(plan.stream, EntryToTime(entry));
   if (!txns.ok()) {
     plan.why_not = txns.status().message();

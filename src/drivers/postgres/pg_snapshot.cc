@@ -162,6 +162,8 @@ Result<json> PostgresDriver::Snapshot(const ComponentSpec& c, DriverContext& ctx
     BACKSTOP_RETURN_IF_ERROR(live->Run("SET TRANSACTION SNAPSHOT " + live->Literal(snapshot_id)));
     BACKSTOP_ASSIGN_OR_RETURN(std::vector<SequencePosition> seqs, ReadSequencePositions(*live));
     flashback["sequences"] = SequencesToJson(seqs);
+    BACKSTOP_ASSIGN_OR_RETURN(std::string schema, SchemaFingerprint(*live));
+    flashback["schema_md5"] = schema;
   } else {
     BACKSTOP_ASSIGN_OR_RETURN(snapshot_id, live->Value("SELECT pg_export_snapshot()"));
   }
