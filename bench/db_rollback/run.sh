@@ -3,11 +3,15 @@
 #
 #   bench/db_rollback/run.sh [BUILD_DIR] [SCALE...]      (root; default scale 10)
 #   ROUNDS=3 bench/db_rollback/run.sh ...                 (each scale ROUNDS times)
+#   TXNS=125 bench/db_rollback/run.sh ...                 (the bad deploy's size, below)
 #
 # For each pgbench scale and each procedure in turn: a restore point (untimed:
 # a plain pg_dump for the seed; a Backstop restore point with staging off,
-# "cold", or on, "staged"), the same writes (pgbench transactions, as a bad
-# deploy would make), then the rollback, timed. Each procedure runs twice:
+# "cold", or on, "staged", or with flashback, "flashback": a logical slot, the
+# rollback an undo of the changes since, docs/flashback.md), the same writes
+# (2 pgbench clients of TXNS transactions each, default 250; a transaction
+# changes 4 rows: 3 updates and an insert), then the rollback, timed. The
+# server runs with wal_level=logical for every procedure (flashback needs it). Each procedure runs twice:
 # "quiet" (nothing else on the server) and "polled" (a client polls
 # `count(*)` of the 1M-row table every 10 ms). The polling client is heavy: each
 # count is a parallel scan of the whole table, so it takes a core or more for
@@ -39,13 +43,13 @@ WORK=$(mktemp -d /tmp/backstop-bench-db-XXXXXX)
 chmod 755 "$WORK"
 PORT=$(pick_port)
 trap 'stop_postgres "$WORK/pg"; rm -rf "$WORK"' EXIT
-start_postgres "$WORK/pg" "$PORT"
+start_postgres "$WORK/pg" "$PORT" "-c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=8"
 PSQL=(runuser -u postgres -- psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres)
 CONN="host=127.0.0.1 port=$PORT dbname=bench user=postgres"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-write_spec() {  # NAME STAGED
+write_spec() {  # NAME STAGED [FLASHBACK]
   cat >"$WORK/$1.yaml" <<YAML
 environment: bench-$1
 state_dir: $WORK/state-$1
@@ -57,12 +61,14 @@ components:
     connection: "$CONN"
     staged: $2
     jobs: 2
+    flashback: ${3:-false}
+    flashback_replica_identity: full
 YAML
 }
 
 # The same writes before every rollback: what a bad deploy does.
 disturb() {
-  runuser -u postgres -- pgbench -h 127.0.0.1 -p "$PORT" -U postgres -n -c 2 -t 250 bench >/dev/null 2>&1
+  runuser -u postgres -- pgbench -h 127.0.0.1 -p "$PORT" -U postgres -n -c 2 -t "${TXNS:-250}" bench >/dev/null 2>&1
 }
 
 # measure NAME MODE COMMAND...: runs COMMAND, with a client polling every
@@ -116,7 +122,8 @@ row() {  # SCALE NAME QUIET POLLED GAP SEED_QUIET SEED_POLLED
     "$(awk "BEGIN{printf \"%.2f\", $3/$6}")" "$(awk "BEGIN{printf \"%.2f\", $4/$7}")"
 }
 
-echo "# $(nproc) cores, $(uname -sr), load $(load) at $(date -u +%FT%TZ); $ROUNDS round(s) per scale"
+echo "# $(nproc) cores, $(uname -sr), load $(load) at $(date -u +%FT%TZ); $ROUNDS round(s) per scale;" \
+  "bad deploy: 2 x ${TXNS:-250} pgbench transactions ($((8 * ${TXNS:-250})) row changes)"
 printf '%-6s %-30s %9s %9s %8s %10s %10s\n' scale procedure quiet_ms polled_ms gap_ms quiet/seed polled/seed
 for scale in "${scales[@]}"; do
   "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench" 2>/dev/null
@@ -125,7 +132,8 @@ for scale in "${scales[@]}"; do
   size=$("${PSQL[@]}" -d bench -At -c "SELECT pg_size_pretty(pg_database_size('bench'))")
   write_spec cold never
   write_spec staged always
-  rm -rf "$WORK/state-cold" "$WORK/state-staged"
+  write_spec flashback never true
+  rm -rf "$WORK/state-cold" "$WORK/state-staged" "$WORK/state-flashback"
   echo "# scale $scale: $EXPECTED rows in pgbench_accounts, database $size"
   : >"$WORK/results"
   for ((round = 1; round <= ROUNDS; round++)); do
@@ -134,7 +142,7 @@ for scale in "${scales[@]}"; do
     # same writes, the rollback (timed).
     runuser -u postgres -- pg_dump -h 127.0.0.1 -p "$PORT" -U postgres -Fp bench >"$WORK/dump.sql"
     declare -A quiet=() polled=() gap=()
-    for proc in seed cold staged; do
+    for proc in seed cold staged flashback; do
       for mode in quiet polled; do
         [[ $proc == seed ]] || "$BACKSTOP" --spec "$WORK/$proc.yaml" snapshot >/dev/null
         disturb
@@ -146,10 +154,11 @@ for scale in "${scales[@]}"; do
     row "$scale" "seed (drop + reload)" "${quiet[seed]}" "${polled[seed]}" "${gap[seed]}" "${quiet[seed]}" "${polled[seed]}"
     row "$scale" "backstop, cold restore point" "${quiet[cold]}" "${polled[cold]}" "${gap[cold]}" "${quiet[seed]}" "${polled[seed]}"
     row "$scale" "backstop, staged restore point" "${quiet[staged]}" "${polled[staged]}" "${gap[staged]}" "${quiet[seed]}" "${polled[seed]}"
-    for proc in seed cold staged; do printf '%s %s %s ' "${quiet[$proc]}" "${polled[$proc]}" "${gap[$proc]}"; done >>"$WORK/results"
+    row "$scale" "backstop, flashback (undo)" "${quiet[flashback]}" "${polled[flashback]}" "${gap[flashback]}" "${quiet[seed]}" "${polled[seed]}"
+    for proc in seed cold staged flashback; do printf '%s %s %s ' "${quiet[$proc]}" "${polled[$proc]}" "${gap[$proc]}"; done >>"$WORK/results"
     echo >>"$WORK/results"
     # The steps (with their times) and the drivers' detail lines of both runs.
-    for v in cold staged; do
+    for v in cold staged flashback; do
       grep -E "^ *[0-9.]+s \[|✓|^           [^ ]" "$WORK/$v.log" | grep -v "^  *Undo:" | sed "s/^/#   $v: /"
     done
     echo "# load $(load)"
@@ -157,6 +166,7 @@ for scale in "${scales[@]}"; do
     # Release what the rollbacks kept aside (and old restore points) before the next round.
     "$BACKSTOP" --spec "$WORK/cold.yaml" prune --keep-runs 0 --keep-restore-points 0 >/dev/null || true
     "$BACKSTOP" --spec "$WORK/staged.yaml" prune --keep-runs 0 --keep-restore-points 0 >/dev/null || true
+    "$BACKSTOP" --spec "$WORK/flashback.yaml" prune --keep-runs 0 --keep-restore-points 0 >/dev/null || true
   done
   if ((ROUNDS > 1)); then
     col() { awk -v c="$1" '{print $c}' "$WORK/results" | median; }
@@ -164,5 +174,6 @@ for scale in "${scales[@]}"; do
     row "$scale" "seed (drop + reload)" "$(col 1)" "$(col 2)" "$(col 3)" "$(col 1)" "$(col 2)"
     row "$scale" "backstop, cold restore point" "$(col 4)" "$(col 5)" "$(col 6)" "$(col 1)" "$(col 2)"
     row "$scale" "backstop, staged restore point" "$(col 7)" "$(col 8)" "$(col 9)" "$(col 1)" "$(col 2)"
+    row "$scale" "backstop, flashback (undo)" "$(col 10)" "$(col 11)" "$(col 12)" "$(col 1)" "$(col 2)"
   fi
 done
