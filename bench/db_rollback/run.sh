@@ -19,6 +19,9 @@
 # answering (Backstop's) and not one that takes it away (the seed's). Both
 # totals are reported, with their ratio to the seed's under the same
 # condition, and the longest time the polling client got no correct answer.
+# A total is the whole command; *run_ms* is the time Backstop's quiet run
+# reports for itself (database restored and verified): the command then still
+# takes the post-rollback restore point (a pg_dump, growing with the size).
 # After each round, the steps of both polled Backstop runs with their times
 # and the drivers' detail lines (lines starting with '#'), and the machine's
 # load average; at the end, the median of each column over the rounds.
@@ -117,14 +120,19 @@ backstop_rollback() {  # NAME
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2)}'; }
-row() {  # SCALE NAME QUIET POLLED GAP SEED_QUIET SEED_POLLED
-  printf '%-6s %-30s %9s %9s %8s %10s %10s\n' "$1" "$2" "$3" "$4" "$5" \
-    "$(awk "BEGIN{printf \"%.2f\", $3/$6}")" "$(awk "BEGIN{printf \"%.2f\", $4/$7}")"
+row() {  # SCALE NAME QUIET POLLED GAP SEED_QUIET SEED_POLLED RUN
+  printf '%-6s %-30s %9s %9s %8s %10s %10s %8s\n' "$1" "$2" "$3" "$4" "$5" \
+    "$(awk "BEGIN{printf \"%.2f\", $3/$6}")" "$(awk "BEGIN{printf \"%.2f\", $4/$7}")" "$8"
+}
+# The time a quiet Backstop run reports for itself ("succeeded in 955 ms", "1.84 s"), in ms.
+run_ms() {
+  sed -n 's/.*Run run-[^ ]* succeeded in \([0-9.]*\) \(m\{0,1\}s\).*/\1 \2/p' "$WORK/$1-quiet.log" |
+    awk '{printf "%d", ($2 == "s") ? $1 * 1000 : $1}'
 }
 
 echo "# $(nproc) cores, $(uname -sr), load $(load) at $(date -u +%FT%TZ); $ROUNDS round(s) per scale;" \
   "bad deploy: 2 x ${TXNS:-250} pgbench transactions ($((8 * ${TXNS:-250})) row changes)"
-printf '%-6s %-30s %9s %9s %8s %10s %10s\n' scale procedure quiet_ms polled_ms gap_ms quiet/seed polled/seed
+printf '%-6s %-30s %9s %9s %8s %10s %10s %8s\n' scale procedure quiet_ms polled_ms gap_ms quiet/seed polled/seed run_ms
 for scale in "${scales[@]}"; do
   "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench" 2>/dev/null
   runuser -u postgres -- pgbench -h 127.0.0.1 -p "$PORT" -U postgres -i -q -s "$scale" bench >/dev/null 2>&1
@@ -151,10 +159,10 @@ for scale in "${scales[@]}"; do
         if [[ $mode == quiet ]]; then quiet[$proc]=$total; else polled[$proc]=$total gap[$proc]=$g; fi
       done
     done
-    row "$scale" "seed (drop + reload)" "${quiet[seed]}" "${polled[seed]}" "${gap[seed]}" "${quiet[seed]}" "${polled[seed]}"
-    row "$scale" "backstop, cold restore point" "${quiet[cold]}" "${polled[cold]}" "${gap[cold]}" "${quiet[seed]}" "${polled[seed]}"
-    row "$scale" "backstop, staged restore point" "${quiet[staged]}" "${polled[staged]}" "${gap[staged]}" "${quiet[seed]}" "${polled[seed]}"
-    row "$scale" "backstop, flashback (undo)" "${quiet[flashback]}" "${polled[flashback]}" "${gap[flashback]}" "${quiet[seed]}" "${polled[seed]}"
+    row "$scale" "seed (drop + reload)" "${quiet[seed]}" "${polled[seed]}" "${gap[seed]}" "${quiet[seed]}" "${polled[seed]}" "${quiet[seed]}"
+    row "$scale" "backstop, cold restore point" "${quiet[cold]}" "${polled[cold]}" "${gap[cold]}" "${quiet[seed]}" "${polled[seed]}" "$(run_ms cold)"
+    row "$scale" "backstop, staged restore point" "${quiet[staged]}" "${polled[staged]}" "${gap[staged]}" "${quiet[seed]}" "${polled[seed]}" "$(run_ms staged)"
+    row "$scale" "backstop, flashback (undo)" "${quiet[flashback]}" "${polled[flashback]}" "${gap[flashback]}" "${quiet[seed]}" "${polled[seed]}" "$(run_ms flashback)"
     for proc in seed cold staged flashback; do printf '%s %s %s ' "${quiet[$proc]}" "${polled[$proc]}" "${gap[$proc]}"; done >>"$WORK/results"
     echo >>"$WORK/results"
     # The steps (with their times) and the drivers' detail lines of both runs.
