@@ -513,6 +513,23 @@ size_t S3OnHeader(char* data, size_t size, size_t count, void* user) {
   return n;
 }
 
+// libcurl failures that no retry can mend.
+bool S3CurlErrorIsFinal(CURLcode rc) {
+  switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 struct S3SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
@@ -685,6 +702,11 @@ Result<S3ObjectStore::Response> S3ObjectStore::Perform(const Request& request) {
   std::string last;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     BACKSTOP_ASSIGN_OR_RETURN(Response response, PerformOnce(request));
+    if (S3CurlErrorIsFinal(response.curl_error)) {
+      // Trying again cannot help: the endpoint's certificate or its URL is wrong.
+      return Status::FailedPrecondition(Where(request.op, request.key) + ": " +
+                                        response.curl_detail);
+    }
     if (!response.transient()) return response;
     if (response.curl_error != CURLE_OK) {
       last = response.curl_detail;

@@ -398,13 +398,68 @@ class S3FaultTest : public S3ObjectStoreTest {
     ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
     proxy_ = std::move(*proxy);
   }
-  std::unique_ptr<S3ObjectStore> OpenProxied() {
+  std::unique_ptr<S3ObjectStore> OpenProxied(S3Credentials creds = Credentials()) {
     S3Location loc = Location();
     loc.endpoint = proxy_->endpoint();
-    return ValueOrDie(S3ObjectStore::Open(loc, Credentials(), options_));
+    return ValueOrDie(S3ObjectStore::Open(loc, creds, options_));
   }
   std::unique_ptr<S3FaultProxy> proxy_;
 };
+
+// s3rver checks no Signature V4: the proxy does, with the secret key, so
+// that every request the store makes is proven signed as S3 wants it.
+class S3SignatureTest : public S3FaultTest {
+ protected:
+  void SetUp() override {
+    S3ObjectStoreTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto proxy =
+        S3FaultProxy::Start(server_->endpoint(), BACKSTOP_SOURCE_DIR, S3rver::kSecretAccessKey);
+    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+    proxy_ = std::move(*proxy);
+  }
+};
+
+TEST_F(S3SignatureTest, EveryOperationIsSignedAsS3Checks) {
+  options_.list_page_size = 2;  // continuation tokens: base64, with + / =
+  options_.multipart_threshold = 5ull << 20;
+  options_.part_size = 5ull << 20;
+  // A session token is signed too (s3rver ignores it).
+  auto store = OpenProxied({S3rver::kAccessKeyId, S3rver::kSecretAccessKey, "token/with+chars="});
+  for (const char* key : {"blobs/a-1", "blobs/b_2", "blobs/c.3", "restore-points/rp-x", "z"}) {
+    ASSERT_TRUE(store->Put(key, key).ok()) << key << "\n" << proxy_->LogTail();
+  }
+  auto all = store->List("");
+  ASSERT_TRUE(all.ok()) << all.status().ToString() << "\n" << proxy_->LogTail();
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[3].key, "restore-points/rp-x");
+  EXPECT_EQ(ValueOrDie(store->List("blobs/")).size(), 3u);
+  EXPECT_EQ(ValueOrDie(store->Get("restore-points/rp-x")), "restore-points/rp-x");
+  EXPECT_EQ(ValueOrDie(store->Size("blobs/c.3")), 9u);
+  std::string data = testing::RandomBytes((11ull << 20) + 5, 12);
+  testing::WriteFileOrDie(dir_.Join("big"), data);
+  Status st = store->PutFile("blobs/big", dir_.Join("big"));
+  ASSERT_TRUE(st.ok()) << st.ToString() << "\n" << proxy_->LogTail();
+  ASSERT_TRUE(store->GetToFile("blobs/big", dir_.Join("big.out")).ok());
+  EXPECT_TRUE(ValueOrDie(Env::Default()->fs()->ReadFile(dir_.Join("big.out"))) == data);
+  ASSERT_TRUE(store->Delete("z").ok());
+  EXPECT_EQ(store->Size("z").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(proxy_->LogTail().find("refused"), std::string::npos) << proxy_->LogTail();
+}
+
+TEST_F(S3SignatureTest, AWrongSecretIsFailedPreconditionWithoutTheSecret) {
+  auto store = OpenProxied({S3rver::kAccessKeyId, "wrong-secret-789", ""});
+  Status st = store->Put("k", "v");
+  EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition) << st.ToString();
+  EXPECT_EQ(st.message(), "access denied to s3://backstop-test/backstop/prod (" +
+                              proxy_->endpoint() +
+                              ") (put k: HTTP 403 SignatureDoesNotMatch: The request signature we "
+                              "calculated does not match the signature you provided.): check the "
+                              "credentials");
+  auto size = store->Size("k");  // a HEAD: the 403 has no body
+  EXPECT_EQ(size.status().code(), Status::Code::kFailedPrecondition) << size.status().ToString();
+  EXPECT_EQ(size.status().message().find("wrong-secret-789"), std::string::npos);
+}
 
 TEST_F(S3FaultTest, TwoServerErrorsAreRetriedToSuccess) {
   auto store = OpenProxied();

@@ -199,7 +199,8 @@ std::string S3rver::LogTail() const { return S3rverLogTail(JoinPath(dir_, "serve
 // ---- S3FaultProxy --------------------------------------------------------------
 
 Result<std::unique_ptr<S3FaultProxy>> S3FaultProxy::Start(const std::string& upstream,
-                                                          const std::string& source_dir) {
+                                                          const std::string& source_dir,
+                                                          const std::string& sigv4_secret) {
   std::unique_ptr<S3FaultProxy> proxy(new S3FaultProxy());
   std::string script = JoinPath(source_dir, "tests/tools/s3-fault-proxy.mjs");
   BACKSTOP_ASSIGN_OR_RETURN(std::string dir, S3rverTempDir("s3proxy"));
@@ -207,10 +208,13 @@ Result<std::unique_ptr<S3FaultProxy>> S3FaultProxy::Start(const std::string& ups
   Status last;
   for (int attempt = 0; attempt < 5; ++attempt) {
     BACKSTOP_ASSIGN_OR_RETURN(proxy->port_, ReserveLoopbackPort());
-    BACKSTOP_ASSIGN_OR_RETURN(
-        proxy->pid_,
-        S3rverSpawnNode({script, "--port", std::to_string(proxy->port_), "--upstream", upstream},
-                        proxy->log_));
+    std::vector<std::string> args = {script, "--port", std::to_string(proxy->port_), "--upstream",
+                                     upstream};
+    if (!sigv4_secret.empty()) {
+      args.push_back("--sigv4-secret");
+      args.push_back(sigv4_secret);
+    }
+    BACKSTOP_ASSIGN_OR_RETURN(proxy->pid_, S3rverSpawnNode(args, proxy->log_));
     last = S3rverAwait(&proxy->pid_, proxy->endpoint() + "/__fault/count", "s3-fault-proxy",
                        proxy->log_);
     if (last.ok()) return proxy;

@@ -67,10 +67,14 @@ class S3rver {
 // tests/tools/s3-fault-proxy.mjs in front of `upstream` (an S3rver's
 // endpoint): faults are set with SetMode ("pass", "fail500 2",
 // "drop-mid-upload", "stall"), which POSTs /__fault/<mode> to the proxy.
+// With a `sigv4_secret`, the proxy also checks each request's Signature V4
+// and payload hash with it (s3rver checks neither), answering 403
+// SignatureDoesNotMatch or 400 XAmzContentSHA256Mismatch as S3 would.
 class S3FaultProxy {
  public:
   static Result<std::unique_ptr<S3FaultProxy>> Start(const std::string& upstream,
-                                                     const std::string& source_dir);
+                                                     const std::string& source_dir,
+                                                     const std::string& sigv4_secret = "");
   ~S3FaultProxy();
   S3FaultProxy(const S3FaultProxy&) = delete;
   S3FaultProxy& operator=(const S3FaultProxy&) = delete;
