@@ -281,6 +281,30 @@ Result<RestorePoint> ReadRestorePoint(Store& store, const std::string& id, bool 
   return std::move(m.rp);
 }
 
+Result<RestorePoint> ParseRestorePoint(std::string_view text, const std::string& id,
+                                       const std::string& where) {
+  BACKSTOP_RETURN_IF_ERROR(ValidateId(id));
+  nlohmann::json raw;
+  try {
+    raw = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    return Status::Corruption("manifest " + id + " in " + where +
+                              " is not valid JSON: " + e.what());
+  }
+  auto rp = FromJson(raw);
+  if (!rp.ok()) return rp.status().WithContext("manifest " + id + " in " + where);
+  if (rp->id != id) {
+    return Status::Corruption("manifest " + id + " in " + where + " names restore point " + rp->id);
+  }
+  std::string actual = CanonicalChecksum(raw);
+  if (actual != rp->checksum) {
+    return Status::Corruption("manifest " + id + " in " + where + " was modified: it records " +
+                              "checksum " + (rp->checksum.empty() ? "(none)" : rp->checksum) +
+                              " but its content hashes to " + actual);
+  }
+  return rp;
+}
+
 std::vector<RestorePoint> ListRestorePoints(Store& store, std::vector<std::string>* errors) {
   std::vector<RestorePoint> out;
   for (auto& m : LoadAll(store, errors)) out.push_back(std::move(m.rp));

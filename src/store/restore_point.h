@@ -59,6 +59,11 @@ Status WriteRestorePoint(Store& store, RestorePoint& rp);
 // the caller (VerifyRestorePoint) reports it.
 Result<RestorePoint> ReadRestorePoint(Store& store, const std::string& id,
                                       bool check_checksum = true);
+// Parses a manifest's text read from elsewhere (a remote store, `where` for
+// messages): Corruption when it is not valid, names another id, or its
+// checksum does not match its content.
+Result<RestorePoint> ParseRestorePoint(std::string_view text, const std::string& id,
+                                       const std::string& where);
 // Every readable manifest, oldest first (created time, then id). Unreadable
 // ones are reported in `errors`; modified ones (checksum mismatch) are listed
 // and also reported in `errors`, so that "latest" cannot silently skip them.

@@ -688,6 +688,24 @@ BlobCheck Store::Check(const std::string& digest) {
   return StreamBlob(env_->fs(), BlobPath(digest), digest, Sink(), &unused);
 }
 
+BlobCheck Store::CheckBlobFile(const std::string& path, const std::string& digest) {
+  Status unused;
+  return StreamBlob(env_->fs(), path, digest, Sink(), &unused);
+}
+
+Status Store::ImportBlobFile(const std::string& path, const std::string& digest) {
+  TmpFileGuard guard(env_->fs(), path);
+  BlobCheck check = CheckBlobFile(path, digest);
+  if (check.state != BlobCheck::State::kOk) {
+    return Status::Corruption("blob " + digest + " is " + BlobCheck::StateName(check.state) + ": " +
+                              check.detail);
+  }
+  BACKSTOP_RETURN_IF_ERROR(env_->fs()->Chmod(path, kBlobMode));
+  BACKSTOP_RETURN_IF_ERROR(CommitBlob(path, digest));
+  guard.Dismiss();
+  return Status::OK();
+}
+
 Result<std::vector<std::string>> Store::ListBlobs() {
   FileSystem* fs = env_->fs();
   std::string blobs = JoinPath(root_, "blobs");

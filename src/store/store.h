@@ -120,6 +120,17 @@ class Store {
   // the stream).
   Status StreamContent(const std::string& digest,
                        const std::function<Status(std::string_view)>& sink);
+  // Verifies a blob file that is not (yet) in the store, e.g. one fetched
+  // from a remote replica: its header, its zstd frame, and that its content
+  // hashes to `digest`.
+  BlobCheck CheckBlobFile(const std::string& path, const std::string& digest);
+  // Moves such a file into the store as blob `digest` once CheckBlobFile
+  // passes (Corruption naming what is wrong otherwise, and `path` is removed).
+  // REQUIRES: `path` is in TmpDir() (the rename must not cross file systems)
+  // and was fsynced by its writer.
+  Status ImportBlobFile(const std::string& path, const std::string& digest);
+  // <root>/tmp/<hint>.<pid>-<n>.tmp: a fresh name for a partial write.
+  std::string NewTmpFilePath(const std::string& hint) { return NewTmpPath(hint); }
   // Test hook: how many files PutFile has opened and read (cache misses).
   uint64_t files_hashed_for_test() const { return files_hashed_.load(); }
 
