@@ -147,25 +147,6 @@ void Parser::ParseRoot(const YAML::Node& root, Spec* spec) {
   RejectUnknown(top, kTopKeys);
 }
 
-void Parser::ParseStore(const Entry& e, Spec* spec) {
-  const std::string expected = "a directory path, or a map {path: ...}";
-  if (e.value.IsMap()) {
-    MapFields f;
-    ReadMap(e.value, e.key_mark, "store", expected, &f);
-    f.anchor = e.key_mark;
-    if (Entry* p = f.Take("path")) {
-      if (auto v = NonEmptyStr(*p, "store.path", "a directory path")) {
-        spec->store_path = ResolvePath(*v);
-      }
-    } else {
-      Err(e.key_mark, "store.path", "missing required key 'path'", "a directory path");
-    }
-    RejectUnknown(f, {"path"});
-    return;
-  }
-  if (auto v = NonEmptyStr(e, "store", expected)) spec->store_path = ResolvePath(*v);
-}
-
 void Parser::ParseDataLoss(const Entry& e, Spec* spec) {
   MapFields f;
   if (!ReadMap(e.value, e.key_mark, "data_loss", "a map {max_rows: N, max_messages: N}", &f)) {

@@ -197,13 +197,32 @@ struct FallbackSpec {
   SourcePos pos;
 };
 
+// `store:` with a remote part (docs/store.md): restore points kept off this
+// host too. `url:` at the top of the store section makes the remote the store
+// and the local directory its cache; `replicate_to:` keeps a full local store
+// and a copy. Either way a restore point is taken into the local store first
+// and replicated in the background (`backstop watch`, `backstop store sync`).
+// Credentials are never in the spec (the environment or the AWS shared
+// credentials file); the encryption key is named by its file.
+struct RemoteStoreSpec {
+  enum class Role { kPrimary, kReplica };
+  Role role = Role::kReplica;
+  std::string url;       // "s3://bucket/prefix" or "file:///absolute/path"
+  std::string endpoint;  // S3-compatible service ("http://127.0.0.1:9000"); empty: AWS
+  std::string region;    // empty: us-east-1
+  std::string key_file;  // absolute; empty: BACKSTOP_STORE_KEY
+  bool encrypt = true;
+  SourcePos pos;
+};
+
 struct Spec {
   std::string path;      // absolute path of the spec file
   std::string base_dir;  // its directory: relative paths in the spec resolve against it
   std::string environment;
-  bool requires_confirm = false;  // `protected:`; defaults to true for "production"
-  std::string state_dir;          // default <base_dir>/.backstop
-  std::string store_path;         // default <state_dir>/store
+  bool requires_confirm = false;                // `protected:`; defaults to true for "production"
+  std::string state_dir;                        // default <base_dir>/.backstop
+  std::string store_path;                       // default <state_dir>/store
+  std::optional<RemoteStoreSpec> remote_store;  // `store: {url: ...}` or `replicate_to:`
   // Largest data loss a rollback may cause without --accept-data-loss.
   uint64_t max_data_loss_rows = 0;
   uint64_t max_data_loss_messages = 0;

@@ -63,6 +63,13 @@ struct MapFields {
     }
     return nullptr;
   }
+  // Like Take, without marking the key as read.
+  Entry* Find(std::string_view key) {
+    for (auto& e : entries) {
+      if (e.key == key) return &e;
+    }
+    return nullptr;
+  }
 };
 
 class Parser {
@@ -160,6 +167,8 @@ class Parser {
 
   void ParseRoot(const YAML::Node& root, Spec* spec);
   void ParseStore(const Entry& e, Spec* spec);
+  void ParseRemoteStore(MapFields& f, const Mark& anchor, const std::string& path,
+                        RemoteStoreSpec::Role role, Spec* spec);
   void ParseDataLoss(const Entry& e, Spec* spec);
 
   // ---- components (spec_components.cc) ----
