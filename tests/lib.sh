@@ -85,7 +85,7 @@ killed_by_hook() {
     sed 's/^/    | /' "$WORK/crash.out" >&2
     return 1
   fi
-  CRASH_RUN_ID=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1)
+  CRASH_RUN_ID=$(grep -o 'run-[0-9TZ]*-[0-9a-f]*' "$WORK/crash.out" | head -n1 || true)  # none for a command that is not a run
 }
 
 # crash_at AT ARGS...: kills `backstop ARGS` after a step ("N", or

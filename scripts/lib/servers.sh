@@ -112,3 +112,30 @@ stop_nginx() {
   done
   kill -9 "$pid" 2>/dev/null || true
 }
+
+# start_s3rver DIR PORT BUCKET: the S3 stand-in from npm (tests/servers, installed
+# by `scripts/install-deps --test`) on 127.0.0.1:PORT with BUCKET; its key pair
+# is S3RVER / S3RVER. Waits until it answers; stop_s3rver DIR stops it.
+S3RVER_BIN=${S3RVER_BIN:-$(dirname "${BASH_SOURCE[0]}")/../../tests/servers/node_modules/.bin/s3rver}
+start_s3rver() {
+  local dir=$1 port=$2 bucket=$3
+  [[ -x "$S3RVER_BIN" ]] || { echo "s3rver is not installed: run scripts/install-deps --test" >&2; return 1; }
+  mkdir -p "$dir/data"
+  # s3rver's list continuation tokens use a cipher Node 17+ hides behind this flag.
+  NODE_OPTIONS=--openssl-legacy-provider setsid "$S3RVER_BIN" -d "$dir/data" -a 127.0.0.1 -p "$port" --configure-bucket "$bucket" \
+    --silent >"$dir/s3rver.log" 2>&1 </dev/null &
+  echo $! >"$dir/s3rver.pid"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null --max-time 1 --noproxy '*' "http://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  cat "$dir/s3rver.log" >&2
+  return 1
+}
+
+stop_s3rver() {
+  local dir=$1 pid
+  pid=$(cat "$dir/s3rver.pid" 2>/dev/null) || return 0
+  kill -- "-$pid" "$pid" 2>/dev/null || true
+}

@@ -56,6 +56,7 @@ int RunCli(int argc, char** argv) {
   groups.push_back(NewSetupCommands());
   groups.push_back(NewInspectCommands());
   groups.push_back(NewSnapshotCommands());
+  groups.push_back(NewStoreCommands());
   groups.push_back(NewOperateCommands());
   groups.push_back(NewFallbackCommands());
   groups.push_back(NewWatchCommands());

@@ -4,6 +4,9 @@
 
 #include "base/env.h"
 #include "base/exit_code.h"
+#include "base/units.h"
+#include "store/remote_store_open.h"
+#include "store/restore_point.h"
 #include "store/state_dir.h"
 
 namespace backstop {
@@ -31,6 +34,38 @@ Result<std::unique_ptr<Environment>> OpenEnvironment(const GlobalOptions& g, Out
   e->engine = std::make_unique<RunEngine>(env, e->spec, *e->store, *e->state,
                                           DriverRegistry::Global(), out);
   return e;
+}
+
+void FetchFromRemoteIfMissing(Environment& e, const std::string& selector, Output& out) {
+  if (!e.spec.remote_store) return;
+  const std::string wanted = selector.empty() ? "latest" : selector;
+  auto local = ResolveRestorePointId(*e.store, wanted, /*include_safety=*/true);
+  if (local.ok() || !local.status().IsNotFound()) return;
+  Env* env = Env::Default();
+  auto remote = OpenRemoteStore(env, e.spec, e.store.get());
+  if (!remote.ok()) {
+    out.Error("warning: the local store has no restore point '" + wanted +
+              "' and the remote store cannot be opened: " + remote.status().message());
+    return;
+  }
+  auto rp = (*remote)->Resolve(wanted, /*include_safety=*/true);
+  if (!rp.ok()) {
+    if (!rp.status().IsNotFound()) {
+      out.Error("warning: cannot look in the remote store: " + rp.status().message());
+    }
+    return;
+  }
+  out.Line("restore point " + rp->id + " is not in the local store; fetching it from " +
+           (*remote)->Describe());
+  int64_t t0 = env->clock()->NowMicros();
+  auto fetched = (*remote)->Fetch(rp->id, nullptr);
+  if (!fetched.ok()) {
+    out.Error("warning: fetching " + rp->id + " failed: " + fetched.status().message());
+    return;
+  }
+  out.Line("fetched " + rp->id + ": " + std::to_string(fetched->blobs_fetched) + " blob(s), " +
+           FormatBytes(fetched->bytes_fetched) + " in " +
+           FormatDurationMs((env->clock()->NowMicros() - t0) / 1000) + ", every one verified");
 }
 
 int Fail(Output& out, const Status& st) {

@@ -43,6 +43,15 @@ struct Environment {
 // state database, and builds the run engine over them.
 Result<std::unique_ptr<Environment>> OpenEnvironment(const GlobalOptions& g, Output& out);
 
+// Disaster recovery: when `selector` (empty: "latest") names no restore point
+// of the local store but the spec's remote store holds one, it is fetched
+// into the local store first (every blob verified, manifest last), so that
+// what follows (a plan, a rollback) finds it as if it had been taken here.
+// Nothing is done when there is no remote store or the local store resolves
+// the selector; a remote that cannot be reached is a warning, not an error
+// (the caller then reports the selector as it always would).
+void FetchFromRemoteIfMissing(Environment& e, const std::string& selector, Output& out);
+
 // Reports `st` (text on stderr; in json mode also the JSON document) and
 // returns its exit code (base/exit_code.h).
 int Fail(Output& out, const Status& st);

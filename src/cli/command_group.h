@@ -1,8 +1,9 @@
 // A group of commands of the command line (one file each: setup_commands.cc,
-// inspect_commands.cc, snapshot_commands.cc, operate_commands.cc, fallback_commands.cc,
-// watch_commands.cc, report_commands.cc, drill_commands.cc, completion_commands.cc). A group adds
-// its subcommands and their flags to the CLI11 app, and after parsing runs the one the user chose.
-// cli.cc registers every group and returns what the chosen command returns.
+// inspect_commands.cc, snapshot_commands.cc, store_commands.cc, operate_commands.cc,
+// fallback_commands.cc, watch_commands.cc, report_commands.cc, drill_commands.cc,
+// completion_commands.cc). A group adds its subcommands and their flags to the CLI11 app, and after
+// parsing runs the one the user chose. cli.cc registers every group and returns what the chosen
+// command returns.
 //
 // Ownership: a group owns the variables CLI11 parses its flags into, so it
 // must outlive the parse. Thread-safety: one thread.
@@ -39,6 +40,7 @@ class CommandGroup {
 std::unique_ptr<CommandGroup> NewSetupCommands();       // init, check, verify
 std::unique_ptr<CommandGroup> NewInspectCommands();     // status, history, runs, ledger, salvage
 std::unique_ptr<CommandGroup> NewSnapshotCommands();    // snapshot, snapshots, prune
+std::unique_ptr<CommandGroup> NewStoreCommands();       // store sync|fetch|status|key new
 std::unique_ptr<CommandGroup> NewOperateCommands();     // plan, rollback, deploy, start, stop
 std::unique_ptr<CommandGroup> NewFallbackCommands();    // fallback [--back]
 std::unique_ptr<CommandGroup> NewWatchCommands();       // watch, test-rules

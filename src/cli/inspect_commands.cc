@@ -14,6 +14,7 @@
 #include "drivers/driver.h"
 #include "run/fallback.h"
 #include "run/lock.h"
+#include "store/remote_store_open.h"
 #include "store/restore_point.h"
 
 namespace backstop {
@@ -167,6 +168,17 @@ int CmdStatus(const GlobalOptions& g, Output& out) {
              (latest->label.empty() ? "" : " (" + latest->label + ")") + " " +
              FormatRfc3339(latest->created_wall_us));
     doc["latest_restore_point"] = latest->id;
+  }
+  if (e.spec.remote_store) {
+    // From the local markers only: `status` must answer with the bucket away.
+    std::vector<std::string> pending =
+        RemoteStore::NotReplicated(*e.store, ReplicaName(*e.spec.remote_store));
+    out.Text("Remote store: " + e.spec.remote_store->url + ": " +
+             (pending.empty() ? std::string("every restore point replicated")
+                              : std::to_string(pending.size()) +
+                                    " restore point(s) not yet replicated (newest " +
+                                    pending.back() + "; `backstop store sync`)"));
+    doc["not_replicated"] = pending;
   }
   out.Json(doc);
   return kExitOk;

@@ -72,6 +72,7 @@ int CmdPlan(const GlobalOptions& g, Output& out, const RollbackRequest& req) {
   auto opened = OpenEnvironment(g, out);
   if (!opened.ok()) return Fail(out, opened.status());
   Environment& e = **opened;
+  if (req.all || !req.to.empty()) FetchFromRemoteIfMissing(e, req.to, out);
   DriverContext ctx = e.engine->Context();
   auto plan = PlanRollback(e.spec, req, *e.store, *e.state, DriverRegistry::Global(), ctx);
   if (!plan.ok()) return Fail(out, plan.status());
@@ -117,6 +118,7 @@ int CmdRollback(const GlobalOptions& g, Output& out, const RollbackFlags& f,
     PrintOutcome(out, *outcome);
     return outcome->succeeded() ? kExitOk : kExitFailed;
   }
+  if (f.request.all || !f.request.to.empty()) FetchFromRemoteIfMissing(e, f.request.to, out);
   DriverContext ctx = e.engine->Context();
   auto plan = PlanRollback(e.spec, f.request, *e.store, *e.state, DriverRegistry::Global(), ctx);
   if (!plan.ok()) return Fail(out, plan.status());

@@ -4,6 +4,7 @@
 #include "cli/command_group.h"
 
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "base/env.h"
@@ -12,6 +13,7 @@
 #include "run/lock.h"
 #include "run/prune.h"
 #include "run/retention.h"
+#include "store/remote_store_open.h"
 #include "store/restore_point.h"
 #include "store/restore_point_size.h"
 
@@ -62,9 +64,30 @@ int CmdSnapshots(const GlobalOptions& g, Output& out) {
   std::vector<std::string> errors;
   std::vector<RestorePoint> rps = ListRestorePoints(*e.store, &errors);
   const std::vector<RestorePointSize> sizes = MeasureRestorePoints(*e.store, rps);
+  // With a remote store: where each restore point is (local, remote, both).
+  std::unique_ptr<RemoteStore> remote;
+  std::set<std::string> remote_ids;
+  bool remote_listed = false;
+  if (e.spec.remote_store) {
+    auto opened_remote = OpenRemoteStore(Env::Default(), e.spec, e.store.get());
+    auto ids = opened_remote.ok() ? (*opened_remote)->ListIds()
+                                  : Result<std::vector<std::string>>(opened_remote.status());
+    if (ids.ok()) {
+      remote = std::move(opened_remote).value();
+      remote_ids.insert(ids->begin(), ids->end());
+      remote_listed = true;
+    } else {
+      errors.push_back("the remote store cannot be listed: " + ids.status().message());
+    }
+  }
+  const bool show_where = e.spec.remote_store.has_value();
   nlohmann::json doc = nlohmann::json::array();
   out.Text(Pad("ID", 38) + Pad("LABEL", 22) + Pad("KIND", 8) + Pad("TAKEN", 22) +
-           Pad("SIZE (ADDED)", 24) + "COMPONENTS");
+           Pad("SIZE (ADDED)", 24) + (show_where ? Pad("WHERE", 8) : "") + "COMPONENTS");
+  auto where_of = [&](const std::string& id) -> std::string {
+    if (!remote_listed) return "local?";
+    return remote_ids.count(id) ? "both" : "local";
+  };
   for (size_t i = 0; i < rps.size(); ++i) {
     const RestorePoint& rp = rps[i];
     const RestorePointSize& size = sizes[i];
@@ -79,19 +102,82 @@ int CmdSnapshots(const GlobalOptions& g, Output& out) {
     }
     out.Text(Pad(rp.id, 38) + Pad(rp.label.empty() ? "-" : rp.label, 22) +
              Pad(std::string(Name(rp.kind)), 8) + Pad(FormatRfc3339(rp.created_wall_us), 22) +
-             Pad(size_text, 24) + comps);
-    doc.push_back({{"id", rp.id},
-                   {"label", rp.label},
-                   {"kind", rp.kind},
-                   {"timestamp", FormatRfc3339(rp.created_wall_us)},
-                   {"components", rp.components.size()},
-                   {"stored_bytes", size.stored_bytes},
-                   {"added_bytes", size.added_bytes},
-                   {"missing_blobs", size.missing_blobs}});
+             Pad(size_text, 24) + (show_where ? Pad(where_of(rp.id), 8) : "") + comps);
+    nlohmann::json row = {{"id", rp.id},
+                          {"label", rp.label},
+                          {"kind", rp.kind},
+                          {"timestamp", FormatRfc3339(rp.created_wall_us)},
+                          {"components", rp.components.size()},
+                          {"stored_bytes", size.stored_bytes},
+                          {"added_bytes", size.added_bytes},
+                          {"missing_blobs", size.missing_blobs}};
+    if (show_where) row["where"] = where_of(rp.id);
+    doc.push_back(row);
+    remote_ids.erase(rp.id);
+  }
+  // Restore points only in the remote store (another host's, or pruned here).
+  for (const auto& id : remote_ids) {
+    auto rp = remote->Read(id);
+    if (!rp.ok()) {
+      errors.push_back("remote restore point " + id + ": " + rp.status().message());
+      continue;
+    }
+    std::string comps;
+    for (const auto& [name, entry] : rp->components.items()) {
+      comps += (comps.empty() ? "" : ",") + name;
+    }
+    out.Text(Pad(rp->id, 38) + Pad(rp->label.empty() ? "-" : rp->label, 22) +
+             Pad(std::string(Name(rp->kind)), 8) + Pad(FormatRfc3339(rp->created_wall_us), 22) +
+             Pad("-", 24) + Pad("remote", 8) + comps);
+    doc.push_back({{"id", rp->id},
+                   {"label", rp->label},
+                   {"kind", rp->kind},
+                   {"timestamp", FormatRfc3339(rp->created_wall_us)},
+                   {"components", rp->components.size()},
+                   {"where", "remote"}});
   }
   for (const auto& err : errors) out.Error("warning: " + err);
-  if (rps.empty()) out.Text("(no restore points yet: `backstop snapshot --label NAME` takes one)");
+  if (doc.empty()) out.Text("(no restore points yet: `backstop snapshot --label NAME` takes one)");
   out.Json({{"restore_points", doc}, {"errors", errors}});
+  return kExitOk;
+}
+
+// `snapshots verify ID --remote`: every blob read back from the remote store.
+int CmdSnapshotsVerifyRemote(const GlobalOptions& g, Output& out, const std::string& selector) {
+  auto opened = OpenEnvironment(g, out);
+  if (!opened.ok()) return Fail(out, opened.status());
+  Environment& e = **opened;
+  auto remote = OpenRemoteStore(Env::Default(), e.spec, e.store.get());
+  if (!remote.ok()) return Fail(out, remote.status());
+  auto rp = (*remote)->Resolve(selector, /*include_safety=*/true);
+  if (!rp.ok()) return Fail(out, rp.status());
+  out.Line("re-reading every blob of " + rp->id + " from " + (*remote)->Describe());
+  auto check = (*remote)->Verify(*rp);
+  if (!check.ok()) return Fail(out, check.status());
+  out.Text(
+      std::string(check->manifest_ok ? Output::Ok() : Output::Fail()) + " remote manifest " +
+      rp->id +
+      (check->manifest_ok ? " decrypts and its checksum matches" : ": " + check->manifest_detail));
+  nlohmann::json failures = nlohmann::json::array();
+  for (const auto& b : check->Failures()) {
+    out.Text(std::string(Output::Fail()) + " " + BlobCheck::StateName(b.state) + " blob " +
+             b.digest + ": " + b.detail);
+    failures.push_back(
+        {{"digest", b.digest}, {"state", BlobCheck::StateName(b.state)}, {"detail", b.detail}});
+  }
+  const size_t intact = check->blobs.size() - check->Failures().size();
+  out.Text(std::to_string(intact) + "/" + std::to_string(check->blobs.size()) +
+           " blobs intact in the remote store");
+  out.Json({{"ok", check->ok()},
+            {"restore_point", rp->id},
+            {"remote", (*remote)->Describe()},
+            {"manifest_ok", check->manifest_ok},
+            {"blobs", check->blobs.size()},
+            {"failures", failures}});
+  if (!check->ok()) {
+    out.Error("the remote copy of " + rp->id + " is damaged; it cannot restore this host");
+    return kExitFailed;
+  }
   return kExitOk;
 }
 
@@ -228,6 +314,9 @@ class SnapshotCommands : public CommandGroup {
     snapshots_verify_
         ->add_option("RESTORE_POINT", verify_selector_, "latest, previous, an id or a label")
         ->required();
+    snapshots_verify_->add_flag(
+        "--remote", verify_remote_,
+        "Re-read, decrypt and re-hash every blob from the remote store instead of the local one");
 
     prune_ = app.add_subcommand(
         "prune", "Release what old rollbacks kept aside, old restore points and unused blobs");
@@ -254,7 +343,10 @@ class SnapshotCommands : public CommandGroup {
       return CmdSnapshot(inv.global, inv.out, snap_label_, snap_components_, inv.command);
     }
     if (*snapshots_) {
-      if (*snapshots_verify_) return CmdSnapshotsVerify(inv.global, inv.out, verify_selector_);
+      if (*snapshots_verify_) {
+        if (verify_remote_) return CmdSnapshotsVerifyRemote(inv.global, inv.out, verify_selector_);
+        return CmdSnapshotsVerify(inv.global, inv.out, verify_selector_);
+      }
       return CmdSnapshots(inv.global, inv.out);
     }
     if (*prune_) return CmdPrune(inv.global, inv.out, prune_options_, keep_flags_, inv.command);
@@ -268,6 +360,7 @@ class SnapshotCommands : public CommandGroup {
   CLI::App* snapshots_ = nullptr;
   CLI::App* snapshots_verify_ = nullptr;
   std::string verify_selector_;
+  bool verify_remote_ = false;
   CLI::App* prune_ = nullptr;
   PruneOptions prune_options_;
   KeepFlags keep_flags_;

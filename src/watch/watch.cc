@@ -398,6 +398,10 @@ Status Watcher::Run() {
     retirer_ = std::make_unique<SlotRetirer>(
         env_, [this] { return RetireExpiredSlots(env_, spec_, registry_, log_); });
   }
+  if (spec_.remote_store) {
+    replicator_ = std::make_unique<StoreReplicator>(
+        env_, [this] { return ReplicateRestorePoints(env_, spec_, log_); });
+  }
   // Firing in the saved state: decided again once probed afresh (if still firing).
   for (const auto& st : engine_->States()) {
     if (st.state != TriggerState::kFiring) continue;
@@ -481,7 +485,7 @@ Status Watcher::Run() {
       states_refreshed_us = now;
     }
     ProcessApiJobs();
-    if (scheduled_ || retirer_) {
+    if (scheduled_ || retirer_ || replicator_) {
       bool run_active;
       {
         MutexLock lock(&mu_);
@@ -489,6 +493,7 @@ Status Watcher::Run() {
       }
       if (scheduled_) scheduled_->Tick(run_active);
       if (retirer_) retirer_->Tick(run_active);
+      if (replicator_) replicator_->Tick(run_active);
     }
     if (now - last_held_retry_us_ >= kHousekeepingEveryUs) {
       last_held_retry_us_ = now;
@@ -520,8 +525,9 @@ Status Watcher::Run() {
   }
   prober_->Stop();
   if (api_) api_->Stop();
-  scheduled_.reset();  // waits for a restore point being taken
-  retirer_.reset();    // and for a slot being stopped
+  scheduled_.reset();   // waits for a restore point being taken
+  retirer_.reset();     // and for a slot being stopped
+  replicator_.reset();  // and for an upload (it resumes where it stopped next time)
   if (job_) {
     log_->Warn("waiting for the running rollback to finish");
     job_->Join();

@@ -90,6 +90,7 @@
 #include "watch/signals.h"
 #include "watch/slot_retirer.h"
 #include "watch/state_writer.h"
+#include "watch/store_replicator.h"
 #include "watch/watch_logger.h"
 #include "watch/watch_state.h"
 
@@ -261,7 +262,8 @@ class Watcher final : public ApiBackend {
   // Stops blue/green services' previous slots when keep_previous ends (null
   // when the spec has none).
   std::unique_ptr<SlotRetirer> retirer_;
-  ServiceNotifier service_;  // readiness, watchdog and STATUS= for systemd
+  std::unique_ptr<StoreReplicator> replicator_;  // when the spec has a remote store
+  ServiceNotifier service_;                      // readiness, watchdog and STATUS= for systemd
 
   // Shared between the control, prober, job and API threads.
   mutable Mutex mu_;
