@@ -8,6 +8,8 @@
 #   `snapshots verify --remote` re-reading every blob from the bucket;
 # - the bucket holds no plaintext: no label, no config content, no digest;
 # - a wrong key is refused before anything is read or written;
+# - kills inside an upload (before a blob, before the manifest, before the
+#   marker) never list a restore point early; `backstop watch` replicates;
 # - disaster recovery: the whole state dir and local store deleted, the staged
 #   database dropped, data and config changed; `rollback --all --to LABEL`
 #   fetches the restore point from the bucket alone and restores it (cold path,
@@ -123,6 +125,16 @@ expect_contains "$ERR" "does not open the remote store" "the wrong key is named 
 expect_eq "$(bucket_files | xargs md5sum | md5sum)" "$before" "the bucket after a wrong key"
 cp "$WORK/keys/store.key.good" "$WORK/keys/store.key"
 bs store sync; expect_rc 0 "store sync with the right key again"
+
+# --- backstop watch replicates in the background ----------------------------------
+bs snapshot --label by-watch; expect_rc 0 "snapshot by-watch"
+bs status
+expect_contains "$OUT" "1 restore point(s) not yet replicated" "status before the watch"
+bs watch --duration 8s --listen off --dry-run
+expect_rc 0 "watch --duration 8s"
+expect_contains "$OUT$ERR" "restore point replicated" "the watch logs the replication"
+bs status
+expect_contains "$OUT" "every restore point replicated" "status after the watch"
 
 # --- disaster: the host's state and store are lost --------------------------------
 bs deploy orchestrator v2; expect_rc 1 "deploy orchestrator v2 (unhealthy, writes data)"
