@@ -130,9 +130,20 @@ bs store sync; expect_rc 0 "store sync with the right key again"
 bs snapshot --label by-watch; expect_rc 0 "snapshot by-watch"
 bs status
 expect_contains "$OUT" "1 restore point(s) not yet replicated" "status before the watch"
-bs watch --duration 8s --listen off --dry-run
-expect_rc 0 "watch --duration 8s"
-expect_contains "$OUT$ERR" "restore point replicated" "the watch logs the replication"
+API_PORT=$(free_port)
+"$BACKSTOP_BIN" --spec "$SPEC" watch --duration 10s --listen "127.0.0.1:$API_PORT" --dry-run \
+  >"$WORK/watch.log" 2>&1 &
+watch_pid=$!
+at_exit kill "$watch_pid"
+api_points() { curl -fsS --max-time 2 --noproxy '*' "http://127.0.0.1:$API_PORT/api/v1/restore-points" 2>/dev/null; }
+all_replicated() {
+  api_points | py 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["restore_points"] and all(p["replicated"] for p in d["restore_points"]) else 1)'
+}
+wait_for 8 all_replicated || fail "the watch's API did not list every restore point replicated within 8 s"
+expect_eq "$(api_points | py 'import json,sys; d=json.load(sys.stdin); print(d["remote"], sorted({p["replicated"] for p in d["restore_points"]}))')" \
+  "s3://backstop-dr/mistersmith/staging [True]" "the API's restore points: all replicated"
+wait "$watch_pid" || fail "watch --duration 10s exited $?"
+expect_contains "$(cat "$WORK/watch.log")" "restore point replicated" "the watch logs the replication"
 bs status
 expect_contains "$OUT" "every restore point replicated" "status after the watch"
 

@@ -406,18 +406,23 @@ function RestorePoints({ tick }) {
   };
   if (error) return html`<p class="error" role="alert">${error}</p>`;
   if (!points) return html`<p>Loading restore points…</p>`;
+  // With a remote store in the spec, each restore point says whether it is off the host yet.
+  const remote = points.some((p) => p.replicated !== undefined);
   return html`<section aria-labelledby="h-rp">
     <h2 id="h-rp">Restore points</h2>
     ${points.length === 0 ? html`<p>No restore point yet: <code>backstop snapshot --label NAME</code> takes one.</p>` : ''}
     <table class="list" id="restore-points">
       <thead><tr><th>Restore point</th><th>Label</th><th>Kind</th><th>Taken</th><th>Components</th>
-        <th>Blobs</th><th>Size (added)</th><th>Verify</th></tr></thead>
+        <th>Blobs</th><th>Size (added)</th>${remote ? html`<th>Off host</th>` : ''}<th>Verify</th></tr></thead>
       <tbody>${points.map((p) => html`<tr data-restore-point=${p.id}>
         <th scope="row"><code>${p.id}</code></th><td>${p.label}</td><td>${p.kind}</td><td>${p.created}</td>
         <td>${p.components.join(', ')}</td><td>${p.blobs}</td>
         <td class="size" title="stored size of every blob it names; in brackets, what no older restore point shares"
           >${formatBytes(p.stored_bytes) + ' (+' + formatBytes(p.added_bytes) + ')'}${p.missing_blobs > 0
             ? html` <${Badge} table=${{ bad: ['✖', p.missing_blobs + ' blob(s) missing', 'bad'] }} value="bad" />` : ''}</td>
+        ${remote ? html`<td class="replicated">${p.replicated
+          ? html`<${Badge} table=${{ yes: ['✔', 'replicated', 'good'] }} value="yes" />`
+          : html`<${Badge} table=${{ no: ['…', 'not yet replicated', 'warn'] }} value="no" />`}</td>` : ''}
         <td class="verify"><button type="button" disabled=${!getToken() || (checks[p.id] && checks[p.id].busy)}
           onClick=${() => verify(p.id)} aria-label=${'verify ' + p.id}>Verify</button> ${result(checks[p.id])}</td></tr>`)}</tbody>
     </table>

@@ -1,9 +1,11 @@
 // The Watcher as the API's backend for restore points (api.h): the list and
 // the verification of one, on the API's threads, with their own store.
+#include <set>
 #include <string>
 #include <vector>
 
 #include "base/units.h"
+#include "store/remote_store_open.h"
 #include "store/restore_point.h"
 #include "store/restore_point_size.h"
 #include "store/store.h"
@@ -17,6 +19,14 @@ ApiReply Watcher::GetRestorePoints() {
   std::vector<std::string> errors;
   const std::vector<RestorePoint> points = ListRestorePoints(**store, &errors);
   const std::vector<RestorePointSize> sizes = MeasureRestorePoints(**store, points);
+  // With a remote store: whether each one is off the host yet (the local
+  // markers; the page must not wait for the bucket).
+  std::set<std::string> pending;
+  if (spec_.remote_store) {
+    for (auto& id : RemoteStore::NotReplicated(**store, ReplicaName(*spec_.remote_store))) {
+      pending.insert(std::move(id));
+    }
+  }
   nlohmann::json list = nlohmann::json::array();
   for (size_t i = points.size(); i-- > 0;) {  // newest first
     const RestorePoint& rp = points[i];
@@ -32,8 +42,11 @@ ApiReply Watcher::GetRestorePoints() {
                     {"stored_bytes", sizes[i].stored_bytes},
                     {"added_bytes", sizes[i].added_bytes},
                     {"missing_blobs", sizes[i].missing_blobs}});
+    if (spec_.remote_store) list.back()["replicated"] = pending.count(rp.id) == 0;
   }
-  return {200, {{"restore_points", list}, {"errors", errors}}};
+  nlohmann::json reply = {{"restore_points", list}, {"errors", errors}};
+  if (spec_.remote_store) reply["remote"] = spec_.remote_store->url;
+  return {200, reply};
 }
 
 ApiReply Watcher::VerifyRestorePoint(const std::string& id) {
