@@ -5,7 +5,7 @@
 #include "base/env.h"
 #include "base/exit_code.h"
 #include "base/units.h"
-#include "store/remote_store_open.h"
+#include "store/remote/remote_store_open.h"
 #include "store/restore_point.h"
 #include "store/state_dir.h"
 

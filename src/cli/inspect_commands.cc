@@ -14,7 +14,7 @@
 #include "drivers/driver.h"
 #include "run/fallback.h"
 #include "run/lock.h"
-#include "store/remote_store_open.h"
+#include "store/remote/remote_store_open.h"
 #include "store/restore_point.h"
 
 namespace backstop {

@@ -13,7 +13,7 @@
 #include "run/lock.h"
 #include "run/prune.h"
 #include "run/retention.h"
-#include "store/remote_store_open.h"
+#include "store/remote/remote_store_open.h"
 #include "store/restore_point.h"
 #include "store/restore_point_size.h"
 

@@ -8,8 +8,8 @@
 #include "base/units.h"
 #include "cli/command_group.h"
 #include "run/lock.h"
-#include "store/remote_store_open.h"
-#include "store/store_crypto.h"
+#include "store/remote/remote_store_open.h"
+#include "store/remote/store_crypto.h"
 
 namespace backstop {
 namespace {

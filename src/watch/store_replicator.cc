@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "base/units.h"
-#include "store/remote_store_open.h"
+#include "store/remote/remote_store_open.h"
 
 namespace backstop {
 

@@ -1,5 +1,5 @@
 // Background replication: `backstop watch` copies restore points to the
-// spec's remote store (store.url or store.replicate_to; store/remote_store.h)
+// spec's remote store (store.url or store.replicate_to; store/remote/remote_store.h)
 // off the critical path. A snapshot returns once the local store has it; the
 // daemon then notices restore points this host has not replicated (local
 // markers: no request while there is nothing to do), uploads them on a

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "store/remote_store_open.h"
+#include "store/remote/remote_store_open.h"
 #include "store/restore_point.h"
 #include "testing/test_env.h"
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "base/units.h"
-#include "store/remote_store_open.h"
+#include "store/remote/remote_store_open.h"
 #include "store/restore_point.h"
 #include "store/restore_point_size.h"
 #include "store/store.h"

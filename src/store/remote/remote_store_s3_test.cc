@@ -4,8 +4,8 @@
 // restore point listed in the bucket before its last blob is whole there.
 #include <gtest/gtest.h>
 
-#include "store/remote_store.h"
-#include "store/s3_object_store.h"
+#include "store/remote/remote_store.h"
+#include "store/remote/s3_object_store.h"
 #include "testing/s3rver.h"
 #include "testing/test_env.h"
 

@@ -1,4 +1,4 @@
-#include "store/object_store.h"
+#include "store/remote/object_store.h"
 
 namespace backstop {
 

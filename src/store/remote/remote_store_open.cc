@@ -1,7 +1,7 @@
-#include "store/remote_store_open.h"
+#include "store/remote/remote_store_open.h"
 
-#include "store/dir_object_store.h"
-#include "store/s3_object_store.h"
+#include "store/remote/dir_object_store.h"
+#include "store/remote/s3_object_store.h"
 
 namespace backstop {
 

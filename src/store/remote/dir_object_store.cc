@@ -1,4 +1,4 @@
-#include "store/dir_object_store.h"
+#include "store/remote/dir_object_store.h"
 
 #include <unistd.h>
 

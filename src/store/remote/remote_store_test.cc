@@ -1,11 +1,11 @@
-#include "store/remote_store.h"
+#include "store/remote/remote_store.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
-#include "store/dir_object_store.h"
+#include "store/remote/dir_object_store.h"
 #include "testing/test_env.h"
 
 namespace backstop {

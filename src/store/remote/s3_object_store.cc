@@ -1,5 +1,5 @@
 // The S3 ObjectStore over libcurl. See s3_object_store.h.
-#include "store/s3_object_store.h"
+#include "store/remote/s3_object_store.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>

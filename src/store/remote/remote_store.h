@@ -39,10 +39,10 @@
 #include <vector>
 
 #include "base/status.h"
-#include "store/object_store.h"
+#include "store/remote/object_store.h"
+#include "store/remote/store_crypto.h"
 #include "store/restore_point.h"
 #include "store/store.h"
-#include "store/store_crypto.h"
 
 namespace backstop {
 

@@ -2,7 +2,7 @@
 // parsing, and every operation against a real S3 server (s3rver from npm,
 // testing/s3rver.h), directly and through the fault proxy
 // (tests/tools/s3-fault-proxy.mjs) for retries and broken uploads.
-#include "store/s3_object_store.h"
+#include "store/remote/s3_object_store.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

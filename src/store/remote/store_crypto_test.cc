@@ -1,4 +1,4 @@
-#include "store/store_crypto.h"
+#include "store/remote/store_crypto.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

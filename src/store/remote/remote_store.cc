@@ -1,4 +1,4 @@
-#include "store/remote_store.h"
+#include "store/remote/remote_store.h"
 
 #include <algorithm>
 #include <atomic>

@@ -10,7 +10,7 @@
 #include "base/env.h"
 #include "base/status.h"
 #include "spec/spec.h"
-#include "store/remote_store.h"
+#include "store/remote/remote_store.h"
 
 namespace backstop {
 

@@ -43,7 +43,7 @@
 #include "base/env.h"
 #include "base/mutex.h"
 #include "base/status.h"
-#include "store/object_store.h"
+#include "store/remote/object_store.h"
 
 namespace backstop {
 

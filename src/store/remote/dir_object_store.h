@@ -15,7 +15,7 @@
 #include <string>
 
 #include "base/env.h"
-#include "store/object_store.h"
+#include "store/remote/object_store.h"
 
 namespace backstop {
 
