@@ -22,6 +22,7 @@
 
 #include "base/fd.h"
 #include "base/hash.h"
+#include "base/remove_on_exit.h"
 #include "base/units.h"
 
 namespace backstop {
@@ -46,22 +47,6 @@ constexpr int64_t kStaleTmpMicros = 24LL * 3600 * 1'000'000;
 constexpr int kPutFileAttempts = 3;
 constexpr int kCacheFormatVersion = 1;
 constexpr mode_t kBlobMode = 0400;
-
-// Removes a temporary file on scope exit unless it was renamed away.
-class TmpFileGuard {
- public:
-  TmpFileGuard(FileSystem* fs, std::string path) : fs_(fs), path_(std::move(path)) {}
-  ~TmpFileGuard() {
-    if (!path_.empty()) (void)fs_->Remove(path_);
-  }
-  TmpFileGuard(const TmpFileGuard&) = delete;
-  TmpFileGuard& operator=(const TmpFileGuard&) = delete;
-  void Dismiss() { path_.clear(); }
-
- private:
-  FileSystem* fs_;
-  std::string path_;
-};
 
 // Reads up to `n` bytes; fewer only at the end of the file.
 Result<size_t> ReadUpTo(int fd, char* data, size_t n, const std::string& what) {
@@ -117,7 +102,7 @@ int64_t CtimeNs(const struct stat& st) {
 
 // Streams content into a blob file: the header (the size is pledged up
 // front and zstd refuses content of another size), then one zstd frame. The
-// caller removes the file (TmpFileGuard) unless it was committed.
+// caller removes the file (RemoveOnExit) unless it was committed.
 class BlobWriter {
  public:
   explicit BlobWriter(FileSystem* fs) : fs_(fs) {}
@@ -448,7 +433,7 @@ Result<std::string> Store::Put(std::string_view data) {
   std::string digest = Sha256Hex(data);
   if (Has(digest)) return digest;
   std::string tmp = NewTmpPath(digest.substr(0, 16));
-  TmpFileGuard guard(env_->fs(), tmp);
+  RemoveOnExit guard(env_->fs(), tmp);
   BlobWriter writer(env_->fs());
   BACKSTOP_RETURN_IF_ERROR(writer.Open(tmp, data.size(), /*parallel=*/false));
   BACKSTOP_RETURN_IF_ERROR(writer.Append(data));
@@ -548,7 +533,7 @@ Status Store::PutFileOnce(const std::string& abs, std::string* digest, bool* cha
     BACKSTOP_ASSIGN_OR_RETURN(*digest, Put(data));
   } else {
     std::string tmp = NewTmpPath("file");
-    TmpFileGuard guard(env_->fs(), tmp);
+    RemoveOnExit guard(env_->fs(), tmp);
     BlobWriter writer(env_->fs());
     BACKSTOP_RETURN_IF_ERROR(writer.Open(tmp, size, size >= kParallelCompressBytes));
     Sha256 hash;
@@ -632,7 +617,7 @@ Status Store::GetToFileImpl(const std::string& digest, const std::string& path, 
                                       "-" + std::to_string(++tmp_counter_) + ".tmp");
   BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
                             fs->NewWritableFile(tmp, 0600, WriteMode::kCreateNew));
-  TmpFileGuard guard(fs, tmp);
+  RemoveOnExit guard(fs, tmp);
   Status sink_status;
   BlobCheck c = StreamBlob(
       fs, BlobPath(digest), digest, [&](std::string_view chunk) { return file->Append(chunk); },
@@ -694,7 +679,7 @@ BlobCheck Store::CheckBlobFile(const std::string& path, const std::string& diges
 }
 
 Status Store::ImportBlobFile(const std::string& path, const std::string& digest) {
-  TmpFileGuard guard(env_->fs(), path);
+  RemoveOnExit guard(env_->fs(), path);
   BlobCheck check = CheckBlobFile(path, digest);
   if (check.state != BlobCheck::State::kOk) {
     return Status::Corruption("blob " + digest + " is " + BlobCheck::StateName(check.state) + ": " +
@@ -742,7 +727,7 @@ Status Store::CreateFileNoReplace(const std::string& path, std::string_view data
   std::string tmp = NewTmpPath(Basename(path));
   BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
                             fs->NewWritableFile(tmp, mode & 07777, WriteMode::kCreateNew));
-  TmpFileGuard guard(fs, tmp);
+  RemoveOnExit guard(fs, tmp);
   BACKSTOP_RETURN_IF_ERROR(file->Append(data));
   BACKSTOP_RETURN_IF_ERROR(file->Sync());
   BACKSTOP_RETURN_IF_ERROR(file->Close());

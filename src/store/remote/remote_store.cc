@@ -8,6 +8,7 @@
 #include "base/crash_point.h"
 #include "base/hash.h"
 #include "base/parallel_for.h"
+#include "base/remove_on_exit.h"
 #include "base/units.h"
 
 namespace backstop {
@@ -20,20 +21,6 @@ constexpr char kKeyCheckPlaintext[] = "backstop-store-v1 key check";
 constexpr char kManifestPrefix[] = "restore-points/";
 constexpr char kManifestSuffix[] = ".json";
 constexpr size_t kMinRemotePrefix = 6;
-
-// Removes a scratch file when the scope ends.
-class ScratchFile {
- public:
-  ScratchFile(FileSystem* fs, std::string path) : fs_(fs), path_(std::move(path)) {}
-  ~ScratchFile() { (void)fs_->Remove(path_); }
-  ScratchFile(const ScratchFile&) = delete;
-  ScratchFile& operator=(const ScratchFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  FileSystem* fs_;
-  std::string path_;
-};
 
 std::string RemoteRestorePointName(const RestorePoint& rp) {
   return rp.id + (rp.label.empty() || rp.label == rp.id ? "" : " (" + rp.label + ")");
@@ -196,11 +183,12 @@ Status RemoteStore::UploadBlob(const std::string& digest, uint64_t* bytes) {
     *bytes = info.size;
     return objects_->PutFile(key, path);
   }
-  ScratchFile sealed(fs, local_->NewTmpFilePath("upload-" + digest.substr(0, 16)));
-  BACKSTOP_RETURN_IF_ERROR(EncryptFile(*key_, key, fs, path, sealed.path()));
-  BACKSTOP_ASSIGN_OR_RETURN(FileInfo info, fs->Stat(sealed.path()));
+  const std::string sealed = local_->NewTmpFilePath("upload-" + digest.substr(0, 16));
+  RemoveOnExit remove_sealed(fs, sealed);
+  BACKSTOP_RETURN_IF_ERROR(EncryptFile(*key_, key, fs, path, sealed));
+  BACKSTOP_ASSIGN_OR_RETURN(FileInfo info, fs->Stat(sealed));
   *bytes = info.size;
-  return objects_->PutFile(key, sealed.path());
+  return objects_->PutFile(key, sealed);
 }
 
 Result<SyncSummary> RemoteStore::Sync(const ReplicationProgressFn& progress,
@@ -307,7 +295,7 @@ Result<std::vector<std::string>> RemoteStore::ListIds() {
   return ids;
 }
 
-Result<RestorePoint> RemoteStore::Read(const std::string& id) {
+Result<std::string> RemoteStore::ReadManifestText(const std::string& id) {
   const std::string key = ManifestKey(id);
   auto text = objects_->Get(key);
   if (!text.ok()) {
@@ -321,6 +309,11 @@ Result<RestorePoint> RemoteStore::Read(const std::string& id) {
   if (key_) {
     BACKSTOP_ASSIGN_OR_RETURN(plain, DecryptBytes(*key_, key, plain));
   }
+  return plain;
+}
+
+Result<RestorePoint> RemoteStore::Read(const std::string& id) {
+  BACKSTOP_ASSIGN_OR_RETURN(std::string plain, ReadManifestText(id));
   return ParseRestorePoint(plain, id, objects_->Describe());
 }
 
@@ -380,11 +373,12 @@ Status RemoteStore::DownloadBlob(const std::string& digest, const std::string& l
     *bytes = info.size;
     return Status::OK();
   }
-  ScratchFile sealed(fs, local_->NewTmpFilePath("download-" + digest.substr(0, 16)));
-  BACKSTOP_RETURN_IF_ERROR(objects_->GetToFile(key, sealed.path()));
-  BACKSTOP_ASSIGN_OR_RETURN(FileInfo info, fs->Stat(sealed.path()));
+  const std::string sealed = local_->NewTmpFilePath("download-" + digest.substr(0, 16));
+  RemoveOnExit remove_sealed(fs, sealed);
+  BACKSTOP_RETURN_IF_ERROR(objects_->GetToFile(key, sealed));
+  BACKSTOP_ASSIGN_OR_RETURN(FileInfo info, fs->Stat(sealed));
   *bytes = info.size;
-  return DecryptFile(*key_, key, fs, sealed.path(), local_tmp, 0400);
+  return DecryptFile(*key_, key, fs, sealed, local_tmp, 0400);
 }
 
 Result<FetchSummary> RemoteStore::Fetch(const std::string& id,
@@ -392,19 +386,8 @@ Result<FetchSummary> RemoteStore::Fetch(const std::string& id,
   FileSystem* fs = local_->env()->fs();
   const std::string manifest_path = JoinPath(local_->ManifestDir(), id + ".json");
   FetchSummary summary;
-  const std::string key = ManifestKey(id);
-  auto text = objects_->Get(key);
-  if (!text.ok()) {
-    if (text.status().IsNotFound()) {
-      return Status::NotFound("restore point " + id + " is not in the remote store " +
-                              objects_->Describe());
-    }
-    return text.status();
-  }
-  std::string plain = std::move(text).value();
-  if (key_) {
-    BACKSTOP_ASSIGN_OR_RETURN(plain, DecryptBytes(*key_, key, plain));
-  }
+  // The manifest's bytes, kept to be written locally as they are (its checksum).
+  BACKSTOP_ASSIGN_OR_RETURN(std::string plain, ReadManifestText(id));
   BACKSTOP_ASSIGN_OR_RETURN(RestorePoint rp, ParseRestorePoint(plain, id, objects_->Describe()));
   std::vector<std::string> missing;
   for (const auto& digest : rp.AllBlobs()) {
@@ -461,9 +444,10 @@ Result<RestorePointCheck> RemoteStore::Verify(const RestorePoint& rp, int thread
     const std::string& digest = digests[i];
     BlobCheck& check = result.blobs[i];
     check.digest = digest;
-    ScratchFile plain(fs, local_->NewTmpFilePath("verify-" + digest.substr(0, 16)));
+    const std::string plain = local_->NewTmpFilePath("verify-" + digest.substr(0, 16));
+    RemoveOnExit remove_plain(fs, plain);
     uint64_t bytes = 0;
-    Status st = DownloadBlob(digest, plain.path(), &bytes);
+    Status st = DownloadBlob(digest, plain, &bytes);
     if (!st.ok()) {
       if (st.IsNotFound()) {
         check.state = BlobCheck::State::kMissing;
@@ -477,7 +461,7 @@ Result<RestorePointCheck> RemoteStore::Verify(const RestorePoint& rp, int thread
       }
       return st;  // the bucket cannot be read: not a verdict on the blob
     }
-    check = local_->CheckBlobFile(plain.path(), digest);
+    check = local_->CheckBlobFile(plain, digest);
     return Status::OK();
   }));
   return result;

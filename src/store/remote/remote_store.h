@@ -127,6 +127,8 @@ class RemoteStore {
   std::string BlobKey(const std::string& digest) const;
   static std::string ManifestKey(const std::string& id);
   std::string MarkerDir() const;
+  // The decrypted bytes of manifest `id` (NotFound naming the store).
+  Result<std::string> ReadManifestText(const std::string& id);
   Status Mark(const std::string& id);
   // Uploads one local blob (verified first).
   Status UploadBlob(const std::string& digest, uint64_t* bytes);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "base/remove_on_exit.h"
 #include "base/strings.h"
 
 namespace backstop {
@@ -111,20 +112,6 @@ Status NotAuthentic(std::string_view aad) {
                             " does not authenticate: it was altered or cut short, or it was "
                             "encrypted with another key or stored under another name");
 }
-
-// Removes `path` unless dismissed.
-class RemoveOnFailure {
- public:
-  RemoveOnFailure(FileSystem* fs, std::string path) : fs_(fs), path_(std::move(path)) {}
-  ~RemoveOnFailure() {
-    if (!path_.empty()) (void)fs_->Remove(path_);
-  }
-  void Dismiss() { path_.clear(); }
-
- private:
-  FileSystem* fs_;
-  std::string path_;
-};
 
 }  // namespace
 
@@ -261,7 +248,7 @@ Status EncryptFile(const StoreKey& key, std::string_view aad, FileSystem* fs,
   BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<SequentialFile> in, fs->NewSequentialFile(in_path));
   BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> out,
                             fs->NewWritableFile(out_path, 0600, WriteMode::kTruncate));
-  RemoveOnFailure cleanup(fs, out_path);
+  RemoveOnExit cleanup(fs, out_path);
   uint8_t nonce[kNonceSize];
   if (RAND_bytes(nonce, sizeof nonce) != 1) return OpenSslError("RAND_bytes");
   BACKSTOP_ASSIGN_OR_RETURN(CipherCtx ctx, StartGcm(key, nonce, aad, /*encrypt=*/true));
@@ -307,7 +294,7 @@ Status DecryptFile(const StoreKey& key, std::string_view aad, FileSystem* fs,
                /*encrypt=*/false));
   BACKSTOP_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> out,
                             fs->NewWritableFile(out_path, mode, WriteMode::kTruncate));
-  RemoveOnFailure cleanup(fs, out_path);
+  RemoveOnExit cleanup(fs, out_path);
   uint64_t body_left = info.size - kEncryptionOverhead;
   std::string scratch(kCryptoChunk, '\0');
   std::string plain;
